@@ -1,0 +1,65 @@
+"""Process settings: one frozen object, read from the environment once (documented in README.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.yaml"
+
+
+def _secret_repr(value: str) -> str:
+    return "'***'" if value else "''"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    bootstrap_servers: str = "localhost:9092"
+    app_id: str = "distill-guard"
+    requests_topic: str = "gateway.requests"
+    alerts_topic: str = "distill.alerts"
+    decisions_topic: str = "ratelimit.decisions"
+    dlq_topic: str = "distill.dlq"
+    requests_partitions: int = 6
+    metrics_port: int = 9108
+    rules_path: Path = DEFAULT_RULES
+    allowlist_path: Path | None = None
+    data_dir: Path = Path(".data/worker")
+    store: str = "rocksdb://"
+    rules_reload_s: float = 5.0
+    # SASL credentials for managed clusters; masked in repr so they never reach a log line
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        shown = {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name != "sasl_password"
+        }
+        body = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        return f"Settings({body}, sasl_password={_secret_repr(self.sasl_password)})"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        d = cls()
+        allow = e.get("DG_ALLOWLIST")
+        return cls(
+            bootstrap_servers=e.get("KAFKA_BOOTSTRAP_SERVERS", d.bootstrap_servers),
+            app_id=e.get("DG_APP_ID", d.app_id),
+            requests_topic=e.get("DG_REQUESTS_TOPIC", d.requests_topic),
+            alerts_topic=e.get("DG_ALERTS_TOPIC", d.alerts_topic),
+            decisions_topic=e.get("DG_DECISIONS_TOPIC", d.decisions_topic),
+            dlq_topic=e.get("DG_DLQ_TOPIC", d.dlq_topic),
+            requests_partitions=int(e.get("DG_REQUESTS_PARTITIONS", d.requests_partitions)),
+            metrics_port=int(e.get("DG_METRICS_PORT", d.metrics_port)),
+            rules_path=Path(e.get("DG_RULES", str(d.rules_path))),
+            allowlist_path=Path(allow) if allow else None,
+            data_dir=Path(e.get("DG_DATA_DIR", str(d.data_dir))),
+            store=e.get("DG_STORE", d.store),
+            rules_reload_s=float(e.get("DG_RULES_RELOAD_S", d.rules_reload_s)),
+            sasl_username=e.get("KAFKA_SASL_USERNAME", ""),
+            sasl_password=e.get("KAFKA_SASL_PASSWORD", ""),
+        )

@@ -1,0 +1,48 @@
+"""Creates the project's topics with explicit partition counts (the broker does not auto-create)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: tuple[tuple[str, str], ...] = ()
+
+
+def project_topics(s: Settings) -> list[TopicSpec]:
+    week_ms = str(7 * 24 * 3600 * 1000)
+    return [
+        TopicSpec(s.requests_topic, s.requests_partitions, (("retention.ms", week_ms),)),
+        TopicSpec(s.alerts_topic, 3, (("retention.ms", week_ms),)),
+        TopicSpec(s.decisions_topic, 3, (("retention.ms", week_ms),)),
+        TopicSpec(s.dlq_topic, 1, (("retention.ms", week_ms),)),
+    ]
+
+
+def ensure_topics(s: Settings, specs: list[TopicSpec] | None = None, timeout_ms: int = 15000) -> list[str]:
+    """Create whichever of `specs` (default: the project's topics) are missing; return the names created."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    specs = project_topics(s) if specs is None else specs
+    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.app_id}-admin",
+                             request_timeout_ms=timeout_ms)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in specs if t.name not in existing]
+        created: list[str] = []
+        for t in missing:
+            try:
+                admin.create_topics([NewTopic(t.name, t.partitions, 1, topic_configs=dict(t.config))],
+                                    timeout_ms=timeout_ms)
+                created.append(t.name)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; the topic is there, which is all we need
+        return created
+    finally:
+        admin.close()
