@@ -1,0 +1,1 @@
+"""Detect: per-account behaviour and content, per-fingerprint infrastructure, per-cluster coordination."""

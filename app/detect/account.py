@@ -1,0 +1,196 @@
+"""Per-account state and signals: volume windows, content shares, automation, account risk.
+
+One `AccountState` per account (Faust table partitioned by account in the worker). It holds counters,
+never text: the prompt is reduced to content scores and a short skeleton hash before it gets here."""
+
+from __future__ import annotations
+
+import math
+
+from app.detect.hits import Hit, at_least
+from app.features.content import ContentFeatures
+from app.ingest.event import Event
+from app.rules.model import Rules
+from app.state.window import Buckets
+
+FIVE_MIN = 300_000
+HOUR = 3_600_000
+DAY = 86_400_000
+TASK_FAMILIES = ("coding", "agentic", "math", "reasoning", "writing", "qa", "translation", "grading",
+                 "data", "chat", "other")
+_FAMILY_INDEX = {f: i for i, f in enumerate(TASK_FAMILIES)}
+RECENT_SKELETONS = 12
+
+
+class AccountState:
+    __slots__ = (
+        "first_ms", "last_ms", "n", "created_ms", "org", "kyc", "channel", "email",
+        "w5m", "w1h", "thinking_n", "trace_n", "rubric_n", "rewrite_n", "repeat_n", "recent",
+        "families", "gap_n", "gap_mean", "gap_m2", "proxy_n", "models",
+        "pol_until_ms", "pol_level", "pol_offences", "pol_alert_ms", "pol_action",
+    )
+
+    def __init__(self, ts_ms: int) -> None:
+        self.first_ms = ts_ms
+        self.last_ms = ts_ms
+        self.n = 0
+        self.created_ms: int | None = None
+        self.org: str | None = None
+        self.kyc: str | None = None
+        self.channel: str | None = None
+        self.email: str | None = None
+        self.w5m = Buckets(FIVE_MIN, HOUR)
+        self.w1h = Buckets(HOUR, DAY)
+        self.thinking_n = 0
+        self.trace_n = 0
+        self.rubric_n = 0
+        self.rewrite_n = 0
+        self.repeat_n = 0
+        self.recent: list[str] = []            # last few skeleton hashes (8 hex chars each)
+        self.families = [0] * len(TASK_FAMILIES)
+        self.gap_n = 0                         # Welford over inter-arrival gaps, in seconds
+        self.gap_mean = 0.0
+        self.gap_m2 = 0.0
+        self.proxy_n = 0
+        self.models: list[str] = []            # distinct models used, at most 4 (newest last)
+        # policy state for decisions on this account (cooldown, escalation)
+        self.pol_until_ms = 0
+        self.pol_level = -1
+        self.pol_offences: list[int] = []
+        self.pol_alert_ms = 0
+        self.pol_action = ""
+
+    # -- serialisation: a flat list, orjson-encoded into the Faust table (bytes per account in bench)
+    def snapshot(self) -> list:
+        return [
+            1, self.first_ms, self.last_ms, self.n, self.created_ms, self.org, self.kyc, self.channel,
+            self.email, self.w5m.data, self.w1h.data, self.thinking_n, self.trace_n, self.rubric_n,
+            self.rewrite_n, self.repeat_n, self.recent, self.families, self.gap_n,
+            round(self.gap_mean, 3), round(self.gap_m2, 3), self.proxy_n, self.models,
+            self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action,
+        ]
+
+    @classmethod
+    def restore(cls, s: list) -> AccountState:
+        if not s or s[0] != 1:
+            raise ValueError(f"unknown account state version {s[:1]!r}")
+        a = cls.__new__(cls)
+        (_, a.first_ms, a.last_ms, a.n, a.created_ms, a.org, a.kyc, a.channel, a.email, w5, w1,
+         a.thinking_n, a.trace_n, a.rubric_n, a.rewrite_n, a.repeat_n, a.recent, a.families, a.gap_n,
+         a.gap_mean, a.gap_m2, a.proxy_n, a.models, a.pol_until_ms, a.pol_level, a.pol_offences,
+         a.pol_alert_ms, a.pol_action) = s
+        a.w5m = Buckets(FIVE_MIN, HOUR, w5)
+        a.w1h = Buckets(HOUR, DAY, w1)
+        return a
+
+    # -- update
+    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float) -> None:
+        ts = ev.ts_ms
+        if self.n:
+            gap = max(0.0, (ts - self.last_ms) / 1000.0)
+            self.gap_n += 1
+            delta = gap - self.gap_mean
+            self.gap_mean += delta / self.gap_n
+            self.gap_m2 += delta * (gap - self.gap_mean)
+        self.n += 1
+        self.last_ms = max(self.last_ms, ts)
+        if ev.created_at_ms is not None:
+            self.created_ms = ev.created_at_ms
+        self.org = ev.org_id or self.org
+        self.kyc = ev.kyc or self.kyc
+        self.channel = ev.signup_channel or self.channel
+        self.email = ev.email_domain_class or self.email
+        out = ev.output_tokens or 0
+        self.w5m.add(ts, 1, out)
+        self.w1h.add(ts, 1, out)
+        if ev.thinking and (ev.thinking_tokens or 0) > 0:
+            self.thinking_n += 1
+        if cf.trace_elicit >= flag_min:
+            self.trace_n += 1
+        if cf.rubric_grading >= flag_min:
+            self.rubric_n += 1
+        if cf.censor_rewrite >= flag_min:
+            self.rewrite_n += 1
+        if cf.skeleton_hash:
+            sk = cf.skeleton_hash[:8]
+            if sk in self.recent:
+                self.repeat_n += 1
+            else:
+                self.recent.append(sk)
+                if len(self.recent) > RECENT_SKELETONS:
+                    del self.recent[0]
+            self.families[_FAMILY_INDEX.get(cf.task_family, len(TASK_FAMILIES) - 1)] += 1
+        if ev.asn_type in ("proxy", "vpn") or (
+            ev.country and ev.billing_country and ev.country != ev.billing_country
+        ):
+            self.proxy_n += 1
+        if ev.model and ev.model not in self.models:
+            self.models.append(ev.model)
+            if len(self.models) > 4:
+                del self.models[0]
+
+    # -- figures shared with the other stages
+    def age_ms(self, now_ms: int) -> int | None:
+        return None if self.created_ms is None else now_ms - self.created_ms
+
+    def flagged(self) -> int:
+        return max(self.trace_n, self.rubric_n, self.rewrite_n)
+
+    def content_share(self) -> float:
+        return self.flagged() / self.n if self.n else 0.0
+
+
+def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
+    """Every account signal that fires after `ev` was observed, with its figure."""
+    hits: list[Hit] = []
+    now = ev.ts_ms
+    sig = rules.signal
+    for code, bucket in (("ACCT_OUTPUT_TOKENS_1H", a.w5m), ("ACCT_OUTPUT_TOKENS_24H", a.w1h)):
+        s = sig(code)
+        if s is not None:
+            _, tok = bucket.totals(now, s.window_ms)
+            at_least(s, tok, f"{tok} output tokens in the last {s.window_ms // 60000} min", hits)
+    s = sig("ACCT_REQUESTS_1H")
+    if s is not None:
+        c, _ = (a.w5m if s.window_ms <= HOUR else a.w1h).totals(now, s.window_ms)
+        at_least(s, c, f"{c} requests in the last {s.window_ms // 60000} min", hits)
+    n = a.n
+    for code, count, what in (
+        ("ACCT_TRACE_ELICIT", a.trace_n, "ask the model to expose or reconstruct its reasoning"),
+        ("ACCT_RUBRIC_GRADING", a.rubric_n, "are rubric / reward-model grading prompts"),
+        ("ACCT_CENSOR_REWRITE", a.rewrite_n, "ask for censorship-safe rewrites"),
+        ("ACCT_THINKING_HEAVY", a.thinking_n, "use extended thinking"),
+        ("ACCT_PROXY_GEO", a.proxy_n, "come through proxy/VPN or from outside the billing country"),
+    ):
+        s = sig(code)
+        if s is not None and n >= s.min_requests and count:
+            at_least(s, count / n, f"{count} of {n} requests {what}", hits)
+    s = sig("ACCT_TEMPLATE_REUSE")
+    if s is not None and n >= s.min_requests:
+        at_least(s, a.repeat_n / n, f"{a.repeat_n} of {n} requests repeat a recent prompt skeleton", hits)
+    s = sig("ACCT_NARROW_FOCUS")
+    total = sum(a.families)
+    if s is not None and total >= s.min_requests:
+        top = max(range(len(TASK_FAMILIES)), key=lambda i: a.families[i])
+        if TASK_FAMILIES[top] not in ("chat", "other"):
+            at_least(s, a.families[top] / total,
+                     f"{a.families[top]} of {total} requests are {TASK_FAMILIES[top]}", hits)
+    s = sig("ACCT_AUTOMATION")
+    if s is not None and a.gap_n + 1 >= s.min_requests and a.gap_mean > 0:
+        cv = math.sqrt(a.gap_m2 / a.gap_n) / a.gap_mean
+        if cv <= s.threshold:
+            hits.append(Hit(s, round(cv, 4), f"inter-arrival coefficient of variation {cv:.3f} "
+                                               f"over {a.gap_n} gaps (at most {s.threshold})"))
+    s = sig("ACCT_ROUND_THE_CLOCK")
+    if s is not None and n >= s.min_requests:
+        hours = a.w1h.active_buckets(now, DAY)
+        at_least(s, hours, f"active in {hours} of the last 24 hours", hits)
+    s = sig("ACCT_NEW_UNVERIFIED")
+    age = a.age_ms(now)
+    fr = rules.fingerprints
+    if s is not None and age is not None and (a.kyc in fr.unverified_kyc or a.email == "disposable"):
+        days = age / DAY
+        if days < s.threshold:
+            hits.append(Hit(s, round(days, 3), f"account {days:.1f} days old, kyc={a.kyc}, "
+                                                f"channel={a.channel}, email={a.email}"))
+    return hits

@@ -1,0 +1,101 @@
+"""Per-fingerprint state (payment method, JA4, IP prefix, device, prompt template): which accounts are
+behind a value, how many orgs they span, and whether the value is rare enough to link them.
+
+A value seen with more distinct accounts than `popular_accounts` (a common SDK's JA4, a big NAT) is
+popular and links nothing. Otherwise, once eligible (new or unverified) accounts from two or more orgs
+share it, it links them: a `Link` goes to the cluster stage for every eligible member, then for each
+new member and whenever a member's summary moves up a level."""
+
+from __future__ import annotations
+
+from app.detect.messages import Link, Observation
+from app.rules.model import Rules
+
+# member record: [last_ms, org or "", eligible, level]
+_LAST, _ORG, _ELIG, _LEVEL = range(4)
+
+
+class FpState:
+    __slots__ = ("first_ms", "last_ms", "distinct", "members", "linking", "popular", "anchor")
+
+    def __init__(self, ts_ms: int) -> None:
+        self.first_ms = ts_ms
+        self.last_ms = ts_ms
+        self.distinct = 0                    # distinct accounts ever added (upper bound past the cap)
+        self.members: dict[str, list] = {}   # at most max_members, most recent kept
+        self.linking = False
+        self.popular = False
+        self.anchor: str | None = None
+
+    def snapshot(self) -> list:
+        return [1, self.first_ms, self.last_ms, self.distinct, self.members, int(self.linking),
+                int(self.popular), self.anchor]
+
+    @classmethod
+    def restore(cls, s: list) -> FpState:
+        if not s or s[0] != 1:
+            raise ValueError(f"unknown fingerprint state version {s[:1]!r}")
+        f = cls.__new__(cls)
+        _, f.first_ms, f.last_ms, f.distinct, f.members, linking, popular, f.anchor = s
+        f.linking, f.popular = bool(linking), bool(popular)
+        return f
+
+    def orgs(self) -> int:
+        return len({m[_ORG] or f"~{acct}" for acct, m in self.members.items()})
+
+
+def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
+    s = obs.summary
+    ts = obs.ts_ms
+    fp.last_ms = max(fp.last_ms, ts)
+    bounds = rules.fingerprint
+    members = fp.members
+    m = members.get(s.account_id)
+    is_new = m is None
+    if is_new:
+        fp.distinct += 1
+        if fp.distinct > rules.fingerprints.popular_accounts:
+            fp.popular = True
+        m = [ts, s.org or "", int(s.eligible), -1]
+        members[s.account_id] = m
+        if len(members) > bounds.max_members:
+            oldest = min(members, key=lambda k: members[k][_LAST])
+            del members[oldest]
+            if oldest == fp.anchor:
+                fp.anchor = None
+    else:
+        m[_LAST] = max(m[_LAST], ts)
+        m[_ELIG] = int(s.eligible)
+    if fp.popular:
+        return []
+    eligible = [a for a, r in members.items() if r[_ELIG]]
+    if not fp.linking:
+        if len(eligible) < 2 or len({members[a][_ORG] or f"~{a}" for a in eligible}) < 2:
+            return []
+        fp.linking = True
+    if fp.anchor is None or fp.anchor not in members:
+        fp.anchor = min(eligible, key=lambda a: (members[a][_LAST], a)) if eligible else None
+    if fp.anchor is None or not m[_ELIG]:
+        return []
+    key = obs.key
+    n_acc, n_org = len(members), fp.orgs()
+    links = []
+    if is_new or m[_LEVEL] < 0:
+        # first link for this fingerprint: bring along the members that were waiting for a second org
+        for acct in eligible:
+            r = members[acct]
+            if r[_LEVEL] < 0 and acct != s.account_id:
+                r[_LEVEL] = 0
+                links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, n_acc, n_org))
+    if s.level != m[_LEVEL]:
+        m[_LEVEL] = s.level
+        links.append(Link(key, ts, obs.event_id, s, fp.anchor, n_acc, n_org))
+    return links
+
+
+def _stub(acct: str, r: list):
+    """A member known to this fingerprint only by org and eligibility: its full summary reaches the
+    cluster stage with its own next observation."""
+    from app.detect.messages import Summary
+
+    return Summary(acct, r[_ORG] or None, r[_LAST], bool(r[_ELIG]), bool(r[_ELIG]), 0, 0)

@@ -1,0 +1,82 @@
+"""What the stages tell each other. In replay these pass in-process; in the worker they travel over
+internal topics (observations keyed by fingerprint, links to the single cluster partition), encoded
+as compact orjson lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the fingerprint and cluster stages know of an account (no content, only figures)."""
+    account_id: str
+    org: str | None
+    first_ms: int
+    young: bool
+    unverified: bool
+    n: int
+    flagged: int
+
+    @property
+    def eligible(self) -> bool:
+        """Sharing only links accounts that are new or unverified: colleagues on a team card or a NAT
+        with established, verified accounts are not a campaign by sharing alone."""
+        return self.young or self.unverified
+
+    @property
+    def level(self) -> int:
+        """Changes when n or flagged crosses a power of two: when an update is worth forwarding."""
+        return self.n.bit_length() * 64 + self.flagged.bit_length()
+
+    def wire(self) -> list:
+        return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
+                self.n, self.flagged]
+
+    @classmethod
+    def unwire(cls, w: list) -> Summary:
+        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6])
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    scope: str
+    value: str
+    ts_ms: int
+    event_id: str
+    summary: Summary
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope}:{self.value}"
+
+    def encode(self) -> bytes:
+        return orjson.dumps([self.scope, self.value, self.ts_ms, self.event_id, self.summary.wire()])
+
+    @classmethod
+    def decode(cls, b: bytes) -> Observation:
+        w = orjson.loads(b)
+        return cls(w[0], w[1], w[2], w[3], Summary.unwire(w[4]))
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Account `summary.account_id` shares the rare fingerprint `fp` with `anchor` (its first member)."""
+    fp: str
+    ts_ms: int
+    event_id: str
+    summary: Summary
+    anchor: str
+    fp_accounts: int
+    fp_orgs: int
+
+    def encode(self) -> bytes:
+        return orjson.dumps([self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor,
+                             self.fp_accounts, self.fp_orgs])
+
+    @classmethod
+    def decode(cls, b: bytes) -> Link:
+        w = orjson.loads(b)
+        return cls(w[0], w[1], w[2], Summary.unwire(w[3]), w[4], w[5], w[6])

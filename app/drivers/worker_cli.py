@@ -1,0 +1,40 @@
+"""`distill-guard worker`: the Faust worker (settings from the environment, see README)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run the streaming detector (Faust worker on Kafka)")
+    p.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.errors import RulesError
+    from app.rules.load import load_rules
+    from app.settings import Settings
+
+    s = Settings.from_env()
+    try:
+        rules = load_rules(s.rules_path, s.allowlist_path)
+    except RulesError as exc:
+        print(f"distill-guard worker: invalid rules: {exc}", file=sys.stderr)
+        return 2
+    from app.topics import ensure_topics
+
+    try:
+        ensure_topics(s)
+    except Exception as exc:  # the broker is down or refuses: say so plainly instead of a traceback
+        print(f"distill-guard worker: cannot reach Kafka at {s.bootstrap_servers}: {exc}", file=sys.stderr)
+        return 1
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    import faust
+
+    from app.drivers.worker import Worker
+
+    w = Worker(s, rules)
+    faust.Worker(w.app, loglevel=args.loglevel).execute_from_commandline()
+    return 0

@@ -1,0 +1,228 @@
+"""Validates one raw gateway record against contract v1 and flattens it into an `Event`.
+
+Hand-written rather than a generic JSON Schema validator because it runs once per request on the hot
+path; tests/contracts checks that it accepts and rejects exactly what `schemas/gateway-request.schema.json`
+does. Bad input is returned as a `Rejection` (code + message), never raised.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from app.ingest.event import Event
+
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_FUTURE_MS = 24 * 3600 * 1000          # a gateway clock may drift, a day ahead is not drift
+MAX_PAST_MS = 3 * 365 * 24 * 3600 * 1000  # older than ~3 years is a broken producer, not a replay
+MAX_TOKENS = 50_000_000
+
+TIERS = frozenset({"free", "build", "scale", "enterprise"})
+CHANNELS = frozenset({"standard", "edu", "startup", "security_research", "enterprise", "reseller"})
+KYC = frozenset({"none", "email", "card", "id_verified"})
+EMAIL_CLASSES = frozenset({"corporate", "edu", "freemail", "disposable"})
+ASN_TYPES = frozenset({"residential", "mobile", "datacenter", "cloud", "vpn", "proxy", "unknown"})
+ACCESS_PATHS = frozenset({"api", "cloud_marketplace", "consumer_app", "ide_agent"})
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str      # not_utf8 | too_large | not_json | not_object | missing_field | wrong_type | bad_value
+                   # | bad_timestamp | ts_out_of_range
+    message: str
+    event_id: str | None = None
+
+
+class _Bad(Exception):
+    """Internal control flow only: carries a Rejection out of nested field checks."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+
+
+# (kind, argument): "id" max length, "str" max length, "enum" allowed set, "cc" country code,
+# "int" (min, max), "bool", "ts", "ip"
+_SPEC: dict[str | None, tuple[tuple[str, str, str, Any], ...]] = {
+    None: (
+        ("org_id", "org_id", "id", 128),
+        ("api_key_id", "api_key_id", "id", 128),
+    ),
+    "account": (
+        ("created_at", "created_at_ms", "ts", None),
+        ("tier", "tier", "enum", TIERS),
+        ("signup_channel", "signup_channel", "enum", CHANNELS),
+        ("kyc", "kyc", "enum", KYC),
+        ("payment_fp", "payment_fp", "id", 128),
+        ("billing_country", "billing_country", "cc", None),
+        ("email_domain_class", "email_domain_class", "enum", EMAIL_CLASSES),
+    ),
+    "client": (
+        ("ip", "ip", "ip", None),
+        ("asn", "asn", "int", (0, 4_294_967_295)),
+        ("asn_type", "asn_type", "enum", ASN_TYPES),
+        ("country", "country", "cc", None),
+        ("ja4", "ja4", "id", 128),
+        ("user_agent", "user_agent", "str", 1024),
+        ("device_id", "device_id", "id", 128),
+        ("access_path", "access_path", "enum", ACCESS_PATHS),
+    ),
+    "request": (
+        ("model", "model", "id", 128),
+        ("prompt", "prompt", "str", MAX_RECORD_BYTES),
+        ("system_prompt_hash", "system_prompt_hash", "id", 128),
+        ("input_tokens", "input_tokens", "int", (0, MAX_TOKENS)),
+        ("cache_read_tokens", "cache_read_tokens", "int", (0, MAX_TOKENS)),
+        ("thinking", "thinking", "bool", None),
+        ("tools", "tools", "int", (0, 10_000)),
+        ("images", "images", "int", (0, 10_000)),
+        ("turn", "turn", "int", (1, 1_000_000)),
+    ),
+    "response": (
+        ("status", "status", "int", (100, 599)),
+        ("output_tokens", "output_tokens", "int", (0, MAX_TOKENS)),
+        ("thinking_tokens", "thinking_tokens", "int", (0, MAX_TOKENS)),
+        ("latency_ms", "latency_ms", "int", (0, 24 * 3600 * 1000)),
+    ),
+}
+
+
+def parse_ts(value: Any, field: str) -> int:
+    """RFC 3339 string with an offset, or integer epoch milliseconds, to epoch milliseconds."""
+    if isinstance(value, bool):
+        raise _Bad("wrong_type", f"{field}: expected RFC 3339 string or epoch milliseconds, got bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        if len(value) < 20 or len(value) > 40 or value[10] not in "Tt":
+            raise _Bad("bad_timestamp", f"{field}: not an RFC 3339 date-time: {value[:40]!r}")
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Bad("bad_timestamp", f"{field}: not an RFC 3339 date-time: {value[:40]!r}") from None
+        if dt.tzinfo is None:
+            raise _Bad("bad_timestamp", f"{field}: RFC 3339 needs an offset (Z or ±hh:mm): {value!r}")
+        return int(dt.timestamp() * 1000 + (0.5 if dt.timestamp() >= 0 else -0.5))
+    raise _Bad("wrong_type", f"{field}: expected RFC 3339 string or epoch milliseconds, "
+                             f"got {type(value).__name__}")
+
+
+def _ip_prefix(value: str, field: str) -> str:
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise _Bad("bad_value", f"{field}: not an IPv4/IPv6 address: {value[:64]!r}") from None
+    if ip.version == 4:
+        return str(ipaddress.ip_network((int(ip) & 0xFFFFFF00, 24)))
+    return str(ipaddress.ip_network((int(ip) >> 80 << 80, 48)))
+
+
+def _check(kind: str, arg: Any, value: Any, field: str) -> Any:
+    if kind == "id" or kind == "str":
+        if not isinstance(value, str):
+            raise _Bad("wrong_type", f"{field}: expected string, got {type(value).__name__}")
+        if kind == "id" and not value:
+            raise _Bad("bad_value", f"{field}: must not be empty")
+        if len(value) > arg:
+            raise _Bad("bad_value", f"{field}: longer than {arg} characters")
+        return value
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Bad("wrong_type", f"{field}: expected integer, got {type(value).__name__}")
+        lo, hi = arg
+        if value < lo or value > hi:
+            raise _Bad("bad_value", f"{field}: {value} outside [{lo}, {hi}]")
+        return value
+    if kind == "enum":
+        if not isinstance(value, str):
+            raise _Bad("wrong_type", f"{field}: expected string, got {type(value).__name__}")
+        if value not in arg:
+            raise _Bad("bad_value", f"{field}: {value[:40]!r} is not one of {sorted(arg)}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _Bad("wrong_type", f"{field}: expected boolean, got {type(value).__name__}")
+        return value
+    if kind == "cc":
+        if not isinstance(value, str):
+            raise _Bad("wrong_type", f"{field}: expected string, got {type(value).__name__}")
+        if len(value) != 2 or not ("A" <= value[0] <= "Z" and "A" <= value[1] <= "Z"):
+            raise _Bad("bad_value", f"{field}: {value[:8]!r} is not an ISO 3166 alpha-2 code")
+        return value
+    if kind == "ts":
+        return parse_ts(value, field)
+    if kind == "ip":
+        if not isinstance(value, str):
+            raise _Bad("wrong_type", f"{field}: expected string, got {type(value).__name__}")
+        return value
+    raise AssertionError(kind)  # pragma: no cover - _SPEC is static
+
+
+def _required_id(obj: dict, name: str) -> str:
+    value = obj.get(name)
+    if value is None:
+        raise _Bad("missing_field", f"{name}: required")
+    if not isinstance(value, str):
+        raise _Bad("wrong_type", f"{name}: expected string, got {type(value).__name__}")
+    if not value or len(value) > 128:
+        raise _Bad("bad_value", f"{name}: must be 1-128 characters")
+    return value
+
+
+def validate(obj: Any, now_ms: int) -> Event | Rejection:
+    """Validate a decoded JSON value. `now_ms` is the driver's reference time for plausibility bounds."""
+    if not isinstance(obj, dict):
+        return Rejection("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    event_id = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
+    try:
+        fields: dict[str, Any] = {
+            "event_id": _required_id(obj, "event_id"),
+            "account_id": _required_id(obj, "account_id"),
+        }
+        if obj.get("ts") is None:
+            raise _Bad("missing_field", "ts: required")
+        ts = parse_ts(obj["ts"], "ts")
+        if ts > now_ms + MAX_FUTURE_MS:
+            raise _Bad("ts_out_of_range", f"ts: more than a day in the future of the pipeline clock ({ts})")
+        if ts < now_ms - MAX_PAST_MS:
+            raise _Bad("ts_out_of_range", f"ts: more than three years in the past ({ts})")
+        fields["ts_ms"] = ts
+        for group, specs in _SPEC.items():
+            if group is None:
+                src = obj
+                prefix = ""
+            else:
+                src = obj.get(group)
+                if src is None:
+                    continue
+                if not isinstance(src, dict):
+                    raise _Bad("wrong_type", f"{group}: expected object, got {type(src).__name__}")
+                prefix = group + "."
+            for name, attr, kind, arg in specs:
+                value = src.get(name)
+                if value is not None:
+                    fields[attr] = _check(kind, arg, value, prefix + name)
+        if "ip" in fields:
+            fields["ip_prefix"] = _ip_prefix(fields["ip"], "client.ip")
+    except _Bad as bad:
+        return Rejection(bad.code, bad.message, event_id)
+    return Event(**fields)
+
+
+def parse_record(raw: bytes, now_ms: int) -> Event | Rejection:
+    """Decode and validate one raw record (a Kafka message value or a JSONL line, without newline)."""
+    if len(raw) > MAX_RECORD_BYTES:
+        return Rejection("too_large", f"record is {len(raw)} bytes, limit {MAX_RECORD_BYTES}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return Rejection("not_utf8", f"record is not valid UTF-8 at byte {uexc.start}")
+        return Rejection("not_json", f"not JSON: {exc}"[:300])
+    return validate(obj, now_ms)

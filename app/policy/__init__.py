@@ -1,0 +1,1 @@
+"""Policy: assessments to alerts (evidence) and decisions (what the rate limiter enforces)."""

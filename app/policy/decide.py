@@ -1,0 +1,154 @@
+"""Maps an assessment of one subject to an alert and a decision, using the rules file's policy:
+action steps by score, a block only with several independent signal families, cooldown while a
+decision is live, escalation on repeat offences, shadow mode (global and per signal), allowlists.
+
+Per-subject policy memory lives on the subject's own state object (attributes `pol_*`), so it is
+stored, expired and recovered with that state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.emit.records import Alert, Decision, stable_id
+from app.rules.model import ActionStep, Rules
+from app.score.assess import Assessment
+
+LEVELS = ("throttle", "challenge", "block")
+MAX_OFFENCES_KEPT = 8
+
+
+class PolicyMemory(Protocol):
+    pol_until_ms: int
+    pol_level: int
+    pol_offences: list[int]
+    pol_alert_ms: int
+    pol_action: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    scope: str
+    value: str
+    accounts: tuple[str, ...]
+    account_count: int
+    window_start_ms: int
+    cluster_id: str | None = None
+
+
+def _step_for(score: float, rules: Rules) -> ActionStep | None:
+    chosen = None
+    for step in rules.policy.actions:  # ascending by min_score
+        if score >= step.min_score:
+            chosen = step
+    return chosen
+
+
+def _step_at_level(level: int, rules: Rules) -> ActionStep | None:
+    for step in rules.policy.actions:
+        if LEVELS.index(step.action) == level:
+            return step
+    return None
+
+
+def _capped(step: ActionStep, families: frozenset[str], rules: Rules) -> ActionStep:
+    """A block needs `block_min_families` independent kinds of evidence; otherwise one step lower."""
+    if step.action != "block" or len(families) >= rules.policy.block_min_families:
+        return step
+    lower = [s for s in rules.policy.actions if s.action != "block"]
+    return lower[-1] if lower else step
+
+
+def lift(mem: PolicyMemory, subj: Subject, ts_ms: int, reason: str, rules: Rules) -> Decision | None:
+    """A `lift` for a live decision on an allowlisted subject; None when nothing is live."""
+    if ts_ms >= mem.pol_until_ms or not mem.pol_action:
+        return None
+    mem.pol_until_ms = 0
+    mem.pol_action = ""
+    alert_id = stable_id("al", subj.scope, subj.value, "lift", ts_ms)
+    return Decision(
+        decision_id=stable_id("dc", alert_id, subj.scope, subj.value, "lift"), ts_ms=ts_ms,
+        scope=subj.scope, value=subj.value, action="lift", ttl_s=1, reasons=(reason,),
+        alert_id=alert_id, mode=rules.mode, cluster_id=subj.cluster_id,
+    )
+
+
+def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: Rules,
+           allowlisted: bool = False) -> tuple[Alert | None, Decision | None]:
+    p = rules.policy
+    if a.score_all < p.alert_min_score:
+        return None, None
+    enforce_step = _step_for(a.score_enforce, rules)
+    all_step = _step_for(a.score_all, rules)
+    enforce_step = _capped(enforce_step, a.families_enforce, rules) if enforce_step else None
+    if all_step is not None:
+        all_fams = frozenset(h.signal.family for h in a.hits)
+        all_step = _capped(all_step, all_fams, rules)
+
+    shadow = rules.mode == "shadow" or allowlisted
+    if enforce_step is not None:
+        step = enforce_step
+    else:  # only shadow signals reach an action: a shadow decision shows what the rule would do
+        step, shadow = all_step, True
+    if step is None:  # alert-worthy but below every action step: evidence only
+        if ts_ms < mem.pol_alert_ms + p.cooldown_ms:
+            return None, None
+        mem.pol_alert_ms = ts_ms
+        return _alert(subj, a, ts_ms, rules, "none", shadow), None
+
+    # escalation: offences whose decisions are over but fall inside the escalation window
+    recent = [t for t in mem.pol_offences if t > ts_ms - p.escalation_window_ms]
+    level = LEVELS.index(step.action)
+    live = ts_ms < mem.pol_until_ms
+    if live:
+        if level <= mem.pol_level or ts_ms < mem.pol_alert_ms + p.cooldown_ms:
+            return None, None  # cooldown: the live decision already covers this
+    elif shadow and ts_ms < mem.pol_alert_ms + p.cooldown_ms:
+        return None, None  # shadow decisions are not enforced, but not repeated on every event either
+    else:
+        level = min(level + len(recent), LEVELS.index(p.actions[-1].action))
+        if LEVELS[level] == "block" and len(a.families_enforce) < p.block_min_families:
+            level = min(level, LEVELS.index("challenge"))
+    chosen = _step_at_level(level, rules) or step
+    ttl = min(p.max_ttl_s, int(chosen.ttl_s * (p.ttl_multiplier ** len(recent))))
+    mode = "shadow" if shadow else "enforce"
+    alert = _alert(subj, a, ts_ms, rules, chosen.action, shadow)
+    decision = Decision(
+        decision_id=stable_id("dc", alert.alert_id, subj.scope, subj.value, chosen.action),
+        ts_ms=ts_ms, scope=subj.scope, value=subj.value, action=chosen.action, ttl_s=ttl,
+        reasons=tuple(h.signal.code for h in a.hits), alert_id=alert.alert_id, mode=mode,
+        limit_rpm=chosen.limit_rpm if chosen.action == "throttle" else None, cluster_id=subj.cluster_id,
+    )
+    mem.pol_alert_ms = ts_ms
+    if mode == "enforce":
+        if not live:
+            mem.pol_offences = ([*recent, ts_ms])[-MAX_OFFENCES_KEPT:]
+        mem.pol_until_ms = ts_ms + ttl * 1000
+        mem.pol_level = level
+        mem.pol_action = chosen.action
+    return alert, decision
+
+
+def _alert(subj: Subject, a: Assessment, ts_ms: int, rules: Rules, action: str, shadow: bool) -> Alert:
+    score = a.score_all if shadow else a.score_enforce
+    alert_id = stable_id("al", subj.scope, subj.value, action, "shadow" if shadow else "enforce", ts_ms)
+    return Alert(
+        alert_id=alert_id, ts_ms=ts_ms, scope=subj.scope, value=subj.value,
+        severity=rules.severity(score), score=score, reasons=tuple(h.reason() for h in a.hits),
+        accounts=subj.accounts[:100], account_count=subj.account_count,
+        window_start_ms=min(subj.window_start_ms, ts_ms), window_end_ms=ts_ms,
+        mode="shadow" if shadow else "enforce", cluster_id=subj.cluster_id,
+    )
+
+
+def fanout(parent: Decision, accounts: list[str], reason: str) -> list[Decision]:
+    """Account-scoped copies of a wider decision, one per account behind it (contract v1)."""
+    return [
+        Decision(
+            decision_id=stable_id("dc", parent.decision_id, "account", acct), ts_ms=parent.ts_ms,
+            scope="account", value=acct, action=parent.action, ttl_s=parent.ttl_s,
+            reasons=(*parent.reasons, reason), alert_id=parent.alert_id, mode=parent.mode,
+            limit_rpm=parent.limit_rpm, cluster_id=parent.cluster_id,
+        )
+        for acct in accounts
+    ]

@@ -1,0 +1,191 @@
+"""Loads a rules file (YAML or JSON), validates it against schemas/rules.schema.json plus the semantic
+checks a schema cannot express, and compiles it into `Rules`. Errors name the file and the field."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.errors import RulesError
+from app.ingest.parse import _Bad, parse_ts
+from app.rules.model import (
+    ActionStep,
+    AllowEntry,
+    FingerprintRules,
+    Policy,
+    Rules,
+    Signal,
+    TableBounds,
+)
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+# Signals the core implements; a rules file naming any other code is a typo, not a new rule.
+KNOWN_SIGNALS = frozenset({
+    "ACCT_OUTPUT_TOKENS_1H", "ACCT_REQUESTS_1H", "ACCT_OUTPUT_TOKENS_24H", "ACCT_THINKING_HEAVY",
+    "ACCT_AUTOMATION", "ACCT_ROUND_THE_CLOCK", "ACCT_NEW_UNVERIFIED", "ACCT_PROXY_GEO",
+    "ACCT_TRACE_ELICIT", "ACCT_RUBRIC_GRADING", "ACCT_CENSOR_REWRITE", "ACCT_TEMPLATE_REUSE",
+    "ACCT_NARROW_FOCUS", "FP_SHARED_UNRELATED", "FP_PAYMENT_SHARED", "CL_SIZE", "CL_CONTENT",
+    "CL_YOUNG", "CL_SYNC_START",
+})
+
+
+@functools.cache
+def schema(name: str) -> dict[str, Any]:
+    """A JSON Schema from schemas/ by short name (`rules`, `alert`, `decision`, `dlq`, `gateway-request`)."""
+    path = SCHEMA_DIR / f"{name}.schema.json"
+    if not path.exists():  # installed without the repository: the wheel carries a copy
+        from importlib import resources
+
+        return json.loads(resources.files("app.schemas").joinpath(f"{name}.schema.json").read_text())
+    return json.loads(path.read_text())
+
+
+def _path_of(err: Any) -> str:
+    parts = [str(p) for p in err.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _ts_ms(value: str, source: str, field: str) -> int:
+    try:
+        return parse_ts(value, field)
+    except _Bad as bad:
+        raise RulesError(source, field, bad.message) from None
+
+
+def _allow_entries(items: list[dict[str, Any]], source: str, prefix: str) -> tuple[AllowEntry, ...]:
+    out = []
+    for i, a in enumerate(items):
+        exp = a.get("expires_at")
+        out.append(AllowEntry(
+            scope=a["scope"], value=a["value"],
+            expires_at_ms=_ts_ms(exp, source, f"{prefix}[{i}].expires_at") if exp else None,
+            reason=a.get("reason", ""),
+        ))
+    return tuple(out)
+
+
+def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema("rules"), format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise RulesError(source, _path_of(e), e.message + more)
+
+    unknown = sorted(set(doc["signals"]) - KNOWN_SIGNALS)
+    if unknown:
+        raise RulesError(source, f"signals.{unknown[0]}", f"unknown signal code; known: {sorted(KNOWN_SIGNALS)}")
+
+    st = doc["state"]
+
+    def bounds(name: str) -> TableBounds:
+        t = st[name]
+        return TableBounds(t["ttl_s"] * 1000, t["max_keys"], t.get("max_members", 0))
+
+    signals = {
+        code: Signal(
+            code=code, family=s["family"], weight=float(s["weight"]), threshold=float(s["threshold"]),
+            window_ms=int(s.get("window_s", 0)) * 1000, min_requests=int(s.get("min_requests", 1)),
+            min_young_share=float(s.get("min_young_share", 0.0)), enabled=s.get("enabled", True),
+            shadow=s.get("shadow", False),
+        )
+        for code, s in doc["signals"].items()
+    }
+    for code in ("ACCT_OUTPUT_TOKENS_1H", "ACCT_REQUESTS_1H", "ACCT_OUTPUT_TOKENS_24H"):
+        s = signals.get(code)
+        if s is not None and not 0 < s.window_ms <= 86_400_000:
+            raise RulesError(source, f"signals.{code}.window_s", "required, at most 86400 (the account window)")
+
+    p = doc["policy"]
+    steps = sorted(
+        (ActionStep(float(a["min_score"]), a["action"], int(a["ttl_s"]), a.get("limit_rpm"))
+         for a in p["actions"]),
+        key=lambda a: a.min_score,
+    )
+    rank = {"throttle": 0, "challenge": 1, "block": 2}
+    for lo, hi in zip(steps, steps[1:], strict=False):
+        if rank[hi.action] < rank[lo.action]:
+            raise RulesError(source, "policy.actions",
+                             f"{hi.action} at score {hi.min_score} is weaker than {lo.action} at {lo.min_score}")
+    sev = p["severity"]
+    if not sev["medium"] <= sev["high"] <= sev["critical"]:
+        raise RulesError(source, "policy.severity", "must satisfy medium <= high <= critical")
+    esc = p["escalation"]
+    policy = Policy(
+        alert_min_score=float(p["alert_min_score"]),
+        severity_medium=float(sev["medium"]), severity_high=float(sev["high"]),
+        severity_critical=float(sev["critical"]),
+        actions=tuple(steps), block_min_families=int(p.get("block_min_families", 1)),
+        cooldown_ms=int(p["cooldown_s"]) * 1000, escalation_window_ms=int(esc["window_s"]) * 1000,
+        ttl_multiplier=float(esc["ttl_multiplier"]), max_ttl_s=int(esc["max_ttl_s"]),
+        fanout_max_accounts=int(p.get("fanout_max_accounts", 5000)),
+    )
+    fp = doc["fingerprints"]
+    c = doc["content"]
+    return Rules(
+        mode=doc["mode"],
+        account=bounds("account"), fingerprint=bounds("fingerprint"), cluster=bounds("cluster"),
+        sweep_every_events=int(st.get("sweep_every_events", 20000)),
+        content_lsh_bands=int(c.get("lsh_bands", 4)), content_max_chars=int(c.get("max_chars", 4000)),
+        content_flag_min=float(c.get("flag_min", 0.5)),
+        signals=signals,
+        fingerprints=FingerprintRules(
+            scopes=tuple(fp["scopes"]), popular_accounts=int(fp["popular_accounts"]),
+            young_ms=int(float(fp["young_days"]) * 86_400_000),
+            unverified_kyc=frozenset(fp.get("unverified_kyc", ["none", "email"])),
+            abused_channels=frozenset(fp.get("abused_channels", [])),
+        ),
+        policy=policy,
+        allowlist=_allow_entries(doc.get("allowlist", []), source, "allowlist"),
+        source=source,
+    )
+
+
+def _read(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(str(path), "(file)", f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RulesError(str(path), "(file)", "not UTF-8 text") from None
+    try:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise RulesError(str(path), "(syntax)", str(exc).replace("\n", " ")) from None
+
+
+def load_rules(path: str | Path, allowlist_path: str | Path | None = None) -> Rules:
+    """Load and validate a rules file, merging an optional separate allowlist file (a YAML/JSON list)."""
+    p = Path(path)
+    rules = compile_rules(_read(p), str(p))
+    if allowlist_path is None:
+        return rules
+    return with_allowlist(rules, load_allowlist(allowlist_path))
+
+
+def load_allowlist(path: str | Path) -> tuple[AllowEntry, ...]:
+    p = Path(path)
+    doc = _read(p)
+    if doc is None:
+        doc = []
+    from jsonschema import Draft202012Validator
+
+    item_schema = dict(schema("rules")["$defs"]["allow_entry"])
+    list_schema = {"$defs": schema("rules")["$defs"], "type": "array", "items": item_schema}
+    errors = list(Draft202012Validator(list_schema).iter_errors(doc))
+    if errors:
+        raise RulesError(str(p), _path_of(errors[0]), errors[0].message)
+    return _allow_entries(doc, str(p), "")
+
+
+def with_allowlist(rules: Rules, extra: tuple[AllowEntry, ...]) -> Rules:
+    from dataclasses import replace
+
+    return replace(rules, allowlist=rules.allowlist + extra)

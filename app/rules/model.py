@@ -1,0 +1,97 @@
+"""Frozen view of a validated rules file. The core reads thresholds, weights, TTLs from here only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TableBounds:
+    ttl_ms: int
+    max_keys: int
+    max_members: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    code: str
+    family: str
+    weight: float
+    threshold: float
+    window_ms: int = 0
+    min_requests: int = 1
+    min_young_share: float = 0.0
+    enabled: bool = True
+    shadow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActionStep:
+    min_score: float
+    action: str
+    ttl_s: int
+    limit_rpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AllowEntry:
+    scope: str
+    value: str
+    expires_at_ms: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    alert_min_score: float
+    severity_medium: float
+    severity_high: float
+    severity_critical: float
+    actions: tuple[ActionStep, ...]          # sorted by min_score ascending
+    block_min_families: int
+    cooldown_ms: int
+    escalation_window_ms: int
+    ttl_multiplier: float
+    max_ttl_s: int
+    fanout_max_accounts: int
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintRules:
+    scopes: tuple[str, ...]
+    popular_accounts: int
+    young_ms: int
+    unverified_kyc: frozenset[str]
+    abused_channels: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    mode: str
+    account: TableBounds
+    fingerprint: TableBounds
+    cluster: TableBounds
+    sweep_every_events: int
+    content_lsh_bands: int
+    content_max_chars: int
+    content_flag_min: float
+    signals: dict[str, Signal]
+    fingerprints: FingerprintRules
+    policy: Policy
+    allowlist: tuple[AllowEntry, ...] = ()
+    source: str = field(default="<memory>", compare=False)
+
+    def signal(self, code: str) -> Signal | None:
+        """The signal's parameters, or None when the rules file leaves it out or disables it."""
+        s = self.signals.get(code)
+        return s if s is not None and s.enabled else None
+
+    def severity(self, score: float) -> str:
+        p = self.policy
+        if score >= p.severity_critical:
+            return "critical"
+        if score >= p.severity_high:
+            return "high"
+        if score >= p.severity_medium:
+            return "medium"
+        return "low"
