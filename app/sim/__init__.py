@@ -1,0 +1,1 @@
+"""Traffic simulator: labelled synthetic gateway request events from scenario files (see `scenarios/`)."""
