@@ -296,14 +296,16 @@ def test_dependency_layer_installs_pyprojects_dependencies(dockerfile_commands: 
 def _shipped(files: list[str]) -> tuple[set[str], set[str]]:
     """(packages, files) that `pip install .` puts into the image, by setuptools' own package discovery
     run on the build context with pyproject.toml's [tool.setuptools] settings."""
-    from setuptools import find_packages
+    from setuptools import find_namespace_packages, find_packages
 
     tool = PYPROJECT["tool"]["setuptools"]
     find = tool["packages"]["find"]
+    # in pyproject.toml, packages.find looks for namespace packages too unless `namespaces = false`
+    finder = find_namespace_packages if find.get("namespaces", True) else find_packages
     context_dirs = {str(PurePosixPath(f).parent) for f in files}
-    # find_packages walks the disk; restrict what it finds to directories that are in the context
-    packages = {p for p in find_packages(where=str(REPO), include=find.get("include", ["*"]),
-                                         exclude=find.get("exclude", ()))
+    # the finder walks the disk; keep what it finds only where the directory is in the context
+    packages = {p for p in finder(where=str(REPO), include=find.get("include", ["*"]),
+                                  exclude=find.get("exclude", ()))
                 if p.replace(".", "/") in context_dirs}
     data_globs = tool.get("package-data", {})
     shipped = set()
@@ -324,8 +326,8 @@ def test_image_ships_every_module_and_data_file() -> None:
     assert "app" in packages
     left_out = sorted(set(files) - shipped)
     assert not left_out, (
-        "in the build context but not installed by `pip install .` (a directory without __init__.py, or a "
-        f"data file pyproject's package-data does not match): {left_out}")
+        "in the build context but not installed by `pip install .` (a data file pyproject's package-data "
+        f"does not match, or a package the find settings leave out): {left_out}")
 
 
 @pytest.mark.xfail(
