@@ -1,0 +1,1 @@
+"""Evaluation harness: scores a detector's decisions against the simulator's ground truth."""
