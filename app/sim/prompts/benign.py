@@ -160,6 +160,7 @@ def _fill_agent_start(rng: random.Random) -> dict[str, str]:
 
 def _fill_agent_followup(rng: random.Random) -> dict[str, str]:
     d = _fill_agent_start(rng)
+    d["verb"] = _r(rng, ("fix", "add", "refactor", "update", "remove", "speed up"))
     d["line"] = str(rng.randint(3, 900))
     d["count"] = str(rng.randint(1, 60))
     return d
@@ -181,12 +182,13 @@ AGENT_FOLLOWUP = family("agent_followup", [
     "Tool result: `{tool}` exited with status 1.\n{err}\n  at {path}:{line}\nContinue.",
     "That fixed it, but now {count} tests in {path2} fail. Look at them.",
     "Looks good. Also rename {fn} to {noun}_handler everywhere.",
-    "Run `{tool}` again and summarise what's left.",
+    "Run `{tool}` again on {path2} and summarise what's left.",
     "No, keep the old signature of {fn}. Revert the change in {path} line {line}.",
-    "Add a test case for an empty {noun} list.",
-    "ok commit it",
-    "Now update the README section about {noun}s.",
+    "Add a test case for an empty {noun} list in {path2}.",
+    "ok commit it as \"{verb} {noun} {fn}\"",
+    "Now update the README section about {noun}s and mention {fn}.",
     "The diff for {path} looks wrong around line {line}, can you explain it?",
+    "{tool} output:\n{count} passed, {line} warnings in {path2}\nanything to clean up?",
 ], _fill_agent_followup, tools=True)
 
 DEV_QUESTION = family("dev_question", [
@@ -333,7 +335,8 @@ def _fill_zh(rng: random.Random) -> dict[str, str]:
     return {"dish": _r(rng, v.ZH_DISHES), "city": _r(rng, v.ZH_CITIES), "days": str(rng.randint(2, 12)),
             "concept": _r(rng, v.ZH_CONCEPTS), "task": _r(rng, v.ZH_TASKS), "role": _r(rng, v.ZH_ROLES),
             "n": str(rng.randint(1, 10)), "problem": p, "lang": _r(rng, v.LANGS_CODE), "err": _r(rng, v.ERRORS),
-            "month": str(rng.randint(1, 12)), "pre": _r(rng, ("", "", "你好，", "请问", "麻烦帮我", "急！"))}
+            "month": str(rng.randint(1, 12)), "words": str(rng.randint(5, 60) * 10),
+            "pre": _r(rng, ("", "", "你好，", "请问", "麻烦帮我", "急！"))}
 
 
 ZH = (
@@ -343,7 +346,9 @@ ZH = (
                          ("zh-Hant", "{pre}{month}月去{city}玩{days}天，有什麼推薦？")], _fill_zh),
     family("zh_explain", [("zh", "{pre}用简单的话解释一下{concept}。"), ("zh", "{pre}{concept}是什么意思？举个例子。"),
                           ("zh-Hant", "{pre}可以解釋一下{concept}嗎？")], _fill_zh),
-    family("zh_task", [("zh", "{pre}{task}，对象是{role}。"), ("zh", "{pre}帮我{task}，语气正式一点。")], _fill_zh),
+    family("zh_task", [("zh", "{pre}{task}，对象是{role}，{words}字左右。"),
+                       ("zh", "{pre}帮我{task}，语气正式一点，不超过{words}字。"),
+                       ("zh", "{pre}{task}。背景：我在{city}工作了{n}年。")], _fill_zh),
     family("zh_homework", [("zh", "{pre}这道题怎么做？请写出步骤：{problem}"), ("zh", "{pre}{problem}")], _fill_zh),
     family("zh_code", [("zh", "{pre}{lang}报错：{err}，怎么解决？"),
                        ("zh", "{pre}用{lang}写一个读取CSV并统计每列平均值的函数。")], _fill_zh),

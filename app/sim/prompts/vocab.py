@@ -129,7 +129,7 @@ DATA_ITEMS = ("sales", "sensor readings", "web traffic", "churn", "latency", "in
 SENSITIVE = (
     "the 1989 Tiananmen Square protests", "the detention camps in Xinjiang", "Taiwan's political status",
     "the 2019 Hong Kong protests", "press freedom in Russia", "the war in Ukraine", "the Gaza conflict",
-    "election disinformation campaigns", "the Cultural Revolution", "Tibetan autonomy", "the Falun Gong ban",
+    "election disinformation networks", "the Cultural Revolution", "Tibetan autonomy", "the Falun Gong ban",
     "internet censorship in Iran", "the Armenian genocide", "police violence in the United States",
     "the Rohingya crisis", "the Great Chinese Famine", "the 2022 COVID lockdown protests in Shanghai",
     "the arrest of Jimmy Lai", "surveillance of journalists with spyware", "the Uyghur diaspora",
