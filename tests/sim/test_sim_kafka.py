@@ -60,3 +60,32 @@ def test_publishes_smoke_to_a_fresh_topic(smoke_dir: Path, smoke_seed: int, tmp_
             admin.delete_topics([topic])
         finally:
             admin.close()
+
+
+@pytest.mark.kafka
+def test_speed_paces_sends_by_event_time() -> None:
+    import time
+
+    from kafka.admin import KafkaAdminClient
+
+    from app.sim import generator, scenario
+    from app.sim.publish import publish
+
+    settings = Settings.from_env()
+    topic = f"test.sim.{uuid.uuid4().hex[:10]}"
+    sim = generator.build(scenario.load("smoke"), 11)
+    first_ts = [ts for ts, _, _ in generator.build(scenario.load("smoke"), 11).events()][:100]
+    span_s = (first_ts[-1] - first_ts[0]) / 1000
+    speed = span_s / 1.5  # the first 100 events' stretch of simulated time should take ~1.5 s
+    t0 = time.monotonic()
+    sent, seen = publish(sim, settings, topic, speed=speed, limit=100)
+    elapsed = time.monotonic() - t0
+    try:
+        assert sent == 100 and seen
+        assert 1.4 <= elapsed < 15, elapsed
+    finally:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        try:
+            admin.delete_topics([topic])
+        finally:
+            admin.close()
