@@ -168,7 +168,8 @@ class BenignPopulation(Group):
             st["family"] = org["family"] if s["family_per_org"] else None
             st["paths"] = [weighted(rng, s["access_paths"]) for _ in range(2)]
             st["devices"] = [self.ids("dev") for _ in range(rng.randint(1, 2))]
-            st["stacks"] = {p: self.pick_stack(p) for p in set(st["paths"])}
+            # dict.fromkeys, not set(): set order varies with PYTHONHASHSEED and would reorder the draws
+            st["stacks"] = {p: self.pick_stack(p) for p in dict.fromkeys(st["paths"])}
             st["home"] = self._home(acct.country, org)
             adopt = s["new_model_adoption"]
             st["adopt_ms"] = (w.release + int(rng.random() * adopt["within_hours"] * HOUR_MS)

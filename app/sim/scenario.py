@@ -129,6 +129,9 @@ def _check(doc: dict[str, Any], source: str) -> None:
                 for fam in g.get(key, {}):
                     if fam not in FAMILIES:
                         raise ScenarioError(source, f"{at}.{key}.{fam}", "unknown prompt family")
+            for fam in g.get("release_burst", {}).get("template_families", {}):
+                if fam not in FAMILIES:
+                    raise ScenarioError(source, f"{at}.release_burst.template_families.{fam}", "unknown prompt family")
             if "followup_family" in g and g["followup_family"] not in FAMILIES:
                 raise ScenarioError(source, f"{at}.followup_family", "unknown prompt family")
             for stack in g.get("stacks", {}):

@@ -31,3 +31,16 @@ def test_start_override_shifts_the_day(tmp_path: Path) -> None:
     with (tmp_path / "events.jsonl").open() as f:
         first = f.readline()
     assert '"ts":"2026-03-10T06:' in first
+
+
+def test_identical_across_processes_with_different_hash_seeds(smoke_dir: Path, smoke_seed: int,
+                                                              tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-m", "app.cli", "simulate", "--scenario", "smoke", "--seed", str(smoke_seed),
+                    "--out", str(tmp_path)], check=True, env=env, capture_output=True,
+                   cwd=Path(__file__).resolve().parents[2])
+    assert _digest(tmp_path) == _digest(smoke_dir)
