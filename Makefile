@@ -42,7 +42,7 @@ test-unit: $(STAMP) ## tests that need no broker
 
 bench: $(STAMP) ## throughput and state figures, each as a ratio to a baseline measured in the same run
 	@$(KAFKA) up
-	@trap '$(KAFKA) down' EXIT; $(PY) -m bench
+	@trap '$(KAFKA) down' EXIT; $(PY) -m app.bench
 
 eval: $(STAMP) ## simulate the default day, replay it, print the evaluation table
 	$(DG) simulate --scenario default --seed 7 --out out/default
@@ -54,7 +54,7 @@ check-rules: $(STAMP) ## validate the rules file ($$DG_RULES or the packaged def
 	$(DG) check-rules
 
 lint: $(STAMP) ## ruff over the code and tests
-	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/ruff check app tests
 
 clean: ## remove the venv, broker data and outputs
 	-@$(KAFKA) down

@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "app.sim.cli",
     "app.evaluate.cli",
     "app.explain.cli",
+    "app.demo.cli",
 )
 
 

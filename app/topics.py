@@ -17,10 +17,17 @@ class TopicSpec:
 def project_topics(s: Settings) -> list[TopicSpec]:
     week_ms = str(7 * 24 * 3600 * 1000)
     return [
-        TopicSpec(s.requests_topic, s.requests_partitions, (("retention.ms", week_ms),)),
+        TopicSpec(s.requests_topic, s.requests_partitions,
+                  # oversized records must reach the worker to be dead-lettered, not bounce off the broker
+                  (("retention.ms", week_ms), ("max.message.bytes", str(4 * 1024 * 1024)))),
         TopicSpec(s.alerts_topic, 3, (("retention.ms", week_ms),)),
         TopicSpec(s.decisions_topic, 3, (("retention.ms", week_ms),)),
         TopicSpec(s.dlq_topic, 1, (("retention.ms", week_ms),)),
+        # the worker's own topics between stages (Faust declares only its table changelogs itself)
+        TopicSpec(f"{s.app_id}-requests-rekeyed", s.requests_partitions,
+                  (("retention.ms", week_ms), ("max.message.bytes", str(4 * 1024 * 1024)))),
+        TopicSpec(f"{s.app_id}-observations", s.requests_partitions, (("retention.ms", week_ms),)),
+        TopicSpec(f"{s.app_id}-links", 1, (("retention.ms", week_ms),)),
     ]
 
 

@@ -24,10 +24,33 @@ RECENT_SKELETONS = 12
 
 class AccountState:
     __slots__ = (
-        "first_ms", "last_ms", "n", "created_ms", "org", "kyc", "channel", "email",
-        "w5m", "w1h", "thinking_n", "trace_n", "rubric_n", "rewrite_n", "repeat_n", "recent",
-        "families", "gap_n", "gap_mean", "gap_m2", "proxy_n", "models",
-        "pol_until_ms", "pol_level", "pol_offences", "pol_alert_ms", "pol_action",
+        "channel",
+        "created_ms",
+        "email",
+        "families",
+        "first_ms",
+        "gap_m2",
+        "gap_mean",
+        "gap_n",
+        "kyc",
+        "last_ms",
+        "models",
+        "n",
+        "org",
+        "pol_action",
+        "pol_alert_ms",
+        "pol_level",
+        "pol_offences",
+        "pol_until_ms",
+        "proxy_n",
+        "recent",
+        "repeat_n",
+        "rewrite_n",
+        "rubric_n",
+        "thinking_n",
+        "trace_n",
+        "w1h",
+        "w5m",
     )
 
     def __init__(self, ts_ms: int) -> None:

@@ -12,8 +12,19 @@ _FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC = range(7)
 
 
 class ClusterState:
-    __slots__ = ("cid", "first_ms", "last_ms", "members", "fps", "live",
-                 "pol_until_ms", "pol_level", "pol_offences", "pol_alert_ms", "pol_action")
+    __slots__ = (
+        "cid",
+        "first_ms",
+        "fps",
+        "last_ms",
+        "live",
+        "members",
+        "pol_action",
+        "pol_alert_ms",
+        "pol_level",
+        "pol_offences",
+        "pol_until_ms",
+    )
 
     def __init__(self, cid: str, ts_ms: int) -> None:
         self.cid = cid

@@ -16,7 +16,7 @@ _LAST, _ORG, _ELIG, _LEVEL = range(4)
 
 
 class FpState:
-    __slots__ = ("first_ms", "last_ms", "distinct", "members", "linking", "popular", "anchor")
+    __slots__ = ("anchor", "distinct", "first_ms", "last_ms", "linking", "members", "popular")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.emit.sinks import JsonlSink
 from app.errors import RulesError
-from app.ingest.parse import parse_ts, _Bad
+from app.ingest.parse import _Bad, parse_ts
 from app.rules.load import load_rules
 from app.settings import Settings
 

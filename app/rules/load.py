@@ -4,6 +4,7 @@ checks a schema cannot express, and compiles it into `Rules`. Errors name the fi
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
         key=lambda a: a.min_score,
     )
     rank = {"throttle": 0, "challenge": 1, "block": 2}
-    for lo, hi in zip(steps, steps[1:], strict=False):
+    for lo, hi in itertools.pairwise(steps):
         if rank[hi.action] < rank[lo.action]:
             raise RulesError(source, "policy.actions",
                              f"{hi.action} at score {hi.min_score} is weaker than {lo.action} at {lo.min_score}")

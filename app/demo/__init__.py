@@ -1,0 +1,1 @@
+"""`distill-guard demo`: worker + simulated traffic on the local broker, decisions shown live."""

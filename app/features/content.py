@@ -1,0 +1,664 @@
+"""Content stage of the detection core: one gateway prompt in, hashes, sketches and cue scores out.
+
+Pure and deterministic (no clock, no I/O, no salted ``hash``); the prompt text never leaves this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+from app.features import lexicon
+from app.features.simhash import MAX_BITS, band_keys, simhash
+
+try:  # CPython's regex parser: used once at import to derive cheap pre-filters for the cue regexes
+    import re._constants as _sre_c
+    import re._parser as _sre_p
+except ImportError:  # pragma: no cover - Python < 3.11
+    import sre_constants as _sre_c  # type: ignore[no-redef]
+    import sre_parse as _sre_p  # type: ignore[no-redef]
+
+TASK_FAMILIES = ("coding", "agentic", "math", "reasoning", "writing", "qa", "translation", "grading", "data",
+                 "chat", "other")
+LANGS = ("en", "zh", "ja", "ko", "ru", "es", "fr", "de", "pt", "other")
+SIGNALS = ("trace_elicit", "rubric_grading", "censor_rewrite")
+
+
+@dataclass(frozen=True, slots=True)
+class ContentConfig:
+    """Knobs of the content stage, built by the rules loader from the rules file's ``content:`` section."""
+
+    simhash_bits: int = 64
+    lsh_bands: int = 4  # template keys per prompt (LSH bands of the skeleton simhash)
+    max_chars: int = 4000  # analyse at most this many characters
+    flag_min: float = 0.5  # a cue score at or above this counts as flagged (see `flagged`)
+    # Prompts with fewer skeleton tokens get no template keys: "hi" from 10,000 accounts is not a template.
+    min_template_tokens: int = 4
+    # Score caps by evidence units (the sum of the matched groups' units, see lexicon.GROUPS): while the
+    # units are below a threshold the score may not exceed the paired cap, so one generic word never fires.
+    trace_caps: tuple[tuple[float, float], ...] = ((1.0, 0.2), (2.0, 0.6))
+    rubric_caps: tuple[tuple[float, float], ...] = ((1.0, 0.2), (1.5, 0.5))
+    censor_caps: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.5, 0.35), (2.0, 0.6))
+
+    def __post_init__(self) -> None:
+        bits = self.simhash_bits
+        if not 8 <= bits <= MAX_BITS or bits % 8:
+            raise ValueError(f"content.simhash_bits must be a multiple of 8 in 8..{MAX_BITS}, got {bits}")
+        if not 1 <= self.lsh_bands <= bits or bits % self.lsh_bands:
+            raise ValueError(f"content.lsh_bands must divide simhash_bits ({bits}), got {self.lsh_bands}")
+        if self.max_chars < 1:
+            raise ValueError(f"content.max_chars must be >= 1, got {self.max_chars}")
+        if not 0.0 <= self.flag_min <= 1.0:
+            raise ValueError(f"content.flag_min must be in [0, 1], got {self.flag_min}")
+        if self.min_template_tokens < 1:
+            raise ValueError(f"content.min_template_tokens must be >= 1, got {self.min_template_tokens}")
+        for name in ("trace_caps", "rubric_caps", "censor_caps"):
+            # a YAML loader hands lists over; keep the frozen value hashable
+            caps = tuple((float(u), float(c)) for u, c in getattr(self, name))
+            if any(not 0.0 <= c <= 1.0 for _, c in caps):
+                raise ValueError(f"content.{name}: caps must be in [0, 1], got {caps}")
+            object.__setattr__(self, name, caps)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentFeatures:
+    skeleton_hash: str  # 16 hex chars of the masked, folded skeleton; "" when the prompt has no tokens
+    simhash: int  # SimHash of the skeleton's token bigrams; 0 without a prompt
+    template_keys: tuple[str, ...]  # LSH band keys ("b0:3fa2"); () when too short to be a template
+    trace_elicit: float
+    rubric_grading: float
+    censor_rewrite: float
+    task_family: str
+    lang: str
+    length_bucket: int  # bit length of the prompt's length in chars: 0 empty, 1 one char, 9 for 256..511
+    token_count: int = 0  # skeleton tokens (words; one per CJK character)
+    cues: tuple[str, ...] = field(default=())  # matched cue groups, e.g. "trace.hidden_self" (fixed names)
+
+
+EMPTY = ContentFeatures(
+    skeleton_hash="", simhash=0, template_keys=(), trace_elicit=0.0, rubric_grading=0.0, censor_rewrite=0.0,
+    task_family="other", lang="other", length_bucket=0, token_count=0, cues=(),
+)
+
+
+# ------------------------------------------------------------------------------------------- cue engine
+# Python's `re` tries every alternative at every position, so a few hundred cue phrases would cost
+# milliseconds per prompt. Each cue fragment therefore carries *anchors*, literal keys that every match
+# must contain: the first four letters of a word (looked up in the set of the text's word prefixes) or a
+# CJK character (looked up in the set of the text's characters). Anchors are derived from the parsed
+# regexes themselves, choosing the rarest required word, so the lexicon stays plain regex and a filter can
+# never disagree with its pattern; a fragment without a usable anchor simply always runs.
+_CJK_RANGES = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK_CHAR = re.compile(f"[{_CJK_RANGES}]")
+_KEY_RUN = re.compile(f"[{_CJK_RANGES}]+|[^\\W\\d_{_CJK_RANGES}]+")
+_OPEN, _DONE = 0, 1  # a literal prefix may still grow / has ended
+_MAX_PREFIXES = 256
+_BOUNDARY = "\x00"  # marks \b inside a literal prefix
+# Keys that occur in most prompts filter nothing: avoid them when a rarer required word exists.
+_COMMON_KEYS = frozenset(
+    {w[:4] for stop in lexicon.STOPWORDS.values() for w in stop}
+    | set("your with what this that have from will more when make some they them than then also into just "
+          "only like need want know help give time each over comp cont cons prov repr pres expl info form "
+          "answ ques plea writ work show thin".split())
+)
+_COMMON_CJK = frozenset("的是了你我他她它这那个一在有不人们和与或也就都而及把被让给吗呢吧啊请么什怎为")
+
+
+def _prefixes(items) -> list[tuple[str, int]] | None:
+    """Literal strings every match of the parsed items starts with, as (text, state); None if too many."""
+    c = _sre_c
+    out: list[tuple[str, int]] = [("", _OPEN)]
+
+    def extend(alts: list[tuple[str, int]]) -> None:
+        nonlocal out
+        grown = [(s + a, ast) for s, st in out if st == _OPEN for a, ast in alts]
+        out = list(dict.fromkeys([(s, st) for s, st in out if st != _OPEN] + grown))
+
+    for op, av in items:
+        if all(st != _OPEN for _, st in out):
+            break
+        if op is c.LITERAL:
+            extend([(chr(av), _OPEN)])
+        elif op is c.AT:
+            extend([(_BOUNDARY, _OPEN)] if av is c.AT_BOUNDARY else [("", _DONE)])
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            continue  # zero-width
+        elif op is c.SUBPATTERN or op is c.BRANCH:
+            alts: list[tuple[str, int]] = []
+            for body in ([av[-1]] if op is c.SUBPATTERN else av[1]):
+                sub = _prefixes(body)
+                if sub is None:
+                    return None
+                alts += sub
+            extend(alts)
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT) and av[0] == 0 and av[1] == 1:
+            sub = _prefixes(av[2])
+            if sub is None:
+                return None
+            extend([("", _OPEN), *sub])
+        elif op is c.IN and len(av) <= 4 and all(
+            o is c.LITERAL or (o is c.CATEGORY and a is c.CATEGORY_SPACE) for o, a in av
+        ):
+            extend([(" " if o is c.CATEGORY else chr(a), _OPEN) for o, a in av])
+        else:
+            extend([("", _DONE)])
+        if len(out) > _MAX_PREFIXES:
+            return None
+    return out
+
+
+def _ends_nonword(items, i: int, start: bool) -> bool:
+    """Is the position before items[i] preceded by a non-word character (so a word starts there)?"""
+    c = _sre_c
+    if i == 0:
+        return start
+    op, av = items[i - 1]
+    if op is c.AT:
+        return av is c.AT_BOUNDARY
+    if op is c.LITERAL:
+        return not chr(av).isalnum() and av != 0x5F
+    if op is c.IN:
+        return all(
+            (o is c.CATEGORY and a in (c.CATEGORY_NOT_WORD, c.CATEGORY_SPACE))
+            or (o is c.LITERAL and not chr(a).isalnum())
+            for o, a in av
+        )
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+        lo, _, body = av
+        body_ok = _ends_nonword(body, len(body), False)
+        return body_ok if lo >= 1 else body_ok and _ends_nonword(items, i - 1, start)
+    return False
+
+
+def _key_cost(kind: str, key: str) -> float:
+    if kind == "c":
+        return 30.0 if key in _COMMON_CJK else 2.0
+    return 30.0 if key in _COMMON_KEYS else (1.0 if len(key) == 4 else 3.0)
+
+
+def _keys_of(prefixes: list[tuple[str, int]], aligned: bool) -> tuple[float, frozenset] | None:
+    """The cheapest key of each prefix string (all are needed: any string may be the one that matched)."""
+    keys, cost = set(), 0.0
+    for text, _ in prefixes:
+        s = (_BOUNDARY if aligned else "") + text
+        best: tuple[float, tuple[str, str]] | None = None
+        for m in _KEY_RUN.finditer(s):
+            run, a, b = m.group(), m.start(), m.end()
+            if _CJK_CHAR.match(run):
+                cands = [("c", ch) for ch in run]
+            elif a > 0 and (b < len(s) or len(run) >= 4):
+                cands = [("w", run[:4])]
+            else:
+                continue
+            for kind, key in cands:
+                kc = _key_cost(kind, key)
+                if best is None or kc < best[0]:
+                    best = (kc, (kind, key))
+        if best is None:
+            return None
+        cost += best[0]
+        keys.add(best[1])
+    return cost, frozenset(keys)
+
+
+def _anchors(items, start: bool = False) -> tuple[float, frozenset] | None:
+    """The cheapest set of keys such that every match contains one of them, or None."""
+    c = _sre_c
+    best = None
+    for i, (op, av) in enumerate(items):
+        aligned = _ends_nonword(items, i, start)
+        found = []
+        pre = _prefixes(items[i:])
+        if pre is not None:
+            found.append(_keys_of(pre, aligned))
+        if op is c.BRANCH:
+            subs = [_anchors(body, aligned) for body in av[1]]
+            if all(subs):
+                found.append((sum(x[0] for x in subs), frozenset().union(*(x[1] for x in subs))))
+        elif op is c.SUBPATTERN or (op in (c.MAX_REPEAT, c.MIN_REPEAT) and av[0] >= 1):
+            found.append(_anchors(av[-1], aligned))
+        for f in found:
+            if f is not None and (best is None or f[0] < best[0]):
+                best = f
+    return best
+
+
+def _fast_start(fragment: str) -> str:
+    """Rewrite a leading word boundary + letter as letter + lookbehind (same matches).
+
+    A regex that starts with a literal is found by a fast scan; one that starts with a word boundary is
+    tried at every position, about ten times slower.
+    """
+    if fragment.startswith("\\b") and len(fragment) > 3:
+        ch, nxt = fragment[2], fragment[3:4]
+        if ch.isalnum() and nxt not in ("?", "*", "+", "{"):
+            return f"{re.escape(ch)}(?<!\\w{re.escape(ch)}){fragment[3:]}"
+    return fragment
+
+
+def _split_leading_group(src: str) -> list[str] | None:
+    r"""`\b(?:a|b)rest` -> [`\ba rest`, `\bb rest`]; None when `src` does not start with such a group."""
+    head = "\\b" if src.startswith("\\b") else ""
+    body = src[len(head):]
+    if not body.startswith("(?:"):
+        return None
+    depth, i, n, cuts, in_class = 0, 0, len(body), [], False
+    while i < n:
+        ch = body[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            i += 1
+            if body[i : i + 1] == "^":
+                i += 1
+            if body[i : i + 1] == "]":
+                i += 1
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        elif ch == "|" and depth == 1:
+            cuts.append(i)
+        i += 1
+    else:
+        return None
+    rest = body[i + 1 :]
+    if rest[:1] in ("?", "*", "+", "{"):
+        return None
+    bounds = [3, *(c + 1 for c in cuts)]
+    ends = [*cuts, i]
+    return [head + body[a:b] + rest for a, b in zip(bounds, ends)]
+
+
+def _pieces(fragment: str, limit: int = 64) -> list[tuple[str, tuple[float, frozenset] | None]]:
+    """Split a fragment's leading alternation into separately anchored pieces when that makes the
+    anchors more selective (each piece then runs only when its own word occurs)."""
+    whole = [(fragment, _anchors(_sre_p.parse(fragment).data))]
+    pending, done = [fragment], []
+    while pending and len(done) + len(pending) <= limit:
+        src = pending.pop()
+        split = _split_leading_group(src)
+        if split is None:
+            done.append(src)
+        else:
+            pending.extend(reversed(split))
+    if pending:
+        return whole
+    if len(done) == 1:
+        return [(done[0], whole[0][1])]
+    pieces = [(p, _anchors(_sre_p.parse(p).data)) for p in done]
+    if len({a for _, a in pieces}) == 1 and pieces[0][1] == whole[0][1]:
+        return whole  # every piece waits for the same word: one regex is cheaper than many
+    return pieces
+
+
+class _Cues:
+    """Named cue groups. `hits` runs only the fragments whose anchors occur in the text."""
+
+    __slots__ = ("_always", "_by_char", "_by_word", "_char_keys", "_names", "_parts", "_word_keys")
+
+    def __init__(self, groups: dict[str, list[str]]) -> None:
+        self._names = tuple(groups)
+        parts: list[tuple[str, re.Pattern[str]]] = []
+        always: list[int] = []
+        by_word: dict[str, list[int]] = {}
+        by_char: dict[str, list[int]] = {}
+        for name, fragments in groups.items():
+            for frag in fragments:
+                for piece, found in _pieces(frag):
+                    idx = len(parts)
+                    parts.append((name, re.compile(_fast_start(piece))))
+                    if found is None:
+                        always.append(idx)
+                        continue
+                    for kind, key in found[1]:
+                        (by_char if kind == "c" else by_word).setdefault(key, []).append(idx)
+        self._parts = tuple(parts)
+        self._always = tuple(always)
+        self._by_word = {k: tuple(v) for k, v in by_word.items()}
+        self._by_char = {k: tuple(v) for k, v in by_char.items()}
+        self._word_keys = frozenset(by_word)
+        self._char_keys = frozenset(by_char)
+
+    def hits(self, text: str, word4: set[str], chars: set[str], skip: frozenset[str] = frozenset()) -> list[str]:
+        todo = set(self._always)
+        for key in self._word_keys.intersection(word4):
+            todo.update(self._by_word[key])
+        if chars:
+            for key in self._char_keys.intersection(chars):
+                todo.update(self._by_char[key])
+        found: set[str] = set()
+        parts = self._parts
+        for idx in sorted(todo):
+            name, rx = parts[idx]
+            if name not in found and name not in skip and rx.search(text):
+                found.add(name)
+        return [n for n in self._names if n in found]
+
+    def unanchored(self) -> list[str]:
+        """Fragments that always run (for tests and profiling)."""
+        return [self._parts[i][1].pattern for i in self._always]
+
+
+def _alt(parts: list[str]) -> str:
+    return "(?:" + "|".join(parts) + ")"
+
+
+def _trace_patterns(spec: dict) -> dict[str, list[str]]:
+    """Compose one language's trace cue groups from its vocabulary (lexicon.TRACE_LANGS)."""
+    spaced = spec["space"]
+
+    def w(parts: list[str]) -> str:
+        body = parts[0] if len(parts) == 1 and "|" not in parts[0] else _alt(parts)
+        return rf"\b{body}\b" if spaced else body
+
+    def gap(n: int) -> str:
+        return rf"\W+(?:\w+\W+){{0,{n}}}?" if spaced else rf"[^。！？!?.\n]{{0,{3 * n}}}?"
+
+    obj = w(spec["jargon"] + spec["plain"])
+    steps = w(spec["steps"] + spec["jargon"] + spec["plain"])
+    hmod, hmid, slf = w(spec["hmod"]), w(spec["hmod_mid"]), w(spec["self"])
+    vstrong, vrecon, vmed = w(spec["vstrong"]), w(spec["vrecon"]), w(spec["vmed"])
+    def each(parts: list[str]) -> list[str]:  # one fragment per phrase: each gets its own anchor
+        return [w([p]) if spaced else p for p in parts]
+
+    pats: dict[str, list[str]] = {
+        "object_jargon": each(spec["jargon"]),
+        "object_plain": each(spec["plain"]),
+        "hidden_self": [slf + gap(3) + hmod + gap(2) + obj, *each(spec["hide"])],
+        "hidden_other": [hmod + gap(2) + obj],
+        "hidden_mid": [hmid + gap(2) + obj],
+        "expose": [vstrong + gap(6) + obj],
+        "reconstruct": [vrecon + gap(6) + steps],
+        "show": [vmed + gap(4) + obj],
+        "given_answer": each(spec["answer"]),
+        "answer_line": each(spec["answer_weak"]),
+        "stepwise": each(spec["weak"]),
+        "mode": each(spec["mode"]),
+        "mode_self": each(spec["mode_self"]),
+        "purpose": each(spec["purpose"]),
+    }
+    if spec["after"]:  # razonamiento interno, raisonnement caché
+        pats["hidden_self"].append(slf + gap(2) + obj + gap(2) + hmod)
+        pats["hidden_other"].append(obj + gap(2) + hmod)
+        pats["hidden_mid"].append(obj + gap(2) + hmid)
+    if spec["passive"]:
+        pats["expose"].append(obj + gap(5) + w(spec["passive"]))
+    if spec["sov"]:  # 把推理过程写出来, 推論過程を書き出して, Gedankengang offenlegen
+        pats["expose"].append(obj + gap(4) + vstrong)
+        pats["reconstruct"].append(steps + gap(4) + vrecon)
+        pats["show"].append(obj + gap(3) + vmed)
+    return pats
+
+
+_TAG_OPEN, _TAG_CLOSE = r"[<《〈【\[]", r"[>》〉】\]]"
+_SHARED_TRACE = {
+    "tag": [rf"{_TAG_OPEN}\s*/?\s*(?:antml:)?{_alt(lexicon.TAG_NAMES)}(?:[\s_-][^<>\[\]\n]{{0,30}})?\s*{_TAG_CLOSE}"],
+    "field": [rf"[\"']{_alt(lexicon.FIELD_NAMES)}[\"']\s*:"],
+}
+_TRACE_BY_LANG = {lang: _trace_patterns(spec) for lang, spec in lexicon.TRACE_LANGS.items()}
+_trace_bundles: dict[tuple[str, ...], _Cues] = {}
+
+
+def _trace_cues(bundle: tuple[str, ...]) -> _Cues:
+    """Trace cues for a set of languages (English and the shared tag cues always in), compiled once each."""
+    got = _trace_bundles.get(bundle)
+    if got is None:
+        merged: dict[str, list[str]] = {g: list(p) for g, p in _SHARED_TRACE.items()}
+        for lang in bundle:
+            for g, p in _TRACE_BY_LANG[lang].items():
+                merged.setdefault(g, []).extend(p)
+        got = _trace_bundles[bundle] = _Cues(merged)
+    return got
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+_first4 = itemgetter(slice(0, 4))
+_RUBRIC = _Cues(lexicon.RUBRIC)
+_CENSOR = _Cues(lexicon.CENSOR)
+_FAMILY = _Cues(lexicon.FAMILY_PATTERNS)
+_FAMILY_PRIORITY = ("translation", "agentic", "coding", "math", "data", "reasoning", "writing", "qa", "chat")
+_MATH_EXPR = re.compile(r"\d\s*[-+*/^=×÷]\s*\(?\d|\\(?:frac|int|sum|sqrt)")
+_QUESTION_START = frozenset("what who when where why how is are does do can which should could would".split())
+
+# Trace groups that need a reasoning object somewhere in the text: skipped when there is none.
+_NEEDS_OBJECT = frozenset({"hidden_self", "hidden_other", "hidden_mid", "expose", "show"})
+_OBJECT_FREE = frozenset(lexicon.GROUPS["trace"]) - _NEEDS_OBJECT
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+def _score(signal: str, hits: list[str], caps: tuple[tuple[float, float], ...]) -> float:
+    """1 - exp(-sum of weights), capped by how many independent units of evidence matched."""
+    if not hits:
+        return 0.0
+    table = lexicon.GROUPS[signal]
+    z = units = mod_z = mod_units = 0.0
+    for g in hits:
+        weight, unit, modifier = table[g]
+        if modifier:
+            mod_z += weight
+            mod_units += unit
+        else:
+            z += weight
+            units += unit
+    if units >= 1.0:
+        z += mod_z
+        units += mod_units
+    s = 1.0 - math.exp(-z)
+    for below, cap in caps:
+        if units < below:
+            s = min(s, cap)
+            break
+    return round(s, 4)
+
+
+# ---------------------------------------------------------------------------------------------- language
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+_CYR = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[a-zß-öø-ÿœ]+")
+_UKR_ONLY = re.compile(r"[іїєґ]")
+_LANG_SAMPLE = 600  # chars: enough to tell the script and a few stopwords
+
+
+def _language(cue: str, words: list[str], ascii_only: bool) -> tuple[str, tuple[str, ...]]:
+    """(language, trace lexicon bundle): script counts first, then Latin stopword votes."""
+    sample = cue[:_LANG_SAMPLE]
+    bundle = ["en"]
+    latin = words if ascii_only else _LATIN.findall(sample)
+    n_latin = len(latin)
+    if not ascii_only:
+        han, kana = len(_HAN.findall(sample)), len(_KANA.findall(sample))
+        hangul, cyr = len(_HANGUL.findall(sample)), len(_CYR.findall(sample))
+        bundle += [lang for lang, n in (("zh", han), ("ja", kana), ("ko", hangul), ("ru", cyr)) if n]
+        lang = ""
+        if kana >= 2 and 2 * (kana + han) >= n_latin:
+            lang = "ja"
+            if "zh" in bundle:
+                bundle.remove("zh")  # kanji would wake the Chinese lists on every Japanese prompt
+        elif hangul >= 2 and 2 * hangul >= n_latin:
+            lang = "ko"
+        elif han >= 2 and 2 * han >= n_latin:
+            lang = "zh"
+        elif cyr >= 4 and cyr >= 2 * n_latin:
+            lang = "other" if _UKR_ONLY.search(sample) else "ru"
+        if lang:
+            return lang, tuple(bundle)
+    ws = set(latin)
+    best, best_n = "", 0
+    for cand, stop in lexicon.STOPWORDS.items():
+        n = len(ws & stop)
+        if n > best_n:
+            best, best_n = cand, n
+    if not best:
+        best = "en" if n_latin else "other"
+    if best not in ("en", "other"):
+        bundle.append(best)
+    return best, tuple(bundle)
+
+
+# ------------------------------------------------------------------------------------------------- family
+def _family(cue: str, words: list[str], word4: set[str], chars: set[str], rubric: float, has_code: bool,
+            tools: int | None, images: int | None, flag_min: float) -> str:
+    if rubric >= flag_min:
+        return "grading"
+    ws = set(words)
+    counts = {fam: len(ws & vocab) for fam, vocab in lexicon.FAMILY_WORDS.items()}
+    counts["qa"] = 0
+    for fam in _FAMILY.hits(cue, word4, chars):
+        counts[fam] += 2
+    if counts["translation"]:
+        return "translation"
+    if tools:  # tool definitions sent: an agent turn, whatever the text is about
+        return "agentic"
+    if has_code:
+        counts["coding"] += 2
+    if images and counts["agentic"]:
+        counts["agentic"] += 2
+    if _MATH_EXPR.search(cue):
+        counts["math"] += 1
+    if cue.endswith("?") or (words and words[0] in _QUESTION_START):
+        counts["qa"] += 1
+    best = max(_FAMILY_PRIORITY, key=lambda f: (counts[f], -_FAMILY_PRIORITY.index(f)))
+    return best if counts[best] else "other"
+
+
+# ---------------------------------------------------------------------------------------------- skeleton
+_CODE_FENCE = re.compile(r"(?:```|~~~)[\s\S]*?(?:```|~~~|\Z)")
+_INLINE_CODE = re.compile(r"`[^`\n]{1,300}`")
+_URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_HEXISH = re.compile(r"\b(?:0x[0-9a-fA-F]+|[0-9a-fA-F]{8,})\b")
+_DQUOTED = re.compile(r"\"[^\"]{1,600}\"|“[^”]{1,600}”|«[^»]{1,600}»|「[^」]{1,600}」|『[^』]{1,600}』|‘[^’\n]{1,300}’")
+_SQUOTED = re.compile(r"'(?<!\w')[^'\n]{1,300}'(?!\w)")  # not an apostrophe: no letter right before it
+_NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
+_DIGIT = re.compile(r"\d")
+_HEX8 = re.compile(r"[0-9a-fA-F]{8}")
+# ASCII fast paths: str.translate + split is ~3x faster than re.findall for words and tokens
+_ASCII_NONWORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
+_ASCII_NONLETTER = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalpha()})
+# A capitalised word right after a lowercase word or comma is a cheap proxy for a proper name (a slot).
+_UPPER = "A-ZÀ-ÖØ-ÞА-ЯЁ"
+_NAME = re.compile(rf" (?<=[a-zß-öø-ÿа-яё0-9,;:] )[{_UPPER}][\w'’-]*(?: [{_UPPER}][\w'’-]*)*")
+_TOKEN = re.compile(rf"[{_CJK_RANGES}]|[^\W{_CJK_RANGES}]+")
+_TOKEN_ASCII = re.compile(r"\w+")
+_DQUOTE_CHARS = frozenset("\"“«「『‘")
+
+
+def _hexish(m: re.Match[str]) -> str:
+    s = m.group()
+    if s[:2] in ("0x", "0X"):
+        return " _n "
+    has_digit = has_alpha = False
+    for ch in s:
+        if ch.isdigit():
+            has_digit = True
+        else:
+            has_alpha = True
+    return " _n " if has_digit and has_alpha else s
+
+
+def _skeleton_tokens(s: str, ascii_only: bool, lang: str) -> list[str]:
+    """Mask slot values (ids, quotes, numbers, names), lowercase and split into tokens (CJK: per char)."""
+    digits = _DIGIT.search(s) is not None
+    if digits:
+        if "-" in s:
+            s = _UUID.sub(" _n ", s)
+        if _HEX8.search(s):
+            s = _HEXISH.sub(_hexish, s)
+    if not _DQUOTE_CHARS.isdisjoint(s):
+        s = _DQUOTED.sub(" _q ", s)
+    if "'" in s:
+        s = _SQUOTED.sub(" _q ", s)
+    if digits:
+        s = _NUMBER.sub("0", s)
+    if lang != "de":  # German capitalises every noun; masking them would erase the text
+        s = _NAME.sub(" _n", s)
+    if ascii_only:
+        return s.lower().translate(_ASCII_NONWORD).split()
+    return _TOKEN.findall(s.lower())
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8, person=b"dg-skeleton").hexdigest()
+
+
+# -------------------------------------------------------------------------------------------------- API
+def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | None, images: int | None,
+            cfg: ContentConfig) -> ContentFeatures:
+    """Features of one gateway request's prompt. Never raises on a str; never returns prompt text.
+
+    `system_prompt_hash` is accepted for the API's sake: the system prompt's identity is a cross-account
+    aggregate, not a content cue, so it does not change any feature here.
+    """
+    if not prompt:
+        return EMPTY
+    text = prompt[: cfg.max_chars]
+    ascii_only = text.isascii()
+    if not ascii_only:
+        text = unicodedata.normalize("NFKC", text)  # full-width forms, ligatures, compatibility chars
+    has_code = "`" in text or "~~~" in text
+    if has_code:
+        text = _INLINE_CODE.sub(" _c ", _CODE_FENCE.sub(" _c ", text))
+    if "@" in text:
+        text = _EMAIL.sub(" _n ", text)
+    if "://" in text or "www." in text:
+        text = _URL.sub(" _n ", text)
+
+    cue = " ".join(text.lower().split())
+    words = cue.translate(_ASCII_NONLETTER).split() if ascii_only else _WORD.findall(cue)
+    word4 = set(map(_first4, words))
+    chars = set() if ascii_only else set(cue)
+    lang, bundle = _language(cue, words, ascii_only)
+
+    trace_cues = _trace_cues(bundle)
+    trace_hits = trace_cues.hits(cue, word4, chars, _NEEDS_OBJECT)
+    if "object_jargon" in trace_hits or "object_plain" in trace_hits:
+        trace_hits += trace_cues.hits(cue, word4, chars, _OBJECT_FREE)
+    rubric_hits = _RUBRIC.hits(cue, word4, chars)
+    censor_hits = _CENSOR.hits(cue, word4, chars)
+    rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
+
+    tokens = _skeleton_tokens(text, ascii_only, lang)
+    if tokens:
+        skeleton_hash = _digest(" ".join(tokens))
+        shingles = list(zip(tokens, tokens[1:])) if len(tokens) > 1 else tokens
+        sh = simhash(shingles, cfg.simhash_bits)
+        keys = band_keys(sh, cfg.simhash_bits, cfg.lsh_bands) if len(tokens) >= cfg.min_template_tokens else ()
+    else:
+        skeleton_hash, sh, keys = "", 0, ()
+
+    return ContentFeatures(
+        skeleton_hash=skeleton_hash,
+        simhash=sh,
+        template_keys=keys,
+        trace_elicit=_score("trace", trace_hits, cfg.trace_caps),
+        rubric_grading=rubric,
+        censor_rewrite=_score("censor", censor_hits, cfg.censor_caps),
+        task_family=_family(cue, words, word4, chars, rubric, has_code, tools, images, cfg.flag_min),
+        lang=lang,
+        length_bucket=len(prompt).bit_length(),
+        token_count=len(tokens),
+        cues=tuple(
+            [f"trace.{g}" for g in trace_hits] + [f"rubric.{g}" for g in rubric_hits]
+            + [f"censor.{g}" for g in censor_hits]
+        ),
+    )
+
+
+def flagged(features: ContentFeatures, cfg: ContentConfig) -> tuple[str, ...]:
+    """Names of the cue scores at or above cfg.flag_min, in a fixed order."""
+    return tuple(name for name in SIGNALS if getattr(features, name) >= cfg.flag_min)
