@@ -10,7 +10,8 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import pairwise
+from operator import add, itemgetter
 
 from app.features import lexicon
 from app.features.simhash import MAX_BITS, band_keys, simhash
@@ -38,9 +39,12 @@ class ContentConfig:
     flag_min: float = 0.5  # a cue score at or above this counts as flagged (see `flagged`)
     # Prompts with fewer skeleton tokens get no template keys: "hi" from 10,000 accounts is not a template.
     min_template_tokens: int = 4
+    # SimHash reads at most this many shingles (the first 3/4 and the last 1/4 of them) to bound the cost
+    # of very long prompts; the exact skeleton hash still covers the whole (max_chars) text.
+    max_shingles: int = 512
     # Score caps by evidence units (the sum of the matched groups' units, see lexicon.GROUPS): while the
     # units are below a threshold the score may not exceed the paired cap, so one generic word never fires.
-    trace_caps: tuple[tuple[float, float], ...] = ((1.0, 0.2), (2.0, 0.6))
+    trace_caps: tuple[tuple[float, float], ...] = ((1.0, 0.2), (1.5, 0.45), (2.0, 0.7))
     rubric_caps: tuple[tuple[float, float], ...] = ((1.0, 0.2), (1.5, 0.5))
     censor_caps: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.5, 0.35), (2.0, 0.6))
 
@@ -54,6 +58,8 @@ class ContentConfig:
             raise ValueError(f"content.max_chars must be >= 1, got {self.max_chars}")
         if not 0.0 <= self.flag_min <= 1.0:
             raise ValueError(f"content.flag_min must be in [0, 1], got {self.flag_min}")
+        if self.max_shingles < 4:
+            raise ValueError(f"content.max_shingles must be >= 4, got {self.max_shingles}")
         if self.min_template_tokens < 1:
             raise ValueError(f"content.min_template_tokens must be >= 1, got {self.min_template_tokens}")
         for name in ("trace_caps", "rubric_caps", "censor_caps"):
@@ -92,20 +98,37 @@ EMPTY = ContentFeatures(
 # CJK character (looked up in the set of the text's characters). Anchors are derived from the parsed
 # regexes themselves, choosing the rarest required word, so the lexicon stays plain regex and a filter can
 # never disagree with its pattern; a fragment without a usable anchor simply always runs.
-_CJK_RANGES = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK_RANGES = lexicon.CJK_RANGES
 _CJK_CHAR = re.compile(f"[{_CJK_RANGES}]")
 _KEY_RUN = re.compile(f"[{_CJK_RANGES}]+|[^\\W\\d_{_CJK_RANGES}]+")
 _OPEN, _DONE = 0, 1  # a literal prefix may still grow / has ended
 _MAX_PREFIXES = 256
 _BOUNDARY = "\x00"  # marks \b inside a literal prefix
 # Keys that occur in most prompts filter nothing: avoid them when a rarer required word exists.
-_COMMON_KEYS = frozenset(
-    {w[:4] for stop in lexicon.STOPWORDS.values() for w in stop}
-    | set("your with what this that have from will more when make some they them than then also into just "
-          "only like need want know help give time each over comp cont cons prov repr pres expl info form "
-          "answ ques plea writ work show thin".split())
+_COMMON_KEYS = frozenset({w[:4] for stop in lexicon.STOPWORDS.values() for w in stop}) | lexicon.words(
+    """
+    your with what this that have from will more when make some they them than then also into just only
+    like need want know help give time each over comp cont cons prov repr pres expl info form answ ques
+    plea writ work show thin
+    """
 )
-_COMMON_CJK = frozenset("的是了你我他她它这那个一在有不人们和与或也就都而及把被让给吗呢吧啊请么什怎为")
+# the most frequent Chinese characters (and a few kana): poor anchors
+_COMMON_CJK = frozenset(
+    "的一是不了人我在有他这中大来上个国到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天而能好"
+    "都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此"
+    "实回二理美点月明其种声全工己话儿者向情部正名定女问力机给等几很业最间新什打便位因重被走电四第门相次东政海口使教西再平真"
+    "听世气信北少关并内加化由却代军产入先山五太水万市眼体别处总才场师书比住员九笑性通目华报立马命张活难神数件安表原车白应路"
+    "期叫死常提感金何更反合放做系计或司利受光王果亲界及今京务制解各任至清物台象记边共风战干接它许八特觉望直服毛林题建南度统"
+    "色字请交爱让认算论百吃义科怎元社术结六功指思非流每青管夫连远资队跟带花快条院变联言权往展该属级近图式吗呢吧啊么"
+    "のはにをたがでてとしれさいるもなかすこ"
+)
+
+
+_LATIN_EDGES = {repr(list(_sre_p.parse(x).data[0][1][1])) for x in (lexicon.LB, lexicon.LA)}
+
+
+def _is_latin_edge(av) -> bool:
+    return repr(list(av[1])) in _LATIN_EDGES
 
 
 def _prefixes(items) -> list[tuple[str, int]] | None:
@@ -125,6 +148,8 @@ def _prefixes(items) -> list[tuple[str, int]] | None:
             extend([(chr(av), _OPEN)])
         elif op is c.AT:
             extend([(_BOUNDARY, _OPEN)] if av is c.AT_BOUNDARY else [("", _DONE)])
+        elif op is c.ASSERT_NOT and _is_latin_edge(av):
+            extend([(_BOUNDARY, _OPEN)])  # lexicon.LB / LA delimit a word like \b does
         elif op in (c.ASSERT, c.ASSERT_NOT):
             continue  # zero-width
         elif op is c.SUBPATTERN or op is c.BRANCH:
@@ -159,6 +184,8 @@ def _ends_nonword(items, i: int, start: bool) -> bool:
     op, av = items[i - 1]
     if op is c.AT:
         return av is c.AT_BOUNDARY
+    if op is c.ASSERT_NOT:
+        return _is_latin_edge(av)
     if op is c.LITERAL:
         return not chr(av).isalnum() and av != 0x5F
     if op is c.IN:
@@ -233,10 +260,12 @@ def _fast_start(fragment: str) -> str:
     A regex that starts with a literal is found by a fast scan; one that starts with a word boundary is
     tried at every position, about ten times slower.
     """
-    if fragment.startswith("\\b") and len(fragment) > 3:
-        ch, nxt = fragment[2], fragment[3:4]
-        if ch.isalnum() and nxt not in ("?", "*", "+", "{"):
-            return f"{re.escape(ch)}(?<!\\w{re.escape(ch)}){fragment[3:]}"
+    for edge, before in (("\\b", "\\w"), (lexicon.LB, f"[^\\W\\d_{_CJK_RANGES}]")):
+        n = len(edge)
+        if fragment.startswith(edge) and len(fragment) > n + 1:
+            ch, nxt = fragment[n], fragment[n + 1 : n + 2]
+            if ch.isalnum() and nxt not in ("?", "*", "+", "{"):
+                return f"{re.escape(ch)}(?<!{before}{re.escape(ch)}){fragment[n + 1:]}"
     return fragment
 
 
@@ -278,10 +307,10 @@ def _split_leading_group(src: str) -> list[str] | None:
         return None
     bounds = [3, *(c + 1 for c in cuts)]
     ends = [*cuts, i]
-    return [head + body[a:b] + rest for a, b in zip(bounds, ends)]
+    return [head + body[a:b] + rest for a, b in zip(bounds, ends, strict=True)]
 
 
-def _pieces(fragment: str, limit: int = 64) -> list[tuple[str, tuple[float, frozenset] | None]]:
+def _pieces(fragment: str, limit: int = 256) -> list[tuple[str, tuple[float, frozenset] | None]]:
     """Split a fragment's leading alternation into separately anchored pieces when that makes the
     anchors more selective (each piece then runs only when its own word occurs)."""
     whole = [(fragment, _anchors(_sre_p.parse(fragment).data))]
@@ -345,6 +374,10 @@ class _Cues:
             if name not in found and name not in skip and rx.search(text):
                 found.add(name)
         return [n for n in self._names if n in found]
+
+    @property
+    def char_keys(self) -> frozenset[str]:
+        return self._char_keys
 
     def unanchored(self) -> list[str]:
         """Fragments that always run (for tests and profiling)."""
@@ -423,14 +456,24 @@ def _trace_cues(bundle: tuple[str, ...]) -> _Cues:
     return got
 
 
-_WORD = re.compile(r"[^\W\d_]+")
+_WORD = re.compile(rf"[^\W\d_{_CJK_RANGES}]+")  # Latin/Cyrillic/... words; CJK is keyed by character
 _first4 = itemgetter(slice(0, 4))
 _RUBRIC = _Cues(lexicon.RUBRIC)
 _CENSOR = _Cues(lexicon.CENSOR)
 _FAMILY = _Cues(lexicon.FAMILY_PATTERNS)
+
+
+def _char_class(chars: set[str]) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]")
+
+
+# Characters that anchor some CJK cue: the text's set of them is collected with one scan.
+_CUE_CHARS = _char_class(
+    set().union(*(c.char_keys for c in (_RUBRIC, _CENSOR, _FAMILY, _trace_cues(tuple(lexicon.TRACE_LANGS)))))
+)
 _FAMILY_PRIORITY = ("translation", "agentic", "coding", "math", "data", "reasoning", "writing", "qa", "chat")
 _MATH_EXPR = re.compile(r"\d\s*[-+*/^=×÷]\s*\(?\d|\\(?:frac|int|sum|sqrt)")
-_QUESTION_START = frozenset("what who when where why how is are does do can which should could would".split())
+_QUESTION_START = lexicon.words("what who when where why how is are does do can which should could would")
 
 # Trace groups that need a reasoning object somewhere in the text: skipped when there is none.
 _NEEDS_OBJECT = frozenset({"hidden_self", "hidden_other", "hidden_mid", "expose", "show"})
@@ -443,8 +486,14 @@ def _score(signal: str, hits: list[str], caps: tuple[tuple[float, float], ...]) 
     if not hits:
         return 0.0
     table = lexicon.GROUPS[signal]
+    present = set(hits)
+    for ranked in lexicon.EXCLUSIVE[signal]:
+        strongest = next((g for g in ranked if g in present), None)
+        if strongest is not None:
+            present.difference_update(ranked)
+            present.add(strongest)
     z = units = mod_z = mod_units = 0.0
-    for g in hits:
+    for g in present:
         weight, unit, modifier = table[g]
         if modifier:
             mod_z += weight
@@ -464,49 +513,49 @@ def _score(signal: str, hits: list[str], caps: tuple[tuple[float, float], ...]) 
 
 
 # ---------------------------------------------------------------------------------------------- language
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
-_CYR = re.compile(r"[\u0400-\u04ff]")
-_LATIN = re.compile(r"[a-zß-öø-ÿœ]+")
+_SCRIPTS = re.compile(
+    r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)|([\u3040-\u30ff]+)|([\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]+)"
+    r"|([\u0400-\u04ff]+)|([a-zß-öø-ɏ]+)"
+)
+_SCRIPT_SAMPLE = 400  # chars: enough to tell the script, bounded for long prompts
 _UKR_ONLY = re.compile(r"[іїєґ]")
-_LANG_SAMPLE = 600  # chars: enough to tell the script and a few stopwords
 
 
-def _language(cue: str, words: list[str], ascii_only: bool) -> tuple[str, tuple[str, ...]]:
-    """(language, trace lexicon bundle): script counts first, then Latin stopword votes."""
-    sample = cue[:_LANG_SAMPLE]
-    bundle = ["en"]
-    latin = words if ascii_only else _LATIN.findall(sample)
-    n_latin = len(latin)
-    if not ascii_only:
-        han, kana = len(_HAN.findall(sample)), len(_KANA.findall(sample))
-        hangul, cyr = len(_HANGUL.findall(sample)), len(_CYR.findall(sample))
-        bundle += [lang for lang, n in (("zh", han), ("ja", kana), ("ko", hangul), ("ru", cyr)) if n]
-        lang = ""
-        if kana >= 2 and 2 * (kana + han) >= n_latin:
-            lang = "ja"
-            if "zh" in bundle:
-                bundle.remove("zh")  # kanji would wake the Chinese lists on every Japanese prompt
-        elif hangul >= 2 and 2 * hangul >= n_latin:
-            lang = "ko"
-        elif han >= 2 and 2 * han >= n_latin:
-            lang = "zh"
-        elif cyr >= 4 and cyr >= 2 * n_latin:
-            lang = "other" if _UKR_ONLY.search(sample) else "ru"
-        if lang:
-            return lang, tuple(bundle)
-    ws = set(latin)
-    best, best_n = "", 0
+def _script(cue: str) -> tuple[str, bool, tuple[str, ...]]:
+    """(script language or "", CJK-dominant?, languages whose cue lists to load) for non-ASCII text.
+
+    Counts characters per script in runs (re pays per match, not per character). A CJK character
+    carries about as much as a word, so it weighs like three Latin letters.
+    """
+    sample = cue[:_SCRIPT_SAMPLE]
+    han = kana = hangul = cyr = latin = 0
+    for h, k, g, c, lat in _SCRIPTS.findall(sample):
+        han, kana, hangul, cyr, latin = han + len(h), kana + len(k), hangul + len(g), cyr + len(c), latin + len(lat)
+    bundle = ["en"] + [lang for lang, n in (("zh", han), ("ja", kana), ("ko", hangul), ("ru", cyr)) if n]
+    if kana >= 2 and 3 * (kana + han) >= latin:
+        if "zh" in bundle:
+            bundle.remove("zh")  # kanji would wake the Chinese lists on every Japanese prompt
+        return "ja", True, tuple(bundle)
+    if hangul >= 2 and 3 * hangul >= latin:
+        return "ko", True, tuple(bundle)
+    if han >= 2 and 3 * han >= latin:
+        return "zh", True, tuple(bundle)
+    if cyr >= 4 and cyr >= latin:
+        return ("other" if _UKR_ONLY.search(sample) else "ru"), False, tuple(bundle)
+    return "", False, tuple(bundle)
+
+
+def _latin_language(words: list[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """Latin-script language by stopword votes; English when nothing votes."""
+    ws = set(words)
+    best, best_n = "en" if words else "other", 0
     for cand, stop in lexicon.STOPWORDS.items():
         n = len(ws & stop)
         if n > best_n:
             best, best_n = cand, n
-    if not best:
-        best = "en" if n_latin else "other"
-    if best not in ("en", "other"):
-        bundle.append(best)
-    return best, tuple(bundle)
+    if best not in ("en", "other") and best not in bundle:
+        bundle = (*bundle, best)
+    return best, bundle
 
 
 # ------------------------------------------------------------------------------------------------- family
@@ -544,17 +593,16 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _HEXISH = re.compile(r"\b(?:0x[0-9a-fA-F]+|[0-9a-fA-F]{8,})\b")
 _DQUOTED = re.compile(r"\"[^\"]{1,600}\"|“[^”]{1,600}”|«[^»]{1,600}»|「[^」]{1,600}」|『[^』]{1,600}』|‘[^’\n]{1,300}’")
 _SQUOTED = re.compile(r"'(?<!\w')[^'\n]{1,300}'(?!\w)")  # not an apostrophe: no letter right before it
-_NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
-_DIGIT = re.compile(r"\d")
-_HEX8 = re.compile(r"[0-9a-fA-F]{8}")
+_NUMBER = re.compile(r"[0-9]+(?:[.,:/][0-9]+)*")  # ASCII digits: NFKC folded the full-width ones
+_DIGIT = re.compile(r"[0-9]")
 # ASCII fast paths: str.translate + split is ~3x faster than re.findall for words and tokens
 _ASCII_NONWORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
 _ASCII_NONLETTER = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalpha()})
 # A capitalised word right after a lowercase word or comma is a cheap proxy for a proper name (a slot).
 _UPPER = "A-ZÀ-ÖØ-ÞА-ЯЁ"
 _NAME = re.compile(rf" (?<=[a-zß-öø-ÿа-яё0-9,;:] )[{_UPPER}][\w'’-]*(?: [{_UPPER}][\w'’-]*)*")
-_TOKEN = re.compile(rf"[{_CJK_RANGES}]|[^\W{_CJK_RANGES}]+")
-_TOKEN_ASCII = re.compile(r"\w+")
+_NONWORD = re.compile(r"\W+")
+_HEX_PROBE = str.maketrans({c: ("x" if c in "0123456789abcdefABCDEF" else " ") for c in map(chr, range(128))})
 _DQUOTE_CHARS = frozenset("\"“«「『‘")
 
 
@@ -571,25 +619,62 @@ def _hexish(m: re.Match[str]) -> str:
     return " _n " if has_digit and has_alpha else s
 
 
-def _skeleton_tokens(s: str, ascii_only: bool, lang: str) -> list[str]:
-    """Mask slot values (ids, quotes, numbers, names), lowercase and split into tokens (CJK: per char)."""
-    digits = _DIGIT.search(s) is not None
-    if digits:
-        if "-" in s:
-            s = _UUID.sub(" _n ", s)
-        if _HEX8.search(s):
+def _mask(s: str, lang: str, ascii_only: bool) -> str:
+    """Replace slot values (ids, quotes, numbers, names) with placeholders; lowercase."""
+    if _DIGIT.search(s):
+        # presence tests run on an ASCII projection: str.translate + `in` scan far faster than a regex
+        probe = s if ascii_only else s.encode("ascii", "replace").decode("ascii")
+        if "xxxxxxxx" in probe.translate(_HEX_PROBE):
+            if "-" in s:
+                s = _UUID.sub(" _n ", s)
             s = _HEXISH.sub(_hexish, s)
+        s = _NUMBER.sub("0", s)
     if not _DQUOTE_CHARS.isdisjoint(s):
         s = _DQUOTED.sub(" _q ", s)
     if "'" in s:
         s = _SQUOTED.sub(" _q ", s)
-    if digits:
-        s = _NUMBER.sub("0", s)
     if lang != "de":  # German capitalises every noun; masking them would erase the text
         s = _NAME.sub(" _n", s)
-    if ascii_only:
-        return s.lower().translate(_ASCII_NONWORD).split()
-    return _TOKEN.findall(s.lower())
+    return s.lower()
+
+
+def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tuple[str, list, int]:
+    """(skeleton text, shingles, token count).
+
+    Words are tokens and shingles are pairs of consecutive words. In CJK-dominant text (no word
+    separators) shingles are character bigrams and the token count counts characters.
+    """
+    tokens = (masked.translate(_ASCII_NONWORD) if ascii_only else _NONWORD.sub(" ", masked)).split()
+    skeleton = " ".join(tokens)
+    if cjk:
+        if len(skeleton) > max_shingles + 1:  # long prompts: the opening and closing carry the template
+            tail = max_shingles // 4
+            skeleton_part = skeleton[: max_shingles - tail] + skeleton[-tail - 1 :]
+        else:
+            skeleton_part = skeleton
+        shingles: list = list(map(add, skeleton_part, skeleton_part[1:]))
+        return skeleton, shingles, len(skeleton) - skeleton.count(" ")
+    if len(tokens) > max_shingles + 1:
+        tail = max_shingles // 4
+        part = tokens[: max_shingles - tail] + tokens[-tail - 1 :]
+    else:
+        part = tokens
+    shingles = list(pairwise(part)) if len(part) > 1 else part
+    return skeleton, shingles, len(tokens)
+
+
+_CJK_PUNCT = (("，", ","), ("？", "?"), ("！", "!"), ("：", ":"), ("；", ";"), ("（", "("), ("）", ")"))
+
+
+def _nfkc(text: str) -> str:
+    """NFKC (full-width forms, ligatures, compatibility characters). CJK prose is un-normalised mostly
+    because of full-width punctuation, which a few str.replace calls fix ~50x faster than normalize()."""
+    for full, half in _CJK_PUNCT:
+        if full in text:
+            text = text.replace(full, half)
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    return unicodedata.normalize("NFKC", text)
 
 
 def _digest(text: str) -> str:
@@ -608,8 +693,8 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         return EMPTY
     text = prompt[: cfg.max_chars]
     ascii_only = text.isascii()
-    if not ascii_only:
-        text = unicodedata.normalize("NFKC", text)  # full-width forms, ligatures, compatibility chars
+    if not ascii_only and not unicodedata.is_normalized("NFKC", text):
+        text = _nfkc(text)
     has_code = "`" in text or "~~~" in text
     if has_code:
         text = _INLINE_CODE.sub(" _c ", _CODE_FENCE.sub(" _c ", text))
@@ -619,10 +704,20 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         text = _URL.sub(" _n ", text)
 
     cue = " ".join(text.lower().split())
-    words = cue.translate(_ASCII_NONLETTER).split() if ascii_only else _WORD.findall(cue)
+    if ascii_only:
+        words = cue.translate(_ASCII_NONLETTER).split()
+        chars: set[str] = set()
+        lang, bundle = _latin_language(words, ("en",))
+        cjk = False
+    else:
+        script_lang, cjk, bundle = _script(cue)
+        if cjk:  # Latin words in CJK prose are ASCII: project instead of scanning every character
+            words = cue.encode("ascii", "replace").decode("ascii").translate(_ASCII_NONLETTER).split()
+        else:
+            words = _WORD.findall(cue)
+        chars = set(_CUE_CHARS.findall(cue))
+        lang, bundle = (script_lang, bundle) if script_lang else _latin_language(words, bundle)
     word4 = set(map(_first4, words))
-    chars = set() if ascii_only else set(cue)
-    lang, bundle = _language(cue, words, ascii_only)
 
     trace_cues = _trace_cues(bundle)
     trace_hits = trace_cues.hits(cue, word4, chars, _NEEDS_OBJECT)
@@ -632,12 +727,11 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     censor_hits = _CENSOR.hits(cue, word4, chars)
     rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
 
-    tokens = _skeleton_tokens(text, ascii_only, lang)
-    if tokens:
-        skeleton_hash = _digest(" ".join(tokens))
-        shingles = list(zip(tokens, tokens[1:])) if len(tokens) > 1 else tokens
+    skeleton, shingles, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
+    if n_tokens:
+        skeleton_hash = _digest(skeleton)
         sh = simhash(shingles, cfg.simhash_bits)
-        keys = band_keys(sh, cfg.simhash_bits, cfg.lsh_bands) if len(tokens) >= cfg.min_template_tokens else ()
+        keys = band_keys(sh, cfg.simhash_bits, cfg.lsh_bands) if n_tokens >= cfg.min_template_tokens else ()
     else:
         skeleton_hash, sh, keys = "", 0, ()
 
@@ -651,7 +745,7 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         task_family=_family(cue, words, word4, chars, rubric, has_code, tools, images, cfg.flag_min),
         lang=lang,
         length_bucket=len(prompt).bit_length(),
-        token_count=len(tokens),
+        token_count=n_tokens,
         cues=tuple(
             [f"trace.{g}" for g in trace_hits] + [f"rubric.{g}" for g in rubric_hits]
             + [f"censor.{g}" for g in censor_hits]
