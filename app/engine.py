@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from app.allowlist import Allowlist
 from app.detect.account import AccountState, account_signals
-from app.detect.cluster import _DEC, ClusterState, cluster_signals
+from app.detect.cluster import _DEC, ClusterState, cluster_signals, member_implicated
 from app.detect.fingerprint import FpState
 from app.detect.fingerprint import observe as fp_observe
 from app.detect.messages import Link, Observation, Summary
@@ -200,7 +200,7 @@ class ClusterStage(_Stage):
                 for f in other.fps:
                     self.index.put("f:" + f, _Index(c.cid, ts))
         c.last_ms = max(c.last_ms, ts)
-        is_new_member = c.add(link.summary, max_members)
+        is_new_member = c.add(link.summary, max_members, link.fp.partition(":")[0])
         prev = c.fps.get(link.fp)
         c.fps[link.fp] = [link.fp_accounts, link.fp_orgs, prev[2] if prev else 0]
         self.index.put("a:" + acct, _Index(c.cid, ts))
@@ -220,7 +220,7 @@ class ClusterStage(_Stage):
             c.live = [decision.decision_id, decision.action, decision.ttl_s, decision.limit_rpm,
                       list(decision.reasons), decision.alert_id, decision.mode, decision.ts_ms]
             self._fan_out(c, decision, ts, out)
-        elif is_new_member and c.live is not None and ts < c.live[7] + c.live[2] * 1000:
+        elif c.live is not None and ts < c.live[7] + c.live[2] * 1000:
             self._fan_out(c, self._live_decision(c), ts, out, only=acct)
         self.clusters.put(c.cid, c)
 
@@ -245,7 +245,9 @@ class ClusterStage(_Stage):
         for acct, m in sorted(c.members.items()):
             if only is not None and acct != only:
                 continue
-            if m[_DEC] >= until or self.allow.allows("account", acct, ts) or self.allow.allows("org", m[1], ts):
+            if m[_DEC] >= until or not member_implicated(m):
+                continue
+            if self.allow.allows("account", acct, ts) or self.allow.allows("org", m[1], ts):
                 continue
             m[_DEC] = until
             targets.append(acct)

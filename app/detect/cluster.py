@@ -7,8 +7,18 @@ from __future__ import annotations
 from app.detect.hits import Hit, at_least
 from app.detect.messages import Link, Summary
 
-# member record: [first_ms, org or "", young, unverified, n, flagged, decided_until_ms]
-_FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC = range(7)
+# member record: [first_ms, org or "", young, unverified, n, flagged, decided_until_ms, linked_scopes]
+_FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC, _SCOPES = range(8)
+SCOPE_BITS = {"payment_fp": 1, "device_id": 2, "template": 4, "ip_prefix": 8, "ja4": 16}
+STRONG_SCOPES = 1 | 2 | 8
+
+
+def member_implicated(m: list) -> bool:
+    """Whether a cluster decision may be fanned out to this member. A member joined only through one
+    weak value (a browser JA4, an IP block) may be a bystander who shares it: it needs its own content
+    evidence, a strong link (payment method, device, proxy IP block) or links through two kinds of value."""
+    bits = m[_SCOPES]
+    return bool(bits & STRONG_SCOPES) or bits.bit_count() >= 2 or m[_FLAG] > 0
 
 
 class ClusterState:
@@ -40,24 +50,25 @@ class ClusterState:
         self.pol_action = ""
 
     def snapshot(self) -> list:
-        return [1, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.live,
+        return [2, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.live,
                 self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action]
 
     @classmethod
     def restore(cls, s: list) -> ClusterState:
-        if not s or s[0] != 1:
+        if not s or s[0] != 2:
             raise ValueError(f"unknown cluster state version {s[:1]!r}")
         c = cls.__new__(cls)
         (_, c.cid, c.first_ms, c.last_ms, c.members, c.fps, c.live, c.pol_until_ms, c.pol_level,
          c.pol_offences, c.pol_alert_ms, c.pol_action) = s
         return c
 
-    def add(self, s: Summary, max_members: int) -> bool:
+    def add(self, s: Summary, max_members: int, scope: str = "") -> bool:
         """Add or refresh a member; True when it is new to the cluster."""
         m = self.members.get(s.account_id)
+        bit = SCOPE_BITS.get(scope, 0)
         if m is None:
             self.members[s.account_id] = [s.first_ms, s.org or "", int(s.young), int(s.unverified),
-                                          s.n, s.flagged, 0]
+                                          s.n, s.flagged, 0, bit]
             if len(self.members) > max_members:
                 oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
                 del self.members[oldest]
@@ -68,6 +79,7 @@ class ClusterState:
         m[_UNVER] = max(m[_UNVER], int(s.unverified))
         m[_N] = max(m[_N], s.n)
         m[_FLAG] = max(m[_FLAG], s.flagged)
+        m[_SCOPES] |= bit
         return False
 
     def absorb(self, other: ClusterState, max_members: int) -> None:
@@ -79,6 +91,7 @@ class ClusterState:
                 mine[_N] = max(mine[_N], m[_N])
                 mine[_FLAG] = max(mine[_FLAG], m[_FLAG])
                 mine[_DEC] = max(mine[_DEC], m[_DEC])
+                mine[_SCOPES] |= m[_SCOPES]
         while len(self.members) > max_members:
             oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
             del self.members[oldest]
@@ -102,10 +115,10 @@ def cluster_signals(c: ClusterState, link: Link, rules) -> list[Hit]:
                                  "rubric grading or censorship-safe rewrites", hits)
     young = sum(m[_YOUNG] for m in members.values())
     s = sig("CL_YOUNG")
-    if s is not None and size >= 2:
+    if s is not None and size >= s.min_requests:
         at_least(s, young / size, f"{young} of {size} accounts are new at first use", hits)
     s = sig("CL_SYNC_START")
-    if s is not None and size >= 3:
+    if s is not None and size >= max(3, s.min_requests):
         firsts = sorted(m[_FIRST] for m in members.values())
         best, j = 0, 0
         for i, t in enumerate(firsts):  # largest number of first requests inside one window

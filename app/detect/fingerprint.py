@@ -1,8 +1,9 @@
 """Per-fingerprint state (payment method, JA4, IP prefix, device, prompt template): which accounts are
 behind a value, how many orgs they span, and whether the value is rare enough to link them.
 
-A value seen with more distinct accounts than `popular_accounts` (a common SDK's JA4, a big NAT) is
-popular and links nothing. Otherwise, once eligible (new or unverified) accounts from two or more orgs
+A value is popular and links nothing when more distinct accounts than `popular_accounts` use it, or
+when `popular_established` established (old, verified) accounts do: a common SDK's JA4, a big NAT or a
+team card is "not rare elsewhere", whatever the size of the population. Otherwise, once eligible (new or unverified) accounts from two or more orgs
 share it, it links them: a `Link` goes to the cluster stage for every eligible member, then for each
 new member and whenever a member's summary moves up a level."""
 
@@ -16,27 +17,28 @@ _LAST, _ORG, _ELIG, _LEVEL = range(4)
 
 
 class FpState:
-    __slots__ = ("anchor", "distinct", "first_ms", "last_ms", "linking", "members", "popular")
+    __slots__ = ("anchor", "distinct", "established", "first_ms", "last_ms", "linking", "members", "popular")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
         self.last_ms = ts_ms
         self.distinct = 0                    # distinct accounts ever added (upper bound past the cap)
+        self.established = 0                 # of those, not new and not unverified
         self.members: dict[str, list] = {}   # at most max_members, most recent kept
         self.linking = False
         self.popular = False
         self.anchor: str | None = None
 
     def snapshot(self) -> list:
-        return [1, self.first_ms, self.last_ms, self.distinct, self.members, int(self.linking),
-                int(self.popular), self.anchor]
+        return [2, self.first_ms, self.last_ms, self.distinct, self.established, self.members,
+                int(self.linking), int(self.popular), self.anchor]
 
     @classmethod
     def restore(cls, s: list) -> FpState:
-        if not s or s[0] != 1:
+        if not s or s[0] != 2:
             raise ValueError(f"unknown fingerprint state version {s[:1]!r}")
         f = cls.__new__(cls)
-        _, f.first_ms, f.last_ms, f.distinct, f.members, linking, popular, f.anchor = s
+        _, f.first_ms, f.last_ms, f.distinct, f.established, f.members, linking, popular, f.anchor = s
         f.linking, f.popular = bool(linking), bool(popular)
         return f
 
@@ -54,7 +56,10 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     is_new = m is None
     if is_new:
         fp.distinct += 1
-        if fp.distinct > rules.fingerprints.popular_accounts:
+        if not s.eligible:
+            fp.established += 1
+        fr = rules.fingerprints
+        if fp.distinct > fr.popular_accounts or fp.established >= fr.popular_established:
             fp.popular = True
         m = [ts, s.org or "", int(s.eligible), -1]
         members[s.account_id] = m

@@ -139,6 +139,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
         signals=signals,
         fingerprints=FingerprintRules(
             scopes=tuple(fp["scopes"]), popular_accounts=int(fp["popular_accounts"]),
+            popular_established=int(fp.get("popular_established", 5)),
             young_ms=int(float(fp["young_days"]) * 86_400_000),
             unverified_kyc=frozenset(fp.get("unverified_kyc", ["none", "email"])),
             abused_channels=frozenset(fp.get("abused_channels", [])),

@@ -60,6 +60,7 @@ class Policy:
 class FingerprintRules:
     scopes: tuple[str, ...]
     popular_accounts: int
+    popular_established: int
     young_ms: int
     unverified_kyc: frozenset[str]
     abused_channels: frozenset[str]
