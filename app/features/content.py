@@ -14,7 +14,7 @@ from itertools import pairwise
 from operator import add, itemgetter
 
 from app.features import lexicon
-from app.features.simhash import MAX_BITS, band_keys, simhash
+from app.features.simhash import MAX_BITS, MINHASH_ROWS, band_keys, hashed, minhash_keys, minhash_of, simhash_of
 
 try:  # CPython's regex parser: used once at import to derive cheap pre-filters for the cue regexes
     import re._constants as _sre_c
@@ -42,6 +42,10 @@ class ContentConfig:
     # SimHash reads at most this many shingles (the first 3/4 and the last 1/4 of them) to bound the cost
     # of very long prompts; the exact skeleton hash still covers the whole (max_chars) text.
     max_shingles: int = 512
+    # MinHash band keys (Jaccard of the shingle sets) added to the template keys: SimHash bands alone miss
+    # most one-word edits of short prompts. 0 bands gives exactly the SimHash band keys.
+    minhash_bands: int = 4
+    minhash_rows: int = 2  # per band; a band matches with probability ~ Jaccard**rows
     # Score caps by evidence units (the sum of the matched groups' units, see lexicon.GROUPS): while the
     # units are below a threshold the score may not exceed the paired cap, so one generic word never fires.
     trace_caps: tuple[tuple[float, float], ...] = ((1.0, 0.2), (1.5, 0.45), (2.0, 0.7))
@@ -58,6 +62,11 @@ class ContentConfig:
             raise ValueError(f"content.max_chars must be >= 1, got {self.max_chars}")
         if not 0.0 <= self.flag_min <= 1.0:
             raise ValueError(f"content.flag_min must be in [0, 1], got {self.flag_min}")
+        if self.minhash_bands < 0 or self.minhash_rows < 1 or self.minhash_bands * self.minhash_rows > MINHASH_ROWS:
+            raise ValueError(
+                f"content.minhash_bands * minhash_rows must be at most {MINHASH_ROWS}, "
+                f"got {self.minhash_bands} * {self.minhash_rows}"
+            )
         if self.max_shingles < 4:
             raise ValueError(f"content.max_shingles must be >= 4, got {self.max_shingles}")
         if self.min_template_tokens < 1:
@@ -74,7 +83,9 @@ class ContentConfig:
 class ContentFeatures:
     skeleton_hash: str  # 16 hex chars of the masked, folded skeleton; "" when the prompt has no tokens
     simhash: int  # SimHash of the skeleton's token bigrams; 0 without a prompt
-    template_keys: tuple[str, ...]  # LSH band keys ("b0:3fa2"); () when too short to be a template
+    # LSH keys shared by near-duplicates: SimHash bands ("b0:3fa2", lsh_bands of them) then MinHash bands
+    # ("m0:9c1e02ab", minhash_bands of them); () when the prompt is too short to be a template
+    template_keys: tuple[str, ...]
     trace_elicit: float
     rubric_grading: float
     censor_rewrite: float
@@ -599,8 +610,9 @@ _DIGIT = re.compile(r"[0-9]")
 _ASCII_NONWORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
 _ASCII_NONLETTER = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalpha()})
 # A capitalised word right after a lowercase word or comma is a cheap proxy for a proper name (a slot).
-_UPPER = "A-ZÀ-ÖØ-ÞА-ЯЁ"
-_NAME = re.compile(rf" (?<=[a-zß-öø-ÿа-яё0-9,;:] )[{_UPPER}][\w'’-]*(?: [{_UPPER}][\w'’-]*)*")
+# Capitalised, not all-caps: "JSON" and shouted text stay words.
+_UPPER, _LOWER = "A-ZÀ-ÖØ-ÞА-ЯЁ", "a-zß-öø-ÿа-яё"
+_NAME = re.compile(rf" (?<=[{_LOWER}0-9,;:] )[{_UPPER}][{_LOWER}][\w'’-]*(?: [{_UPPER}][{_LOWER}][\w'’-]*)*")
 _NONWORD = re.compile(r"\W+")
 _HEX_PROBE = str.maketrans({c: ("x" if c in "0123456789abcdefABCDEF" else " ") for c in map(chr, range(128))})
 _DQUOTE_CHARS = frozenset("\"“«「『‘")
@@ -677,6 +689,9 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+_MINHASH_FEATURES = 160  # MinHash reads at most this many shingles (a set sketch: the opening and the close)
+
+
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8, person=b"dg-skeleton").hexdigest()
 
@@ -730,8 +745,15 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     skeleton, shingles, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
     if n_tokens:
         skeleton_hash = _digest(skeleton)
-        sh = simhash(shingles, cfg.simhash_bits)
-        keys = band_keys(sh, cfg.simhash_bits, cfg.lsh_bands) if n_tokens >= cfg.min_template_tokens else ()
+        hashes = hashed(shingles)
+        sh = simhash_of(hashes, cfg.simhash_bits)
+        keys: tuple[str, ...] = ()
+        if n_tokens >= cfg.min_template_tokens:
+            keys = band_keys(sh, cfg.simhash_bits, cfg.lsh_bands)
+            if cfg.minhash_bands:
+                if len(hashes) > _MINHASH_FEATURES:
+                    hashes = hashes[: _MINHASH_FEATURES * 3 // 4] + hashes[-_MINHASH_FEATURES // 4 :]
+                keys += minhash_keys(minhash_of(hashes), cfg.minhash_bands, cfg.minhash_rows)
     else:
         skeleton_hash, sh, keys = "", 0, ()
 

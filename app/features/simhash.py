@@ -1,23 +1,37 @@
-"""SimHash over string features and LSH band keys, deterministic across processes and fast in CPython.
+"""SimHash and MinHash sketches over string features, with LSH band keys; deterministic and fast in CPython.
 
-Each feature is hashed once with BLAKE2b (never the salted built-in ``hash``) into a 512-bit integer whose
-byte *i* holds bit *i* of the feature's 64-bit hash. Adding such integers counts, per bit, how many
-features set it, 8 bits per counter, so a whole prompt's vote is one C-level ``sum`` instead of a Python
-loop over 64 bits per feature. Features are cached because prompts share most of their words and bigrams.
+Each feature is hashed once with BLAKE2b (never the salted built-in ``hash``) and cached:
+
+* SimHash: bit 0 of each of the 64 digest bytes, spread into a 512-bit integer (byte *i* holds bit *i*).
+  Adding such integers counts, per bit, how many features set it, 8 bits per counter, so a prompt's vote
+  is one C-level ``sum`` instead of a Python loop over 64 bits per feature.
+* MinHash: the digest's other 7 bits per byte, read as eight 28-bit values (eight hash functions); the
+  per-function minimum over a feature set is one ``map(min, zip(*rows))``.
+
+SimHash keeps near-duplicates within a small Hamming distance, but on prompts of a few dozen tokens one
+changed word already moves it by ~9 of 64 bits; MinHash bands (Jaccard similarity of the shingle sets)
+still match then, so both feed the template keys.
 """
 
 from __future__ import annotations
 
 import hashlib
-from operator import add
+import struct
+from operator import add, itemgetter
 
 MAX_BITS = 64
+MINHASH_ROWS = 8  # hash functions available per feature
 _BATCH = 255  # an 8-bit counter holds at most 255 votes before it would carry into the next bit's byte
 _LOW_BIT_OF_EACH_BYTE = int.from_bytes(b"\x01" * MAX_BITS, "little")
+_HIGH_BITS_OF_EACH_BYTE = int.from_bytes(b"\x7f" * MAX_BITS, "little")
+_ROWS = struct.Struct(f"<{MINHASH_ROWS}I")
 _PERSON = b"dg-simhash-v1"  # domain separation from other BLAKE2b uses of the same strings
-_CACHE_MAX = 1 << 16  # ~150 bytes an entry: ~10 MB at most, then the cache starts over
+_CACHE_MAX = 1 << 16  # ~300 bytes an entry: ~20 MB at most, then the cache starts over
 
-_cache: dict[str | tuple[str, ...], int] = {}
+Feature = str | tuple[str, ...]
+_cache: dict[Feature, tuple[int, tuple[int, ...]]] = {}
+_spread = itemgetter(0)
+_rows = itemgetter(1)
 
 # _VOTE[n][c] is b"1" when c of n votes is a strict majority, else b"0"; ties resolve to 0.
 _VOTE: tuple[bytes, ...] = tuple(
@@ -25,17 +39,18 @@ _VOTE: tuple[bytes, ...] = tuple(
 )
 
 
-def _spread(feature: str | tuple[str, ...]) -> int:
-    if type(feature) is tuple:
-        feature = " ".join(feature)  # a shingle of tokens hashes like the tokens joined by a space
-    digest = hashlib.blake2b(
-        feature.encode("utf-8", "surrogatepass"), digest_size=MAX_BITS, person=_PERSON
-    ).digest()
-    return int.from_bytes(digest, "little") & _LOW_BIT_OF_EACH_BYTE
+def _hash(feature: Feature) -> tuple[int, tuple[int, ...]]:
+    text = " ".join(feature) if type(feature) is tuple else feature  # a shingle hashes like its joined text
+    digest = int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=MAX_BITS, person=_PERSON).digest(),
+        "little",
+    )
+    high = ((digest >> 1) & _HIGH_BITS_OF_EACH_BYTE).to_bytes(MAX_BITS, "little")
+    return digest & _LOW_BIT_OF_EACH_BYTE, _ROWS.unpack_from(high)
 
 
-def spreads(features: list[str] | list[tuple[str, ...]]) -> list[int]:
-    """The per-bit vote vector of each feature (cached); input order is kept."""
+def hashed(features: list[Feature]) -> list[tuple[int, tuple[int, ...]]]:
+    """(SimHash vote vector, MinHash rows) of each feature, cached; input order is kept."""
     cache = _cache
     out = list(map(cache.get, features))
     if None in out:
@@ -46,25 +61,35 @@ def spreads(features: list[str] | list[tuple[str, ...]]) -> list[int]:
                 f = features[i]
                 v = cache.get(f)
                 if v is None:
-                    v = cache[f] = _spread(f)
+                    v = cache[f] = _hash(f)
                 out[i] = v
     return out
 
 
-def simhash(features: list[str] | list[tuple[str, ...]], bits: int = MAX_BITS) -> int:
+def simhash_of(hashes: list[tuple[int, tuple[int, ...]]], bits: int = MAX_BITS) -> int:
     """Majority vote per bit over the features' hashes; 0 for no features."""
-    n = len(features)
+    n = len(hashes)
     if n == 0:
         return 0
-    votes = spreads(features)
     if n <= _BATCH:
-        counts = sum(votes).to_bytes(MAX_BITS, "little")[:bits]
+        counts = sum(map(_spread, hashes)).to_bytes(MAX_BITS, "little")[:bits]
         return int(counts.translate(_VOTE[n])[::-1], 2)
     totals = [0] * bits
     for start in range(0, n, _BATCH):
-        chunk = sum(votes[start : start + _BATCH]).to_bytes(MAX_BITS, "little")[:bits]
+        chunk = sum(map(_spread, hashes[start : start + _BATCH])).to_bytes(MAX_BITS, "little")[:bits]
         totals = list(map(add, totals, chunk))
     return int("".join("1" if 2 * c > n else "0" for c in reversed(totals)), 2)
+
+
+def minhash_of(hashes: list[tuple[int, tuple[int, ...]]]) -> tuple[int, ...]:
+    """Per-function minimum over the features (a set sketch: duplicates and order do not matter)."""
+    if not hashes:
+        return ()
+    return tuple(map(min, zip(*map(_rows, hashes), strict=True)))
+
+
+def simhash(features: list[Feature], bits: int = MAX_BITS) -> int:
+    return simhash_of(hashed(features), bits)
 
 
 def band_keys(h: int, bits: int = MAX_BITS, bands: int = 4) -> tuple[str, ...]:
@@ -77,6 +102,18 @@ def band_keys(h: int, bits: int = MAX_BITS, bands: int = 4) -> tuple[str, ...]:
     mask = (1 << width) - 1
     digits = (width + 3) // 4
     return tuple(f"b{i}:{(h >> (i * width)) & mask:0{digits}x}" for i in range(bands))
+
+
+def minhash_keys(mins: tuple[int, ...], bands: int, rows: int) -> tuple[str, ...]:
+    """One key per band of `rows` MinHash values ("m0:9c1e02ab"); two sets with Jaccard similarity J
+    share a given band with probability about J**rows."""
+    keys = []
+    for b in range(bands):
+        v = 0
+        for r in mins[b * rows : (b + 1) * rows]:
+            v = (v * 0x9E3779B1 + r + 1) & 0xFFFFFFFF  # fold the rows into 32 bits (odd multiplier)
+        keys.append(f"m{b}:{v:08x}")
+    return tuple(keys)
 
 
 def hamming(a: int, b: int) -> int:
