@@ -123,16 +123,7 @@ _COMMON_KEYS = frozenset({w[:4] for stop in lexicon.STOPWORDS.values() for w in 
     plea writ work show thin
     """
 )
-# the most frequent Chinese characters (and a few kana): poor anchors
-_COMMON_CJK = frozenset(
-    "的一是不了人我在有他这中大来上个国到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天而能好"
-    "都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此"
-    "实回二理美点月明其种声全工己话儿者向情部正名定女问力机给等几很业最间新什打便位因重被走电四第门相次东政海口使教西再平真"
-    "听世气信北少关并内加化由却代军产入先山五太水万市眼体别处总才场师书比住员九笑性通目华报立马命张活难神数件安表原车白应路"
-    "期叫死常提感金何更反合放做系计或司利受光王果亲界及今京务制解各任至清物台象记边共风战干接它许八特觉望直服毛林题建南度统"
-    "色字请交爱让认算论百吃义科怎元社术结六功指思非流每青管夫连远资队跟带花快条院变联言权往展该属级近图式吗呢吧啊么"
-    "のはにをたがでてとしれさいるもなかすこ"
-)
+_COMMON_CJK = lexicon.COMMON_CJK  # poor anchors
 
 
 _LATIN_EDGES = {repr(list(_sre_p.parse(x).data[0][1][1])) for x in (lexicon.LB, lexicon.LA)}

@@ -19,12 +19,15 @@ import hashlib
 import struct
 from operator import add, itemgetter
 
+from app.features.lexicon import COMMON_CJK, STOP_TOKENS
+
 MAX_BITS = 64
 MINHASH_ROWS = 8  # hash functions available per feature
 _BATCH = 255  # an 8-bit counter holds at most 255 votes before it would carry into the next bit's byte
 _LOW_BIT_OF_EACH_BYTE = int.from_bytes(b"\x01" * MAX_BITS, "little")
 _HIGH_BITS_OF_EACH_BYTE = int.from_bytes(b"\x7f" * MAX_BITS, "little")
 _ROWS = struct.Struct(f"<{MINHASH_ROWS}I")
+_NEVER_MIN = (0xFFFFFFFF,) * MINHASH_ROWS  # rows of a common shingle: it never becomes a band's minimum
 _PERSON = b"dg-simhash-v1"  # domain separation from other BLAKE2b uses of the same strings
 _CACHE_MAX = 1 << 16  # ~300 bytes an entry: ~20 MB at most, then the cache starts over
 
@@ -39,12 +42,21 @@ _VOTE: tuple[bytes, ...] = tuple(
 )
 
 
+def _common(feature: Feature) -> bool:
+    """A pair of stopwords, or of very frequent CJK characters."""
+    if type(feature) is tuple:
+        return all(t in STOP_TOKENS for t in feature)
+    return len(feature) == 2 and feature[0] in COMMON_CJK and feature[1] in COMMON_CJK
+
+
 def _hash(feature: Feature) -> tuple[int, tuple[int, ...]]:
     text = " ".join(feature) if type(feature) is tuple else feature  # a shingle hashes like its joined text
     digest = int.from_bytes(
         hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=MAX_BITS, person=_PERSON).digest(),
         "little",
     )
+    if _common(feature):
+        return digest & _LOW_BIT_OF_EACH_BYTE, _NEVER_MIN
     high = ((digest >> 1) & _HIGH_BITS_OF_EACH_BYTE).to_bytes(MAX_BITS, "little")
     return digest & _LOW_BIT_OF_EACH_BYTE, _ROWS.unpack_from(high)
 
@@ -82,10 +94,12 @@ def simhash_of(hashes: list[tuple[int, tuple[int, ...]]], bits: int = MAX_BITS) 
 
 
 def minhash_of(hashes: list[tuple[int, tuple[int, ...]]]) -> tuple[int, ...]:
-    """Per-function minimum over the features (a set sketch: duplicates and order do not matter)."""
+    """Per-function minimum over the features (a set sketch: duplicates and order do not matter);
+    () when there is no uncommon feature."""
     if not hashes:
         return ()
-    return tuple(map(min, zip(*map(_rows, hashes), strict=True)))
+    mins = tuple(map(min, zip(*map(_rows, hashes), strict=True)))
+    return () if mins == _NEVER_MIN else mins
 
 
 def simhash(features: list[Feature], bits: int = MAX_BITS) -> int:
@@ -106,7 +120,9 @@ def band_keys(h: int, bits: int = MAX_BITS, bands: int = 4) -> tuple[str, ...]:
 
 def minhash_keys(mins: tuple[int, ...], bands: int, rows: int) -> tuple[str, ...]:
     """One key per band of `rows` MinHash values ("m0:9c1e02ab"); two sets with Jaccard similarity J
-    share a given band with probability about J**rows."""
+    share a given band with probability about J**rows. () for an empty sketch."""
+    if not mins:
+        return ()
     keys = []
     for b in range(bands):
         v = 0
