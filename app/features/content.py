@@ -9,9 +9,11 @@ import hashlib
 import math
 import re
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
 from itertools import pairwise
 from operator import add, itemgetter
+from typing import NamedTuple
 
 from app.features import lexicon
 from app.features.simhash import MAX_BITS, MINHASH_ROWS, band_keys, hashed, minhash_keys, minhash_of, simhash_of
@@ -239,11 +241,17 @@ def _anchors(items, start: bool = False) -> tuple[float, frozenset] | None:
     c = _sre_c
     best = None
     for i, (op, av) in enumerate(items):
+        if i and items[i - 1][0] is c.LITERAL and chr(items[i - 1][1]).isalnum():
+            continue  # inside a literal word: the candidate starting at the word covers it
         aligned = _ends_nonword(items, i, start)
         found = []
-        pre = _prefixes(items[i:])
-        if pre is not None:
-            found.append(_keys_of(pre, aligned))
+        # literal runs starting here; a wide alternation is better served by its branches' own anchors
+        if op is c.LITERAL or op is c.SUBPATTERN or op is c.IN or op is c.ASSERT_NOT or (
+            op is c.BRANCH and len(av[1]) <= 8
+        ):
+            pre = _prefixes(items[i:])
+            if pre is not None:
+                found.append(_keys_of(pre, aligned))
         if op is c.BRANCH:
             subs = [_anchors(body, aligned) for body in av[1]]
             if all(subs):
@@ -315,7 +323,6 @@ def _split_leading_group(src: str) -> list[str] | None:
 def _pieces(fragment: str, limit: int = 256) -> list[tuple[str, tuple[float, frozenset] | None]]:
     """Split a fragment's leading alternation into separately anchored pieces when that makes the
     anchors more selective (each piece then runs only when its own word occurs)."""
-    whole = [(fragment, _anchors(_sre_p.parse(fragment).data))]
     pending, done = [fragment], []
     while pending and len(done) + len(pending) <= limit:
         src = pending.pop()
@@ -325,12 +332,10 @@ def _pieces(fragment: str, limit: int = 256) -> list[tuple[str, tuple[float, fro
         else:
             pending.extend(reversed(split))
     if pending:
-        return whole
-    if len(done) == 1:
-        return [(done[0], whole[0][1])]
+        return [(fragment, _anchors(_sre_p.parse(fragment).data))]
     pieces = [(p, _anchors(_sre_p.parse(p).data)) for p in done]
-    if len({a for _, a in pieces}) == 1 and pieces[0][1] == whole[0][1]:
-        return whole  # every piece waits for the same word: one regex is cheaper than many
+    if len(pieces) > 1 and len({a for _, a in pieces}) == 1 and pieces[0][1] is not None:
+        return [(fragment, pieces[0][1])]  # every piece waits for the same keys: one regex is cheaper
     return pieces
 
 
@@ -341,7 +346,7 @@ class _Cues:
 
     def __init__(self, groups: dict[str, list[str]]) -> None:
         self._names = tuple(groups)
-        parts: list[tuple[str, re.Pattern[str]]] = []
+        parts: list[list] = []  # [group name, regex source, compiled regex or None until first use]
         always: list[int] = []
         by_word: dict[str, list[int]] = {}
         by_char: dict[str, list[int]] = {}
@@ -349,18 +354,44 @@ class _Cues:
             for frag in fragments:
                 for piece, found in _pieces(frag):
                     idx = len(parts)
-                    parts.append((name, re.compile(_fast_start(piece))))
+                    parts.append([name, _fast_start(piece), None])
                     if found is None:
                         always.append(idx)
                         continue
                     for kind, key in found[1]:
                         (by_char if kind == "c" else by_word).setdefault(key, []).append(idx)
-        self._parts = tuple(parts)
+        self._parts = parts
         self._always = tuple(always)
         self._by_word = {k: tuple(v) for k, v in by_word.items()}
         self._by_char = {k: tuple(v) for k, v in by_char.items()}
         self._word_keys = frozenset(by_word)
         self._char_keys = frozenset(by_char)
+
+    @classmethod
+    def merge(cls, sets: list[_Cues]) -> _Cues:
+        """One cue set searching all of `sets` (their pieces are shared, not derived again)."""
+        merged = cls({})
+        names: dict[str, None] = {}
+        by_word: dict[str, list[int]] = {}
+        by_char: dict[str, list[int]] = {}
+        always: list[int] = []
+        parts: list[list] = []
+        for cues in sets:
+            names.update(dict.fromkeys(cues._names))
+            base = len(parts)
+            parts += cues._parts  # the same [name, source, compiled] lists: compiled once for all bundles
+            always += [base + i for i in cues._always]
+            for index, source in ((by_word, cues._by_word), (by_char, cues._by_char)):
+                for key, idxs in source.items():
+                    index.setdefault(key, []).extend(base + i for i in idxs)
+        merged._names = tuple(names)
+        merged._parts = parts
+        merged._always = tuple(always)
+        merged._by_word = {k: tuple(v) for k, v in by_word.items()}
+        merged._by_char = {k: tuple(v) for k, v in by_char.items()}
+        merged._word_keys = frozenset(by_word)
+        merged._char_keys = frozenset(by_char)
+        return merged
 
     def hits(self, text: str, word4: set[str], chars: set[str], skip: frozenset[str] = frozenset()) -> list[str]:
         todo = set(self._always)
@@ -372,8 +403,14 @@ class _Cues:
         found: set[str] = set()
         parts = self._parts
         for idx in sorted(todo):
-            name, rx = parts[idx]
-            if name not in found and name not in skip and rx.search(text):
+            part = parts[idx]
+            name = part[0]
+            if name in found or name in skip:
+                continue
+            rx = part[2]
+            if rx is None:  # compiled on first use: most pieces never run, and compiling all takes seconds
+                rx = part[2] = re.compile(part[1])
+            if rx.search(text):
                 found.add(name)
         return [n for n in self._names if n in found]
 
@@ -383,7 +420,7 @@ class _Cues:
 
     def unanchored(self) -> list[str]:
         """Fragments that always run (for tests and profiling)."""
-        return [self._parts[i][1].pattern for i in self._always]
+        return [self._parts[i][1] for i in self._always]
 
 
 def _alt(parts: list[str]) -> str:
@@ -443,36 +480,34 @@ _SHARED_TRACE = {
     "field": [rf"[\"']{_alt(lexicon.FIELD_NAMES)}[\"']\s*:"],
 }
 _TRACE_BY_LANG = {lang: _trace_patterns(spec) for lang, spec in lexicon.TRACE_LANGS.items()}
-_trace_bundles: dict[tuple[str, ...], _Cues] = {}
+_lang_cues: dict[str, _Cues] = {}
+_bundles: dict[tuple[str, ...], tuple[_Cues, re.Pattern[str]]] = {}
 
 
-def _trace_cues(bundle: tuple[str, ...]) -> _Cues:
-    """Trace cues for a set of languages (English and the shared tag cues always in), compiled once each."""
-    got = _trace_bundles.get(bundle)
+def _trace_cues(bundle: tuple[str, ...]) -> tuple[_Cues, re.Pattern[str]]:
+    """Trace cues for a set of languages (with the shared tag cues), and the class of characters that
+    anchor any CJK cue for it. Each language's cues are derived once, on first use: deriving all of them
+    at import would cost a second of start-up."""
+    got = _bundles.get(bundle)
     if got is None:
-        merged: dict[str, list[str]] = {g: list(p) for g, p in _SHARED_TRACE.items()}
+        parts = [_SHARED_CUES]
         for lang in bundle:
-            for g, p in _TRACE_BY_LANG[lang].items():
-                merged.setdefault(g, []).extend(p)
-        got = _trace_bundles[bundle] = _Cues(merged)
+            cues = _lang_cues.get(lang)
+            if cues is None:
+                cues = _lang_cues[lang] = _Cues(_TRACE_BY_LANG[lang])
+            parts.append(cues)
+        merged = _Cues.merge(parts)
+        chars = set().union(*(c.char_keys for c in (_RUBRIC, _CENSOR, _FAMILY, merged)))
+        got = _bundles[bundle] = (merged, re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]"))
     return got
 
 
 _WORD = re.compile(rf"[^\W\d_{_CJK_RANGES}]+")  # Latin/Cyrillic/... words; CJK is keyed by character
 _first4 = itemgetter(slice(0, 4))
+_SHARED_CUES = _Cues(_SHARED_TRACE)
 _RUBRIC = _Cues(lexicon.RUBRIC)
 _CENSOR = _Cues(lexicon.CENSOR)
 _FAMILY = _Cues(lexicon.FAMILY_PATTERNS)
-
-
-def _char_class(chars: set[str]) -> re.Pattern[str]:
-    return re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]")
-
-
-# Characters that anchor some CJK cue: the text's set of them is collected with one scan.
-_CUE_CHARS = _char_class(
-    set().union(*(c.char_keys for c in (_RUBRIC, _CENSOR, _FAMILY, _trace_cues(tuple(lexicon.TRACE_LANGS)))))
-)
 _FAMILY_PRIORITY = ("translation", "agentic", "coding", "math", "data", "reasoning", "writing", "qa", "chat")
 _MATH_EXPR = re.compile(r"\d\s*[-+*/^=×÷]\s*\(?\d|\\(?:frac|int|sum|sqrt)")
 _QUESTION_START = lexicon.words("what who when where why how is are does do can which should could would")
@@ -521,6 +556,8 @@ _SCRIPTS = re.compile(
 )
 _SCRIPT_SAMPLE = 400  # chars: enough to tell the script, bounded for long prompts
 _UKR_ONLY = re.compile(r"[іїєґ]")
+_LATIN_END = "\u0250"  # words that sort below this start with a Latin letter
+_NON_ASCII_LETTER = re.compile(r"[\u00c0-\u024f\u0370-\u04ff]")  # accented Latin, Greek, Cyrillic
 
 
 def _script(cue: str) -> tuple[str, bool, tuple[str, ...]]:
@@ -550,7 +587,7 @@ def _script(cue: str) -> tuple[str, bool, tuple[str, ...]]:
 def _latin_language(words: list[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     """Latin-script language by stopword votes; English when nothing votes."""
     ws = set(words)
-    best, best_n = "en" if words else "other", 0
+    best, best_n = "en" if any(w < _LATIN_END for w in words) else "other", 0
     for cand, stop in lexicon.STOPWORDS.items():
         n = len(ws & stop)
         if n > best_n:
@@ -600,10 +637,11 @@ _DIGIT = re.compile(r"[0-9]")
 # ASCII fast paths: str.translate + split is ~3x faster than re.findall for words and tokens
 _ASCII_NONWORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
 _ASCII_NONLETTER = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalpha()})
-# A capitalised word right after a lowercase word or comma is a cheap proxy for a proper name (a slot).
+# A capitalised word right after a lowercase word is a cheap proxy for a proper name (a slot). Not after
+# punctuation: "Please, Summarize" is no name.
 # Capitalised, not all-caps: "JSON" and shouted text stay words.
 _UPPER, _LOWER = "A-ZÀ-ÖØ-ÞА-ЯЁ", "a-zß-öø-ÿа-яё"
-_NAME = re.compile(rf" (?<=[{_LOWER}0-9,;:] )[{_UPPER}][{_LOWER}][\w'’-]*(?: [{_UPPER}][{_LOWER}][\w'’-]*)*")
+_NAME = re.compile(rf" (?<=[{_LOWER}0-9] )[{_UPPER}][{_LOWER}][\w'’-]*(?: [{_UPPER}][{_LOWER}][\w'’-]*)*")
 _NONWORD = re.compile(r"\W+")
 _HEX_PROBE = str.maketrans({c: ("x" if c in "0123456789abcdefABCDEF" else " ") for c in map(chr, range(128))})
 _DQUOTE_CHARS = frozenset("\"“«「『‘")
@@ -620,6 +658,15 @@ def _hexish(m: re.Match[str]) -> str:
         else:
             has_alpha = True
     return " _n " if has_digit and has_alpha else s
+
+
+_ASCII_RUN = re.compile(r"[0-9a-z_]+")
+_SYNONYMS, _FILLER = lexicon.SYNONYMS, lexicon.FILLER
+
+
+def _word_char(m: re.Match[str]) -> str:
+    """A Latin word inside CJK prose as one private-use character, so it weighs like one CJK character."""
+    return chr(0xE000 + zlib.crc32(m.group().encode("ascii")) % 0x1900)
 
 
 def _mask(s: str, lang: str, ascii_only: bool) -> str:
@@ -642,21 +689,27 @@ def _mask(s: str, lang: str, ascii_only: bool) -> str:
 
 
 def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tuple[str, list, int]:
-    """(skeleton text, shingles, token count).
+    """(skeleton text, shingles, token count). Filler words are dropped and common synonyms folded
+    (lexicon.FILLER, SYNONYMS) so that light paraphrase keeps the skeleton.
 
     Words are tokens and shingles are pairs of consecutive words. In CJK-dominant text (no word
     separators) shingles are character bigrams and the token count counts characters.
     """
     tokens = (masked.translate(_ASCII_NONWORD) if ascii_only else _NONWORD.sub(" ", masked)).split()
+    tokens = [_SYNONYMS.get(t, t) for t in tokens if t not in _FILLER]
     skeleton = " ".join(tokens)
     if cjk:
-        if len(skeleton) > max_shingles + 1:  # long prompts: the opening and closing carry the template
+        for filler in lexicon.CJK_FILLER:
+            if filler in skeleton:
+                skeleton = skeleton.replace(filler, "")
+    if cjk:
+        # one character per CJK character and per Latin word, then character bigrams
+        compact = _ASCII_RUN.sub(_word_char, skeleton).replace(" ", "")
+        if len(compact) > max_shingles + 1:  # long prompts: the opening and closing carry the template
             tail = max_shingles // 4
-            skeleton_part = skeleton[: max_shingles - tail] + skeleton[-tail - 1 :]
-        else:
-            skeleton_part = skeleton
-        shingles: list = list(map(add, skeleton_part, skeleton_part[1:]))
-        return skeleton, shingles, len(skeleton) - skeleton.count(" ")
+            compact = compact[: max_shingles - tail] + compact[-tail - 1 :]
+        shingles: list = list(map(add, compact, compact[1:])) if len(compact) > 1 else [compact]
+        return skeleton, shingles, len(compact)
     if len(tokens) > max_shingles + 1:
         tail = max_shingles // 4
         part = tokens[: max_shingles - tail] + tokens[-tail - 1 :]
@@ -688,16 +741,23 @@ def _digest(text: str) -> str:
 
 
 # -------------------------------------------------------------------------------------------------- API
-def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | None, images: int | None,
-            cfg: ContentConfig) -> ContentFeatures:
-    """Features of one gateway request's prompt. Never raises on a str; never returns prompt text.
+class _Text(NamedTuple):
+    """A prompt prepared for the cue and skeleton stages (never leaves this module)."""
 
-    `system_prompt_hash` is accepted for the API's sake: the system prompt's identity is a cross-account
-    aggregate, not a content cue, so it does not change any feature here.
-    """
-    if not prompt:
-        return EMPTY
-    text = prompt[: cfg.max_chars]
+    text: str  # NFKC, code/e-mail/URL masked, whitespace folded; original case (names are found by it)
+    cue: str  # text, lowercased
+    ascii_only: bool
+    cjk: bool  # CJK-dominant: shingled by characters
+    words: list[str]  # Latin/Cyrillic/... words of cue (not CJK)
+    word4: set[str]  # their first four letters: the keys the cue pre-filters look up
+    chars: set[str]  # CJK characters of cue that anchor some cue
+    lang: str
+    bundle: tuple[str, ...]  # languages whose trace cue lists apply
+    has_code: bool
+
+
+def _prepare(prompt: str, max_chars: int) -> _Text:
+    text = prompt[:max_chars]
     ascii_only = text.isascii()
     if not ascii_only and not unicodedata.is_normalized("NFKC", text):
         text = _nfkc(text)
@@ -708,8 +768,8 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         text = _EMAIL.sub(" _n ", text)
     if "://" in text or "www." in text:
         text = _URL.sub(" _n ", text)
-
-    cue = " ".join(text.lower().split())
+    text = " ".join(text.split())  # after code masking (fences need their newlines): fold whitespace
+    cue = text.lower()
     if ascii_only:
         words = cue.translate(_ASCII_NONLETTER).split()
         chars: set[str] = set()
@@ -717,15 +777,29 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         cjk = False
     else:
         script_lang, cjk, bundle = _script(cue)
-        if cjk:  # Latin words in CJK prose are ASCII: project instead of scanning every character
+        if cjk and not _NON_ASCII_LETTER.search(cue):
+            # Latin words in CJK prose are ASCII: project instead of scanning every CJK character
             words = cue.encode("ascii", "replace").decode("ascii").translate(_ASCII_NONLETTER).split()
         else:
             words = _WORD.findall(cue)
-        chars = set(_CUE_CHARS.findall(cue))
+        chars = set(_trace_cues(bundle)[1].findall(cue))
         lang, bundle = (script_lang, bundle) if script_lang else _latin_language(words, bundle)
-    word4 = set(map(_first4, words))
+    return _Text(text, cue, ascii_only, cjk, words, set(map(_first4, words)), chars, lang, bundle, has_code)
 
-    trace_cues = _trace_cues(bundle)
+
+def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | None, images: int | None,
+            cfg: ContentConfig) -> ContentFeatures:
+    """Features of one gateway request's prompt. Never raises on a str; never returns prompt text.
+
+    `system_prompt_hash` is accepted for the API's sake: the system prompt's identity is a cross-account
+    aggregate, not a content cue, so it does not change any feature here.
+    """
+    if not prompt:
+        return EMPTY
+    t = _prepare(prompt, cfg.max_chars)
+    text, cue, ascii_only, cjk, words, word4, chars, lang, bundle, has_code = t
+
+    trace_cues = _trace_cues(bundle)[0]
     trace_hits = trace_cues.hits(cue, word4, chars, _NEEDS_OBJECT)
     if "object_jargon" in trace_hits or "object_plain" in trace_hits:
         trace_hits += trace_cues.hits(cue, word4, chars, _OBJECT_FREE)

@@ -96,7 +96,7 @@ TRACE_LANGS: dict[str, dict] = {
                      r"complete", r"entire", r"whole", r"exact"],
         "self": [r"your", r"you", r"yours", r"the model'?s", r"the assistant'?s", r"the ai'?s", r"its"],
         "hide": [
-            r"(?:that|which) you (?:\w+ )?(?:normally |usually |typically |would |otherwise |always )?"
+            r"(?:(?:that|which) )?you (?:\w+ )?(?:normally |usually |typically |would |otherwise |always )?"
             r"(?:hide|conceal|suppress|keep (?:hidden|private|secret|to yourself)|"
             r"(?:do not|don't|never|wouldn't|would not) (?:show|reveal|display|share|output|print|expose))",
             r"(?:you|the model) (?:\w+ ){0,2}(?:did|performed|ran|had|used|went through|generated|produced|"
@@ -878,3 +878,35 @@ STOP_TOKENS = frozenset().union(*STOPWORDS.values()) | words(
     0 _n _q _c
     """
 )  # s t d m re ll ve: split contractions; 0 _n _q _c: the skeleton's slot placeholders
+
+# --------------------------------------------------------------------------------------------------------
+# Skeleton canonicalisation: light paraphrase should not move a prompt off its template. Filler words are
+# dropped and common instruction synonyms folded before the skeleton is hashed and sketched.
+# --------------------------------------------------------------------------------------------------------
+FILLER = words("please pls plz kindly thanks thank thx cheers hi hello hey dear ok okay a an the lot")
+CJK_FILLER = ("麻烦", "谢谢", "您好", "你好", "一下", "请")
+_SYNONYM_SETS = """
+    write create generate produce compose draft craft
+    explain describe clarify
+    give provide offer supply
+    list enumerate itemize itemise
+    short brief concise
+    simple plain easy basic straightforward
+    tips advice suggestions recommendations pointers hints
+    find locate identify spot
+    polite courteous
+    main key primary principal major
+    helpful useful beneficial
+    risks dangers hazards pitfalls
+    latest newest
+    fix repair resolve
+    summarize summarise recap condense
+    show display
+    help assist
+    first initially
+    error exception
+    function method
+    """
+SYNONYMS: dict[str, str] = {
+    word: line.split()[0] for line in _SYNONYM_SETS.strip().splitlines() for word in line.split()[1:]
+}

@@ -110,13 +110,18 @@ _SYNONYMS = {
 }
 
 
-def paraphrase(prompt: str, rng: random.Random) -> str:
+PARAPHRASE_OPS = ("synonym", "please", "thanks", "space", "punct", "case")
+
+
+def paraphrase(prompt: str, rng: random.Random, op: str | None = None) -> str:
     """One light edit a paraphrasing harvester (or a person) makes: a synonym, a politeness word,
-    a changed ending, extra whitespace or different case."""
+    a changed ending, extra whitespace or different case. `op` picks the edit (default: random)."""
     words = prompt.split(" ")
     swaps = [i for i, w in enumerate(words) if w.lower() in _SYNONYMS]
-    ops = ["please", "thanks", "space", "case", "punct"] + (["synonym"] * 3 if swaps else [])
-    op = rng.choice(ops)
+    if op is None:
+        op = rng.choice(["please", "thanks", "space", "case", "punct"] + (["synonym"] * 3 if swaps else []))
+    if op == "synonym" and not swaps:
+        op = "please"
     if op == "synonym":
         i = rng.choice(swaps)
         words[i] = _SYNONYMS[words[i].lower()]
