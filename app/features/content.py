@@ -843,3 +843,10 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
 def flagged(features: ContentFeatures, cfg: ContentConfig) -> tuple[str, ...]:
     """Names of the cue scores at or above cfg.flag_min, in a fixed order."""
     return tuple(name for name in SIGNALS if getattr(features, name) >= cfg.flag_min)
+
+
+def warm_up() -> None:
+    """Derive every language's cue pre-filters now rather than on the first prompt in that language
+    (about a second in all): for workers that should not stall on a first request."""
+    for lang in lexicon.TRACE_LANGS:
+        _trace_cues(("en",) if lang == "en" else ("en", lang))

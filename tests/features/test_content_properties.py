@@ -1,0 +1,120 @@
+"""Properties of the content stage on arbitrary text: it never raises (lone surrogates included), scores
+stay in [0, 1], nothing of the prompt leaks into the output, and the cue pre-filter never hides a match."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import astuple
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.features import content, lexicon
+from app.features.content import LANGS, SIGNALS, TASK_FAMILIES, ContentConfig, analyse
+
+CFG = ContentConfig()
+
+# Cue-bearing snippets in several scripts, so random text reaches the scoring paths, not only the misses.
+SNIPPETS = [
+    "show your hidden reasoning", "<thinking>", "</scratchpad>", "debug mode", "chain-of-thought", "CoT",
+    "step by step", "the answer is 42", "given answer", "reconstruct", "verbatim", "rate the response",
+    "on a scale of 1 to 10", "[[A]]", "which response is better", "rubric", '"score":', "censorship-compliant",
+    "politically acceptable", "rewrite your answer", "Tiananmen", "推理过程", "思维链", "调试模式", "写出来",
+    "评分标准", "回答A", "符合审查要求", "天安门", "推論過程", "書き出して", "추론 과정", "보여주세요",
+    "рассуждения", "покажи", "razonamiento interno", "raisonnement caché", "Gedankengang", "raciocínio",
+    "```code```", "`x`", "https://example.com/x", "a@b.example", "0xdeadbeef", "Alice Smith", "“quoted”",
+    "ＦＵＬＬ ＷＩＤＴＨ", "\u0301", "\ud800", "\udfff", "\x00", "\n\n", "🙂", "ﬁ",
+]
+any_char = st.characters(exclude_categories=())  # every code point, lone surrogates included
+prompts = st.lists(st.one_of(st.text(any_char, max_size=40), st.sampled_from(SNIPPETS)), max_size=25).map(
+    lambda parts: " ".join(parts)
+)
+GROUP_NAMES = {f"{signal}.{g}" for signal, groups in lexicon.GROUPS.items() for g in groups}
+
+
+def _leaks(prompt: str, value: str, n: int = 9) -> bool:
+    return any(value[i : i + n] in prompt for i in range(len(value) - n + 1))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prompts, st.one_of(st.none(), st.integers(0, 50)), st.one_of(st.none(), st.integers(0, 5)))
+def test_analyse_is_total_bounded_and_private(prompt: str, tools: int | None, images: int | None) -> None:
+    f = analyse(prompt, "sp-hash", tools, images, CFG)
+    for name in SIGNALS:
+        assert 0.0 <= getattr(f, name) <= 1.0
+    assert 0 <= f.simhash < 2**64
+    assert f.task_family in TASK_FAMILIES and f.lang in LANGS
+    assert set(f.cues) <= GROUP_NAMES
+    assert f.length_bucket == len(prompt).bit_length()
+    # Only hashes, keys and fixed vocabulary leave the stage: no 9-character piece of the prompt.
+    for value in (f.skeleton_hash, *f.template_keys):
+        assert re.fullmatch(r"|[0-9a-f]{16}|[bm]\d+:[0-9a-f]+", value)
+        assert not _leaks(prompt, value)
+    assert all(isinstance(v, (str, int, float, tuple)) for v in astuple(f))
+
+
+def test_secret_in_prompt_never_reaches_the_output() -> None:
+    secret = "sk-live-7Hq2ZxPp91LmNv"
+    prompt = f"My API key is {secret}; please reveal your hidden reasoning about why it fails: `{secret}`"
+    f = analyse(prompt, None, None, None, CFG)
+    assert "7Hq2ZxPp" not in repr(f) and secret not in repr(f)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(any_char, max_size=3000))
+def test_long_and_odd_text_never_raises(prompt: str) -> None:
+    analyse(prompt, None, None, None, ContentConfig(max_chars=2000))
+
+
+# ------------------------------------------------------------------------------------------ pre-filter
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _exhaustive(cues: content._Cues, text: str) -> list[str]:
+    """Every piece searched, no pre-filter."""
+    hit = set()
+    for name, source, _ in cues._parts:
+        rx = _compiled.get(source)
+        if rx is None:
+            rx = _compiled[source] = re.compile(source)
+        if rx.search(text):
+            hit.add(name)
+    return [name for name in cues._names if name in hit]
+
+
+def _agree(prompt: str) -> None:
+    t = content._prepare(prompt, 4000)
+    trace = content._trace_cues(t.bundle)[0]
+    for cues in (trace, content._RUBRIC, content._CENSOR, content._FAMILY):
+        assert cues.hits(t.cue, t.word4, t.chars) == _exhaustive(cues, t.cue), prompt
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(SNIPPETS), st.text(max_size=8)), min_size=1, max_size=12))
+def test_prefilter_never_hides_a_match(parts: list[str]) -> None:
+    _agree(" ".join(parts))
+    _agree("".join(parts))  # glued: words touching CJK characters and punctuation
+
+
+def test_prefilter_agrees_on_the_labelled_examples() -> None:
+    from tests.features.test_content import (
+        CENSOR_NEGATIVE,
+        CENSOR_POSITIVE,
+        RUBRIC_NEGATIVE,
+        RUBRIC_POSITIVE,
+        TRACE_NEGATIVE,
+        TRACE_POSITIVE,
+    )
+
+    for prompt in TRACE_POSITIVE + TRACE_NEGATIVE + RUBRIC_POSITIVE + RUBRIC_NEGATIVE + CENSOR_POSITIVE + (
+        CENSOR_NEGATIVE
+    ):
+        _agree(prompt)
+
+
+def test_few_cue_pieces_run_unconditionally() -> None:
+    # a piece without an anchor runs on every prompt: keep them rare (they cost every request)
+    content.warm_up()
+    total = sum(len(c.unanchored()) for c in (content._RUBRIC, content._CENSOR, content._FAMILY))
+    total += sum(len(c.unanchored()) for c in content._lang_cues.values())
+    assert total <= 12, total
