@@ -449,10 +449,13 @@ def _trace_patterns(spec: dict) -> dict[str, list[str]]:
         "object_jargon": each(spec["jargon"]),
         "object_plain": each(spec["plain"]),
         "hidden_self": [slf + gap(3) + hmod + gap(2) + obj, *each(spec["hide"])],
+        # the model's own reasoning artefact, named: "your chain of thought", "你的思维链"
+        "own_jargon": [w(spec["you"]) + gap(2) + w(spec["jargon"])] if spec.get("you") else [],
         "hidden_other": [hmod + gap(2) + obj],
         "hidden_mid": [hmid + gap(2) + obj],
         "expose": [vstrong + gap(6) + obj],
-        "reconstruct": [vrecon + gap(6) + steps],
+        "reconstruct": [vrecon + gap(6) + steps, *each(spec.get("pretend", []))],
+        "verbatim": each(spec.get("verbatim", [])),
         "show": [vmed + gap(4) + obj],
         "given_answer": each(spec["answer"]),
         "answer_line": each(spec["answer_weak"]),
@@ -538,7 +541,7 @@ def _score(signal: str, hits: list[str], caps: tuple[tuple[float, float], ...]) 
         else:
             z += weight
             units += unit
-    if units >= 1.0:
+    if units >= 0.5:
         z += mod_z
         units += mod_units
     s = 1.0 - math.exp(-z)

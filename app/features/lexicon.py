@@ -65,7 +65,7 @@ TRACE_LANGS: dict[str, dict] = {
             r"reasoning (?:traces?|tokens?|chains?|blocks?|logs?|transcripts?|content|summar(?:y|ies))",
             r"thinking (?:tokens?|traces?|blocks?|content|logs?|budget)",
             r"thought (?:traces?|chains?|logs?|tokens?)",
-            r"stream[\s-]of[\s-]consciousness",
+            r"stream[\s-]of[\s-]consciousness", r"think(?:ing)? (?:out loud|aloud)", r"chains? of reasoning",
             r"(?:hidden|internal|latent|private|concealed) (?:reasoning|thinking|thoughts?|deliberations?)",
             r"extended thinking",
             r"(?:thinking|reasoning|thought) tags?",
@@ -94,6 +94,7 @@ TRACE_LANGS: dict[str, dict] = {
         ],
         "hmod_mid": [r"own", r"true", r"actual", r"real", r"underlying", r"genuine", r"original", r"full",
                      r"complete", r"entire", r"whole", r"exact"],
+        "you": [r"your", r"yours", r"you"],
         "self": [r"your", r"you", r"yours", r"the model'?s", r"the assistant'?s", r"the ai'?s", r"its"],
         "hide": [
             r"(?:(?:that|which) )?you (?:\w+ )?(?:normally |usually |typically |would |otherwise |always )?"
@@ -136,6 +137,22 @@ TRACE_LANGS: dict[str, dict] = {
             r"(?:completed|finished|final|correct|known|model) (?:answer|solution|response)s?",
             r"work\w* backwards?", r"reverse[\s-]?engineer\w*", r"post[\s-]?hoc", r"after the fact",
             r"as if you had (?:solved|derived|reasoned|thought|worked)",
+            r"(?:already )?(?:know|have|got|been given) (?:the |your |its )?(?:final |correct |right )?answers?",
+            r"(?:i'll|i will|we'll|we will) (?:give|provide|supply|show|tell) (?:you )?(?:the )?"
+            r"(?:final |correct |right )?answers?",
+            r"(?:used|needed|take|took|taken) to (?:reach|arrive at|get to|obtain|derive) "
+            r"(?:it|that|this|them|the (?:final |correct |given )?answers?)",
+        ],
+        "pretend": [
+            r"as (?:if|though) (?:you were|you're|you are) (?:solving|seeing|doing|encountering|working on|"
+            r"thinking about) (?:it|this|that|the \w+)",
+            r"(?:would have|would've|must have|might have) (?:used|followed|taken|gone through)",
+        ],
+        "verbatim": [
+            r"verbatim", r"word for word", r"unabridged", r"in (?:full|its entirety)",
+            r"(?:without|do not|don't|never|no) (?:skipping|omitting|summari[sz]ing|abbreviating|condensing|"
+            r"truncating|leaving (?:anything )?out|skip|omit|summari[sz]e|abbreviate|condense|truncate)",
+            r"exactly as (?:you|it was|they were) (?:generated|produced|thought|wrote|written|had it)",
         ],
         "answer_weak": [r"answer (?:is|was)", r"answer\s*[:=]"],
         "weak": [
@@ -191,10 +208,12 @@ TRACE_LANGS: dict[str, dict] = {
             "原封不动",
         ],
         "hmod_mid": ["真实", "完整", "全部", "所有", "底层", "自己", "本来", "实际", "原本", "详尽", "完全"],
+        "you": ["你的", "您的", "你自己的", "你在", "你"],
         "self": ["你", "您", "模型", "助手", latin("ai")],
         "hide": [
             "你(?:通常|平时|一般|本来)?(?:会)?(?:隐藏|不(?:会)?(?:展示|显示|公开|输出|透露|给出))的",
             "你在回答(?:之前|前|时)(?:进行|做|完成|经历)的",
+            "你(?:在)?回答[^。！？!?\n]{0,12}?时(?:的|所)",
             "你(?:在)?(?:后台|内部|心里|脑海中|脑子里|暗中)(?:进行|做|完成|经历)的",
         ],
         "vstrong": ["写出", "写下", "写全", "完整写出", "详细写出", "逐字写出", "输出", "打印", "暴露", "揭示",
@@ -205,7 +224,7 @@ TRACE_LANGS: dict[str, dict] = {
             "重新生成", "重新构建", "模拟出", "模拟",
         ],
         "vmed": ["展示", "显示", "呈现", "给出", "提供", "分享", "列出", "写", "放在", "放到", "放入", "包含", "记录",
-                 "告诉我"],
+                 "告诉我", "发给我"],
         "passive": [
             "写出来", "写下来", "展示出来", "显示出来", "呈现出来", "打印出来", "输出出来", "暴露出来", "公开出来",
             "说出来", "都写出", "全部写出", "完整地?写", "完整输出", "一字不差", "原封不动", "全部输出",
@@ -244,6 +263,7 @@ TRACE_LANGS: dict[str, dict] = {
         "hmod": ["内部", "隠れた", "隠された", "隠している", "秘密の", "非公開の", "生の", "未加工の",
                  "フィルター?なし", "そのままの", "一字一句"],
         "hmod_mid": ["本当の", "実際の", "完全な", "すべての", "全部の", "あなた自身の"],
+        "you": ["あなたの", "君の", "お前の"],
         "self": ["あなた", "君", "お前", "モデル", "アシスタント", latin("ai")],
         "hide": ["(?:普段|通常|いつも)(?:は)?(?:隠|見せな|表示しな|出力しな)"],
         "vstrong": ["書き出", "出力", "公開", "明かし", "明かして", "暴露", "開示", "漏ら", "ダンプ", "そのまま書",
@@ -274,6 +294,7 @@ TRACE_LANGS: dict[str, dict] = {
         "hmod": ["내부", "숨겨진", "숨은", "감춰진", "비밀", "비공개", "원시", "필터링되지 않은", "날것의",
                  "그대로의", "있는 그대로"],
         "hmod_mid": ["진짜", "실제", "완전한", "전체", "모든", "당신 자신의"],
+        "you": ["당신의", "너의", "네"],
         "self": ["당신", "너의", "네", "모델", "어시스턴트", latin("ai")],
         "hide": ["(?:평소|보통|원래)(?:에)?(?:는)? ?(?:숨기|보여주지 않|공개하지 않)"],
         "vstrong": ["작성해", "적어", "써 ?줘", "써 ?주", "출력", "공개", "드러내", "노출", "덤프", "그대로 보여",
@@ -304,6 +325,7 @@ TRACE_LANGS: dict[str, dict] = {
         "hmod": [r"скрыт\w*", r"внутренн\w*", r"тайн\w*", r"секретн\w*", r"необработанн\w*", r"нефильтрованн\w*",
                  r"сыр\w*", r"дословн\w*", r"невидим\w*"],
         "hmod_mid": [r"сво\w*", r"собственн\w*", r"настоящ\w*", r"реальн\w*", r"полн\w*", r"весь", r"всё", r"все"],
+        "you": [r"тво\w*", r"ваш\w*", r"сво[иейёюяхм]\w*"],
         "self": [r"тво\w*", r"ваш\w*", r"сво[иейёюяхм]\w*", r"ты", r"вы", r"модел\w*", r"ассистент\w*"],
         "hide": [r"(?:которы\w*|что) (?:ты|вы) (?:обычно )?(?:скрыва\w*|не показыва\w*|не раскрыва\w*)"],
         "vstrong": [r"выведи\w*", r"выпиши\w*", r"распиши\w*", r"раскрой\w*", r"раскрыть", r"изложи\w*",
@@ -315,7 +337,8 @@ TRACE_LANGS: dict[str, dict] = {
         "passive": [],
         "answer": [r"(?:данн|готов|известн|указанн|приведённ|приведенн|имеющ)\w* (?:\w+ )?ответ\w*",
                    r"(?:к )?этому ответу", r"стоящ\w* за (?:этим )?(?:ответ\w*|решени\w*)",
-                   r"привел\w* к (?:этому )?(?:ответу|решению)",],
+                   r"привел\w* к (?:этому )?(?:ответу|решению)", r"привод\w* к (?:нему|этому|ответу|решению)",
+                   r"(?:ответ|решение) (?:уже )?(?:известен|известно|дан|дано|получен\w*)", r"уже известн\w*",],
         "answer_weak": [r"ответ\s*[:=]", r"правильный ответ", r"окончательный ответ"],
         "weak": [r"шаг за шагом", r"пошагово", r"поэтапно", r"подробно объясни\w*", r"подумай\w*"],
         "mode": [r"режим\w* (?:отладки|разработчика|диагностики|администратора|бога)", r"отладочн\w* режим\w*",
@@ -339,6 +362,7 @@ TRACE_LANGS: dict[str, dict] = {
         "hmod": [r"intern[oa]s?", r"ocult[oa]s?", r"privad[oa]s?", r"secret[oa]s?", r"sin filtrar", r"en bruto",
                  r"literal(?:es)?", r"textual(?:es)?", r"escondid[oa]s?"],
         "hmod_mid": [r"propi[oa]s?", r"verdader[oa]s?", r"real(?:es)?", r"complet[oa]s?", r"[ií]ntegr[oa]s?"],
+        "you": [r"tus?", r"vuestr[oa]s?"],
         "self": [r"tus?", r"su", r"sus", r"vuestr[oa]s?", r"del modelo", r"del asistente"],
         "hide": [r"que (?:normalmente |usualmente )?(?:ocultas|escondes|no muestras|no revelas)"],
         "vstrong": [r"revel\w*", r"exp[oó]n\w*", r"exponer", r"imprim\w*", r"vuelca\w*", r"volcar", r"divulg\w*",
@@ -375,6 +399,7 @@ TRACE_LANGS: dict[str, dict] = {
         "hmod": [r"internes?", r"cach[ée]e?s?", r"priv[ée]e?s?", r"secr[eè]te?s?", r"brut(?:e|es|s)?",
                  r"non filtr[ée]e?s?", r"mot pour mot", r"textuel\w*", r"int[ée]rieur\w*"],
         "hmod_mid": [r"propres?", r"v[ée]ritables?", r"r[ée]el(?:le)?s?", r"complet\w*", r"enti(?:er|[eè]re)s?"],
+        "you": [r"ton", r"ta", r"tes", r"votre", r"vos"],
         "self": [r"ton", r"ta", r"tes", r"votre", r"vos", r"du mod[eè]le", r"de l'assistant"],
         "hide": [r"que (?:tu|vous) (?:\w+ )?(?:caches|cachez|ne montres pas|ne montrez pas|gardes secret)"],
         "vstrong": [r"r[ée]v[eè]l\w*", r"expos\w*", r"divulgu\w*", r"affich\w*", r"imprim\w*", r"d[ée]voil\w*",
@@ -414,6 +439,7 @@ TRACE_LANGS: dict[str, dict] = {
                  r"ungefiltert\w*", r"roh\w*", r"unbearbeitet\w*", r"wörtlich\w*", r"unsichtbar\w*"],
         "hmod_mid": [r"eigen\w*", r"wahr\w*", r"tatsächlich\w*", r"echt\w*", r"vollständig\w*", r"ganz\w*",
                      r"gesamt\w*"],
+        "you": [r"dein\w*", r"ihr\w*"],
         "self": [r"dein\w*", r"ihr\w*", r"du", r"des modells", r"des assistenten"],
         "hide": [r"(?:den|die|das) (?:du|sie) (?:normalerweise |sonst )?(?:verbirgst|versteckst|nicht zeigst)"],
         "vstrong": [r"offenleg\w*", r"offen ?legen", r"enthüll\w*", r"ausgeben", r"gib (?:\w+ ){0,4}?aus",
@@ -449,6 +475,7 @@ TRACE_LANGS: dict[str, dict] = {
         "hmod": [r"intern[oa]s?", r"ocult[oa]s?", r"escondid[oa]s?", r"privad[oa]s?", r"secret[oa]s?", r"brut[oa]s?",
                  r"sem filtro", r"literal"],
         "hmod_mid": [r"pr[oó]pri[oa]s?", r"verdadeir[oa]s?", r"rea(?:l|is)", r"complet[oa]s?", r"inteir[oa]s?"],
+        "you": [r"seus?", r"suas?", r"teus?", r"tuas?"],
         "self": [r"seus?", r"suas?", r"teus?", r"tuas?", r"do modelo", r"do assistente"],
         "hide": [r"que voc[eê] (?:normalmente )?(?:esconde|oculta|n[aã]o mostra)"],
         "vstrong": [r"revel\w*", r"exponh\w*", r"expor", r"divulg\w*", r"imprim\w*", r"despej\w*", r"transcrev\w*"],
@@ -480,7 +507,8 @@ TAG_NAMES = [
     r"inner_thoughts", r"internal_thoughts", r"hidden_reasoning", r"internal_reasoning", r"reflection",
     r"rationale", r"deliberation", r"思考", r"推理", r"思维链", r"思考过程", r"推理过程", r"考え", r"思考過程",
     r"추론", r"생각", r"рассуждение", r"размышление", r"razonamiento", r"raisonnement", r"gedanken",
-    r"racioc[ií]nio",
+    r"racioc[ií]nio", r"pensamientos?", r"pens[ée]es?", r"pensamentos?", r"réflexion", r"überlegungen",
+    r"размышлени[ея]", r"рассуждения", r"思路", r"内心独白", r"考察", r"사고",
 ]
 FIELD_NAMES = [
     r"reasoning", r"thinking", r"thoughts", r"chain_of_thought", r"cot", r"scratchpad", r"internal_reasoning",
@@ -521,8 +549,8 @@ RUBRIC: dict[str, list[str]] = {
         r"\b(?:avalie|avaliar|classifique|classificar|pontue|pontuar|julgue)\w*\W+(?:\w+\W+){0,4}?respostas?",
     ],
     "scale": [
-        rf"\b(?:score|rating|rate|grade|points?|scale|mark)\W+(?:\w+\W+){{0,5}}?(?:from |between |of )?"
-        rf"{_NUM} ?(?:to|-|–|and|through) ?{_NUM}\b",
+        rf"\b(?:score|rating|rate|grade|points?|scale|mark|reward)\W+(?:\w+\W+){{0,5}}?(?:from |between |of )?"
+        rf"-?{_NUM} ?(?:to|-|–|and|through) ?-?{_NUM}\b",
         r"\bout of (?:5|7|10|100)\b",
         r"/(?<=\w/) ?(?:5|7|10|100)\b",
         r"\blikert\b",
@@ -548,12 +576,14 @@ RUBRIC: dict[str, list[str]] = {
     ],
     "pair": [
         r"\bwhich (?:of the (?:two|following|above) )?(?:responses?|answers?|outputs?|completions?|replies|"
-        r"assistants?|summaries|translations?|candidates?|one) (?:is|was|would be) (?:better|best|more helpful|"
+        r"assistants?|summaries|translations?|candidates?) (?:is|was|would be) (?:better|best|more helpful|"
         r"preferable|superior|preferred|worse|more accurate|more appropriate)",
         r"\bpairwise\b",
         r"\b(?:preferred|winning|better) (?:response|answer|output|completion)\b",
         r"\bcompare (?:the )?(?:two|both|these|following) (?:responses|answers|outputs|completions)\b",
-        r"哪(?:个|一个)(?:回答|回复|答案|输出)?(?:更好|更优|更佳|更合适)", r"更偏好", r"两个(?:回答|回复|答案)",
+        r"\bwhich (?:one|of them|of the two|of these)\b(?:\W+\w+){0,8}?\W+prefer\w*",
+        r"哪(?:个|一个)(?:回答|回复|答案|输出)?(?:更好|更优|更佳|更合适|更有帮助|更准确|更符合|胜出)", r"更偏好",
+        r"两个[^。，！？!?\n]{0,6}?(?:回答|回复|答案|输出)",
         r"成对比较",
         r"\b(?:qu[eé]|cu[aá]l) respuesta es mejor\b", r"\bquelle r[ée]ponse est (?:la )?meilleure\b",
         r"\bwelche antwort ist besser\b", r"\b(?:какой|который) (?:из )?(?:ответ\w*|двух ответов) (?:лучше|предпочт)",
@@ -564,6 +594,8 @@ RUBRIC: dict[str, list[str]] = {
         r"versus)\W+(?:(?:response|answer|output|completion|assistant|summary|candidate|reply) )?(?:b|2)\b",
         r"\[\[(?:a|b|c|tie)\]\]",
         r"\b(?:chosen|rejected) (?:and|vs\.?|or) (?:chosen|rejected)\b",
+        r"\b(?:two|both|pair of|these two) (?:\w+ )?(?:completions|responses|answers|outputs|replies|generations|"
+        r"summaries|translations)\b",
         r"(?:回答|回复|答案|输出|助手|模型)\s*[a-d1-4甲乙]\s*(?:和|与|还是|或|vs)",
     ],
     "format": [
@@ -573,6 +605,10 @@ RUBRIC: dict[str, list[str]] = {
         r"\b(?:score|rating|grade|verdict)\s*[:=]\s*(?:\[|<|\{|\d)",
         r"\[\[rating\]\]",
         r"\bonly (?:output|return|respond with) (?:the |a )?(?:score|number|rating|letter)\b",
+        r"\b(?:reply|respond|answer|output|return) (?:with )?(?:only )?(?:the |a |one |a single )?"
+        r"(?:number|score|integer|digit|letter|rating)(?: only)?\b",
+        r"\b(?:output|answer|reply|respond|return) (?:with )?(?:only )?[\"'\[(]?(?:1|a)[\"'\])]? or [\"'\[(]?(?:2|b)\b",
+        r"\b(?:assign|give|award|provide|produce)\w*\W+(?:\w+\W+){0,3}?(?:score|rating|grade|reward)s?\b",
         r"以json(?:格式)?输出(?:分数|评分)", r"(?:只|仅)输出(?:分数|评分|数字)", r"给出(?:一个)?(?:分数|评分)",
         r"\"(?:分数|评分)\"\s*:",
     ],
@@ -581,6 +617,8 @@ RUBRIC: dict[str, list[str]] = {
         r"expert |strict |careful |objective |neutral |experienced |helpful )*(?:judge|grader|evaluator|rater|"
         r"annotator|reward model|referee|assessor|scorer)\b",
         r"\breward model\b",
+        r"\b(?:human|expert|crowd|professional) (?:rater|annotator|labell?er|judge|evaluator)s?\b",
+        r"\b(?:reference|gold|ground[\s-]truth|ideal) (?:answer|response|output|solution)s?\b",
         r"\bllm[\s-]as[\s-]a[\s-]judge\b",
         r"\bpreference (?:data|labels?|annotations?)\b",
         r"(?:你是|作为|扮演)(?:一(?:个|名|位))?(?:公正的|客观的|严格的|专业的|资深的)?"
@@ -593,25 +631,33 @@ RUBRIC: dict[str, list[str]] = {
 # Censorship-safe rewrites: asking for an alternative answer that would pass a censor. The topic list is
 # a *modifier* only: asking about Tiananmen, Xinjiang or Taiwan is never evidence by itself.
 # --------------------------------------------------------------------------------------------------------
-_CENSOR_TARGET = (
-    r"(?:censor\w*|content (?:review|rules|regulations?|polic(?:y|ies)|controls?)|internet regulations?|cac|"
-    r"cyberspace administration|great firewall|gfw|party line|official (?:line|position|narrative|stance|view)|"
-    r"government'?s? (?:line|position|narrative|stance|view|guidelines|requirements)|core socialist values|"
-    r"propaganda (?:department|guidelines)|chinese (?:laws?|regulations?|authorities|government|censors?|rules)|"
-    r"prc (?:laws?|regulations?)|mainland (?:regulations?|rules|censors?|authorities)|beijing'?s? (?:line|position))"
+_CENSOR_TARGET = (  # a censor, or China's rules and line: explicit
+    r"(?:censor\w*|cac|cyberspace administration|great firewall|gfw|party line|core socialist values|"
+    r"propaganda (?:department|guidelines)|chinese (?:laws?|regulations?|regulators?|authorities|government|"
+    r"censors?|censorship|rules|officials)|prc (?:laws?|regulations?)|mainland (?:regulations?|rules|censors?|"
+    r"authorities)|beijing'?s? (?:line|position|narrative))"
+)
+_OFFICIAL_TARGET = (  # an official line or content rules: also plain politics and marketing talk
+    r"(?:content (?:review|rules|regulations?|polic(?:y|ies)|controls?)|internet regulations?|"
+    r"official (?:government |party |state )?(?:line|position|narrative|stance|view|talking points)|"
+    r"government'?s? (?:line|position|narrative|stance|view|guidelines|requirements))"
+)
+_COMPLY_VERB = (
+    r"(?:compl(?:y|ies|iant|iance|ying)|conform\w*|adher\w*|in line|in accordance|consistent|align\w*|"
+    r"acceptable|approved|pass\w*|survive\w*|satisf\w*|meet\w*|get past|get through|evade\w*|follow\w*|toe\w*|"
+    r"match\w*|echo\w*|stick\w* to|(?:not|without) trigger\w*)"
 )
 CENSOR: dict[str, list[str]] = {
     "comply": [
         r"\bcensorship[\s-]*(?:compliant|safe|friendly|proof|approved|compatible)\b",
-        r"\b(?:compl(?:y|ies|iant|iance|ying)|conform\w*|adher\w*|in line|in accordance|consistent|align\w*|"
-        r"acceptable|approved|pass\w*|survive\w*|satisf\w*|meet\w*|get past|get through|evade\w*|"
-        r"(?:not|without) trigger\w*)\W+(?:\w+\W+){0,5}?" + _CENSOR_TARGET + r"\b",
-        r"\bpolitically (?:acceptable|safe|compliant|appropriate|sanitized|sanitised|harmless|approved|"
-        r"unproblematic)\b",
+        rf"\b{_COMPLY_VERB}\W+(?:\w+\W+){{0,5}}?{_CENSOR_TARGET}\b",
         r"\b(?:sanitized|sanitised|censored|party[\s-]line|state[\s-]approved|government[\s-]approved|harmonized|"
         r"harmonised|whitewashed|regime[\s-]friendly|beijing[\s-]friendly|ccp[\s-]approved|censor[\s-]proof) "
         r"(?:\w+ )?(?:version|answer|response|alternative|rewrite|variant|narrative|take|framing|wording)\b",
         r"\bsafe for (?:the )?(?:china|chinese|mainland|beijing|prc)\b",
+        r"\b(?:beijing|the (?:chinese )?government|the (?:communist )?party|the ccp|the cpc|chinese censors|"
+        r"the censors|the authorities|regulators) would "
+        r"(?:approve|accept|allow|permit|sign off|not (?:object|censor|block|mind))",
         r"\b(?:won't|wouldn't|will not|would not|doesn't|does not|not) (?:get |be )?(?:censored|blocked|flagged|"
         r"deleted|removed|harmonized) (?:by|in|on) (?:the )?(?:chinese|china|weibo|wechat|douyin|censors?|mainland|"
         r"great firewall)",
@@ -636,6 +682,12 @@ CENSOR: dict[str, list[str]] = {
         r"\bcompat[ií]vel com a censura\b", r"\bpoliticamente (?:aceit[aá]vel|segur[oa])\b",
         r"\bvers[aã]o (?:censurada|oficialista)\b",
     ],
+    "comply_generic": [
+        rf"\b{_COMPLY_VERB}\W+(?:\w+\W+){{0,5}}?{_OFFICIAL_TARGET}\b",
+        r"\bpolitically (?:acceptable|safe|compliant|appropriate|sanitized|sanitised|harmless|approved|"
+        r"unproblematic)\b",
+        r"(?:改成|改为|改写成|换成|按照|符合|遵循|采用|使用)[^。，！？!?\n]{0,4}?(?:官方|政府|党)(?:的)?(?:口径|立场|说法|叙事)",
+    ],
     "rewrite": [
         r"\b(?:rewrite|rewrites|rewriting|rewritten|re-write|rephrase\w*|reword\w*|revis\w*|redo|rework\w*|"
         r"paraphras\w*|edit\w*|adjust\w*|modif\w*|soften\w*|sanitiz\w*|sanitis\w*|scrub\w*|alternative\w*|"
@@ -654,6 +706,7 @@ CENSOR: dict[str, list[str]] = {
         r"(?:\w+ ){0,2}?(?:answer|response|reply|output|text|paragraph|passage|article|summary|essay|post)\b",
         r"(?:你的|上面的?|上述|以上|之前的?|前面的?|原来的?|刚才的?|下面的?|以下的?|这个|这段|该)"
         r"(?:回答|答案|回复|内容|文字|文本|段落|文章)",
+        r"你[^。，！？!?\n]{0,8}?的(?:回答|答案|回复)",
         r"\b(?:esta|la|tu) respuesta\b", r"\b(?:cette|ta|votre) r[ée]ponse\b", r"\b(?:diese|deine) antwort\b",
         r"\b(?:этот|твой|ваш) ответ\b", r"(?:この|その|上の)(?:回答|答え|文章)", r"(?:이|위의?|그) (?:답변|응답|글)",
         r"\b(?:esta|essa|sua) resposta\b",
@@ -675,7 +728,7 @@ CENSOR: dict[str, list[str]] = {
 # --------------------------------------------------------------------------------------------------------
 # How groups combine. weight: contribution to z, score = 1 - exp(-z). units: how much independent evidence
 # the group is worth when deciding how far a score may rise (see ContentConfig.*_caps). A "modifier" group
-# (weight and units) only counts once at least one unit of non-modifier evidence is present: a rewrite
+# (weight and units) only counts once at least half a unit of non-modifier evidence is present: a rewrite
 # request, a reference to an answer or a sensitive topic never fire without a censorship-compliance cue.
 # --------------------------------------------------------------------------------------------------------
 GROUPS: dict[str, dict[str, tuple[float, float, bool]]] = {
@@ -696,6 +749,8 @@ GROUPS: dict[str, dict[str, tuple[float, float, bool]]] = {
         "mode": (0.35, 0.5, False),
         "mode_self": (0.6, 1.0, False),
         "purpose": (0.4, 0.5, False),
+        "own_jargon": (0.45, 1.0, False),
+        "verbatim": (0.3, 0.5, False),
     },
     "rubric": {
         "verb_obj": (0.55, 1.0, False),
@@ -709,6 +764,7 @@ GROUPS: dict[str, dict[str, tuple[float, float, bool]]] = {
     },
     "censor": {
         "comply": (0.6, 1.0, False),
+        "comply_generic": (0.35, 0.5, False),
         "rewrite": (0.35, 0.5, True),
         "answer": (0.25, 0.5, True),
         "topic": (0.25, 0.0, True),
@@ -719,7 +775,7 @@ GROUPS: dict[str, dict[str, tuple[float, float, bool]]] = {
 # ("your hidden reasoning" is both hidden_self and hidden_other).
 EXCLUSIVE: dict[str, tuple[tuple[str, ...], ...]] = {
     "trace": (
-        ("hidden_self", "hidden_other", "hidden_mid"),
+        ("hidden_self", "own_jargon", "hidden_other", "hidden_mid"),
         ("expose", "reconstruct", "show"),
         ("object_jargon", "object_plain"),
         ("mode_self", "mode"),
@@ -727,7 +783,7 @@ EXCLUSIVE: dict[str, tuple[tuple[str, ...], ...]] = {
         ("tag", "field"),
     ),
     "rubric": (),
-    "censor": (),
+    "censor": (("comply", "comply_generic"),),
 }
 
 # --------------------------------------------------------------------------------------------------------
