@@ -118,7 +118,7 @@ _OPEN, _DONE = 0, 1  # a literal prefix may still grow / has ended
 _MAX_PREFIXES = 256
 _BOUNDARY = "\x00"  # marks \b inside a literal prefix
 # Keys that occur in most prompts filter nothing: avoid them when a rarer required word exists.
-_COMMON_KEYS = frozenset({w[:4] for stop in lexicon.STOPWORDS.values() for w in stop}) | lexicon.words(
+_COMMON_KEYS = frozenset({w[:n] for stop in lexicon.STOPWORDS.values() for w in stop for n in (4, 5)}) | lexicon.words(
     """
     your with what this that have from will more when make some they them than then also into just only
     like need want know help give time each over comp cont cons prov repr pres expl info form answ ques
@@ -208,7 +208,7 @@ def _ends_nonword(items, i: int, start: bool) -> bool:
 def _key_cost(kind: str, key: str) -> float:
     if kind == "c":
         return 30.0 if key in _COMMON_CJK else 2.0
-    return 30.0 if key in _COMMON_KEYS else (1.0 if len(key) == 4 else 3.0)
+    return 30.0 if key in _COMMON_KEYS else (1.0 if len(key) == 5 else 1.5 if len(key) == 4 else 3.0)
 
 
 def _keys_of(prefixes: list[tuple[str, int]], aligned: bool) -> tuple[float, frozenset] | None:
@@ -221,8 +221,10 @@ def _keys_of(prefixes: list[tuple[str, int]], aligned: bool) -> tuple[float, fro
             run, a, b = m.group(), m.start(), m.end()
             if _CJK_CHAR.match(run):
                 cands = [("c", ch) for ch in run]
-            elif a > 0 and (b < len(s) or len(run) >= 4):
-                cands = [("w", run[:4])]
+            elif a > 0 and (len(run) >= 4 or b < len(s)):
+                # text words are keyed by their first 4 and first 5 letters: a complete short word is its
+                # own key, a word (or a stem the regex continues with \w*) of 5+ letters its first five
+                cands = [("w", run[:5])]
             else:
                 continue
             for kind, key in cands:
@@ -506,12 +508,14 @@ def _trace_cues(bundle: tuple[str, ...]) -> tuple[_Cues, re.Pattern[str]]:
 
 
 _WORD = re.compile(rf"[^\W\d_{_CJK_RANGES}]+")  # Latin/Cyrillic/... words; CJK is keyed by character
-_first4 = itemgetter(slice(0, 4))
+_first4, _first5 = itemgetter(slice(0, 4)), itemgetter(slice(0, 5))
 _SHARED_CUES = _Cues(_SHARED_TRACE)
 _RUBRIC = _Cues(lexicon.RUBRIC)
 _CENSOR = _Cues(lexicon.CENSOR)
 _FAMILY = _Cues(lexicon.FAMILY_PATTERNS)
 _FAMILY_PRIORITY = ("translation", "agentic", "coding", "math", "data", "reasoning", "writing", "qa", "chat")
+_FAMILY_OF = {w: fam for fam, vocab in reversed(lexicon.FAMILY_WORDS.items()) for w in vocab}  # first listed wins
+_FAMILY_VOCAB = frozenset(_FAMILY_OF)
 _MATH_EXPR = re.compile(r"\d\s*[-+*/^=×÷]\s*\(?\d|\\(?:frac|int|sum|sqrt)")
 _QUESTION_START = lexicon.words("what who when where why how is are does do can which should could would")
 
@@ -526,14 +530,16 @@ def _score(signal: str, hits: list[str], caps: tuple[tuple[float, float], ...]) 
     if not hits:
         return 0.0
     table = lexicon.GROUPS[signal]
-    present = set(hits)
-    for ranked in lexicon.EXCLUSIVE[signal]:
-        strongest = next((g for g in ranked if g in present), None)
-        if strongest is not None:
-            present.difference_update(ranked)
-            present.add(strongest)
+    if len(hits) > 1:
+        present = set(hits)
+        for ranked in lexicon.EXCLUSIVE[signal]:
+            strongest = next((g for g in ranked if g in present), None)
+            if strongest is not None:
+                present.difference_update(ranked)
+                present.add(strongest)
+        hits = [g for g in hits if g in present]  # keep the fixed order: float sums must not vary
     z = units = mod_z = mod_units = 0.0
-    for g in present:
+    for g in hits:
         weight, unit, modifier = table[g]
         if modifier:
             mod_z += weight
@@ -605,9 +611,9 @@ def _family(cue: str, words: list[str], word4: set[str], chars: set[str], rubric
             tools: int | None, images: int | None, flag_min: float) -> str:
     if rubric >= flag_min:
         return "grading"
-    ws = set(words)
-    counts = {fam: len(ws & vocab) for fam, vocab in lexicon.FAMILY_WORDS.items()}
-    counts["qa"] = 0
+    counts = dict.fromkeys(_FAMILY_PRIORITY, 0)
+    for word in _FAMILY_VOCAB.intersection(words):
+        counts[_FAMILY_OF[word]] += 1
     for fam in _FAMILY.hits(cue, word4, chars):
         counts[fam] += 2
     if counts["translation"]:
@@ -618,12 +624,15 @@ def _family(cue: str, words: list[str], word4: set[str], chars: set[str], rubric
         counts["coding"] += 2
     if images and counts["agentic"]:
         counts["agentic"] += 2
-    if _MATH_EXPR.search(cue):
+    if ("\\" in cue or _DIGIT.search(cue)) and _MATH_EXPR.search(cue):
         counts["math"] += 1
     if cue.endswith("?") or (words and words[0] in _QUESTION_START):
         counts["qa"] += 1
-    best = max(_FAMILY_PRIORITY, key=lambda f: (counts[f], -_FAMILY_PRIORITY.index(f)))
-    return best if counts[best] else "other"
+    best, best_n = "other", 0
+    for fam in _FAMILY_PRIORITY:  # ties go to the earlier family
+        if counts[fam] > best_n:
+            best, best_n = fam, counts[fam]
+    return best
 
 
 # ---------------------------------------------------------------------------------------------- skeleton
@@ -752,7 +761,7 @@ class _Text(NamedTuple):
     ascii_only: bool
     cjk: bool  # CJK-dominant: shingled by characters
     words: list[str]  # Latin/Cyrillic/... words of cue (not CJK)
-    word4: set[str]  # their first four letters: the keys the cue pre-filters look up
+    word4: set[str]  # their first four and first five letters: the keys the cue pre-filters look up
     chars: set[str]  # CJK characters of cue that anchor some cue
     lang: str
     bundle: tuple[str, ...]  # languages whose trace cue lists apply
@@ -787,7 +796,9 @@ def _prepare(prompt: str, max_chars: int) -> _Text:
             words = _WORD.findall(cue)
         chars = set(_trace_cues(bundle)[1].findall(cue))
         lang, bundle = (script_lang, bundle) if script_lang else _latin_language(words, bundle)
-    return _Text(text, cue, ascii_only, cjk, words, set(map(_first4, words)), chars, lang, bundle, has_code)
+    keys = set(map(_first4, words))
+    keys.update(map(_first5, words))
+    return _Text(text, cue, ascii_only, cjk, words, keys, chars, lang, bundle, has_code)
 
 
 def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | None, images: int | None,

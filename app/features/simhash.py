@@ -106,16 +106,24 @@ def simhash(features: list[Feature], bits: int = MAX_BITS) -> int:
     return simhash_of(hashed(features), bits)
 
 
+_BAND_SPECS: dict[tuple[int, int], tuple[int, tuple[tuple[str, int], ...]]] = {}
+
+
 def band_keys(h: int, bits: int = MAX_BITS, bands: int = 4) -> tuple[str, ...]:
     """Split a simhash into `bands` equal bands, one key each ("b0:3fa2").
 
     Two hashes within Hamming distance bands-1 agree exactly on at least one band (pigeonhole), so they
     share at least one key.
     """
-    width = bits // bands
-    mask = (1 << width) - 1
-    digits = (width + 3) // 4
-    return tuple(f"b{i}:{(h >> (i * width)) & mask:0{digits}x}" for i in range(bands))
+    spec = _BAND_SPECS.get((bits, bands))
+    if spec is None:
+        width = bits // bands
+        spec = _BAND_SPECS[(bits, bands)] = (
+            (1 << width) - 1,
+            tuple((f"b{i}:%0{(width + 3) // 4}x", i * width) for i in range(bands)),
+        )
+    mask, parts = spec
+    return tuple([fmt % ((h >> shift) & mask) for fmt, shift in parts])
 
 
 def minhash_keys(mins: tuple[int, ...], bands: int, rows: int) -> tuple[str, ...]:
