@@ -202,6 +202,10 @@ def _ends_nonword(items, i: int, start: bool) -> bool:
         lo, _, body = av
         body_ok = _ends_nonword(body, len(body), False)
         return body_ok if lo >= 1 else body_ok and _ends_nonword(items, i - 1, start)
+    if op is c.SUBPATTERN:
+        return _ends_nonword(av[-1], len(av[-1]), False)
+    if op is c.BRANCH:
+        return all(len(alt) and _ends_nonword(alt, len(alt), False) for alt in av[1])
     return False
 
 
@@ -240,8 +244,28 @@ def _keys_of(prefixes: list[tuple[str, int]], aligned: bool) -> tuple[float, fro
 
 def _anchors(items, start: bool = False) -> tuple[float, frozenset] | None:
     """The cheapest set of keys such that every match contains one of them, or None."""
+    found = _candidates(items, start)
+    return min(found, key=itemgetter(0)) if found else None
+
+
+def _anchor_pair(items) -> tuple[frozenset | None, frozenset | None]:
+    """The cheapest key set, and a second one on other words: a piece runs only when the text holds a key
+    of each (both are necessary for a match, so the pair filters more without hiding any match)."""
+    found = sorted(_candidates(items, False), key=itemgetter(0))
+    if not found:
+        return None, None
+    first = found[0][1]
+    words = {k for _, k in first}
+    for _, keys in found[1:]:
+        if words.isdisjoint(k for _, k in keys):
+            return first, keys
+    return first, None
+
+
+def _candidates(items, start: bool) -> list[tuple[float, frozenset]]:
+    """Key sets that each match must contain, one per usable position of the sequence."""
     c = _sre_c
-    best = None
+    best = []
     for i, (op, av) in enumerate(items):
         if i and items[i - 1][0] is c.LITERAL and chr(items[i - 1][1]).isalnum():
             continue  # inside a literal word: the candidate starting at the word covers it
@@ -260,9 +284,7 @@ def _anchors(items, start: bool = False) -> tuple[float, frozenset] | None:
                 found.append((sum(x[0] for x in subs), frozenset().union(*(x[1] for x in subs))))
         elif op is c.SUBPATTERN or (op in (c.MAX_REPEAT, c.MIN_REPEAT) and av[0] >= 1):
             found.append(_anchors(av[-1], aligned))
-        for f in found:
-            if f is not None and (best is None or f[0] < best[0]):
-                best = f
+        best += [f for f in found if f is not None]
     return best
 
 
@@ -282,7 +304,8 @@ def _fast_start(fragment: str) -> str:
 
 
 def _split_leading_group(src: str) -> list[str] | None:
-    r"""`\b(?:a|b)rest` -> [`\ba rest`, `\bb rest`]; None when `src` does not start with such a group."""
+    r"""`\b(?:a|b)rest` -> [`\barest`, `\bbrest`], `\b(?:a)?rest` -> [`\brest`]; None when `src` does not
+    start with such a group."""
     head = "\\b" if src.startswith("\\b") else ""
     body = src[len(head):]
     if not body.startswith("(?:"):
@@ -315,6 +338,8 @@ def _split_leading_group(src: str) -> list[str] | None:
     else:
         return None
     rest = body[i + 1 :]
+    if rest[:1] in ("?", "*") and rest[1:2] not in ("?", "+"):
+        return [head + rest[1:]]  # an optional leading group never decides whether a search matches
     if rest[:1] in ("?", "*", "+", "{"):
         return None
     bounds = [3, *(c + 1 for c in cuts)]
@@ -322,7 +347,7 @@ def _split_leading_group(src: str) -> list[str] | None:
     return [head + body[a:b] + rest for a, b in zip(bounds, ends, strict=True)]
 
 
-def _pieces(fragment: str, limit: int = 256) -> list[tuple[str, tuple[float, frozenset] | None]]:
+def _pieces(fragment: str, limit: int = 256) -> list[tuple[str, tuple[frozenset | None, frozenset | None]]]:
     """Split a fragment's leading alternation into separately anchored pieces when that makes the
     anchors more selective (each piece then runs only when its own word occurs)."""
     pending, done = [fragment], []
@@ -334,33 +359,37 @@ def _pieces(fragment: str, limit: int = 256) -> list[tuple[str, tuple[float, fro
         else:
             pending.extend(reversed(split))
     if pending:
-        return [(fragment, _anchors(_sre_p.parse(fragment).data))]
-    pieces = [(p, _anchors(_sre_p.parse(p).data)) for p in done]
-    if len(pieces) > 1 and len({a for _, a in pieces}) == 1 and pieces[0][1] is not None:
-        return [(fragment, pieces[0][1])]  # every piece waits for the same keys: one regex is cheaper
-    return pieces
+        return [(fragment, _anchor_pair(_sre_p.parse(fragment).data))]
+    # Pieces are kept apart even when they share anchors: each starts with a literal, which `re` scans for
+    # quickly, where the whole alternation is tried at every position (10x slower on long prompts).
+    return [(p, _anchor_pair(_sre_p.parse(p).data)) for p in done]
 
 
 class _Cues:
     """Named cue groups. `hits` runs only the fragments whose anchors occur in the text."""
 
-    __slots__ = ("_always", "_by_char", "_by_word", "_char_keys", "_names", "_parts", "_word_keys")
+    __slots__ = ("_all_chars", "_always", "_by_char", "_by_word", "_char_keys", "_names", "_parts", "_word_keys")
 
     def __init__(self, groups: dict[str, list[str]]) -> None:
         self._names = tuple(groups)
-        parts: list[list] = []  # [group name, regex source, compiled regex or None until first use]
+        # [group name, regex source, compiled regex or None until first use, second word keys, second chars]
+        parts: list[list] = []
         always: list[int] = []
         by_word: dict[str, list[int]] = {}
         by_char: dict[str, list[int]] = {}
         for name, fragments in groups.items():
             for frag in fragments:
-                for piece, found in _pieces(frag):
+                for piece, (first, second) in _pieces(frag):
                     idx = len(parts)
-                    parts.append([name, _fast_start(piece), None])
-                    if found is None:
+                    second_words = second_chars = None
+                    if second is not None:
+                        second_words = frozenset(k for t, k in second if t == "w")
+                        second_chars = frozenset(k for t, k in second if t == "c")
+                    parts.append([name, _fast_start(piece), None, second_words, second_chars])
+                    if first is None:
                         always.append(idx)
                         continue
-                    for kind, key in found[1]:
+                    for kind, key in first:
                         (by_char if kind == "c" else by_word).setdefault(key, []).append(idx)
         self._parts = parts
         self._always = tuple(always)
@@ -368,6 +397,7 @@ class _Cues:
         self._by_char = {k: tuple(v) for k, v in by_char.items()}
         self._word_keys = frozenset(by_word)
         self._char_keys = frozenset(by_char)
+        self._all_chars = self._char_keys.union(*(p[4] for p in parts if p[4] is not None))
 
     @classmethod
     def merge(cls, sets: list[_Cues]) -> _Cues:
@@ -393,6 +423,7 @@ class _Cues:
         merged._by_char = {k: tuple(v) for k, v in by_char.items()}
         merged._word_keys = frozenset(by_word)
         merged._char_keys = frozenset(by_char)
+        merged._all_chars = frozenset().union(*(c._all_chars for c in sets))
         return merged
 
     def hits(self, text: str, word4: set[str], chars: set[str], skip: frozenset[str] = frozenset()) -> list[str]:
@@ -409,6 +440,8 @@ class _Cues:
             name = part[0]
             if name in found or name in skip:
                 continue
+            if part[3] is not None and part[3].isdisjoint(word4) and part[4].isdisjoint(chars):
+                continue  # the piece's second required word is absent
             rx = part[2]
             if rx is None:  # compiled on first use: most pieces never run, and compiling all takes seconds
                 rx = part[2] = re.compile(part[1])
@@ -418,7 +451,9 @@ class _Cues:
 
     @property
     def char_keys(self) -> frozenset[str]:
-        return self._char_keys
+        """Every CJK character some piece looks up (first and second anchors): the text's set of these
+        characters is all `hits` needs."""
+        return self._all_chars
 
     def unanchored(self) -> list[str]:
         """Fragments that always run (for tests and profiling)."""
@@ -482,7 +517,7 @@ def _trace_patterns(spec: dict) -> dict[str, list[str]]:
 _TAG_OPEN, _TAG_CLOSE = r"[<《〈【\[]", r"[>》〉】\]]"
 _SHARED_TRACE = {
     "tag": [rf"{_TAG_OPEN}\s*/?\s*(?:antml:)?{_alt(lexicon.TAG_NAMES)}(?:[\s_-][^<>\[\]\n]{{0,30}})?\s*{_TAG_CLOSE}"],
-    "field": [rf"[\"']{_alt(lexicon.FIELD_NAMES)}[\"']\s*:"],
+    "field": [rf"\b{_alt(lexicon.FIELD_NAMES)}[\"']\s*:"],  # a JSON/YAML key: "reasoning": ...
 }
 _TRACE_BY_LANG = {lang: _trace_patterns(spec) for lang, spec in lexicon.TRACE_LANGS.items()}
 _lang_cues: dict[str, _Cues] = {}

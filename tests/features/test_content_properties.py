@@ -73,7 +73,7 @@ _compiled: dict[str, re.Pattern[str]] = {}
 def _exhaustive(cues: content._Cues, text: str) -> list[str]:
     """Every piece searched, no pre-filter."""
     hit = set()
-    for name, source, _ in cues._parts:
+    for name, source, *_ in cues._parts:
         rx = _compiled.get(source)
         if rx is None:
             rx = _compiled[source] = re.compile(source)
