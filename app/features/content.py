@@ -11,7 +11,7 @@ import re
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import filterfalse, pairwise
 from operator import add, itemgetter
 from typing import NamedTuple
 
@@ -106,11 +106,13 @@ EMPTY = ContentFeatures(
 
 # ------------------------------------------------------------------------------------------- cue engine
 # Python's `re` tries every alternative at every position, so a few hundred cue phrases would cost
-# milliseconds per prompt. Each cue fragment therefore carries *anchors*, literal keys that every match
-# must contain: the first four letters of a word (looked up in the set of the text's word prefixes) or a
-# CJK character (looked up in the set of the text's characters). Anchors are derived from the parsed
-# regexes themselves, choosing the rarest required word, so the lexicon stays plain regex and a filter can
-# never disagree with its pattern; a fragment without a usable anchor simply always runs.
+# milliseconds per prompt. Each cue fragment is therefore split at its leading alternation into pieces,
+# and each piece carries *anchors*: literal keys every match must contain, the first four or five letters
+# of a word (looked up in the set of the text's word prefixes) or a CJK character (looked up in the set of
+# the text's characters). A piece runs only when the text holds its cheapest key set and, when it has one,
+# a second key set on other words. Anchors are derived from the parsed regexes themselves, so the lexicon
+# stays plain regex and a filter cannot disagree with its pattern (tests check this against exhaustive
+# search); a piece without a usable anchor simply always runs.
 _CJK_RANGES = lexicon.CJK_RANGES
 _CJK_CHAR = re.compile(f"[{_CJK_RANGES}]")
 _KEY_RUN = re.compile(f"[{_CJK_RANGES}]+|[^\\W\\d_{_CJK_RANGES}]+")
@@ -426,9 +428,9 @@ class _Cues:
         merged._all_chars = frozenset().union(*(c._all_chars for c in sets))
         return merged
 
-    def hits(self, text: str, word4: set[str], chars: set[str], skip: frozenset[str] = frozenset()) -> list[str]:
+    def hits(self, text: str, word_keys: set[str], chars: set[str], skip: frozenset[str] = frozenset()) -> list[str]:
         todo = set(self._always)
-        for key in self._word_keys.intersection(word4):
+        for key in self._word_keys.intersection(word_keys):
             todo.update(self._by_word[key])
         if chars:
             for key in self._char_keys.intersection(chars):
@@ -440,7 +442,7 @@ class _Cues:
             name = part[0]
             if name in found or name in skip:
                 continue
-            if part[3] is not None and part[3].isdisjoint(word4) and part[4].isdisjoint(chars):
+            if part[3] is not None and part[3].isdisjoint(word_keys) and part[4].isdisjoint(chars):
                 continue  # the piece's second required word is absent
             rx = part[2]
             if rx is None:  # compiled on first use: most pieces never run, and compiling all takes seconds
@@ -479,6 +481,7 @@ def _trace_patterns(spec: dict) -> dict[str, list[str]]:
     steps = w(spec["steps"] + spec["jargon"] + spec["plain"])
     hmod, hmid, slf = w(spec["hmod"]), w(spec["hmod_mid"]), w(spec["self"])
     vstrong, vrecon, vmed = w(spec["vstrong"]), w(spec["vrecon"]), w(spec["vmed"])
+
     def each(parts: list[str]) -> list[str]:  # one fragment per phrase: each gets its own anchor
         return [w([p]) if spaced else p for p in parts]
 
@@ -642,14 +645,14 @@ def _latin_language(words: list[str], bundle: tuple[str, ...]) -> tuple[str, tup
 
 
 # ------------------------------------------------------------------------------------------------- family
-def _family(cue: str, words: list[str], word4: set[str], chars: set[str], rubric: float, has_code: bool,
+def _family(cue: str, words: list[str], word_keys: set[str], chars: set[str], rubric: float, has_code: bool,
             tools: int | None, images: int | None, flag_min: float) -> str:
     if rubric >= flag_min:
         return "grading"
     counts = dict.fromkeys(_FAMILY_PRIORITY, 0)
     for word in _FAMILY_VOCAB.intersection(words):
         counts[_FAMILY_OF[word]] += 1
-    for fam in _FAMILY.hits(cue, word4, chars):
+    for fam in _FAMILY.hits(cue, word_keys, chars):
         counts[fam] += 2
     if counts["translation"]:
         return "translation"
@@ -685,8 +688,7 @@ _DIGIT = re.compile(r"[0-9]")
 _ASCII_NONWORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
 _ASCII_NONLETTER = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalpha()})
 # A capitalised word right after a lowercase word is a cheap proxy for a proper name (a slot). Not after
-# punctuation: "Please, Summarize" is no name.
-# Capitalised, not all-caps: "JSON" and shouted text stay words.
+# punctuation ("Please, Summarize" is no name), and not all-caps ("JSON" and shouted text stay words).
 _UPPER, _LOWER = "A-ZÀ-ÖØ-ÞА-ЯЁ", "a-zß-öø-ÿа-яё"
 _NAME = re.compile(rf" (?<=[{_LOWER}0-9] )[{_UPPER}][{_LOWER}][\w'’-]*(?: [{_UPPER}][{_LOWER}][\w'’-]*)*")
 _NONWORD = re.compile(r"\W+")
@@ -743,7 +745,7 @@ def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tu
     separators) shingles are character bigrams and the token count counts characters.
     """
     tokens = (masked.translate(_ASCII_NONWORD) if ascii_only else _NONWORD.sub(" ", masked)).split()
-    tokens = [_SYNONYMS.get(t, t) for t in tokens if t not in _FILLER]
+    tokens = list(filterfalse(_FILLER.__contains__, map(_SYNONYMS.get, tokens, tokens)))
     skeleton = " ".join(tokens)
     if cjk:
         for filler in lexicon.CJK_FILLER:
@@ -780,7 +782,7 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-_MINHASH_FEATURES = 160  # MinHash reads at most this many shingles (a set sketch: the opening and the close)
+_MINHASH_FEATURES = 64  # MinHash reads at most this many shingles (a set sketch: the opening and the close)
 
 
 def _digest(text: str) -> str:
@@ -796,7 +798,7 @@ class _Text(NamedTuple):
     ascii_only: bool
     cjk: bool  # CJK-dominant: shingled by characters
     words: list[str]  # Latin/Cyrillic/... words of cue (not CJK)
-    word4: set[str]  # their first four and first five letters: the keys the cue pre-filters look up
+    word_keys: set[str]  # their first four and first five letters: the keys the cue pre-filters look up
     chars: set[str]  # CJK characters of cue that anchor some cue
     lang: str
     bundle: tuple[str, ...]  # languages whose trace cue lists apply
@@ -831,8 +833,9 @@ def _prepare(prompt: str, max_chars: int) -> _Text:
             words = _WORD.findall(cue)
         chars = set(_trace_cues(bundle)[1].findall(cue))
         lang, bundle = (script_lang, bundle) if script_lang else _latin_language(words, bundle)
-    keys = set(map(_first4, words))
-    keys.update(map(_first5, words))
+    unique = set(words)
+    keys = set(map(_first4, unique))
+    keys.update(map(_first5, unique))
     return _Text(text, cue, ascii_only, cjk, words, keys, chars, lang, bundle, has_code)
 
 
@@ -846,14 +849,14 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     if not prompt:
         return EMPTY
     t = _prepare(prompt, cfg.max_chars)
-    text, cue, ascii_only, cjk, words, word4, chars, lang, bundle, has_code = t
+    text, cue, ascii_only, cjk, words, word_keys, chars, lang, bundle, has_code = t
 
     trace_cues = _trace_cues(bundle)[0]
-    trace_hits = trace_cues.hits(cue, word4, chars, _NEEDS_OBJECT)
+    trace_hits = trace_cues.hits(cue, word_keys, chars, _NEEDS_OBJECT)
     if "object_jargon" in trace_hits or "object_plain" in trace_hits:
-        trace_hits += trace_cues.hits(cue, word4, chars, _OBJECT_FREE)
-    rubric_hits = _RUBRIC.hits(cue, word4, chars)
-    censor_hits = _CENSOR.hits(cue, word4, chars)
+        trace_hits += trace_cues.hits(cue, word_keys, chars, _OBJECT_FREE)
+    rubric_hits = _RUBRIC.hits(cue, word_keys, chars)
+    censor_hits = _CENSOR.hits(cue, word_keys, chars)
     rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
 
     skeleton, shingles, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
@@ -878,7 +881,7 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         trace_elicit=_score("trace", trace_hits, cfg.trace_caps),
         rubric_grading=rubric,
         censor_rewrite=_score("censor", censor_hits, cfg.censor_caps),
-        task_family=_family(cue, words, word4, chars, rubric, has_code, tools, images, cfg.flag_min),
+        task_family=_family(cue, words, word_keys, chars, rubric, has_code, tools, images, cfg.flag_min),
         lang=lang,
         length_bucket=len(prompt).bit_length(),
         token_count=n_tokens,

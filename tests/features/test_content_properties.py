@@ -86,7 +86,7 @@ def _agree(prompt: str) -> None:
     t = content._prepare(prompt, 4000)
     trace = content._trace_cues(t.bundle)[0]
     for cues in (trace, content._RUBRIC, content._CENSOR, content._FAMILY):
-        assert cues.hits(t.cue, t.word4, t.chars) == _exhaustive(cues, t.cue), prompt
+        assert cues.hits(t.cue, t.word_keys, t.chars) == _exhaustive(cues, t.cue), prompt
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
