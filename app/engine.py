@@ -89,7 +89,11 @@ class AccountStage(_Stage):
                 out.decisions.append(d)
         hits = account_signals(st, ev, rules)
         if hits:
-            alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed)
+            age = st.age_ms(ev.ts_ms)
+            established = (age is not None and age >= rules.fingerprints.young_ms
+                           and st.kyc in ("card", "id_verified") and st.email != "disposable")
+            cap = rules.policy.established_max_action if established else None
+            alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed, max_action=cap)
             if alert is not None:
                 out.alerts.append(alert)
             if decision is not None:
@@ -101,8 +105,9 @@ class AccountStage(_Stage):
         summary = Summary(
             account_id=key, org=st.org, first_ms=st.first_ms,
             young=age is not None and age < fr.young_ms,
-            unverified=(st.kyc in fr.unverified_kyc) or st.email == "disposable"
-            or (st.channel in fr.abused_channels and st.kyc != "id_verified"),
+            # email-only KYC is what most consumers have: by itself it makes nobody linkable
+            unverified=st.kyc == "none" or st.email == "disposable"
+            or (st.channel in fr.abused_channels and st.kyc in fr.unverified_kyc),
             n=st.n, flagged=st.flagged(),
         )
         scopes = fr.scopes
@@ -201,8 +206,7 @@ class ClusterStage(_Stage):
                     self.index.put("f:" + f, _Index(c.cid, ts))
         c.last_ms = max(c.last_ms, ts)
         is_new_member = c.add(link.summary, max_members, link.fp.partition(":")[0])
-        prev = c.fps.get(link.fp)
-        c.fps[link.fp] = [link.fp_accounts, link.fp_orgs, prev[2] if prev else 0]
+        c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, max(64, max_members))
         self.index.put("a:" + acct, _Index(c.cid, ts))
         self.index.put("f:" + link.fp, _Index(c.cid, ts))
 

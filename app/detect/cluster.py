@@ -10,19 +10,21 @@ from app.detect.messages import Link, Summary
 # member record: [first_ms, org or "", young, unverified, n, flagged, decided_until_ms, linked_scopes]
 _FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC, _SCOPES = range(8)
 SCOPE_BITS = {"payment_fp": 1, "device_id": 2, "template": 4, "ip_prefix": 8, "ja4": 16}
-STRONG_SCOPES = 1 | 2 | 8
+STRONG_SCOPES = 1 | 2
 
 
 def member_implicated(m: list) -> bool:
-    """Whether a cluster decision may be fanned out to this member. A member joined only through one
-    weak value (a browser JA4, an IP block) may be a bystander who shares it: it needs its own content
-    evidence, a strong link (payment method, device, proxy IP block) or links through two kinds of value."""
+    """Whether a cluster decision may be fanned out to this member. Sharing a browser JA4 or a prompt
+    template with a campaign is what bystanders do too (resold genuine traffic uses ordinary prompts), so
+    a member needs a strong link (payment method, device), a shared IP block plus another shared value,
+    or content evidence of its own."""
     bits = m[_SCOPES]
-    return bool(bits & STRONG_SCOPES) or bits.bit_count() >= 2 or m[_FLAG] > 0
+    return bool(bits & STRONG_SCOPES) or (bits & 8 and bits & (4 | 16)) or m[_FLAG] >= 2
 
 
 class ClusterState:
     __slots__ = (
+        "agg",
         "cid",
         "first_ms",
         "fps",
@@ -42,6 +44,9 @@ class ClusterState:
         self.last_ms = ts_ms
         self.members: dict[str, list] = {}
         self.fps: dict[str, list] = {}       # "scope:value" -> [accounts, orgs, decided_until_ms]
+        # running aggregates, so a link costs O(1) instead of a scan of members and values:
+        # [sum n, sum flagged, young members, best payment (accounts, key), best infra (orgs, key), sync]
+        self.agg: list = [0, 0, 0, 0, "", 0, "", 0]
         self.live: list | None = None         # the cluster's live decision, to fan out to late joiners
         self.pol_until_ms = 0
         self.pol_level = -1
@@ -50,15 +55,15 @@ class ClusterState:
         self.pol_action = ""
 
     def snapshot(self) -> list:
-        return [2, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.live,
+        return [3, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.agg, self.live,
                 self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action]
 
     @classmethod
     def restore(cls, s: list) -> ClusterState:
-        if not s or s[0] != 2:
+        if not s or s[0] != 3:
             raise ValueError(f"unknown cluster state version {s[:1]!r}")
         c = cls.__new__(cls)
-        (_, c.cid, c.first_ms, c.last_ms, c.members, c.fps, c.live, c.pol_until_ms, c.pol_level,
+        (_, c.cid, c.first_ms, c.last_ms, c.members, c.fps, c.agg, c.live, c.pol_until_ms, c.pol_level,
          c.pol_offences, c.pol_alert_ms, c.pol_action) = s
         return c
 
@@ -66,21 +71,58 @@ class ClusterState:
         """Add or refresh a member; True when it is new to the cluster."""
         m = self.members.get(s.account_id)
         bit = SCOPE_BITS.get(scope, 0)
+        a = self.agg
         if m is None:
             self.members[s.account_id] = [s.first_ms, s.org or "", int(s.young), int(s.unverified),
                                           s.n, s.flagged, 0, bit]
             if len(self.members) > max_members:
                 oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
                 del self.members[oldest]
+                self.recompute()
+            else:
+                a[0] += s.n
+                a[1] += s.flagged
+                a[2] += int(s.young)
+            a[7] = -1  # membership changed: synchronised-start figure is stale
             return True
         m[_FIRST] = min(m[_FIRST], s.first_ms)
         m[_ORG] = m[_ORG] or (s.org or "")
-        m[_YOUNG] = max(m[_YOUNG], int(s.young))
+        if s.young and not m[_YOUNG]:
+            m[_YOUNG] = 1
+            a[2] += 1
         m[_UNVER] = max(m[_UNVER], int(s.unverified))
-        m[_N] = max(m[_N], s.n)
-        m[_FLAG] = max(m[_FLAG], s.flagged)
+        if s.n > m[_N]:
+            a[0] += s.n - m[_N]
+            m[_N] = s.n
+        if s.flagged > m[_FLAG]:
+            a[1] += s.flagged - m[_FLAG]
+            m[_FLAG] = s.flagged
         m[_SCOPES] |= bit
         return False
+
+    def note_fp(self, key: str, accounts: int, orgs: int, max_values: int) -> None:
+        """Record what a linking value looks like now, keeping the strongest payment and infra values."""
+        prev = self.fps.get(key)
+        self.fps[key] = [accounts, orgs, prev[2] if prev else 0]
+        a = self.agg
+        if key.startswith("payment_fp:"):
+            if orgs >= 2 and accounts > a[3]:
+                a[3], a[4] = accounts, key
+        elif not key.startswith("template:") and orgs > a[5]:
+            a[5], a[6] = orgs, key
+        if len(self.fps) > max_values:  # drop the oldest template value; decision scopes are kept
+            for k in self.fps:
+                if k.startswith("template:") and k != key:
+                    del self.fps[k]
+                    break
+
+    def recompute(self) -> None:
+        ms = self.members.values()
+        a = self.agg
+        a[0] = sum(m[_N] for m in ms)
+        a[1] = sum(m[_FLAG] for m in ms)
+        a[2] = sum(m[_YOUNG] for m in ms)
+        a[7] = -1
 
     def absorb(self, other: ClusterState, max_members: int) -> None:
         for acct, m in other.members.items():
@@ -91,52 +133,57 @@ class ClusterState:
                 mine[_N] = max(mine[_N], m[_N])
                 mine[_FLAG] = max(mine[_FLAG], m[_FLAG])
                 mine[_DEC] = max(mine[_DEC], m[_DEC])
+                mine[_YOUNG] = max(mine[_YOUNG], m[_YOUNG])
                 mine[_SCOPES] |= m[_SCOPES]
         while len(self.members) > max_members:
             oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
             del self.members[oldest]
         for k, v in other.fps.items():
             self.fps.setdefault(k, v)
+        a, b = self.agg, other.agg
+        if b[3] > a[3]:
+            a[3], a[4] = b[3], b[4]
+        if b[5] > a[5]:
+            a[5], a[6] = b[5], b[6]
+        self.recompute()
         self.first_ms = min(self.first_ms, other.first_ms)
         self.last_ms = max(self.last_ms, other.last_ms)
+
+    def sync_start(self, window_ms: int) -> int:
+        """Largest number of members whose first request falls inside one window (cached per membership)."""
+        if self.agg[7] < 0:
+            firsts = sorted(m[_FIRST] for m in self.members.values())
+            best, j = 0, 0
+            for i, t in enumerate(firsts):
+                while firsts[j] < t - window_ms:
+                    j += 1
+                best = max(best, i - j + 1)
+            self.agg[7] = best
+        return self.agg[7]
 
 
 def cluster_signals(c: ClusterState, link: Link, rules) -> list[Hit]:
     hits: list[Hit] = []
     sig = rules.signal
-    members = c.members
-    size = len(members)
+    size = len(c.members)
+    n, flagged, young, pay_cnt, pay_key, infra_orgs, infra_key, _ = c.agg
     at_least(sig("CL_SIZE"), size, f"{size} accounts linked through rare shared fingerprints", hits)
-    n = sum(m[_N] for m in members.values())
-    flagged = sum(m[_FLAG] for m in members.values())
     s = sig("CL_CONTENT")
     if s is not None and n >= s.min_requests and flagged:
         at_least(s, flagged / n, f"{flagged} of {n} requests across the cluster are trace elicitation, "
                                  "rubric grading or censorship-safe rewrites", hits)
-    young = sum(m[_YOUNG] for m in members.values())
     s = sig("CL_YOUNG")
     if s is not None and size >= s.min_requests:
         at_least(s, young / size, f"{young} of {size} accounts are new at first use", hits)
     s = sig("CL_SYNC_START")
     if s is not None and size >= max(3, s.min_requests):
-        firsts = sorted(m[_FIRST] for m in members.values())
-        best, j = 0, 0
-        for i, t in enumerate(firsts):  # largest number of first requests inside one window
-            while firsts[j] < t - s.window_ms:
-                j += 1
-            best = max(best, i - j + 1)
+        best = c.sync_start(s.window_ms)
         at_least(s, best / size, f"{best} of {size} accounts started within "
                                  f"{s.window_ms // 60000} min of each other", hits)
     s = sig("FP_PAYMENT_SHARED")
-    if s is not None:
-        pay = [(v[0], k) for k, v in c.fps.items() if k.startswith("payment_fp:") and v[1] >= 2]
-        if pay:
-            cnt, key = max(pay)
-            at_least(s, cnt, f"{cnt} accounts from different orgs pay with {key}", hits)
+    if s is not None and pay_key:
+        at_least(s, pay_cnt, f"{pay_cnt} accounts from different orgs pay with {pay_key}", hits)
     s = sig("FP_SHARED_UNRELATED")
-    if s is not None and size and young / size >= s.min_young_share:
-        infra = [(v[1], k) for k, v in c.fps.items() if not k.startswith(("payment_fp:", "template:"))]
-        if infra:
-            orgs, key = max(infra)
-            at_least(s, orgs, f"{key} is shared by accounts of {orgs} different orgs", hits)
+    if s is not None and size and infra_key and young / size >= s.min_young_share:
+        at_least(s, infra_orgs, f"{infra_key} is shared by accounts of {infra_orgs} different orgs", hits)
     return hits

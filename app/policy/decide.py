@@ -74,7 +74,9 @@ def lift(mem: PolicyMemory, subj: Subject, ts_ms: int, reason: str, rules: Rules
 
 
 def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: Rules,
-           allowlisted: bool = False) -> tuple[Alert | None, Decision | None]:
+           allowlisted: bool = False, max_action: str | None = None) -> tuple[Alert | None, Decision | None]:
+    """`max_action` caps the action (an established, verified customer is never blocked automatically
+    on behaviour alone: `policy.established_max_action`)."""
     p = rules.policy
     if a.score_all < p.alert_min_score:
         return None, None
@@ -99,6 +101,8 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
     # escalation: offences whose decisions are over but fall inside the escalation window
     recent = [t for t in mem.pol_offences if t > ts_ms - p.escalation_window_ms]
     level = LEVELS.index(step.action)
+    cap = LEVELS.index(max_action) if max_action else len(LEVELS) - 1
+    level = min(level, cap)
     live = ts_ms < mem.pol_until_ms
     if live:
         if level <= mem.pol_level or ts_ms < mem.pol_alert_ms + p.cooldown_ms:
@@ -109,6 +113,7 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
         level = min(level + len(recent), LEVELS.index(p.actions[-1].action))
         if LEVELS[level] == "block" and len(a.families_enforce) < p.block_min_families:
             level = min(level, LEVELS.index("challenge"))
+        level = min(level, cap)
     chosen = _step_at_level(level, rules) or step
     ttl = min(p.max_ttl_s, int(chosen.ttl_s * (p.ttl_multiplier ** len(recent))))
     mode = "shadow" if shadow else "enforce"

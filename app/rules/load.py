@@ -127,6 +127,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
         cooldown_ms=int(p["cooldown_s"]) * 1000, escalation_window_ms=int(esc["window_s"]) * 1000,
         ttl_multiplier=float(esc["ttl_multiplier"]), max_ttl_s=int(esc["max_ttl_s"]),
         fanout_max_accounts=int(p.get("fanout_max_accounts", 5000)),
+        established_max_action=p.get("established_max_action"),
     )
     fp = doc["fingerprints"]
     c = doc["content"]

@@ -54,6 +54,7 @@ class Policy:
     ttl_multiplier: float
     max_ttl_s: int
     fanout_max_accounts: int
+    established_max_action: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
