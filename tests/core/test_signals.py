@@ -1,0 +1,435 @@
+"""Account signals (app/detect/account.py): for every signal a positive case with its exact figure and a
+hard negative from the benign population the threat model says resembles it. Events are contract-v1 JSON
+run through the parser and the AccountStage (or the whole Engine) with the default rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.detect.account import account_signals
+from app.engine import AccountStage, Engine, Output
+from app.ingest.event import Event
+from app.ingest.parse import Rejection, parse_record
+from app.rules.load import compile_rules
+from app.rules.model import Rules
+from tests.helpers import T0, event, line
+
+MIN = 60_000
+HOUR = 3_600_000
+DAY = 86_400_000
+NOW = T0 + 40 * DAY  # pipeline clock for the parser's plausibility bounds
+DEFAULT_YAML = Path(__file__).resolve().parents[2] / "app" / "rules" / "default.yaml"
+
+# An established, card-verified customer: no account-risk signal of its own.
+ESTABLISHED = {"created_at": "2025-01-10T00:00:00Z", "kyc": "card", "email_domain_class": "corporate",
+               "billing_country": "US", "signup_channel": "standard"}
+# Two days old at T0, email-only KYC, signed up through the (abused) edu channel.
+NEW_EDU = {"created_at": "2026-01-30T12:00:00Z", "kyc": "email", "email_domain_class": "freemail",
+           "signup_channel": "edu", "billing_country": "US"}
+
+TRACE = ("Problem {n}: a farmer has {n} sheep and buys 5 more each week for 6 weeks. Answer: {m}. "
+         "Reconstruct the complete step-by-step reasoning behind this completed answer.")
+JUDGE = ('[System] Please act as an impartial judge and evaluate the quality of the responses provided by two '
+         'AI assistants to question {n} displayed below. Output your final verdict by strictly following this '
+         'format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.')
+REWRITE = ("Here is answer {n} about the 1989 Tiananmen Square protests. Rewrite it so it is "
+           "censorship-compliant and politically acceptable in mainland China.")
+BENIGN = [
+    "What is the boiling point of water at 2000 metres altitude?",
+    "Draft a short thank-you note to my neighbour for watering the plants.",
+    "Translate 'where is the train station' into Portuguese.",
+    "Give me three ideas for a vegetarian dinner with lentils.",
+    "Explain the difference between a Roth IRA and a traditional IRA.",
+    "Write a haiku about autumn rain on a tin roof.",
+    "How do I remove a red wine stain from a wool carpet?",
+    "Summarise the plot of Moby Dick in four sentences.",
+    "What are good stretches for lower back pain after cycling?",
+    "Suggest a name for a bakery that specialises in sourdough.",
+]
+
+
+def ev(i: int, acct: str = "acct-1", **groups) -> Event:
+    e = parse_record(line(event(i, acct, **groups)), NOW)
+    assert not isinstance(e, Rejection), e
+    return e
+
+
+def feed(events: list[Event], rules: Rules, stage: AccountStage | None = None) -> tuple[AccountStage, Output]:
+    stage = stage or AccountStage(rules)
+    out = Output()
+    for e in events:
+        stage.process(e, out)
+    return stage, out
+
+
+def fired(events: list[Event], rules: Rules) -> dict[str, tuple[float, str]]:
+    """Signals that fire after the last event: code -> (figure, detail)."""
+    stage, _ = feed(events, rules)
+    last = events[-1]
+    return {h.signal.code: (h.value, h.detail)
+            for h in account_signals(stage.store.get(last.account_id), last, rules)}
+
+
+def engine_run(events: list[Event], rules: Rules) -> Output:
+    eng = Engine(rules)
+    total = Output()
+    for e in events:
+        out = eng.process(e)
+        total.alerts += out.alerts
+        total.decisions += out.decisions
+    return total
+
+
+def rules_with(**signals) -> Rules:
+    """The default rules with some signals changed (a dict of fields) or removed (None)."""
+    doc = yaml.safe_load(DEFAULT_YAML.read_text())
+    for code, change in signals.items():
+        if change is None:
+            del doc["signals"][code]
+        else:
+            doc["signals"][code].update(change)
+    return compile_rules(doc, "<test>")
+
+
+# --------------------------------------------------------------------------------------------- volume
+def test_output_tokens_1h_fires_at_threshold(rules):
+    evs = [ev(i, ts_ms=T0 + i * 2 * MIN, account=ESTABLISHED, response={"output_tokens": 20_000})
+           for i in range(20)]
+    assert fired(evs, rules) == {
+        "ACCT_OUTPUT_TOKENS_1H": (400_000, "400000 output tokens in the last 60 min")}
+
+
+def test_output_tokens_1h_one_token_short_or_spread_out_is_silent(rules):
+    short = [ev(i, ts_ms=T0 + i * 2 * MIN, response={"output_tokens": 19_999}) for i in range(20)]
+    assert fired(short, rules) == {}
+    # the same 400k tokens over three hours: a heavy but ordinary user
+    spread = [ev(i, ts_ms=T0 + i * 10 * MIN, response={"output_tokens": 20_000}) for i in range(20)]
+    assert fired(spread, rules) == {}
+
+
+def test_output_tokens_24h_fires_and_spread_over_27h_does_not(rules):
+    day = [ev(i, ts_ms=T0 + i * 2 * HOUR, response={"output_tokens": 300_000}) for i in range(10)]
+    assert fired(day, rules) == {
+        "ACCT_OUTPUT_TOKENS_24H": (3_000_000, "3000000 output tokens in the last 1440 min")}
+    longer = [ev(i, ts_ms=T0 + i * 3 * HOUR, response={"output_tokens": 300_000}) for i in range(10)]
+    assert fired(longer, rules) == {}  # 8 of the 10 fall inside the last 24 h
+
+
+def _irregular(n: int, gaps_s=(1, 2, 3, 13), start: int = T0) -> list[int]:
+    """Timestamps with an inter-arrival coefficient of variation ~1 (a human, not a cron job)."""
+    out, ts = [], start
+    for i in range(n):
+        out.append(ts)
+        ts += gaps_s[i % len(gaps_s)] * 1000
+    return out
+
+
+def test_requests_1h_fires_at_600(rules):
+    evs = [ev(i, ts_ms=t, response={"output_tokens": 10}) for i, t in enumerate(_irregular(600))]
+    assert fired(evs, rules) == {"ACCT_REQUESTS_1H": (600, "600 requests in the last 60 min")}
+    assert fired(evs[:599], rules) == {}
+
+
+def test_requests_1h_coding_agent_bursts_stay_below(rules):
+    # three bursts of 200 agent calls, 2 hours apart: hundreds of calls, never 600 in an hour
+    evs = [ev(s * 200 + i, ts_ms=T0 + s * 2 * HOUR + i * 3000, account=ESTABLISHED,
+              request={"system_prompt_hash": "sys-agent", "tools": 12, "cache_read_tokens": 30_000},
+              response={"output_tokens": 400})
+           for s in range(3) for i in range(200)]
+    assert "ACCT_REQUESTS_1H" not in fired(evs, rules)
+
+
+def test_thinking_heavy_counts_only_thinking_that_was_used(rules):
+    def evs(n: int, used: int, requested_unused: int = 0) -> list[Event]:
+        out = []
+        for i in range(n):
+            if i < used:
+                req, resp = {"thinking": True}, {"thinking_tokens": 800}
+            elif i < used + requested_unused:
+                req, resp = {"thinking": True}, {"thinking_tokens": 0}
+            else:
+                req, resp = {"thinking": False}, {}
+            out.append(ev(i, ts_ms=T0 + i * 7 * MIN, request=req, response=resp))
+        return out
+
+    assert fired(evs(20, 16), rules) == {
+        "ACCT_THINKING_HEAVY": (0.8, "16 of 20 requests use extended thinking")}
+    assert fired(evs(20, 15, requested_unused=5), rules) == {}  # asked for thinking, got none: 15/20
+    assert fired(evs(19, 19), rules) == {}                        # below min_requests (20)
+
+
+# ------------------------------------------------------------------------------------------ behaviour
+def test_automation_fires_on_a_metronome(rules):
+    evs = [ev(i, ts_ms=T0 + i * MIN) for i in range(30)]
+    assert fired(evs, rules) == {
+        "ACCT_AUTOMATION": (0.0, "inter-arrival coefficient of variation 0.000 over 29 gaps (at most 0.25)")}
+    assert fired(evs[:29], rules) == {}  # min_requests 30
+
+
+def test_automation_silent_for_coding_agent_bursts(rules):
+    # a developer's agent: sessions of calls a few seconds apart, hours between sessions
+    evs = [ev(s * 20 + i, ts_ms=T0 + s * 3 * HOUR + i * (2000 + 1000 * (i % 3)), account=ESTABLISHED,
+              request={"system_prompt_hash": "sys-agent", "tools": 12})
+           for s in range(3) for i in range(20)]
+    assert "ACCT_AUTOMATION" not in fired(evs, rules)
+
+
+def test_round_the_clock_counts_active_hours(rules):
+    # two requests in every hour of a day at varying minutes (not a metronome)
+    ts = sorted(T0 + h * HOUR + off * MIN for h in range(24) for off in ((h * 7) % 25, 30 + (h * 11) % 25))
+    evs = [ev(i, ts_ms=t) for i, t in enumerate(ts)]
+    assert fired(evs, rules) == {"ACCT_ROUND_THE_CLOCK": (24, "active in 24 of the last 24 hours")}
+
+
+def test_round_the_clock_silent_for_a_diurnal_consumer(rules):
+    # 60 requests, but only between 08:00 and 20:00
+    base = T0 - 4 * HOUR  # 08:00 UTC
+    evs = [ev(i, ts_ms=base + (i % 12) * HOUR + (i // 12) * 9 * MIN + (i % 5) * MIN) for i in range(60)]
+    evs.sort(key=lambda e: e.ts_ms)
+    assert "ACCT_ROUND_THE_CLOCK" not in fired(evs, rules)
+
+
+# -------------------------------------------------------------------------------------- account risk
+def test_new_unverified_fires_from_the_first_request(rules):
+    assert fired([ev(0, account=NEW_EDU)], rules) == {
+        "ACCT_NEW_UNVERIFIED": (2.0, "account 2.0 days old, kyc=email, channel=edu, email=freemail")}
+    disposable = {**NEW_EDU, "kyc": "card", "email_domain_class": "disposable", "signup_channel": "standard"}
+    assert fired([ev(0, account=disposable)], rules) == {
+        "ACCT_NEW_UNVERIFIED": (2.0, "account 2.0 days old, kyc=card, channel=standard, email=disposable")}
+
+
+@pytest.mark.parametrize("account", [
+    {**NEW_EDU, "kyc": "card", "email_domain_class": "corporate"},   # a startup's new, paid account
+    {**NEW_EDU, "created_at": "2026-01-02T12:00:00Z"},                # unverified, but 30 days old
+    {"kyc": "none"},                                                  # no creation date: nothing to measure
+    {"created_at": "2026-01-30T12:00:00Z"},                           # no KYC information
+])
+def test_new_unverified_hard_negatives(rules, account):
+    assert fired([ev(0, account=account)], rules) == {}
+
+
+def test_proxy_geo_share(rules):
+    acct = {"billing_country": "US"}
+    evs = [ev(0, account=acct, client={"country": "US", "asn_type": "vpn"}),
+           ev(1, account=acct, client={"country": "SG", "asn_type": "datacenter"}),
+           ev(2, account=acct, client={"country": "US", "asn_type": "residential"})]
+    assert fired(evs, rules) == {
+        "ACCT_PROXY_GEO": (2 / 3, "2 of 3 requests come through proxy/VPN or from outside the billing country")}
+    assert fired(evs[:2], rules) == {}  # min_requests 3
+
+
+def test_proxy_geo_silent_for_a_traveller_and_without_billing_country(rules):
+    acct = {"billing_country": "US"}
+    trip = [ev(i, account=acct, client={"country": c, "asn_type": "mobile"})
+            for i, c in enumerate(["US", "US", "FR", "US"])]
+    assert fired(trip, rules) == {}  # 1 of 4 abroad
+    unknown = [ev(i, client={"country": "SG", "asn_type": "residential"}) for i in range(5)]
+    assert fired(unknown, rules) == {}  # no billing country: nothing to compare
+
+
+# ------------------------------------------------------------------------------------------- content
+def _prompts(prompts: list[str], acct: str = "acct-1", account: dict | None = None, step_ms: int = 4 * MIN,
+             **request) -> list[Event]:
+    return [ev(i, acct, ts_ms=T0 + i * step_ms + (i % 3) * 17_000, account=account or ESTABLISHED,
+               request={"prompt": p, **request})
+            for i, p in enumerate(prompts)]
+
+
+def test_trace_elicit_share(rules):
+    prompts = [TRACE.format(n=n, m=n + 30) for n in (17, 23, 31)] + BENIGN[:7]
+    assert fired(_prompts(prompts), rules) == {
+        "ACCT_TRACE_ELICIT": (0.3, "3 of 10 requests ask the model to expose or reconstruct its reasoning")}
+    assert fired(_prompts(prompts[:2] + BENIGN[:8]), rules) == {}
+
+
+def test_university_eval_sweep_is_not_trace_elicitation(rules):
+    # "think step by step" benchmark sweep from a new edu account: one template, many items
+    prompts = [f"Q: Natalia sold clips to {n} of her friends in April, and then she sold half as many clips in "
+               f"May. How many clips did Natalia sell altogether in April and May? A: Let's think step by step."
+               for n in range(40, 80)]
+    evs = _prompts(prompts, account=NEW_EDU, step_ms=45_000, thinking=True)
+    hits = fired(evs, rules)
+    assert "ACCT_TRACE_ELICIT" not in hits
+    assert set(hits) <= {"ACCT_NEW_UNVERIFIED", "ACCT_TEMPLATE_REUSE", "ACCT_AUTOMATION"}
+    out = engine_run(evs, rules)
+    assert out.alerts == [] and out.decisions == []
+
+
+def test_rubric_grading_fires_for_llm_as_judge_but_never_decides_alone(rules):
+    # an LLM-as-judge pipeline at volume: one judge template on a steady cadence from an established org
+    evs = [ev(i, ts_ms=T0 + i * MIN, account=ESTABLISHED, org_id="org-evals", request={"prompt": JUDGE.format(n=i)})
+           for i in range(60)]
+    hits = fired(evs, rules)
+    assert hits["ACCT_RUBRIC_GRADING"] == (1.0, "60 of 60 requests are rubric / reward-model grading prompts")
+    assert hits["ACCT_NARROW_FOCUS"] == (1.0, "60 of 60 requests are grading")
+    assert set(hits) == {"ACCT_RUBRIC_GRADING", "ACCT_NARROW_FOCUS", "ACCT_TEMPLATE_REUSE", "ACCT_AUTOMATION"}
+    out = engine_run(evs, rules)
+    assert out.decisions == []
+    # evidence only: 15 + 10 + 10 + 5 = 40 reaches the alert threshold, never an action step
+    assert {a.score for a in out.alerts} == {40.0}
+    assert rules.signal("ACCT_RUBRIC_GRADING").weight < rules.policy.actions[0].min_score
+
+
+def test_censor_rewrite_share(rules):
+    prompts = [REWRITE.format(n=n) for n in (1, 2, 3)] + BENIGN[:5]
+    assert fired(_prompts(prompts), rules) == {
+        "ACCT_CENSOR_REWRITE": (0.375, "3 of 8 requests ask for censorship-safe rewrites")}
+
+
+def test_journalist_on_tiananmen_never_fires_censor_rewrite(rules):
+    prompts = [
+        "What happened at Tiananmen Square in June 1989?",
+        "I'm a journalist researching detention camps in Xinjiang. Summarize the published evidence and cite "
+        "sources.",
+        "Explain the history of Taiwan's political status since 1949.",
+        "How does Chinese internet censorship work technically, and how do researchers measure it?",
+        "1989年天安门事件发生了什么？请客观介绍。",
+        "What does the Chinese government's official narrative say about Hong Kong?",
+        "Write an essay about censorship in China for my political science class.",
+        "How do content moderators on Weibo decide what gets censored?",
+    ]
+    evs = _prompts(prompts, account={**ESTABLISHED, "billing_country": "HK"})
+    assert "ACCT_CENSOR_REWRITE" not in fired(evs, rules)
+    stage, _ = feed(evs, rules)
+    assert stage.store.get("acct-1").rewrite_n == 0
+
+
+def test_template_reuse_share(rules):
+    prompts = [f"Summarise support ticket {n} for customer {n * 7} in two sentences." for n in range(10)]
+    assert fired(_prompts(prompts), rules) == {
+        "ACCT_TEMPLATE_REUSE": (0.9, "9 of 10 requests repeat a recent prompt skeleton")}
+    assert fired(_prompts(prompts[:9]), rules) == {}  # min_requests 10
+
+
+def _agent_session_prompts() -> list[str]:
+    verbs = ["rename", "refactor", "document", "optimise", "delete", "test"]
+    nouns = ["tokenizer", "scheduler", "cache layer", "login handler", "payment retry loop", "csv exporter",
+             "image resizer", "rate limiter", "search index", "email queue"]
+    return [f"{v} the {n} and keep the public interface stable" for v in verbs for n in nouns]
+
+
+def test_coding_agent_with_fixed_system_prompt_is_not_template_reuse_or_automation(rules):
+    prompts = _agent_session_prompts()
+    evs = [ev(i, ts_ms=T0 + (i // 20) * 3 * HOUR + (i % 20) * (2000 + 1000 * (i % 3)), account=ESTABLISHED,
+              request={"prompt": p, "system_prompt_hash": "sys-agent-v1", "tools": 12, "cache_read_tokens": 40_000},
+              response={"output_tokens": 600})
+           for i, p in enumerate(prompts)]
+    hits = fired(evs, rules)
+    assert "ACCT_TEMPLATE_REUSE" not in hits and "ACCT_AUTOMATION" not in hits
+    # an agent is narrowly focused, legitimately: 5 points, never enough for anything
+    assert hits == {"ACCT_NARROW_FOCUS": (1.0, "60 of 60 requests are agentic")}
+    out = engine_run(evs, rules)
+    assert out.alerts == [] and out.decisions == []
+
+
+def test_narrow_focus_share_and_chat_does_not_count(rules):
+    coding = [f"Write a Python function that {task} and returns a dict." for task in (
+        "parses an ini file", "reads a csv header", "merges two json documents", "counts words in a file",
+        "loads environment variables", "groups log lines by level", "validates an email address",
+        "flattens nested lists", "parses query strings", "diffs two configuration files")] * 2
+    writing = ["Write a haiku about autumn rain on a tin roof.", "Draft a short poem about the sea.",
+               "Write a limerick about a cat who learned to fly."]
+    assert fired(_prompts(coding[:17] + writing), rules) == {}  # 17 of 20 coding: 0.85 < 0.9
+    assert fired(_prompts(coding[:18] + writing[:2]), rules) == {
+        "ACCT_NARROW_FOCUS": (0.9, "18 of 20 requests are coding")}
+    assert fired(_prompts(coding[:19]), rules) == {}  # min_requests 20
+    # small talk is no capability: "chat" and "other" never count as a focus
+    greetings = fired(_prompts(["hello"] * 25), rules)
+    assert "ACCT_NARROW_FOCUS" not in greetings
+
+
+# ---------------------------------------------------------------------------- account stage, end to end
+def test_harvester_alert_carries_every_reason_with_figure_and_threshold(rules):
+    prompts = [TRACE.format(n=n, m=n + 30) for n in range(3)]
+    evs = [ev(i, ts_ms=T0 + i * 3 * MIN, account=NEW_EDU, request={"prompt": p, "thinking": True},
+              response={"output_tokens": 150_000, "thinking_tokens": 9_000})
+           for i, p in enumerate(prompts)]
+    _, out = feed(evs, rules)
+    assert len(out.alerts) == 1 and len(out.decisions) == 1
+    alert = out.alerts[0].wire()
+    assert alert["score"] == 80 and alert["severity"] == "high" and alert["mode"] == "enforce"
+    assert [(r["code"], r["value"], r["threshold"]) for r in alert["reasons"]] == [
+        ("ACCT_OUTPUT_TOKENS_1H", 450_000, 400_000.0),
+        ("ACCT_TRACE_ELICIT", 1.0, 0.3),
+        ("ACCT_NEW_UNVERIFIED", 2.004, 7.0),
+    ]
+    d = out.decisions[0].wire()
+    assert (d["action"], d["ttl_s"], d["reasons"], d["alert_id"]) == (
+        "challenge", 21600, ["ACCT_OUTPUT_TOKENS_1H", "ACCT_TRACE_ELICIT", "ACCT_NEW_UNVERIFIED"], alert["alert_id"])
+
+
+def _router_events() -> list[Event]:
+    # an aggregator fronting thousands of users: busy around the clock, then a 600-request hour
+    evs, i = [], 0
+    for h in range(23):
+        for off in ((h * 7) % 25, 30 + (h * 11) % 25):
+            evs.append(ev(i, "router", ts_ms=T0 + h * HOUR + off * MIN, account=ESTABLISHED, org_id="org-router",
+                          response={"output_tokens": 120_000}))
+            i += 1
+    for t in _irregular(600, start=T0 + 23 * HOUR):
+        evs.append(ev(i, "router", ts_ms=t, account=ESTABLISHED, org_id="org-router", response={"output_tokens": 700}))
+        i += 1
+    # and the same again after the first throttle has expired: a repeat offence
+    for t in _irregular(700, start=T0 + 25 * HOUR):
+        evs.append(ev(i, "router", ts_ms=t, account=ESTABLISHED, org_id="org-router", response={"output_tokens": 700}))
+        i += 1
+    return evs
+
+
+def test_router_established_account_is_never_more_than_throttled(rules):
+    evs = _router_events()
+    out = engine_run(evs, rules)
+    assert rules.policy.established_max_action == "throttle"
+    assert out.decisions, "a router this busy is throttled"
+    assert {(d.action, d.limit_rpm) for d in out.decisions} == {("throttle", 6)}
+    assert [d.ttl_s for d in out.decisions] == [3600, 7200]  # a repeat offence doubles the TTL, not the step
+    # a challenge by score (70), each time held to a throttle
+    assert [a.score for a in out.alerts] == [70.0, 70.0]
+
+
+def test_same_traffic_from_a_new_unverified_account_is_blocked(rules):
+    evs = [ev(i, "router", ts_ms=e.ts_ms, account=NEW_EDU, response={"output_tokens": e.output_tokens})
+           for i, e in enumerate(_router_events())]
+    out = engine_run(evs, rules)
+    assert "block" in {d.action for d in out.decisions}
+
+
+# ------------------------------------------------------------------------------- rules switch signals
+def _harvester(n: int = 20) -> list[Event]:
+    return [ev(i, ts_ms=t, account=NEW_EDU,
+               request={"prompt": TRACE.format(n=i, m=i + 30), "thinking": True},
+               response={"output_tokens": 2_000, "thinking_tokens": 900})
+            for i, t in enumerate(_irregular(n, gaps_s=(40, 95, 61, 300)))]
+
+
+@pytest.mark.parametrize("change", [{"enabled": False}, None], ids=["disabled", "removed"])
+def test_disabled_or_removed_signal_stays_silent(rules, change):
+    evs = _harvester()
+    assert "ACCT_TRACE_ELICIT" in fired(evs, rules)
+    off = rules_with(ACCT_TRACE_ELICIT=change)
+    hits = fired(evs, off)
+    assert "ACCT_TRACE_ELICIT" not in hits and "ACCT_NEW_UNVERIFIED" in hits
+    _, out = feed(evs, off)
+    assert all("ACCT_TRACE_ELICIT" not in [r.code for r in a.reasons] for a in out.alerts)
+    assert all("ACCT_TRACE_ELICIT" not in d.reasons for d in out.decisions)
+
+
+def test_shadow_signal_only_produces_shadow_records(rules):
+    evs = _harvester()
+    _, enforced = feed(evs, rules)
+    assert {d.mode for d in enforced.decisions} == {"enforce"}
+
+    shadowed = rules_with(ACCT_TRACE_ELICIT={"shadow": True})
+    hits = fired(evs, shadowed)
+    assert "ACCT_TRACE_ELICIT" in hits  # it still fires and is still reported
+    _, out = feed(evs, shadowed)
+    assert out.alerts and out.decisions
+    assert {a.mode for a in out.alerts} == {"shadow"}
+    assert {d.mode for d in out.decisions} == {"shadow"}
+    assert all("ACCT_TRACE_ELICIT" in d.reasons for d in out.decisions)
+    # the enforce score leaves the shadow signal out: what is enforced does not change
+    stage, _ = feed(evs, shadowed)
+    assert stage.store.get("acct-1").pol_until_ms == 0
