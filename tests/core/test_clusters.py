@@ -1,0 +1,412 @@
+"""Fingerprint linking (app/detect/fingerprint.py) and campaign clusters (app/detect/cluster.py, the
+ClusterStage in app/engine.py): who gets linked, what is too popular to link, union by size, fan-out to
+implicated members only, late joiners on a decided cluster, bounded state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.detect.cluster import _DEC, _SCOPES, ClusterState, member_implicated
+from app.detect.fingerprint import FpState
+from app.detect.fingerprint import observe as fp_observe
+from app.detect.messages import Link, Observation, Summary
+from app.engine import ClusterStage, Engine, FingerprintStage, Output
+from app.ingest.parse import Rejection, parse_record
+from app.rules.load import compile_rules
+from app.rules.model import Rules
+from tests.helpers import T0, event, line
+
+MIN = 60_000
+DAY = 86_400_000
+NOW = T0 + 40 * DAY
+DEFAULT_YAML = Path(__file__).resolve().parents[2] / "app" / "rules" / "default.yaml"
+TRACE = ("Problem {n}: a farmer has {n} sheep and buys 5 more each week for 6 weeks. Answer: {m}. "
+         "Reconstruct the complete step-by-step reasoning behind this completed answer.")
+
+
+def young(card: str | None = None) -> dict:
+    """Two days old at T0, email-only KYC: a new account (eligible for linking)."""
+    acct = {"created_at": "2026-01-30T12:00:00Z", "kyc": "email", "email_domain_class": "freemail"}
+    if card:
+        acct["payment_fp"] = card
+    return acct
+
+
+ESTABLISHED = {"created_at": "2025-01-10T00:00:00Z", "kyc": "card", "email_domain_class": "corporate"}
+
+
+class Feed:
+    """An Engine plus a clock: each call sends one event a minute after the previous one."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.engine = Engine(rules)
+        self.i = 0
+
+    def __call__(self, acct: str, org: str | None, account: dict, **groups) -> Output:
+        raw = event(self.i, acct, ts_ms=T0 + self.i * MIN, account=account, **groups)
+        if org is not None:
+            raw["org_id"] = org
+        self.i += 1
+        e = parse_record(line(raw), NOW)
+        assert not isinstance(e, Rejection), e
+        return self.engine.process(e)
+
+    def cluster_of(self, acct: str) -> ClusterState | None:
+        return self.engine.clusters._cluster_of("a:" + acct, T0 + self.i * MIN)
+
+
+def account_decisions(out: Output) -> dict[str, str]:
+    return {d.value: d.action for d in out.decisions if d.scope == "account"}
+
+
+def summary(acct: str, org: str | None, *, eligible: bool = True, n: int = 1, flagged: int = 0) -> Summary:
+    return Summary(acct, org, T0, eligible, eligible, n, flagged)
+
+
+def obs(scope: str, value: str, s: Summary, ts: int = T0) -> Observation:
+    return Observation(scope, value, ts, f"ev-{s.account_id}", s)
+
+
+def observe_all(rules: Rules, items: list[Observation]) -> tuple[FingerprintStage, list[Link]]:
+    stage, out = FingerprintStage(rules), Output()
+    for o in items:
+        stage.process(o, out)
+    return stage, out.links
+
+
+def rules_doc() -> dict:
+    return yaml.safe_load(DEFAULT_YAML.read_text())
+
+
+# -------------------------------------------------------------------------------------------- linking
+def test_shared_card_among_young_accounts_of_different_orgs_links_them(rules):
+    items = [obs("payment_fp", "card-1", summary(f"a{k}", f"org-{k}"), T0 + k) for k in range(3)]
+    stage, links = observe_all(rules, items)
+    # the second org turns the value into a link: the waiting first member comes along
+    assert [(lk.summary.account_id, lk.anchor, lk.fp_accounts, lk.fp_orgs) for lk in links] == [
+        ("a0", "a0", 2, 2), ("a1", "a0", 2, 2), ("a2", "a0", 3, 3)]
+    assert {lk.fp for lk in links} == {"payment_fp:card-1"}
+    st = stage.store.get("payment_fp:card-1")
+    assert st.linking and not st.popular
+
+
+def test_team_card_within_one_org_links_nothing(rules):
+    items = [obs("payment_fp", "corp-card", summary(f"dev{k}", "org-acme"), T0 + k) for k in range(6)]
+    stage, links = observe_all(rules, items)
+    assert links == []
+    assert not stage.store.get("payment_fp:corp-card").linking
+
+
+def test_accounts_without_org_count_as_unrelated(rules):
+    _, links = observe_all(rules, [obs("device_id", "dev-9", summary(f"a{k}", None)) for k in range(2)])
+    assert [lk.summary.account_id for lk in links] == ["a0", "a1"]
+
+
+def test_established_members_are_not_linked(rules):
+    items = [obs("ja4", "j-rare", summary("old", "org-old", eligible=False)),
+             obs("ja4", "j-rare", summary("y1", "org-1")), obs("ja4", "j-rare", summary("y2", "org-2"))]
+    _, links = observe_all(rules, items)
+    assert [lk.summary.account_id for lk in links] == ["y1", "y2"]
+
+
+def test_value_used_by_established_accounts_is_popular_and_links_nothing(rules):
+    assert rules.fingerprints.popular_established == 2
+    items = [obs("ja4", "t13d-sdk", summary(f"old{k}", f"org-old{k}", eligible=False)) for k in range(2)]
+    items += [obs("ja4", "t13d-sdk", summary(f"y{k}", f"org-{k}")) for k in range(5)]
+    stage, links = observe_all(rules, items)
+    assert links == []
+    st = stage.store.get("ja4:t13d-sdk")
+    assert st.popular and (st.distinct, st.established) == (7, 2)
+
+
+def test_value_used_by_more_than_popular_accounts_is_popular(rules):
+    limit = rules.fingerprints.popular_accounts
+    assert limit == 150
+    items = [obs("ip_prefix", "203.0.113.0/24", summary(f"y{k}", f"org-{k}"), T0 + k) for k in range(limit + 1)]
+    stage, out = FingerprintStage(rules), Output()
+    counts = []
+    for o in items:
+        before = len(out.links)
+        stage.process(o, out)
+        counts.append(len(out.links) - before)
+    assert counts[1] == 2 and set(counts[2:limit]) == {1}  # linking while rare
+    assert counts[limit] == 0                              # the 151st account makes it popular
+    st = stage.store.get("ip_prefix:203.0.113.0/24")
+    assert st.popular and st.distinct == limit + 1
+    # once popular, nothing links any more, not even members already seen
+    more = Output()
+    stage.process(obs("ip_prefix", "203.0.113.0/24", summary("y3", "org-3", n=64), T0 + 999), more)
+    assert more.links == []
+
+
+def test_fingerprint_members_are_capped_but_counted(rules):
+    cap = rules.fingerprint.max_members
+    items = [obs("device_id", "dev-1", summary(f"a{k:03d}", "org-1"), T0 + k) for k in range(cap + 12)]
+    stage, _ = observe_all(rules, items)
+    st = stage.store.get("device_id:dev-1")
+    assert len(st.members) == cap and st.distinct == cap + 12
+    assert "a000" not in st.members and f"a{cap + 11:03d}" in st.members  # the oldest are dropped
+
+
+def test_summary_eligibility_from_the_account_stage(rules):
+    feed = Feed(rules)
+    consumer = {"created_at": "2025-06-01T00:00:00Z", "kyc": "email", "email_domain_class": "freemail"}
+    cases = {
+        "young": young(),
+        "consumer": consumer,                                              # old, email-only: not linkable
+        "edu-student": {**consumer, "signup_channel": "edu"},              # abused channel, unverified
+        "disposable": {**ESTABLISHED, "email_domain_class": "disposable"},
+        "no-kyc": {**consumer, "kyc": "none"},
+        "customer": ESTABLISHED,
+    }
+    flags = {}
+    for acct, account in cases.items():
+        out = feed(acct, "org-" + acct, account, client={"ja4": "j"})
+        s = out.observations[0].summary
+        flags[acct] = (s.young, s.unverified, s.eligible)
+    assert flags == {
+        "young": (True, False, True), "consumer": (False, False, False), "edu-student": (False, True, True),
+        "disposable": (False, True, True), "no-kyc": (False, True, True), "customer": (False, False, False),
+    }
+
+
+# ------------------------------------------------------------------------------------ cluster decisions
+def _ring(feed: Feed, card: str = "card-1", n: int = 3, **groups) -> list[Output]:
+    return [feed(f"ring-{k}", f"org-r{k}", young(card), **groups) for k in range(n)]
+
+
+def test_card_ring_becomes_a_decided_cluster_with_fan_out(rules):
+    feed = Feed(rules)
+    outs = _ring(feed, client={"ip": "198.51.100.7"})
+    assert [o.alerts for o in outs[:2]] == [[], []]
+    (alert,) = outs[2].alerts
+    w = alert.wire()
+    assert (w["subject"]["scope"], w["score"], w["severity"], w["account_count"]) == ("cluster", 75, "high", 3)
+    assert [(r["code"], r["value"], r["threshold"]) for r in w["reasons"]] == [
+        ("FP_PAYMENT_SHARED", 3, 3.0), ("CL_YOUNG", 1.0, 0.6)]
+    assert w["reasons"][0]["detail"] == "3 accounts from different orgs pay with payment_fp:card-1"
+    by_scope = {(d.scope, d.value): d for d in outs[2].decisions}
+    assert set(by_scope) == {("account", "ring-0"), ("account", "ring-1"), ("account", "ring-2"),
+                             ("payment_fp", "card-1"), ("ip_prefix", "198.51.100.0/24")}
+    for (scope, _), d in by_scope.items():
+        assert (d.action, d.ttl_s, d.alert_id, d.cluster_id) == ("challenge", 21600, alert.alert_id, w["cluster_id"])
+        assert d.reasons[-1] == ("CLUSTER_MEMBER" if scope == "account" else "CLUSTER_FP")
+    # the ring's next requests add nothing while the decision is live
+    more = _ring(feed, client={"ip": "198.51.100.7"})
+    assert [d for o in more for d in o.decisions] == [] and [a for o in more for a in o.alerts] == []
+
+
+def test_team_card_in_one_org_decides_nothing(rules):
+    feed = Feed(rules)
+    outs = [feed(f"dev{k}", "org-acme", young("corp-card"), client={"ip": "192.0.2.10"}) for k in range(6)]
+    assert all(o.links == [] and o.alerts == [] and o.decisions == [] for o in outs)
+    assert feed.engine.state_sizes()["clusters"] == 0
+
+
+def test_students_behind_one_nat_are_linked_but_never_decided(rules):
+    # new edu accounts of different orgs behind a university NAT: shared infrastructure, no content evidence
+    feed = Feed(rules)
+    outs = [feed(f"student{k}", f"org-s{k}", {**young(), "signup_channel": "edu"}, client={"ip": "192.0.2.77"},
+                 request={"prompt": "Let's think step by step. What is 17 * 23?"}) for k in range(8)]
+    assert feed.cluster_of("student0") is not None and len(feed.cluster_of("student0").members) == 8
+    assert [a for o in outs for a in o.alerts] == [] and [d for o in outs for d in o.decisions] == []
+
+
+@pytest.mark.parametrize(("bits", "flagged", "implicated"), [
+    (1, 0, True),        # payment method
+    (2, 0, True),        # device
+    (16, 0, False),      # a JA4: bystanders share those
+    (4, 0, False),       # a prompt template: resold genuine traffic uses ordinary prompts
+    (8, 0, False),       # an IP block alone
+    (8 | 4, 0, True),    # IP block plus template
+    (8 | 16, 0, True),   # IP block plus JA4
+    (16 | 4, 0, False),
+    (16, 1, False),
+    (16, 2, True),       # content evidence of its own
+])
+def test_member_implicated(bits, flagged, implicated):
+    m = [T0, "org", 1, 1, 10, flagged, 0, bits]
+    assert bool(member_implicated(m)) is implicated
+
+
+def test_fan_out_reaches_only_implicated_members(rules):
+    feed = Feed(rules)
+    ja4 = {"ja4": "t13d-rare-kit"}
+    feed("ring-0", "org-r0", young("card-1"), client=ja4)
+    feed("tagalong", "org-t", young("own-card"), client=ja4)  # shares only the JA4
+    feed("ring-1", "org-r1", young("card-1"), client=ja4)
+    out = feed("ring-2", "org-r2", young("card-1"), client=ja4)
+    assert out.alerts and set(feed.cluster_of("ring-0").members) == {"ring-0", "ring-1", "ring-2", "tagalong"}
+    # payment 60 + young 15 + four starts within 15 min 15 = 90: a block, for the ring only
+    assert account_decisions(out) == {"ring-0": "block", "ring-1": "block", "ring-2": "block"}
+    # content evidence of its own makes the tagalong implicated on its next summary update
+    for k in range(2):
+        out = feed("tagalong", "org-t", young("own-card"), client=ja4, request={"prompt": TRACE.format(n=k, m=k + 9)})
+    assert account_decisions(out) == {"tagalong": "block"}
+
+
+@pytest.mark.xfail(strict=True, reason="app/engine.py:263-271 (_fan_out) decides every cluster value of a "
+                   "decision scope with >= 2 orgs (here a JA4), while _fan_out skips members not implicated: "
+                   "an account behind the decided JA4 gets no account decision, against contract v1 "
+                   "('an account-scoped decision is also emitted for each account known to be behind it')")
+def test_every_account_behind_a_decided_fingerprint_gets_an_account_decision(rules):
+    feed = Feed(rules)
+    ja4 = {"ja4": "t13d-rare-kit"}
+    outs = [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client=ja4) for k in range(3)]
+    outs.append(feed("bystander", "org-b", young("own-card"), client=ja4))
+    decided_values = {(d.scope, d.value) for o in outs for d in o.decisions if d.scope != "account"}
+    decided_accounts = {d.value for o in outs for d in o.decisions if d.scope == "account"}
+    if ("ja4", "t13d-rare-kit") in decided_values:
+        assert "bystander" in decided_accounts
+
+
+def test_replacement_account_on_the_decided_card_is_caught_on_its_first_request(rules):
+    feed = Feed(rules)
+    _ring(feed)
+    cluster = feed.cluster_of("ring-0")
+    until = cluster.live[7] + cluster.live[2] * 1000
+    out = feed("ring-9", "org-r9", young("card-1"))  # banned account replaced: new org, same card
+    (d,) = out.decisions
+    assert (d.scope, d.value, d.action, d.cluster_id) == ("account", "ring-9", "challenge", cluster.cid)
+    assert d.reasons == ("FP_PAYMENT_SHARED", "CL_YOUNG", "CLUSTER_MEMBER")
+    assert d.ts_ms + d.ttl_s * 1000 == until  # the remainder of the cluster's decision
+    assert out.alerts == []
+    # only once: its next request adds nothing
+    assert feed("ring-9", "org-r9", young("card-1")).decisions == []
+
+
+def test_new_member_after_the_cluster_decision_expired_is_a_repeat_offence(rules):
+    feed = Feed(rules)
+    _ring(feed)
+    first = feed.cluster_of("ring-0").live
+    assert (first[1], first[2]) == ("challenge", 21600)
+    feed.i += 21600 // 60 + 5  # past the challenge's TTL: nothing live to hand to a late joiner
+    out = feed("ring-9", "org-r9", young("card-1"))
+    # the cluster is decided again, one step up with twice the block TTL, and every member gets it
+    (alert,) = out.alerts
+    assert [r.code for r in alert.reasons] == ["FP_PAYMENT_SHARED", "CL_SYNC_START", "CL_YOUNG"]
+    assert account_decisions(out) == dict.fromkeys(("ring-0", "ring-1", "ring-2", "ring-9"), "block")
+    assert {d.ttl_s for d in out.decisions} == {2 * 86400}
+    assert alert.alert_id != first[5] and {d.alert_id for d in out.decisions} == {alert.alert_id}
+
+
+@pytest.mark.xfail(strict=True, reason="app/engine.py:86-89: lift() only looks at the account's own policy "
+                   "memory; a live decision that reached the account by cluster fan-out is never lifted when the "
+                   "account is allowlisted (README: 'An allowlisted account with a live decision gets a lift')")
+def test_allowlisting_a_fanned_out_account_lifts_its_decision(rules):
+    feed = Feed(rules)
+    _ring(feed)
+    doc = rules_doc()
+    doc["allowlist"] = [{"scope": "account", "value": "ring-1", "reason": "analyst verdict"}]
+    feed.engine.set_rules(compile_rules(doc, "<test>"))
+    out = feed("ring-1", "org-r1", young("card-1"))
+    assert [(d.value, d.action) for d in out.decisions] == [("ring-1", "lift")]
+
+
+def test_allowlisted_account_is_skipped_by_fan_out(rules):
+    doc = rules_doc()
+    doc["allowlist"] = [{"scope": "org", "value": "org-r1"}]
+    feed = Feed(compile_rules(doc, "<test>"))
+    outs = _ring(feed)
+    assert account_decisions(outs[2]) == {"ring-0": "challenge", "ring-2": "challenge"}
+
+
+@pytest.mark.xfail(strict=True, reason="app/detect/cluster.py:108-110 (note_fp) and 183-185: "
+                   "FP_PAYMENT_SHARED counts accounts on a card once any two orgs share it, so a team card of five "
+                   "colleagues plus one outside account reads '6 accounts from different orgs' and all five "
+                   "colleagues are throttled")
+def test_team_card_plus_one_outside_account_does_not_decide_the_team(rules):
+    feed = Feed(rules)
+    outs = [feed(f"dev{k}", "org-acme", young("corp-card")) for k in range(5)]
+    outs.append(feed("contractor", "org-other", young("corp-card")))
+    decided = {d.value for o in outs for d in o.decisions if d.scope == "account"}
+    assert decided.isdisjoint({f"dev{k}" for k in range(5)})
+
+
+# ------------------------------------------------------------------------------------- union and bounds
+def _link(fp: str, acct: str, org: str, anchor: str, ts: int = T0, accounts: int = 2, orgs: int = 2) -> Link:
+    return Link(fp, ts, f"ev-{acct}", summary(acct, org), anchor, accounts, orgs)
+
+
+def test_union_by_size_merges_into_the_larger_cluster_and_repoints_the_index(rules):
+    stage, out = ClusterStage(rules), Output()
+    for a in ("a1", "a2", "a3"):
+        stage.process(_link("template:kA", a, "org-" + a, "a1"), out)
+    for b in ("b1", "b2"):
+        stage.process(_link("template:kB", b, "org-" + b, "b1"), out)
+    big, small = stage._cluster_of("a:a1", T0), stage._cluster_of("a:b1", T0)
+    assert big.cid != small.cid and (len(big.members), len(small.members)) == (3, 2)
+    # b2 shows up on a value anchored in the big cluster: the two merge
+    stage.process(_link("template:kC", "b2", "org-b2", "a1", ts=T0 + MIN), out)
+    assert len(stage.clusters) == 1 and stage.clusters.get(small.cid) is None
+    merged = stage.clusters.get(big.cid)
+    assert set(merged.members) == {"a1", "a2", "a3", "b1", "b2"}
+    assert set(merged.fps) == {"template:kA", "template:kB", "template:kC"}
+    for key in ("a:a1", "a:b1", "a:b2", "f:template:kA", "f:template:kB", "f:template:kC"):
+        assert stage.index.get(key).cid == big.cid, key
+    # the merged cluster keeps growing under the same id
+    stage.process(_link("template:kB", "b3", "org-b3", "b1", ts=T0 + 2 * MIN), out)
+    assert stage._cluster_of("a:b3", T0 + 2 * MIN).cid == big.cid
+
+
+def test_cluster_members_are_capped_oldest_first():
+    doc = rules_doc()
+    doc["state"]["cluster"]["max_members"] = 4
+    small = compile_rules(doc, "<test>")
+    stage, out = ClusterStage(small), Output()
+    for k in range(10):
+        s = Summary(f"m{k}", f"org-{k}", T0 + k * MIN, True, True, 1, 0)
+        stage.process(Link("device_id:dev-1", T0 + k * MIN, f"e{k}", s, "m0", k + 1, k + 1), out)
+    (c,) = [v for _, v in stage.clusters.items()]
+    assert sorted(c.members) == ["m6", "m7", "m8", "m9"]
+    assert c.agg[2] == 4  # running aggregates follow the cap
+
+
+def test_cluster_template_values_are_capped(rules):
+    doc = rules_doc()
+    doc["state"]["cluster"]["max_members"] = 4  # values kept: max(64, max_members)
+    small = compile_rules(doc, "<test>")
+    stage, out = ClusterStage(small), Output()
+    for k in range(100):
+        stage.process(_link(f"template:k{k}", "a1", "org-1", "a1", ts=T0 + k), out)
+        stage.process(_link(f"template:k{k}", "a2", "org-2", "a1", ts=T0 + k), out)
+    (c,) = [v for _, v in stage.clusters.items()]
+    assert len(c.fps) <= 64 and "template:k99" in c.fps and "template:k0" not in c.fps
+
+
+@pytest.mark.xfail(strict=True, reason="app/detect/cluster.py:113-117 (note_fp) only ever drops template values "
+                   "and absorb() (141-142) adds the other cluster's values uncapped: a cluster linked through many "
+                   "proxy IP blocks keeps every one of them (100 values with a cap of 64)")
+def test_cluster_decision_scope_values_are_capped_too(rules):
+    doc = rules_doc()
+    doc["state"]["cluster"]["max_members"] = 4
+    small = compile_rules(doc, "<test>")
+    stage, out = ClusterStage(small), Output()
+    for k in range(100):
+        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a1", "org-1", "a1", ts=T0 + k), out)
+        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a2", "org-2", "a1", ts=T0 + k), out)
+    (c,) = [v for _, v in stage.clusters.items()]
+    assert len(c.fps) <= 64
+
+
+def test_cluster_state_roundtrips_and_decided_marks_survive(rules):
+    feed = Feed(rules)
+    _ring(feed)
+    c = feed.cluster_of("ring-0")
+    again = ClusterState.restore(c.snapshot())
+    assert again.snapshot() == c.snapshot()
+    assert all(m[_DEC] > 0 and m[_SCOPES] & 1 for m in again.members.values())
+    fp = FpState(T0)
+    fp_observe(fp, obs("payment_fp", "x", summary("a", "o1")), rules)
+    assert FpState.restore(fp.snapshot()).snapshot() == fp.snapshot()
+
+
+def test_cluster_and_index_expire_when_idle(rules):
+    feed = Feed(rules)
+    _ring(feed)
+    assert feed.cluster_of("ring-0") is not None
+    feed.i += rules.cluster.ttl_ms // MIN + 1
+    assert feed.cluster_of("ring-0") is None
