@@ -120,7 +120,10 @@ class AccountStage(_Stage):
                 out.observations.append(
                     Observation("template", "sys:" + ev.system_prompt_hash, ev.ts_ms, ev.event_id, summary))
             for tk in cf.template_keys:
-                out.observations.append(Observation("template", tk, ev.ts_ms, ev.event_id, summary))
+                # 16-bit SimHash band keys fill up with unrelated prompts at volume; only the MinHash
+                # band keys ("m...") are selective enough to link accounts
+                if tk[0] == "m":
+                    out.observations.append(Observation("template", tk, ev.ts_ms, ev.event_id, summary))
 
 
 class FingerprintStage(_Stage):
@@ -205,7 +208,8 @@ class ClusterStage(_Stage):
                 for f in other.fps:
                     self.index.put("f:" + f, _Index(c.cid, ts))
         c.last_ms = max(c.last_ms, ts)
-        is_new_member = c.add(link.summary, max_members, link.fp.partition(":")[0])
+        scope = "system_prompt" if link.fp.startswith("template:sys:") else link.fp.partition(":")[0]
+        is_new_member = c.add(link.summary, max_members, scope)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, max(64, max_members))
         self.index.put("a:" + acct, _Index(c.cid, ts))
         self.index.put("f:" + link.fp, _Index(c.cid, ts))

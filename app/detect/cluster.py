@@ -9,17 +9,17 @@ from app.detect.messages import Link, Summary
 
 # member record: [first_ms, org or "", young, unverified, n, flagged, decided_until_ms, linked_scopes]
 _FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC, _SCOPES = range(8)
-SCOPE_BITS = {"payment_fp": 1, "device_id": 2, "template": 4, "ip_prefix": 8, "ja4": 16}
+SCOPE_BITS = {"payment_fp": 1, "device_id": 2, "template": 4, "ip_prefix": 8, "ja4": 16, "system_prompt": 32}
 STRONG_SCOPES = 1 | 2
 
 
 def member_implicated(m: list) -> bool:
     """Whether a cluster decision may be fanned out to this member. Sharing a browser JA4 or a prompt
     template with a campaign is what bystanders do too (resold genuine traffic uses ordinary prompts), so
-    a member needs a strong link (payment method, device), a shared IP block plus another shared value,
+    a member needs a strong link (payment method, device), a shared IP block plus a shared rare JA4 or system prompt,
     or content evidence of its own."""
     bits = m[_SCOPES]
-    return bool(bits & STRONG_SCOPES) or (bits & 8 and bits & (4 | 16)) or m[_FLAG] >= 2
+    return bool(bits & STRONG_SCOPES) or bool(bits & 8 and bits & (16 | 32)) or m[_FLAG] >= 2
 
 
 class ClusterState:

@@ -13,6 +13,7 @@ from app.detect.messages import Link, Observation
 from app.rules.model import Rules
 
 # member record: [last_ms, org or "", eligible, level]
+STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 _LAST, _ORG, _ELIG, _LEVEL = range(4)
 
 
@@ -54,14 +55,19 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     members = fp.members
     m = members.get(s.account_id)
     is_new = m is None
+    # a payment method or a device shared across orgs is evidence whoever holds it (aged, bought or
+    # verified accounts included): for those scopes every account is linkable, and only sheer numbers
+    # make the value popular; weaker values (JA4, IP block, template) link only new/unverified accounts
+    strong = obs.scope in STRONG_SCOPES
+    eligible = strong or s.eligible
     if is_new:
         fp.distinct += 1
-        if not s.eligible:
+        if not eligible:
             fp.established += 1
         fr = rules.fingerprints
         if fp.distinct > fr.popular_accounts or fp.established >= fr.popular_established:
             fp.popular = True
-        m = [ts, s.org or "", int(s.eligible), -1]
+        m = [ts, s.org or "", int(eligible), -1]
         members[s.account_id] = m
         if len(members) > bounds.max_members:
             oldest = min(members, key=lambda k: members[k][_LAST])
@@ -70,7 +76,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
                 fp.anchor = None
     else:
         m[_LAST] = max(m[_LAST], ts)
-        m[_ELIG] = int(s.eligible)
+        m[_ELIG] = int(eligible)
     if fp.popular:
         return []
     eligible = [a for a, r in members.items() if r[_ELIG]]
