@@ -221,8 +221,10 @@ def test_students_behind_one_nat_are_linked_but_never_decided(rules):
     (16, 0, False),      # a JA4: bystanders share those
     (4, 0, False),       # a prompt template: resold genuine traffic uses ordinary prompts
     (8, 0, False),       # an IP block alone
-    (8 | 4, 0, True),    # IP block plus template
-    (8 | 16, 0, True),   # IP block plus JA4
+    (32, 0, False),      # a system prompt alone
+    (8 | 4, 0, False),   # IP block plus a prompt template: still what bystanders share
+    (8 | 16, 0, True),   # IP block plus a rare JA4
+    (8 | 32, 0, True),   # IP block plus a system prompt
     (16 | 4, 0, False),
     (16, 1, False),
     (16, 2, True),       # content evidence of its own
@@ -248,7 +250,7 @@ def test_fan_out_reaches_only_implicated_members(rules):
     assert account_decisions(out) == {"tagalong": "block"}
 
 
-@pytest.mark.xfail(strict=True, reason="app/engine.py:263-271 (_fan_out) decides every cluster value of a "
+@pytest.mark.xfail(strict=True, reason="app/engine.py:267-275 (ClusterStage._fan_out) decides every cluster value of a "
                    "decision scope with >= 2 orgs (here a JA4), while _fan_out skips members not implicated: "
                    "an account behind the decided JA4 gets no account decision, against contract v1 "
                    "('an account-scoped decision is also emitted for each account known to be behind it')")
