@@ -209,7 +209,7 @@ class ClusterStage(_Stage):
                     self.index.put("f:" + f, _Index(c.cid, ts))
         c.last_ms = max(c.last_ms, ts)
         scope = "system_prompt" if link.fp.startswith("template:sys:") else link.fp.partition(":")[0]
-        is_new_member = c.add(link.summary, max_members, scope)
+        c.add(link.summary, max_members, scope)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, max(64, max_members))
         self.index.put("a:" + acct, _Index(c.cid, ts))
         self.index.put("f:" + link.fp, _Index(c.cid, ts))

@@ -140,6 +140,12 @@ class ClusterState:
             del self.members[oldest]
         for k, v in other.fps.items():
             self.fps.setdefault(k, v)
+        if other.pol_until_ms > self.pol_until_ms:
+            # the absorbed cluster was decided: its live decision and policy memory carry over, so
+            # late joiners of the merged cluster still get it
+            self.live, self.pol_until_ms, self.pol_level = other.live, other.pol_until_ms, other.pol_level
+            self.pol_action, self.pol_alert_ms = other.pol_action, max(self.pol_alert_ms, other.pol_alert_ms)
+            self.pol_offences = sorted({*self.pol_offences, *other.pol_offences})[-8:]
         a, b = self.agg, other.agg
         if b[3] > a[3]:
             a[3], a[4] = b[3], b[4]

@@ -2,9 +2,10 @@
 behind a value, how many orgs they span, and whether the value is rare enough to link them.
 
 A value is popular and links nothing when more distinct accounts than `popular_accounts` use it, or
-when `popular_established` established (old, verified) accounts do: a common SDK's JA4, a big NAT or a
-team card is "not rare elsewhere", whatever the size of the population. Otherwise, once eligible (new or unverified) accounts from two or more orgs
-share it, it links them: a `Link` goes to the cluster stage for every eligible member, then for each
+while at least `popular_established` established (old, verified) accounts make up half or more of its
+users: a common SDK's JA4, a big NAT or a team card is "not rare elsewhere". Otherwise, once eligible
+(new or unverified; any account for a payment method or device) accounts from two or more orgs share
+it, it links them: a `Link` goes to the cluster stage for every eligible member, then for each
 new member and whenever a member's summary moves up a level."""
 
 from __future__ import annotations
@@ -64,9 +65,6 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.distinct += 1
         if not eligible:
             fp.established += 1
-        fr = rules.fingerprints
-        if fp.distinct > fr.popular_accounts or fp.established >= fr.popular_established:
-            fp.popular = True
         m = [ts, s.org or "", int(eligible), -1]
         members[s.account_id] = m
         if len(members) > bounds.max_members:
@@ -77,6 +75,11 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     else:
         m[_LAST] = max(m[_LAST], ts)
         m[_ELIG] = int(eligible)
+    # popular while mostly established accounts use it (a common SDK, an IDE's system prompt); a value
+    # that a campaign's aged accounts share with its new ones stays linkable
+    fr = rules.fingerprints
+    fp.popular = fp.distinct > fr.popular_accounts or (
+        fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct)
     if fp.popular:
         return []
     eligible = [a for a, r in members.items() if r[_ELIG]]

@@ -80,6 +80,9 @@ class Worker:
         self.s_fps = FaustStore("fingerprints", self.t_fps, FpState.restore)
         self.s_clusters = FaustStore("clusters", self.t_clusters, ClusterState.restore)
         self.s_index = FaustStore("cluster-index", self.t_index, _Index.restore)
+        from app.features.content import warm_up
+
+        warm_up()  # build every language's cue filters now, not on the first live prompt of each language
         self.account_stage = AccountStage(rules, self.s_accounts)
         self.fp_stage = FingerprintStage(rules, self.s_fps)
         self.cluster_stage = ClusterStage(rules, self.s_clusters, self.s_index)

@@ -65,6 +65,7 @@ def lift(mem: PolicyMemory, subj: Subject, ts_ms: int, reason: str, rules: Rules
         return None
     mem.pol_until_ms = 0
     mem.pol_action = ""
+    mem.pol_offences = []  # an allowlisted subject's lifted decision is not a prior offence
     alert_id = stable_id("al", subj.scope, subj.value, "lift", ts_ms)
     return Decision(
         decision_id=stable_id("dc", alert_id, subj.scope, subj.value, "lift"), ts_ms=ts_ms,
@@ -90,8 +91,11 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
     shadow = rules.mode == "shadow" or allowlisted
     if enforce_step is not None:
         step = enforce_step
-    else:  # only shadow signals reach an action: a shadow decision shows what the rule would do
+    elif all_step is not None:  # only shadow signals reach an action: show what the rule would do
         step, shadow = all_step, True
+    else:  # evidence only: a shadow alert when only shadow signals lift the score to the alert level
+        step = None
+        shadow = shadow or a.score_enforce < p.alert_min_score
     if step is None:  # alert-worthy but below every action step: evidence only
         if ts_ms < mem.pol_alert_ms + p.cooldown_ms:
             return None, None
@@ -115,7 +119,9 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
             level = min(level, LEVELS.index("challenge"))
         level = min(level, cap)
     chosen = _step_at_level(level, rules) or step
-    ttl = min(p.max_ttl_s, int(chosen.ttl_s * (p.ttl_multiplier ** len(recent))))
+    # upgrading a live decision is the same offence, not a repeat: its own entry is not counted
+    repeats = len(recent) - 1 if live and recent else len(recent)
+    ttl = min(p.max_ttl_s, int(chosen.ttl_s * (p.ttl_multiplier ** repeats)))
     mode = "shadow" if shadow else "enforce"
     alert = _alert(subj, a, ts_ms, rules, chosen.action, shadow)
     decision = Decision(

@@ -114,12 +114,23 @@ def test_established_members_are_not_linked(rules):
 
 def test_value_used_by_established_accounts_is_popular_and_links_nothing(rules):
     assert rules.fingerprints.popular_established == 2
-    items = [obs("ja4", "t13d-sdk", summary(f"old{k}", f"org-old{k}", eligible=False)) for k in range(2)]
-    items += [obs("ja4", "t13d-sdk", summary(f"y{k}", f"org-{k}")) for k in range(5)]
+    # mostly established users: popular, links nothing
+    items = [obs("ja4", "t13d-sdk", summary(f"old{k}", f"org-old{k}", eligible=False)) for k in range(3)]
+    items += [obs("ja4", "t13d-sdk", summary(f"y{k}", f"org-{k}")) for k in range(3)]
     stage, links = observe_all(rules, items)
     assert links == []
     st = stage.store.get("ja4:t13d-sdk")
-    assert st.popular and (st.distinct, st.established) == (7, 2)
+    assert st.popular and (st.distinct, st.established) == (6, 3)
+
+
+def test_value_mostly_used_by_new_accounts_stays_linkable(rules):
+    # a campaign's aged accounts share its system prompt with its new ones: still rare elsewhere
+    items = [obs("ja4", "t13d-camp", summary(f"old{k}", f"org-old{k}", eligible=False)) for k in range(2)]
+    items += [obs("ja4", "t13d-camp", summary(f"y{k}", f"org-{k}")) for k in range(5)]
+    stage, links = observe_all(rules, items)
+    st = stage.store.get("ja4:t13d-camp")
+    assert not st.popular and (st.distinct, st.established) == (7, 2)
+    assert {lk.summary.account_id for lk in links} == {f"y{k}" for k in range(5)}
 
 
 def test_value_used_by_more_than_popular_accounts_is_popular(rules):

@@ -91,8 +91,6 @@ def test_block_min_families_counts_enforcing_families_only(rules):
     assert (d.action, d.mode) == ("challenge", "enforce")
 
 
-@pytest.mark.xfail(strict=True, reason="app/policy/decide.py:90-99 labels every evidence-only alert (score "
-                   "between alert_min_score and the first action step) mode=shadow, even with no shadow signal")
 def test_evidence_only_alert_from_enforcing_signals_is_an_enforce_alert(rules):
     alert, decision = run(Mem(), score(45), T0, rules)
     assert decision is None
@@ -124,9 +122,6 @@ def test_escalating_while_live_waits_for_the_cooldown(rules):
     assert run(mem, score(75), T0 + 40 * MIN, rules) == (None, None)
 
 
-@pytest.mark.xfail(strict=True, reason="app/policy/decide.py:102,118: `recent` includes the offence whose "
-                   "decision is still live, so upgrading a live decision multiplies the TTL as if it were a "
-                   "repeat offence (challenge 43200 s instead of 21600 s)")
 def test_upgrading_a_live_decision_is_not_a_repeat_offence(rules):
     mem = Mem()
     run(mem, score(60), T0, rules)
@@ -318,9 +313,6 @@ def test_lift_is_none_without_a_live_decision(rules):
 
 
 
-@pytest.mark.xfail(strict=True, reason="app/policy/decide.py:62-73: lift() clears pol_until_ms but keeps "
-                   "pol_offences, so the lifted decision counts as an expired prior offence and the allowlisted "
-                   "account's next (shadow) decision is escalated: block 172800 s instead of challenge 21600 s")
 def test_a_lifted_decision_is_not_a_prior_offence(rules):
     mem = Mem()
     _, first = run(mem, score(75, 2), T0, rules)

