@@ -116,7 +116,9 @@ def _fp_row(f: dict[str, Any]) -> list[str]:
         extra = "; " + "; ".join(f"{c['change']} at {c['ts']}" for c in f["changes"])
     if f["links_its_cluster"]:
         extra += "; links its cluster"
-    return [f["scope"], f["value"], str(f["requests"]), fmt(f["accounts"]), fmt(f["orgs"]), f["status"],
+    capped = f["accounts"] is not None and f["accounts_kept"] is not None and f["accounts"] > f["accounts_kept"]
+    return [f["scope"], f["value"], str(f["requests"]), fmt(f["accounts"]), fmt(f["orgs"]) + ("*" if capped else ""),
+            f["status"],
             f["why"] + extra]
 
 
@@ -138,6 +140,9 @@ def _fingerprints(doc: dict[str, Any]) -> list[str]:
             rest.append(f"  ... {len(tail)} more {scope} values ("
                         + ", ".join(f"{n} {s}" for s, n in by.items() if n) + ")")
     out += _table(["scope", "value", "requests", "accounts", "orgs", "status", "why"], rows)
+    if any(r[4].endswith("*") for r in rows):
+        out.append("  * orgs among the accounts the fingerprint stage keeps per value (the most recent "
+                   "state.fingerprint.max_members)")
     if rest:
         out += [*rest, "  (every value is in --json)"]
     for u in doc["untracked_values"]:
@@ -227,8 +232,11 @@ def _collapse_repeats(decisions: list[dict[str, Any]]) -> list[Any]:
         if run:
             first, last = run[0]["decision"], run[-1]["decision"]
             span = first["ts"] if len(run) == 1 else f"{first['ts']} .. {last['ts']}"
+            readded = sum(1 for x in run if any(n.startswith("re-emitted: ") for n in x["rule"].get("notes", ())))
+            why = (f"; {readded} on being re-added to its cluster after the member cap dropped it, which forgets "
+                   "the fan-out" if readded else "")
             out.append(f"  {span}  {first['decision_id']} re-emitted x{len(run)} under the same id "
-                       f"(consumers de-duplicate on it), ttl left {first['ttl_s']}s .. {last['ttl_s']}s")
+                       f"(consumers de-duplicate on it), ttl left {first['ttl_s']}s .. {last['ttl_s']}s{why}")
             run.clear()
 
     for x in decisions:
