@@ -1,0 +1,267 @@
+"""Crash recovery with real RocksDB state, three scenarios:
+
+1. `run`: a few thousand events; the worker is killed with SIGKILL at random points (three times while
+   processing, once during start-up/recovery), restarted each time with the same app id and data
+   directory, then left to finish. What it publishes must cover every account-keyed decision replay makes
+   for the same file (at-least-once: a decision may come twice, with the same content).
+2. `recovery`: everything committed, then SIGKILL and the data directory deleted, so the tables can only
+   come back from their changelog topics; harvesters' windows and escalation must continue as in replay.
+3. `reprocess`: scenario 1's failure made deterministic (offsets committed only every two minutes, so the
+   kill always leaves a consumed batch uncommitted).
+
+Scenarios 1 and 3 expose a worker bug (REPROCESS_BUG below); their exact-agreement tests are strict xfails."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import time
+
+import orjson
+import pytest
+
+from app.ingest.parse import parse_ts
+from tests.faults.harness import (
+    FaultWorker,
+    HarnessError,
+    add_summary,
+    cleanup_topics,
+    coverage,
+    describe,
+    fault_seed,
+    group_lag,
+    heavy_feed,
+    keyed,
+    list_topics,
+    new_uid,
+    oracle,
+    read_json,
+    smoke_events,
+    start_worker,
+    wait_group_done,
+    wait_until,
+)
+from tests.integration.workerproc import free_port, produce
+from tests.traffic import build
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+SMOKE_N = 3000
+KILLS = 4
+REPROCESS_BUG = (
+    "worker bug: at-least-once reprocessing is not idempotent. After a SIGKILL Faust re-delivers the "
+    "records consumed since the last offset commit, but the accounts/fingerprints/clusters tables (RocksDB "
+    "+ changelog) already hold their effect; AccountState.observe counts them again (n, windows, shares, "
+    "gap statistics), so thresholds trip on an earlier event (a decision replay does not make, new id) and "
+    "the cooldown then suppresses the decision replay makes (lost)"
+)
+
+
+def _ts(raw: bytes) -> int:
+    return parse_ts(orjson.loads(raw)["ts"], "ts")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, kafka_bootstrap, rules):
+    seed = fault_seed()
+    rng = random.Random(seed)
+    tmp = tmp_path_factory.mktemp("sigkill")
+    smoke = keyed(smoke_events(tmp, SMOKE_N))
+    # the small hand-made traffic (two heavy harvesters that escalate, a ring, ordinary users) laid over
+    # the first hour of the smoke day, merged in time order
+    extra, roles = build(_ts(smoke[0][1]))
+    feed = [r for _, r in sorted(((_ts(v), i), (k, v)) for i, (k, v) in enumerate(smoke + extra))]
+    now_ms = int(time.time() * 1000)
+    want = oracle(tmp, feed, rules, now_ms)
+
+    uid = new_uid()
+    w = FaultWorker(uid, tmp / "state", tmp / "worker.log", free_port())
+    kills: list[dict] = []
+    t_start = time.monotonic()
+    try:
+        for k in range(KILLS):
+            start_worker(w)
+            if k == 0:  # the worker creates its topics on start
+                produce(w.topic("requests"), feed)
+            # one kill lands during start-up/recovery, the others after a random amount of processing
+            target = 0 if k == 2 else rng.randint(150, 600)
+            with contextlib.suppress(HarnessError):  # input exhausted or slow start: kill wherever it is
+                wait_until(lambda t=target: w.consumed() >= t, 90, 0.2, f"life {k}: {target} records consumed")
+            time.sleep(rng.uniform(0.0, 0.6))
+            consumed = w.consumed()
+            rss = w.rss_kb()
+            uncommitted = group_lag(w.app_id, [w.topic("requests")])
+            kill_ms = int(time.time() * 1000)
+            w.kill9()
+            kills.append({"life": k, "target": target, "consumed": consumed, "rss_kb": rss, "at_ms": kill_ms})
+            print(f"SIGKILL #{k + 1}: after {consumed:.0f} records consumed in this life (target {target}), "
+                  f"{uncommitted} input records not committed yet, RSS {rss // 1024} MiB")
+        start_worker(w)
+        took = wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=240)
+        final = w.counters()
+        rss = w.rss_kb()
+        got = read_json(w.topic("decisions"))
+        alerts = read_json(w.topic("alerts"))
+        code = w.stop()
+    finally:
+        if w.proc is not None and w.proc.poll() is None:
+            w.stop()
+        cleanup_topics(w)
+    print(f"finished {took:.1f}s after the last restart; {time.monotonic() - t_start:.0f}s in all")
+    yield {"want": want, "got": got, "alerts": alerts, "kills": kills, "final": final, "rss": rss,
+           "exit": code, "log": w.tail(), "roles": roles, "feed": feed, "seed": seed}
+
+
+@pytest.fixture(scope="module")
+def cov(run):
+    c = coverage(run["want"].decisions, run["got"])
+    print(c.line())
+    print("lost: " + describe(c.missing, 8))
+    print("spurious: " + describe(c.extra, 8))
+    lost = len(c.missing)
+    add_summary("SIGKILL x4 (RocksDB state)", f"{len(run['feed'])} events, smoke+heavy, all produced up front",
+                f"{len(run['kills'])} x SIGKILL (3 mid-stream, 1 in start-up), restart same app id + data dir",
+                len(run["feed"]), f"{lost} of {c.want} account decisions",
+                f"{c.dup_ids} dup ids ({len(c.dup_conflicts)} differing), {len(c.changed)} changed, "
+                f"{len(c.extra)} spurious; cluster agreement {c.cluster_agreement:.2f}")
+    return c
+
+
+def test_worker_restarts_after_every_kill_and_finishes(run):
+    assert len(run["kills"]) >= 3
+    assert sum(1 for k in run["kills"] if k["consumed"] > 0) >= 3, run["kills"]
+    assert run["exit"] == 0, run["log"]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=REPROCESS_BUG)
+def test_no_account_keyed_decision_is_lost(cov):
+    assert cov.want, "the feed must produce account-keyed decisions"
+    assert not cov.missing, f"{len(cov.missing)} lost: {describe(cov.missing)}"
+
+
+def test_duplicates_carry_identical_content(cov):
+    assert not cov.dup_conflicts, cov.dup_conflicts[:5]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=REPROCESS_BUG)
+def test_account_keyed_decisions_match_replay_exactly(cov):
+    """No decision replay would not make, and none with different content under a replay id: a record
+    processed again after a crash must not count twice in the account's windows."""
+    assert not cov.changed, [(a["decision_id"], a["action"], b["action"]) for a, b in cov.changed[:5]]
+    assert not cov.extra, f"{len(cov.extra)} spurious: {describe(cov.extra)}"
+
+
+def test_cluster_derived_agreement_is_reported(run, cov):
+    print(f"cluster-derived decisions, (scope, value, action) agreement worker vs replay: "
+          f"{cov.cluster_agreement:.3f} ({cov.cluster_counts[0]}/{cov.cluster_counts[1]})")
+    want_alerts = {a.alert_id for a in run["want"].sink.alerts if a.scope == "account"}
+    got_alerts = {a["alert_id"] for a in run["alerts"] if a["subject"]["scope"] == "account"}
+    print(f"account alerts: replay {len(want_alerts)}, published {len(got_alerts)}, "
+          f"missing {len(want_alerts - got_alerts)}, extra {len(got_alerts - want_alerts)}")
+
+
+# -- changelog recovery without reprocessing: everything committed, then SIGKILL and the data directory
+#    wiped, so the tables can only come back from their changelog topics
+
+
+def _split(feed: list[tuple[bytes, bytes]], at_ms: int):
+    a = [r for r in feed if _ts(r[1]) < at_ms]
+    return a, feed[len(a):]
+
+
+@pytest.fixture(scope="module")
+def recovery(tmp_path_factory, kafka_bootstrap, rules):
+    tmp = tmp_path_factory.mktemp("recovery")
+    now_ms = int(time.time() * 1000)
+    start = now_ms - 6 * 3_600_000
+    feed = heavy_feed(start, prefix="rc")
+    first, second = _split(feed, start + 50 * 60_000)  # replay: throttle at ~19 min, escalation at ~80 min
+    want = oracle(tmp, feed, rules, now_ms)
+    w = FaultWorker(new_uid(), tmp / "state", tmp / "worker.log", free_port())
+    try:
+        start_worker(w)
+        produce(w.topic("requests"), first)
+        wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=120)
+        kill_ms = int(time.time() * 1000)
+        w.kill9()
+        files = sum(1 for _ in (tmp / "state").rglob("*"))
+        shutil.rmtree(tmp / "state")
+        print(f"SIGKILL after {len(first)} records, all committed; wiped the data dir ({files} files)")
+        start_worker(w)
+        produce(w.topic("requests"), second)
+        wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=120)
+        got = read_json(w.topic("decisions"))
+        changelogs = list_topics(f"{w.app_id}-")
+        code = w.stop()
+    finally:
+        if w.proc is not None and w.proc.poll() is None:
+            w.stop()
+        cleanup_topics(w)
+    c = coverage(want.decisions, got)
+    print("changelog recovery: " + c.line())
+    add_summary("SIGKILL at rest + data dir wiped", f"{len(feed)} events, 3 harvesters over 2.5 h of event time",
+                "1 x SIGKILL once all was committed, RocksDB dir deleted, restart", len(feed),
+                f"{len(c.missing)} of {c.want} account decisions", f"{len(c.extra)} spurious, {len(c.changed)} changed")
+    return {"want": want, "got": got, "cov": c, "kill_ms": kill_ms, "exit": code, "changelogs": changelogs}
+
+
+def test_tables_come_back_from_changelogs_and_windows_continue(recovery):
+    c = recovery["cov"]
+    assert any(t.endswith("-changelog") for t in recovery["changelogs"]), recovery["changelogs"]
+    assert c.want >= 6 and not c.missing and not c.changed and not c.extra, c.line()
+    # the escalated decisions (second offence: TTL doubled, 1 h output-token window full of pre-restart
+    # events) were published by the restarted worker, whose local state started empty
+    after = [d for d in recovery["got"] if d["_ts"] > recovery["kill_ms"] and d["scope"] == "account"]
+    escalated = [d for d in after if d["ttl_s"] > 3600 and "ACCT_OUTPUT_TOKENS_1H" in d["reasons"]]
+    assert len({d["value"] for d in escalated}) == 3, [(d["value"], d["ttl_s"], d["reasons"]) for d in after]
+    assert recovery["exit"] == 0
+
+
+# -- the same at-least-once reprocessing, made deterministic: the worker commits offsets only every
+#    two minutes, so a SIGKILL a few seconds after it consumed a batch always leaves that batch
+#    uncommitted (while its table updates already reached the changelog)
+
+
+@pytest.fixture(scope="module")
+def reprocess(tmp_path_factory, kafka_bootstrap, rules):
+    tmp = tmp_path_factory.mktemp("reprocess")
+    now_ms = int(time.time() * 1000)
+    start = now_ms - 6 * 3_600_000
+    feed = heavy_feed(start, prefix="rp", events=40)
+    first, second = _split(feed, start + 15 * 60_000)  # replay decides on each account at ~19 min
+    want = oracle(tmp, feed, rules, now_ms)
+    w = FaultWorker(new_uid(), tmp / "state", tmp / "worker.log", free_port(),
+                    extra_env={"BROKER_COMMIT_INTERVAL": "120"})
+    try:
+        start_worker(w)
+        produce(w.topic("requests"), first)
+        wait_until(lambda: w.consumed() >= len(first), 60, 0.2, "first batch consumed")
+        time.sleep(3)  # the changelog writes of the batch are flushed within milliseconds
+        uncommitted = group_lag(w.app_id, [w.topic("requests")])
+        w.kill9()
+        if uncommitted != len(first):
+            raise HarnessError(f"the kill must leave the batch uncommitted: {uncommitted} of {len(first)}")
+        w.extra_env = {}  # the restarted worker commits as usual
+        start_worker(w)
+        produce(w.topic("requests"), second)
+        wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=120)
+        got = read_json(w.topic("decisions"))
+        code = w.stop()
+    finally:
+        if w.proc is not None and w.proc.poll() is None:
+            w.stop()
+        cleanup_topics(w)
+    c = coverage(want.decisions, got)
+    print(f"reprocessing after SIGKILL ({uncommitted} of {len(first)} records uncommitted): " + c.line())
+    add_summary("SIGKILL with an uncommitted batch", f"{len(feed)} events, 3 harvesters",
+                f"1 x SIGKILL {uncommitted} records after the last commit (commit interval 120 s)", len(feed),
+                f"{len(c.missing)} of {c.want} account decisions",
+                f"{len(c.extra)} spurious, {len(c.changed)} changed: reprocessed records count twice")
+    return {"cov": c, "uncommitted": uncommitted, "first": first, "exit": code}
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=REPROCESS_BUG)
+def test_reprocessed_records_do_not_count_twice(reprocess):
+    c = reprocess["cov"]
+    assert not c.missing and not c.extra and not c.changed, c.line()
