@@ -191,21 +191,26 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092") -> dict
     return {"events": sent, "plain_eps": plain_eps, "worker_eps": worker_eps, "ratio": worker_eps / plain_eps}
 
 
+def _print_replay(r: dict) -> None:
+    print(f"replay    {r['events']:>9,} events  parse-only {r['parse_eps']:>10,.0f} ev/s  "
+          f"full engine {r['replay_eps']:>9,.0f} ev/s  ratio {r['ratio']:.3f}")
+    print(f"state     {r['accounts']:,} accounts, {r['bytes_per_account']:.0f} B/account; "
+          f"{r['fingerprints']:,} fingerprint values, {r['bytes_per_fingerprint']:.0f} B/value")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.bench")
     ap.add_argument("--events", type=Path)
     ap.add_argument("--kafka-events", type=int, default=100_000)
     ap.add_argument("--skip-kafka", action="store_true")
+    ap.add_argument("--skip-replay", action="store_true")
     args = ap.parse_args(argv)
     rules = load_rules(os.environ.get("DG_RULES", DEFAULT_RULES))
     BENCH_DIR.mkdir(exist_ok=True)
     events = ensure_events(args.events)
     print(f"machine: {machine()}")
-    r = bench_replay(events, rules)
-    print(f"replay    {r['events']:>9,} events  parse-only {r['parse_eps']:>10,.0f} ev/s  "
-          f"full engine {r['replay_eps']:>9,.0f} ev/s  ratio {r['ratio']:.3f}")
-    print(f"state     {r['accounts']:,} accounts, {r['bytes_per_account']:.0f} B/account; "
-          f"{r['fingerprints']:,} fingerprint values, {r['bytes_per_fingerprint']:.0f} B/value")
+    if not args.skip_replay:
+        _print_replay(bench_replay(events, rules))
     if not args.skip_kafka:
         k = bench_kafka(events, args.kafka_events)
         print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "
