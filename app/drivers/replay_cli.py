@@ -6,11 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.drivers.inputs import load_inputs
 from app.emit.sinks import JsonlSink
-from app.errors import RulesError
-from app.ingest.parse import _Bad, parse_ts
-from app.rules.load import load_rules
-from app.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,22 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    s = Settings.from_env()
-    if not args.events.is_file():
-        print(f"distill-guard replay: {args.events}: no such file", file=sys.stderr)
+    inputs = load_inputs(args, "distill-guard replay")
+    if inputs is None:
         return 2
-    try:
-        rules = load_rules(args.rules or s.rules_path, args.allowlist or s.allowlist_path)
-    except RulesError as exc:
-        print(f"distill-guard replay: invalid rules: {exc}", file=sys.stderr)
-        return 2
-    now_ms = None
-    if args.now:
-        try:
-            now_ms = parse_ts(int(args.now) if args.now.isdigit() else args.now, "--now")
-        except _Bad as bad:
-            print(f"distill-guard replay: {bad.message}", file=sys.stderr)
-            return 2
+    rules, now_ms = inputs.rules, inputs.now_ms
     from app.drivers.replay import replay
 
     with JsonlSink(args.out) as sink:

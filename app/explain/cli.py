@@ -9,10 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from app.errors import RulesError
-from app.ingest.parse import _Bad, parse_ts
-from app.rules.load import load_rules
-from app.settings import Settings
+from app.drivers.inputs import load_inputs
 
 PROG = "distill-guard explain"
 
@@ -41,22 +38,10 @@ def _progress(lines: int, seconds: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    s = Settings.from_env()
-    if not args.events.is_file():
-        print(f"{PROG}: {args.events}: no such file", file=sys.stderr)
+    inputs = load_inputs(args, PROG)
+    if inputs is None:
         return 2
-    try:
-        rules = load_rules(args.rules or s.rules_path, args.allowlist or s.allowlist_path)
-    except RulesError as exc:
-        print(f"{PROG}: invalid rules: {exc}", file=sys.stderr)
-        return 2
-    now_ms = None
-    if args.now:
-        try:
-            now_ms = parse_ts(int(args.now) if args.now.isdigit() else args.now, "--now")
-        except _Bad as bad:
-            print(f"{PROG}: {bad.message}", file=sys.stderr)
-            return 2
+    rules, now_ms = inputs.rules, inputs.now_ms
     from app.explain.runner import UnknownAccount, explain_file
 
     try:
