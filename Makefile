@@ -10,7 +10,7 @@ KAFKA   := PYTHON=$(abspath $(PY)) deploy/kafka/kafka.sh
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run demo test test-unit test-integration kafka-up kafka-down bench lint eval check-rules clean
+.PHONY: help install run demo test test-stress test-unit test-integration kafka-up kafka-down bench lint eval check-rules clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -35,7 +35,11 @@ run: $(STAMP) ## the demo: Kafka + worker + simulated traffic, live decisions; C
 
 test: $(STAMP) ## unit + integration tests against a real broker this target starts and stops
 	@$(KAFKA) up
-	@trap '$(KAFKA) down' EXIT; $(PY) -m pytest $(PYTEST_ARGS)
+	@trap '$(KAFKA) down' EXIT; $(PY) -m pytest -m "not stress" $(PYTEST_ARGS)
+
+test-stress: $(STAMP) ## the long random multi-SIGKILL run (known stall, see README)
+	@$(KAFKA) up
+	@trap '$(KAFKA) down' EXIT; $(PY) -m pytest -m stress $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## tests that need no broker
 	$(PY) -m pytest -m "not kafka" $(PYTEST_ARGS)
