@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from app.sim.accounts import Account, make_account, weighted
-from app.sim.events import encode, prompt_tokens, response
+from app.sim.events import encode
 from app.sim.groups import DEVICE_PATHS, STACKS_BY_PATH, Group, Session, World
 from app.sim.infra import Stack, asns, pick_stack, rare_ja4
 from app.sim.prompts import FAMILIES
@@ -283,23 +283,13 @@ class Campaign(Group):
         return rng.choices(fams, [x for _, x in pool])[0], paraphrase
 
     def render(self, ts: int, session: Session, turn: int) -> bytes:
-        s, rng = self.spec, self.rng
+        rng = self.rng
         acct = session.account
         if turn > 1:
             fam, paraphrase = self.followup, True
         else:
             fam, paraphrase = self._family()
         text = fam.render(rng, paraphrase)
-        context = min(int(session.context * (1 + 0.12 * (turn - 1))), 190_000)
-        req: dict[str, Any] = {"model": session.model, "prompt": text}
-        if session.sys_hash is not None:
-            req["system_prompt_hash"] = session.sys_hash
-        req["input_tokens"] = prompt_tokens(text) + context
-        req["cache_read_tokens"] = int(context * s["cache_read_fraction"] * (0.7 + 0.3 * rng.random()))
-        req["thinking"] = session.thinking
-        req["tools"] = max(session.tools, 1) if fam.tools else session.tools
-        req["images"] = fam.images or (1 if rng.random() < s["images"] else 0)
-        req["turn"] = turn
-        resp = response(rng, session.role, *s["output_tokens"], *s["thinking_tokens"], session.thinking)
+        req, resp = self.request_parts(session, turn, fam, text)
         client = self._client(acct, ts, session.access_path)
         return encode(self.ids("evt", 96), ts, acct, session.key_id, client, req, resp)

@@ -113,6 +113,25 @@ class Group:
             self._seq += 1
             self._planned.append((ts, self._seq, session, turn))
 
+    def request_parts(self, session: Session, turn: int, fam: Family, text: str) -> tuple[dict, Any]:
+        """The request and response fields of one turn of `session` (draws from the group's rng)."""
+        from app.sim.events import prompt_tokens, response
+
+        s, rng = self.spec, self.rng
+        # the conversation so far is resent every turn (and mostly read from the prompt cache)
+        context = min(int(session.context * (1 + 0.12 * (turn - 1))), 190_000)
+        req: dict[str, Any] = {"model": session.model, "prompt": text}
+        if session.sys_hash is not None:
+            req["system_prompt_hash"] = session.sys_hash
+        req["input_tokens"] = prompt_tokens(text) + context
+        req["cache_read_tokens"] = int(context * s["cache_read_fraction"] * (0.7 + 0.3 * rng.random()))
+        req["thinking"] = session.thinking
+        req["tools"] = max(session.tools, 1) if fam.tools else session.tools
+        req["images"] = fam.images or (1 if rng.random() < s["images"] else 0)
+        req["turn"] = turn
+        resp = response(rng, session.role, *s["output_tokens"], *s["thinking_tokens"], session.thinking)
+        return req, resp
+
     def pick_stack(self, access_path: str) -> Stack:
         weights = self.spec.get("stacks") or STACKS_BY_PATH[access_path]
         return pick_stack(self.rng, weights, self.spec.get("tail_stack_share", 0.0))

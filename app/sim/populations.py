@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from app.sim.accounts import Account, make_account, weighted
-from app.sim.events import encode, prompt_tokens, response
+from app.sim.events import encode
 from app.sim.groups import DEVICE_PATHS, Group, Session, stack_client
 from app.sim.infra import Asn, asns
 from app.sim.prompts import FAMILIES
@@ -291,16 +291,5 @@ class BenignPopulation(Group):
             fams, fam_w = self.families()
             fam = rng.choices(fams, fam_w)[0]
         text = fam.render(rng, True)
-        # the conversation so far is resent every turn (and mostly read from the prompt cache)
-        context = min(int(session.context * (1 + 0.12 * (turn - 1))), 190_000)
-        req: dict[str, Any] = {"model": session.model, "prompt": text}
-        if session.sys_hash is not None:
-            req["system_prompt_hash"] = session.sys_hash
-        req["input_tokens"] = prompt_tokens(text) + context
-        req["cache_read_tokens"] = int(context * s["cache_read_fraction"] * (0.7 + 0.3 * rng.random()))
-        req["thinking"] = session.thinking
-        req["tools"] = session.tools if not fam.tools else max(session.tools, 1)
-        req["images"] = fam.images or (1 if rng.random() < s["images"] else 0)
-        req["turn"] = turn
-        resp = response(rng, session.role, *s["output_tokens"], *s["thinking_tokens"], session.thinking)
+        req, resp = self.request_parts(session, turn, fam, text)
         return encode(self.ids("evt", 96), ts, session.account, session.key_id, session.client, req, resp)
