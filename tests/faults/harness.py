@@ -301,6 +301,13 @@ def cleanup_topics(w: FaultWorker) -> None:
     delete_topics([w.app_id, f"t{w.uid}."])
 
 
+def release(w: FaultWorker) -> None:
+    """A test's teardown: stop the worker if it still runs, then delete the topics it used."""
+    if w.proc is not None and w.proc.poll() is None:
+        w.stop()
+    cleanup_topics(w)
+
+
 # -- traffic
 
 

@@ -13,11 +13,11 @@ from tests.faults.harness import (
     FaultWorker,
     HarnessError,
     add_summary,
-    cleanup_topics,
     keyed,
     new_uid,
     produce_all,
     producer,
+    release,
     smoke_events,
     start_worker,
     wait_until,
@@ -99,9 +99,7 @@ def run(tmp_path_factory, kafka_bootstrap):
         counters = w.counters()
         code = w.stop()
     finally:
-        if w.proc is not None and w.proc.poll() is None:
-            w.stop()
-        cleanup_topics(w)
+        release(w)
     burst_samples = [s for s in samples if s[0] >= t_burst - t0]
     timeline, next_t = [], 0.0
     for t, prod, c, _ in burst_samples:

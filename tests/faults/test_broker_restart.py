@@ -16,7 +16,6 @@ from tests.faults.harness import (
     HarnessError,
     add_summary,
     broker_up,
-    cleanup_topics,
     coverage,
     describe,
     kafka_sh,
@@ -25,6 +24,7 @@ from tests.faults.harness import (
     oracle,
     produce_all,
     read_json,
+    release,
     smoke_events,
     start_worker,
     wait_group_done,
@@ -75,9 +75,7 @@ def run(tmp_path_factory, kafka_bootstrap, rules):
     finally:
         if not broker_up():
             kafka_sh("up")
-        if w.proc is not None and w.proc.poll() is None:
-            w.stop()
-        cleanup_topics(w)
+        release(w)
     c = coverage(want.decisions, got)
     print(f"broker down at {before:.0f} consumed, {during:.0f} while down (worker alive: {alive_during}); "
           f"timeline {timeline}; finished {took:.0f}s after `up`")

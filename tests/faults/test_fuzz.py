@@ -22,11 +22,11 @@ from tests.faults.harness import (
     FaultWorker,
     HarnessError,
     add_summary,
-    cleanup_topics,
     fault_seed,
     new_uid,
     produce_all,
     read_all,
+    release,
     start_worker,
     wait_until,
 )
@@ -278,9 +278,7 @@ def run(tmp_path_factory, kafka_bootstrap):
         code = w.stop()
         print(f"[{time.monotonic() - t_setup:.1f}s] worker stopped")
     finally:
-        if w.proc is not None and w.proc.poll() is None:
-            w.stop()
-        cleanup_topics(w)
+        release(w)
     out = {"records": records, "warm": len(warm_recs), "valid": valid, "rekeyed": rekeyed, "expect": expect,
            "counters": counters, "dlq": dlq, "rss_before": rss_before, "rss_after": rss_after,
            "rss_peak": max([*rss, rss_after]), "alive": alive, "exit": code, "log": w.tail(), "took": took,

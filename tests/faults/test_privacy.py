@@ -18,13 +18,13 @@ import pytest
 from tests.faults.harness import (
     FaultWorker,
     add_summary,
-    cleanup_topics,
     heavy_feed,
     keyed,
     list_topics,
     new_uid,
     produce_all,
     read_all,
+    release,
     smoke_events,
     start_worker,
     wait_group_done,
@@ -89,9 +89,7 @@ def run(tmp_path_factory, kafka_bootstrap):
         topics = {t: read_all(t) for t in [w.topic(n) for n in ("alerts", "decisions", "dlq", "requests")]
                   + list_topics(f"{w.app_id}-")}
     finally:
-        if w.proc is not None and w.proc.poll() is None:
-            w.stop()
-        cleanup_topics(w)
+        release(w)
     files = {p: p.read_bytes() for p in (tmp / "state").rglob("*") if p.is_file()}
     return {"canary": cb, "topics": topics, "files": files, "rocks": _rocksdb_contents(tmp / "state"),
             "log": (tmp / "worker.log").read_bytes(), "metrics": metrics.encode(), "app_id": w.app_id,

@@ -26,7 +26,6 @@ from tests.faults.harness import (
     FaultWorker,
     HarnessError,
     add_summary,
-    cleanup_topics,
     coverage,
     describe,
     fault_seed,
@@ -37,6 +36,7 @@ from tests.faults.harness import (
     new_uid,
     oracle,
     read_json,
+    release,
     smoke_events,
     start_worker,
     wait_group_done,
@@ -111,9 +111,7 @@ def run(tmp_path_factory, kafka_bootstrap, rules):
         alerts = read_json(w.topic("alerts"))
         code = w.stop()
     finally:
-        if w.proc is not None and w.proc.poll() is None:
-            w.stop()
-        cleanup_topics(w)
+        release(w)
     print(f"finished {took:.1f}s after the last restart; {time.monotonic() - t_start:.0f}s in all")
     yield {"want": want, "got": got, "alerts": alerts, "kills": kills, "final": final, "rss": rss,
            "exit": code, "log": w.tail(), "roles": roles, "feed": feed, "seed": seed}
@@ -206,9 +204,7 @@ def recovery(tmp_path_factory, kafka_bootstrap, rules):
         changelogs = list_topics(f"{w.app_id}-")
         code = w.stop()
     finally:
-        if w.proc is not None and w.proc.poll() is None:
-            w.stop()
-        cleanup_topics(w)
+        release(w)
     c = coverage(want.decisions, got)
     print("changelog recovery: " + c.line())
     add_summary("SIGKILL at rest + data dir wiped", f"{len(feed)} events, 3 harvesters over 2.5 h of event time",
@@ -260,9 +256,7 @@ def reprocess(tmp_path_factory, kafka_bootstrap, rules):
         got = read_json(w.topic("decisions"))
         code = w.stop()
     finally:
-        if w.proc is not None and w.proc.poll() is None:
-            w.stop()
-        cleanup_topics(w)
+        release(w)
     c = coverage(want.decisions, got)
     print(f"reprocessing after SIGKILL ({uncommitted} of {len(first)} records uncommitted): " + c.line())
     add_summary("SIGKILL with an uncommitted batch", f"{len(feed)} events, 3 harvesters",
