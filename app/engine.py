@@ -87,10 +87,12 @@ class AccountStage(_Stage):
             d = lift(st, subj, ev.ts_ms, "ALLOWLISTED", rules)
             if d is not None:
                 out.decisions.append(d)
+        age = st.age_ms(ev.ts_ms)
+        fr = rules.fingerprints
+        young = age is not None and age < fr.young_ms
         hits = account_signals(st, ev, rules)
         if hits:
-            age = st.age_ms(ev.ts_ms)
-            established = (age is not None and age >= rules.fingerprints.young_ms
+            established = (age is not None and not young
                            and st.kyc in ("card", "id_verified") and st.email != "disposable")
             cap = rules.policy.established_max_action if established else None
             alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed, max_action=cap)
@@ -100,11 +102,9 @@ class AccountStage(_Stage):
                 out.decisions.append(decision)
         self.store.put(key, st)
 
-        age = st.age_ms(ev.ts_ms)
-        fr = rules.fingerprints
         summary = Summary(
             account_id=key, org=st.org, first_ms=st.first_ms,
-            young=age is not None and age < fr.young_ms,
+            young=young,
             # email-only KYC is what most consumers have: by itself it makes nobody linkable
             unverified=st.kyc == "none" or st.email == "disposable"
             or (st.channel in fr.abused_channels and st.kyc in fr.unverified_kyc),

@@ -10,7 +10,7 @@ new member and whenever a member's summary moves up a level."""
 
 from __future__ import annotations
 
-from app.detect.messages import Link, Observation
+from app.detect.messages import Link, Observation, Summary
 from app.rules.model import Rules
 
 # member record: [last_ms, org or "", eligible, level]
@@ -107,9 +107,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     return links
 
 
-def _stub(acct: str, r: list):
+def _stub(acct: str, r: list) -> Summary:
     """A member known to this fingerprint only by org and eligibility: its full summary reaches the
     cluster stage with its own next observation."""
-    from app.detect.messages import Summary
-
     return Summary(acct, r[_ORG] or None, r[_LAST], bool(r[_ELIG]), bool(r[_ELIG]), 0, 0)

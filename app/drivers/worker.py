@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import faust
+import orjson
 from prometheus_client import CollectorRegistry
 
 from app.detect.account import AccountState
@@ -96,8 +97,6 @@ class Worker:
 
     # -- outputs
     async def _publish(self, out: Output) -> None:
-        import orjson
-
         for a in out.alerts:
             await self.alerts.send(key=a.key.encode(), value=orjson.dumps(a.wire()))
         for d in out.decisions:
@@ -105,8 +104,6 @@ class Worker:
         self.metrics.record_outputs(out.alerts, out.decisions)
 
     async def _dead_letter(self, msg: Any, rej: Rejection) -> None:
-        import orjson
-
         dl = DeadLetter(int(time.time() * 1000), {"topic": msg.topic, "partition": msg.partition,
                                                    "offset": msg.offset}, rej.code, rej.message, msg.value or b"")
         await self.dlq.send(key=rej.code.encode(), value=orjson.dumps(dl.wire()))
