@@ -214,8 +214,7 @@ class ClusterStage(_Stage):
         self.index.put("a:" + acct, _Index(c.cid, ts))
         self.index.put("f:" + link.fp, _Index(c.cid, ts))
 
-        members = sorted(c.members)
-        subj = Subject("cluster", c.cid, tuple(members[:100]), len(members), c.first_ms, cluster_id=c.cid)
+        subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
         hits = cluster_signals(c, link, rules)
         decision = None
         if hits:
@@ -250,9 +249,12 @@ class ClusterStage(_Stage):
                         max(1, (until - ts) // 1000), parent.reasons, parent.alert_id, parent.mode,
                         parent.limit_rpm, c.cid)
         targets = []
-        for acct, m in sorted(c.members.items()):
-            if only is not None and acct != only:
-                continue
+        if only is None:
+            candidates = sorted(c.members.items())
+        else:
+            m = c.members.get(only)
+            candidates = [] if m is None else [(only, m)]
+        for acct, m in candidates:
             if m[_DEC] >= until or not member_implicated(m):
                 continue
             if self.allow.allows("account", acct, ts) or self.allow.allows("org", m[1], ts):

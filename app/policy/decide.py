@@ -7,6 +7,8 @@ stored, expired and recovered with that state."""
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,7 +32,7 @@ class PolicyMemory(Protocol):
 class Subject:
     scope: str
     value: str
-    accounts: tuple[str, ...]
+    accounts: Collection[str]  # any collection (a cluster passes its member dict): sorted only for an alert
     account_count: int
     window_start_ms: int
     cluster_id: str | None = None
@@ -146,7 +148,7 @@ def _alert(subj: Subject, a: Assessment, ts_ms: int, rules: Rules, action: str, 
     return Alert(
         alert_id=alert_id, ts_ms=ts_ms, scope=subj.scope, value=subj.value,
         severity=rules.severity(score), score=score, reasons=tuple(h.reason() for h in a.hits),
-        accounts=subj.accounts[:100], account_count=subj.account_count,
+        accounts=tuple(heapq.nsmallest(100, subj.accounts)), account_count=subj.account_count,
         window_start_ms=min(subj.window_start_ms, ts_ms), window_end_ms=ts_ms,
         mode="shadow" if shadow else "enforce", cluster_id=subj.cluster_id,
     )
