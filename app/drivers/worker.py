@@ -25,7 +25,7 @@ from app.detect.fingerprint import FpState
 from app.detect.messages import Link, Observation
 from app.drivers.faust_store import FaustStore
 from app.emit.records import DeadLetter
-from app.engine import AccountStage, ClusterStage, FingerprintStage, Output, _Index
+from app.engine import AccountStage, ClusterStage, FingerprintStage, IndexEntry, Output
 from app.errors import RulesError
 from app.ingest.parse import Rejection, parse_record
 from app.metrics import Metrics
@@ -80,7 +80,7 @@ class Worker:
         self.s_accounts = FaustStore("accounts", self.t_accounts, AccountState.restore)
         self.s_fps = FaustStore("fingerprints", self.t_fps, FpState.restore)
         self.s_clusters = FaustStore("clusters", self.t_clusters, ClusterState.restore)
-        self.s_index = FaustStore("cluster-index", self.t_index, _Index.restore)
+        self.s_index = FaustStore("cluster-index", self.t_index, IndexEntry.restore)
         from app.features.content import warm_up
 
         warm_up()  # build every language's cue filters now, not on the first live prompt of each language

@@ -1,5 +1,5 @@
 """Fingerprint linking (app/detect/fingerprint.py) and campaign clusters (app/detect/cluster.py, the
-ClusterStage in app/engine.py): who gets linked, what is too popular to link, union by size, fan-out to
+ClusterStage in app/stages/cluster.py): who gets linked, what is too popular to link, union by size, fan-out to
 implicated members only, late joiners on a decided cluster, bounded state."""
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def test_fan_out_reaches_only_implicated_members(rules):
     assert account_decisions(out) == {"tagalong": "block"}
 
 
-@pytest.mark.xfail(strict=True, reason="app/engine.py:267-275 (ClusterStage._fan_out) decides every cluster value of a "
+@pytest.mark.xfail(strict=True, reason="app/stages/cluster.py (ClusterStage._fan_out) decides every cluster value of a "
                    "decision scope with >= 2 orgs (here a JA4), while _fan_out skips members not implicated: "
                    "an account behind the decided JA4 gets no account decision, against contract v1 "
                    "('an account-scoped decision is also emitted for each account known to be behind it')")
@@ -306,7 +306,7 @@ def test_new_member_after_the_cluster_decision_expired_is_a_repeat_offence(rules
     assert alert.alert_id != first[5] and {d.alert_id for d in out.decisions} == {alert.alert_id}
 
 
-@pytest.mark.xfail(strict=True, reason="app/engine.py:86-89: lift() only looks at the account's own policy "
+@pytest.mark.xfail(strict=True, reason="app/stages/account.py (AccountStage.process): lift() only looks at the account's own policy "
                    "memory; a live decision that reached the account by cluster fan-out is never lifted when the "
                    "account is allowlisted (README: 'An allowlisted account with a live decision gets a lift')")
 def test_allowlisting_a_fanned_out_account_lifts_its_decision(rules):

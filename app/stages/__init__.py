@@ -1,0 +1,1 @@
+"""The three core stages (account, fingerprint, cluster); `app.engine` chains them for replay."""

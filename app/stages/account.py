@@ -1,0 +1,82 @@
+"""Account stage: per-account windows and content signals, account-scoped alerts and decisions, and one
+observation per fingerprint value on the event for the fingerprint stage."""
+
+from __future__ import annotations
+
+from app.detect.account import AccountState, account_signals
+from app.detect.messages import Observation, Summary
+from app.features.content import ContentConfig, analyse
+from app.ingest.event import Event
+from app.policy.decide import Subject, decide, lift
+from app.rules.model import Rules
+from app.score.assess import assess
+from app.stages.base import Output, Stage
+from app.state.store import DictStore, StateStore
+
+
+class AccountStage(Stage):
+    def __init__(self, rules: Rules, store: StateStore | None = None) -> None:
+        super().__init__(rules)
+        self.store = store if store is not None else DictStore("accounts")
+
+    def set_rules(self, rules: Rules) -> None:
+        super().set_rules(rules)
+        self.content_cfg = ContentConfig(lsh_bands=rules.content_lsh_bands, max_chars=rules.content_max_chars)
+
+    def sweep(self) -> int:
+        b = self.rules.account
+        return self.store.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
+
+    def process(self, ev: Event, out: Output) -> None:
+        rules = self.rules
+        if self._tick(ev.ts_ms):
+            self.sweep()
+        cf = analyse(ev.prompt, ev.system_prompt_hash, ev.tools, ev.images, self.content_cfg)
+        key = ev.account_id
+        st = self.store.get(key)
+        if st is None or ev.ts_ms - st.last_ms > rules.account.ttl_ms:
+            st = AccountState(ev.ts_ms)
+        st.observe(ev, cf, rules.content_flag_min)
+        allowed = (self.allow.allows("account", key, ev.ts_ms) or self.allow.allows("org", ev.org_id, ev.ts_ms))
+        subj = Subject("account", key, (key,), 1, max(st.first_ms, ev.ts_ms - 86_400_000))
+        if allowed:
+            d = lift(st, subj, ev.ts_ms, "ALLOWLISTED", rules)
+            if d is not None:
+                out.decisions.append(d)
+        age = st.age_ms(ev.ts_ms)
+        fr = rules.fingerprints
+        young = age is not None and age < fr.young_ms
+        hits = account_signals(st, ev, rules)
+        if hits:
+            established = (age is not None and not young
+                           and st.kyc in ("card", "id_verified") and st.email != "disposable")
+            cap = rules.policy.established_max_action if established else None
+            alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed, max_action=cap)
+            if alert is not None:
+                out.alerts.append(alert)
+            if decision is not None:
+                out.decisions.append(decision)
+        self.store.put(key, st)
+
+        summary = Summary(
+            account_id=key, org=st.org, first_ms=st.first_ms,
+            young=young,
+            # email-only KYC is what most consumers have: by itself it makes nobody linkable
+            unverified=st.kyc == "none" or st.email == "disposable"
+            or (st.channel in fr.abused_channels and st.kyc in fr.unverified_kyc),
+            n=st.n, flagged=st.flagged(),
+        )
+        scopes = fr.scopes
+        for scope, value in (("payment_fp", ev.payment_fp), ("ja4", ev.ja4), ("ip_prefix", ev.ip_prefix),
+                             ("device_id", ev.device_id)):
+            if value is not None and scope in scopes and not self.allow.allows(scope, value, ev.ts_ms):
+                out.observations.append(Observation(scope, value, ev.ts_ms, ev.event_id, summary))
+        if "template" in scopes:
+            if ev.system_prompt_hash:
+                out.observations.append(
+                    Observation("template", "sys:" + ev.system_prompt_hash, ev.ts_ms, ev.event_id, summary))
+            for tk in cf.template_keys:
+                # 16-bit SimHash band keys fill up with unrelated prompts at volume; only the MinHash
+                # band keys ("m...") are selective enough to link accounts
+                if tk[0] == "m":
+                    out.observations.append(Observation("template", tk, ev.ts_ms, ev.event_id, summary))

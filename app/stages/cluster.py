@@ -1,0 +1,146 @@
+"""Cluster stage: links join accounts into campaign clusters; cluster alerts and decisions, fanned out to
+implicated members, to the cluster's decision-scope fingerprints and to late joiners."""
+
+from __future__ import annotations
+
+from app.detect.cluster import _DEC, ClusterState, cluster_signals, member_implicated
+from app.detect.messages import Link
+from app.emit.records import Decision, stable_id
+from app.policy.decide import Subject, decide, fanout
+from app.rules.model import Rules
+from app.score.assess import assess
+from app.stages.base import Output, Stage
+from app.state.store import DictStore, StateStore
+
+DECISION_SCOPES = ("payment_fp", "ja4", "ip_prefix", "device_id")
+
+
+class IndexEntry:
+    """account -> cluster id and fingerprint -> cluster id entries (expire like everything else)."""
+    __slots__ = ("cid", "last_ms")
+
+    def __init__(self, cid: str, last_ms: int) -> None:
+        self.cid = cid
+        self.last_ms = last_ms
+
+    def snapshot(self) -> list:
+        return [self.cid, self.last_ms]
+
+    @classmethod
+    def restore(cls, s: list) -> IndexEntry:
+        return cls(s[0], s[1])
+
+
+class ClusterStage(Stage):
+    def __init__(self, rules: Rules, clusters: StateStore | None = None,
+                 index: StateStore | None = None) -> None:
+        super().__init__(rules)
+        self.clusters = clusters if clusters is not None else DictStore("clusters")
+        self.index = index if index is not None else DictStore("cluster_index")
+
+    def sweep(self) -> int:
+        b = self.rules.cluster
+        return (self.clusters.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
+                + self.index.sweep(self.watermark_ms, b.ttl_ms, b.max_keys * 20))
+
+    def _cluster_of(self, key: str, ts_ms: int) -> ClusterState | None:
+        ix = self.index.get(key)
+        if ix is None or ts_ms - ix.last_ms > self.rules.cluster.ttl_ms:
+            return None
+        c = self.clusters.get(ix.cid)
+        if c is None or ts_ms - c.last_ms > self.rules.cluster.ttl_ms:
+            return None
+        return c
+
+    def process(self, link: Link, out: Output) -> None:
+        rules = self.rules
+        ts = link.ts_ms
+        if self._tick(ts):
+            self.sweep()
+        acct = link.summary.account_id
+        found: dict[str, ClusterState] = {}
+        for key in ("a:" + acct, "a:" + link.anchor, "f:" + link.fp):
+            c = self._cluster_of(key, ts)
+            if c is not None:
+                found[c.cid] = c
+        max_members = rules.cluster.max_members
+        if not found:
+            c = ClusterState(stable_id("cl", link.fp, link.anchor), ts)
+        else:
+            ordered = sorted(found.values(), key=lambda c: (-len(c.members), c.cid))
+            c = ordered[0]
+            for other in ordered[1:]:  # union by size; the absorbed cluster's keys are re-pointed
+                c.absorb(other, max_members)
+                self.clusters.delete(other.cid)
+                for a in other.members:
+                    self.index.put("a:" + a, IndexEntry(c.cid, ts))
+                for f in other.fps:
+                    self.index.put("f:" + f, IndexEntry(c.cid, ts))
+        c.last_ms = max(c.last_ms, ts)
+        scope = "system_prompt" if link.fp.startswith("template:sys:") else link.fp.partition(":")[0]
+        c.add(link.summary, max_members, scope)
+        c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, max(64, max_members))
+        self.index.put("a:" + acct, IndexEntry(c.cid, ts))
+        self.index.put("f:" + link.fp, IndexEntry(c.cid, ts))
+
+        subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
+        hits = cluster_signals(c, link, rules)
+        decision = None
+        if hits:
+            a = assess(hits)
+            if self._meets_cluster_requirement(a):
+                alert, decision = decide(c, subj, a, ts, rules)
+                if alert is not None:
+                    out.alerts.append(alert)
+        if decision is not None:
+            c.live = [decision.decision_id, decision.action, decision.ttl_s, decision.limit_rpm,
+                      list(decision.reasons), decision.alert_id, decision.mode, decision.ts_ms]
+            self._fan_out(c, decision, ts, out)
+        elif c.live is not None and ts < c.live[7] + c.live[2] * 1000:
+            self._fan_out(c, self._live_decision(c), ts, out, only=acct)
+        self.clusters.put(c.cid, c)
+
+    def _meets_cluster_requirement(self, a) -> bool:
+        """Linked infrastructure alone is not a campaign (students behind a NAT, a team's card): a
+        cluster decision needs content evidence or shared payment among unrelated accounts."""
+        return bool(a.families_enforce & {"content", "payment"}) or any(
+            h.signal.family in ("content", "payment") for h in a.hits)
+
+    def _live_decision(self, c: ClusterState) -> Decision:
+        did, action, ttl, rpm, reasons, alert_id, mode, ts0 = c.live
+        return Decision(did, ts0, "cluster", c.cid, action, ttl, tuple(reasons), alert_id, mode, rpm, c.cid)
+
+    def _fan_out(self, c: ClusterState, parent: Decision, ts: int, out: Output, only: str | None = None) -> None:
+        rules = self.rules
+        until = parent.ts_ms + parent.ttl_s * 1000
+        # the decision as of this event: late joiners get the remaining TTL from their first request
+        base = Decision(parent.decision_id, ts, parent.scope, parent.value, parent.action,
+                        max(1, (until - ts) // 1000), parent.reasons, parent.alert_id, parent.mode,
+                        parent.limit_rpm, c.cid)
+        targets = []
+        if only is None:
+            candidates = sorted(c.members.items())
+        else:
+            m = c.members.get(only)
+            candidates = [] if m is None else [(only, m)]
+        for acct, m in candidates:
+            if m[_DEC] >= until or not member_implicated(m):
+                continue
+            if self.allow.allows("account", acct, ts) or self.allow.allows("org", m[1], ts):
+                continue
+            m[_DEC] = until
+            targets.append(acct)
+            if len(targets) >= rules.policy.fanout_max_accounts:
+                break
+        out.decisions.extend(fanout(base, targets, "CLUSTER_MEMBER"))
+        if only is not None:
+            return
+        for fpkey, v in sorted(c.fps.items()):
+            scope, _, value = fpkey.partition(":")
+            if scope not in DECISION_SCOPES or v[2] >= until or v[1] < 2:
+                continue
+            v[2] = until
+            out.decisions.append(Decision(
+                decision_id=stable_id("dc", parent.decision_id, scope, value), ts_ms=ts, scope=scope,
+                value=value, action=parent.action, ttl_s=base.ttl_s, reasons=(*parent.reasons, "CLUSTER_FP"),
+                alert_id=parent.alert_id, mode=parent.mode, limit_rpm=parent.limit_rpm, cluster_id=c.cid))

@@ -1,0 +1,31 @@
+"""Fingerprint stage: per-value state (who is behind a payment method, JA4, IP block, device or prompt
+template) and links between accounts that share a rare value."""
+
+from __future__ import annotations
+
+from app.detect.fingerprint import FpState
+from app.detect.fingerprint import observe as fp_observe
+from app.detect.messages import Observation
+from app.rules.model import Rules
+from app.stages.base import Output, Stage
+from app.state.store import DictStore, StateStore
+
+
+class FingerprintStage(Stage):
+    def __init__(self, rules: Rules, store: StateStore | None = None) -> None:
+        super().__init__(rules)
+        self.store = store if store is not None else DictStore("fingerprints")
+
+    def sweep(self) -> int:
+        b = self.rules.fingerprint
+        return self.store.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
+
+    def process(self, obs: Observation, out: Output) -> None:
+        if self._tick(obs.ts_ms):
+            self.sweep()
+        key = obs.key
+        st = self.store.get(key)
+        if st is None or obs.ts_ms - st.last_ms > self.rules.fingerprint.ttl_ms:
+            st = FpState(obs.ts_ms)
+        out.links.extend(fp_observe(st, obs, self.rules))
+        self.store.put(key, st)
