@@ -98,10 +98,16 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
     else:  # evidence only: a shadow alert when only shadow signals lift the score to the alert level
         step = None
         shadow = shadow or a.score_enforce < p.alert_min_score
+    live = ts_ms < mem.pol_until_ms
     if step is None:  # alert-worthy but below every action step: evidence only
         if ts_ms < mem.pol_alert_ms + p.cooldown_ms:
             return None, None
         mem.pol_alert_ms = ts_ms
+        if not live:
+            # no decision of this level is behind this alert: a shadow decision that follows inside the
+            # cooldown is a first decision, not a repeat (pol_level is only read for a live decision or
+            # for the last shadow decision)
+            mem.pol_level = -1
         return _alert(subj, a, ts_ms, rules, "none", shadow), None
 
     # escalation: offences whose decisions are over but fall inside the escalation window
@@ -109,12 +115,13 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
     level = LEVELS.index(step.action)
     cap = LEVELS.index(max_action) if max_action else len(LEVELS) - 1
     level = min(level, cap)
-    live = ts_ms < mem.pol_until_ms
     if live:
         if level <= mem.pol_level or ts_ms < mem.pol_alert_ms + p.cooldown_ms:
             return None, None  # cooldown: the live decision already covers this
-    elif shadow and ts_ms < mem.pol_alert_ms + p.cooldown_ms:
-        return None, None  # shadow decisions are not enforced, but not repeated on every event either
+    elif shadow and ts_ms < mem.pol_alert_ms + p.cooldown_ms and level <= mem.pol_level:
+        # shadow decisions are not enforced, but not repeated on every event either: inside the cooldown
+        # of the last shadow decision only a stronger one is shown (as a live decision is upgraded)
+        return None, None
     else:
         level = min(level + len(recent), LEVELS.index(p.actions[-1].action))
         if LEVELS[level] == "block" and len(a.families_enforce) < p.block_min_families:
@@ -139,6 +146,8 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
         mem.pol_until_ms = ts_ms + ttl * 1000
         mem.pol_level = level
         mem.pol_action = chosen.action
+    elif not live:
+        mem.pol_level = level  # the last shadow decision's level, for the shadow cooldown above
     return alert, decision
 
 
