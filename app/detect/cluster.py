@@ -5,12 +5,17 @@ and clusters and both indexes expire when idle."""
 from __future__ import annotations
 
 from app.detect.hits import Hit, at_least
-from app.detect.messages import Link, Summary
+from app.detect.messages import Summary
 
 # member record: [first_ms, org or "", young, unverified, n, flagged, decided_until_ms, linked_scopes]
 _FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC, _SCOPES = range(8)
 SCOPE_BITS = {"payment_fp": 1, "device_id": 2, "template": 4, "ip_prefix": 8, "ja4": 16, "system_prompt": 32}
 STRONG_SCOPES = 1 | 2
+
+
+def max_values(max_members: int) -> int:
+    """Linking values a cluster keeps (the newest, and those behind its figures)."""
+    return max(64, max_members)
 
 
 def member_implicated(m: list) -> bool:
@@ -45,7 +50,7 @@ class ClusterState:
         self.members: dict[str, list] = {}
         self.fps: dict[str, list] = {}       # "scope:value" -> [accounts, orgs, decided_until_ms]
         # running aggregates, so a link costs O(1) instead of a scan of members and values:
-        # [sum n, sum flagged, young members, best payment (accounts, key), best infra (orgs, key), sync]
+        # [sum n, sum flagged, young members, best payment (orgs, key), best infra (orgs, key), sync]
         self.agg: list = [0, 0, 0, 0, "", 0, "", 0]
         self.live: list | None = None         # the cluster's live decision, to fan out to late joiners
         self.pol_until_ms = 0
@@ -101,20 +106,32 @@ class ClusterState:
         return False
 
     def note_fp(self, key: str, accounts: int, orgs: int, max_values: int) -> None:
-        """Record what a linking value looks like now, keeping the strongest payment and infra values."""
+        """Record what a linking value looks like now, keeping the strongest payment and infra values
+        (by the number of orgs behind them: a team card shared by colleagues and one outsider is two
+        orgs, however many colleagues there are)."""
         prev = self.fps.get(key)
         self.fps[key] = [accounts, orgs, prev[2] if prev else 0]
         a = self.agg
         if key.startswith("payment_fp:"):
-            if orgs >= 2 and accounts > a[3]:
-                a[3], a[4] = accounts, key
+            if orgs >= 2 and orgs > a[3]:
+                a[3], a[4] = orgs, key
         elif not key.startswith("template:") and orgs > a[5]:
             a[5], a[6] = orgs, key
-        if len(self.fps) > max_values:  # drop the oldest template value; decision scopes are kept
-            for k in self.fps:
-                if k.startswith("template:") and k != key:
-                    del self.fps[k]
-                    break
+        self.cap_fps(max_values, key)
+
+    def cap_fps(self, max_values: int, keep: str = "") -> None:
+        """At most `max_values` values: the oldest template values go first, then the oldest others;
+        the value just seen and the values behind the payment and infra figures are kept."""
+        over = len(self.fps) - max_values
+        if over <= 0:
+            return
+        a = self.agg
+        kept = {keep, a[4], a[6]}
+        drop = [k for k in self.fps if k.startswith("template:") and k not in kept][:over]
+        if len(drop) < over:
+            drop += [k for k in self.fps if not k.startswith("template:") and k not in kept][:over - len(drop)]
+        for k in drop:
+            del self.fps[k]
 
     def recompute(self) -> None:
         ms = self.members.values()
@@ -151,6 +168,7 @@ class ClusterState:
             a[3], a[4] = b[3], b[4]
         if b[5] > a[5]:
             a[5], a[6] = b[5], b[6]
+        self.cap_fps(max_values(max_members))
         self.recompute()
         self.first_ms = min(self.first_ms, other.first_ms)
         self.last_ms = max(self.last_ms, other.last_ms)
@@ -168,7 +186,8 @@ class ClusterState:
         return self.agg[7]
 
 
-def cluster_signals(c: ClusterState, link: Link, rules) -> list[Hit]:
+def cluster_signals(c: ClusterState, rules) -> list[Hit]:
+    """Every cluster signal that fires on the cluster as it is now, with its figure."""
     hits: list[Hit] = []
     sig = rules.signal
     size = len(c.members)
@@ -188,7 +207,8 @@ def cluster_signals(c: ClusterState, link: Link, rules) -> list[Hit]:
                                  f"{s.window_ms // 60000} min of each other", hits)
     s = sig("FP_PAYMENT_SHARED")
     if s is not None and pay_key:
-        at_least(s, pay_cnt, f"{pay_cnt} accounts from different orgs pay with {pay_key}", hits)
+        accounts = c.fps[pay_key][0] if pay_key in c.fps else pay_cnt
+        at_least(s, pay_cnt, f"{pay_cnt} different orgs ({accounts} accounts) pay with {pay_key}", hits)
     s = sig("FP_SHARED_UNRELATED")
     if s is not None and size and infra_key and young / size >= s.min_young_share:
         at_least(s, infra_orgs, f"{infra_key} is shared by accounts of {infra_orgs} different orgs", hits)

@@ -52,6 +52,12 @@ class Figures:
         return tuple(sorted(h.signal.code for h in self.hits))
 
 
+def _cluster_signals(c: ClusterState, _arg: None, rules: Rules) -> list[Hit]:
+    """`cluster_signals` in the evaluator's (state, argument, rules) shape: a cluster's figures depend
+    on the cluster only."""
+    return cluster_signals(c, rules)
+
+
 class _Evaluator:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
@@ -368,7 +374,7 @@ class AccountTrace:
                                                via.fp if via and present else None, size=len(c.members)))
         self._present = present
         self.cluster = c
-        fig = self.evaluate(cluster_signals, c, via or out.links[-1])
+        fig = self.evaluate(_cluster_signals, c, None)
         prev = self.cluster_figures.fired if self.cluster_figures is not None else None
         if changed or fig.fired != prev:
             before = set(prev or ()) if not changed else set()

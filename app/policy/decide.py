@@ -163,11 +163,25 @@ def _alert(subj: Subject, a: Assessment, ts_ms: int, rules: Rules, action: str, 
     )
 
 
-def fanout(parent: Decision, accounts: list[str], reason: str) -> list[Decision]:
-    """Account-scoped copies of a wider decision, one per account behind it (contract v1)."""
+def lift_account(acct: str, ts_ms: int, reason: str, rules: Rules, cluster_id: str | None,
+                 parent_id: str) -> Decision:
+    """A `lift` for an account whose live decision came from a wider one (cluster fan-out)."""
+    alert_id = stable_id("al", "account", acct, "lift", ts_ms)
+    return Decision(
+        decision_id=stable_id("dc", alert_id, "account", acct, "lift", parent_id), ts_ms=ts_ms,
+        scope="account", value=acct, action="lift", ttl_s=1, reasons=(reason,), alert_id=alert_id,
+        mode=rules.mode, cluster_id=cluster_id,
+    )
+
+
+def fanout(parent: Decision, accounts: list[str], reason: str, at_ms: int | None = None) -> list[Decision]:
+    """Account-scoped copies of a wider decision, one per account behind it (contract v1). `at_ms` names
+    a copy emitted after the parent's own event (a late joiner) by that event too, so a second copy to
+    the same account never repeats an id."""
+    salt = () if at_ms is None else (at_ms,)
     return [
         Decision(
-            decision_id=stable_id("dc", parent.decision_id, "account", acct), ts_ms=parent.ts_ms,
+            decision_id=stable_id("dc", parent.decision_id, "account", acct, *salt), ts_ms=parent.ts_ms,
             scope="account", value=acct, action=parent.action, ttl_s=parent.ttl_s,
             reasons=(*parent.reasons, reason), alert_id=parent.alert_id, mode=parent.mode,
             limit_rpm=parent.limit_rpm, cluster_id=parent.cluster_id,

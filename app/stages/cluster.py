@@ -3,16 +3,23 @@ implicated members, to the cluster's decision-scope fingerprints and to late joi
 
 from __future__ import annotations
 
-from app.detect.cluster import _DEC, ClusterState, cluster_signals, member_implicated
+from app.detect.cluster import _DEC, _ORG, ClusterState, cluster_signals, max_values, member_implicated
 from app.detect.messages import Link
 from app.emit.records import Decision, stable_id
-from app.policy.decide import Subject, decide, fanout
+from app.policy.decide import Subject, decide, fanout, lift_account
 from app.rules.model import Rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
 from app.state.store import DictStore, StateStore
 
-DECISION_SCOPES = ("payment_fp", "ja4", "ip_prefix", "device_id")
+# Values a cluster decision is also issued for. A fingerprint-scoped decision applies to every request
+# on the value at the rate limiter (contract v1), so it is only issued where every account behind the
+# value is implicated: a payment method or a device links every account that uses it (each one is a
+# member linked through it, hence implicated). A JA4 or an IP block also carries bystanders (resold
+# genuine traffic, colleagues behind a NAT, established customers the value never links), who would be
+# penalised by the wider decision without being implicated: those values are not decided; their
+# implicated accounts get account-scoped decisions, late joiners included.
+DECISION_SCOPES = ("payment_fp", "device_id")
 
 
 class IndexEntry:
@@ -79,12 +86,19 @@ class ClusterStage(Stage):
         c.last_ms = max(c.last_ms, ts)
         scope = "system_prompt" if link.fp.startswith("template:sys:") else link.fp.partition(":")[0]
         c.add(link.summary, max_members, scope)
-        c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, max(64, max_members))
+        c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, max_values(max_members))
         self.index.put("a:" + acct, IndexEntry(c.cid, ts))
         self.index.put("f:" + link.fp, IndexEntry(c.cid, ts))
 
         subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
-        hits = cluster_signals(c, link, rules)
+        m = c.members.get(acct)
+        if m is not None and m[_DEC] > ts and (
+                self.allow.allows("account", acct, ts) or self.allow.allows("org", m[_ORG], ts)):
+            # allowlisted after a cluster decision reached it: the fanned-out decision is lifted
+            m[_DEC] = 0
+            live = c.live
+            out.decisions.append(lift_account(acct, ts, "ALLOWLISTED", rules, c.cid, live[0] if live else c.cid))
+        hits = cluster_signals(c, rules)
         decision = None
         if hits:
             a = assess(hits)
@@ -132,7 +146,9 @@ class ClusterStage(Stage):
             targets.append(acct)
             if len(targets) >= rules.policy.fanout_max_accounts:
                 break
-        out.decisions.extend(fanout(base, targets, "CLUSTER_MEMBER"))
+        # a late joiner's copy is named by its own event too: a member the member cap dropped and its next
+        # link re-added gets the live decision again, as a record of its own (consumers de-duplicate on ids)
+        out.decisions.extend(fanout(base, targets, "CLUSTER_MEMBER", at_ms=None if only is None else ts))
         if only is not None:
             return
         for fpkey, v in sorted(c.fps.items()):

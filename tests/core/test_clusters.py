@@ -198,10 +198,11 @@ def test_card_ring_becomes_a_decided_cluster_with_fan_out(rules):
     assert (w["subject"]["scope"], w["score"], w["severity"], w["account_count"]) == ("cluster", 75, "high", 3)
     assert [(r["code"], r["value"], r["threshold"]) for r in w["reasons"]] == [
         ("FP_PAYMENT_SHARED", 3, 3.0), ("CL_YOUNG", 1.0, 0.6)]
-    assert w["reasons"][0]["detail"] == "3 accounts from different orgs pay with payment_fp:card-1"
+    assert w["reasons"][0]["detail"] == "3 different orgs (3 accounts) pay with payment_fp:card-1"
     by_scope = {(d.scope, d.value): d for d in outs[2].decisions}
+    # the shared IP block is not decided: bystanders behind it would be hit (see DECISION_SCOPES)
     assert set(by_scope) == {("account", "ring-0"), ("account", "ring-1"), ("account", "ring-2"),
-                             ("payment_fp", "card-1"), ("ip_prefix", "198.51.100.0/24")}
+                             ("payment_fp", "card-1")}
     for (scope, _), d in by_scope.items():
         assert (d.action, d.ttl_s, d.alert_id, d.cluster_id) == ("challenge", 21600, alert.alert_id, w["cluster_id"])
         assert d.reasons[-1] == ("CLUSTER_MEMBER" if scope == "account" else "CLUSTER_FP")
@@ -261,19 +262,30 @@ def test_fan_out_reaches_only_implicated_members(rules):
     assert account_decisions(out) == {"tagalong": "block"}
 
 
-@pytest.mark.xfail(strict=True, reason="app/stages/cluster.py (ClusterStage._fan_out) decides every cluster value of a "
-                   "decision scope with >= 2 orgs (here a JA4), while _fan_out skips members not implicated: "
-                   "an account behind the decided JA4 gets no account decision, against contract v1 "
-                   "('an account-scoped decision is also emitted for each account known to be behind it')")
-def test_every_account_behind_a_decided_fingerprint_gets_an_account_decision(rules):
+def test_a_decided_fingerprint_has_every_account_behind_it_decided(rules):
+    # contract v1: a fingerprint-scoped decision applies to every request on the value, so every account
+    # behind a decided value gets an account decision too. The ring's card is decided and all three ring
+    # accounts are; the JA4 is shared with a bystander who is not implicated, so it is not decided at all
+    # (deciding it would penalise the bystander at the rate limiter)
     feed = Feed(rules)
     ja4 = {"ja4": "t13d-rare-kit"}
     outs = [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client=ja4) for k in range(3)]
     outs.append(feed("bystander", "org-b", young("own-card"), client=ja4))
+    outs += [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client=ja4) for k in range(3, 5)]
+    cluster = feed.cluster_of("ring-0")
+    assert "bystander" in cluster.members and cluster.live is not None
     decided_values = {(d.scope, d.value) for o in outs for d in o.decisions if d.scope != "account"}
     decided_accounts = {d.value for o in outs for d in o.decisions if d.scope == "account"}
-    if ("ja4", "t13d-rare-kit") in decided_values:
-        assert "bystander" in decided_accounts
+    assert decided_values == {("payment_fp", "card-1")}
+    assert decided_accounts == {f"ring-{k}" for k in range(5)}
+
+
+def test_device_shared_by_a_ring_is_decided_but_an_ip_block_is_not(rules):
+    feed = Feed(rules)
+    outs = [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client={"device_id": "dev-77", "ip": "198.51.100.7"})
+            for k in range(3)]
+    decided_values = {(d.scope, d.value) for o in outs for d in o.decisions if d.scope != "account"}
+    assert decided_values == {("payment_fp", "card-1"), ("device_id", "dev-77")}
 
 
 def test_replacement_account_on_the_decided_card_is_caught_on_its_first_request(rules):
@@ -306,9 +318,6 @@ def test_new_member_after_the_cluster_decision_expired_is_a_repeat_offence(rules
     assert alert.alert_id != first[5] and {d.alert_id for d in out.decisions} == {alert.alert_id}
 
 
-@pytest.mark.xfail(strict=True, reason="app/stages/account.py (AccountStage.process): lift() only looks at the account's own policy "
-                   "memory; a live decision that reached the account by cluster fan-out is never lifted when the "
-                   "account is allowlisted (README: 'An allowlisted account with a live decision gets a lift')")
 def test_allowlisting_a_fanned_out_account_lifts_its_decision(rules):
     feed = Feed(rules)
     _ring(feed)
@@ -319,6 +328,19 @@ def test_allowlisting_a_fanned_out_account_lifts_its_decision(rules):
     assert [(d.value, d.action) for d in out.decisions] == [("ring-1", "lift")]
 
 
+def test_allowlisted_fanned_out_account_is_lifted_once_and_others_keep_theirs(rules):
+    feed = Feed(rules)
+    _ring(feed)
+    doc = rules_doc()
+    doc["allowlist"] = [{"scope": "org", "value": "org-r1", "reason": "analyst verdict"}]
+    feed.engine.set_rules(compile_rules(doc, "<test>"))
+    outs = [feed("ring-1", "org-r1", young("card-1")) for _ in range(3)]
+    outs += [feed("ring-2", "org-r2", young("card-1"))]
+    assert [[(d.value, d.action) for d in o.decisions] for o in outs] == [[("ring-1", "lift")], [], [], []]
+    (lifted,) = outs[0].decisions
+    assert lifted.reasons == ("ALLOWLISTED",) and lifted.cluster_id == feed.cluster_of("ring-0").cid
+
+
 def test_allowlisted_account_is_skipped_by_fan_out(rules):
     doc = rules_doc()
     doc["allowlist"] = [{"scope": "org", "value": "org-r1"}]
@@ -327,16 +349,28 @@ def test_allowlisted_account_is_skipped_by_fan_out(rules):
     assert account_decisions(outs[2]) == {"ring-0": "challenge", "ring-2": "challenge"}
 
 
-@pytest.mark.xfail(strict=True, reason="app/detect/cluster.py:108-110 (note_fp) and 183-185: "
-                   "FP_PAYMENT_SHARED counts accounts on a card once any two orgs share it, so a team card of five "
-                   "colleagues plus one outside account reads '6 accounts from different orgs' and all five "
-                   "colleagues are throttled")
 def test_team_card_plus_one_outside_account_does_not_decide_the_team(rules):
+    # FP_PAYMENT_SHARED counts orgs: five colleagues and one outsider are two orgs, below the threshold
     feed = Feed(rules)
     outs = [feed(f"dev{k}", "org-acme", young("corp-card")) for k in range(5)]
     outs.append(feed("contractor", "org-other", young("corp-card")))
     decided = {d.value for o in outs for d in o.decisions if d.scope == "account"}
     assert decided.isdisjoint({f"dev{k}" for k in range(5)})
+    c = feed.cluster_of("dev0")
+    assert len(c.members) == 6 and c.agg[3:5] == [2, "payment_fp:corp-card"]
+    assert [o.alerts for o in outs] == [[]] * 6
+
+
+def test_team_card_plus_a_third_org_is_a_shared_card(rules):
+    # the same card reaching a third, unrelated org is the payment signal again
+    feed = Feed(rules)
+    for k in range(3):
+        feed(f"dev{k}", "org-acme", young("corp-card"))
+    feed("outsider-1", "org-x1", young("corp-card"))
+    out = feed("outsider-2", "org-x2", young("corp-card"))
+    (alert,) = out.alerts
+    (pay,) = [r for r in alert.reasons if r.code == "FP_PAYMENT_SHARED"]
+    assert (pay.value, pay.detail) == (3, "3 different orgs (5 accounts) pay with payment_fp:corp-card")
 
 
 # ------------------------------------------------------------------------------------- union and bounds
@@ -390,19 +424,56 @@ def test_cluster_template_values_are_capped(rules):
     assert len(c.fps) <= 64 and "template:k99" in c.fps and "template:k0" not in c.fps
 
 
-@pytest.mark.xfail(strict=True, reason="app/detect/cluster.py:113-117 (note_fp) only ever drops template values "
-                   "and absorb() (141-142) adds the other cluster's values uncapped: a cluster linked through many "
-                   "proxy IP blocks keeps every one of them (100 values with a cap of 64)")
 def test_cluster_decision_scope_values_are_capped_too(rules):
     doc = rules_doc()
     doc["state"]["cluster"]["max_members"] = 4
     small = compile_rules(doc, "<test>")
     stage, out = ClusterStage(small), Output()
+    stage.process(_link("ip_prefix:10.9.9.0/24", "a0", "org-0", "a0", ts=T0, orgs=5), out)  # the infra figure
     for k in range(100):
-        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a1", "org-1", "a1", ts=T0 + k), out)
-        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a2", "org-2", "a1", ts=T0 + k), out)
+        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a1", "org-1", "a0", ts=T0 + k), out)
+        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a2", "org-2", "a0", ts=T0 + k), out)
     (c,) = [v for _, v in stage.clusters.items()]
-    assert len(c.fps) <= 64
+    assert len(c.fps) == 64 and "ip_prefix:10.0.99.0/24" in c.fps and "ip_prefix:10.0.0.0/24" not in c.fps
+    assert c.agg[5:7] == [5, "ip_prefix:10.9.9.0/24"] and "ip_prefix:10.9.9.0/24" in c.fps
+
+
+def test_merged_cluster_values_are_capped(rules):
+    doc = rules_doc()
+    doc["state"]["cluster"]["max_members"] = 4
+    small = compile_rules(doc, "<test>")
+    stage, out = ClusterStage(small), Output()
+    for k in range(60):  # two clusters of 60 values each
+        stage.process(_link(f"ja4:x{k}", "a1", "org-1", "a1", ts=T0 + k), out)
+        stage.process(_link(f"ja4:y{k}", "b1", "org-3", "b1", ts=T0 + k), out)
+    assert len(stage.clusters) == 2
+    stage.process(_link("ja4:x0", "b1", "org-3", "a1", ts=T0 + MIN), out)  # b1 on a's value: merge
+    (c,) = [v for _, v in stage.clusters.items()]
+    assert set(c.members) == {"a1", "b1"} and len(c.fps) == 64
+
+
+def test_member_dropped_by_the_cap_and_re_added_gets_a_new_decision_id():
+    doc = rules_doc()
+    doc["state"]["cluster"]["max_members"] = 3
+    small = compile_rules(doc, "<test>")
+    feed = Feed(small)
+    outs = _ring(feed, n=3)
+    ids = [d.decision_id for o in outs for d in o.decisions]
+    assert {d.value for o in outs for d in o.decisions if d.scope == "account"} == {"ring-0", "ring-1", "ring-2"}
+    outs = [feed("ring-3", "org-r3", young("card-1"))]          # a late joiner: ring-0 is dropped
+    assert "ring-0" not in feed.cluster_of("ring-1").members
+    # ring-0 comes back through a value that knew it only by its last request (a stub summary, whose
+    # first request is later than the others'), so this time ring-1 makes room
+    ts = T0 + feed.i * MIN
+    stub = Summary("ring-0", "org-r0", ts, True, True, 0, 0)
+    out = Output()
+    feed.engine.clusters.process(Link("payment_fp:card-1", ts, "ev-x", stub, "ring-1", 5, 5), out)
+    outs.append(out)
+    assert "ring-0" in feed.cluster_of("ring-2").members
+    again = [d for o in outs for d in o.decisions]
+    assert [(d.value, d.action) for d in again] == [("ring-3", "challenge"), ("ring-0", "challenge")]
+    ids += [d.decision_id for d in again]
+    assert len(ids) == len(set(ids))  # the second copy to ring-0 has an id of its own
 
 
 def test_cluster_state_roundtrips_and_decided_marks_survive(rules):

@@ -110,9 +110,10 @@ def test_bystander_in_the_ring_cluster_is_shown_as_not_implicated(traffic: Traff
     assert not c["member"]["implicated"] and "not implicated" in c["member"]["why"]
     assert c["decisions"] and not any(cd["member"]["implicated"] or cd["fanned_out_to_account"]
                                       for cd in c["decisions"])
-    # its JA4 itself was decided with the cluster: that is shown, since a limiter keyed by JA4 affects it
-    expected = [d.wire() for d in traffic.decisions if (d.scope, d.value) == ("ja4", "t13d_rare_ring")]
-    assert expected and doc["fingerprint_decisions"] == expected
+    # its JA4 is not decided with the cluster: a limiter keyed by JA4 would hit the bystander, who is not
+    # implicated (contract v1: every account behind a decided value gets that decision)
+    assert not [d for d in traffic.decisions if (d.scope, d.value) == ("ja4", "t13d_rare_ring")]
+    assert doc["fingerprint_decisions"] == []
     out = _text(doc)
     assert "not implicated: linked through ja4 only" in out and "ja4:t13d_rare_ring" in out
 
