@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from app.detect.hits import Hit, at_least
+from app.detect.hits import Hit
 from app.features.content import ContentFeatures
 from app.ingest.event import Event
 from app.rules.model import Rules
@@ -164,7 +164,9 @@ class AccountState:
 
 
 def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
-    """Every account signal that fires after `ev` was observed, with its figure."""
+    """Every account signal that fires after `ev` was observed, with its figure.
+
+    Thresholds are tested before a detail text is formatted: most signals do not fire on most events."""
     hits: list[Hit] = []
     now = ev.ts_ms
     sig = rules.signal
@@ -172,11 +174,13 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
         s = sig(code)
         if s is not None:
             _, tok = bucket.totals(now, s.window_ms)
-            at_least(s, tok, f"{tok} output tokens in the last {s.window_ms // 60000} min", hits)
+            if tok >= s.threshold:
+                hits.append(Hit(s, tok, f"{tok} output tokens in the last {s.window_ms // 60000} min"))
     s = sig("ACCT_REQUESTS_1H")
     if s is not None:
         c, _ = (a.w5m if s.window_ms <= HOUR else a.w1h).totals(now, s.window_ms)
-        at_least(s, c, f"{c} requests in the last {s.window_ms // 60000} min", hits)
+        if c >= s.threshold:
+            hits.append(Hit(s, c, f"{c} requests in the last {s.window_ms // 60000} min"))
     n = a.n
     for code, count, what in (
         ("ACCT_TRACE_ELICIT", a.trace_n, "ask the model to expose or reconstruct its reasoning"),
@@ -185,19 +189,20 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
         ("ACCT_THINKING_HEAVY", a.thinking_n, "use extended thinking"),
         ("ACCT_PROXY_GEO", a.proxy_n, "come through proxy/VPN or from outside the billing country"),
     ):
-        s = sig(code)
-        if s is not None and n >= s.min_requests and count:
-            at_least(s, count / n, f"{count} of {n} requests {what}", hits)
+        if count:
+            s = sig(code)
+            if s is not None and n >= s.min_requests and count / n >= s.threshold:
+                hits.append(Hit(s, count / n, f"{count} of {n} requests {what}"))
     s = sig("ACCT_TEMPLATE_REUSE")
-    if s is not None and n >= s.min_requests:
-        at_least(s, a.repeat_n / n, f"{a.repeat_n} of {n} requests repeat a recent prompt skeleton", hits)
+    if s is not None and n >= s.min_requests and a.repeat_n / n >= s.threshold:
+        hits.append(Hit(s, a.repeat_n / n, f"{a.repeat_n} of {n} requests repeat a recent prompt skeleton"))
     s = sig("ACCT_NARROW_FOCUS")
-    total = sum(a.families)
+    fams = a.families
+    total = sum(fams)
     if s is not None and total >= s.min_requests:
-        top = max(range(len(TASK_FAMILIES)), key=lambda i: a.families[i])
-        if TASK_FAMILIES[top] not in ("chat", "other"):
-            at_least(s, a.families[top] / total,
-                     f"{a.families[top]} of {total} requests are {TASK_FAMILIES[top]}", hits)
+        top = fams.index(max(fams))  # the first family with the most requests
+        if TASK_FAMILIES[top] not in ("chat", "other") and fams[top] / total >= s.threshold:
+            hits.append(Hit(s, fams[top] / total, f"{fams[top]} of {total} requests are {TASK_FAMILIES[top]}"))
     s = sig("ACCT_AUTOMATION")
     if s is not None and a.gap_n + 1 >= s.min_requests and a.gap_mean > 0:
         cv = math.sqrt(a.gap_m2 / a.gap_n) / a.gap_mean
@@ -207,7 +212,8 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
     s = sig("ACCT_ROUND_THE_CLOCK")
     if s is not None and n >= s.min_requests:
         hours = a.w1h.active_buckets(now, DAY)
-        at_least(s, hours, f"active in {hours} of the last 24 hours", hits)
+        if hours >= s.threshold:
+            hits.append(Hit(s, hours, f"active in {hours} of the last 24 hours"))
     s = sig("ACCT_NEW_UNVERIFIED")
     age = a.age_ms(now)
     fr = rules.fingerprints

@@ -10,12 +10,16 @@ new member and whenever a member's summary moves up a level."""
 
 from __future__ import annotations
 
+from itertools import islice
+from operator import itemgetter
+
 from app.detect.messages import Link, Observation, Summary
 from app.rules.model import Rules
 
 # member record: [last_ms, org or "", eligible, level]
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 _LAST, _ORG, _ELIG, _LEVEL = range(4)
+_last_of = itemgetter(_LAST)
 
 
 class FpState:
@@ -48,6 +52,17 @@ class FpState:
         return len({m[_ORG] or f"~{acct}" for acct, m in self.members.items()})
 
 
+def _oldest(members: dict[str, list]) -> str:
+    """The member least recently seen; on a tie the first in dict order, exactly like
+    ``min(members, key=lambda k: members[k][_LAST])`` but without a Python call per member."""
+    lasts = list(map(_last_of, members.values()))
+    return next(islice(members, lasts.index(min(lasts)), None))
+
+
+def _eligible(members: dict[str, list]) -> list[str]:
+    return [a for a, r in members.items() if r[_ELIG]]
+
+
 def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     s = obs.summary
     ts = obs.ts_ms
@@ -68,7 +83,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         m = [ts, s.org or "", int(eligible), -1]
         members[s.account_id] = m
         if len(members) > bounds.max_members:
-            oldest = min(members, key=lambda k: members[k][_LAST])
+            oldest = _oldest(members)
             del members[oldest]
             if oldest == fp.anchor:
                 fp.anchor = None
@@ -82,28 +97,40 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct)
     if fp.popular:
         return []
-    eligible = [a for a, r in members.items() if r[_ELIG]]
+    # the eligible list, the org count and the links are built only when this call can use them: most
+    # observations of a linking value come from a member already linked at its current level
+    eligible = None
     if not fp.linking:
+        eligible = _eligible(members)
         if len(eligible) < 2 or len({members[a][_ORG] or f"~{a}" for a in eligible}) < 2:
             return []
         fp.linking = True
     if fp.anchor is None or fp.anchor not in members:
+        if eligible is None:
+            eligible = _eligible(members)
         fp.anchor = min(eligible, key=lambda a: (members[a][_LAST], a)) if eligible else None
     if fp.anchor is None or not m[_ELIG]:
         return []
     key = obs.key
-    n_acc, n_org = len(members), fp.orgs()
+    n_org = -1  # members do not change from here on: count orgs once, for the first link
     links = []
     if is_new or m[_LEVEL] < 0:
         # first link for this fingerprint: bring along the members that were waiting for a second org
+        if eligible is None:
+            eligible = _eligible(members)
         for acct in eligible:
             r = members[acct]
             if r[_LEVEL] < 0 and acct != s.account_id:
                 r[_LEVEL] = 0
-                links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, n_acc, n_org))
-    if s.level != m[_LEVEL]:
-        m[_LEVEL] = s.level
-        links.append(Link(key, ts, obs.event_id, s, fp.anchor, n_acc, n_org))
+                if n_org < 0:
+                    n_org = fp.orgs()
+                links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org))
+    level = s.level
+    if level != m[_LEVEL]:
+        m[_LEVEL] = level
+        if n_org < 0:
+            n_org = fp.orgs()
+        links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org))
     return links
 
 

@@ -37,7 +37,9 @@ class AccountStage(Stage):
         if st is None or ev.ts_ms - st.last_ms > rules.account.ttl_ms:
             st = AccountState(ev.ts_ms)
         st.observe(ev, cf, rules.content_flag_min)
-        allowed = (self.allow.allows("account", key, ev.ts_ms) or self.allow.allows("org", ev.org_id, ev.ts_ms))
+        allow = self.allow if self.allow else None  # an empty allowlist allows nothing: skip the look-ups
+        allowed = allow is not None and (
+            allow.allows("account", key, ev.ts_ms) or allow.allows("org", ev.org_id, ev.ts_ms))
         subj = Subject("account", key, (key,), 1, max(st.first_ms, ev.ts_ms - 86_400_000))
         if allowed:
             d = lift(st, subj, ev.ts_ms, "ALLOWLISTED", rules)
@@ -67,16 +69,17 @@ class AccountStage(Stage):
             n=st.n, flagged=st.flagged(),
         )
         scopes = fr.scopes
+        observations = out.observations
+        ts, event_id = ev.ts_ms, ev.event_id
         for scope, value in (("payment_fp", ev.payment_fp), ("ja4", ev.ja4), ("ip_prefix", ev.ip_prefix),
                              ("device_id", ev.device_id)):
-            if value is not None and scope in scopes and not self.allow.allows(scope, value, ev.ts_ms):
-                out.observations.append(Observation(scope, value, ev.ts_ms, ev.event_id, summary))
+            if value is not None and scope in scopes and (allow is None or not allow.allows(scope, value, ts)):
+                observations.append(Observation(scope, value, ts, event_id, summary))
         if "template" in scopes:
             if ev.system_prompt_hash:
-                out.observations.append(
-                    Observation("template", "sys:" + ev.system_prompt_hash, ev.ts_ms, ev.event_id, summary))
+                observations.append(Observation("template", "sys:" + ev.system_prompt_hash, ts, event_id, summary))
             for tk in cf.template_keys:
                 # 16-bit SimHash band keys fill up with unrelated prompts at volume; only the MinHash
                 # band keys ("m...") are selective enough to link accounts
                 if tk[0] == "m":
-                    out.observations.append(Observation("template", tk, ev.ts_ms, ev.event_id, summary))
+                    observations.append(Observation("template", tk, ts, event_id, summary))
