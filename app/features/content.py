@@ -370,7 +370,8 @@ def _pieces(fragment: str, limit: int = 256) -> list[tuple[str, tuple[frozenset 
 class _Cues:
     """Named cue groups. `hits` runs only the fragments whose anchors occur in the text."""
 
-    __slots__ = ("_all_chars", "_always", "_by_char", "_by_word", "_char_keys", "_names", "_parts", "_word_keys")
+    __slots__ = ("_all_chars", "_all_words", "_always", "_by_char", "_by_word", "_char_keys", "_names", "_parts",
+                 "_word_keys")
 
     def __init__(self, groups: dict[str, list[str]]) -> None:
         self._names = tuple(groups)
@@ -400,6 +401,7 @@ class _Cues:
         self._word_keys = frozenset(by_word)
         self._char_keys = frozenset(by_char)
         self._all_chars = self._char_keys.union(*(p[4] for p in parts if p[4] is not None))
+        self._all_words = self._word_keys.union(*(p[3] for p in parts if p[3] is not None))
 
     @classmethod
     def merge(cls, sets: list[_Cues]) -> _Cues:
@@ -426,6 +428,7 @@ class _Cues:
         merged._word_keys = frozenset(by_word)
         merged._char_keys = frozenset(by_char)
         merged._all_chars = frozenset().union(*(c._all_chars for c in sets))
+        merged._all_words = frozenset().union(*(c._all_words for c in sets))
         return merged
 
     def hits(self, text: str, word_keys: set[str], chars: set[str], skip: frozenset[str] = frozenset()) -> list[str]:
@@ -437,7 +440,7 @@ class _Cues:
                 todo.update(self._by_char[key])
         found: set[str] = set()
         parts = self._parts
-        for idx in sorted(todo):
+        for idx in todo:  # any order: the result is the set of groups with a matching piece
             part = parts[idx]
             name = part[0]
             if name in found or name in skip:
@@ -450,6 +453,12 @@ class _Cues:
             if rx.search(text):
                 found.add(name)
         return [n for n in self._names if n in found]
+
+    @property
+    def word_keys(self) -> frozenset[str]:
+        """Every word key some piece looks up (first and second anchors): `hits` gives the same result
+        for `word_keys & self.word_keys` as for the text's full key set."""
+        return self._all_words
 
     @property
     def char_keys(self) -> frozenset[str]:
@@ -524,13 +533,13 @@ _SHARED_TRACE = {
 }
 _TRACE_BY_LANG = {lang: _trace_patterns(spec) for lang, spec in lexicon.TRACE_LANGS.items()}
 _lang_cues: dict[str, _Cues] = {}
-_bundles: dict[tuple[str, ...], tuple[_Cues, re.Pattern[str]]] = {}
+_bundles: dict[tuple[str, ...], tuple[_Cues, re.Pattern[str], frozenset[str]]] = {}
 
 
-def _trace_cues(bundle: tuple[str, ...]) -> tuple[_Cues, re.Pattern[str]]:
-    """Trace cues for a set of languages (with the shared tag cues), and the class of characters that
-    anchor any CJK cue for it. Each language's cues are derived once, on first use: deriving all of them
-    at import would cost a second of start-up."""
+def _trace_cues(bundle: tuple[str, ...]) -> tuple[_Cues, re.Pattern[str], frozenset[str]]:
+    """Trace cues for a set of languages (with the shared tag cues), the class of characters that
+    anchor any CJK cue for it, and every word key any cue set of the bundle looks up. Each language's
+    cues are derived once, on first use: deriving all of them at import would cost a second of start-up."""
     got = _bundles.get(bundle)
     if got is None:
         parts = [_SHARED_CUES]
@@ -541,7 +550,9 @@ def _trace_cues(bundle: tuple[str, ...]) -> tuple[_Cues, re.Pattern[str]]:
             parts.append(cues)
         merged = _Cues.merge(parts)
         chars = set().union(*(c.char_keys for c in (_RUBRIC, _CENSOR, _FAMILY, merged)))
-        got = _bundles[bundle] = (merged, re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]"))
+        words = frozenset().union(*(c.word_keys for c in (_RUBRIC, _CENSOR, _FAMILY, merged)))
+        got = _bundles[bundle] = (
+            merged, re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]"), words)
     return got
 
 
@@ -631,10 +642,9 @@ def _script(cue: str) -> tuple[str, bool, tuple[str, ...]]:
     return "", False, tuple(bundle)
 
 
-def _latin_language(words: list[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """Latin-script language by stopword votes; English when nothing votes."""
-    ws = set(words)
-    best, best_n = "en" if any(w < _LATIN_END for w in words) else "other", 0
+def _latin_language(ws: set[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """Latin-script language by stopword votes over the set of words; English when nothing votes."""
+    best, best_n = "en" if ws and min(ws) < _LATIN_END else "other", 0
     for cand, stop in lexicon.STOPWORDS.items():
         n = len(ws & stop)
         if n > best_n:
@@ -821,8 +831,9 @@ def _prepare(prompt: str, max_chars: int) -> _Text:
     cue = text.lower()
     if ascii_only:
         words = cue.translate(_ASCII_NONLETTER).split()
+        unique = set(words)
         chars: set[str] = set()
-        lang, bundle = _latin_language(words, ("en",))
+        lang, bundle = _latin_language(unique, ("en",))
         cjk = False
     else:
         script_lang, cjk, bundle = _script(cue)
@@ -832,8 +843,8 @@ def _prepare(prompt: str, max_chars: int) -> _Text:
         else:
             words = _WORD.findall(cue)
         chars = set(_trace_cues(bundle)[1].findall(cue))
-        lang, bundle = (script_lang, bundle) if script_lang else _latin_language(words, bundle)
-    unique = set(words)
+        unique = set(words)
+        lang, bundle = (script_lang, bundle) if script_lang else _latin_language(unique, bundle)
     keys = set(map(_first4, unique))
     keys.update(map(_first5, unique))
     return _Text(text, cue, ascii_only, cjk, words, keys, chars, lang, bundle, has_code)
@@ -851,7 +862,8 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     t = _prepare(prompt, cfg.max_chars)
     text, cue, ascii_only, cjk, words, word_keys, chars, lang, bundle, has_code = t
 
-    trace_cues = _trace_cues(bundle)[0]
+    trace_cues, _, cue_words = _trace_cues(bundle)
+    word_keys = word_keys & cue_words  # the few keys any cue looks up: every filter below gets cheaper
     trace_hits = trace_cues.hits(cue, word_keys, chars, _NEEDS_OBJECT)
     if "object_jargon" in trace_hits or "object_plain" in trace_hits:
         trace_hits += trace_cues.hits(cue, word_keys, chars, _OBJECT_FREE)

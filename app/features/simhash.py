@@ -131,6 +131,9 @@ def minhash_keys(mins: tuple[int, ...], bands: int, rows: int) -> tuple[str, ...
     share a given band with probability about J**rows. () for an empty sketch."""
     if not mins:
         return ()
+    if rows == 2:  # the default, unrolled: the same fold as the loop below
+        return tuple([f"m{b}:{((mins[2 * b] + 1) * 0x9E3779B1 + mins[2 * b + 1] + 1) & 0xFFFFFFFF:08x}"
+                      for b in range(bands)])
     keys = []
     for b in range(bands):
         v = 0
