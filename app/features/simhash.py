@@ -98,7 +98,9 @@ def minhash_of(hashes: list[tuple[int, tuple[int, ...]]]) -> tuple[int, ...]:
     () when there is no uncommon feature."""
     if not hashes:
         return ()
-    mins = tuple(map(min, zip(*map(_rows, hashes), strict=True)))
+    rows = list(map(_rows, hashes))
+    # map(min, *rows) calls min(row0[j], row1[j], ...) per function j: no transposed tuples built
+    mins = rows[0] if len(rows) == 1 else tuple(map(min, *rows))
     return () if mins == _NEVER_MIN else mins
 
 

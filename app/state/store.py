@@ -33,8 +33,7 @@ class DictStore:
 
     def put(self, key: str, value: Any) -> None:
         d = self._d
-        if key in d:
-            del d[key]
+        d.pop(key, None)  # re-inserted at the end: touch order
         d[key] = value
 
     def delete(self, key: str) -> None:

@@ -39,8 +39,14 @@ class Buckets:
         """(requests, tokens) in the buckets that overlap (now - span, now]."""
         lo = (now_ms - span_ms) // self.res_ms + 1
         hi = now_ms // self.res_ms
-        c = t = 0
         d = self.data
+        if d and d[-3] <= hi:
+            # buckets are kept in ascending order: skip the old ones, sum the rest with slices
+            i, n = 0, len(d)
+            while i < n and d[i] < lo:
+                i += 3
+            return sum(d[i + 1 :: 3]), sum(d[i + 2 :: 3])
+        c = t = 0
         for i in range(0, len(d), 3):
             if lo <= d[i] <= hi:
                 c += d[i + 1]
@@ -50,4 +56,7 @@ class Buckets:
     def active_buckets(self, now_ms: int, span_ms: int) -> int:
         lo = (now_ms - span_ms) // self.res_ms + 1
         d = self.data
-        return sum(1 for i in range(0, len(d), 3) if d[i] >= lo and d[i + 1] > 0)
+        i, n = 0, len(d)
+        while i < n and d[i] < lo:  # ascending buckets: skip the old ones
+            i += 3
+        return sum(map((0).__lt__, d[i + 1 :: 3]))  # buckets with a positive count

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.features.content import ContentConfig, analyse
-from app.features.simhash import band_keys, hamming, minhash_keys
+from app.features.simhash import band_keys, hamming, hashed, minhash_keys, minhash_of
 from tests.features.content_corpus import PARAPHRASE_OPS, STANDALONE, TEMPLATES, instances, paraphrase
 
 CFG = ContentConfig()
@@ -199,3 +199,12 @@ def test_repeated_calls_and_cache_state_do_not_change_results() -> None:
     first = _dump(_PROBE)
     simhash._cache.clear()
     assert _dump(list(reversed(_PROBE)))[::-1] == first
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+def test_minhash_of_is_the_per_function_minimum(n):
+    feats = [(f"w{i}", f"v{i * 7}") for i in range(n)]
+    hashes = hashed(feats)
+    expected = tuple(min(h[1][j] for h in hashes) for j in range(8))
+    assert minhash_of(hashes) == expected
+    assert minhash_of(hashed([("the", "of")])) == ()  # only common shingles: no sketch
