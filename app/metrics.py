@@ -9,6 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # buckets show backlog after an outage (minutes to an hour).
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 # Per-batch handling time inside the worker: micro- to milliseconds per event, up to a slow batch.
+# Produce-to-decision latency: the target is p99 <= 250 ms, so the buckets are fine around it.
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4, 0.5,
+                   0.75, 1, 2, 5, 10, 30)
 BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
@@ -27,12 +30,19 @@ class Metrics:
                                  registry=registry)
         self.lag = Histogram(p + "processing_lag_seconds", "Wall clock at processing minus event time",
                              buckets=LAG_BUCKETS, registry=registry)
-        self.batch_seconds = Histogram(p + "stage_seconds", "Time spent in a core stage per message",
+        self.batch_seconds = Histogram(p + "stage_seconds", "Time spent in a core stage per batch",
                                        ["stage"], buckets=BATCH_BUCKETS, registry=registry)
         self.state_keys = Gauge(p + "state_keys", "Keys held in a state table (this worker)", ["table"],
                                 registry=registry)
         self.internal = Counter(p + "internal_messages_total", "Messages between stages", ["topic"],
                                 registry=registry)
+        self.stage_items = Counter(p + "stage_items_total", "Items a stage has finished (events, observations, "
+                                   "links)", ["stage"], registry=registry)
+        self.redelivered_skipped = Counter(p + "redelivered_skipped_total", "Inputs re-delivered after a "
+                                           "crash that their state had already applied", registry=registry)
+        self.decision_latency = Histogram(p + "decision_latency_seconds", "Broker timestamp of the source "
+                                          "record to the decision acknowledged by the broker",
+                                          buckets=LATENCY_BUCKETS, registry=registry)
         self.rules_reloads = Counter(p + "rules_reloads_total", "Rules file reloads", ["result"],
                                      registry=registry)
 

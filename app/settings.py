@@ -28,6 +28,11 @@ class Settings:
     data_dir: Path = Path(".data/worker")
     store: str = "rocksdb://"
     rules_reload_s: float = 5.0
+    # each stage takes up to batch_max records, or what arrived within batch_within_ms
+    batch_max: int = 2000
+    batch_within_ms: int = 20
+    # decoded state objects kept in memory per table (the tables themselves live in RocksDB)
+    state_cache: int = 50_000
     # SASL credentials for managed clusters; masked in repr so they never reach a log line
     sasl_username: str = ""
     sasl_password: str = field(default="", repr=False)
@@ -60,6 +65,9 @@ class Settings:
             data_dir=Path(e.get("DG_DATA_DIR", str(d.data_dir))),
             store=e.get("DG_STORE", d.store),
             rules_reload_s=float(e.get("DG_RULES_RELOAD_S", d.rules_reload_s)),
+            batch_max=int(e.get("DG_BATCH_MAX", d.batch_max)),
+            batch_within_ms=int(e.get("DG_BATCH_WITHIN_MS", d.batch_within_ms)),
+            state_cache=int(e.get("DG_STATE_CACHE", d.state_cache)),
             sasl_username=e.get("KAFKA_SASL_USERNAME", ""),
             sasl_password=e.get("KAFKA_SASL_PASSWORD", ""),
         )

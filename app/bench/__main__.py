@@ -2,10 +2,14 @@
 because these machines are shared and noisy: absolute events/s mean little, ratios travel.
 
   1. replay (full engine) vs orjson parse-only of the same file
-  2. worker through the real broker vs a plain aiokafka consumer reading + parsing the same topic
-  3. state bytes per account / fingerprint after the replay (orjson snapshots, as stored in tables)
+  2. worker through the real broker vs a plain aiokafka consumer reading + parsing the same topic:
+     sustained events/s through all three stages, CPU seconds per 1,000 events, peak RSS;
+     two workers against one on the same topic (scale-out)
+  3. produce-to-decision latency p50/p99 at a fixed offered load (default 5,000 events/s)
+  4. state bytes per account / fingerprint after the replay (orjson snapshots, as stored in tables)
 
-Usage: python -m app.bench [--events FILE] [--kafka-events N] [--skip-kafka]"""
+Usage: python -m app.bench [--events FILE] [--kafka-events N] [--skip-kafka] [--skip-replay]
+       [--latency-rate EPS] [--latency-seconds S] [--skip-scale-out]"""
 
 from __future__ import annotations
 
@@ -120,30 +124,107 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _consumed(port: int) -> float:
-    import urllib.request
+class BenchWorker:
+    """One `distill-guard worker` process, read through its /metrics and /proc."""
 
-    from prometheus_client.parser import text_string_to_metric_families
+    def __init__(self, uid: str, topic: str, bootstrap: str, n: int = 0, extra: dict | None = None) -> None:
+        self.port = _free_port()
+        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DG_APP_ID=f"bench-{uid}",
+                   DG_REQUESTS_TOPIC=topic, DG_ALERTS_TOPIC=f"bench-{uid}.alerts",
+                   DG_DECISIONS_TOPIC=f"bench-{uid}.decisions", DG_DLQ_TOPIC=f"bench-{uid}.dlq",
+                   DG_METRICS_PORT=str(self.port), DG_DATA_DIR=str(BENCH_DIR / f"state-{uid}-{n}"),
+                   DG_STORE=os.environ.get("DG_STORE", "rocksdb://"), **(extra or {}))
+        self.log_path = BENCH_DIR / f"worker-{uid}-{n}.log"
+        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env,
+                                     stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
 
-    try:
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return -1.0
-    for fam in text_string_to_metric_families(page):
-        if fam.name == "distill_guard_events_consumed":
-            return sum(s.value for s in fam.samples if s.name.endswith("_total"))
-    return 0.0
+    def families(self) -> dict:
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2).read().decode()
+        except OSError:
+            return {}
+        return {f.name: f for f in text_string_to_metric_families(page)}
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092") -> dict:
+def _samples(fams: dict, name: str, label: str | None = None) -> dict:
+    fam = fams.get(name)
+    out: dict = {}
+    for s in fam.samples if fam else []:
+        if s.name.endswith("_total"):
+            k = s.labels.get(label) if label else ""
+            out[k] = out.get(k, 0.0) + s.value
+    return out
+
+
+def progress(workers: list[BenchWorker]) -> tuple[float, bool]:
+    """(events the account stage finished, whether every stage has drained what was sent to it)."""
+    done = obs_sent = obs_done = links_sent = links_done = 0.0
+    for w in workers:
+        fams = w.families()
+        items = _samples(fams, "distill_guard_stage_items", "stage")
+        internal = _samples(fams, "distill_guard_internal_messages", "topic")
+        done += items.get("accounts", 0.0)
+        obs_done += items.get("fingerprints", 0.0)
+        links_done += items.get("clusters", 0.0)
+        obs_sent += internal.get("observations", 0.0)
+        links_sent += internal.get("links", 0.0)
+    return done, obs_done >= obs_sent and links_done >= links_sent
+
+
+def wait_drained(workers: list[BenchWorker], n: int, timeout_s: float = 1200) -> tuple[float, float]:
+    """Wait until all workers together finished `n` events through all three stages; returns the
+    perf_counter time of the first finished event and of the end."""
+    t_first = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for w in workers:
+            w.check()
+        done, drained = progress(workers)
+        now = time.perf_counter()
+        if done > 0 and t_first is None:
+            t_first = now
+        if done >= n and drained:
+            return t_first or now, now
+        time.sleep(0.1)
+    raise RuntimeError(f"workers did not finish {n} events in {timeout_s:.0f} s")
+
+
+def fill_topic(events: Path, topic: str, n: int, bootstrap: str, partitions: int = 6) -> int:
     from kafka import KafkaProducer
 
     from app.settings import Settings
     from app.topics import TopicSpec, ensure_topics
 
-    uid = uuid.uuid4().hex[:8]
-    topic = f"bench-{uid}.requests"
-    ensure_topics(Settings(bootstrap_servers=bootstrap), [TopicSpec(topic, 6)])
+    ensure_topics(Settings(bootstrap_servers=bootstrap), [TopicSpec(topic, partitions)])
     prod = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024, acks=1)
     sent = 0
     for _, raw in iter_lines(events):
@@ -153,42 +234,103 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092") -> dict
             break
     prod.flush(120)
     prod.close()
+    return sent
 
+
+def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers: int = 1) -> dict:
+    """Sustained throughput: `n` events already in the topic, drained by `workers` worker processes
+    through all three stages; next to a plain aiokafka consumer reading and parsing the same topic."""
+    uid = uuid.uuid4().hex[:8]
+    topic = f"bench-{uid}.requests"
+    sent = fill_topic(events, topic, n, bootstrap)
     plain_eps = asyncio.run(_plain_consumer(bootstrap, topic, sent))
-
-    port = _free_port()
-    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DG_APP_ID=f"bench-{uid}",
-               DG_REQUESTS_TOPIC=topic, DG_ALERTS_TOPIC=f"bench-{uid}.alerts",
-               DG_DECISIONS_TOPIC=f"bench-{uid}.decisions", DG_DLQ_TOPIC=f"bench-{uid}.dlq",
-               DG_METRICS_PORT=str(port), DG_DATA_DIR=str(BENCH_DIR / f"state-{uid}"),
-               DG_STORE=os.environ.get("DG_STORE", "rocksdb://"))
-    log = (BENCH_DIR / f"worker-{uid}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    procs = [BenchWorker(uid, topic, bootstrap, i) for i in range(workers)]
     try:
-        t_first = None
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {proc.returncode}; see {log.name}")
-            c = _consumed(port)
-            if c > 0 and t_first is None:
-                t_first, c_first = time.perf_counter(), c
-            if c >= sent:
-                break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"worker did not consume {sent} events in 900 s")
-        worker_eps = (sent - c_first) / (time.perf_counter() - t_first)
+        while progress(procs)[0] <= 0:  # CPU counted from the first processed event (not start-up)
+            for w in procs:
+                w.check()
+            time.sleep(0.05)
+        cpu0 = sum(w.cpu_s() for w in procs)
+        t0, t1 = wait_drained(procs, sent)
+        cpu = sum(w.cpu_s() for w in procs) - cpu0
+        rss = max(w.peak_rss_mb() for w in procs)
     finally:
-        import signal
+        for w in procs:
+            w.stop()
+    eps = sent / (t1 - t0)
+    return {"events": sent, "workers": workers, "plain_eps": plain_eps, "worker_eps": eps,
+            "ratio": eps / plain_eps, "cpu_s_per_1k": cpu / sent * 1000, "peak_rss_mb": rss}
 
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    return {"events": sent, "plain_eps": plain_eps, "worker_eps": worker_eps, "ratio": worker_eps / plain_eps}
+
+def _quantile(fams: dict, name: str, q: float) -> float:
+    """Quantile of a Prometheus histogram, linear within the bucket (what histogram_quantile does)."""
+    fam = fams[name]
+    buckets = sorted((float(s.labels["le"]), s.value) for s in fam.samples if s.name.endswith("_bucket"))
+    total = buckets[-1][1]
+    rank = q * total
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_c) / max(c - prev_c, 1e-9))
+        prev_le, prev_c = le, c
+    return prev_le
+
+
+def bench_latency(events: Path, rate: int, seconds: float, bootstrap: str = "127.0.0.1:9092") -> dict:
+    """Produce at a fixed offered load and read the worker's produce-to-decision latency histogram
+    (broker timestamp of the source record to the decision acknowledged by the broker)."""
+    from kafka import KafkaProducer
+
+    from app.settings import Settings
+    from app.topics import TopicSpec, ensure_topics
+
+    uid = uuid.uuid4().hex[:8]
+    topic = f"bench-{uid}.requests"
+    ensure_topics(Settings(bootstrap_servers=bootstrap), [TopicSpec(topic, 6)])
+    w = BenchWorker(uid, topic, bootstrap)
+    prod = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    lines = iter_lines(events)
+    try:
+        # warm up: the worker is up and has its partitions once a first record came through
+        warm = 0
+        while progress([w])[0] < 1:
+            w.check()
+            _, raw = next(lines)
+            prod.send(topic, key=orjson.loads(raw)["account_id"].encode(), value=raw)
+            warm += 1
+            prod.flush()
+            time.sleep(0.2)
+        wait_drained([w], warm)
+        base = _quantile_counts(w.families())
+        total = int(rate * seconds)
+        t0 = time.perf_counter()
+        sent = 0
+        tick = 0.01
+        while sent < total:
+            due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+            while sent < due:
+                _, raw = next(lines)
+                prod.send(topic, key=orjson.loads(raw)["account_id"].encode(), value=raw)
+                sent += 1
+            time.sleep(tick)
+        prod.flush()
+        offered = sent / (time.perf_counter() - t0)
+        wait_drained([w], warm + sent)
+        fams = w.families()
+        decisions = _quantile_counts(fams) - base
+    finally:
+        prod.close()
+        w.stop()
+    name = "distill_guard_decision_latency_seconds"
+    return {"offered_eps": offered, "events": sent, "decisions": decisions,
+            "p50_ms": _quantile(fams, name, 0.5) * 1000, "p99_ms": _quantile(fams, name, 0.99) * 1000}
+
+
+def _quantile_counts(fams: dict) -> float:
+    fam = fams.get("distill_guard_decision_latency_seconds")
+    return sum(s.value for s in fam.samples if s.name.endswith("_count")) if fam else 0.0
 
 
 def _print_replay(r: dict) -> None:
@@ -204,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kafka-events", type=int, default=100_000)
     ap.add_argument("--skip-kafka", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
+    ap.add_argument("--latency-rate", type=int, default=5000, help="offered load for the latency run (ev/s)")
+    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--skip-scale-out", action="store_true")
     args = ap.parse_args(argv)
     rules = load_rules(os.environ.get("DG_RULES", DEFAULT_RULES))
     BENCH_DIR.mkdir(exist_ok=True)
@@ -214,7 +359,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_kafka:
         k = bench_kafka(events, args.kafka_events)
         print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "
-              f"worker {k['worker_eps']:>8,.0f} ev/s  ratio {k['ratio']:.3f}")
+              f"worker {k['worker_eps']:>8,.0f} ev/s  ratio {k['ratio']:.3f}  "
+              f"CPU {k['cpu_s_per_1k']:.2f} s/1k events  peak RSS {k['peak_rss_mb']:.0f} MiB")
+        if not args.skip_scale_out:
+            k2 = bench_kafka(events, args.kafka_events, workers=2)
+            print(f"scale-out 2 workers {k2['worker_eps']:>8,.0f} ev/s vs 1 worker {k['worker_eps']:>8,.0f} ev/s "
+                  f"(x{k2['worker_eps'] / k['worker_eps']:.2f}; {os.cpu_count()} cores shared with the broker)")
+        lat = bench_latency(events, args.latency_rate, args.latency_seconds)
+        print(f"latency   offered {lat['offered_eps']:,.0f} ev/s for {lat['events']:,} events, "
+              f"{lat['decisions']:.0f} decisions: produce->decision p50 {lat['p50_ms']:.0f} ms, "
+              f"p99 {lat['p99_ms']:.0f} ms")
     return 0
 
 

@@ -53,12 +53,18 @@ class Observation:
         return f"{self.scope}:{self.value}"
 
     def encode(self) -> bytes:
-        return orjson.dumps([self.scope, self.value, self.ts_ms, self.event_id, self.summary.wire()])
+        return orjson.dumps(self.wire())
+
+    def wire(self) -> list:
+        return [self.scope, self.value, self.ts_ms, self.event_id, self.summary.wire()]
+
+    @classmethod
+    def unwire(cls, w: list) -> Observation:
+        return cls(w[0], w[1], w[2], w[3], Summary.unwire(w[4]))
 
     @classmethod
     def decode(cls, b: bytes) -> Observation:
-        w = orjson.loads(b)
-        return cls(w[0], w[1], w[2], w[3], Summary.unwire(w[4]))
+        return cls.unwire(orjson.loads(b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +78,17 @@ class Link:
     fp_accounts: int
     fp_orgs: int
 
+    def wire(self) -> list:
+        return [self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor, self.fp_accounts,
+                self.fp_orgs]
+
+    @classmethod
+    def unwire(cls, w: list) -> Link:
+        return cls(w[0], w[1], w[2], Summary.unwire(w[3]), w[4], w[5], w[6])
+
     def encode(self) -> bytes:
-        return orjson.dumps([self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor,
-                             self.fp_accounts, self.fp_orgs])
+        return orjson.dumps(self.wire())
 
     @classmethod
     def decode(cls, b: bytes) -> Link:
-        w = orjson.loads(b)
-        return cls(w[0], w[1], w[2], Summary.unwire(w[3]), w[4], w[5], w[6])
+        return cls.unwire(orjson.loads(b))

@@ -1,9 +1,20 @@
-"""`StateStore` over a Faust table: values are orjson-encoded snapshots in the table (and so in its
-changelog topic and RocksDB), with a bounded cache of decoded objects in front.
+"""`StateStore` over a Faust table, built for batches and for redelivery after a crash.
+
+Stored form: orjson `{"p": {source: position}, "s": snapshot}` in the table (and so in its changelog
+topic and RocksDB), with a bounded cache of decoded objects in front.
+
+- Writes are buffered: `put`/`delete` mark the key dirty together with the input event that owns it
+  (its partition is the key's table partition); `flush` writes each dirty key once per batch. The
+  worker flushes after the batch's outputs are delivered and before the batch is acknowledged, so a
+  committed offset always has its state in the changelog.
+- `p` is the position of the last input applied to the key, per input source (an offset, or offset
+  and index within a bundle). After a crash Faust re-delivers everything past the last committed
+  offset; the driver skips inputs a key has already applied (`applied`), so nothing counts twice.
 
 The cache is dropped on every rebalance, because after one the table may hold state another worker
-wrote. Expiry stays lazy in the stages; `sweep` deletes idle keys in a scan that runs at most once
-per eighth of the TTL of event time, since it walks the whole local table."""
+wrote; dirty entries stay (they are this worker's newer values). Expiry stays lazy in the stages;
+`sweep` deletes idle keys in a scan that runs at most once per eighth of the TTL of event time, since
+it walks the whole local table."""
 
 from __future__ import annotations
 
@@ -14,6 +25,8 @@ import orjson
 
 from app.errors import StateError
 
+NOTHING = -1
+
 
 class FaustStore:
     def __init__(self, name: str, table: Any, restore: Callable[[list], Any], cache_max: int = 200_000) -> None:
@@ -21,14 +34,24 @@ class FaustStore:
         self.table = table
         self._restore = restore
         self._cache: dict[str, Any] = {}
+        self._pos: dict[str, dict[str, int]] = {}   # cached keys' applied positions
+        self._dirty: dict[str, tuple[Any, Any]] = {}  # key -> (object or None to delete, owning event)
         self._cache_max = cache_max
         self._last_sweep_ms = 0
         self.bytes_written = 0
+        # set by the driver before each input: the event that owns the keys touched, and its position
+        self.event: Any = None
+        self.source = ""
+        self.position = NOTHING
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._pos.clear()
 
-    def get(self, key: str) -> Any | None:
+    def _load(self, key: str) -> Any | None:
+        dirty = self._dirty.get(key)
+        if dirty is not None:
+            return dirty[0]
         obj = self._cache.get(key)
         if obj is not None:
             return obj
@@ -36,29 +59,74 @@ class FaustStore:
         if raw is None:
             return None
         try:
-            obj = self._restore(orjson.loads(raw))
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            doc = orjson.loads(raw)
+            obj = self._restore(doc["s"])
+            pos = doc["p"]
+        except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
             raise StateError(self.name, key, str(exc)) from exc
-        self._remember(key, obj)
+        self._remember(key, obj, pos)
         return obj
 
-    def _remember(self, key: str, obj: Any) -> None:
+    def get(self, key: str) -> Any | None:
+        return self._load(key)
+
+    def applied(self, key: str, source: str) -> int:
+        """Position of the last input from `source` applied to `key` (-1 when none)."""
+        if self._load(key) is None:
+            return NOTHING
+        return self._pos.get(key, {}).get(source, NOTHING)
+
+    def _remember(self, key: str, obj: Any, pos: dict[str, int]) -> None:
         c = self._cache
         if len(c) >= self._cache_max:
-            for k in list(c)[: self._cache_max // 4]:  # drop the oldest quarter
+            for k in list(c)[: self._cache_max // 4]:  # drop the oldest quarter (dirty keys stay in _dirty)
                 del c[k]
+                self._pos.pop(k, None)
         c[key] = obj
+        self._pos[key] = pos
 
     def put(self, key: str, value: Any) -> None:
-        raw = orjson.dumps(value.snapshot())
-        self.bytes_written += len(raw)
-        self.table[key] = raw
-        self._remember(key, value)
+        pos = self._pos.get(key)
+        if pos is None:
+            pos = {}
+        if self.position > pos.get(self.source, NOTHING):
+            pos[self.source] = self.position
+        self._remember(key, value, pos)
+        self._dirty[key] = (value, self.event)
 
     def delete(self, key: str) -> None:
         self._cache.pop(key, None)
-        if key in self.table:
-            del self.table[key]
+        self._pos.pop(key, None)
+        self._dirty[key] = (None, self.event)
+
+    def pending(self) -> int:
+        return len(self._dirty)
+
+    def flush(self, enter: Callable[[Any], None]) -> int:
+        """Write every dirty key once. `enter(event)` makes `event` the current Faust event, so the
+        table writes go to that event's partition (RocksDB and changelog)."""
+        if not self._dirty:
+            return 0
+        by_event: dict[int, list[str]] = {}
+        events: dict[int, Any] = {}
+        for key, (_, event) in self._dirty.items():
+            by_event.setdefault(id(event), []).append(key)
+            events[id(event)] = event
+        table = self.table
+        for eid, keys in by_event.items():
+            enter(events[eid])
+            for key in keys:
+                obj = self._dirty[key][0]
+                if obj is None:
+                    if key in table:
+                        del table[key]
+                    continue
+                raw = orjson.dumps({"p": self._pos.get(key, {}), "s": obj.snapshot()})
+                self.bytes_written += len(raw)
+                table[key] = raw
+        n = len(self._dirty)
+        self._dirty.clear()
+        return n
 
     def __len__(self) -> int:
         return len(self.table)
@@ -71,7 +139,9 @@ class FaustStore:
         idle: list[tuple[int, str]] = []
         live: list[tuple[int, str]] = []
         for key, raw in list(self.table.items()):
-            last = self._restore(orjson.loads(raw)).last_ms
+            if key in self._dirty:
+                continue  # touched in this batch: live
+            last = self._restore(orjson.loads(raw)["s"]).last_ms
             (idle if last < cutoff else live).append((last, key))
         victims = [k for _, k in idle]
         if len(live) > max_keys:

@@ -6,17 +6,29 @@
     <app>-links ─► clusters agent
     every agent ─► distill.alerts, ratelimit.decisions; bad records ─► distill.dlq
 
-Tables (changelogged): accounts (6), fingerprints (6), clusters (1), cluster-index (1)."""
+Tables (changelogged): accounts (6), fingerprints (6), clusters (1), cluster-index (1).
+
+Each agent takes its input in batches (`noack_take`): it runs the core over the batch, sends the
+batch's outputs and waits for the broker to acknowledge them, then writes each touched state key once
+(FaustStore.flush), then acknowledges the input. Observations and links travel as bundles, one record
+per destination partition per batch; an observation's partition is crc32(key) mod partitions, so a
+fingerprint's state always lives in one partition. Every state key remembers the position of the last
+input it applied, so input re-delivered after a crash is skipped instead of counted twice."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+import weakref
+import zlib
 from typing import Any
 
 import faust
+import faust.streams
 import orjson
+from faust.transport.producer import ProducerBuffer
 from prometheus_client import CollectorRegistry
 
 from app.detect.account import AccountState
@@ -34,6 +46,16 @@ from app.rules.model import Rules
 from app.settings import Settings
 
 log = logging.getLogger("distill_guard.worker")
+
+# Table writes are queued in Faust's producer buffer; its default bound of 100 makes the stream wait
+# (and log "producer buffer full") after every hundred state writes. A batch flushes thousands.
+ProducerBuffer.max_messages = 20_000
+BUNDLE_BITS = 20  # position of item i of the bundle at offset o: (o << 20) + i; a bundle holds < 2**20
+
+
+def _enter(event: Any) -> None:
+    """Make `event` Faust's current event: table reads and writes go to its partition."""
+    faust.streams._current_event.set(weakref.ref(event))
 
 
 def _brokers(bootstrap: str) -> list[str]:
@@ -58,6 +80,11 @@ class Worker:
             topic_partitions=s.requests_partitions,
             topic_replication_factor=1,
             producer_acks=-1,
+            producer_linger_ms=2,
+            # bounded input buffers: what a stage has not taken yet waits in Kafka, not in memory
+            stream_buffer_maxsize=s.batch_max,
+            consumer_max_fetch_size=256 * 1024,
+            producer_max_batch_size=512 * 1024,
             consumer_auto_offset_reset="earliest",
             table_standby_replicas=0,
             broker_credentials=self._credentials(),
@@ -72,15 +99,20 @@ class Worker:
         self.decisions = app.topic(s.decisions_topic, **raw)
         self.dlq = app.topic(s.dlq_topic, **raw)
 
-        table = {"key_type": str, "value_type": bytes, "default": None}
+        # RocksDB's defaults (2 GiB block cache, 3 x 64 MiB memtables per partition database) are sized
+        # for a dedicated machine; 14 partition databases here would claim gigabytes
+        rocks = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20,
+                 "block_cache_compressed_size": 4 << 20}
+        table = {"key_type": str, "value_type": bytes, "default": None, "options": rocks}
         self.t_accounts = app.Table("accounts", partitions=n, **table)
         self.t_fps = app.Table("fingerprints", partitions=n, **table)
         self.t_clusters = app.Table("clusters", partitions=1, **table)
         self.t_index = app.Table("cluster-index", partitions=1, **table)
-        self.s_accounts = FaustStore("accounts", self.t_accounts, AccountState.restore)
-        self.s_fps = FaustStore("fingerprints", self.t_fps, FpState.restore)
-        self.s_clusters = FaustStore("clusters", self.t_clusters, ClusterState.restore)
-        self.s_index = FaustStore("cluster-index", self.t_index, IndexEntry.restore)
+        cache = s.state_cache
+        self.s_accounts = FaustStore("accounts", self.t_accounts, AccountState.restore, cache)
+        self.s_fps = FaustStore("fingerprints", self.t_fps, FpState.restore, cache)
+        self.s_clusters = FaustStore("clusters", self.t_clusters, ClusterState.restore, cache)
+        self.s_index = FaustStore("cluster-index", self.t_index, IndexEntry.restore, cache)
         from app.features.content import warm_up
 
         warm_up()  # build every language's cue filters now, not on the first live prompt of each language
@@ -96,72 +128,198 @@ class Worker:
         return faust.SASLCredentials(username=s.sasl_username, password=s.sasl_password)
 
     # -- outputs
-    async def _publish(self, out: Output) -> None:
+    async def _send_outputs(self, out: Output, futs: list) -> None:
         for a in out.alerts:
-            await self.alerts.send(key=a.key.encode(), value=orjson.dumps(a.wire()))
+            futs.append(await self.alerts.send(key=a.key.encode(), value=orjson.dumps(a.wire())))
         for d in out.decisions:
-            await self.decisions.send(key=d.key.encode(), value=orjson.dumps(d.wire()))
+            futs.append(await self.decisions.send(key=d.key.encode(), value=orjson.dumps(d.wire())))
         self.metrics.record_outputs(out.alerts, out.decisions)
 
-    async def _dead_letter(self, msg: Any, rej: Rejection) -> None:
+    async def _dead_letter(self, msg: Any, rej: Rejection, futs: list) -> None:
         dl = DeadLetter(int(time.time() * 1000), {"topic": msg.topic, "partition": msg.partition,
                                                    "offset": msg.offset}, rej.code, rej.message, msg.value or b"")
-        await self.dlq.send(key=rej.code.encode(), value=orjson.dumps(dl.wire()))
+        futs.append(await self.dlq.send(key=rej.code.encode(), value=orjson.dumps(dl.wire())))
         self.metrics.dead_lettered.labels(rej.code).inc()
+
+    async def _deliver(self, futs: list) -> None:
+        """Wait until every record of the batch is acknowledged by the broker: only then is the
+        batch's state written and its input acknowledged (see FaustStore)."""
+        if futs:
+            await asyncio.gather(*futs)
+
+    def _bundle(self, items: list, oldest_s: float) -> bytes:
+        """Many stage messages in one Kafka record: [oldest source timestamp (s), [wire, ...]]."""
+        return orjson.dumps([oldest_s, [x.wire() for x in items]])
+
+    # -- one batch per stage
+    async def accounts_batch(self, events: list) -> None:
+        m = self.metrics
+        store = self.s_accounts
+        stage = self.account_stage
+        now_ms = int(time.time() * 1000)
+        futs: list = []
+        out = Output()
+        by_partition: dict[int, list] = {}
+        oldest: dict[int, float] = {}
+        n_obs = 0
+        latencies: list[tuple[float, int]] = []  # (source timestamp, decisions made so far)
+        t0 = time.perf_counter()
+        valid = 0
+        for event in events:
+            msg = event.message
+            raw = msg.value if isinstance(msg.value, bytes) else (event.value or b"")
+            ev = parse_record(raw, now_ms)
+            if isinstance(ev, Rejection):
+                await self._dead_letter(msg, ev, futs)
+                continue
+            want = ev.account_id.encode()
+            if msg.key != want:
+                # keyed elsewhere (or not at all): its state lives in the account's partition
+                futs.append(await self.rekeyed.send(key=want, value=raw))
+                self._m_rekeyed.inc()
+                continue
+            valid += 1
+            _enter(event)
+            source = "r" if msg.topic == self.settings.requests_topic else "k"
+            if store.applied(ev.account_id, source) >= msg.offset:
+                self._m_skipped.inc()
+                continue  # applied before a crash; its outputs went out before its state was written
+            store.event, store.source, store.position = event, source, msg.offset
+            m.lag.observe(max(0.0, (now_ms - ev.ts_ms) / 1000.0))
+            before = len(out.decisions)
+            seen = len(out.observations)
+            stage.process(ev, out)
+            if len(out.decisions) > before:
+                latencies.append((msg.timestamp, len(out.decisions) - before))
+            for obs in out.observations[seen:]:
+                p = zlib.crc32(obs.key.encode()) % self._n
+                by_partition.setdefault(p, []).append(obs)
+                if msg.timestamp < oldest.get(p, float("inf")):
+                    oldest[p] = msg.timestamp
+            n_obs += len(out.observations) - seen
+            del out.observations[:]
+        m.valid.inc(valid)
+        m.batch_seconds.labels("accounts").observe(time.perf_counter() - t0)
+        for p, items in by_partition.items():
+            futs.append(await self.observations.send(key=b"%d" % p, value=self._bundle(items, oldest[p]),
+                                                    partition=p))
+        self._m_obs.inc(n_obs)
+        await self._send_outputs(out, futs)
+        await self._deliver(futs)
+        self._observe_latency(latencies)
+        store.flush(_enter)
+
+    async def fingerprints_batch(self, events: list) -> None:
+        store = self.s_fps
+        stage = self.fp_stage
+        out = Output()
+        oldest = float("inf")
+        t0 = time.perf_counter()
+        n = 0
+        for event in events:
+            msg = event.message
+            ts_s, items = orjson.loads(msg.value)
+            _enter(event)
+            store.event, store.source = event, "o"
+            base = msg.offset << BUNDLE_BITS
+            for i, w in enumerate(items):
+                obs = Observation.unwire(w)
+                pos = base + i
+                if store.applied(obs.key, "o") >= pos:
+                    self._m_skipped.inc()
+                    continue
+                store.position = pos
+                before = len(out.links)
+                stage.process(obs, out)
+                if len(out.links) > before:
+                    oldest = min(oldest, ts_s)
+            n += len(items)
+        self.metrics.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
+        self._m_fp_items.inc(n)
+        futs: list = []
+        if out.links:
+            futs.append(await self.links.send(key=b"links", value=self._bundle(out.links, oldest), partition=0))
+            self._m_links.inc(len(out.links))
+        await self._deliver(futs)
+        store.flush(_enter)
+
+    async def clusters_batch(self, events: list) -> None:
+        index = self.s_index
+        out = Output()
+        latencies: list[tuple[float, int]] = []
+        t0 = time.perf_counter()
+        n = 0
+        for event in events:
+            msg = event.message
+            ts_s, items = orjson.loads(msg.value)
+            _enter(event)
+            base = msg.offset << BUNDLE_BITS
+            for i, w in enumerate(items):
+                link = Link.unwire(w)
+                pos = base + i
+                # every link re-points its account's index entry: a newer position there means applied
+                if index.applied("a:" + link.summary.account_id, "l") >= pos:
+                    self._m_skipped.inc()
+                    continue
+                for store in (self.s_clusters, index):
+                    store.event, store.source, store.position = event, "l", pos
+                before = len(out.decisions)
+                self.cluster_stage.process(link, out)
+                if len(out.decisions) > before:
+                    latencies.append((ts_s, len(out.decisions) - before))
+            n += len(items)
+        self.metrics.batch_seconds.labels("clusters").observe(time.perf_counter() - t0)
+        self._m_cl_items.inc(n)
+        futs: list = []
+        await self._send_outputs(out, futs)
+        await self._deliver(futs)
+        self._observe_latency(latencies)
+        self.s_clusters.flush(_enter)
+        index.flush(_enter)
+
+    def _observe_latency(self, latencies: list[tuple[float, int]]) -> None:
+        """Source record's broker timestamp to the decision acknowledged by the broker."""
+        now = time.time()
+        for ts_s, n in latencies:
+            for _ in range(n):
+                self.metrics.decision_latency.observe(max(0.0, now - ts_s))
 
     # -- agents
     def _wire(self) -> None:
         app = self.app
         m = self.metrics
+        self._n = self.settings.requests_partitions
+        self._m_rekeyed = m.internal.labels("requests-rekeyed")
+        self._m_obs = m.internal.labels("observations")
+        self._m_links = m.internal.labels("links")
+        self._m_fp_items = m.stage_items.labels("fingerprints")
+        self._m_cl_items = m.stage_items.labels("clusters")
+        self._m_skipped = m.redelivered_skipped
+        batch, within = self.settings.batch_max, self.settings.batch_within_ms / 1000.0
 
         @app.agent(self.requests, name="accounts")
         async def accounts(stream: Any) -> None:
-            async for event in stream.events():
-                msg = event.message
-                m.consumed.labels(msg.topic).inc()
-                raw = msg.value if isinstance(msg.value, bytes) else (event.value or b"")
-                now_ms = int(time.time() * 1000)
-                ev = parse_record(raw, now_ms)
-                if isinstance(ev, Rejection):
-                    await self._dead_letter(msg, ev)
-                    continue
-                want = ev.account_id.encode()
-                if msg.key != want:
-                    # keyed elsewhere (or not at all): its state lives in the account's partition
-                    await self.rekeyed.send(key=want, value=raw)
-                    m.internal.labels("requests-rekeyed").inc()
-                    continue
-                m.valid.inc()
-                m.lag.observe(max(0.0, (now_ms - ev.ts_ms) / 1000.0))
-                t0 = time.perf_counter()
-                out = Output()
-                self.account_stage.process(ev, out)
-                m.batch_seconds.labels("accounts").observe(time.perf_counter() - t0)
-                for obs in out.observations:
-                    await self.observations.send(key=obs.key.encode(), value=obs.encode())
-                m.internal.labels("observations").inc(len(out.observations))
-                await self._publish(out)
+            async for events in stream.noack_take(batch, within=within):
+                for event in events:
+                    m.consumed.labels(event.message.topic).inc()
+                await self.accounts_batch(events)
+                m.stage_items.labels("accounts").inc(len(events))
+                for event in events:
+                    await stream.ack(event)
 
         @app.agent(self.observations, name="fingerprints")
         async def fingerprints(stream: Any) -> None:
-            async for value in stream:
-                obs = Observation.decode(value)
-                out = Output()
-                t0 = time.perf_counter()
-                self.fp_stage.process(obs, out)
-                m.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
-                for link in out.links:
-                    await self.links.send(key=b"links", value=link.encode())
-                m.internal.labels("links").inc(len(out.links))
+            async for events in stream.noack_take(batch, within=within):
+                await self.fingerprints_batch(events)
+                for event in events:
+                    await stream.ack(event)
 
         @app.agent(self.links, name="clusters")
         async def clusters(stream: Any) -> None:
-            async for value in stream:
-                out = Output()
-                t0 = time.perf_counter()
-                self.cluster_stage.process(Link.decode(value), out)
-                m.batch_seconds.labels("clusters").observe(time.perf_counter() - t0)
-                await self._publish(out)
+            async for events in stream.noack_take(batch, within=within):
+                await self.clusters_batch(events)
+                for event in events:
+                    await stream.ack(event)
 
         @app.timer(self.settings.rules_reload_s)
         async def reload_rules() -> None:

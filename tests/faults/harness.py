@@ -42,8 +42,8 @@ FAST_GROUP_ENV = {
 
 class HarnessError(RuntimeError):
     """The test machinery could not do its part (worker did not start, a wait timed out, the broker did
-    not answer). Deliberately not an AssertionError: the strict xfails below are declared with
-    `raises=AssertionError`, so a broken run can never pass as the expected failure."""
+    not answer). Deliberately not an AssertionError: a broken run must read as an error of the harness,
+    never as a finding about the worker (and never satisfy an `xfail(raises=AssertionError)`)."""
 
 
 # rows of the summary table: (test, load, faults injected, records tried, records lost, notes)
@@ -124,7 +124,8 @@ class FaultWorker(WorkerProc):
         return {f.name: f for f in text_string_to_metric_families(self.metrics())}
 
     def counters(self) -> dict:
-        """consumed (all sources), valid, dead-lettered by reason, rekeyed (internal)."""
+        """consumed (all sources), valid, dead-lettered by reason, rekeyed (internal), re-delivered inputs
+        skipped because their state had already applied them."""
         fams = self.families()
 
         def total(name: str, label: str | None = None) -> float | dict:
@@ -137,7 +138,23 @@ class FaultWorker(WorkerProc):
         internal = total("distill_guard_internal_messages", "topic")
         return {"consumed": total("distill_guard_events_consumed"), "valid": total("distill_guard_events_valid"),
                 "dead": total("distill_guard_events_dead_lettered", "reason"),
-                "rekeyed": internal.get("requests-rekeyed", 0.0)}
+                "rekeyed": internal.get("requests-rekeyed", 0.0),
+                "skipped": total("distill_guard_redelivered_skipped")}
+
+    def finished(self) -> float:
+        """Events the account stage has finished, counted only once the fingerprint and cluster stages
+        have also handled everything sent to them (so: events through the whole pipeline)."""
+        fams = self.families()
+
+        def by_label(name: str, label: str) -> dict:
+            fam = fams.get(name)
+            return {x.labels[label]: x.value for x in (fam.samples if fam else []) if x.name.endswith("_total")}
+
+        items = by_label("distill_guard_stage_items", "stage")
+        internal = by_label("distill_guard_internal_messages", "topic")
+        drained = (items.get("fingerprints", 0.0) >= internal.get("observations", 0.0)
+                   and items.get("clusters", 0.0) >= internal.get("links", 0.0))
+        return items.get("accounts", 0.0) if drained else 0.0
 
     def consumed(self) -> float:
         try:
