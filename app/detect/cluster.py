@@ -20,11 +20,14 @@ def max_values(max_members: int) -> int:
 
 def member_implicated(m: list) -> bool:
     """Whether a cluster decision may be fanned out to this member. Sharing a browser JA4 or a prompt
-    template with a campaign is what bystanders do too (resold genuine traffic uses ordinary prompts), so
-    a member needs a strong link (payment method, device), a shared IP block plus a shared rare JA4 or system prompt,
-    or content evidence of its own."""
+    template with a campaign is what bystanders do too (resold genuine traffic uses ordinary prompts), and
+    so is sharing an ISP's IP block and a common browser JA4 with a neighbour (a cluster grows through
+    such pairs of weak values, member by member, far from its campaign): a member needs a strong link
+    (payment method, device), a shared IP block plus a shared system prompt (the same application), a
+    shared IP block and JA4 together with a flagged request of its own, or content evidence of its own."""
     bits = m[_SCOPES]
-    return bool(bits & STRONG_SCOPES) or bool(bits & 8 and bits & (16 | 32)) or m[_FLAG] >= 2
+    return (bool(bits & STRONG_SCOPES) or bool(bits & 8 and bits & 32)
+            or bool(bits & 8 and bits & 16 and m[_FLAG] >= 1) or m[_FLAG] >= 2)
 
 
 class ClusterState:

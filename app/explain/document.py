@@ -179,8 +179,9 @@ def implicated_why(m: list) -> tuple[bool, str]:
         return True, "implicated by " + (" and by ".join(parts) if parts else "the combination of its links "
                                                                                 "and content evidence")
     return False, (f"not implicated: linked through {linked} only, {m[_FLAG]} flagged requests of its own; "
-                   "fan-out needs a strong link (payment_fp, device_id), a shared IP block plus another shared "
-                   "value, or content evidence of its own (app.detect.cluster.member_implicated)")
+                   "fan-out needs a strong link (payment_fp, device_id), a shared IP block plus a shared system "
+                   "prompt, a shared IP block and JA4 plus a flagged request of its own, or content evidence of "
+                   "its own (app.detect.cluster.member_implicated)")
 
 
 def _member(m: list | None) -> dict[str, Any] | None:

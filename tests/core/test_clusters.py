@@ -235,7 +235,9 @@ def test_students_behind_one_nat_are_linked_but_never_decided(rules):
     (8, 0, False),       # an IP block alone
     (32, 0, False),      # a system prompt alone
     (8 | 4, 0, False),   # IP block plus a prompt template: still what bystanders share
-    (8 | 16, 0, True),   # IP block plus a rare JA4
+    (8 | 16, 0, False),  # IP block plus a JA4: what neighbours on an ISP block with one browser share
+    (8 | 16, 1, True),   # ... with a flagged request of its own
+    (8 | 16 | 4, 0, False),
     (8 | 32, 0, True),   # IP block plus a system prompt
     (16 | 4, 0, False),
     (16, 1, False),
