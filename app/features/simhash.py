@@ -28,11 +28,15 @@ _LOW_BIT_OF_EACH_BYTE = int.from_bytes(b"\x01" * MAX_BITS, "little")
 _HIGH_BITS_OF_EACH_BYTE = int.from_bytes(b"\x7f" * MAX_BITS, "little")
 _ROWS = struct.Struct(f"<{MINHASH_ROWS}I")
 _NEVER_MIN = (0xFFFFFFFF,) * MINHASH_ROWS  # rows of a common shingle: it never becomes a band's minimum
+_NEVER_ROWS = _ROWS.pack(*_NEVER_MIN)
 _PERSON = b"dg-simhash-v1"  # domain separation from other BLAKE2b uses of the same strings
 _CACHE_MAX = 1 << 16  # ~300 bytes an entry: ~20 MB at most, then the cache starts over
 
 Feature = str | tuple[str, ...]
-_cache: dict[Feature, tuple[int, tuple[int, ...]]] = {}
+# cached per feature: (SimHash vote vector, MinHash rows packed as 8 little-endian uint32). The rows stay
+# packed in one small bytes object and are unpacked when a sketch is taken: fresh ints read faster than
+# eight long-lived ones scattered over the heap (cache misses dominated minhash_of in a long replay).
+_cache: dict[Feature, tuple[int, bytes]] = {}
 _spread = itemgetter(0)
 _rows = itemgetter(1)
 
@@ -49,20 +53,20 @@ def _common(feature: Feature) -> bool:
     return len(feature) == 2 and feature[0] in COMMON_CJK and feature[1] in COMMON_CJK
 
 
-def _hash(feature: Feature) -> tuple[int, tuple[int, ...]]:
+def _hash(feature: Feature) -> tuple[int, bytes]:
     text = " ".join(feature) if type(feature) is tuple else feature  # a shingle hashes like its joined text
     digest = int.from_bytes(
         hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=MAX_BITS, person=_PERSON).digest(),
         "little",
     )
     if _common(feature):
-        return digest & _LOW_BIT_OF_EACH_BYTE, _NEVER_MIN
+        return digest & _LOW_BIT_OF_EACH_BYTE, _NEVER_ROWS
     high = ((digest >> 1) & _HIGH_BITS_OF_EACH_BYTE).to_bytes(MAX_BITS, "little")
-    return digest & _LOW_BIT_OF_EACH_BYTE, _ROWS.unpack_from(high)
+    return digest & _LOW_BIT_OF_EACH_BYTE, high[: _ROWS.size]
 
 
-def hashed(features: list[Feature]) -> list[tuple[int, tuple[int, ...]]]:
-    """(SimHash vote vector, MinHash rows) of each feature, cached; input order is kept."""
+def hashed(features: list[Feature]) -> list[tuple[int, bytes]]:
+    """(SimHash vote vector, packed MinHash rows) of each feature, cached; input order is kept."""
     cache = _cache
     out = list(map(cache.get, features))
     if None in out:
@@ -78,7 +82,7 @@ def hashed(features: list[Feature]) -> list[tuple[int, tuple[int, ...]]]:
     return out
 
 
-def simhash_of(hashes: list[tuple[int, tuple[int, ...]]], bits: int = MAX_BITS) -> int:
+def simhash_of(hashes: list[tuple[int, bytes]], bits: int = MAX_BITS) -> int:
     """Majority vote per bit over the features' hashes; 0 for no features."""
     n = len(hashes)
     if n == 0:
@@ -93,12 +97,12 @@ def simhash_of(hashes: list[tuple[int, tuple[int, ...]]], bits: int = MAX_BITS) 
     return int("".join("1" if 2 * c > n else "0" for c in reversed(totals)), 2)
 
 
-def minhash_of(hashes: list[tuple[int, tuple[int, ...]]]) -> tuple[int, ...]:
+def minhash_of(hashes: list[tuple[int, bytes]]) -> tuple[int, ...]:
     """Per-function minimum over the features (a set sketch: duplicates and order do not matter);
     () when there is no uncommon feature."""
     if not hashes:
         return ()
-    rows = list(map(_rows, hashes))
+    rows = list(map(_ROWS.unpack, map(_rows, hashes)))
     # map(min, *rows) calls min(row0[j], row1[j], ...) per function j: no transposed tuples built
     mins = rows[0] if len(rows) == 1 else tuple(map(min, *rows))
     return () if mins == _NEVER_MIN else mins

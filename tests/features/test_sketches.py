@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -205,6 +206,7 @@ def test_repeated_calls_and_cache_state_do_not_change_results() -> None:
 def test_minhash_of_is_the_per_function_minimum(n):
     feats = [(f"w{i}", f"v{i * 7}") for i in range(n)]
     hashes = hashed(feats)
-    expected = tuple(min(h[1][j] for h in hashes) for j in range(8))
+    rows = [struct.unpack("<8I", h[1]) for h in hashes]
+    expected = tuple(min(r[j] for r in rows) for j in range(8))
     assert minhash_of(hashes) == expected
     assert minhash_of(hashed([("the", "of")])) == ()  # only common shingles: no sketch
