@@ -207,7 +207,7 @@ class Worker:
         await self._send_outputs(out, futs)
         await self._deliver(futs)
         self._observe_latency(latencies)
-        store.flush(_enter)
+        await store.flush(_enter)
 
     async def fingerprints_batch(self, events: list) -> None:
         store = self.s_fps
@@ -241,7 +241,7 @@ class Worker:
             futs.append(await self.links.send(key=b"links", value=self._bundle(out.links, oldest), partition=0))
             self._m_links.inc(len(out.links))
         await self._deliver(futs)
-        store.flush(_enter)
+        await store.flush(_enter)
 
     async def clusters_batch(self, events: list) -> None:
         index = self.s_index
@@ -274,8 +274,8 @@ class Worker:
         await self._send_outputs(out, futs)
         await self._deliver(futs)
         self._observe_latency(latencies)
-        self.s_clusters.flush(_enter)
-        index.flush(_enter)
+        await self.s_clusters.flush(_enter)
+        await index.flush(_enter)
 
     def _observe_latency(self, latencies: list[tuple[float, int]]) -> None:
         """Source record's broker timestamp to the decision acknowledged by the broker."""
