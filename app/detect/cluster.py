@@ -51,7 +51,7 @@ class ClusterState:
         self.first_ms = ts_ms
         self.last_ms = ts_ms
         self.members: dict[str, list] = {}
-        self.fps: dict[str, list] = {}       # "scope:value" -> [accounts, orgs, decided_until_ms]
+        self.fps: dict[str, list] = {}       # "scope:value" -> [accounts, orgs, decided_until_ms, last_link_ms]
         # running aggregates, so a link costs O(1) instead of a scan of members and values:
         # [sum n, sum flagged, young members, best payment (orgs, key), best infra (orgs, key), sync]
         self.agg: list = [0, 0, 0, 0, "", 0, "", 0]
@@ -63,16 +63,19 @@ class ClusterState:
         self.pol_action = ""
 
     def snapshot(self) -> list:
-        return [3, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.agg, self.live,
+        return [4, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.agg, self.live,
                 self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action]
 
     @classmethod
     def restore(cls, s: list) -> ClusterState:
-        if not s or s[0] != 3:
+        if not s or s[0] not in (3, 4):
             raise ValueError(f"unknown cluster state version {s[:1]!r}")
         c = cls.__new__(cls)
-        (_, c.cid, c.first_ms, c.last_ms, c.members, c.fps, c.agg, c.live, c.pol_until_ms, c.pol_level,
+        (version, c.cid, c.first_ms, c.last_ms, c.members, c.fps, c.agg, c.live, c.pol_until_ms, c.pol_level,
          c.pol_offences, c.pol_alert_ms, c.pol_action) = s
+        if version == 3:  # values without the time of their last link: as of the cluster's last activity
+            for v in c.fps.values():
+                v.append(c.last_ms)
         return c
 
     def add(self, s: Summary, max_members: int, scope: str = "") -> bool:
@@ -108,12 +111,12 @@ class ClusterState:
         m[_SCOPES] |= bit
         return False
 
-    def note_fp(self, key: str, accounts: int, orgs: int, max_values: int) -> None:
+    def note_fp(self, key: str, accounts: int, orgs: int, max_values: int, ts_ms: int = 0) -> None:
         """Record what a linking value looks like now, keeping the strongest payment and infra values
         (by the number of orgs behind them: a team card shared by colleagues and one outsider is two
         orgs, however many colleagues there are)."""
         prev = self.fps.get(key)
-        self.fps[key] = [accounts, orgs, prev[2] if prev else 0]
+        self.fps[key] = [accounts, orgs, prev[2] if prev else 0, max(ts_ms, prev[3] if prev else 0)]
         a = self.agg
         if key.startswith("payment_fp:"):
             if orgs >= 2 and orgs > a[3]:
@@ -135,6 +138,26 @@ class ClusterState:
             drop += [k for k in self.fps if not k.startswith("template:") and k not in kept][:over - len(drop)]
         for k in drop:
             del self.fps[k]
+
+    def fresh_infra(self, now_ms: int, window_ms: int) -> tuple[int, str]:
+        """The infra value (JA4, IP block, device) shared by the most orgs among those that linked an
+        account within `window_ms`. A value that stops linking has either no new accounts behind it or
+        has become popular (a common SDK's JA4 looks rare in the first minutes after a cold start, then
+        links nothing): either way its old figure is no longer evidence. Rescans only when the kept
+        best value went stale."""
+        a = self.agg
+        v = self.fps.get(a[6]) if a[6] else None
+        if v is not None and now_ms - v[3] <= window_ms:
+            return a[5], a[6]
+        if not a[6]:
+            return 0, ""
+        best, key = 0, ""
+        for k, v in self.fps.items():
+            if (now_ms - v[3] <= window_ms and v[1] > best and not k.startswith("template:")
+                    and not k.startswith("payment_fp:")):
+                best, key = v[1], k
+        a[5], a[6] = best, key
+        return best, key
 
     def recompute(self) -> None:
         ms = self.members.values()
@@ -214,5 +237,8 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
         at_least(s, pay_cnt, f"{pay_cnt} different orgs ({accounts} accounts) pay with {pay_key}", hits)
     s = sig("FP_SHARED_UNRELATED")
     if s is not None and size and infra_key and young / size >= s.min_young_share:
-        at_least(s, infra_orgs, f"{infra_key} is shared by accounts of {infra_orgs} different orgs", hits)
+        if s.window_ms:
+            infra_orgs, infra_key = c.fresh_infra(c.last_ms, s.window_ms)
+        if infra_key:
+            at_least(s, infra_orgs, f"{infra_key} is shared by accounts of {infra_orgs} different orgs", hits)
     return hits

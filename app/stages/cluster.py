@@ -86,7 +86,7 @@ class ClusterStage(Stage):
         c.last_ms = max(c.last_ms, ts)
         scope = "system_prompt" if link.fp.startswith("template:sys:") else link.fp.partition(":")[0]
         c.add(link.summary, max_members, scope)
-        c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, max_values(max_members))
+        c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, max_values(max_members), ts)
         self.index.put("a:" + acct, IndexEntry(c.cid, ts))
         self.index.put("f:" + link.fp, IndexEntry(c.cid, ts))
 

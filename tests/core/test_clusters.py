@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.detect.cluster import _DEC, _SCOPES, ClusterState, member_implicated
+from app.detect.cluster import _DEC, _SCOPES, ClusterState, cluster_signals, member_implicated
 from app.detect.fingerprint import FpState
 from app.detect.fingerprint import observe as fp_observe
 from app.detect.messages import Link, Observation, Summary
@@ -496,3 +496,45 @@ def test_cluster_and_index_expire_when_idle(rules):
     assert feed.cluster_of("ring-0") is not None
     feed.i += rules.cluster.ttl_ms // MIN + 1
     assert feed.cluster_of("ring-0") is None
+
+
+def _shared_infra(stage: ClusterStage) -> list:
+    c = next(v for _, v in stage.clusters.items())
+    return [(h.signal.code, h.value, h.detail) for h in cluster_signals(c, stage.rules)
+            if h.signal.code == "FP_SHARED_UNRELATED"]
+
+
+def test_shared_infra_counts_only_while_the_value_keeps_linking():
+    # a JA4 linked four orgs, then linked nothing for longer than the signal's window (it became
+    # popular, or nobody new arrived): the cluster, still growing through a template, no longer counts it
+    doc = rules_doc()
+    doc["signals"]["FP_SHARED_UNRELATED"]["window_s"] = 3600
+    rules = compile_rules(doc, "<test>")
+    stage, out = ClusterStage(rules), Output()
+    for k in range(4):
+        link = _link("ja4:t13d-sdk", f"a{k}", f"org-{k}", "a0", ts=T0 + k * MIN, accounts=k + 1, orgs=k + 1)
+        stage.process(link, out)
+    assert _shared_infra(stage) == [
+        ("FP_SHARED_UNRELATED", 4, "ja4:t13d-sdk is shared by accounts of 4 different orgs")]
+    stage.process(_link("ip_prefix:198.51.100.0/24", "a5", "org-5", "a0", ts=T0 + 30 * MIN, orgs=3), out)
+    assert _shared_infra(stage)[0][1] == 4                       # still inside the window
+    stage.process(_link("template:m1:k", "a6", "org-6", "a0", ts=T0 + 70 * MIN), out)
+    # an hour after its last link the JA4 is stale; the IP block (30 min ago, 3 orgs) is the figure now
+    assert _shared_infra(stage) == [
+        ("FP_SHARED_UNRELATED", 3, "ip_prefix:198.51.100.0/24 is shared by accounts of 3 different orgs")]
+    stage.process(_link("template:m1:k", "a7", "org-7", "a0", ts=T0 + 100 * MIN), out)
+    assert _shared_infra(stage) == []                            # nothing fresh left
+    # the JA4 linking again (a new account behind it) makes it evidence again
+    stage.process(_link("ja4:t13d-sdk", "a8", "org-8", "a0", ts=T0 + 101 * MIN, orgs=5), out)
+    assert _shared_infra(stage)[0][1] == 5
+
+
+def test_cluster_state_of_version_3_restores_with_link_times(rules):
+    feed = Feed(rules)
+    _ring(feed)
+    c = feed.cluster_of("ring-0")
+    s = c.snapshot()
+    old = [3, *s[1:5], {k: v[:3] for k, v in s[5].items()}, *s[6:]]
+    again = ClusterState.restore(old)
+    assert all(v[3] == c.last_ms for v in again.fps.values())
+    assert again.snapshot()[0] == 4
