@@ -102,15 +102,16 @@ class FaustStore:
     def pending(self) -> int:
         return len(self._dirty)
 
-    async def flush(self, enter: Callable[[Any], None]) -> int:
+    async def flush(self, enter: Callable[[Any], None], producer: Any) -> int:
         """Write every dirty key once: to the local store, and to the changelog topic in the partition of
         the event that owns it. `enter(event)` makes that event Faust's current one (RocksDB picks the
-        partition database by it).
+        partition database by it); `producer` is the app's Faust producer.
 
         This is what `table[key] = value` does, minus its per-write overhead: the changelog records go
-        straight to the producer instead of one by one through Faust's producer buffer, and the offset
-        Faust keeps per partition (to know at start-up how much of the changelog it already has) is
-        recorded once per partition, from the last record."""
+        straight to the producer (key JSON-encoded, as Faust encodes a `str` key, value raw) instead of
+        one by one through Faust's producer buffer, and the offset Faust keeps per partition (to know at
+        start-up how much of the changelog it already has) is recorded once per partition, from the last
+        record."""
         if not self._dirty:
             return 0
         by_partition: dict[int, tuple[Any, list[str]]] = {}
@@ -121,8 +122,9 @@ class FaustStore:
             by_partition[p][1].append(key)
         table = self.table
         data = table.data
-        topic = table.changelog_topic
-        ks, vs = table.key_serializer, table.value_serializer
+        topic = table.changelog_topic.get_topic_name()
+        send = producer.send
+        dumps = orjson.dumps
         for p, (event, keys) in by_partition.items():
             enter(event)
             last = None
@@ -131,13 +133,12 @@ class FaustStore:
                 if obj is None:
                     if key in data:
                         del data[key]
-                    last = await topic.send(key=key, value=None, partition=p, key_serializer=ks,
-                                            value_serializer="raw")
-                    continue
-                raw = orjson.dumps({"p": self._pos.get(key, {}), "s": obj.snapshot()})
-                self.bytes_written += len(raw)
-                data[key] = raw
-                last = await topic.send(key=key, value=raw, partition=p, key_serializer=ks, value_serializer=vs)
+                    raw = None
+                else:
+                    raw = dumps({"p": self._pos.get(key, {}), "s": obj.snapshot()})
+                    self.bytes_written += len(raw)
+                    data[key] = raw
+                last = await send(topic, dumps(key), raw, p, None, None)
             if last is not None:
                 last.add_done_callback(table._on_changelog_sent)
         n = len(self._dirty)

@@ -128,17 +128,22 @@ class Worker:
         return faust.SASLCredentials(username=s.sasl_username, password=s.sasl_password)
 
     # -- outputs
+    async def _send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> Any:
+        """Straight to the app's producer (the topics exist: app.topics creates them); returns the
+        delivery future."""
+        return await self.app.producer.send(topic, key, value, partition, None, None)
+
     async def _send_outputs(self, out: Output, futs: list) -> None:
         for a in out.alerts:
-            futs.append(await self.alerts.send(key=a.key.encode(), value=orjson.dumps(a.wire())))
+            futs.append(await self._send(self.settings.alerts_topic, a.key.encode(), orjson.dumps(a.wire())))
         for d in out.decisions:
-            futs.append(await self.decisions.send(key=d.key.encode(), value=orjson.dumps(d.wire())))
+            futs.append(await self._send(self.settings.decisions_topic, d.key.encode(), orjson.dumps(d.wire())))
         self.metrics.record_outputs(out.alerts, out.decisions)
 
     async def _dead_letter(self, msg: Any, rej: Rejection, futs: list) -> None:
         dl = DeadLetter(int(time.time() * 1000), {"topic": msg.topic, "partition": msg.partition,
                                                    "offset": msg.offset}, rej.code, rej.message, msg.value or b"")
-        futs.append(await self.dlq.send(key=rej.code.encode(), value=orjson.dumps(dl.wire())))
+        futs.append(await self._send(self.settings.dlq_topic, rej.code.encode(), orjson.dumps(dl.wire())))
         self.metrics.dead_lettered.labels(rej.code).inc()
 
     async def _deliver(self, futs: list) -> None:
@@ -175,7 +180,7 @@ class Worker:
             want = ev.account_id.encode()
             if msg.key != want:
                 # keyed elsewhere (or not at all): its state lives in the account's partition
-                futs.append(await self.rekeyed.send(key=want, value=raw))
+                futs.append(await self._send(self.rekeyed.get_topic_name(), want, raw))
                 self._m_rekeyed.inc()
                 continue
             valid += 1
@@ -201,13 +206,13 @@ class Worker:
         m.valid.inc(valid)
         m.batch_seconds.labels("accounts").observe(time.perf_counter() - t0)
         for p, items in by_partition.items():
-            futs.append(await self.observations.send(key=b"%d" % p, value=self._bundle(items, oldest[p]),
-                                                    partition=p))
+            futs.append(await self._send(self.observations.get_topic_name(), b"%d" % p,
+                                         self._bundle(items, oldest[p]), p))
         self._m_obs.inc(n_obs)
         await self._send_outputs(out, futs)
         await self._deliver(futs)
         self._observe_latency(latencies)
-        await store.flush(_enter)
+        await store.flush(_enter, self.app.producer)
 
     async def fingerprints_batch(self, events: list) -> None:
         store = self.s_fps
@@ -238,10 +243,10 @@ class Worker:
         self._m_fp_items.inc(n)
         futs: list = []
         if out.links:
-            futs.append(await self.links.send(key=b"links", value=self._bundle(out.links, oldest), partition=0))
+            futs.append(await self._send(self.links.get_topic_name(), b"links", self._bundle(out.links, oldest), 0))
             self._m_links.inc(len(out.links))
         await self._deliver(futs)
-        await store.flush(_enter)
+        await store.flush(_enter, self.app.producer)
 
     async def clusters_batch(self, events: list) -> None:
         index = self.s_index
@@ -274,8 +279,8 @@ class Worker:
         await self._send_outputs(out, futs)
         await self._deliver(futs)
         self._observe_latency(latencies)
-        await self.s_clusters.flush(_enter)
-        await index.flush(_enter)
+        await self.s_clusters.flush(_enter, self.app.producer)
+        await index.flush(_enter, self.app.producer)
 
     def _observe_latency(self, latencies: list[tuple[float, int]]) -> None:
         """Source record's broker timestamp to the decision acknowledged by the broker."""

@@ -36,5 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from app.drivers.worker import Worker
 
     w = Worker(s, rules)
+    import gc
+
+    from app.drivers.replay import _REPLAY_GC_THRESHOLD
+
+    # the worker holds hundreds of thousands of long-lived state objects in its caches: with the default
+    # thresholds the cyclic collector walks them over and over (the same setting replay uses)
+    gc.freeze()
+    gc.set_threshold(*_REPLAY_GC_THRESHOLD)
     faust.Worker(w.app, loglevel=args.loglevel).execute_from_commandline()
     return 0
