@@ -32,6 +32,12 @@ class Metrics:
                              buckets=LAG_BUCKETS, registry=registry)
         self.batch_seconds = Histogram(p + "stage_seconds", "Time spent in a core stage per batch",
                                        ["stage"], buckets=BATCH_BUCKETS, registry=registry)
+        self.batch_records = Histogram(p + "batch_records", "Records per batch a stage took",
+                                       ["stage"], buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+                                       registry=registry)
+        self.deliver_seconds = Histogram(p + "deliver_seconds", "Time a stage waited for the broker to "
+                                         "acknowledge a batch's outputs", ["stage"], buckets=BATCH_BUCKETS,
+                                         registry=registry)
         self.state_keys = Gauge(p + "state_keys", "Keys held in a state table (this worker)", ["table"],
                                 registry=registry)
         self.internal = Counter(p + "internal_messages_total", "Messages between stages", ["topic"],

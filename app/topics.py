@@ -16,6 +16,7 @@ class TopicSpec:
 
 def project_topics(s: Settings) -> list[TopicSpec]:
     week_ms = str(7 * 24 * 3600 * 1000)
+    day_ms = str(24 * 3600 * 1000)
     return [
         TopicSpec(s.requests_topic, s.requests_partitions,
                   # oversized records must reach the worker to be dead-lettered, not bounce off the broker
@@ -24,8 +25,10 @@ def project_topics(s: Settings) -> list[TopicSpec]:
         TopicSpec(s.decisions_topic, 3, (("retention.ms", week_ms),)),
         TopicSpec(s.dlq_topic, 1, (("retention.ms", week_ms),)),
         # the worker's own topics between stages (Faust declares only its table changelogs itself)
+        # re-keyed copies of gateway records carry prompts: kept one day, long enough to ride out an
+        # outage of the worker, not as a second copy of the gateway's own week
         TopicSpec(f"{s.app_id}-requests-rekeyed", s.requests_partitions,
-                  (("retention.ms", week_ms), ("max.message.bytes", str(4 * 1024 * 1024)))),
+                  (("retention.ms", day_ms), ("max.message.bytes", str(4 * 1024 * 1024)))),
         TopicSpec(f"{s.app_id}-observations", s.requests_partitions, (("retention.ms", week_ms),)),
         TopicSpec(f"{s.app_id}-links", 1, (("retention.ms", week_ms),)),
     ]

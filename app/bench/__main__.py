@@ -254,12 +254,32 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers
         t0, t1 = wait_drained(procs, sent)
         cpu = sum(w.cpu_s() for w in procs) - cpu0
         rss = max(w.peak_rss_mb() for w in procs)
+        stages = stage_breakdown(procs)
     finally:
         for w in procs:
             w.stop()
     eps = sent / (t1 - t0)
     return {"events": sent, "workers": workers, "plain_eps": plain_eps, "worker_eps": eps,
-            "ratio": eps / plain_eps, "cpu_s_per_1k": cpu / sent * 1000, "peak_rss_mb": rss}
+            "ratio": eps / plain_eps, "cpu_s_per_1k": cpu / sent * 1000, "peak_rss_mb": rss,
+            "seconds": t1 - t0, "stages": stages}
+
+
+def stage_breakdown(workers: list[BenchWorker]) -> dict[str, dict[str, float]]:
+    """Per stage, summed over workers: batches, mean records per batch, seconds in the core, seconds
+    waiting for the broker's acknowledgements."""
+    out: dict[str, dict[str, float]] = {}
+    for w in workers:
+        fams = w.families()
+        for name, field in (("distill_guard_batch_records", "records"), ("distill_guard_stage_seconds", "core_s"),
+                            ("distill_guard_deliver_seconds", "deliver_s")):
+            fam = fams.get(name)
+            for smp in fam.samples if fam else []:
+                st = out.setdefault(smp.labels.get("stage", "?"), {})
+                if smp.name.endswith("_sum"):
+                    st[field] = st.get(field, 0.0) + smp.value
+                elif smp.name.endswith("_count") and field == "records":
+                    st["batches"] = st.get("batches", 0.0) + smp.value
+    return out
 
 
 def _quantile(fams: dict, name: str, q: float) -> float:
@@ -361,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "
               f"worker {k['worker_eps']:>8,.0f} ev/s  ratio {k['ratio']:.3f}  "
               f"CPU {k['cpu_s_per_1k']:.2f} s/1k events  peak RSS {k['peak_rss_mb']:.0f} MiB")
+        for name, st in sorted(k["stages"].items()):
+            b = max(1.0, st.get("batches", 0.0))
+            print(f"  stage {name:<12} {st.get('batches', 0):>6.0f} batches of {st.get('records', 0) / b:>6.0f} "
+                  f"records; core {st.get('core_s', 0):6.1f} s, waiting for acks {st.get('deliver_s', 0):6.1f} s "
+                  f"of {k['seconds']:.1f} s")
         if not args.skip_scale_out:
             k2 = bench_kafka(events, args.kafka_events, workers=2)
             print(f"scale-out 2 workers {k2['worker_eps']:>8,.0f} ev/s vs 1 worker {k['worker_eps']:>8,.0f} ev/s "

@@ -8,12 +8,14 @@
 
 Tables (changelogged): accounts (6), fingerprints (6), clusters (1), cluster-index (1).
 
-Each agent takes its input in batches (`noack_take`): it runs the core over the batch, sends the
-batch's outputs and waits for the broker to acknowledge them, then writes each touched state key once
-(FaustStore.flush), then acknowledges the input. Observations and links travel as bundles, one record
-per destination partition per batch; an observation's partition is crc32(key) mod partitions, so a
-fingerprint's state always lives in one partition. Every state key remembers the position of the last
-input it applied, so input re-delivered after a crash is skipped instead of counted twice."""
+Each agent takes its input in batches (`noack_take`): it runs the core over the batch and sends the
+batch's outputs; then, in the background while the next batch is computed (at most PIPELINE_DEPTH
+batches in flight, finishing in order), it waits for the broker to acknowledge those outputs, writes
+each touched state key once (FaustStore.detach/write), and acknowledges the input. Observations and
+links travel as bundles, one record per destination partition per batch; an observation's partition is
+crc32(key) mod partitions, so a fingerprint's state always lives in one partition. Every state key
+remembers the position of the last input it applied, so input re-delivered after a crash is skipped
+instead of counted twice."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import os
 import time
 import weakref
 import zlib
+from collections import deque
 from typing import Any
 
 import faust
@@ -50,6 +53,7 @@ log = logging.getLogger("distill_guard.worker")
 # Table writes are queued in Faust's producer buffer; its default bound of 100 makes the stream wait
 # (and log "producer buffer full") after every hundred state writes. A batch flushes thousands.
 ProducerBuffer.max_messages = 20_000
+PIPELINE_DEPTH = 2  # batches per stage whose outputs/state/acks are still finishing
 BUNDLE_BITS = 20  # position of item i of the bundle at offset o: (o << 20) + i; a bundle holds < 2**20
 
 
@@ -146,18 +150,20 @@ class Worker:
         futs.append(await self._send(self.settings.dlq_topic, rej.code.encode(), orjson.dumps(dl.wire())))
         self.metrics.dead_lettered.labels(rej.code).inc()
 
-    async def _deliver(self, futs: list) -> None:
+    async def _deliver(self, futs: list, stage: str) -> None:
         """Wait until every record of the batch is acknowledged by the broker: only then is the
         batch's state written and its input acknowledged (see FaustStore)."""
         if futs:
+            t0 = time.perf_counter()
             await asyncio.gather(*futs)
+            self.metrics.deliver_seconds.labels(stage).observe(time.perf_counter() - t0)
 
     def _bundle(self, items: list, oldest_s: float) -> bytes:
         """Many stage messages in one Kafka record: [oldest source timestamp (s), [wire, ...]]."""
         return orjson.dumps([oldest_s, [x.wire() for x in items]])
 
     # -- one batch per stage
-    async def accounts_batch(self, events: list) -> None:
+    async def accounts_batch(self, events: list) -> tuple[list, list, list, int]:
         m = self.metrics
         store = self.s_accounts
         stage = self.account_stage
@@ -210,11 +216,9 @@ class Worker:
                                          self._bundle(items, oldest[p]), p))
         self._m_obs.inc(n_obs)
         await self._send_outputs(out, futs)
-        await self._deliver(futs)
-        self._observe_latency(latencies)
-        await store.flush(_enter, self.app.producer)
+        return futs, [(store, store.detach())], latencies, len(events)
 
-    async def fingerprints_batch(self, events: list) -> None:
+    async def fingerprints_batch(self, events: list) -> tuple[list, list, list, int]:
         store = self.s_fps
         stage = self.fp_stage
         out = Output()
@@ -240,15 +244,13 @@ class Worker:
                     oldest = min(oldest, ts_s)
             n += len(items)
         self.metrics.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
-        self._m_fp_items.inc(n)
         futs: list = []
         if out.links:
             futs.append(await self._send(self.links.get_topic_name(), b"links", self._bundle(out.links, oldest), 0))
             self._m_links.inc(len(out.links))
-        await self._deliver(futs)
-        await store.flush(_enter, self.app.producer)
+        return futs, [(store, store.detach())], [], n
 
-    async def clusters_batch(self, events: list) -> None:
+    async def clusters_batch(self, events: list) -> tuple[list, list, list, int]:
         index = self.s_index
         out = Output()
         latencies: list[tuple[float, int]] = []
@@ -274,13 +276,9 @@ class Worker:
                     latencies.append((ts_s, len(out.decisions) - before))
             n += len(items)
         self.metrics.batch_seconds.labels("clusters").observe(time.perf_counter() - t0)
-        self._m_cl_items.inc(n)
         futs: list = []
         await self._send_outputs(out, futs)
-        await self._deliver(futs)
-        self._observe_latency(latencies)
-        await self.s_clusters.flush(_enter, self.app.producer)
-        await index.flush(_enter, self.app.producer)
+        return futs, [(self.s_clusters, self.s_clusters.detach()), (index, index.detach())], latencies, n
 
     def _observe_latency(self, latencies: list[tuple[float, int]]) -> None:
         """Source record's broker timestamp to the decision acknowledged by the broker."""
@@ -289,42 +287,62 @@ class Worker:
             for _ in range(n):
                 self.metrics.decision_latency.observe(max(0.0, now - ts_s))
 
+    async def _finish(self, prev: asyncio.Future | None, stage: str, stream: Any, events: list, futs: list,
+                      writes: list, latencies: list, items: int) -> None:
+        """The end of a batch, in the background while the next one is computed, and strictly after the
+        previous batch of the same stage: outputs acknowledged by the broker, then state written, then
+        the input acknowledged."""
+        if prev is not None:
+            await prev
+        await self._deliver(futs, stage)
+        self._observe_latency(latencies)
+        for store, detached in writes:
+            await store.write(detached, _enter, self.app.producer)
+        for event in events:
+            await stream.ack(event)
+        self.metrics.stage_items.labels(stage).inc(items)
+
+    async def _run_stage(self, stage: str, stream: Any, batch_fn: Any) -> None:
+        m = self.metrics
+        sizes = m.batch_records.labels(stage)
+        inflight: deque[asyncio.Future] = deque()
+        within = self.settings.batch_within_ms / 1000.0
+        async for events in stream.noack_take(self.settings.batch_max, within=within):
+            sizes.observe(len(events))
+            if stage == "accounts":
+                for event in events:
+                    m.consumed.labels(event.message.topic).inc()
+            futs, writes, latencies, items = await batch_fn(events)
+            prev = inflight[-1] if inflight else None
+            task = asyncio.ensure_future(self._finish(prev, stage, stream, events, futs, writes, latencies, items))
+            inflight.append(task)
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            while inflight and (len(inflight) > PIPELINE_DEPTH or inflight[0].done()):
+                await inflight.popleft()  # bounded: at most PIPELINE_DEPTH batches finishing; errors surface
+
     # -- agents
     def _wire(self) -> None:
         app = self.app
         m = self.metrics
         self._n = self.settings.requests_partitions
+        self._inflight: set[asyncio.Future] = set()
         self._m_rekeyed = m.internal.labels("requests-rekeyed")
         self._m_obs = m.internal.labels("observations")
         self._m_links = m.internal.labels("links")
-        self._m_fp_items = m.stage_items.labels("fingerprints")
-        self._m_cl_items = m.stage_items.labels("clusters")
         self._m_skipped = m.redelivered_skipped
-        batch, within = self.settings.batch_max, self.settings.batch_within_ms / 1000.0
 
         @app.agent(self.requests, name="accounts")
         async def accounts(stream: Any) -> None:
-            async for events in stream.noack_take(batch, within=within):
-                for event in events:
-                    m.consumed.labels(event.message.topic).inc()
-                await self.accounts_batch(events)
-                m.stage_items.labels("accounts").inc(len(events))
-                for event in events:
-                    await stream.ack(event)
+            await self._run_stage("accounts", stream, self.accounts_batch)
 
         @app.agent(self.observations, name="fingerprints")
         async def fingerprints(stream: Any) -> None:
-            async for events in stream.noack_take(batch, within=within):
-                await self.fingerprints_batch(events)
-                for event in events:
-                    await stream.ack(event)
+            await self._run_stage("fingerprints", stream, self.fingerprints_batch)
 
         @app.agent(self.links, name="clusters")
         async def clusters(stream: Any) -> None:
-            async for events in stream.noack_take(batch, within=within):
-                await self.clusters_batch(events)
-                for event in events:
-                    await stream.ack(event)
+            await self._run_stage("clusters", stream, self.clusters_batch)
 
         @app.timer(self.settings.rules_reload_s)
         async def reload_rules() -> None:
@@ -343,6 +361,8 @@ class Worker:
             log.info("metrics on :%d/metrics", self.settings.metrics_port)
 
         async def drop_caches(*_: Any, **__: Any) -> None:
+            if self._inflight:  # let batches in flight finish writing before the caches go
+                await asyncio.gather(*list(self._inflight), return_exceptions=True)
             for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index):
                 store.clear_cache()
 

@@ -3,8 +3,8 @@ must not come out anywhere: alerts, decisions, the DLQ, the worker's internal an
 RocksDB state (files and decoded contents), its metrics page or its log (run at info level).
 
 The only places it may be are the input topic and `<app>-requests-rekeyed`, the worker's copy of input
-records that arrive keyed by something other than their account (the same bytes as the input topic, with
-the same retention): the test checks that it is there for exactly the keyless canary records, so a change
+records that arrive keyed by something other than their account (the same bytes as the input topic, kept
+one day): the test checks that it is there for exactly the keyless canary records, so a change
 that starts copying prompts into another internal topic is caught."""
 
 from __future__ import annotations
