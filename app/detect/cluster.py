@@ -30,6 +30,11 @@ def member_implicated(m: list) -> bool:
             or bool(bits & 8 and bits & 16 and m[_FLAG] >= 1) or m[_FLAG] >= 2)
 
 
+def member_strongly_implicated(m: list) -> bool:
+    """Implicated by a payment method or device it shares with the cluster, or by its own content."""
+    return bool(m[_SCOPES] & STRONG_SCOPES) or m[_FLAG] >= 2
+
+
 class ClusterState:
     __slots__ = (
         "agg",

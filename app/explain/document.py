@@ -300,6 +300,10 @@ def _decision(dt: DecisionTrack, t: AccountTrace, alerts_by_id: dict[str, Alert]
     elif dt.origin == "cluster":
         alert = alerts_by_id.get(d.alert_id)
         notes = ["fan-out of the cluster's decision to a member implicated by its own evidence (CLUSTER_MEMBER)"]
+        if "WEAK_MEMBER_CAP" in d.reasons:
+            notes = ["fan-out of the cluster's decision to a member implicated by weak shared values only: "
+                     f"capped at policy.weak_member_max_action ({rules.policy.weak_member_max_action}, "
+                     "WEAK_MEMBER_CAP)"]
         step = None
         if alert is not None:
             fams = {rules.signals[r.code].family for r in alert.reasons if r.code in rules.signals}

@@ -128,6 +128,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
         ttl_multiplier=float(esc["ttl_multiplier"]), max_ttl_s=int(esc["max_ttl_s"]),
         fanout_max_accounts=int(p.get("fanout_max_accounts", 5000)),
         established_max_action=p.get("established_max_action"),
+        weak_member_max_action=p.get("weak_member_max_action"),
     )
     fp = doc["fingerprints"]
     c = doc["content"]

@@ -55,6 +55,7 @@ class Policy:
     max_ttl_s: int
     fanout_max_accounts: int
     established_max_action: str | None = None
+    weak_member_max_action: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

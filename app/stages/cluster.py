@@ -3,10 +3,18 @@ implicated members, to the cluster's decision-scope fingerprints and to late joi
 
 from __future__ import annotations
 
-from app.detect.cluster import _DEC, _ORG, ClusterState, cluster_signals, max_values, member_implicated
+from app.detect.cluster import (
+    _DEC,
+    _ORG,
+    ClusterState,
+    cluster_signals,
+    max_values,
+    member_implicated,
+    member_strongly_implicated,
+)
 from app.detect.messages import Link
 from app.emit.records import Decision, stable_id
-from app.policy.decide import Subject, decide, fanout, lift_account
+from app.policy.decide import LEVELS, Subject, decide, fanout, lift_account
 from app.rules.model import Rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
@@ -124,6 +132,17 @@ class ClusterStage(Stage):
         did, action, ttl, rpm, reasons, alert_id, mode, ts0 = c.live
         return Decision(did, ts0, "cluster", c.cid, action, ttl, tuple(reasons), alert_id, mode, rpm, c.cid)
 
+    def _weak_member_decision(self, base: Decision) -> Decision | None:
+        """The cluster's decision as a weakly implicated member gets it (`policy.weak_member_max_action`),
+        or None when no cap applies."""
+        cap = self.rules.policy.weak_member_max_action
+        if cap is None or base.action not in LEVELS or LEVELS.index(base.action) <= LEVELS.index(cap):
+            return None
+        step = next((s for s in self.rules.policy.actions if s.action == cap), None)
+        rpm = step.limit_rpm if step is not None and cap == "throttle" else None
+        return Decision(base.decision_id, base.ts_ms, base.scope, base.value, cap, base.ttl_s,
+                        (*base.reasons, "WEAK_MEMBER_CAP"), base.alert_id, base.mode, rpm, base.cluster_id)
+
     def _fan_out(self, c: ClusterState, parent: Decision, ts: int, out: Output, only: str | None = None) -> None:
         rules = self.rules
         until = parent.ts_ms + parent.ttl_s * 1000
@@ -131,7 +150,8 @@ class ClusterStage(Stage):
         base = Decision(parent.decision_id, ts, parent.scope, parent.value, parent.action,
                         max(1, (until - ts) // 1000), parent.reasons, parent.alert_id, parent.mode,
                         parent.limit_rpm, c.cid)
-        targets = []
+        weak = self._weak_member_decision(base)
+        targets: list[tuple[str, Decision]] = []
         if only is None:
             candidates = sorted(c.members.items())
         else:
@@ -143,12 +163,14 @@ class ClusterStage(Stage):
             if self.allow.allows("account", acct, ts) or self.allow.allows("org", m[1], ts):
                 continue
             m[_DEC] = until
-            targets.append(acct)
+            targets.append((acct, base if weak is None or member_strongly_implicated(m) else weak))
             if len(targets) >= rules.policy.fanout_max_accounts:
                 break
         # a late joiner's copy is named by its own event too: a member the member cap dropped and its next
         # link re-added gets the live decision again, as a record of its own (consumers de-duplicate on ids)
-        out.decisions.extend(fanout(base, targets, "CLUSTER_MEMBER", at_ms=None if only is None else ts))
+        at_ms = None if only is None else ts
+        for acct, d in targets:
+            out.decisions.extend(fanout(d, [acct], "CLUSTER_MEMBER", at_ms=at_ms))
         if only is not None:
             return
         for fpkey, v in sorted(c.fps.items()):

@@ -290,6 +290,52 @@ def test_device_shared_by_a_ring_is_decided_but_an_ip_block_is_not(rules):
     assert decided_values == {("payment_fp", "card-1"), ("device_id", "dev-77")}
 
 
+def _ring_with_weak_member(feed: Feed) -> list[Output]:
+    # a card ring on one proxy /24 running one agent system prompt, and an account of its own card on the
+    # same /24 with the same system prompt: implicated by weak shared values only
+    shared = {"client": {"ip": "198.51.100.7"}, "request": {"system_prompt_hash": "sp-agent-kit"}}
+    outs = [feed("ring-0", "org-r0", young("card-1"), **shared),
+            feed("weak", "org-w", young("own-card"), **shared)]
+    outs += [feed(f"ring-{k}", f"org-r{k}", young("card-1"), **shared) for k in (1, 2)]
+    return outs
+
+
+def test_weakly_implicated_member_gets_the_cluster_decision_capped(rules):
+    assert rules.policy.weak_member_max_action == "challenge"
+    feed = Feed(rules)
+    outs = _ring_with_weak_member(feed)
+    m = feed.cluster_of("ring-0").members["weak"]
+    assert member_implicated(m) and m[_SCOPES] == 8 | 32
+    by_acct = {d.value: d for o in outs for d in o.decisions if d.scope == "account"}
+    assert {a: d.action for a, d in by_acct.items()} == {
+        "ring-0": "block", "ring-1": "block", "ring-2": "block", "weak": "challenge"}
+    w = by_acct["weak"]
+    assert (w.limit_rpm, w.ttl_s, w.reasons[-2:]) == (None, 86400, ("WEAK_MEMBER_CAP", "CLUSTER_MEMBER"))
+    assert by_acct["ring-0"].reasons[-1] == "CLUSTER_MEMBER" and "WEAK_MEMBER_CAP" not in by_acct["ring-0"].reasons
+    # a late joiner implicated the same way gets the capped decision too
+    out = feed("weak-2", "org-w2", young("own-card-2"), client={"ip": "198.51.100.9"},
+               request={"system_prompt_hash": "sp-agent-kit"})
+    assert [(d.value, d.action, d.limit_rpm) for d in out.decisions] == [("weak-2", "challenge", None)]
+
+
+def test_weak_member_cap_at_throttle_carries_the_throttle_limit():
+    doc = rules_doc()
+    doc["policy"]["weak_member_max_action"] = "throttle"
+    feed = Feed(compile_rules(doc, "<test>"))
+    outs = _ring_with_weak_member(feed)
+    (w,) = [d for o in outs for d in o.decisions if d.value == "weak"]
+    assert (w.action, w.limit_rpm, w.ttl_s) == ("throttle", 6, 86400)
+
+
+def test_without_the_weak_member_cap_the_member_gets_the_full_decision():
+    doc = rules_doc()
+    del doc["policy"]["weak_member_max_action"]
+    feed = Feed(compile_rules(doc, "<test>"))
+    outs = _ring_with_weak_member(feed)
+    by_acct = {d.value: d.action for o in outs for d in o.decisions if d.scope == "account"}
+    assert by_acct == dict.fromkeys(("ring-0", "ring-1", "ring-2", "weak"), "block")
+
+
 def test_replacement_account_on_the_decided_card_is_caught_on_its_first_request(rules):
     feed = Feed(rules)
     _ring(feed)
