@@ -22,6 +22,9 @@ class Settings:
     decisions_topic: str = "ratelimit.decisions"
     dlq_topic: str = "distill.dlq"
     requests_partitions: int = 6
+    # replication of every topic the worker creates (its own, and Faust's changelogs): 1 for the
+    # single-node development broker, 3 on a production cluster
+    replication_factor: int = 1
     metrics_port: int = 9108
     rules_path: Path = DEFAULT_RULES
     allowlist_path: Path | None = None
@@ -59,6 +62,7 @@ class Settings:
             decisions_topic=e.get("DG_DECISIONS_TOPIC", d.decisions_topic),
             dlq_topic=e.get("DG_DLQ_TOPIC", d.dlq_topic),
             requests_partitions=int(e.get("DG_REQUESTS_PARTITIONS", d.requests_partitions)),
+            replication_factor=int(e.get("DG_REPLICATION_FACTOR", d.replication_factor)),
             metrics_port=int(e.get("DG_METRICS_PORT", d.metrics_port)),
             rules_path=Path(e.get("DG_RULES", str(d.rules_path))),
             allowlist_path=Path(allow) if allow else None,

@@ -48,8 +48,8 @@ def ensure_topics(s: Settings, specs: list[TopicSpec] | None = None, timeout_ms:
         created: list[str] = []
         for t in missing:
             try:
-                admin.create_topics([NewTopic(t.name, t.partitions, 1, topic_configs=dict(t.config))],
-                                    timeout_ms=timeout_ms)
+                spec = NewTopic(t.name, t.partitions, s.replication_factor, topic_configs=dict(t.config))
+                admin.create_topics([spec], timeout_ms=timeout_ms)
                 created.append(t.name)
             except TopicAlreadyExistsError:
                 pass  # another process won the race; the topic is there, which is all we need

@@ -53,13 +53,35 @@ log = logging.getLogger("distill_guard.worker")
 # Table writes are queued in Faust's producer buffer; its default bound of 100 makes the stream wait
 # (and log "producer buffer full") after every hundred state writes. A batch flushes thousands.
 ProducerBuffer.max_messages = 20_000
+STAGE_FAILED_EXIT = 70  # EX_SOFTWARE
 PIPELINE_DEPTH = 2  # batches per stage whose outputs/state/acks are still finishing
 BUNDLE_BITS = 20  # position of item i of the bundle at offset o: (o << 20) + i; a bundle holds < 2**20
+BUNDLE_MAX_BYTES = 256 * 1024  # well under the producer's max request (1 MiB) and the topics' max message
 
 
 def _enter(event: Any) -> None:
     """Make `event` Faust's current event: table reads and writes go to its partition."""
     faust.streams._current_event.set(weakref.ref(event))
+
+
+def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES) -> list[bytes]:
+    """Many stage messages per Kafka record: [oldest source timestamp (s), [wire, ...]], split so that no
+    record exceeds `max_bytes` (a batch of thousands of events must not make a record larger than the
+    producer or the broker accept); an item larger than that on its own goes alone."""
+    head = b"[" + orjson.dumps(oldest_s) + b",["
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    size = len(head)
+    for x in items:
+        b = orjson.dumps(x.wire())
+        if parts and size + len(b) + 3 > max_bytes:
+            out.append(head + b",".join(parts) + b"]]")
+            parts, size = [], len(head)
+        parts.append(b)
+        size += len(b) + 1
+    if parts:
+        out.append(head + b",".join(parts) + b"]]")
+    return out
 
 
 def _brokers(bootstrap: str) -> list[str]:
@@ -82,7 +104,7 @@ class Worker:
             datadir=str(s.data_dir),
             web_enabled=False,
             topic_partitions=s.requests_partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=s.replication_factor,
             producer_acks=-1,
             producer_linger_ms=2,
             # bounded input buffers: what a stage has not taken yet waits in Kafka, not in memory
@@ -158,10 +180,6 @@ class Worker:
             await asyncio.gather(*futs)
             self.metrics.deliver_seconds.labels(stage).observe(time.perf_counter() - t0)
 
-    def _bundle(self, items: list, oldest_s: float) -> bytes:
-        """Many stage messages in one Kafka record: [oldest source timestamp (s), [wire, ...]]."""
-        return orjson.dumps([oldest_s, [x.wire() for x in items]])
-
     # -- one batch per stage
     async def accounts_batch(self, events: list) -> tuple[list, list, list, int]:
         m = self.metrics
@@ -212,8 +230,8 @@ class Worker:
         m.valid.inc(valid)
         m.batch_seconds.labels("accounts").observe(time.perf_counter() - t0)
         for p, items in by_partition.items():
-            futs.append(await self._send(self.observations.get_topic_name(), b"%d" % p,
-                                         self._bundle(items, oldest[p]), p))
+            for bundle in bundles(items, oldest[p]):
+                futs.append(await self._send(self.observations.get_topic_name(), b"%d" % p, bundle, p))
         self._m_obs.inc(n_obs)
         await self._send_outputs(out, futs)
         return futs, [(store, store.detach())], latencies, len(events)
@@ -246,7 +264,8 @@ class Worker:
         self.metrics.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
         futs: list = []
         if out.links:
-            futs.append(await self._send(self.links.get_topic_name(), b"links", self._bundle(out.links, oldest), 0))
+            for bundle in bundles(out.links, oldest):
+                futs.append(await self._send(self.links.get_topic_name(), b"links", bundle, 0))
             self._m_links.inc(len(out.links))
         return futs, [(store, store.detach())], [], n
 
@@ -303,6 +322,21 @@ class Worker:
         self.metrics.stage_items.labels(stage).inc(items)
 
     async def _run_stage(self, stage: str, stream: Any, batch_fn: Any) -> None:
+        try:
+            await self._stage_loop(stage, stream, batch_fn)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception:
+            # Faust would restart the agent in the same process, past the batch that failed and with that
+            # batch's partial effect in the caches: a worker that looks alive but is wrong or stuck. Exit
+            # instead; the restarted worker recovers its tables from the changelogs and skips re-delivered
+            # input its state already applied (the same path as after a SIGKILL, tests/faults).
+            log.exception("stage %s failed; exiting so the worker restarts from committed state", stage)
+            for h in logging.getLogger().handlers:
+                h.flush()
+            os._exit(STAGE_FAILED_EXIT)
+
+    async def _stage_loop(self, stage: str, stream: Any, batch_fn: Any) -> None:
         m = self.metrics
         sizes = m.batch_records.labels(stage)
         inflight: deque[asyncio.Future] = deque()

@@ -27,11 +27,18 @@ DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 
 # The settings the worker reads from its environment, as documented for operators. The tests also check
 # that app/settings.py really reads each of them.
-DOCUMENTED_ENV = frozenset({
-    "KAFKA_BOOTSTRAP_SERVERS", "DG_APP_ID", "DG_REQUESTS_TOPIC", "DG_ALERTS_TOPIC", "DG_DECISIONS_TOPIC",
-    "DG_DLQ_TOPIC", "DG_METRICS_PORT", "DG_RULES", "DG_ALLOWLIST", "DG_DATA_DIR", "DG_STORE",
-    "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
-})
+def _readme_settings() -> frozenset[str]:
+    """The variables README.md's settings table documents (first column of its rows)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
+    return frozenset(names)
+
+
+DOCUMENTED_ENV = _readme_settings()
 
 
 class _StrictLoader(yaml.SafeLoader):
