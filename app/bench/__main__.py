@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kafka-events", type=int, default=100_000)
     ap.add_argument("--skip-kafka", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
-    ap.add_argument("--latency-rate", type=int, default=5000, help="offered load for the latency run (ev/s)")
+    ap.add_argument("--latency-rate", default="500,1000,5000",
+                    help="offered loads for the latency runs, events/s, comma-separated")
     ap.add_argument("--latency-seconds", type=float, default=20.0)
     ap.add_argument("--skip-scale-out", action="store_true")
     args = ap.parse_args(argv)
@@ -390,10 +391,11 @@ def main(argv: list[str] | None = None) -> int:
             k2 = bench_kafka(events, args.kafka_events, workers=2)
             print(f"scale-out 2 workers {k2['worker_eps']:>8,.0f} ev/s vs 1 worker {k['worker_eps']:>8,.0f} ev/s "
                   f"(x{k2['worker_eps'] / k['worker_eps']:.2f}; {os.cpu_count()} cores shared with the broker)")
-        lat = bench_latency(events, args.latency_rate, args.latency_seconds)
-        print(f"latency   offered {lat['offered_eps']:,.0f} ev/s for {lat['events']:,} events, "
-              f"{lat['decisions']:.0f} decisions: produce->decision p50 {lat['p50_ms']:.0f} ms, "
-              f"p99 {lat['p99_ms']:.0f} ms")
+        for rate in (int(r) for r in args.latency_rate.split(",") if r.strip()):
+            lat = bench_latency(events, rate, args.latency_seconds)
+            print(f"latency   offered {lat['offered_eps']:,.0f} ev/s for {lat['events']:,} events, "
+                  f"{lat['decisions']:.0f} decisions: produce->decision p50 {lat['p50_ms']:.0f} ms, "
+                  f"p99 {lat['p99_ms']:.0f} ms (one worker)")
     return 0
 
 
