@@ -4,6 +4,9 @@ and clusters and both indexes expire when idle."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from heapq import heapify, heappop, heappush
+
 from app.detect.hits import Hit, at_least
 from app.detect.messages import Summary
 
@@ -36,7 +39,21 @@ def member_strongly_implicated(m: list) -> bool:
 
 
 class ClusterState:
+    """A cluster's members, linking values and running figures. Besides what `snapshot` stores it keeps
+    derived indexes (rebuilt by `restore`), so that a link costs O(log n) at the member cap:
+    `_oldest`, a heap of (first_ms, account) with lazy deletion (an entry is current while the member is
+    and has that first_ms), the eviction order; `_firsts`, the members' first-request times, sorted, for
+    `sync_start`, with `_counts` (once `sync_start` has run, for its window `_counts_w`): for each of
+    them the number of members whose first request falls in the window ending there, kept up to date
+    as members come and go; `_tmpl` and `_other`, the template and the other linking values in the
+    order of `fps`, for `cap_fps`."""
     __slots__ = (
+        "_counts",
+        "_counts_w",
+        "_firsts",
+        "_oldest",
+        "_other",
+        "_tmpl",
         "agg",
         "cid",
         "first_ms",
@@ -66,6 +83,66 @@ class ClusterState:
         self.pol_offences: list[int] = []
         self.pol_alert_ms = 0
         self.pol_action = ""
+        self._oldest: list[tuple[int, str]] = []
+        self._firsts: list[int] = []
+        self._counts: list[int] | None = None
+        self._counts_w = 0
+        self._tmpl: dict[str, None] = {}
+        self._other: dict[str, None] = {}
+
+    def _reindex(self) -> None:
+        """Rebuild the derived indexes from `members` and `fps`."""
+        self._oldest = [(m[_FIRST], k) for k, m in self.members.items()]
+        heapify(self._oldest)
+        self._firsts = sorted(m[_FIRST] for m in self.members.values())
+        self._counts = None
+        self._tmpl = {k: None for k in self.fps if k.startswith("template:")}
+        self._other = {k: None for k in self.fps if not k.startswith("template:")}
+
+    def _pop_oldest(self) -> list:
+        """Remove the member with the smallest (first_ms, account); its record."""
+        heap, members = self._oldest, self.members
+        while True:
+            first, k = heappop(heap)
+            m = members.get(k)
+            if m is not None and m[_FIRST] == first:
+                break
+        del members[k]
+        self._first_out(first)
+        return m
+
+    def _first_in(self, t: int) -> None:
+        f, counts = self._firsts, self._counts
+        lo = bisect_left(f, t)
+        if counts is not None:  # t falls in the windows ending in [t, t + w]
+            w = self._counts_w
+            hi = bisect_right(f, t + w)
+            if hi > lo:
+                counts[lo:hi] = [n + 1 for n in counts[lo:hi]]
+            f.insert(lo, t)
+            counts.insert(lo, bisect_right(f, t) - bisect_left(f, t - w))
+        else:
+            f.insert(lo, t)
+
+    def _first_out(self, t: int) -> None:
+        f, counts = self._firsts, self._counts
+        lo = bisect_left(f, t)
+        del f[lo]
+        if counts is not None:
+            del counts[lo]
+            hi = bisect_right(f, t + self._counts_w)
+            if hi > lo:
+                counts[lo:hi] = [n - 1 for n in counts[lo:hi]]
+
+    def _evict_to(self, max_members: int) -> list | None:
+        """Drop the oldest members beyond `max_members`; the record of the last one dropped."""
+        dropped = None
+        while len(self.members) > max_members:
+            dropped = self._pop_oldest()
+        if len(self._oldest) > 2 * len(self.members) + 64:  # mostly stale entries: rebuild
+            self._oldest = [(m[_FIRST], k) for k, m in self.members.items()]
+            heapify(self._oldest)
+        return dropped
 
     def snapshot(self) -> list:
         return [4, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.agg, self.live,
@@ -81,6 +158,7 @@ class ClusterState:
         if version == 3:  # values without the time of their last link: as of the cluster's last activity
             for v in c.fps.values():
                 v.append(c.last_ms)
+        c._reindex()
         return c
 
     def add(self, s: Summary, max_members: int, scope: str = "") -> bool:
@@ -91,17 +169,23 @@ class ClusterState:
         if m is None:
             self.members[s.account_id] = [s.first_ms, s.org or "", int(s.young), int(s.unverified),
                                           s.n, s.flagged, 0, bit]
-            if len(self.members) > max_members:
-                oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
-                del self.members[oldest]
-                self.recompute()
-            else:
-                a[0] += s.n
-                a[1] += s.flagged
-                a[2] += int(s.young)
+            heappush(self._oldest, (s.first_ms, s.account_id))
+            self._first_in(s.first_ms)
+            a[0] += s.n
+            a[1] += s.flagged
+            a[2] += int(s.young)
+            if len(self.members) > max_members:  # the oldest member makes room (maybe the new one)
+                gone = self._evict_to(max_members)
+                a[0] -= gone[_N]
+                a[1] -= gone[_FLAG]
+                a[2] -= gone[_YOUNG]
             a[7] = -1  # membership changed: synchronised-start figure is stale
             return True
-        m[_FIRST] = min(m[_FIRST], s.first_ms)
+        if s.first_ms < m[_FIRST]:
+            self._first_out(m[_FIRST])
+            self._first_in(s.first_ms)
+            m[_FIRST] = s.first_ms
+            heappush(self._oldest, (s.first_ms, s.account_id))
         m[_ORG] = m[_ORG] or (s.org or "")
         if s.young and not m[_YOUNG]:
             m[_YOUNG] = 1
@@ -122,6 +206,8 @@ class ClusterState:
         orgs, however many colleagues there are)."""
         prev = self.fps.get(key)
         self.fps[key] = [accounts, orgs, prev[2] if prev else 0, max(ts_ms, prev[3] if prev else 0)]
+        if prev is None:
+            (self._tmpl if key.startswith("template:") else self._other)[key] = None
         a = self.agg
         if key.startswith("payment_fp:"):
             if orgs >= 2 and orgs > a[3]:
@@ -138,11 +224,15 @@ class ClusterState:
             return
         a = self.agg
         kept = {keep, a[4], a[6]}
-        drop = [k for k in self.fps if k.startswith("template:") and k not in kept][:over]
+        drop = _first_not_in(self._tmpl, kept, over)
         if len(drop) < over:
-            drop += [k for k in self.fps if not k.startswith("template:") and k not in kept][:over - len(drop)]
+            drop += _first_not_in(self._other, kept, over - len(drop))
         for k in drop:
             del self.fps[k]
+            if k.startswith("template:"):
+                del self._tmpl[k]
+            else:
+                del self._other[k]
 
     def fresh_infra(self, now_ms: int, window_ms: int) -> tuple[int, str]:
         """The infra value (JA4, IP block, device) shared by the most orgs among those that linked an
@@ -183,11 +273,10 @@ class ClusterState:
                 mine[_DEC] = max(mine[_DEC], m[_DEC])
                 mine[_YOUNG] = max(mine[_YOUNG], m[_YOUNG])
                 mine[_SCOPES] |= m[_SCOPES]
-        while len(self.members) > max_members:
-            oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
-            del self.members[oldest]
         for k, v in other.fps.items():
             self.fps.setdefault(k, v)
+        self._reindex()
+        self._evict_to(max_members)
         if other.pol_until_ms > self.pol_until_ms:
             # the absorbed cluster was decided: its live decision and policy memory carry over, so
             # late joiners of the merged cluster still get it
@@ -205,16 +294,29 @@ class ClusterState:
         self.last_ms = max(self.last_ms, other.last_ms)
 
     def sync_start(self, window_ms: int) -> int:
-        """Largest number of members whose first request falls inside one window (cached per membership)."""
+        """Largest number of members whose first request falls inside one window (cached per membership):
+        the most first requests in [t - window, t] for a member's first request t."""
         if self.agg[7] < 0:
-            firsts = sorted(m[_FIRST] for m in self.members.values())
-            best, j = 0, 0
-            for i, t in enumerate(firsts):
-                while firsts[j] < t - window_ms:
-                    j += 1
-                best = max(best, i - j + 1)
-            self.agg[7] = best
+            counts = self._counts
+            if counts is None or self._counts_w != window_ms:
+                f = self._firsts  # == sorted(m[_FIRST] for m in self.members.values())
+                counts = self._counts = [bisect_right(f, t) - bisect_left(f, t - window_ms) for t in f]
+                self._counts_w = window_ms
+            self.agg[7] = max(counts, default=0)
         return self.agg[7]
+
+
+def _first_not_in(keys: dict[str, None], kept: set[str], n: int) -> list[str]:
+    """The first `n` keys (in order) that are not in `kept`."""
+    out: list[str] = []
+    if n <= 0:
+        return out
+    for k in keys:
+        if k not in kept:
+            out.append(k)
+            if len(out) == n:
+                break
+    return out
 
 
 def cluster_signals(c: ClusterState, rules) -> list[Hit]:

@@ -26,6 +26,7 @@ import time
 import weakref
 import zlib
 from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import faust
@@ -82,6 +83,18 @@ def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES) -> 
     if parts:
         out.append(head + b",".join(parts) + b"]]")
     return out
+
+
+def _unbundle(events: list, unwire: Callable[[list], Any]) -> Iterator[tuple[Any, int, float, Any]]:
+    """(event, position, oldest source timestamp, item) for every item of every bundle in `events`;
+    each bundle's event is made current while its items are handled."""
+    for event in events:
+        msg = event.message
+        ts_s, items = orjson.loads(msg.value)
+        _enter(event)
+        base = msg.offset << BUNDLE_BITS
+        for i, w in enumerate(items):
+            yield event, base + i, ts_s, unwire(w)
 
 
 def _brokers(bootstrap: str) -> list[str]:
@@ -243,24 +256,16 @@ class Worker:
         oldest = float("inf")
         t0 = time.perf_counter()
         n = 0
-        for event in events:
-            msg = event.message
-            ts_s, items = orjson.loads(msg.value)
-            _enter(event)
-            store.event, store.source = event, "o"
-            base = msg.offset << BUNDLE_BITS
-            for i, w in enumerate(items):
-                obs = Observation.unwire(w)
-                pos = base + i
-                if store.applied(obs.key, "o") >= pos:
-                    self._m_skipped.inc()
-                    continue
-                store.position = pos
-                before = len(out.links)
-                stage.process(obs, out)
-                if len(out.links) > before:
-                    oldest = min(oldest, ts_s)
-            n += len(items)
+        for event, pos, ts_s, obs in _unbundle(events, Observation.unwire):
+            n += 1
+            if store.applied(obs.key, "o") >= pos:
+                self._m_skipped.inc()
+                continue
+            store.event, store.source, store.position = event, "o", pos
+            before = len(out.links)
+            stage.process(obs, out)
+            if len(out.links) > before:
+                oldest = min(oldest, ts_s)
         self.metrics.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
         futs: list = []
         if out.links:
@@ -275,25 +280,18 @@ class Worker:
         latencies: list[tuple[float, int]] = []
         t0 = time.perf_counter()
         n = 0
-        for event in events:
-            msg = event.message
-            ts_s, items = orjson.loads(msg.value)
-            _enter(event)
-            base = msg.offset << BUNDLE_BITS
-            for i, w in enumerate(items):
-                link = Link.unwire(w)
-                pos = base + i
-                # every link re-points its account's index entry: a newer position there means applied
-                if index.applied("a:" + link.summary.account_id, "l") >= pos:
-                    self._m_skipped.inc()
-                    continue
-                for store in (self.s_clusters, index):
-                    store.event, store.source, store.position = event, "l", pos
-                before = len(out.decisions)
-                self.cluster_stage.process(link, out)
-                if len(out.decisions) > before:
-                    latencies.append((ts_s, len(out.decisions) - before))
-            n += len(items)
+        for event, pos, ts_s, link in _unbundle(events, Link.unwire):
+            n += 1
+            # every link re-points its account's index entry: a newer position there means applied
+            if index.applied("a:" + link.summary.account_id, "l") >= pos:
+                self._m_skipped.inc()
+                continue
+            for store in (self.s_clusters, index):
+                store.event, store.source, store.position = event, "l", pos
+            before = len(out.decisions)
+            self.cluster_stage.process(link, out)
+            if len(out.decisions) > before:
+                latencies.append((ts_s, len(out.decisions) - before))
         self.metrics.batch_seconds.labels("clusters").observe(time.perf_counter() - t0)
         futs: list = []
         await self._send_outputs(out, futs)

@@ -1,0 +1,171 @@
+"""ClusterState's derived indexes (eviction heap, sorted first-request times, per-kind value orders)
+give exactly what the brute-force definitions give: the same members, figures, values and
+synchronised-start figure on random sequences of links, merges and snapshot/restore round trips."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from app.detect.cluster import _FIRST, _FLAG, _N, _YOUNG, ClusterState, max_values
+from app.detect.messages import Summary
+
+SCOPES = ("payment_fp", "device_id", "template", "ip_prefix", "ja4")
+
+
+class Brute(ClusterState):
+    """The definitions: eviction by a scan for the smallest (first_ms, account), figures re-summed at
+    the cap, values dropped by a scan in `fps` order, the synchronised start from a fresh sort."""
+    __slots__ = ()
+
+    def add(self, s: Summary, max_members: int, scope: str = "") -> bool:
+        m = self.members.get(s.account_id)
+        if m is None:
+            self.members[s.account_id] = [s.first_ms, s.org or "", int(s.young), int(s.unverified),
+                                          s.n, s.flagged, 0, 0]
+            if len(self.members) > max_members:
+                oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
+                del self.members[oldest]
+            self.recompute()
+            return True
+        m[_FIRST] = min(m[_FIRST], s.first_ms)
+        m[_ORG_I] = m[_ORG_I] or (s.org or "")
+        m[_YOUNG] = max(m[_YOUNG], int(s.young))
+        m[3] = max(m[3], int(s.unverified))
+        m[_N] = max(m[_N], s.n)
+        m[_FLAG] = max(m[_FLAG], s.flagged)
+        a = self.agg
+        a[0], a[1], a[2] = (sum(x[i] for x in self.members.values()) for i in (_N, _FLAG, _YOUNG))
+        return False
+
+    def cap_fps(self, max_values: int, keep: str = "") -> None:
+        over = len(self.fps) - max_values
+        if over <= 0:
+            return
+        kept = {keep, self.agg[4], self.agg[6]}
+        drop = [k for k in self.fps if k.startswith("template:") and k not in kept][:over]
+        if len(drop) < over:
+            drop += [k for k in self.fps if not k.startswith("template:") and k not in kept][:over - len(drop)]
+        for k in drop:
+            del self.fps[k]
+
+    def absorb(self, other: ClusterState, max_members: int) -> None:
+        for acct, m in other.members.items():
+            mine = self.members.get(acct)
+            if mine is None:
+                self.members[acct] = m
+            else:
+                for i in (_N, _FLAG, 6, _YOUNG):
+                    mine[i] = max(mine[i], m[i])
+        while len(self.members) > max_members:
+            del self.members[min(self.members, key=lambda k: (self.members[k][_FIRST], k))]
+        for k, v in other.fps.items():
+            self.fps.setdefault(k, v)
+        a, b = self.agg, other.agg
+        if b[3] > a[3]:
+            a[3], a[4] = b[3], b[4]
+        if b[5] > a[5]:
+            a[5], a[6] = b[5], b[6]
+        self.cap_fps(max_values(max_members))
+        self.recompute()
+
+    def sync_start(self, window_ms: int) -> int:
+        return brute_sync(self, window_ms)
+
+
+_ORG_I = 1
+
+
+def brute_sync(c: ClusterState, window_ms: int) -> int:
+    """Largest number of members whose first request falls inside one window [t - window, t]."""
+    firsts = [m[_FIRST] for m in c.members.values()]
+    return max((sum(1 for u in firsts if t - window_ms <= u <= t) for t in firsts), default=0)
+
+
+def _summary(rng: random.Random, pool: int) -> Summary:
+    k = rng.randrange(pool)
+    return Summary(f"acct-{k:03d}", rng.choice([None, f"org-{k % 7}"]), rng.randrange(0, 50) * 1000,
+                   rng.random() < 0.5, rng.random() < 0.5, rng.randrange(1, 40), rng.randrange(0, 5))
+
+
+def _fp(rng: random.Random) -> str:
+    return f"{rng.choice(SCOPES)}:v{rng.randrange(120)}"
+
+
+def _compare(new: ClusterState, old: Brute, window_ms: int) -> None:
+    assert new.members == old.members
+    assert list(new.members) == list(old.members)          # same dict order
+    assert list(new.fps.items()) == list(old.fps.items())  # same values, same order
+    assert new.agg[:7] == old.agg[:7]
+    # the counts kept up to date since the last rebuild, for the window in use
+    assert ClusterState.sync_start(_fresh(new), window_ms) == brute_sync(old, window_ms)
+    assert new._counts == [sum(1 for u in new._firsts if t - window_ms <= u <= t) for t in new._firsts]
+    for w in (0, 3000):  # another window: counted afresh
+        other = ClusterState.restore(new.snapshot())
+        assert ClusterState.sync_start(_fresh(other), w) == brute_sync(old, w)
+    heads = sorted((m[_FIRST], k) for k, m in new.members.items())
+    assert new._firsts == [f for f, _ in heads]
+    assert list(new._tmpl) == [k for k in new.fps if k.startswith("template:")]
+    assert list(new._other) == [k for k in new.fps if not k.startswith("template:")]
+
+
+def _fresh(c: ClusterState) -> ClusterState:
+    c.agg[7] = -1
+    return c
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_links_merges_and_roundtrips_match_the_definitions(seed):
+    rng = random.Random(seed)
+    max_members = rng.choice([3, 5, 8, 20])
+    window_ms = rng.choice([0, 2000, 5000, 20_000])
+    pool = max_members * rng.choice([2, 4])
+    new, old = ClusterState("c", 0), Brute("c", 0)
+    for step in range(400):
+        r = rng.random()
+        if r < 0.6:
+            s = _summary(rng, pool)
+            assert new.add(s, max_members) == old.add(s, max_members)
+        elif r < 0.9:
+            key, accounts, orgs, ts = _fp(rng), rng.randrange(1, 9), rng.randrange(1, 6), step * 1000
+            limit = rng.choice([4, 10, max_values(max_members)])
+            new.note_fp(key, accounts, orgs, limit, ts)
+            old.note_fp(key, accounts, orgs, limit, ts)
+        elif r < 0.95:  # merge another cluster into this one
+            n2, o2 = ClusterState("d", 0), Brute("d", 0)
+            for _ in range(rng.randrange(1, 2 * max_members)):
+                s = _summary(rng, pool * 2)
+                n2.add(s, max_members)
+                o2.add(s, max_members)
+                key, orgs = _fp(rng), rng.randrange(1, 6)
+                n2.note_fp(key, 1, orgs, 200, step)
+                o2.note_fp(key, 1, orgs, 200, step)
+            new.absorb(n2, max_members)
+            old.absorb(o2, max_members)
+        else:  # the worker's tables: state leaves and comes back through its wire form
+            new = ClusterState.restore(new.snapshot())
+        _compare(new, old, window_ms)
+
+
+def test_eviction_order_is_smallest_first_request_then_account():
+    c = ClusterState("c", 0)
+    for acct, first in [("b", 5), ("a", 5), ("c", 1), ("d", 9)]:
+        c.add(Summary(acct, None, first, True, True, 1, 0), 4)
+    c.add(Summary("d", None, 0, True, True, 1, 0), 4)     # d's first request is now the earliest
+    evicted = []
+    for k, first in enumerate([20, 21, 22, 23]):
+        before = set(c.members)
+        c.add(Summary(f"n{k}", None, first, True, True, 1, 0), 4)
+        evicted += sorted(before - set(c.members))
+    assert evicted == ["d", "c", "a", "b"]
+    assert len(c._oldest) <= 2 * len(c.members) + 64
+
+
+def test_sync_start_from_the_sorted_list_equals_a_fresh_sort():
+    rng = random.Random(1)
+    c = ClusterState("c", 0)
+    for step in range(600):
+        c.add(Summary(f"a{rng.randrange(200)}", None, rng.randrange(10**6), True, True, 1, 0), 50)
+        w = 60_000 if step < 400 else rng.choice([0, 1000, 60_000, 300_000])  # kept, then rebuilt
+        assert ClusterState.sync_start(_fresh(c), w) == brute_sync(c, w)
