@@ -6,7 +6,15 @@ while at least `popular_established` established (old, verified) accounts make u
 users: a common SDK's JA4, a big NAT or a team card is "not rare elsewhere". Otherwise, once eligible
 (new or unverified; any account for a payment method or device) accounts from two or more orgs share
 it, it links them: a `Link` goes to the cluster stage for every eligible member, then for each
-new member and whenever a member's summary moves up a level."""
+new member and whenever a member's summary moves up a level.
+
+A system prompt (template value "sys:<hash>") is judged by who uses it, not only by how many: one that
+more than `popular_accounts` accounts share stays linkable while at least `campaign_prompt.min_young_share`
+of them are new or unverified (a campaign's agentic harness; an IDE's or an SDK's prompt is used mostly by
+established customers, a consumer app's by a majority of them) and it has at most
+`campaign_prompt.max_accounts` users. Such a campaign-like prompt, once it has `campaign_prompt.min_accounts`
+users, links its established members too, the way a payment method or a device does. `popularity()` gives
+the verdict with a reason code and its figures."""
 
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from itertools import islice
 from operator import itemgetter
 
 from app.detect.messages import Link, Observation, Summary
-from app.rules.model import Rules
+from app.rules.model import CampaignPrompt, Rules
 
 # member record: [last_ms, org or "", eligible, level]
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
@@ -59,8 +67,42 @@ def _oldest(members: dict[str, list]) -> str:
     return next(islice(members, lasts.index(min(lasts)), None))
 
 
-def _eligible(members: dict[str, list]) -> list[str]:
+def _eligible(members: dict[str, list], everyone: bool = False) -> list[str]:
+    if everyone:
+        return list(members)
     return [a for a, r in members.items() if r[_ELIG]]
+
+
+def is_system_prompt(scope: str, value: str) -> bool:
+    return scope == "template" and value.startswith("sys:")
+
+
+def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, float, float, str]:
+    """The verdict `observe` applies to a value, as (code, figure, threshold, detail):
+    FP_POPULAR_ACCOUNTS or FP_POPULAR_ESTABLISHED (links nothing), FP_CAMPAIGN_PROMPT (a system prompt
+    whose users look like a campaign: linkable past `popular_accounts`, established members included),
+    FP_RARE (linkable by count: new/unverified members only, or everyone for a payment method/device)."""
+    fr = rules.fingerprints
+    cp = fr.campaign_prompt
+    young = fp.distinct - fp.established
+    if fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct:
+        return ("FP_POPULAR_ESTABLISHED", fp.established, fr.popular_established,
+                f"{fp.established} of {fp.distinct} accounts using it are established (half or more)")
+    if cp is not None and is_system_prompt(scope, value) and _campaign_like(fp, cp):
+        share = young / fp.distinct
+        return ("FP_CAMPAIGN_PROMPT", round(share, 4), cp.min_young_share,
+                f"{young} of {fp.distinct} accounts using this system prompt are new or unverified "
+                f"(>= {cp.min_young_share:g}, {cp.min_accounts}..{cp.max_accounts} users): a campaign's "
+                "harness, not a product's")
+    if fp.distinct > fr.popular_accounts:
+        return ("FP_POPULAR_ACCOUNTS", fp.distinct, fr.popular_accounts,
+                f"{fp.distinct} accounts use it (> popular_accounts {fr.popular_accounts})")
+    return ("FP_RARE", fp.distinct, fr.popular_accounts, f"{fp.distinct} accounts, {young} new or unverified")
+
+
+def _campaign_like(fp: FpState, cp: CampaignPrompt) -> bool:
+    return (cp.min_accounts <= fp.distinct <= cp.max_accounts
+            and fp.distinct - fp.established >= cp.min_young_share * fp.distinct)
 
 
 def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
@@ -93,23 +135,28 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     # popular while mostly established accounts use it (a common SDK, an IDE's system prompt); a value
     # that a campaign's aged accounts share with its new ones stays linkable
     fr = rules.fingerprints
-    fp.popular = fp.distinct > fr.popular_accounts or (
+    cp = fr.campaign_prompt
+    # a system prompt whose users look like a campaign (mostly new/unverified): judged by who uses it
+    camp = cp is not None and is_system_prompt(obs.scope, obs.value) and _campaign_like(fp, cp)
+    fp.popular = (fp.distinct > fr.popular_accounts and not camp) or (
         fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct)
     if fp.popular:
         return []
+    # ... and links its established members too, like a payment method or a device
+    everyone = camp and cp.link_established
     # the eligible list, the org count and the links are built only when this call can use them: most
     # observations of a linking value come from a member already linked at its current level
     eligible = None
     if not fp.linking:
-        eligible = _eligible(members)
+        eligible = _eligible(members, everyone)
         if len(eligible) < 2 or len({members[a][_ORG] or f"~{a}" for a in eligible}) < 2:
             return []
         fp.linking = True
     if fp.anchor is None or fp.anchor not in members:
         if eligible is None:
-            eligible = _eligible(members)
+            eligible = _eligible(members, everyone)
         fp.anchor = min(eligible, key=lambda a: (members[a][_LAST], a)) if eligible else None
-    if fp.anchor is None or not m[_ELIG]:
+    if fp.anchor is None or not (m[_ELIG] or everyone):
         return []
     key = obs.key
     n_org = -1  # members do not change from here on: count orgs once, for the first link
@@ -117,7 +164,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     if is_new or m[_LEVEL] < 0:
         # first link for this fingerprint: bring along the members that were waiting for a second org
         if eligible is None:
-            eligible = _eligible(members)
+            eligible = _eligible(members, everyone)
         for acct in eligible:
             r = members[acct]
             if r[_LEVEL] < 0 and acct != s.account_id:

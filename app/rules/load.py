@@ -16,6 +16,7 @@ from app.ingest.parse import _Bad, parse_ts
 from app.rules.model import (
     ActionStep,
     AllowEntry,
+    CampaignPrompt,
     FingerprintRules,
     Policy,
     Rules,
@@ -145,11 +146,26 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             young_ms=int(float(fp["young_days"]) * 86_400_000),
             unverified_kyc=frozenset(fp.get("unverified_kyc", ["none", "email"])),
             abused_channels=frozenset(fp.get("abused_channels", [])),
+            campaign_prompt=_campaign_prompt(fp.get("campaign_prompt"), int(fp["popular_accounts"]), source),
         ),
         policy=policy,
         allowlist=_allow_entries(doc.get("allowlist", []), source, "allowlist"),
         source=source,
     )
+
+
+def _campaign_prompt(cp: dict[str, Any] | None, popular_accounts: int, source: str) -> CampaignPrompt | None:
+    if cp is None:
+        return None
+    out = CampaignPrompt(min_young_share=float(cp["min_young_share"]), min_accounts=int(cp["min_accounts"]),
+                         max_accounts=int(cp["max_accounts"]), link_established=bool(cp.get("link_established", True)))
+    if not out.min_accounts <= popular_accounts < out.max_accounts:
+        raise RulesError(source, "fingerprints.campaign_prompt",
+                         f"needs min_accounts <= popular_accounts ({popular_accounts}) < max_accounts")
+    if out.min_young_share <= 0.5:
+        raise RulesError(source, "fingerprints.campaign_prompt.min_young_share",
+                         "must be above 0.5: a value half or more established accounts use is popular")
+    return out
 
 
 def _read(path: Path) -> Any:

@@ -59,6 +59,15 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class CampaignPrompt:
+    """When a system prompt shared by many accounts is a campaign's rather than a product's."""
+    min_young_share: float      # new/unverified share of its distinct accounts, at least
+    min_accounts: int           # it links established members from this many distinct accounts on
+    max_accounts: int           # past this many distinct accounts it is popular whoever uses it
+    link_established: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class FingerprintRules:
     scopes: tuple[str, ...]
     popular_accounts: int
@@ -66,6 +75,7 @@ class FingerprintRules:
     young_ms: int
     unverified_kyc: frozenset[str]
     abused_channels: frozenset[str]
+    campaign_prompt: CampaignPrompt | None = None
 
 
 @dataclass(frozen=True, slots=True)
