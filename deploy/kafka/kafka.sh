@@ -16,7 +16,8 @@ JAVA_HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 classpath() { echo "$LIBS/*"; }
 
 fetch() {
-  if ! ls "$LIBS"/kafka_2.13-*.jar >/dev/null 2>&1; then
+  # the broker and the command-line tools (a cache from before the tools were added is fetched again)
+  if ! ls "$LIBS"/kafka_2.13-*.jar "$LIBS"/kafka-tools-[0-9]*.jar >/dev/null 2>&1; then
     echo "kafka: fetching broker jars from Maven Central" >&2
     mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies
   fi

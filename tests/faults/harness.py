@@ -141,9 +141,9 @@ class FaultWorker(WorkerProc):
                 "rekeyed": internal.get("requests-rekeyed", 0.0),
                 "skipped": total("distill_guard_redelivered_skipped")}
 
-    def finished(self) -> float:
-        """Events the account stage has finished, counted only once the fingerprint and cluster stages
-        have also handled everything sent to them (so: events through the whole pipeline)."""
+    def stages(self) -> tuple[float, float, float]:
+        """(events the account stage has finished, observations and links sent but not yet handled by the
+        fingerprint and cluster stages)."""
         fams = self.families()
 
         def by_label(name: str, label: str) -> dict:
@@ -152,9 +152,14 @@ class FaultWorker(WorkerProc):
 
         items = by_label("distill_guard_stage_items", "stage")
         internal = by_label("distill_guard_internal_messages", "topic")
-        drained = (items.get("fingerprints", 0.0) >= internal.get("observations", 0.0)
-                   and items.get("clusters", 0.0) >= internal.get("links", 0.0))
-        return items.get("accounts", 0.0) if drained else 0.0
+        return (items.get("accounts", 0.0), internal.get("observations", 0.0) - items.get("fingerprints", 0.0),
+                internal.get("links", 0.0) - items.get("clusters", 0.0))
+
+    def finished(self) -> float:
+        """Events the account stage has finished, counted only once the fingerprint and cluster stages
+        have also handled everything sent to them (so: events through the whole pipeline)."""
+        accounts, obs_lag, link_lag = self.stages()
+        return accounts if obs_lag <= 0 and link_lag <= 0 else 0.0
 
     def consumed(self) -> float:
         try:
@@ -328,15 +333,20 @@ def release(w: FaultWorker) -> None:
 # -- traffic
 
 
-def smoke_events(tmp: Path, n: int, skip: int = 0) -> list[bytes]:
-    """`n` raw event lines of the simulator's smoke scenario (seed 3), after skipping `skip`."""
-    out = tmp / "smoke"
+def scenario_events(tmp: Path, scenario: str, seed: int, n: int, skip: int = 0) -> list[bytes]:
+    """`n` raw event lines of a simulator scenario, after skipping `skip` (generated once per `tmp`)."""
+    out = tmp / f"{scenario}-{seed}"
     if not (out / "events.jsonl").exists():
-        subprocess.run([sys.executable, "-m", "app.cli", "simulate", "--scenario", "smoke", "--seed",
-                        str(SMOKE_SEED), "--out", str(out)], check=True, capture_output=True, timeout=120,
+        subprocess.run([sys.executable, "-m", "app.cli", "simulate", "--scenario", scenario, "--seed",
+                        str(seed), "--out", str(out)], check=True, capture_output=True, timeout=120,
                        cwd=ROOT)
     lines = [ln for ln in (out / "events.jsonl").read_bytes().splitlines() if ln.strip()]
     return lines[skip:skip + n]
+
+
+def smoke_events(tmp: Path, n: int, skip: int = 0) -> list[bytes]:
+    """`n` raw event lines of the simulator's smoke scenario (seed 3), after skipping `skip`."""
+    return scenario_events(tmp, "smoke", SMOKE_SEED, n, skip)
 
 
 def keyed(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
