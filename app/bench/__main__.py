@@ -300,51 +300,47 @@ def _quantile(fams: dict, name: str, q: float) -> float:
 
 def bench_latency(events: Path, rate: int, seconds: float, bootstrap: str = "127.0.0.1:9092") -> dict:
     """Produce at a fixed offered load and read the worker's produce-to-decision latency histogram
-    (broker timestamp of the source record to the decision acknowledged by the broker)."""
-    from kafka import KafkaProducer
-
+    (broker timestamp of the source record to the decision acknowledged by the broker). The load comes
+    from Kafka's Java ConsoleProducer (app/bench/feed.py), so the producer does not take the worker's CPU.
+    Past the worker's capacity the backlog, and with it the latency, grows for as long as the run lasts:
+    `backlog_end` says how far behind the worker was when the offered load stopped."""
+    from app.bench.feed import ConsoleFeed
     from app.settings import Settings
     from app.topics import TopicSpec, ensure_topics
 
     uid = uuid.uuid4().hex[:8]
     topic = f"bench-{uid}.requests"
     ensure_topics(Settings(bootstrap_servers=bootstrap), [TopicSpec(topic, 6)])
+    total = int(rate * seconds)
+    records = []
+    for _, raw in iter_lines(events):
+        records.append((orjson.loads(raw)["account_id"].encode(), raw))
+        if len(records) >= total + 100:
+            break
     w = BenchWorker(uid, topic, bootstrap)
-    prod = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
-    lines = iter_lines(events)
+    feed = ConsoleFeed(topic, bootstrap, acks="1", linger_ms=1)
     try:
         # warm up: the worker is up and has its partitions once a first record came through
         warm = 0
         while progress([w])[0] < 1:
             w.check()
-            _, raw = next(lines)
-            prod.send(topic, key=orjson.loads(raw)["account_id"].encode(), value=raw)
+            feed.send(records[warm:warm + 1])
             warm += 1
-            prod.flush()
             time.sleep(0.2)
         wait_drained([w], warm)
         base = _quantile_counts(w.families())
-        total = int(rate * seconds)
-        t0 = time.perf_counter()
-        sent = 0
-        tick = 0.01
-        while sent < total:
-            due = min(total, int((time.perf_counter() - t0) * rate) + 1)
-            while sent < due:
-                _, raw = next(lines)
-                prod.send(topic, key=orjson.loads(raw)["account_id"].encode(), value=raw)
-                sent += 1
-            time.sleep(tick)
-        prod.flush()
-        offered = sent / (time.perf_counter() - t0)
-        wait_drained([w], warm + sent)
+        load = records[warm:warm + total]
+        took = feed.paced(load, rate, tick_s=0.01)
+        backlog_end = len(load) + warm - progress([w])[0]
+        offered = len(load) / took
+        wait_drained([w], warm + len(load))
         fams = w.families()
         decisions = _quantile_counts(fams) - base
     finally:
-        prod.close()
+        feed.close()
         w.stop()
     name = "distill_guard_decision_latency_seconds"
-    return {"offered_eps": offered, "events": sent, "decisions": decisions,
+    return {"offered_eps": offered, "events": len(load), "decisions": decisions, "backlog_end": backlog_end,
             "p50_ms": _quantile(fams, name, 0.5) * 1000, "p99_ms": _quantile(fams, name, 0.99) * 1000}
 
 
@@ -387,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  stage {name:<12} {st.get('batches', 0):>6.0f} batches of {st.get('records', 0) / b:>6.0f} "
                   f"records; core {st.get('core_s', 0):6.1f} s, waiting for acks {st.get('deliver_s', 0):6.1f} s "
                   f"of {k['seconds']:.1f} s")
+        per_core = 1000 / k["cpu_s_per_1k"]
+        print(f"sizing    {per_core:,.0f} events per CPU-second: 100,000 requests/s need ~{100_000 / per_core:.0f} "
+              f"busy cores of workers (at 70 % utilisation ~{100_000 / per_core / 0.7:.0f} worker processes, as "
+              f"many partitions or more)")
         if not args.skip_scale_out:
             k2 = bench_kafka(events, args.kafka_events, workers=2)
             print(f"scale-out 2 workers {k2['worker_eps']:>8,.0f} ev/s vs 1 worker {k['worker_eps']:>8,.0f} ev/s "
@@ -395,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             lat = bench_latency(events, rate, args.latency_seconds)
             print(f"latency   offered {lat['offered_eps']:,.0f} ev/s for {lat['events']:,} events, "
                   f"{lat['decisions']:.0f} decisions: produce->decision p50 {lat['p50_ms']:.0f} ms, "
-                  f"p99 {lat['p99_ms']:.0f} ms (one worker)")
+                  f"p99 {lat['p99_ms']:.0f} ms (one worker; {lat['backlog_end']:,.0f} events behind when the "
+                  f"load stopped)")
     return 0
 
 

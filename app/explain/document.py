@@ -7,7 +7,8 @@ from collections import Counter
 from typing import Any
 
 from app.detect.cluster import _FIRST, _FLAG, _ORG, _SCOPES, _UNVER, _YOUNG, SCOPE_BITS, member_implicated
-from app.detect.fingerprint import _ELIG
+from app.detect.fingerprint import _ELIG, STRONG_SCOPES, popularity
+from app.detect.fingerprint import _ORG as _FP_ORG
 from app.detect.hits import Hit
 from app.emit.records import Alert, Decision, iso_ms
 from app.explain.trace import FP_SCOPES, AccountTrace, ClusterDecision, DecisionTrack, Figures, FpTrack, Point
@@ -113,26 +114,29 @@ def _signals(t: AccountTrace) -> list[dict[str, Any]]:
 
 
 def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
+    """(status, why) of a value at the end of the file, from the verdict the fingerprint stage applies
+    (app.detect.fingerprint.popularity) and which of its members can link."""
     st = tr.state
-    fr = rules.fingerprints
     if st is None:
         return "unknown", "no state for this value"
-    eligible = [a for a, m in st.members.items() if m[_ELIG]]
-    eorgs = len({st.members[a][_ORG] or f"~{a}" for a in eligible})
+    code, _, _, detail = popularity(st, tr.scope, tr.value, rules)
     if st.popular:
-        why = []
-        if st.distinct > fr.popular_accounts:
-            why.append(f"{st.distinct} accounts (> popular_accounts {fr.popular_accounts})")
-        if st.established >= fr.popular_established:
-            why.append(f"{st.established} established accounts (>= popular_established {fr.popular_established})")
-        return "popular", f"links nothing: {' and '.join(why) or 'popular'} use it"
+        return "popular", f"links nothing: {detail}"
+    cp = rules.fingerprints.campaign_prompt
+    if tr.scope in STRONG_SCOPES:
+        everyone, who = True, "every account behind it (a payment method or device links whoever holds it)"
+    elif code == "FP_CAMPAIGN_PROMPT" and cp is not None and cp.link_established:
+        everyone, who = True, f"every account behind it ({detail})"
+    else:
+        everyone, who = False, "the new/unverified accounts behind it"
+    eligible = list(st.members) if everyone else [a for a, m in st.members.items() if m[_ELIG]]
+    eorgs = len({st.members[a][_FP_ORG] or f"~{a}" for a in eligible})
     if st.linking:
-        return "linking", (f"links the new/unverified accounts behind it: {len(eligible)} of the {len(st.members)} "
-                           f"kept, {eorgs} orgs")
+        return "linking", f"links {who}: {len(eligible)} of the {len(st.members)} kept, {eorgs} orgs"
     if st.distinct <= 1:
         return "rare", "only this account uses it"
-    return "rare", (f"not linking: needs new/unverified accounts of 2+ orgs, has {len(eligible)} "
-                    f"from {eorgs} org(s)")
+    need = "accounts" if everyone else "new/unverified accounts"
+    return "rare", f"not linking: needs {need} of 2+ orgs, has {len(eligible)} from {eorgs} org(s)"
 
 
 def _fingerprints(t: AccountTrace) -> list[dict[str, Any]]:

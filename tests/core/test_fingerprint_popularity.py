@@ -217,3 +217,27 @@ def test_university_eval_prompt_shared_by_hundreds_of_students_behind_one_nat_is
     assert popularity(st, "template", SYS, rules)[0] == "FP_CAMPAIGN_PROMPT"
     assert [d for d in decisions if d.mode == "enforce" and d.action != "lift"] == []   # ... never decided
     assert all(a.severity in ("low", "medium") for a in alerts)
+
+
+# ------------------------------------------------------------------ explain states the same verdict
+def test_explain_states_the_verdict_the_fingerprint_stage_applies(rules):
+    from app.explain.document import _fp_status
+    from app.explain.trace import FpTrack
+
+    def status(stage: FingerprintStage, scope: str, value: str) -> tuple[str, str]:
+        return _fp_status(FpTrack(scope, value, T0, T0, state=stage.store.get(f"{scope}:{value}")), rules)
+
+    stage, _ = feed(rules, mix(300, 4, "camp"))            # the harness prompt: links everyone
+    code, why = status(stage, "template", SYS)
+    assert code == "linking" and why.startswith("links every account behind it (225 of 300 accounts")
+    assert "300 of the 48 kept" not in why and "48 of the 48 kept" in why
+    ide = [(a, org, k % 16 == 5) for k, (a, org, _) in enumerate(mix(2000, 0, "ide", orgs=1900))]
+    stage, _ = feed(rules, ide)                             # the IDE's prompt: popular, by its users
+    code, why = status(stage, "template", SYS)
+    assert code == "popular" and "established" in why and "half or more" in why
+    stage, _ = feed(rules, mix(300, 4, "camp"), value="m0:1234abcd")  # a MinHash key: popular by count
+    code, why = status(stage, "template", "m0:1234abcd")
+    assert code == "popular" and "300 accounts use it (> popular_accounts 150)" in why
+    stage, _ = feed(rules, mix(6, 2, "ring"), value="pf-ring", scope="payment_fp")  # a card links everyone
+    code, why = status(stage, "payment_fp", "pf-ring")
+    assert code == "linking" and "every account behind it" in why and "6 of the 6 kept, 6 orgs" in why
