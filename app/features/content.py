@@ -642,16 +642,24 @@ def _script(cue: str) -> tuple[str, bool, tuple[str, ...]]:
     return "", False, tuple(bundle)
 
 
+_SECOND_LANGUAGE_VOTES = 2  # stopwords that bring a further Latin-script language's cue lists along
+
+
 def _latin_language(ws: set[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """Latin-script language by stopword votes over the set of words; English when nothing votes."""
+    """Latin-script language by stopword votes over the set of words; English when nothing votes. Every
+    other language with a few votes joins the bundle too: a campaign writes the problem in one language
+    and the instruction in another, and the instruction is what the cues must read."""
     best, best_n = "en" if ws and min(ws) < _LATIN_END else "other", 0
+    also = []
     for cand, stop in lexicon.STOPWORDS.items():
         n = len(ws & stop)
         if n > best_n:
             best, best_n = cand, n
-    if best not in ("en", "other") and best not in bundle:
-        bundle = (*bundle, best)
-    return best, bundle
+        if n >= _SECOND_LANGUAGE_VOTES and cand != "en" and cand not in bundle:
+            also.append(cand)
+    if best not in ("en", "other") and best not in bundle and best not in also:
+        also.append(best)
+    return best, (*bundle, *also) if also else bundle
 
 
 # ------------------------------------------------------------------------------------------------- family
