@@ -84,6 +84,10 @@ TRACE_LANGS: dict[str, dict] = {
             r"(?:mental|cognitive) (?:steps|process(?:es)?)",
             r"logic behind",
             r"(?:intermediate|internal) (?:steps|calculations?|computations?)",
+            r"(?:intermediate |logical )?(?:deductions?|inferences?)", r"considerations?", r"monologue",
+            r"thinking steps",
+            r"(?:what|everything|all that|whatever) (?:goes|went|passes|passed|happens|happened|runs|ran)"
+            r"(?: on)? (?:through|in|inside) (?:your|its|the model'?s) (?:mind|head)",
         ],
         "steps": [r"steps?", r"step[\s-]*by[\s-]*step", r"solution (?:path|process|steps)", r"derivations?",
                   r"working", r"path"],
@@ -140,19 +144,30 @@ TRACE_LANGS: dict[str, dict] = {
             r"(?:already )?(?:know|have|got|been given) (?:the |your |its )?(?:final |correct |right )?answers?",
             r"(?:i'll|i will|we'll|we will) (?:give|provide|supply|show|tell) (?:you )?(?:the )?"
             r"(?:final |correct |right )?answers?",
+            r"(?:to|would|will|could|that would|which would|that will) (?:get|arrive|lead|come) (?:to|at) "
+            r"(?:this|that|the|your|its) (?:final |stated |given |correct )?(?:answers?|results?|solutions?)",
+            r"(?:stated|given|provided|known|supplied) (?:final )?(?:results?|conclusions?|outputs?)",
+            r"(?:would|will|could|should) justify (?:this|that|the|each|every) (?:\w+ )?(?:answers?|results?|labels?)",
+            r"connect\w* (?:the )?(?:problem|question|task)(?: statement)? (?:to|with) (?:the |its )?"
+            r"(?:stated |given |final )?(?:answers?|results?|solutions?)",
             r"(?:used|needed|take|took|taken) to (?:reach|arrive at|get to|obtain|derive) "
             r"(?:it|that|this|them|the (?:final |correct |given )?answers?)",
         ],
         "pretend": [
             r"as (?:if|though) (?:you were|you're|you are) (?:solving|seeing|doing|encountering|working on|"
             r"thinking about) (?:it|this|that|the \w+)",
-            r"(?:would have|would've|must have|might have) (?:used|followed|taken|gone through)",
+            r"(?:would have|would've|must have|might have) (?:used|followed|taken|gone through|had)",
+            r"pretend (?:that )?you (?:have not|haven't|had not|hadn't|did not|didn't|do not|don't) (?:yet )?"
+            r"(?:seen|been given|know|known|read) (?:the |its |this )?(?:final )?answer",
         ],
         "verbatim": [
             r"verbatim", r"word for word", r"unabridged", r"in (?:full|its entirety)",
             r"(?:without|do not|don't|never|no) (?:skipping|omitting|summari[sz]ing|abbreviating|condensing|"
             r"truncating|leaving (?:anything )?out|skip|omit|summari[sz]e|abbreviate|condense|truncate)",
             r"exactly as (?:you|it was|they were) (?:generated|produced|thought|wrote|written|had it)",
+            r"exactly as (?:the |your )?thoughts? (?:occurred|came|happened|arose)",
+            r"(?:including|include|with|keep) (?:all |every |any )?(?:the |your )?(?:dead[\s-]ends?|false starts?|"
+            r"wrong turns?|backtracking|hesitations?|abandoned (?:attempts?|ideas?))",
         ],
         "answer_weak": [r"answer (?:is|was)", r"answer\s*[:=]"],
         "weak": [
@@ -197,7 +212,8 @@ TRACE_LANGS: dict[str, dict] = {
             "内部推理", "内部思考", "隐藏思考", "隐式推理", "潜在推理", "隐藏的思考", "隐藏的推理", "思考标签",
             "推理标签", "深度思考内容", "思考内容",
         ],
-        "plain": ["推理过程", "思考过程", "思维过程", "思索过程", "思路", "推导过程", "推理步骤", "思考步骤",
+        "plain": ["推理过程", "思考过程", "思维过程", "思索过程", "思路", "推导过程", "推导思路", "解题思路",
+                  "推理步骤", "思考步骤",
                   "心路历程", "决策过程", "推理", "推理内容", "想法", "论证过程", "思维", "考虑过程", "分析过程",
                   "中间步骤", "中间过程", "如何得出", "怎么得出", "怎样得出", "如何得到", "怎么得到", "是怎么想的",
                   "怎么想的",],
@@ -357,7 +373,8 @@ TRACE_LANGS: dict[str, dict] = {
             r"tokens de razonamiento", r"trazas? de razonamiento",
         ],
         "plain": [r"razonamientos?", r"proceso (?:de|del) (?:pensamiento|razonamiento)", r"pensamientos?",
-                  r"c[oó]mo (?:llegaste|lleg[oó]|has llegado)"],
+                  r"c[oó]mo (?:llegaste|lleg[oó]|has llegado)",
+                  r"(?:todo )?lo que (?:piensas|pensaste|razonas|vas pensando)"],
         "steps": [r"pasos?", r"proceso", r"soluci[oó]n"],
         "hmod": [r"intern[oa]s?", r"ocult[oa]s?", r"privad[oa]s?", r"secret[oa]s?", r"sin filtrar", r"en bruto",
                  r"literal(?:es)?", r"textual(?:es)?", r"escondid[oa]s?"],
@@ -635,7 +652,9 @@ _CENSOR_TARGET = (  # a censor, or China's rules and line: explicit
     r"(?:censor\w*|cac|cyberspace administration|great firewall|gfw|party line|core socialist values|"
     r"propaganda (?:department|guidelines)|chinese (?:laws?|regulations?|regulators?|authorities|government|"
     r"censors?|censorship|rules|officials)|prc (?:laws?|regulations?)|mainland (?:regulations?|rules|censors?|"
-    r"authorities)|beijing'?s? (?:line|position|narrative))"
+    r"authorities|moderators?)|beijing'?s? (?:line|position|narrative)|"
+    r"(?:chinese|mainland|prc|weibo|wechat|douyin|bilibili|zhihu) (?:social (?:media )?)?(?:platforms?|apps?|"
+    r"sites?|websites?|networks?|content moderators?|moderators?|moderation|review(?:ers)?))"
 )
 _OFFICIAL_TARGET = (  # an official line or content rules: also plain politics and marketing talk
     r"(?:content (?:review|rules|regulations?|polic(?:y|ies)|controls?)|internet regulations?|"
@@ -659,8 +678,8 @@ CENSOR: dict[str, list[str]] = {
         r"the censors|the authorities|regulators) would "
         r"(?:approve|accept|allow|permit|sign off|not (?:object|censor|block|mind))",
         r"\b(?:won't|wouldn't|will not|would not|doesn't|does not|not) (?:get |be )?(?:censored|blocked|flagged|"
-        r"deleted|removed|harmonized) (?:by|in|on) (?:the )?(?:chinese|china|weibo|wechat|douyin|censors?|mainland|"
-        r"great firewall)",
+        r"deleted|removed|harmonized|taken down|banned) (?:by|in|on) (?:the )?(?:chinese|china|weibo|wechat|douyin|"
+        r"censors?|mainland|great firewall)",
         r"\bavoid\w* (?:\w+ ){0,3}(?:politically )?(?:sensitive|censored|banned|forbidden|taboo) (?:\w+ ){0,2}?"
         r"(?:words?|terms?|topics?|content|keywords?|phrases?|issues?)\b",
         r"符合(?:中国|国家|国内|大陆)?(?:的)?"
