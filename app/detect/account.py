@@ -10,7 +10,7 @@ import math
 from app.detect.hits import Hit
 from app.features.content import ContentFeatures
 from app.ingest.event import Event
-from app.rules.model import Rules
+from app.rules.model import Rules, Signal
 from app.state.window import Buckets
 
 FIVE_MIN = 300_000
@@ -34,6 +34,8 @@ class AccountState:
         "gap_n",
         "kyc",
         "last_ms",
+        "latest_n",
+        "model_first",
         "models",
         "n",
         "org",
@@ -42,6 +44,7 @@ class AccountState:
         "pol_level",
         "pol_offences",
         "pol_until_ms",
+        "pre_n",
         "proxy_n",
         "recent",
         "repeat_n",
@@ -76,6 +79,9 @@ class AccountState:
         self.gap_m2 = 0.0
         self.proxy_n = 0
         self.models: list[str] = []            # distinct models used, at most 4 (newest last)
+        self.model_first: list[int] = []       # ... and when each was first used
+        self.pre_n = 0                         # requests before the newest model's first use
+        self.latest_n = 0                      # requests on the newest model since then
         # policy state for decisions on this account (cooldown, escalation)
         self.pol_until_ms = 0
         self.pol_level = -1
@@ -86,22 +92,25 @@ class AccountState:
     # -- serialisation: a flat list, orjson-encoded into the Faust table (bytes per account in bench)
     def snapshot(self) -> list:
         return [
-            1, self.first_ms, self.last_ms, self.n, self.created_ms, self.org, self.kyc, self.channel,
+            2, self.first_ms, self.last_ms, self.n, self.created_ms, self.org, self.kyc, self.channel,
             self.email, self.w5m.data, self.w1h.data, self.thinking_n, self.trace_n, self.rubric_n,
             self.rewrite_n, self.repeat_n, self.recent, self.families, self.gap_n,
             round(self.gap_mean, 3), round(self.gap_m2, 3), self.proxy_n, self.models,
             self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action,
+            self.model_first, self.pre_n, self.latest_n,
         ]
 
     @classmethod
     def restore(cls, s: list) -> AccountState:
-        if not s or s[0] != 1:
+        if not s or s[0] not in (1, 2):
             raise ValueError(f"unknown account state version {s[:1]!r}")
+        if s[0] == 1:  # before model first-use times: no pivot evidence until a new model appears
+            s = [2, *s[1:], [s[2]] * len(s[22]), s[3], 0]
         a = cls.__new__(cls)
         (_, a.first_ms, a.last_ms, a.n, a.created_ms, a.org, a.kyc, a.channel, a.email, w5, w1,
          a.thinking_n, a.trace_n, a.rubric_n, a.rewrite_n, a.repeat_n, a.recent, a.families, a.gap_n,
          a.gap_mean, a.gap_m2, a.proxy_n, a.models, a.pol_until_ms, a.pol_level, a.pol_offences,
-         a.pol_alert_ms, a.pol_action) = s
+         a.pol_alert_ms, a.pol_action, a.model_first, a.pre_n, a.latest_n) = s
         a.w5m = Buckets(FIVE_MIN, HOUR, w5)
         a.w1h = Buckets(HOUR, DAY, w1)
         return a
@@ -147,10 +156,18 @@ class AccountState:
             ev.country and ev.billing_country and ev.country != ev.billing_country
         ):
             self.proxy_n += 1
-        if ev.model and ev.model not in self.models:
-            self.models.append(ev.model)
-            if len(self.models) > 4:
-                del self.models[0]
+        model = ev.model
+        if model:
+            models = self.models
+            if model not in models:
+                models.append(model)
+                self.model_first.append(ts)
+                self.pre_n = self.n - 1
+                self.latest_n = 1
+                if len(models) > 4:
+                    del models[0], self.model_first[0]
+            elif model == models[-1]:
+                self.latest_n += 1
 
     # -- figures shared with the other stages
     def age_ms(self, now_ms: int) -> int | None:
@@ -161,6 +178,22 @@ class AccountState:
 
     def content_share(self) -> float:
         return self.flagged() / self.n if self.n else 0.0
+
+    def pivot(self, now_ms: int, s: Signal | None) -> tuple[float, str] | None:
+        """(share, detail) when the account moved most of its traffic to a model it first used within
+        `s.window_ms`, after at least `s.min_requests` requests on others, with at least as many since;
+        None otherwise. A release tracker moves to a new model within hours of its release."""
+        if s is None or not self.models or self.pre_n < s.min_requests:
+            return None
+        since = self.n - self.pre_n
+        if since < s.min_requests or now_ms - self.model_first[-1] > s.window_ms:
+            return None
+        share = self.latest_n / since
+        if share < s.threshold:
+            return None
+        hours = (now_ms - self.model_first[-1]) / HOUR
+        return share, (f"{self.latest_n} of {since} requests since its first use {hours:.1f} h ago are on "
+                       f"{self.models[-1]}, after {self.pre_n} on other models")
 
 
 def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
@@ -214,6 +247,10 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
         hours = a.w1h.active_buckets(now, DAY)
         if hours >= s.threshold:
             hits.append(Hit(s, hours, f"active in {hours} of the last 24 hours"))
+    s = sig("ACCT_MODEL_PIVOT")
+    piv = a.pivot(now, s)
+    if piv is not None:
+        hits.append(Hit(s, round(piv[0], 4), piv[1]))
     s = sig("ACCT_NEW_UNVERIFIED")
     age = a.age_ms(now)
     fr = rules.fingerprints

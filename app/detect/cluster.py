@@ -10,8 +10,8 @@ from heapq import heapify, heappop, heappush
 from app.detect.hits import Hit, at_least
 from app.detect.messages import Summary
 
-# member record: [first_ms, org or "", young, unverified, n, flagged, decided_until_ms, linked_scopes]
-_FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC, _SCOPES = range(8)
+# member record: [first_ms, org or "", young, unverified, n, flagged, decided_until_ms, linked_scopes, pivot]
+_FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC, _SCOPES, _PIVOT = range(9)
 SCOPE_BITS = {"payment_fp": 1, "device_id": 2, "template": 4, "ip_prefix": 8, "ja4": 16, "system_prompt": 32}
 STRONG_SCOPES = 1 | 2
 
@@ -75,8 +75,9 @@ class ClusterState:
         self.members: dict[str, list] = {}
         self.fps: dict[str, list] = {}       # "scope:value" -> [accounts, orgs, decided_until_ms, last_link_ms]
         # running aggregates, so a link costs O(1) instead of a scan of members and values:
-        # [sum n, sum flagged, young members, best payment (orgs, key), best infra (orgs, key), sync]
-        self.agg: list = [0, 0, 0, 0, "", 0, "", 0]
+        # [sum n, sum flagged, young members, best payment (orgs, key), best infra (orgs, key), sync,
+        #  members whose last summary says they pivoted to a new model]
+        self.agg: list = [0, 0, 0, 0, "", 0, "", 0, 0]
         self.live: list | None = None         # the cluster's live decision, to fan out to late joiners
         self.pol_until_ms = 0
         self.pol_level = -1
@@ -145,12 +146,12 @@ class ClusterState:
         return dropped
 
     def snapshot(self) -> list:
-        return [4, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.agg, self.live,
+        return [5, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.agg, self.live,
                 self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action]
 
     @classmethod
     def restore(cls, s: list) -> ClusterState:
-        if not s or s[0] not in (3, 4):
+        if not s or s[0] not in (3, 4, 5):
             raise ValueError(f"unknown cluster state version {s[:1]!r}")
         c = cls.__new__(cls)
         (version, c.cid, c.first_ms, c.last_ms, c.members, c.fps, c.agg, c.live, c.pol_until_ms, c.pol_level,
@@ -158,6 +159,10 @@ class ClusterState:
         if version == 3:  # values without the time of their last link: as of the cluster's last activity
             for v in c.fps.values():
                 v.append(c.last_ms)
+        if version < 5:  # members without the pivot flag: none known to have pivoted
+            for m in c.members.values():
+                m.append(0)
+            c.agg.append(0)
         c._reindex()
         return c
 
@@ -168,17 +173,19 @@ class ClusterState:
         a = self.agg
         if m is None:
             self.members[s.account_id] = [s.first_ms, s.org or "", int(s.young), int(s.unverified),
-                                          s.n, s.flagged, 0, bit]
+                                          s.n, s.flagged, 0, bit, int(s.pivot)]
             heappush(self._oldest, (s.first_ms, s.account_id))
             self._first_in(s.first_ms)
             a[0] += s.n
             a[1] += s.flagged
             a[2] += int(s.young)
+            a[8] += int(s.pivot)
             if len(self.members) > max_members:  # the oldest member makes room (maybe the new one)
                 gone = self._evict_to(max_members)
                 a[0] -= gone[_N]
                 a[1] -= gone[_FLAG]
                 a[2] -= gone[_YOUNG]
+                a[8] -= gone[_PIVOT]
             a[7] = -1  # membership changed: synchronised-start figure is stale
             return True
         if s.first_ms < m[_FIRST]:
@@ -198,6 +205,9 @@ class ClusterState:
             a[1] += s.flagged - m[_FLAG]
             m[_FLAG] = s.flagged
         m[_SCOPES] |= bit
+        if int(s.pivot) != m[_PIVOT]:  # the newest summary says
+            a[8] += int(s.pivot) - m[_PIVOT]
+            m[_PIVOT] = int(s.pivot)
         return False
 
     def note_fp(self, key: str, accounts: int, orgs: int, max_values: int, ts_ms: int = 0) -> None:
@@ -260,6 +270,7 @@ class ClusterState:
         a[0] = sum(m[_N] for m in ms)
         a[1] = sum(m[_FLAG] for m in ms)
         a[2] = sum(m[_YOUNG] for m in ms)
+        a[8] = sum(m[_PIVOT] for m in ms)
         a[7] = -1
 
     def absorb(self, other: ClusterState, max_members: int) -> None:
@@ -273,6 +284,7 @@ class ClusterState:
                 mine[_DEC] = max(mine[_DEC], m[_DEC])
                 mine[_YOUNG] = max(mine[_YOUNG], m[_YOUNG])
                 mine[_SCOPES] |= m[_SCOPES]
+                mine[_PIVOT] = max(mine[_PIVOT], m[_PIVOT])
         for k, v in other.fps.items():
             self.fps.setdefault(k, v)
         self._reindex()
@@ -324,7 +336,7 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
     hits: list[Hit] = []
     sig = rules.signal
     size = len(c.members)
-    n, flagged, young, pay_cnt, pay_key, infra_orgs, infra_key, _ = c.agg
+    n, flagged, young, pay_cnt, pay_key, infra_orgs, infra_key, _, pivoted = c.agg
     at_least(sig("CL_SIZE"), size, f"{size} accounts linked through rare shared fingerprints", hits)
     s = sig("CL_CONTENT")
     if s is not None and n >= s.min_requests and flagged:
@@ -338,6 +350,12 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
         best = c.sync_start(s.window_ms)
         at_least(s, best / size, f"{best} of {size} accounts started within "
                                  f"{s.window_ms // 60000} min of each other", hits)
+    s = sig("CL_MODEL_PIVOT")
+    if s is not None and size >= s.min_requests and pivoted:
+        acct = sig("ACCT_MODEL_PIVOT")  # what counts as a member's pivot (no members pivot without it)
+        hours = acct.window_ms // 3_600_000 if acct is not None else 0
+        at_least(s, pivoted / size, f"{pivoted} of {size} accounts moved most of their traffic to a model they "
+                                    f"first used within the last {hours} h", hits)
     s = sig("FP_PAYMENT_SHARED")
     if s is not None and pay_key:
         accounts = c.fps[pay_key][0] if pay_key in c.fps else pay_cnt

@@ -19,6 +19,7 @@ class Summary:
     unverified: bool
     n: int
     flagged: int
+    pivot: bool = False   # moved most of its traffic to a model it first used recently (ACCT_MODEL_PIVOT)
 
     @property
     def eligible(self) -> bool:
@@ -28,16 +29,18 @@ class Summary:
 
     @property
     def level(self) -> int:
-        """Changes when n or flagged crosses a power of two: when an update is worth forwarding."""
-        return self.n.bit_length() * 64 + self.flagged.bit_length()
+        """Changes when n or flagged crosses a power of two, or the pivot flag flips: when an update is
+        worth forwarding."""
+        return (self.n.bit_length() * 64 + self.flagged.bit_length()) * 2 + self.pivot
 
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
-                self.n, self.flagged]
+                self.n, self.flagged, int(self.pivot)]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
-        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6])
+        # records written before the pivot flag have seven fields
+        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], len(w) > 7 and bool(w[7]))
 
 
 @dataclass(frozen=True, slots=True)

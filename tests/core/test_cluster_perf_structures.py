@@ -23,7 +23,7 @@ class Brute(ClusterState):
         m = self.members.get(s.account_id)
         if m is None:
             self.members[s.account_id] = [s.first_ms, s.org or "", int(s.young), int(s.unverified),
-                                          s.n, s.flagged, 0, 0]
+                                          s.n, s.flagged, 0, 0, int(s.pivot)]
             if len(self.members) > max_members:
                 oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
                 del self.members[oldest]

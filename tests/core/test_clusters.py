@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 
@@ -579,8 +580,46 @@ def test_cluster_state_of_version_3_restores_with_link_times(rules):
     feed = Feed(rules)
     _ring(feed)
     c = feed.cluster_of("ring-0")
-    s = c.snapshot()
-    old = [3, *s[1:5], {k: v[:3] for k, v in s[5].items()}, *s[6:]]
+    s = orjson.loads(orjson.dumps(c.snapshot()))
+    # version 3: values without their last link time, members without the pivot flag, agg one shorter
+    members = {k: m[:8] for k, m in s[4].items()}
+    old = [3, *s[1:4], members, {k: v[:3] for k, v in s[5].items()}, s[6][:8], *s[7:]]
     again = ClusterState.restore(old)
     assert all(v[3] == c.last_ms for v in again.fps.values())
-    assert again.snapshot()[0] == 4
+    assert again.snapshot()[0] == 5
+    assert again.members == c.members and again.agg == c.agg   # nobody in the ring pivoted
+
+
+def test_cluster_state_of_version_4_restores_without_pivots(rules):
+    feed = Feed(rules)
+    _ring(feed)
+    c = feed.cluster_of("ring-0")
+    s = orjson.loads(orjson.dumps(c.snapshot()))
+    old = [4, *s[1:4], {k: m[:8] for k, m in s[4].items()}, s[5], s[6][:8], *s[7:]]
+    again = ClusterState.restore(old)
+    assert again.snapshot() == orjson.loads(orjson.dumps(c.snapshot()))
+
+
+def test_a_card_ring_that_pivots_together_adds_the_model_pivot_signal(rules):
+    feed = Feed(rules)
+    n = rules.signals["CL_MODEL_PIVOT"].min_requests
+    for _ in range(8):    # each ring member: 8 requests on the old model ...
+        _ring(feed, n=n, request={"model": "m-old"})
+    for _ in range(6):    # ... then all of them move to the new one
+        outs = _ring(feed, n=n, request={"model": "m-new"})
+    c = feed.cluster_of("ring-0")
+    assert c.agg[8] == n and all(m[8] == 1 for m in c.members.values())
+    from app.detect.cluster import cluster_signals
+    hits = {h.signal.code: (h.value, h.detail) for h in cluster_signals(c, rules)}
+    assert hits["CL_MODEL_PIVOT"] == (1.0, f"{n} of {n} accounts moved most of their traffic to a model they "
+                                           "first used within the last 24 h")
+    assert outs  # the ring kept sending
+
+
+def test_a_ring_on_one_model_has_no_pivot(rules):
+    feed = Feed(rules)
+    for _ in range(14):
+        _ring(feed, n=4, request={"model": "m-old"})
+    from app.detect.cluster import cluster_signals
+    c = feed.cluster_of("ring-0")
+    assert c.agg[8] == 0 and "CL_MODEL_PIVOT" not in {h.signal.code for h in cluster_signals(c, rules)}

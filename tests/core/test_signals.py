@@ -433,3 +433,56 @@ def test_shadow_signal_only_produces_shadow_records(rules):
     # the enforce score leaves the shadow signal out: what is enforced does not change
     stage, _ = feed(evs, shadowed)
     assert stage.store.get("acct-1").pol_until_ms == 0
+
+
+# --------------------------------------------------------------------------------------- model pivot
+def _days_of(acct: str, models: list[str], start: int, gap_ms: int) -> list[Event]:
+    return [ev(i, acct, ts_ms=start + i * gap_ms, account=ESTABLISHED, client={"ja4": "t13d_sdk"},
+               request={"model": m, "prompt": BENIGN[i % 10]}) for i, m in enumerate(models)]
+
+
+def test_model_pivot_fires_when_most_traffic_moves_to_a_model_first_used_hours_ago(rules):
+    s = rules.signals["ACCT_MODEL_PIVOT"]
+    # a release tracker: 8 requests on the old model, then 6 of its next 7 on the model released at request 9
+    models = ["m-old"] * 8 + ["m-new", "m-new", "m-old", "m-new", "m-new", "m-new", "m-new"]
+    evs = _days_of("tracker", models, T0, 10 * MIN)
+    got = fired(evs, rules)
+    assert got["ACCT_MODEL_PIVOT"] == (round(6 / 7, 4), "6 of 7 requests since its first use 1.0 h ago are on "
+                                                        "m-new, after 8 on other models")
+    assert s.weight < rules.policy.alert_min_score  # evidence, not a decision by itself
+    # the summary the fingerprint stage is sent says so, from the request on which it fired
+    _, out = feed(evs, rules)
+    flags = [o.summary.pivot for o in out.observations if o.scope == "ja4"]
+    # from the 5th request since the switch (min_requests), 4 of them on m-new
+    assert len(flags) == len(evs) and flags == [False] * 12 + [True] * 3
+
+
+def test_model_pivot_hard_negatives(rules):
+    # a developer who tries the new model a few times and goes back
+    tried = ["m-old"] * 8 + ["m-new", "m-old", "m-old", "m-new", "m-old", "m-old", "m-old"]
+    assert "ACCT_MODEL_PIVOT" not in fired(_days_of("dev", tried, T0, 10 * MIN), rules)
+    # a new account that only ever used the new model: nothing to pivot from
+    only_new = ["m-new"] * 15
+    assert "ACCT_MODEL_PIVOT" not in fired(_days_of("fresh", only_new, T0, 10 * MIN), rules)
+    # a switch made long ago: after window_s the newest model is simply the one it uses
+    window = rules.signals["ACCT_MODEL_PIVOT"].window_ms
+    old = ["m-old"] * 8 + ["m-new"] * 7
+    evs = _days_of("switched", old, T0, 10 * MIN)
+    evs.append(ev(99, "switched", ts_ms=evs[8].ts_ms + window + MIN, account=ESTABLISHED,
+                  request={"model": "m-new", "prompt": BENIGN[0]}))
+    assert "ACCT_MODEL_PIVOT" not in fired(evs, rules)
+    # too few requests since the switch
+    assert "ACCT_MODEL_PIVOT" not in fired(_days_of("early", ["m-old"] * 8 + ["m-new"] * 4, T0, 10 * MIN), rules)
+
+
+def test_account_state_of_version_1_restores_without_pivot_evidence(rules):
+    from app.detect.account import AccountState
+
+    evs = _days_of("tracker", ["m-old"] * 8 + ["m-new"] * 7, T0, 10 * MIN)
+    stage, _ = feed(evs, rules)
+    st = stage.store.get("tracker")
+    v1 = [1, *st.snapshot()[1:-3]]
+    again = AccountState.restore(v1)
+    assert again.models == st.models and again.model_first == [st.last_ms, st.last_ms]
+    assert again.pivot(evs[-1].ts_ms, rules.signal("ACCT_MODEL_PIVOT")) is None
+    assert again.snapshot()[0] == 2 and AccountState.restore(again.snapshot()).snapshot() == again.snapshot()
