@@ -342,6 +342,10 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
     if s is not None and n >= s.min_requests and flagged:
         at_least(s, flagged / n, f"{flagged} of {n} requests across the cluster are trace elicitation, "
                                  "rubric grading or censorship-safe rewrites", hits)
+    s = sig("CL_VOLUME")
+    if s is not None and size >= s.min_requests:
+        at_least(s, n, f"{n} requests across {size} accounts (each counted as of its last summary, a lower "
+                       "bound)", hits)
     s = sig("CL_YOUNG")
     if s is not None and size >= s.min_requests:
         at_least(s, young / size, f"{young} of {size} accounts are new at first use", hits)

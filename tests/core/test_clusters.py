@@ -623,3 +623,21 @@ def test_a_ring_on_one_model_has_no_pivot(rules):
     from app.detect.cluster import cluster_signals
     c = feed.cluster_of("ring-0")
     assert c.agg[8] == 0 and "CL_MODEL_PIVOT" not in {h.signal.code for h in cluster_signals(c, rules)}
+
+
+def test_cluster_volume_counts_requests_across_members(rules):
+    from app.detect.messages import Summary
+
+    s = rules.signals["CL_VOLUME"]
+    c = ClusterState("c", T0)
+    per = int(s.threshold) // 4 + 1  # four light-looking members, each a quarter of the threshold
+    for k in range(4):
+        c.add(Summary(f"m{k}", f"org-{k}", T0, True, True, per, 0), 2000)
+    hits = {h.signal.code: (h.value, h.detail) for h in cluster_signals(c, rules)}
+    assert hits["CL_VOLUME"][0] == 4 * per >= s.threshold
+    assert hits["CL_VOLUME"][1].startswith(f"{4 * per} requests across 4 accounts")
+    # the same requests over fewer members than min_requests: not a cluster's volume
+    small = ClusterState("d", T0)
+    for k in range(s.min_requests - 1):
+        small.add(Summary(f"m{k}", f"org-{k}", T0, True, True, int(s.threshold), 0), 2000)
+    assert "CL_VOLUME" not in {h.signal.code for h in cluster_signals(small, rules)}
