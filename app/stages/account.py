@@ -67,7 +67,8 @@ class AccountStage(Stage):
             unverified=st.kyc == "none" or st.email == "disposable"
             or (st.channel in fr.abused_channels and st.kyc in fr.unverified_kyc),
             n=st.n, flagged=st.flagged(),
-            pivot=st.pivot(ev.ts_ms, rules.signal("ACCT_MODEL_PIVOT")) is not None,
+            # account_signals has just tested it for this event
+            pivot=any(h.signal.code == "ACCT_MODEL_PIVOT" for h in hits),
         )
         scopes = fr.scopes
         observations = out.observations
