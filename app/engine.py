@@ -13,6 +13,7 @@ agent over its own topic and table. Nothing here imports Faust or Kafka or reads
 
 from __future__ import annotations
 
+from app.features.content import ContentFeatures
 from app.ingest.event import Event
 from app.rules.model import Rules
 from app.stages.account import AccountStage
@@ -35,9 +36,9 @@ class Engine:
         for stage in (self.accounts, self.fingerprints, self.clusters):
             stage.set_rules(rules)
 
-    def process(self, ev: Event) -> Output:
+    def process(self, ev: Event, cf: ContentFeatures | None = None) -> Output:
         out = Output()
-        self.accounts.process(ev, out)
+        self.accounts.process(ev, out, cf)
         for obs in out.observations:
             self.fingerprints.process(obs, out)
         for link in out.links:

@@ -49,6 +49,8 @@ class Metrics:
         self.decision_latency = Histogram(p + "decision_latency_seconds", "Broker timestamp of the source "
                                           "record to the decision acknowledged by the broker",
                                           buckets=LATENCY_BUCKETS, registry=registry)
+        self.content_restarts = Counter(p + "content_pool_restarts_total", "Times a content process died "
+                                        "and its batch was analysed in the worker itself", registry=registry)
         self.rules_reloads = Counter(p + "rules_reloads_total", "Rules file reloads", ["result"],
                                      registry=registry)
 

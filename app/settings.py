@@ -36,6 +36,9 @@ class Settings:
     batch_within_ms: int = 20
     # decoded state objects kept in memory per table (the tables themselves live in RocksDB)
     state_cache: int = 50_000
+    # processes analysing prompts beside the worker's event loop: "auto" is one per usable CPU beyond
+    # the first (a container's CPU limit counts), 0 analyses in the worker's own process
+    content_jobs: str = "auto"
     # SASL credentials for managed clusters; masked in repr so they never reach a log line
     sasl_username: str = ""
     sasl_password: str = field(default="", repr=False)
@@ -72,6 +75,7 @@ class Settings:
             batch_max=int(e.get("DG_BATCH_MAX", d.batch_max)),
             batch_within_ms=int(e.get("DG_BATCH_WITHIN_MS", d.batch_within_ms)),
             state_cache=int(e.get("DG_STATE_CACHE", d.state_cache)),
+            content_jobs=e.get("DG_CONTENT_JOBS", d.content_jobs),
             sasl_username=e.get("KAFKA_SASL_USERNAME", ""),
             sasl_password=e.get("KAFKA_SASL_PASSWORD", ""),
         )

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.drivers.content_pool import ContentPool, Pending
 from app.emit.records import DeadLetter
 from app.emit.sinks import Sink
-from app.engine import Engine
+from app.engine import Engine, Output
 from app.ingest.parse import Rejection, parse_record
 from app.rules.model import Rules
 
@@ -41,8 +43,9 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def replay(path: Path, rules: Rules, sink: Sink, now_ms: int | None = None,
-           engine: Engine | None = None) -> ReplayStats:
-    """`now_ms` is the pipeline clock for plausibility checks and DLQ timestamps (default: wall clock)."""
+           engine: Engine | None = None, content_jobs: int = 0) -> ReplayStats:
+    """`now_ms` is the pipeline clock for plausibility checks and DLQ timestamps (default: wall clock).
+    `content_jobs` > 0 analyses prompts in that many other processes (`ContentPool`), the same records out."""
     clock_ms = int(time.time() * 1000) if now_ms is None else now_ms
     engine = engine or Engine(rules)
     stats = ReplayStats()
@@ -50,7 +53,11 @@ def replay(path: Path, rules: Rules, sink: Sink, now_ms: int | None = None,
     threshold = gc.get_threshold()
     gc.set_threshold(*_REPLAY_GC_THRESHOLD)
     try:
-        _run(path, clock_ms, engine, sink, stats)
+        if content_jobs > 0:
+            with ContentPool(content_jobs) as pool:
+                _run_pooled(path, clock_ms, engine, sink, stats, pool)
+        else:
+            _run(path, clock_ms, engine, sink, stats)
     finally:
         gc.set_threshold(*threshold)
     stats.seconds = time.perf_counter() - started
@@ -67,10 +74,55 @@ def _run(path: Path, clock_ms: int, engine: Engine, sink: Sink, stats: ReplaySta
             sink.dead_letter(DeadLetter(clock_ms, {"file": name, "line": line_no}, ev.code, ev.message, raw))
             continue
         stats.events += 1
-        out = engine.process(ev)
-        for a in out.alerts:
-            sink.alert(a)
-        for d in out.decisions:
-            sink.decision(d)
-        stats.alerts += len(out.alerts)
-        stats.decisions += len(out.decisions)
+        _emit(engine.process(ev), sink, stats)
+
+
+def _emit(out: Output, sink: Sink, stats: ReplayStats) -> None:
+    for a in out.alerts:
+        sink.alert(a)
+    for d in out.decisions:
+        sink.decision(d)
+    stats.alerts += len(out.alerts)
+    stats.decisions += len(out.decisions)
+
+
+POOLED_CHUNK = 512  # events per batch handed to the content processes
+
+
+def _run_pooled(path: Path, clock_ms: int, engine: Engine, sink: Sink, stats: ReplayStats,
+                pool: ContentPool) -> None:
+    """`_run` with the prompts of each chunk of events analysed by `pool` while this process runs the
+    stateful stages over the chunks before it; chunks finish in file order, so the records are the same."""
+    name = str(path)
+    accounts = engine.accounts
+    inflight: deque[tuple[list, Pending]] = deque()
+    depth = 2 * pool.jobs + 1
+
+    def finish() -> None:
+        chunk, pending = inflight.popleft()
+        features = iter(pending.result())
+        for line_no, raw, ev in chunk:
+            if isinstance(ev, Rejection):
+                stats.dead_letters += 1
+                sink.dead_letter(DeadLetter(clock_ms, {"file": name, "line": line_no}, ev.code, ev.message, raw))
+                continue
+            stats.events += 1
+            _emit(engine.process(ev, next(features)), sink, stats)
+
+    def submit(chunk: list) -> None:
+        items = [accounts.content_input(ev) for _, _, ev in chunk if not isinstance(ev, Rejection)]
+        inflight.append((chunk, pool.submit(items, accounts.content_cfg)))
+        while len(inflight) > depth:
+            finish()
+
+    chunk: list = []
+    for line_no, raw in iter_lines(path):
+        stats.lines += 1
+        chunk.append((line_no, raw, parse_record(raw, clock_ms)))
+        if len(chunk) >= POOLED_CHUNK:
+            submit(chunk)
+            chunk = []
+    if chunk:
+        submit(chunk)
+    while inflight:
+        finish()

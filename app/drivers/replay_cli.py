@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allowlist", type=Path, help="allowlist file (default: $DG_ALLOWLIST)")
     p.add_argument("--now", help="pipeline clock for plausibility checks (RFC 3339 or epoch ms; "
                                  "default: wall clock)")
+    p.add_argument("--content-jobs", default="auto", metavar="N|auto",
+                   help="processes analysing prompts beside the stateful stages (default auto: one per usable "
+                        "CPU beyond the first; 0 analyses in this process). Outputs do not depend on it.")
     p.set_defaults(func=run)
 
 
@@ -28,10 +31,16 @@ def run(args: argparse.Namespace) -> int:
     if inputs is None:
         return 2
     rules, now_ms = inputs.rules, inputs.now_ms
+    from app.drivers.content_pool import resolve_jobs
     from app.drivers.replay import replay
 
+    try:
+        jobs = resolve_jobs(args.content_jobs)
+    except ValueError as exc:
+        print(f"distill-guard replay: --content-jobs: {exc}", file=sys.stderr)
+        return 2
     with JsonlSink(args.out) as sink:
-        stats = replay(args.events, rules, sink, now_ms=now_ms)
+        stats = replay(args.events, rules, sink, now_ms=now_ms, content_jobs=jobs)
     rate = stats.events / stats.seconds if stats.seconds else 0.0
     print(f"replayed {stats.lines} records: {stats.events} events, {stats.dead_letters} dead letters, "
           f"{stats.alerts} alerts, {stats.decisions} decisions in {stats.seconds:.1f}s "

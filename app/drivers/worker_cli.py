@@ -24,6 +24,13 @@ def run(args: argparse.Namespace) -> int:
     except RulesError as exc:
         print(f"distill-guard worker: invalid rules: {exc}", file=sys.stderr)
         return 2
+    from app.drivers.content_pool import resolve_jobs
+
+    try:
+        resolve_jobs(s.content_jobs)
+    except ValueError as exc:
+        print(f"distill-guard worker: DG_CONTENT_JOBS: {exc}", file=sys.stderr)
+        return 2
     from app.topics import ensure_topics
 
     try:
@@ -44,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     # thresholds the cyclic collector walks them over and over (the same setting replay uses)
     gc.freeze()
     gc.set_threshold(*_REPLAY_GC_THRESHOLD)
-    _quiet_worker_class()(w.app, loglevel=args.loglevel).execute_from_commandline()
+    try:
+        _quiet_worker_class()(w.app, loglevel=args.loglevel).execute_from_commandline()
+    finally:
+        w.close()
     return 0
 
 

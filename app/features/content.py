@@ -912,6 +912,15 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     )
 
 
+ContentInput = tuple[str | None, str | None, int | None, int | None]  # prompt, system prompt hash, tools, images
+
+
+def analyse_batch(items: list[ContentInput], cfg: ContentConfig) -> list[ContentFeatures]:
+    """`analyse` over many requests, in order: the unit of work a driver may hand to another process
+    (the analysis is pure, so where it runs does not change a feature)."""
+    return [analyse(p, s, t, i, cfg) for p, s, t, i in items]
+
+
 def flagged(features: ContentFeatures, cfg: ContentConfig) -> tuple[str, ...]:
     """Names of the cue scores at or above cfg.flag_min, in a fixed order."""
     return tuple(name for name in SIGNALS if getattr(features, name) >= cfg.flag_min)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.detect.account import AccountState, account_signals
 from app.detect.messages import Observation, Summary
-from app.features.content import ContentConfig, analyse
+from app.features.content import ContentConfig, ContentFeatures, ContentInput, analyse
 from app.ingest.event import Event
 from app.policy.decide import Subject, decide, lift
 from app.rules.model import Rules
@@ -27,11 +27,18 @@ class AccountStage(Stage):
         b = self.rules.account
         return self.store.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
 
-    def process(self, ev: Event, out: Output) -> None:
+    @staticmethod
+    def content_input(ev: Event) -> ContentInput:
+        return ev.prompt, ev.system_prompt_hash, ev.tools, ev.images
+
+    def process(self, ev: Event, out: Output, cf: ContentFeatures | None = None) -> None:
+        """`cf`: the event's content features when the driver had them computed elsewhere (in another
+        process, `analyse_batch` over `content_input(ev)` with `content_cfg`); computed here otherwise."""
         rules = self.rules
         if self._tick(ev.ts_ms):
             self.sweep()
-        cf = analyse(ev.prompt, ev.system_prompt_hash, ev.tools, ev.images, self.content_cfg)
+        if cf is None:
+            cf = analyse(ev.prompt, ev.system_prompt_hash, ev.tools, ev.images, self.content_cfg)
         key = ev.account_id
         st = self.store.get(key)
         if st is None or ev.ts_ms - st.last_ms > rules.account.ttl_ms:
