@@ -113,10 +113,17 @@ class ContentPool:
 
     def _start(self) -> None:
         # spawn, not fork: the Faust worker has threads (a forked child could inherit a held lock)
-        self._ex = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_child_init,
-                                       initargs=(os.getpid(),))
-        for _ in range(self.jobs):  # start (and warm up) every child now, not on the first live batch
-            self._ex.submit(int)
+        try:
+            ex = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_child_init,
+                                     initargs=(os.getpid(),))
+            for _ in range(self.jobs):  # start (and warm up) every child now, not on the first live batch
+                ex.submit(int)
+        except OSError as exc:  # no /dev/shm for its semaphores, no processes left: analyse here
+            log.warning("cannot start %d content processes (%s); analysing prompts in this process",
+                        self.jobs, exc)
+            self._ex = None
+            return
+        self._ex = ex
 
     def submit(self, items: list[ContentInput], cfg: ContentConfig) -> Pending:
         ex = self._ex

@@ -153,3 +153,17 @@ def test_replay_cli_refuses_bad_content_jobs(tmp_path) -> None:
                         "--content-jobs", "-2"], cwd=ROOT, capture_output=True, timeout=60)
     assert r.returncode == 2
     assert b"--content-jobs" in r.stderr
+
+
+def test_a_pool_that_cannot_start_analyses_here(monkeypatch, caplog) -> None:
+    import app.drivers.content_pool as cp
+
+    def no_semaphores(*a, **k):
+        raise OSError(38, "Function not implemented: no /dev/shm")
+
+    monkeypatch.setattr(cp, "ProcessPoolExecutor", no_semaphores)
+    cfg = ContentConfig()
+    items = _inputs(50)
+    with caplog.at_level("WARNING", logger="distill_guard.content_pool"), ContentPool(2) as pool:
+        assert pool.submit(items, cfg).result() == analyse_batch(items, cfg)
+    assert "cannot start 2 content processes" in caplog.text
