@@ -37,8 +37,10 @@ class Settings:
     # decoded state objects kept in memory per table (the tables themselves live in RocksDB)
     state_cache: int = 50_000
     # processes analysing prompts beside the worker's event loop: "auto" is one per usable CPU beyond
-    # the first (a container's CPU limit counts), 0 analyses in the worker's own process
-    content_jobs: str = "auto"
+    # the first (a container's CPU limit counts), 0 (the default) analyses in the worker's own process.
+    # Experimental in the worker: with it on, 2 of 6 two-worker bench runs left one input partition
+    # unfetched after the group rebalance (none of 9 without); replay (no consumer group) uses "auto".
+    content_jobs: str = "0"
     # SASL credentials for managed clusters; masked in repr so they never reach a log line
     sasl_username: str = ""
     sasl_password: str = field(default="", repr=False)

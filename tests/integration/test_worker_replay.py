@@ -22,8 +22,9 @@ from tests.traffic import BAD_RECORDS, build
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, kafka_bootstrap, rules):
+@pytest.fixture(scope="module", params=["0", "1"], ids=["inline-content", "content-process"])
+def run(request, tmp_path_factory, kafka_bootstrap, rules):
+    """The whole module twice: prompts analysed in the worker itself, and in one content process."""
     import uuid
 
     uid = uuid.uuid4().hex[:8]
@@ -40,7 +41,7 @@ def run(tmp_path_factory, kafka_bootstrap, rules):
     sink = ListSink()
     stats = replay(events, rules, sink, now_ms=now_ms)
 
-    w = WorkerProc(uid, tmp / "state", tmp / "worker.log", free_port())
+    w = WorkerProc(uid, tmp / "state", tmp / "worker.log", free_port(), extra={"DG_CONTENT_JOBS": request.param})
     w.start()
     try:
         w.wait_metrics()

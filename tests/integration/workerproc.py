@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -33,6 +33,7 @@ class WorkerProc:
     log_path: Path
     port: int
     proc: subprocess.Popen | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # more environment (e.g. DG_CONTENT_JOBS)
 
     @property
     def env(self) -> dict[str, str]:
@@ -48,6 +49,7 @@ class WorkerProc:
             "DG_DATA_DIR": str(self.data_dir),
             "DG_STORE": os.environ.get("DG_TEST_STORE", "memory://"),
         })
+        env.update(self.extra)
         return env
 
     def topic(self, name: str) -> str:
