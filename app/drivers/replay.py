@@ -53,28 +53,12 @@ def replay(path: Path, rules: Rules, sink: Sink, now_ms: int | None = None,
     threshold = gc.get_threshold()
     gc.set_threshold(*_REPLAY_GC_THRESHOLD)
     try:
-        if content_jobs > 0:
-            with ContentPool(content_jobs) as pool:
-                _run_pooled(path, clock_ms, engine, sink, stats, pool)
-        else:
-            _run(path, clock_ms, engine, sink, stats)
+        with ContentPool(content_jobs) as pool:  # 0 jobs: analysed in this process, chunk by chunk
+            _run(path, clock_ms, engine, sink, stats, pool)
     finally:
         gc.set_threshold(*threshold)
     stats.seconds = time.perf_counter() - started
     return stats
-
-
-def _run(path: Path, clock_ms: int, engine: Engine, sink: Sink, stats: ReplayStats) -> None:
-    name = str(path)
-    for line_no, raw in iter_lines(path):
-        stats.lines += 1
-        ev = parse_record(raw, clock_ms)
-        if isinstance(ev, Rejection):
-            stats.dead_letters += 1
-            sink.dead_letter(DeadLetter(clock_ms, {"file": name, "line": line_no}, ev.code, ev.message, raw))
-            continue
-        stats.events += 1
-        _emit(engine.process(ev), sink, stats)
 
 
 def _emit(out: Output, sink: Sink, stats: ReplayStats) -> None:
@@ -86,13 +70,13 @@ def _emit(out: Output, sink: Sink, stats: ReplayStats) -> None:
     stats.decisions += len(out.decisions)
 
 
-POOLED_CHUNK = 512  # events per batch handed to the content processes
+POOLED_CHUNK = 512  # events per chunk handed to the content pool
 
 
-def _run_pooled(path: Path, clock_ms: int, engine: Engine, sink: Sink, stats: ReplayStats,
-                pool: ContentPool) -> None:
-    """`_run` with the prompts of each chunk of events analysed by `pool` while this process runs the
-    stateful stages over the chunks before it; chunks finish in file order, so the records are the same."""
+def _run(path: Path, clock_ms: int, engine: Engine, sink: Sink, stats: ReplayStats, pool: ContentPool) -> None:
+    """The file in chunks of events: each chunk's prompts analysed by `pool` (in other processes while
+    this one runs the stateful stages over the chunks before it, or here with 0 jobs); chunks finish in
+    file order, so the records do not depend on the pool."""
     name = str(path)
     accounts = engine.accounts
     inflight: deque[tuple[list, Pending]] = deque()

@@ -217,7 +217,7 @@ class Worker:
         latencies: list[tuple[float, int]] = []  # (source timestamp, decisions made so far)
         t0 = time.perf_counter()
         valid = 0
-        kept: list[tuple[Any, Any, Any]] = []  # (event, message, parsed) to run through the stage
+        kept: list[tuple[Any, Any, Any, str]] = []  # (event, message, parsed, source) to run through the stage
         for event in events:
             msg = event.message
             raw = msg.value if isinstance(msg.value, bytes) else (event.value or b"")
@@ -237,17 +237,16 @@ class Worker:
             if store.applied(ev.account_id, source) >= msg.offset:
                 self._m_skipped.inc()
                 continue  # applied before a crash; its outputs went out before its state was written
-            kept.append((event, msg, ev))
+            kept.append((event, msg, ev, source))
         # the prompts are analysed in the content processes meanwhile the loop runs the other stages
         restarts = self.content.restarts
-        pending = self.content.submit([stage.content_input(ev) for _, _, ev in kept], stage.content_cfg)
+        pending = self.content.submit([stage.content_input(ev) for _, _, ev, _ in kept], stage.content_cfg)
         features = await pending.wait()
         if self.content.restarts > restarts:
             m.content_restarts.inc(self.content.restarts - restarts)
-        for (event, msg, ev), cf in zip(kept, features, strict=True):
+        for (event, msg, ev, source), cf in zip(kept, features, strict=True):
             _enter(event)
-            store.event, store.position = event, msg.offset
-            store.source = "r" if msg.topic == self.settings.requests_topic else "k"
+            store.event, store.source, store.position = event, source, msg.offset
             m.lag.observe(max(0.0, (now_ms - ev.ts_ms) / 1000.0))
             before = len(out.decisions)
             seen = len(out.observations)

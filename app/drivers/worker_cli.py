@@ -72,4 +72,3 @@ def _quiet_worker_class() -> type:
             super().on_setup_root_logger(logger, level)
 
     return QuietWorker
-

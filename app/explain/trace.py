@@ -19,6 +19,7 @@ from app.detect.fingerprint import FpState
 from app.detect.hits import Hit
 from app.emit.records import Alert, Decision, iso_ms
 from app.engine import Engine, Output
+from app.features.content import ContentFeatures
 from app.ingest.event import Event
 from app.policy.decide import LEVELS, _step_for
 from app.rules.model import Rules
@@ -442,8 +443,8 @@ class TracingEngine(Engine):
         self.trace = AccountTrace(account_id, rules)
         self._tick = tick
 
-    def process(self, ev: Event) -> Output:
-        out = super().process(ev)
+    def process(self, ev: Event, cf: ContentFeatures | None = None) -> Output:
+        out = super().process(ev, cf)
         self.trace.after(self, ev, out)
         if self._tick is not None:
             self._tick()

@@ -38,7 +38,7 @@ class AccountStage(Stage):
         if self._tick(ev.ts_ms):
             self.sweep()
         if cf is None:
-            cf = analyse(ev.prompt, ev.system_prompt_hash, ev.tools, ev.images, self.content_cfg)
+            cf = analyse(*self.content_input(ev), self.content_cfg)
         key = ev.account_id
         st = self.store.get(key)
         if st is None or ev.ts_ms - st.last_ms > rules.account.ttl_ms:
