@@ -65,6 +65,14 @@ class Observation:
     def unwire(cls, w: list) -> Observation:
         return cls(w[0], w[1], w[2], w[3], Summary.unwire(w[4]))
 
+    def wire_ref(self, ref: int) -> list:
+        """`wire` with the summary replaced by its index in a table the bundle carries once."""
+        return [self.scope, self.value, self.ts_ms, self.event_id, ref]
+
+    @classmethod
+    def unwire_ref(cls, w: list, summaries: list[Summary]) -> Observation:
+        return cls(w[0], w[1], w[2], w[3], summaries[w[4]])
+
     @classmethod
     def decode(cls, b: bytes) -> Observation:
         return cls.unwire(orjson.loads(b))
@@ -88,6 +96,13 @@ class Link:
     @classmethod
     def unwire(cls, w: list) -> Link:
         return cls(w[0], w[1], w[2], Summary.unwire(w[3]), w[4], w[5], w[6])
+
+    def wire_ref(self, ref: int) -> list:
+        return [self.fp, self.ts_ms, self.event_id, ref, self.anchor, self.fp_accounts, self.fp_orgs]
+
+    @classmethod
+    def unwire_ref(cls, w: list, summaries: list[Summary]) -> Link:
+        return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6])
 
     def encode(self) -> bytes:
         return orjson.dumps(self.wire())

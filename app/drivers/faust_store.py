@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from faust.types import TP
 
 from app.errors import StateError
 
@@ -48,6 +49,7 @@ class FaustStore:
         self._seq = 0
         self._cache_max = cache_max
         self._last_sweep_ms = 0
+        self._read: Callable[[str], bytes | None] | None = None  # table reads (see _rocks_reader)
         self.bytes_written = 0
         # set by the driver before each input: the event that owns the keys touched, and its position
         self.event: Any = None
@@ -68,7 +70,9 @@ class FaustStore:
         obj = self._cache.get(key)
         if obj is not None:
             return obj
-        raw = self.table.get(key)
+        if self._read is None:
+            self._read = _rocks_reader(self.table)
+        raw = self._read(key)
         if raw is None:
             return None
         try:
@@ -141,32 +145,45 @@ class FaustStore:
         the partition of the event that owns each key. `enter(event)` makes that event Faust's current
         one (RocksDB picks the partition database by it); `producer` is the app's Faust producer.
 
-        This is what `table[key] = value` does, minus its per-write overhead: the changelog records go
-        straight to the producer (key JSON-encoded, as Faust encodes a `str` key, value raw) instead of
-        one by one through Faust's producer buffer, and the offset Faust keeps per partition (to know at
-        start-up how much of the changelog it already has) is recorded once per partition, from the last
-        record."""
+        This is what `table[key] = value` does, minus its per-write overhead: each partition's group of
+        writes goes to RocksDB as one write batch and to the changelog as whole record batches (one
+        delivery future per batch, not per record; key JSON-encoded, as Faust encodes a `str` key, value
+        raw), and the changelog offset Faust keeps per partition (to know at start-up how much of the
+        changelog its local store already has) is recorded once per batch, from its last record. A store
+        or producer without those batch interfaces (the memory store of the tests) takes the writes one
+        by one."""
         table = self.table
         data = table.data
         topic = table.changelog_topic.get_topic_name()
-        send = producer.send
         dumps = orjson.dumps
+        rocks = _rocks_batches(data)
+        batches = _batch_producer(producer)
         n = 0
         for event, writes in d.groups:
             enter(event)
             p = event.message.partition
-            last = None
-            for key, raw in writes:
-                if raw is None:
-                    if key in data:
-                        del data[key]
-                else:
+            records = [(dumps(key), raw) for key, raw in writes]
+            for _, raw in records:
+                if raw is not None:
                     self.bytes_written += len(raw)
-                    data[key] = raw
-                last = await send(topic, dumps(key), raw, p, None, None)
-                n += 1
-            if last is not None:
-                last.add_done_callback(table._on_changelog_sent)
+            if rocks is not None:
+                rocks(data, p, records)
+            else:
+                for key, raw in writes:
+                    if raw is None:
+                        if key in data:
+                            del data[key]
+                    else:
+                        data[key] = raw
+            if batches is not None:
+                await _send_batches(batches, topic, p, records, data)
+            else:
+                last = None
+                for kb, raw in records:
+                    last = await producer.send(topic, kb, raw, p, None, None)
+                if last is not None:
+                    last.add_done_callback(table._on_changelog_sent)
+            n += len(records)
         for _, writes in d.groups:
             for key, _ in writes:
                 entry = self._pending.get(key)
@@ -196,3 +213,96 @@ class FaustStore:
         for key in victims:
             self.delete(key)
         return len(victims)
+
+
+# ----------------------------------------------------------------------------- batch paths into Faust
+# Faust (0.11-0.15) writes a table key with one RocksDB put and sends its changelog record with one
+# producer call each; both have batch forms underneath, used here when present.
+
+
+def _rocks_reader(table: Any) -> Callable[[str], bytes | None]:
+    """`table.get`, minus Faust's mapping layers when the table is rocksdict-backed: the key encoded as
+    Faust encodes a `str` key and read from the current event's partition database, as Faust's own
+    read does for a partitioned table."""
+    data = table.data
+    index = getattr(data, "_key_index", None)
+    if (not getattr(data, "use_rocksdict", False) or not hasattr(data, "_db_for_partition") or index is None
+            or table.is_global or table.use_partitioner):
+        return table.get
+    from faust.streams import current_event
+
+    dumps = orjson.dumps
+    slow = table.get
+
+    def read(key: str) -> bytes | None:
+        event = current_event()
+        if event is None:
+            return slow(key)
+        p = event.message.partition
+        kb = dumps(key)
+        raw = data._db_for_partition(p).get(kb)
+        if raw is not None:
+            index[kb] = p
+        return raw
+
+    return read
+
+
+def _rocks_batches(data: Any) -> Callable[[Any, int, list[tuple[bytes, bytes | None]]], None] | None:
+    """A writer of one partition's records as a single rocksdict WriteBatch, or None when `data` is not
+    Faust's rocksdict-backed store (then the caller writes key by key through the table)."""
+    if not getattr(data, "use_rocksdict", False) or not hasattr(data, "_db_for_partition"):
+        return None
+    index = getattr(data, "_key_index", None)
+    if index is None:
+        return None
+    import rocksdict
+
+    def write(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
+        wb = rocksdict.WriteBatch(raw_mode=True)
+        for kb, raw in records:
+            if raw is None:
+                wb.delete(kb)
+                index.pop(kb, None)
+            else:
+                wb.put(kb, raw)
+                index[kb] = partition
+        store._db_for_partition(partition).write(wb)
+
+    return write
+
+
+def _batch_producer(producer: Any) -> Any | None:
+    """The aiokafka producer under Faust's, when it offers create_batch/send_batch."""
+    ensure = getattr(producer, "_ensure_producer", None)  # the started aiokafka producer
+    ak = ensure() if ensure is not None else None
+    if not (hasattr(ak, "create_batch") and hasattr(ak, "send_batch")):
+        return None
+    return ak
+
+
+async def _send_batches(ak: Any, topic: str, partition: int, records: list[tuple[bytes, bytes | None]],
+                        data: Any) -> None:
+    """`records` to `topic`/`partition` in as few record batches as fit; each acknowledged batch records
+    the offset of its last record as the local store's persisted changelog offset."""
+    tp = TP(topic, partition)
+
+    async def flush(batch: Any, count: int) -> None:
+        batch.close()  # exactly these records: nothing sent elsewhere may join it (the offset below)
+        fut = await ak.send_batch(batch, topic, partition=partition)
+
+        def persisted(f: Any) -> None:
+            if not f.cancelled() and f.exception() is None:
+                data.set_persisted_offset(tp, f.result().offset + count - 1)
+
+        fut.add_done_callback(persisted)
+
+    batch, count = ak.create_batch(), 0
+    for kb, raw in records:
+        if batch.append(key=kb, value=raw, timestamp=None) is None:  # full
+            await flush(batch, count)
+            batch, count = ak.create_batch(), 0
+            batch.append(key=kb, value=raw, timestamp=None)  # an empty batch takes any one record
+        count += 1
+    if count:
+        await flush(batch, count)

@@ -26,7 +26,7 @@ import time
 import weakref
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import faust
@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry
 from app.detect.account import AccountState
 from app.detect.cluster import ClusterState
 from app.detect.fingerprint import FpState
-from app.detect.messages import Link, Observation
+from app.detect.messages import Link, Observation, Summary
 from app.drivers.content_pool import ContentPool, resolve_jobs
 from app.drivers.faust_store import FaustStore
 from app.emit.records import DeadLetter
@@ -68,35 +68,68 @@ def _enter(event: Any) -> None:
 
 
 def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES) -> list[bytes]:
-    """Many stage messages per Kafka record: [oldest source timestamp (s), [wire, ...]], split so that no
-    record exceeds `max_bytes` (a batch of thousands of events must not make a record larger than the
-    producer or the broker accept); an item larger than that on its own goes alone."""
-    head = b"[" + orjson.dumps(oldest_s) + b",["
+    """Many stage messages (observations or links) per Kafka record, split so that no record exceeds
+    `max_bytes` (a batch of thousands of events must not make a record larger than the producer or the
+    broker accept; an item larger than that on its own goes alone):
+
+        [oldest source timestamp (s), [item.wire_ref(i), ...], [summary.wire(), ...]]
+
+    An account's summary is shared by every observation of its event (and often by its links): each
+    record carries each distinct summary once and its items refer to it by index. Records of the older
+    form [ts, [item.wire(), ...]] (summaries inline) are still read (`_unbundle`)."""
+    dumps = orjson.dumps
+    head = b"[" + dumps(oldest_s) + b",["
     out: list[bytes] = []
     parts: list[bytes] = []
-    size = len(head)
+    sums: list[bytes] = []
+    refs: dict[int, int] = {}
+    size = len(head) + 4
+
+    def close() -> None:
+        out.append(head + b",".join(parts) + b"],[" + b",".join(sums) + b"]]")
+
     for x in items:
-        b = orjson.dumps(x.wire())
-        if parts and size + len(b) + 3 > max_bytes:
-            out.append(head + b",".join(parts) + b"]]")
-            parts, size = [], len(head)
+        s = x.summary
+        ref = refs.get(id(s))
+        sb = b""
+        if ref is None:
+            sb = dumps(s.wire())
+        b = dumps(x.wire_ref(len(sums) if ref is None else ref))
+        if parts and size + len(b) + len(sb) + 2 > max_bytes:
+            close()
+            parts, sums, refs, size = [], [], {}, len(head) + 4
+            sb = dumps(s.wire())
+            b = dumps(x.wire_ref(0))
+            ref = None
+        if ref is None:
+            refs[id(s)] = len(sums)
+            sums.append(sb)
+            size += len(sb) + 1
         parts.append(b)
         size += len(b) + 1
     if parts:
-        out.append(head + b",".join(parts) + b"]]")
+        close()
     return out
 
 
-def _unbundle(events: list, unwire: Callable[[list], Any]) -> Iterator[tuple[Any, int, float, Any]]:
-    """(event, position, oldest source timestamp, item) for every item of every bundle in `events`;
-    each bundle's event is made current while its items are handled."""
+def _unbundle(events: list, message: type) -> Iterator[tuple[Any, int, float, Any]]:
+    """(event, position, oldest source timestamp, item) for every item of every bundle in `events`,
+    `message` (Observation or Link) decoding the items; each bundle's event is made current while its
+    items are handled."""
+    unwire_ref, unwire = message.unwire_ref, message.unwire
     for event in events:
         msg = event.message
-        ts_s, items = orjson.loads(msg.value)
+        doc = orjson.loads(msg.value)
+        ts_s, items = doc[0], doc[1]
         _enter(event)
         base = msg.offset << BUNDLE_BITS
-        for i, w in enumerate(items):
-            yield event, base + i, ts_s, unwire(w)
+        if len(doc) > 2:
+            summaries = list(map(Summary.unwire, doc[2]))
+            for i, w in enumerate(items):
+                yield event, base + i, ts_s, unwire_ref(w, summaries)
+        else:  # written before summaries were shared
+            for i, w in enumerate(items):
+                yield event, base + i, ts_s, unwire(w)
 
 
 def _brokers(bootstrap: str) -> list[str]:
@@ -276,7 +309,7 @@ class Worker:
         oldest = float("inf")
         t0 = time.perf_counter()
         n = 0
-        for event, pos, ts_s, obs in _unbundle(events, Observation.unwire):
+        for event, pos, ts_s, obs in _unbundle(events, Observation):
             n += 1
             if store.applied(obs.key, "o") >= pos:
                 self._m_skipped.inc()
@@ -300,7 +333,7 @@ class Worker:
         latencies: list[tuple[float, int]] = []
         t0 = time.perf_counter()
         n = 0
-        for event, pos, ts_s, link in _unbundle(events, Link.unwire):
+        for event, pos, ts_s, link in _unbundle(events, Link):
             n += 1
             # every link re-points its account's index entry: a newer position there means applied
             if index.applied("a:" + link.summary.account_id, "l") >= pos:

@@ -1,16 +1,37 @@
-"""Bundles between the worker's stages: split by size, nothing lost or reordered."""
+"""Bundles between the worker's stages: split by size, nothing lost or reordered, summaries shared."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import orjson
 
-from app.detect.messages import Observation, Summary
-from app.drivers.worker import BUNDLE_MAX_BYTES, bundles
+from app.detect.messages import Link, Observation, Summary
+from app.drivers.worker import BUNDLE_BITS, BUNDLE_MAX_BYTES, _unbundle, bundles
 
 
-def _obs(i: int, value_len: int = 40) -> Observation:
-    s = Summary(f"acct-{i}", f"org-{i % 7}", 1_700_000_000_000 + i, bool(i % 2), False, i, i % 3)
+def _summary(i: int) -> Summary:
+    return Summary(f"acct-{i}", f"org-{i % 7}", 1_700_000_000_000 + i, bool(i % 2), False, i, i % 3)
+
+
+def _obs(i: int, value_len: int = 40, summary: Summary | None = None) -> Observation:
+    s = summary if summary is not None else _summary(i)
     return Observation("device_id", f"dev-{i}-" + "x" * value_len, 1_700_000_000_000 + i, f"ev-{i}", s)
+
+
+class _Event:  # what _unbundle reads of a Faust event (it keeps a weak reference to make it current)
+    def __init__(self, value: bytes, offset: int) -> None:
+        self.message = SimpleNamespace(value=value, offset=offset)
+
+
+def _decode(records: list[bytes], message: type = Observation, first_offset: int = 0) -> list:
+    """Items out of records as the receiving stage reads them (positions checked too)."""
+    events = [_Event(r, first_offset + k) for k, r in enumerate(records)]
+    out = []
+    for event, pos, _ts, item in _unbundle(events, message):
+        assert pos >> BUNDLE_BITS == event.message.offset
+        out.append(item)
+    return out
 
 
 def test_a_large_batch_is_split_under_the_limit_and_keeps_every_item_in_order():
@@ -18,18 +39,14 @@ def test_a_large_batch_is_split_under_the_limit_and_keeps_every_item_in_order():
     out = bundles(items, 1234.5, max_bytes=BUNDLE_MAX_BYTES)
     assert len(out) > 1
     assert all(len(b) <= BUNDLE_MAX_BYTES for b in out)
-    decoded = []
-    for b in out:
-        ts, wires = orjson.loads(b)
-        assert ts == 1234.5
-        decoded += [Observation.unwire(w) for w in wires]
-    assert decoded == items
+    assert all(orjson.loads(b)[0] == 1234.5 for b in out)
+    assert _decode(out) == items
 
 
 def test_small_batches_stay_one_record_and_empty_gives_none():
     items = [_obs(i) for i in range(10)]
     out = bundles(items, 1.0)
-    assert len(out) == 1 and [Observation.unwire(w) for w in orjson.loads(out[0])[1]] == items
+    assert len(out) == 1 and _decode(out) == items
     assert bundles([], 1.0) == []
 
 
@@ -37,3 +54,39 @@ def test_an_item_larger_than_the_limit_goes_alone():
     big, small = _obs(1, 5000), _obs(2)
     out = bundles([small, big, small], 0.0, max_bytes=1000)
     assert [len(orjson.loads(b)[1]) for b in out] == [1, 1, 1]
+    assert _decode(out) == [small, big, small]
+
+
+def test_one_events_observations_carry_its_summary_once_per_record():
+    s1, s2 = _summary(1), _summary(2)
+    items = [_obs(i, summary=s1) for i in range(6)] + [_obs(i, summary=s2) for i in range(6, 9)] + [_obs(9, summary=s1)]
+    out = bundles(items, 5.0)
+    assert len(out) == 1
+    _, wires, summaries = orjson.loads(out[0])
+    assert summaries == [s1.wire(), s2.wire()]
+    assert [w[4] for w in wires] == [0] * 6 + [1] * 3 + [0]
+    decoded = _decode(out)
+    assert decoded == items
+    assert decoded[0].summary is decoded[9].summary  # decoded once, shared like the sender's
+
+
+def test_a_split_record_repeats_the_summaries_it_refers_to():
+    s = _summary(3)
+    items = [_obs(i, 300, summary=s) for i in range(40)]
+    out = bundles(items, 0.0, max_bytes=2000)
+    assert len(out) > 3 and all(len(b) <= 2000 for b in out)
+    for b in out:
+        assert orjson.loads(b)[2] == [s.wire()]
+    assert _decode(out) == items
+
+
+def test_links_travel_the_same_way():
+    s = _summary(4)
+    links = [Link(f"ja4:t13d{i}", 1_700_000_000_000 + i, f"ev-{i}", s, "acct-0", 3 + i, 2) for i in range(5)]
+    assert _decode(bundles(links, 9.0), Link) == links
+
+
+def test_records_of_the_older_inline_form_are_still_read():
+    items = [_obs(i) for i in range(4)]
+    old = b"[7.0,[" + b",".join(orjson.dumps(x.wire()) for x in items) + b"]]"
+    assert _decode([old], first_offset=41) == items
