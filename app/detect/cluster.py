@@ -337,37 +337,37 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
     sig = rules.signal
     size = len(c.members)
     n, flagged, young, pay_cnt, pay_key, infra_orgs, infra_key, _, pivoted = c.agg
-    at_least(sig("CL_SIZE"), size, f"{size} accounts linked through rare shared fingerprints", hits)
+    at_least(sig("CL_SIZE"), size, lambda: f"{size} accounts linked through rare shared fingerprints", hits)
     s = sig("CL_CONTENT")
     if s is not None and n >= s.min_requests and flagged:
-        at_least(s, flagged / n, f"{flagged} of {n} requests across the cluster are trace elicitation, "
+        at_least(s, flagged / n, lambda: f"{flagged} of {n} requests across the cluster are trace elicitation, "
                                  "rubric grading or censorship-safe rewrites", hits)
     s = sig("CL_VOLUME")
     if s is not None and size >= s.min_requests:
-        at_least(s, n, f"{n} requests across {size} accounts (each counted as of its last summary, a lower "
+        at_least(s, n, lambda: f"{n} requests across {size} accounts (each counted as of its last summary, a lower "
                        "bound)", hits)
     s = sig("CL_YOUNG")
     if s is not None and size >= s.min_requests:
-        at_least(s, young / size, f"{young} of {size} accounts are new at first use", hits)
+        at_least(s, young / size, lambda: f"{young} of {size} accounts are new at first use", hits)
     s = sig("CL_SYNC_START")
     if s is not None and size >= max(3, s.min_requests):
         best = c.sync_start(s.window_ms)
-        at_least(s, best / size, f"{best} of {size} accounts started within "
+        at_least(s, best / size, lambda: f"{best} of {size} accounts started within "
                                  f"{s.window_ms // 60000} min of each other", hits)
     s = sig("CL_MODEL_PIVOT")
     if s is not None and size >= s.min_requests and pivoted:
         acct = sig("ACCT_MODEL_PIVOT")  # what counts as a member's pivot (no members pivot without it)
         hours = acct.window_ms // 3_600_000 if acct is not None else 0
-        at_least(s, pivoted / size, f"{pivoted} of {size} accounts moved most of their traffic to a model they "
+        at_least(s, pivoted / size, lambda: f"{pivoted} of {size} accounts moved most of their traffic to a model they "
                                     f"first used within the last {hours} h", hits)
     s = sig("FP_PAYMENT_SHARED")
     if s is not None and pay_key:
         accounts = c.fps[pay_key][0] if pay_key in c.fps else pay_cnt
-        at_least(s, pay_cnt, f"{pay_cnt} different orgs ({accounts} accounts) pay with {pay_key}", hits)
+        at_least(s, pay_cnt, lambda: f"{pay_cnt} different orgs ({accounts} accounts) pay with {pay_key}", hits)
     s = sig("FP_SHARED_UNRELATED")
     if s is not None and size and infra_key and young / size >= s.min_young_share:
         if s.window_ms:
             infra_orgs, infra_key = c.fresh_infra(c.last_ms, s.window_ms)
         if infra_key:
-            at_least(s, infra_orgs, f"{infra_key} is shared by accounts of {infra_orgs} different orgs", hits)
+            at_least(s, infra_orgs, lambda: f"{infra_key} is shared by accounts of {infra_orgs} different orgs", hits)
     return hits

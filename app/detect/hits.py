@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.emit.records import Reason
@@ -18,7 +19,8 @@ class Hit:
         return Reason(self.signal.code, self.value, self.signal.threshold, self.detail)
 
 
-def at_least(sig: Signal | None, value: float, detail: str, out: list[Hit]) -> None:
-    """Append a hit when the signal is enabled and `value` reaches its threshold."""
+def at_least(sig: Signal | None, value: float, detail: Callable[[], str], out: list[Hit]) -> None:
+    """Append a hit when the signal is enabled and `value` reaches its threshold; `detail` makes the
+    hit's text, and runs only then (signals are tested on every event, most of them do not fire)."""
     if sig is not None and value >= sig.threshold:
-        out.append(Hit(sig, value, detail))
+        out.append(Hit(sig, value, detail()))

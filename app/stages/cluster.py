@@ -118,8 +118,11 @@ class ClusterStage(Stage):
             c.live = [decision.decision_id, decision.action, decision.ttl_s, decision.limit_rpm,
                       list(decision.reasons), decision.alert_id, decision.mode, decision.ts_ms]
             self._fan_out(c, decision, ts, out)
-        elif c.live is not None and ts < c.live[7] + c.live[2] * 1000:
-            self._fan_out(c, self._live_decision(c), ts, out, only=acct)
+        elif c.live is not None and ts < (until := c.live[7] + c.live[2] * 1000):
+            # a late joiner's copy of the live decision; most links come from members that have it
+            m = c.members.get(acct)
+            if m is not None and m[_DEC] < until and member_implicated(m):
+                self._fan_out(c, self._live_decision(c), ts, out, only=acct)
         self.clusters.put(c.cid, c)
 
     def _meets_cluster_requirement(self, a) -> bool:
