@@ -51,6 +51,9 @@ class Metrics:
                                           buckets=LATENCY_BUCKETS, registry=registry)
         self.content_restarts = Counter(p + "content_pool_restarts_total", "Times a content process died "
                                         "and its batch was analysed in the worker itself", registry=registry)
+        self.input_repairs = Counter(p + "input_repairs_total", "Records the worker's input order guard "
+                                     "dropped or re-read (Faust can lose or repeat records around a rebalance)",
+                                     ["stage", "kind"], registry=registry)
         self.rules_reloads = Counter(p + "rules_reloads_total", "Rules file reloads", ["result"],
                                      registry=registry)
 

@@ -27,6 +27,7 @@ import weakref
 import zlib
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -41,6 +42,7 @@ from app.detect.fingerprint import FpState
 from app.detect.messages import Link, Observation, Summary
 from app.drivers.content_pool import ContentPool, resolve_jobs
 from app.drivers.faust_store import FaustStore
+from app.drivers.order import Fill, InputOrder
 from app.emit.records import DeadLetter
 from app.engine import AccountStage, ClusterStage, FingerprintStage, IndexEntry, Output
 from app.errors import RulesError
@@ -60,6 +62,8 @@ STREAM_BUFFER_BATCHES = 4
 PIPELINE_DEPTH = 2  # batches per stage whose outputs/state/acks are still finishing
 BUNDLE_BITS = 20  # position of item i of the bundle at offset o: (o << 20) + i; a bundle holds < 2**20
 BUNDLE_MAX_BYTES = 256 * 1024  # well under the producer's max request (1 MiB) and the topics' max message
+ORDER_CHECK_S = 5.0  # how often partitions stuck behind a lost record are looked for
+READ_RANGE_TIMEOUT_S = 30.0  # reading records Faust lost; past it the stage fails (and the worker restarts)
 
 
 def _enter(event: Any) -> None:
@@ -130,6 +134,20 @@ def _unbundle(events: list, message: type) -> Iterator[tuple[Any, int, float, An
         else:  # written before summaries were shared
             for i, w in enumerate(items):
                 yield event, base + i, ts_s, unwire(w)
+
+
+@dataclass(slots=True)
+class _StageCtx:
+    """A running stage: its stream and batch function, the lock its batches run under (the stage loop
+    and the overdue fills), and its batches still finishing."""
+    stream: Any
+    batch_fn: Any
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inflight: deque = field(default_factory=deque)
+
+
+def _position(event: Any) -> tuple[Any, int]:
+    return event.message.tp, event.message.offset
 
 
 def _brokers(bootstrap: str) -> list[str]:
@@ -388,23 +406,162 @@ class Worker:
             os._exit(STAGE_FAILED_EXIT)
 
     async def _stage_loop(self, stage: str, stream: Any, batch_fn: Any) -> None:
-        m = self.metrics
-        sizes = m.batch_records.labels(stage)
-        inflight: deque[asyncio.Future] = deque()
+        ctx = self._stage_ctx[stage] = _StageCtx(stream, batch_fn)
+        self._take_gaps()
         within = self.settings.batch_within_ms / 1000.0
-        async for events in stream.noack_take(self.settings.batch_max, within=within):
-            sizes.observe(len(events))
-            if stage == "accounts":
-                for event in events:
-                    m.consumed.labels(event.message.topic).inc()
-            futs, writes, latencies, items = await batch_fn(events)
-            prev = inflight[-1] if inflight else None
-            task = asyncio.ensure_future(self._finish(prev, stage, stream, events, futs, writes, latencies, items))
-            inflight.append(task)
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-            while inflight and (len(inflight) > PIPELINE_DEPTH or inflight[0].done()):
-                await inflight.popleft()  # bounded: at most PIPELINE_DEPTH batches finishing; errors surface
+        async for taken in stream.noack_take(self.settings.batch_max, within=within):
+            async with ctx.lock:
+                events = await self._in_order(stage, taken)
+                if events:
+                    await self._run_batch(stage, ctx, events)
+
+    async def _run_batch(self, stage: str, ctx: _StageCtx, events: list) -> None:
+        """One batch through the stage's core; its end (outputs acknowledged, state written, input
+        acknowledged) runs in the background, at most PIPELINE_DEPTH batches of a stage at a time."""
+        m = self.metrics
+        m.batch_records.labels(stage).observe(len(events))
+        if stage == "accounts":
+            for event in events:
+                m.consumed.labels(event.message.topic).inc()
+        futs, writes, latencies, items = await ctx.batch_fn(events)
+        inflight = ctx.inflight
+        prev = inflight[-1] if inflight else None
+        task = asyncio.ensure_future(self._finish(prev, stage, ctx.stream, events, futs, writes, latencies, items))
+        inflight.append(task)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        while inflight and (len(inflight) > PIPELINE_DEPTH or inflight[0].done()):
+            await inflight.popleft()  # bounded: at most PIPELINE_DEPTH batches finishing; errors surface
+
+    # -- input order (see app.drivers.order: Faust can lose or repeat records around a rebalance)
+    def _committed(self, tp: Any) -> int | None:
+        return getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+
+    async def _in_order(self, stage: str, events: list) -> list:
+        """The batch as the stage may process it: records of partitions this worker no longer holds
+        dropped (their new owner reads them from the committed offset), duplicates dropped, and offsets
+        that never arrived read from the broker and put in their place."""
+        consumer = self.app.consumer
+        assigned = consumer.assignment()
+        owned = [e for e in events if e.message.tp in assigned]
+        repairs = self.metrics.input_repairs
+        if len(owned) < len(events):
+            repairs.labels(stage, "revoked_dropped").inc(len(events) - len(owned))
+        adm = self.order.admit(owned, _position)
+        if adm.duplicates:
+            repairs.labels(stage, "duplicate_dropped").inc(adm.duplicates)
+        if not adm.fills:
+            return adm.items
+        out: list = []
+        for x in adm.items:
+            if isinstance(x, Fill):
+                got = await self._read_range(x)
+                repairs.labels(stage, "filled").inc(len(got))
+                log.warning("%s: offsets %d..%d of %s/%d were never delivered; read %d records of them "
+                            "from the broker", stage, x.start, x.end - 1, x.tp.topic, x.tp.partition, len(got))
+                out += got
+            else:
+                out.append(x)
+        return out
+
+    async def _fill_overdue(self) -> None:
+        """Partitions whose next record the consumer has read but never delivered (the last records
+        lost, with nothing after them yet): read those records from the broker and run them through
+        their stage. Not while a rebalance or a recovery is under way."""
+        app = self.app
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return
+        consumer = app.consumer
+        inputs = self._input_topics
+        parts = [tp for tp in consumer.assignment() if tp.topic in inputs]
+        read = getattr(consumer, "_read_offset", {})
+        for fill in self.order.overdue(parts, lambda tp: read.get(tp)):
+            stage = inputs[fill.tp.topic]
+            ctx = self._stage_ctx.get(stage)
+            if ctx is None:
+                continue
+            async with ctx.lock:
+                got = await self._read_range(fill)
+                adm = self.order.admit(got, _position)
+                events = [x for x in adm.items if not isinstance(x, Fill)]  # what the broker has is all
+                self.metrics.input_repairs.labels(stage, "filled_overdue").inc(len(events))
+                log.warning("%s: offsets %d..%d of %s/%d were read but never delivered; read %d records of "
+                            "them from the broker", stage, fill.start, fill.end - 1, fill.tp.topic,
+                            fill.tp.partition, len(events))
+                if events:
+                    await self._run_batch(stage, ctx, events)
+                self.order.filled(fill.tp, fill.end)
+
+    async def _read_range(self, fill: Fill) -> list:
+        """Records [fill.start, fill.end) of one partition, read with a consumer of their own (no group,
+        nothing committed), as events of this app that the stage can process and acknowledge."""
+        from aiokafka.structs import TopicPartition
+        from faust.types.tuples import ConsumerMessage
+
+        c = await self._filling_consumer()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_RANGE_TIMEOUT_S
+        tp = TopicPartition(fill.tp.topic, fill.tp.partition)
+        records: list = []
+        c.assign([tp])
+        c.seek(tp, fill.start)
+        while await c.position(tp) < fill.end:
+            if loop.time() > deadline:
+                raise RuntimeError(f"could not read offsets {fill.start}..{fill.end - 1} of "
+                                   f"{tp.topic}/{tp.partition} in {READ_RANGE_TIMEOUT_S:.0f} s")
+            batch = await c.getmany(tp, timeout_ms=500)
+            records += [r for r in batch.get(tp, ()) if fill.start <= r.offset < fill.end]
+        # what the broker has no records for (transaction markers, compaction) Faust may commit past
+        have = {r.offset for r in records}
+        start = None
+        for off in range(fill.start, fill.end + 1):
+            if off < fill.end and off not in have:
+                start = off if start is None else start
+            elif start is not None:
+                await self._broker_gap(fill.tp, start, off - 1)
+                start = None
+        gen = self.app.consumer_generation_id
+        events = []
+        for r in records:
+            msg = ConsumerMessage(r.topic, r.partition, r.offset, r.timestamp / 1000.0, r.timestamp_type,
+                                  r.headers, r.key, r.value, r.checksum, tp=fill.tp, generation_id=gen)
+            msg.incref()
+            events.append(faust.Event(self.app, r.key, r.value, {}, msg))
+        return events
+
+    def _take_gaps(self) -> None:
+        """Faust records offsets missing from what its fetcher hands on as gaps it may commit past, meant
+        for transaction markers; but it cannot tell them from records it lost itself, and a lost record
+        committed past is lost for good (the guard reads it back, and the gap would then count it twice
+        when Faust computes what to commit). So the guard decides: Faust's own gap recording is turned
+        off, and `_read_range` records the offsets the broker really has nothing for."""
+        consumer = self.app.consumer
+        if self._faust_add_gap is None and hasattr(consumer, "_add_gap"):
+            self._faust_add_gap = consumer._add_gap
+
+            async def no_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+                return None
+
+            consumer._add_gap = no_gap
+
+    async def _broker_gap(self, tp: Any, first: int, last: int) -> None:
+        if self._faust_add_gap is not None:
+            await self._faust_add_gap(tp, first, last)
+
+    async def _filling_consumer(self) -> Any:
+        if self._filler is None:
+            from aiokafka import AIOKafkaConsumer
+
+            s = self.settings
+            extra: dict[str, Any] = {}
+            if s.sasl_username:  # as Faust's SASLCredentials without an SSL context
+                extra = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                         "sasl_plain_username": s.sasl_username, "sasl_plain_password": s.sasl_password}
+            c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False,
+                                 client_id=f"{s.app_id}-fill", **extra)
+            await c.start()
+            self._filler = c
+        return self._filler
 
     # -- agents
     def _wire(self) -> None:
@@ -416,6 +573,13 @@ class Worker:
         self._m_obs = m.internal.labels("observations")
         self._m_links = m.internal.labels("links")
         self._m_skipped = m.redelivered_skipped
+        self.order = InputOrder(self._committed)
+        self._filler: Any = None  # the consumer that reads lost records (started on first use)
+        self._faust_add_gap: Any = None  # Faust's own gap recording, taken over by the guard (_take_gaps)
+        self._stage_ctx: dict[str, _StageCtx] = {}
+        self._input_topics = {self.settings.requests_topic: "accounts", self.rekeyed.get_topic_name(): "accounts",
+                              self.observations.get_topic_name(): "fingerprints",
+                              self.links.get_topic_name(): "clusters"}
 
         @app.agent(self.requests, name="accounts")
         async def accounts(stream: Any) -> None:
@@ -432,6 +596,10 @@ class Worker:
         @app.timer(self.settings.rules_reload_s)
         async def reload_rules() -> None:
             self.maybe_reload()
+
+        @app.timer(ORDER_CHECK_S)
+        async def fill_overdue() -> None:
+            await self._fill_overdue()
 
         @app.timer(10.0)
         async def state_gauges() -> None:
@@ -450,9 +618,17 @@ class Worker:
                 await asyncio.gather(*list(self._inflight), return_exceptions=True)
             for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index):
                 store.clear_cache()
+            self.order.reset()  # positions are checked against the committed offsets again
 
         app.on_partitions_revoked.connect(drop_caches)
         app.on_partitions_assigned.connect(drop_caches)
+
+        async def stop_filler(*_: Any, **__: Any) -> None:
+            if self._filler is not None:
+                filler, self._filler = self._filler, None
+                await filler.stop()
+
+        app.on_before_shutdown.connect(stop_filler)
 
     # -- rules reload without restart: state stays, thresholds change
     def _mtimes(self) -> tuple[float, float]:

@@ -39,7 +39,7 @@ RULE_TESTS = Path(__file__).parent / "promtool" / "alerts_test.yml"
 WORKER_METRICS = frozenset({
     "distill_guard_processing_lag_seconds", "distill_guard_events_dead_lettered_total",
     "distill_guard_events_consumed_total", "distill_guard_decisions_total", "distill_guard_alerts_total",
-    "distill_guard_state_keys", "distill_guard_rules_reloads_total",
+    "distill_guard_state_keys", "distill_guard_rules_reloads_total", "distill_guard_input_repairs_total",
 })
 
 ALL_YAML = sorted([*DEPLOY.glob("*.yml"), *K8S.glob("*.yaml"), RULE_TESTS])
