@@ -15,7 +15,9 @@ each touched state key once (FaustStore.detach/write), and acknowledges the inpu
 links travel as bundles, one record per destination partition per batch; an observation's partition is
 crc32(key) mod partitions, so a fingerprint's state always lives in one partition. Every state key
 remembers the position of the last input it applied, so input re-delivered after a crash is skipped
-instead of counted twice."""
+instead of counted twice. Before a batch reaches its stage it passes the input order guard
+(app/drivers/order.py): records Faust lost around a rebalance are read back from the broker and put in
+their place, duplicates are dropped."""
 
 from __future__ import annotations
 
