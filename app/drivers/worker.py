@@ -138,6 +138,23 @@ def _unbundle(events: list, message: type) -> Iterator[tuple[Any, int, float, An
                 yield event, base + i, ts_s, unwire(w)
 
 
+async def _or_exit(what: str, work: Any) -> None:
+    """Await `work`; if it fails, exit the process. Faust would restart a failed agent in the same
+    process, past the batch that failed and with that batch's partial effect in the caches: a worker
+    that looks alive but is wrong or stuck. The restarted worker instead recovers its tables from the
+    changelogs and skips re-delivered input its state already applied (the path a SIGKILL takes,
+    tests/faults)."""
+    try:
+        await work
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception:
+        log.exception("%s failed; exiting so the worker restarts from committed state", what)
+        for h in logging.getLogger().handlers:
+            h.flush()
+        os._exit(STAGE_FAILED_EXIT)
+
+
 @dataclass(slots=True)
 class _StageCtx:
     """A running stage: its stream and batch function, the lock its batches run under (the stage loop
@@ -393,19 +410,7 @@ class Worker:
         self.metrics.stage_items.labels(stage).inc(items)
 
     async def _run_stage(self, stage: str, stream: Any, batch_fn: Any) -> None:
-        try:
-            await self._stage_loop(stage, stream, batch_fn)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except Exception:
-            # Faust would restart the agent in the same process, past the batch that failed and with that
-            # batch's partial effect in the caches: a worker that looks alive but is wrong or stuck. Exit
-            # instead; the restarted worker recovers its tables from the changelogs and skips re-delivered
-            # input its state already applied (the same path as after a SIGKILL, tests/faults).
-            log.exception("stage %s failed; exiting so the worker restarts from committed state", stage)
-            for h in logging.getLogger().handlers:
-                h.flush()
-            os._exit(STAGE_FAILED_EXIT)
+        await _or_exit(f"stage {stage}", self._stage_loop(stage, stream, batch_fn))
 
     async def _stage_loop(self, stage: str, stream: Any, batch_fn: Any) -> None:
         ctx = self._stage_ctx[stage] = _StageCtx(stream, batch_fn)
@@ -601,7 +606,7 @@ class Worker:
 
         @app.timer(ORDER_CHECK_S)
         async def fill_overdue() -> None:
-            await self._fill_overdue()
+            await _or_exit("overdue fill", self._fill_overdue())  # it runs stage batches too
 
         @app.timer(10.0)
         async def state_gauges() -> None:
