@@ -129,3 +129,21 @@ def test_whatever_is_lost_or_repeated_every_record_is_processed_once_in_order(n,
             run(g.admit(fetched, _key).items)
             g.filled(P0, fill.end)
     assert done == topic
+
+
+def test_the_faust_internals_the_worker_guard_reads_are_there():
+    """The worker's guard reads Faust's committed and read offsets and takes over its gap recording
+    (app/drivers/worker.py: _committed, _fill_overdue, _take_gaps, _read_range); an upgrade of
+    faust-streaming that renames them must fail here, not quietly weaken the guard."""
+    import inspect
+
+    from faust.transport.consumer import Consumer
+    from faust.types.tuples import ConsumerMessage
+
+    src = inspect.getsource(Consumer)
+    for name in ("_committed_offset", "_read_offset", "_gap"):  # per-partition mappings, read with .get
+        assert f"self.{name} = defaultdict(" in src, name
+    assert list(inspect.signature(Consumer._add_gap).parameters) == ["self", "tp", "offset_from", "offset_to"]
+    assert inspect.iscoroutinefunction(Consumer._add_gap)
+    assert list(inspect.signature(ConsumerMessage).parameters)[:9] == [
+        "topic", "partition", "offset", "timestamp", "timestamp_type", "headers", "key", "value", "checksum"]
