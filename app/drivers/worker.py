@@ -564,8 +564,9 @@ class Worker:
             if s.sasl_username:  # as Faust's SASLCredentials without an SSL context
                 extra = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
                          "sasl_plain_username": s.sasl_username, "sasl_plain_password": s.sasl_password}
+            # a range retention has already deleted the start of reads from the oldest record left
             c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False,
-                                 client_id=f"{s.app_id}-fill", **extra)
+                                 auto_offset_reset="earliest", client_id=f"{s.app_id}-fill", **extra)
             await c.start()
             self._filler = c
         return self._filler
