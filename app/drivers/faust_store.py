@@ -220,14 +220,21 @@ class FaustStore:
 # producer call each; both have batch forms underneath, used here when present.
 
 
+def _rocksdict_index(data: Any) -> dict | None:
+    """Faust's key -> partition index of a rocksdict-backed table store (kept current by the batch
+    paths below, as Faust's own reads and writes keep it), or None for any other store."""
+    if not getattr(data, "use_rocksdict", False) or not hasattr(data, "_db_for_partition"):
+        return None
+    return getattr(data, "_key_index", None)
+
+
 def _rocks_reader(table: Any) -> Callable[[str], bytes | None]:
     """`table.get`, minus Faust's mapping layers when the table is rocksdict-backed: the key encoded as
     Faust encodes a `str` key and read from the current event's partition database, as Faust's own
     read does for a partitioned table."""
     data = table.data
-    index = getattr(data, "_key_index", None)
-    if (not getattr(data, "use_rocksdict", False) or not hasattr(data, "_db_for_partition") or index is None
-            or table.is_global or table.use_partitioner):
+    index = _rocksdict_index(data)
+    if index is None or table.is_global or table.use_partitioner:
         return table.get
     from faust.streams import current_event
 
@@ -251,9 +258,7 @@ def _rocks_reader(table: Any) -> Callable[[str], bytes | None]:
 def _rocks_batches(data: Any) -> Callable[[Any, int, list[tuple[bytes, bytes | None]]], None] | None:
     """A writer of one partition's records as a single rocksdict WriteBatch, or None when `data` is not
     Faust's rocksdict-backed store (then the caller writes key by key through the table)."""
-    if not getattr(data, "use_rocksdict", False) or not hasattr(data, "_db_for_partition"):
-        return None
-    index = getattr(data, "_key_index", None)
+    index = _rocksdict_index(data)
     if index is None:
         return None
     import rocksdict
