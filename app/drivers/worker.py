@@ -558,15 +558,14 @@ class Worker:
     async def _filling_consumer(self) -> Any:
         if self._filler is None:
             from aiokafka import AIOKafkaConsumer
+            from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
             s = self.settings
-            extra: dict[str, Any] = {}
-            if s.sasl_username:  # as Faust's SASLCredentials without an SSL context
-                extra = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-                         "sasl_plain_username": s.sasl_username, "sasl_plain_password": s.sasl_password}
+            # connects exactly as the app's own consumer does (Faust's mapping of the same credentials);
             # a range retention has already deleted the start of reads from the oldest record left
             c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", client_id=f"{s.app_id}-fill", **extra)
+                                 auto_offset_reset="earliest", client_id=f"{s.app_id}-fill",
+                                 **credentials_to_aiokafka_auth(self._credentials()))
             await c.start()
             self._filler = c
         return self._filler
