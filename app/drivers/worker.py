@@ -505,19 +505,25 @@ class Worker:
         from aiokafka.structs import TopicPartition
         from faust.types.tuples import ConsumerMessage
 
-        c = await self._filling_consumer()
+        # a consumer per read: one kept between reads could apply a fetch still in flight for an earlier
+        # position after the seek, and move past records it never returned (seen once in a broker restart)
+        c = self._filling_consumer()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READ_RANGE_TIMEOUT_S
         tp = TopicPartition(fill.tp.topic, fill.tp.partition)
         records: list = []
-        c.assign([tp])
-        c.seek(tp, fill.start)
-        while await c.position(tp) < fill.end:
-            if loop.time() > deadline:
-                raise RuntimeError(f"could not read offsets {fill.start}..{fill.end - 1} of "
-                                   f"{tp.topic}/{tp.partition} in {READ_RANGE_TIMEOUT_S:.0f} s")
-            batch = await c.getmany(tp, timeout_ms=500)
-            records += [r for r in batch.get(tp, ()) if fill.start <= r.offset < fill.end]
+        await c.start()
+        try:
+            c.assign([tp])
+            c.seek(tp, fill.start)
+            while await c.position(tp) < fill.end:
+                if loop.time() > deadline:
+                    raise RuntimeError(f"could not read offsets {fill.start}..{fill.end - 1} of "
+                                       f"{tp.topic}/{tp.partition} in {READ_RANGE_TIMEOUT_S:.0f} s")
+                batch = await c.getmany(tp, timeout_ms=500)
+                records += [r for r in batch.get(tp, ()) if fill.start <= r.offset < fill.end]
+        finally:
+            await c.stop()
         # what the broker has no records for (transaction markers, compaction) Faust may commit past
         have = {r.offset for r in records}
         start = None
@@ -555,20 +561,16 @@ class Worker:
         if self._faust_add_gap is not None:
             await self._faust_add_gap(tp, first, last)
 
-    async def _filling_consumer(self) -> Any:
-        if self._filler is None:
-            from aiokafka import AIOKafkaConsumer
-            from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+    def _filling_consumer(self) -> Any:
+        from aiokafka import AIOKafkaConsumer
+        from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-            s = self.settings
-            # connects exactly as the app's own consumer does (Faust's mapping of the same credentials);
-            # a range retention has already deleted the start of reads from the oldest record left
-            c = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", client_id=f"{s.app_id}-fill",
-                                 **credentials_to_aiokafka_auth(self._credentials()))
-            await c.start()
-            self._filler = c
-        return self._filler
+        s = self.settings
+        # connects exactly as the app's own consumer does (Faust's mapping of the same credentials);
+        # a range retention has already deleted the start of reads from the oldest record left
+        return AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False,
+                                auto_offset_reset="earliest", client_id=f"{s.app_id}-fill",
+                                **credentials_to_aiokafka_auth(self._credentials()))
 
     # -- agents
     def _wire(self) -> None:
@@ -581,7 +583,6 @@ class Worker:
         self._m_links = m.internal.labels("links")
         self._m_skipped = m.redelivered_skipped
         self.order = InputOrder(self._committed)
-        self._filler: Any = None  # the consumer that reads lost records (started on first use)
         self._faust_add_gap: Any = None  # Faust's own gap recording, taken over by the guard (_take_gaps)
         self._stage_ctx: dict[str, _StageCtx] = {}
         self._input_topics = {self.settings.requests_topic: "accounts", self.rekeyed.get_topic_name(): "accounts",
@@ -629,13 +630,6 @@ class Worker:
 
         app.on_partitions_revoked.connect(drop_caches)
         app.on_partitions_assigned.connect(drop_caches)
-
-        async def stop_filler(*_: Any, **__: Any) -> None:
-            if self._filler is not None:
-                filler, self._filler = self._filler, None
-                await filler.stop()
-
-        app.on_before_shutdown.connect(stop_filler)
 
     # -- rules reload without restart: state stays, thresholds change
     def _mtimes(self) -> tuple[float, float]:
