@@ -33,10 +33,16 @@ class Fill:
 
 @dataclass(slots=True)
 class Admitted:
-    """One batch through the guard: records and `Fill`s in the order they are to be processed."""
+    """One batch through the guard: records and `Fill`s in the order they are to be processed, and the
+    records dropped as duplicates (the driver acknowledges those once the batch is done: a copy Faust
+    tracks stays pending otherwise, and its next rebalance waits for it)."""
     items: list = field(default_factory=list)
-    duplicates: int = 0
+    dropped: list = field(default_factory=list)
     fills: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.dropped)
 
 
 class InputOrder:
@@ -69,7 +75,7 @@ class InputOrder:
             if want is None or off == want:
                 items.append(rec)
             elif off < want:
-                out.duplicates += 1
+                out.dropped.append(rec)
                 continue
             else:
                 items.append(Fill(tp, want, off))
@@ -77,6 +83,14 @@ class InputOrder:
                 out.fills += 1
             nxt[tp] = off + 1
         return out
+
+    def remaining(self, fill: Fill) -> Fill | None:
+        """What of `fill` is still to be read now: an `overdue` fill waits for its stage, which may have
+        processed some or all of those records meanwhile (they were slow, not lost)."""
+        want = self._next.get(fill.tp)
+        if want is None or want <= fill.start:
+            return fill
+        return Fill(fill.tp, want, fill.end) if want < fill.end else None
 
     def filled(self, tp: Hashable, end: int) -> None:
         """The driver has processed everything of `tp` before `end` (an `overdue` fill)."""
@@ -87,8 +101,10 @@ class InputOrder:
                 read_offset: Callable[[Hashable], int | None]) -> list[Fill]:
         """Fills for `partitions` that have not moved since the previous call although the consumer
         has read past the next expected offset (`read_offset(tp)`: the last offset it handed to the
-        streams): records lost with nothing after them yet. Call it every few seconds; a fill of
-        records that were merely slow only makes the guard drop them as duplicates when they come."""
+        streams): records lost with nothing after them yet. Call it every few seconds with the
+        partitions whose stage is idle (a busy stage's records are slow, not lost: leaving a partition
+        out starts its count again); a fill of records that were merely slow only makes the guard drop
+        them as duplicates when they come."""
         fills = []
         seen = {}
         for tp in partitions:

@@ -165,6 +165,13 @@ class _StageCtx:
     inflight: deque = field(default_factory=deque)
 
 
+def _queued(stream: Any) -> int:
+    """Records waiting in an agent stream's queue (Faust's conductor puts them there; 0 before the
+    stream has one)."""
+    queue = getattr(getattr(stream, "channel", None), "_queue", None)
+    return queue.qsize() if queue is not None else 0
+
+
 def _position(event: Any) -> tuple[Any, int]:
     return event.message.tp, event.message.offset
 
@@ -418,22 +425,29 @@ class Worker:
         within = self.settings.batch_within_ms / 1000.0
         async for taken in stream.noack_take(self.settings.batch_max, within=within):
             async with ctx.lock:
-                events = await self._in_order(stage, taken)
-                if events:
-                    await self._run_batch(stage, ctx, events)
+                events, dropped = await self._in_order(stage, taken)
+                await self._run_batch(stage, ctx, events, dropped)
 
-    async def _run_batch(self, stage: str, ctx: _StageCtx, events: list) -> None:
+    async def _run_batch(self, stage: str, ctx: _StageCtx, events: list, dropped: list) -> None:
         """One batch through the stage's core; its end (outputs acknowledged, state written, input
-        acknowledged) runs in the background, at most PIPELINE_DEPTH batches of a stage at a time."""
+        acknowledged) runs in the background, at most PIPELINE_DEPTH batches of a stage at a time.
+        `dropped`: duplicates the order guard took out, acknowledged with the batch (after every batch
+        before it, which holds the copy that was processed)."""
         m = self.metrics
-        m.batch_records.labels(stage).observe(len(events))
-        if stage == "accounts":
-            for event in events:
-                m.consumed.labels(event.message.topic).inc()
-        futs, writes, latencies, items = await ctx.batch_fn(events)
+        if events:
+            m.batch_records.labels(stage).observe(len(events))
+            if stage == "accounts":
+                for event in events:
+                    m.consumed.labels(event.message.topic).inc()
+            futs, writes, latencies, items = await ctx.batch_fn(events)
+        elif dropped:
+            futs, writes, latencies, items = [], [], [], 0
+        else:
+            return
         inflight = ctx.inflight
         prev = inflight[-1] if inflight else None
-        task = asyncio.ensure_future(self._finish(prev, stage, ctx.stream, events, futs, writes, latencies, items))
+        task = asyncio.ensure_future(
+            self._finish(prev, stage, ctx.stream, [*events, *dropped], futs, writes, latencies, items))
         inflight.append(task)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
@@ -444,10 +458,11 @@ class Worker:
     def _committed(self, tp: Any) -> int | None:
         return getattr(self.app.consumer, "_committed_offset", {}).get(tp)
 
-    async def _in_order(self, stage: str, events: list) -> list:
+    async def _in_order(self, stage: str, events: list) -> tuple[list, list]:
         """The batch as the stage may process it: records of partitions this worker no longer holds
-        dropped (their new owner reads them from the committed offset), duplicates dropped, and offsets
-        that never arrived read from the broker and put in their place."""
+        dropped (their new owner reads them from the committed offset), duplicates dropped (and returned
+        second, to be acknowledged), and offsets that never arrived read from the broker and put in
+        their place."""
         consumer = self.app.consumer
         assigned = consumer.assignment()
         owned = [e for e in events if e.message.tp in assigned]
@@ -458,7 +473,7 @@ class Worker:
         if adm.duplicates:
             repairs.labels(stage, "duplicate_dropped").inc(adm.duplicates)
         if not adm.fills:
-            return adm.items
+            return adm.items, adm.dropped
         out: list = []
         for x in adm.items:
             if isinstance(x, Fill):
@@ -469,35 +484,38 @@ class Worker:
                 out += got
             else:
                 out.append(x)
-        return out
+        return out, adm.dropped
 
     async def _fill_overdue(self) -> None:
         """Partitions whose next record the consumer has read but never delivered (the last records
         lost, with nothing after them yet): read those records from the broker and run them through
-        their stage. Not while a rebalance or a recovery is under way."""
+        their stage. Not while a rebalance or a recovery is under way, and not for a stage that still
+        has records queued (they are on their way: during a broker outage a stage waits with a full
+        queue for its outputs to be acknowledged)."""
         app = self.app
         if app.rebalancing or getattr(app, "in_recovery", False):
             return
         consumer = app.consumer
         inputs = self._input_topics
-        parts = [tp for tp in consumer.assignment() if tp.topic in inputs]
+        idle = {stage for stage, ctx in self._stage_ctx.items() if not _queued(ctx.stream)}
+        parts = [tp for tp in consumer.assignment() if inputs.get(tp.topic) in idle]
         read = getattr(consumer, "_read_offset", {})
         for fill in self.order.overdue(parts, lambda tp: read.get(tp)):
             stage = inputs[fill.tp.topic]
-            ctx = self._stage_ctx.get(stage)
-            if ctx is None:
-                continue
+            ctx = self._stage_ctx[stage]
             async with ctx.lock:
-                got = await self._read_range(fill)
+                todo = self.order.remaining(fill)  # the stage may have had them meanwhile
+                if todo is None:
+                    continue
+                got = await self._read_range(todo)
                 adm = self.order.admit(got, _position)
                 events = [x for x in adm.items if not isinstance(x, Fill)]  # what the broker has is all
                 self.metrics.input_repairs.labels(stage, "filled_overdue").inc(len(events))
                 log.warning("%s: offsets %d..%d of %s/%d were read but never delivered; read %d records of "
-                            "them from the broker", stage, fill.start, fill.end - 1, fill.tp.topic,
-                            fill.tp.partition, len(events))
-                if events:
-                    await self._run_batch(stage, ctx, events)
-                self.order.filled(fill.tp, fill.end)
+                            "them from the broker (%d already processed)", stage, todo.start, todo.end - 1,
+                            todo.tp.topic, todo.tp.partition, len(events), len(adm.dropped))
+                await self._run_batch(stage, ctx, events, adm.dropped)
+                self.order.filled(todo.tp, todo.end)
 
     async def _read_range(self, fill: Fill) -> list:
         """Records [fill.start, fill.end) of one partition, read with a consumer of their own (no group,

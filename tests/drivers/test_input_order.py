@@ -50,6 +50,19 @@ def test_duplicates_are_dropped():
     g = _guard({P0: 0})
     out = g.admit([(P0, 0), (P0, 1), (P0, 1), (P0, 0), (P0, 2)], _key)
     assert out.items == [(P0, 0), (P0, 1), (P0, 2)] and out.duplicates == 2
+    assert out.dropped == [(P0, 1), (P0, 0)]  # handed back to be acknowledged, in delivery order
+
+
+def test_an_overdue_fill_shrinks_to_what_its_stage_has_not_processed_meanwhile():
+    g = _guard({P0: 10})
+    g.admit([(P0, 10)], _key)
+    fill = Fill(P0, 11, 20)
+    assert g.remaining(fill) == fill
+    g.admit([(P0, 11), (P0, 12), (P0, 13)], _key)  # the records were slow, not lost: some came
+    assert g.remaining(fill) == Fill(P0, 14, 20)
+    g.admit([(P0, x) for x in range(14, 25)], _key)
+    assert g.remaining(fill) is None
+    assert _guard({P1: 3}).remaining(Fill(P1, 3, 9)) == Fill(P1, 3, 9)  # nothing seen yet: all of it
 
 
 def test_reset_checks_the_committed_offset_again():
@@ -102,7 +115,8 @@ def test_a_partition_that_moves_or_has_nothing_new_is_never_overdue():
 def test_whatever_is_lost_or_repeated_every_record_is_processed_once_in_order(n, seed, drop_p, dup_p, missing):
     """A topic of offsets 0..n-1 without the `missing` ones (markers, compaction); a consumer that
     loses and repeats records at random; the driver reads fills from the topic and checks for overdue
-    partitions at the end: every record of the topic is processed once, in offset order."""
+    partitions at the end: every record of the topic is processed once, in offset order, and every
+    record delivered is either processed or handed back as a dropped duplicate (acknowledged)."""
     rnd = random.Random(seed)
     topic = [o for o in range(n) if o not in missing]
     g = _guard({P0: 0})
@@ -121,8 +135,12 @@ def test_whatever_is_lost_or_repeated_every_record_is_processed_once_in_order(n,
             delivered.append((P0, off))
             if rnd.random() < dup_p:
                 delivered.append((P0, off))
+    accounted = 0
     for i in range(0, len(delivered), 7):
-        run(g.admit(delivered[i:i + 7], _key).items)
+        adm = g.admit(delivered[i:i + 7], _key)
+        run(adm.items)
+        accounted += sum(not isinstance(x, Fill) for x in adm.items) + len(adm.dropped)
+    assert accounted == len(delivered)
     for _ in range(2):  # the topic's end: lost records with nothing after them
         for fill in g.overdue([P0], lambda tp: topic[-1] if topic else None):
             fetched = [(P0, o) for o in topic if fill.start <= o < fill.end]
@@ -133,10 +151,11 @@ def test_whatever_is_lost_or_repeated_every_record_is_processed_once_in_order(n,
 
 def test_the_faust_internals_the_worker_guard_reads_are_there():
     """The worker's guard reads Faust's committed and read offsets and takes over its gap recording
-    (app/drivers/worker.py: _committed, _fill_overdue, _take_gaps, _read_range); an upgrade of
+    (app/drivers/worker.py: _committed, _fill_overdue, _queued, _take_gaps, _read_range); an upgrade of
     faust-streaming that renames them must fail here, not quietly weaken the guard."""
     import inspect
 
+    from faust.channels import Channel
     from faust.transport.consumer import Consumer
     from faust.types.tuples import ConsumerMessage
 
@@ -145,5 +164,8 @@ def test_the_faust_internals_the_worker_guard_reads_are_there():
         assert f"self.{name} = defaultdict(" in src, name
     assert list(inspect.signature(Consumer._add_gap).parameters) == ["self", "tp", "offset_from", "offset_to"]
     assert inspect.iscoroutinefunction(Consumer._add_gap)
+    # a stage with records queued is not looked at for overdue records (worker._queued)
+    assert "self._queue = queue" in inspect.getsource(Channel.__init__)
+    assert "self._queue = self.app.FlowControlQueue(" in inspect.getsource(Channel.queue.fget)
     assert list(inspect.signature(ConsumerMessage).parameters)[:9] == [
         "topic", "partition", "offset", "timestamp", "timestamp_type", "headers", "key", "value", "checksum"]
