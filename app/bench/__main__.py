@@ -4,7 +4,8 @@ because these machines are shared and noisy: absolute events/s mean little, rati
   1. replay (full engine; in one process and with the CLI's content processes) vs orjson parse-only
      of the same file
   2. worker through the real broker vs a plain aiokafka consumer reading + parsing the same topic:
-     sustained events/s through all three stages, CPU seconds per 1,000 events, peak RSS;
+     sustained events/s through all three stages, CPU seconds per 1,000 events, peak RSS; and a Faust
+     agent that only takes, parses and acknowledges the same topic (the framework's ceiling);
      two workers against one on the same topic (scale-out)
   3. produce-to-decision latency p50/p99 at a fixed offered load (default 5,000 events/s)
   4. state bytes per account / fingerprint after the replay (orjson snapshots, as stored in tables)
@@ -126,6 +127,20 @@ async def _plain_consumer(bootstrap: str, topic: str, n: int) -> float:
         return got / (time.perf_counter() - t0)
     finally:
         await c.stop()
+
+
+def _faust_take(bootstrap: str, topic: str, n: int, timeout_s: float = 600) -> float:
+    """Events/s of a Faust agent that only takes, parses and acknowledges (app/bench/faust_take.py)."""
+    result = BENCH_DIR / f"faust-take-{uuid.uuid4().hex[:6]}.json"
+    log = result.with_suffix(".log")
+    with log.open("wb") as out:
+        proc = subprocess.run([sys.executable, "-m", "app.bench.faust_take", "--topic", topic, "--events", str(n),
+                               "--result", str(result), "--bootstrap", bootstrap],
+                              stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s, check=False)
+    if proc.returncode != 0 or not result.exists():
+        raise RuntimeError(f"the Faust take-only agent exited with {proc.returncode}; see {log}")
+    r = orjson.loads(result.read_bytes())
+    return r["events"] / r["seconds"]
 
 
 def _free_port() -> int:
@@ -289,6 +304,7 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers
     topic = f"bench-{uid}.requests"
     sent = fill_topic(events, topic, n, bootstrap)
     plain_eps = asyncio.run(_plain_consumer(bootstrap, topic, sent))
+    take_eps = _faust_take(bootstrap, topic, sent) if workers == 1 else None
     procs = [BenchWorker(uid, topic, bootstrap, i) for i in range(workers)]
     try:
         while progress(procs)[0] <= 0:  # CPU counted from the first processed event (not start-up)
@@ -304,7 +320,7 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers
         for w in procs:
             w.stop()
     eps = sent / (t1 - t0)
-    return {"events": sent, "workers": workers, "plain_eps": plain_eps, "worker_eps": eps,
+    return {"events": sent, "workers": workers, "plain_eps": plain_eps, "take_eps": take_eps, "worker_eps": eps,
             "ratio": eps / plain_eps, "cpu_s_per_1k": cpu / sent * 1000, "peak_rss_mb": rss,
             "seconds": t1 - t0, "stages": stages}
 
@@ -433,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "
               f"worker {k['worker_eps']:>8,.0f} ev/s  ratio {k['ratio']:.3f}  "
               f"CPU {k['cpu_s_per_1k']:.2f} s/1k events  peak RSS {k['peak_rss_mb']:.0f} MiB")
+        print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "
+              f"Faust take-only agent {k['take_eps']:>8,.0f} ev/s  ratio {k['take_eps'] / k['plain_eps']:.3f}  "
+              f"(the framework's ceiling: worker / take-only {k['worker_eps'] / k['take_eps']:.3f})")
         for name, st in sorted(k["stages"].items()):
             b = max(1.0, st.get("batches", 0.0))
             print(f"  stage {name:<12} {st.get('batches', 0):>6.0f} batches of {st.get('records', 0) / b:>6.0f} "
