@@ -34,12 +34,14 @@ class Settings:
     # each stage takes up to batch_max records, or what arrived within batch_within_ms
     batch_max: int = 2000
     batch_within_ms: int = 20
+    # longest a consumer fetch waits at the broker for data (Faust's own is 1,500 ms, which held records
+    # the worker writes to its internal topics for up to that long per hop: app/drivers/transport.py)
+    fetch_max_wait_ms: int = 50
     # decoded state objects kept in memory per table (the tables themselves live in RocksDB)
     state_cache: int = 50_000
     # processes analysing prompts beside the worker's event loop: "auto" is one per usable CPU beyond
-    # the first (a container's CPU limit counts), 0 (the default) analyses in the worker's own process.
-    # Experimental in the worker: with it on, 2 of 6 two-worker bench runs left one input partition
-    # unfetched after the group rebalance (none of 9 without); replay (no consumer group) uses "auto".
+    # the first (a container's CPU limit counts), 0 (the default) analyses in the worker's own process
+    # (no gain measured on 2 cores shared with the broker); replay (no consumer group) uses "auto".
     content_jobs: str = "0"
     # SASL credentials for managed clusters; masked in repr so they never reach a log line
     sasl_username: str = ""
@@ -76,6 +78,7 @@ class Settings:
             rules_reload_s=float(e.get("DG_RULES_RELOAD_S", d.rules_reload_s)),
             batch_max=int(e.get("DG_BATCH_MAX", d.batch_max)),
             batch_within_ms=int(e.get("DG_BATCH_WITHIN_MS", d.batch_within_ms)),
+            fetch_max_wait_ms=int(e.get("DG_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms)),
             state_cache=int(e.get("DG_STATE_CACHE", d.state_cache)),
             content_jobs=e.get("DG_CONTENT_JOBS", d.content_jobs),
             sasl_username=e.get("KAFKA_SASL_USERNAME", ""),

@@ -45,6 +45,7 @@ from app.detect.messages import Link, Observation, Summary
 from app.drivers.content_pool import ContentPool, resolve_jobs
 from app.drivers.faust_store import FaustStore
 from app.drivers.order import Fill, InputOrder
+from app.drivers.transport import install as install_transport
 from app.emit.records import DeadLetter
 from app.engine import AccountStage, ClusterStage, FingerprintStage, IndexEntry, Output
 from app.errors import RulesError
@@ -210,6 +211,8 @@ class Worker:
             table_standby_replicas=0,
             broker_credentials=self._credentials(),
         )
+        # before anything asks for the transport: Faust's fixed 1.5 s fetch wait delays the internal hops
+        install_transport(app, s.fetch_max_wait_ms)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         n = s.requests_partitions
         self.requests = app.topic(s.requests_topic, f"{s.app_id}-requests-rekeyed", partitions=n, **raw)
