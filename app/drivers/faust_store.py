@@ -13,13 +13,14 @@ topic and RocksDB), with a bounded cache of decoded objects in front.
 
 The cache is dropped on every rebalance, because after one the table may hold state another worker
 wrote; dirty entries stay (they are this worker's newer values). Expiry stays lazy in the stages;
-`sweep` deletes idle keys in a scan that runs at most once per eighth of the TTL of event time, since
-it walks the whole local table."""
+`sweep` deletes idle keys in a pass over the local table that starts at most once per eighth of the TTL
+of event time and walks a slice of keys per call, deleting each key in its own partition."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -28,6 +29,8 @@ from faust.types import TP
 from app.errors import StateError
 
 NOTHING = -1
+SWEEP_BUDGET = 20_000  # keys an expiry sweep walks per call (tens of ms), then it goes on at the next call
+COUNT_BUDGET = 5_000  # keys the state gauge walks per table and call (every 10 s): a few ms of the event loop
 
 
 @dataclass(slots=True)
@@ -49,8 +52,10 @@ class FaustStore:
         self._seq = 0
         self._cache_max = cache_max
         self._last_sweep_ms = 0
+        self._sweeping: _SweepPass | None = None
         self._read: Callable[[str], bytes | None] | None = None  # table reads (see _rocks_reader)
         self.bytes_written = 0
+        self._counter = _KeyCounter()
         # set by the driver before each input: the event that owns the keys touched, and its position
         self.event: Any = None
         self.source = ""
@@ -59,6 +64,8 @@ class FaustStore:
     def clear_cache(self) -> None:
         self._cache.clear()
         self._pos.clear()
+        self._counter.restart()  # the partitions held may have changed
+        self._sweeping = None
 
     def _load(self, key: str) -> Any | None:
         dirty = self._dirty.get(key)
@@ -194,11 +201,87 @@ class FaustStore:
     def __len__(self) -> int:
         return len(self.table)
 
+    def count_keys(self, budget: int = COUNT_BUDGET) -> int | None:
+        """Keys held, for the state gauge, counted a slice at a time: `len` of a RocksDB-backed table walks
+        every key in Python (seconds on the event loop at a million keys), and RocksDB's own estimate
+        counts each overwrite still in a memtable (50,000 for 1,000 keys written 50 times). Each call
+        walks at most `budget` keys on from where the previous one stopped and returns the total of the
+        last complete pass (None until the first pass completes). Other stores: the exact count."""
+        data = self.table.data
+        if _rocksdict_index(data) is None or not hasattr(data, "_dbs_for_actives"):
+            return len(self)
+        try:
+            return self._counter.step(data, budget)
+        except Exception:  # a partition database closed by a rebalance: the next pass starts over
+            self._counter.restart()
+            return self._counter.total
+
     def sweep(self, watermark_ms: int, ttl_ms: int, max_keys: int) -> int:
-        if watermark_ms - self._last_sweep_ms < ttl_ms // 8:
+        """Delete keys idle past `ttl_ms` of event time and the oldest beyond `max_keys`. A pass starts
+        at most once per eighth of the TTL; over a RocksDB-backed table it walks SWEEP_BUDGET keys per
+        call (the stages call every `sweep_every_events` inputs) instead of the whole table at once (a
+        stall of seconds on the event loop at a million keys), and deletes each key in its own
+        partition. Expiry stays lazy in the stages, so when a key goes changes no result."""
+        sw = self._sweeping
+        if sw is None:
+            if watermark_ms - self._last_sweep_ms < ttl_ms // 8:
+                return 0
+            self._last_sweep_ms = watermark_ms
+            parts = _active_partitions(self.table.data)
+            if parts is None:
+                return self._sweep_whole(watermark_ms - ttl_ms, max_keys)
+            sw = self._sweeping = _SweepPass(watermark_ms - ttl_ms, max_keys, parts)
+        try:
+            done = self._sweep_step(sw, SWEEP_BUDGET)
+        except Exception:  # a partition database closed by a rebalance: the next pass starts over
+            self._sweeping = None
             return 0
-        self._last_sweep_ms = watermark_ms
-        cutoff = watermark_ms - ttl_ms
+        if not done:
+            return sw.take_removed()
+        self._sweeping = None
+        if len(sw.live) > sw.max_keys:
+            sw.live.sort()
+            for _, key, p in sw.live[: len(sw.live) - sw.max_keys]:
+                self._delete_in(key, p)
+                sw.removed += 1
+        return sw.take_removed()
+
+    def _sweep_step(self, sw: _SweepPass, budget: int) -> bool:
+        """Walk up to `budget` keys of the pass; True when it has walked them all."""
+        skip = self.table.data.offset_key
+        loads, restore = orjson.loads, self._restore
+        while budget > 0 and sw.parts:
+            p, db = sw.parts[0]
+            it = db.iter()
+            if sw.after is None:
+                it.seek_to_first()
+            else:
+                it.seek(sw.after)
+                if it.valid() and it.key() == sw.after:
+                    it.next()
+            kb = None
+            while budget > 0 and it.valid():
+                kb = it.key()
+                budget -= 1
+                if kb != skip:
+                    key = loads(kb)
+                    if key not in self._dirty and key not in self._pending:  # touched by a batch: live
+                        last = restore(loads(it.value())["s"]).last_ms
+                        if last < sw.cutoff:
+                            self._delete_in(key, p)
+                            sw.removed += 1
+                        else:
+                            sw.live.append((last, key, p))
+                it.next()
+            if it.valid():
+                sw.after = kb
+            else:
+                sw.parts.pop(0)
+                sw.after = None
+        return not sw.parts
+
+    def _sweep_whole(self, cutoff: int, max_keys: int) -> int:
+        """The sweep over a store without partition databases (the memory store of the tests)."""
         idle: list[tuple[int, str]] = []
         live: list[tuple[int, str]] = []
         for key, raw in list(self.table.items()):
@@ -213,6 +296,90 @@ class FaustStore:
         for key in victims:
             self.delete(key)
         return len(victims)
+
+    def _delete_in(self, key: str, partition: int) -> None:
+        """Delete `key` in `partition` (a sweep runs while some other partition's input is current)."""
+        self._cache.pop(key, None)
+        self._pos.pop(key, None)
+        self._dirty[key] = (None, _PartitionOwner(partition))
+
+
+class _PartitionOwner:
+    """Stands in for the input event that owns a key the sweep deletes: `write` needs its partition."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+@dataclass(slots=True)
+class _SweepPass:
+    cutoff: int
+    max_keys: int
+    parts: list[tuple[int, Any]]  # (partition, database) still to walk, the first one from `after`
+    after: bytes | None = None
+    live: list[tuple[int, str, int]] = field(default_factory=list)  # (last_ms, key, partition) for the cap
+    removed: int = 0
+
+    def take_removed(self) -> int:
+        n, self.removed = self.removed, 0
+        return n
+
+
+def _active_partitions(data: Any) -> list[tuple[int, Any]] | None:
+    """(partition, database) of the partitions this worker holds, for a rocksdict-backed Faust store (as
+    Faust's own `_dbs_for_actives` selects them); None for any other store."""
+    if _rocksdict_index(data) is None or not hasattr(data, "_dbs"):
+        return None
+    table = data.table
+    if table.is_global:
+        return sorted(data._dbs.items())
+    actives = data.app.assignor.assigned_actives()
+    topic = table.changelog_topic_name
+    return sorted((p, db) for p, db in data._dbs.items() if TP(topic, p) in actives)
+
+
+class _KeyCounter:
+    """A pass over the active partition databases of a rocksdict-backed Faust store, in slices."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.restart()
+
+    def restart(self) -> None:
+        self._dbs: list | None = None
+        self._i = 0
+        self._after: bytes | None = None  # last key counted in the current database
+        self._n = 0
+
+    def step(self, data: Any, budget: int) -> int | None:
+        if self._dbs is None:
+            self._dbs = list(data._dbs_for_actives())
+        skip = data.offset_key
+        while budget > 0 and self._i < len(self._dbs):
+            it = self._dbs[self._i].iter()
+            if self._after is None:
+                it.seek_to_first()
+            else:
+                it.seek(self._after)
+                if it.valid() and it.key() == self._after:
+                    it.next()
+            last = None
+            while budget > 0 and it.valid():
+                last = it.key()
+                if last != skip:
+                    self._n += 1
+                budget -= 1
+                it.next()
+            if it.valid():
+                self._after = last
+            else:
+                self._i, self._after = self._i + 1, None
+        if self._i >= len(self._dbs):
+            self.total = self._n
+            self.restart()
+        return self.total
 
 
 # ----------------------------------------------------------------------------- batch paths into Faust

@@ -633,7 +633,9 @@ class Worker:
         @app.timer(10.0)
         async def state_gauges() -> None:
             for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index):
-                m.state_keys.labels(store.name).set(len(store))
+                n = store.count_keys()
+                if n is not None:
+                    m.state_keys.labels(store.name).set(n)
 
         @app.task
         async def serve_metrics() -> None:
