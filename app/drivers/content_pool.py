@@ -57,7 +57,7 @@ def resolve_jobs(value: str | int) -> int:
     return jobs
 
 
-def _child_init(parent: int) -> None:
+def _child_init(parent: int, compile_all: bool) -> None:
     import gc
     import signal
     import threading
@@ -73,7 +73,7 @@ def _child_init(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
-    warm_up()
+    warm_up(compile_all)
     gc.freeze()
 
 
@@ -104,8 +104,10 @@ class ContentPool:
 
     MIN_CHUNK = 32  # fewer prompts than this per child are not worth a round trip each
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, compile_all: bool = False) -> None:
+        """`compile_all`: children compile every cue regex at start (app.features.content.warm_up)."""
         self.jobs = jobs
+        self.compile_all = compile_all
         self.restarts = 0
         self._ex: ProcessPoolExecutor | None = None
         if jobs > 0:
@@ -115,7 +117,7 @@ class ContentPool:
         # spawn, not fork: the Faust worker has threads (a forked child could inherit a held lock)
         try:
             ex = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_child_init,
-                                     initargs=(os.getpid(),))
+                                     initargs=(os.getpid(), self.compile_all))
             for _ in range(self.jobs):  # start (and warm up) every child now, not on the first live batch
                 ex.submit(int)
         except OSError as exc:  # no /dev/shm for its semaphores, no processes left: analyse here

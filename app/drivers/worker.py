@@ -239,11 +239,12 @@ class Worker:
         self.s_index = FaustStore("cluster-index", self.t_index, IndexEntry.restore, cache)
         from app.features.content import warm_up
 
-        warm_up()  # build every language's cue filters now, not on the first live prompt of each language
+        # every language's cue filters and regexes now, not on the first live prompts (seconds of them)
+        warm_up(compile_all=True)
         self.account_stage = AccountStage(rules, self.s_accounts)
         self.fp_stage = FingerprintStage(rules, self.s_fps)
         self.cluster_stage = ClusterStage(rules, self.s_clusters, self.s_index)
-        self.content = ContentPool(resolve_jobs(s.content_jobs))
+        self.content = ContentPool(resolve_jobs(s.content_jobs), compile_all=True)
         self._wire()
 
     def close(self) -> None:

@@ -118,3 +118,13 @@ def test_few_cue_pieces_run_unconditionally() -> None:
     total = sum(len(c.unanchored()) for c in (content._RUBRIC, content._CENSOR, content._FAMILY))
     total += sum(len(c.unanchored()) for c in content._lang_cues.values())
     assert total <= 12, total
+
+
+def test_a_worker_warm_up_leaves_no_cue_regex_to_compile_on_a_live_prompt() -> None:
+    content.warm_up(compile_all=True)
+    sets = (content._SHARED_CUES, content._RUBRIC, content._CENSOR, content._FAMILY, *content._lang_cues.values())
+    assert len(content._lang_cues) == len(content.lexicon.TRACE_LANGS)
+    uncompiled = [p[1] for cues in sets for p in cues._parts if p[2] is None]
+    assert not uncompiled, uncompiled[:3]
+    for bundle in content._bundles.values():  # the merged sets share the very same pieces
+        assert all(p[2] is not None for p in bundle[0]._parts)
