@@ -252,13 +252,7 @@ class FaustStore:
         loads, restore = orjson.loads, self._restore
         while budget > 0 and sw.parts:
             p, db = sw.parts[0]
-            it = db.iter()
-            if sw.after is None:
-                it.seek_to_first()
-            else:
-                it.seek(sw.after)
-                if it.valid() and it.key() == sw.after:
-                    it.next()
+            it = _iter_after(db, sw.after)
             kb = None
             while budget > 0 and it.valid():
                 kb = it.key()
@@ -340,6 +334,18 @@ def _active_partitions(data: Any) -> list[tuple[int, Any]] | None:
     return sorted((p, db) for p, db in data._dbs.items() if TP(topic, p) in actives)
 
 
+def _iter_after(db: Any, after: bytes | None) -> Any:
+    """An iterator over `db` at its first key, or at the first key after `after` (where a walk stopped)."""
+    it = db.iter()
+    if after is None:
+        it.seek_to_first()
+    else:
+        it.seek(after)
+        if it.valid() and it.key() == after:
+            it.next()
+    return it
+
+
 class _KeyCounter:
     """A pass over the active partition databases of a rocksdict-backed Faust store, in slices."""
 
@@ -358,13 +364,7 @@ class _KeyCounter:
             self._dbs = list(data._dbs_for_actives())
         skip = data.offset_key
         while budget > 0 and self._i < len(self._dbs):
-            it = self._dbs[self._i].iter()
-            if self._after is None:
-                it.seek_to_first()
-            else:
-                it.seek(self._after)
-                if it.valid() and it.key() == self._after:
-                    it.next()
+            it = _iter_after(self._dbs[self._i], self._after)
             last = None
             while budget > 0 and it.valid():
                 last = it.key()
