@@ -18,7 +18,7 @@ of event time and walks a slice of keys per call, deleting each key in its own p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -208,7 +208,7 @@ class FaustStore:
         walks at most `budget` keys on from where the previous one stopped and returns the total of the
         last complete pass (None until the first pass completes). Other stores: the exact count."""
         data = self.table.data
-        if _rocksdict_index(data) is None or not hasattr(data, "_dbs_for_actives"):
+        if _active_partitions(data) is None:
             return len(self)
         try:
             return self._counter.step(data, budget)
@@ -230,7 +230,7 @@ class FaustStore:
             parts = _active_partitions(self.table.data)
             if parts is None:
                 return self._sweep_whole(watermark_ms - ttl_ms, max_keys)
-            sw = self._sweeping = _SweepPass(watermark_ms - ttl_ms, max_keys, parts)
+            sw = self._sweeping = _SweepPass(watermark_ms - ttl_ms, max_keys, _Walk(parts))
         try:
             done = self._sweep_step(sw, SWEEP_BUDGET)
         except Exception:  # a partition database closed by a rebalance: the next pass starts over
@@ -248,31 +248,18 @@ class FaustStore:
 
     def _sweep_step(self, sw: _SweepPass, budget: int) -> bool:
         """Walk up to `budget` keys of the pass; True when it has walked them all."""
-        skip = self.table.data.offset_key
         loads, restore = orjson.loads, self._restore
-        while budget > 0 and sw.parts:
-            p, db = sw.parts[0]
-            it = _iter_after(db, sw.after)
-            kb = None
-            while budget > 0 and it.valid():
-                kb = it.key()
-                budget -= 1
-                if kb != skip:
-                    key = loads(kb)
-                    if key not in self._dirty and key not in self._pending:  # touched by a batch: live
-                        last = restore(loads(it.value())["s"]).last_ms
-                        if last < sw.cutoff:
-                            self._delete_in(key, p)
-                            sw.removed += 1
-                        else:
-                            sw.live.append((last, key, p))
-                it.next()
-            if it.valid():
-                sw.after = kb
+        for p, kb, it in sw.walk.take(budget, self.table.data.offset_key):
+            key = loads(kb)
+            if key in self._dirty or key in self._pending:
+                continue  # touched by a batch in flight: live
+            last = restore(loads(it.value())["s"]).last_ms
+            if last < sw.cutoff:
+                self._delete_in(key, p)
+                sw.removed += 1
             else:
-                sw.parts.pop(0)
-                sw.after = None
-        return not sw.parts
+                sw.live.append((last, key, p))
+        return sw.walk.done
 
     def _sweep_whole(self, cutoff: int, max_keys: int) -> int:
         """The sweep over a store without partition databases (the memory store of the tests)."""
@@ -311,8 +298,7 @@ class _PartitionOwner:
 class _SweepPass:
     cutoff: int
     max_keys: int
-    parts: list[tuple[int, Any]]  # (partition, database) still to walk, the first one from `after`
-    after: bytes | None = None
+    walk: _Walk
     live: list[tuple[int, str, int]] = field(default_factory=list)  # (last_ms, key, partition) for the cap
     removed: int = 0
 
@@ -334,49 +320,61 @@ def _active_partitions(data: Any) -> list[tuple[int, Any]] | None:
     return sorted((p, db) for p, db in data._dbs.items() if TP(topic, p) in actives)
 
 
-def _iter_after(db: Any, after: bytes | None) -> Any:
-    """An iterator over `db` at its first key, or at the first key after `after` (where a walk stopped)."""
-    it = db.iter()
-    if after is None:
-        it.seek_to_first()
-    else:
-        it.seek(after)
-        if it.valid() and it.key() == after:
-            it.next()
-    return it
+class _Walk:
+    """A walk over (partition, database) pairs a slice at a time, each slice going on after the last key
+    the one before it walked."""
+
+    def __init__(self, parts: list[tuple[int, Any]]) -> None:
+        self.parts = parts  # still to walk, the first one from `after`
+        self.after: bytes | None = None
+
+    @property
+    def done(self) -> bool:
+        return not self.parts
+
+    def take(self, budget: int, skip: bytes) -> Iterator[tuple[int, bytes, Any]]:
+        """(partition, key, iterator at that key) for up to `budget` keys, the key `skip` (Faust's
+        persisted offset) walked but not given."""
+        while budget > 0 and self.parts:
+            p, db = self.parts[0]
+            it = db.iter()
+            if self.after is None:
+                it.seek_to_first()
+            else:
+                it.seek(self.after)
+                if it.valid() and it.key() == self.after:
+                    it.next()
+            kb = None
+            while budget > 0 and it.valid():
+                kb = it.key()
+                budget -= 1
+                if kb != skip:
+                    yield p, kb, it
+                it.next()
+            if it.valid():
+                self.after = kb
+            else:
+                self.parts.pop(0)
+                self.after = None
 
 
 class _KeyCounter:
-    """A pass over the active partition databases of a rocksdict-backed Faust store, in slices."""
+    """The state gauge's pass over the partition databases of a rocksdict-backed Faust store."""
 
     def __init__(self) -> None:
         self.total: int | None = None
         self.restart()
 
     def restart(self) -> None:
-        self._dbs: list | None = None
-        self._i = 0
-        self._after: bytes | None = None  # last key counted in the current database
+        self._walk: _Walk | None = None
         self._n = 0
 
     def step(self, data: Any, budget: int) -> int | None:
-        if self._dbs is None:
-            self._dbs = list(data._dbs_for_actives())
-        skip = data.offset_key
-        while budget > 0 and self._i < len(self._dbs):
-            it = _iter_after(self._dbs[self._i], self._after)
-            last = None
-            while budget > 0 and it.valid():
-                last = it.key()
-                if last != skip:
-                    self._n += 1
-                budget -= 1
-                it.next()
-            if it.valid():
-                self._after = last
-            else:
-                self._i, self._after = self._i + 1, None
-        if self._i >= len(self._dbs):
+        if self._walk is None:
+            self._walk = _Walk(_active_partitions(data) or [])
+        for _ in self._walk.take(budget, data.offset_key):
+            self._n += 1
+        if self._walk.done:
             self.total = self._n
             self.restart()
         return self.total

@@ -15,17 +15,20 @@ OFFSET_KEY = b"__faust\0offset__"
 
 
 class _Data:
-    """The parts of Faust's rocksdict-backed store the counter uses."""
+    """The parts of Faust's rocksdict-backed store the walks use: partition databases by number, all of
+    them held (as for a global table)."""
 
     offset_key = OFFSET_KEY
     use_rocksdict = True
+    table = SimpleNamespace(is_global=True)
 
     def __init__(self, dbs: list) -> None:
-        self.dbs = dbs
+        self.dbs = dbs  # partition i is dbs[i]
         self._key_index: dict = {}
 
-    def _dbs_for_actives(self):
-        yield from self.dbs
+    @property
+    def _dbs(self) -> dict:
+        return dict(enumerate(self.dbs))
 
     def _db_for_partition(self, p: int):
         return self.dbs[p]
@@ -90,15 +93,6 @@ class _Snap:
         self.last_ms = last_ms
 
 
-class _SweptData(_Data):
-    """Faust's store as the sweep sees it: partition databases by number, all of them held."""
-
-    def __init__(self, dbs: dict) -> None:
-        super().__init__(list(dbs.values()))
-        self._dbs = dbs
-        self.table = SimpleNamespace(is_global=True)
-
-
 def _state_db(tmp_path, name: str, lasts: dict[str, int]):
     db = rocksdict.Rdict(str(tmp_path / name), options=rocksdict.Options(raw_mode=True))
     for key, last in lasts.items():
@@ -113,7 +107,7 @@ def test_a_sweep_pass_walks_a_slice_per_call_and_deletes_each_key_in_its_own_par
     monkeypatch.setattr(fs, "SWEEP_BUDGET", 3)
     p0 = _state_db(tmp_path, "s0", {"a1": 100, "a2": 5_000, "a3": 90, "a4": 4_000})
     p1 = _state_db(tmp_path, "s1", {"b1": 10, "b2": 6_000})
-    store = FaustStore("accounts", _Table(_SweptData({0: p0, 1: p1})), restore=lambda s: _Snap(s[0]))
+    store = FaustStore("accounts", _Table(_Data([p0, p1])), restore=lambda s: _Snap(s[0]))
     store.event = SimpleNamespace(message=SimpleNamespace(partition=5))  # the input being processed
     removed = [store.sweep(watermark_ms=3_000, ttl_ms=2_000, max_keys=10) for _ in range(3)]
     # 8 entries (two offset keys, last in each database) at 3 a call: a1 a2 a3 | a4 offset b1 | b2 offset;
@@ -130,7 +124,7 @@ def test_a_sweep_pass_walks_a_slice_per_call_and_deletes_each_key_in_its_own_par
 def test_the_key_cap_evicts_the_oldest_live_keys_once_the_pass_has_seen_them_all(tmp_path):
     p0 = _state_db(tmp_path, "c0", {"x1": 3_000, "x2": 2_500, "x3": 2_900})
     p1 = _state_db(tmp_path, "c1", {"y1": 2_600, "y2": 2_950})
-    store = FaustStore("fingerprints", _Table(_SweptData({0: p0, 1: p1})), restore=lambda s: _Snap(s[0]))
+    store = FaustStore("fingerprints", _Table(_Data([p0, p1])), restore=lambda s: _Snap(s[0]))
     store.put("x3", _Snap(3_000))  # touched by the batch in flight: not the sweep's to judge
     assert store.sweep(watermark_ms=3_000, ttl_ms=2_000, max_keys=2) == 2
     deleted = {k: owner.message.partition for k, (obj, owner) in store._dirty.items() if obj is None}
@@ -140,7 +134,7 @@ def test_the_key_cap_evicts_the_oldest_live_keys_once_the_pass_has_seen_them_all
 
 
 def test_the_faust_store_internals_the_walks_read_are_there():
-    """`_active_partitions` and `_KeyCounter` read Faust's rocksdict store: its partition databases, the
+    """The walks (`_active_partitions`, `_Walk`) read Faust's rocksdict store: its partition databases, the
     key of its persisted offset and how it picks the partitions this worker holds; an upgrade of
     faust-streaming that renames them must fail here."""
     import inspect
