@@ -5,7 +5,10 @@ any worker built on Faust's streams can reach on this machine, next to the plain
 
 Run by the bench as a process of its own (a Faust worker owns its event loop):
 
-    python -m app.bench.faust_take --topic T --events N --result FILE [--bootstrap HOST:PORT]
+    python -m app.bench.faust_take --topic T --events N --result FILE [--bootstrap HOST:PORT] [--worker-transport]
+
+`--worker-transport` consumes through the worker's transport (`app/drivers/transport.py`: its fetch wait
+and its record delivery) instead of Faust's stock one.
 
 It writes {"events": n, "seconds": s} to FILE (first record taken to the N-th) and exits."""
 
@@ -25,7 +28,7 @@ from app.drivers.worker import STREAM_BUFFER_BATCHES
 from app.settings import Settings
 
 
-def build(topic: str, n: int, result: Path, bootstrap: str, datadir: str):
+def build(topic: str, n: int, result: Path, bootstrap: str, datadir: str, worker_transport: bool = False):
     import faust
 
     d = Settings()
@@ -33,6 +36,10 @@ def build(topic: str, n: int, result: Path, bootstrap: str, datadir: str):
                     datadir=datadir, web_enabled=False, consumer_auto_offset_reset="earliest",
                     stream_buffer_maxsize=STREAM_BUFFER_BATCHES * d.batch_max,
                     consumer_max_fetch_size=1024 * 1024, topic_replication_factor=1)
+    if worker_transport:
+        from app.drivers.transport import install
+
+        install(app, d.fetch_max_wait_ms)
     source = app.topic(topic, key_serializer="raw", value_serializer="raw")
     state = {"got": 0, "t0": None}
 
@@ -61,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, required=True)
     ap.add_argument("--result", type=Path, required=True)
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")
+    ap.add_argument("--worker-transport", action="store_true")
     args = ap.parse_args(argv)
     import faust
 
     with tempfile.TemporaryDirectory(prefix="dg-take-") as datadir:
-        app = build(args.topic, args.events, args.result, args.bootstrap, datadir)
+        app = build(args.topic, args.events, args.result, args.bootstrap, datadir, args.worker_transport)
         faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
     return 0
 
