@@ -44,6 +44,9 @@ class Metrics:
                                 registry=registry)
         self.stage_items = Counter(p + "stage_items_total", "Items a stage has finished (events, observations, "
                                    "links)", ["stage"], registry=registry)
+        self.state_flushes = Counter(p + "state_flushes_total", "Times a stage wrote its changed state (RocksDB "
+                                     "and changelog) and acknowledged the inputs behind it", ["stage"],
+                                     registry=registry)
         self.redelivered_skipped = Counter(p + "redelivered_skipped_total", "Inputs re-delivered after a "
                                            "crash that their state had already applied", registry=registry)
         self.decision_latency = Histogram(p + "decision_latency_seconds", "Broker timestamp of the source "

@@ -37,6 +37,10 @@ class Settings:
     # longest a consumer fetch waits at the broker for data (Faust's own is 1,500 ms, which held records
     # the worker writes to its internal topics for up to that long per hop: app/drivers/transport.py)
     fetch_max_wait_ms: int = 50
+    # how long a stage keeps changed state in memory before it writes it (RocksDB and changelog) and
+    # acknowledges the inputs behind it; a key changed by many inputs meanwhile is written once. Outputs
+    # are not held back. 0 writes after every batch
+    state_flush_ms: int = 1000
     # decoded state objects kept in memory per table (the tables themselves live in RocksDB)
     state_cache: int = 50_000
     # processes analysing prompts beside the worker's event loop: "auto" is one per usable CPU beyond
@@ -79,6 +83,7 @@ class Settings:
             batch_max=int(e.get("DG_BATCH_MAX", d.batch_max)),
             batch_within_ms=int(e.get("DG_BATCH_WITHIN_MS", d.batch_within_ms)),
             fetch_max_wait_ms=int(e.get("DG_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms)),
+            state_flush_ms=int(e.get("DG_STATE_FLUSH_MS", d.state_flush_ms)),
             state_cache=int(e.get("DG_STATE_CACHE", d.state_cache)),
             content_jobs=e.get("DG_CONTENT_JOBS", d.content_jobs),
             sasl_username=e.get("KAFKA_SASL_USERNAME", ""),

@@ -4,15 +4,17 @@ Stored form: orjson `{"p": {source: position}, "s": snapshot}` in the table (and
 topic and RocksDB), with a bounded cache of decoded objects in front.
 
 - Writes are buffered: `put`/`delete` mark the key dirty together with the input event that owns it
-  (its partition is the key's table partition); at the end of a batch `detach` serialises each dirty
-  key once, and `write` stores them after the batch's outputs are delivered and before the batch is
-  acknowledged, so a committed offset always has its state in the changelog.
+  (its partition is the key's table partition) and its applied positions; when the driver flushes (after
+  a batch, or after several: the worker's `DG_STATE_FLUSH_MS`) `detach` serialises each dirty key once,
+  however many inputs changed it since the last flush, and `write` stores them after the outputs of
+  those inputs are delivered and before the inputs are acknowledged, so a committed offset always has
+  its state in the changelog.
 - `p` is the position of the last input applied to the key, per input source (an offset, or offset
   and index within a bundle). After a crash Faust re-delivers everything past the last committed
   offset; the driver skips inputs a key has already applied (`applied`), so nothing counts twice.
 
 The cache is dropped on every rebalance, because after one the table may hold state another worker
-wrote; dirty entries stay (they are this worker's newer values). Expiry stays lazy in the stages;
+wrote; dirty and detached entries stay, with their positions (they are this worker's newer values). Expiry stays lazy in the stages;
 `sweep` deletes idle keys in a pass over the local table that starts at most once per eighth of the TTL
 of event time and walks a slice of keys per call, deleting each key in its own partition."""
 
@@ -47,8 +49,10 @@ class FaustStore:
         self._restore = restore
         self._cache: dict[str, Any] = {}
         self._pos: dict[str, dict[str, int]] = {}   # cached keys' applied positions
-        self._dirty: dict[str, tuple[Any, Any]] = {}  # key -> (object or None to delete, owning event)
-        self._pending: dict[str, tuple[int, Any]] = {}  # detached, not written yet: key -> (batch, object)
+        # key -> (object or None to delete, owning event, applied positions): changed since the last detach
+        self._dirty: dict[str, tuple[Any, Any, dict[str, int]]] = {}
+        # detached, not written yet: key -> (detach sequence, object or None, applied positions)
+        self._pending: dict[str, tuple[int, Any, dict[str, int]]] = {}
         self._seq = 0
         self._cache_max = cache_max
         self._last_sweep_ms = 0
@@ -98,7 +102,18 @@ class FaustStore:
         """Position of the last input from `source` applied to `key` (-1 when none)."""
         if self._load(key) is None:
             return NOTHING
-        return self._pos.get(key, {}).get(source, NOTHING)
+        return self._positions(key).get(source, NOTHING)
+
+    def _positions(self, key: str) -> dict[str, int]:
+        """The applied positions of a key held (dirty, detached or cached): the cache may have let a
+        dirty or detached key go, never its entry there."""
+        dirty = self._dirty.get(key)
+        if dirty is not None:
+            return dirty[2]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return pending[2]
+        return self._pos.get(key, {})
 
     def _remember(self, key: str, obj: Any, pos: dict[str, int]) -> None:
         c = self._cache
@@ -110,39 +125,37 @@ class FaustStore:
         self._pos[key] = pos
 
     def put(self, key: str, value: Any) -> None:
-        pos = self._pos.get(key)
-        if pos is None:
-            pos = {}
+        pos = self._positions(key)
         if self.position > pos.get(self.source, NOTHING):
             pos[self.source] = self.position
         self._remember(key, value, pos)
-        self._dirty[key] = (value, self.event)
+        self._dirty[key] = (value, self.event, pos)
 
     def delete(self, key: str) -> None:
         self._cache.pop(key, None)
         self._pos.pop(key, None)
-        self._dirty[key] = (None, self.event)
+        self._dirty[key] = (None, self.event, {})
 
     def pending(self) -> int:
         return len(self._dirty)
 
     def detach(self) -> Detached:
-        """The batch's writes, serialised now (the next batch may change the objects before they are
-        written), grouped by owning partition. Until `write` has run, reads of those keys are served
-        from memory."""
+        """The writes since the last detach, serialised now (the next batch may change the objects before
+        they are written), grouped by owning partition. Until `write` has run, reads of those keys are
+        served from memory."""
         self._seq += 1
         d = Detached(self._seq)
         if not self._dirty:
             return d
         by_partition: dict[int, tuple[Any, list[tuple[str, bytes | None]]]] = {}
         dumps = orjson.dumps
-        for key, (obj, event) in self._dirty.items():
+        for key, (obj, event, pos) in self._dirty.items():
             p = event.message.partition
             if p not in by_partition:
                 by_partition[p] = (event, [])
-            raw = None if obj is None else dumps({"p": self._pos.get(key, {}), "s": obj.snapshot()})
+            raw = None if obj is None else dumps({"p": pos, "s": obj.snapshot()})
             by_partition[p][1].append((key, raw))
-            self._pending[key] = (d.seq, obj)
+            self._pending[key] = (d.seq, obj, pos)
         self._dirty.clear()
         d.groups = list(by_partition.values())
         return d
@@ -282,7 +295,7 @@ class FaustStore:
         """Delete `key` in `partition` (a sweep runs while some other partition's input is current)."""
         self._cache.pop(key, None)
         self._pos.pop(key, None)
-        self._dirty[key] = (None, _PartitionOwner(partition))
+        self._dirty[key] = (None, _PartitionOwner(partition), {})
 
 
 class _PartitionOwner:

@@ -10,7 +10,10 @@ p50 179 ms and 64 behind with a 50 ms wait. A shorter wait costs an empty fetch 
 when there is no traffic at all.
 
 The consumer also hands each fetched record to Faust's delivery callback without four tasks around it
-when the callback does not have to wait (see `_Consumer._drain_messages`).
+when the callback does not have to wait (see `_Consumer._drain_messages`), and awaits the transport's
+`before_wait_empty` hook, when set, before Faust waits for every record handed on to be acknowledged (on
+a rebalance and on stop): the worker writes the state it holds then, and acknowledges the inputs behind
+it, which Faust would otherwise wait for forever.
 
 Used by `app.drivers.worker` through the app's public `transport` setter; everything else is Faust's."""
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import types
+from collections.abc import Awaitable, Callable
 from typing import Any, Generator
 
 from faust.transport import consumer as faust_consumer
@@ -74,6 +78,12 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def wait_empty(self) -> None:
+        hook = getattr(self.transport, "before_wait_empty", None)
+        if hook is not None:
+            await hook()
+        await super().wait_empty()
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's fetch loop (`Consumer._drain_messages`, faust-streaming 0.11-0.15) with one change.
@@ -141,6 +151,8 @@ class Transport(faust_aiokafka.Transport):
     def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        # awaited by the consumer before it waits for every record handed on to be acknowledged
+        self.before_wait_empty: Callable[[], Awaitable[None]] | None = None
 
 
 def install(app: Any, fetch_max_wait_ms: int) -> None:

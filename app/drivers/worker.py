@@ -158,12 +158,16 @@ async def _or_exit(what: str, work: Any) -> None:
 
 @dataclass(slots=True)
 class _StageCtx:
-    """A running stage: its stream and batch function, the lock its batches run under (the stage loop
-    and the overdue fills), and its batches still finishing."""
+    """A running stage: its stream, batch function and state stores, the lock its batches run under (the
+    stage loop, the overdue fills and the state flushes), its batches still finishing, and the inputs
+    whose outputs went out but whose state is not written yet (`held`, since loop time `held_since`)."""
     stream: Any
     batch_fn: Any
+    stores: list
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inflight: deque = field(default_factory=deque)
+    held: list = field(default_factory=list)
+    held_since: float | None = None
 
 
 def _queued(stream: Any) -> int:
@@ -348,7 +352,7 @@ class Worker:
                 futs.append(await self._send(self.observations.get_topic_name(), b"%d" % p, bundle, p))
         self._m_obs.inc(n_obs)
         await self._send_outputs(out, futs)
-        return futs, [(store, store.detach())], latencies, len(events)
+        return futs, latencies, len(events)
 
     async def fingerprints_batch(self, events: list) -> tuple[list, list, list, int]:
         store = self.s_fps
@@ -373,7 +377,7 @@ class Worker:
             for bundle in bundles(out.links, oldest):
                 futs.append(await self._send(self.links.get_topic_name(), b"links", bundle, 0))
             self._m_links.inc(len(out.links))
-        return futs, [(store, store.detach())], [], n
+        return futs, [], n
 
     async def clusters_batch(self, events: list) -> tuple[list, list, list, int]:
         index = self.s_index
@@ -396,7 +400,7 @@ class Worker:
         self.metrics.batch_seconds.labels("clusters").observe(time.perf_counter() - t0)
         futs: list = []
         await self._send_outputs(out, futs)
-        return futs, [(self.s_clusters, self.s_clusters.detach()), (index, index.detach())], latencies, n
+        return futs, latencies, n
 
     def _observe_latency(self, latencies: list[tuple[float, int]]) -> None:
         """Source record's broker timestamp to the decision acknowledged by the broker."""
@@ -409,7 +413,8 @@ class Worker:
                       writes: list, latencies: list, items: int) -> None:
         """The end of a batch, in the background while the next one is computed, and strictly after the
         previous batch of the same stage: outputs acknowledged by the broker, then state written, then
-        the input acknowledged."""
+        input acknowledged (`writes` and `events` are empty for a batch whose state is held for a later
+        flush: see `_run_batch`)."""
         if prev is not None:
             await prev
         await self._deliver(futs, stage)
@@ -424,7 +429,7 @@ class Worker:
         await _or_exit(f"stage {stage}", self._stage_loop(stage, stream, batch_fn))
 
     async def _stage_loop(self, stage: str, stream: Any, batch_fn: Any) -> None:
-        ctx = self._stage_ctx[stage] = _StageCtx(stream, batch_fn)
+        ctx = self._stage_ctx[stage] = _StageCtx(stream, batch_fn, self._stage_stores[stage])
         self._take_gaps()
         within = self.settings.batch_within_ms / 1000.0
         async for taken in stream.noack_take(self.settings.batch_max, within=within):
@@ -432,31 +437,72 @@ class Worker:
                 events, dropped = await self._in_order(stage, taken)
                 await self._run_batch(stage, ctx, events, dropped)
 
-    async def _run_batch(self, stage: str, ctx: _StageCtx, events: list, dropped: list) -> None:
+    async def _run_batch(self, stage: str, ctx: _StageCtx, events: list, dropped: list,
+                         flush: bool = False) -> None:
         """One batch through the stage's core; its end (outputs acknowledged, state written, input
         acknowledged) runs in the background, at most PIPELINE_DEPTH batches of a stage at a time.
         `dropped`: duplicates the order guard took out, acknowledged with the batch (after every batch
-        before it, which holds the copy that was processed)."""
+        before it, which holds the copy that was processed).
+
+        State is written only when a flush is due (`_flush_due`: DG_STATE_FLUSH_MS after the first input
+        held, a bound on what is held, a rebalance) or asked for (`flush`, with or without a batch):
+        until then the batch's outputs still go out at once, and its inputs wait, unacknowledged, in
+        `ctx.held`. A key that many inputs changed meanwhile is serialised and written once. After a
+        crash the held inputs are delivered again and computed again from the state written before
+        them (the same outputs, with the same ids)."""
         m = self.metrics
         if events:
             m.batch_records.labels(stage).observe(len(events))
             if stage == "accounts":
+                topics: dict[str, int] = {}
                 for event in events:
-                    m.consumed.labels(event.message.topic).inc()
-            futs, writes, latencies, items = await ctx.batch_fn(events)
-        elif dropped:
-            futs, writes, latencies, items = [], [], [], 0
+                    t = event.message.topic
+                    topics[t] = topics.get(t, 0) + 1
+                for t, k in topics.items():
+                    m.consumed.labels(t).inc(k)
+            futs, latencies, items = await ctx.batch_fn(events)
+        elif dropped or (flush and ctx.held):
+            futs, latencies, items = [], [], 0
         else:
             return
+        ctx.held += events
+        ctx.held += dropped
+        if ctx.held_since is None:
+            ctx.held_since = asyncio.get_running_loop().time()
+        if flush or self._flush_due(ctx):
+            writes = [(store, store.detach()) for store in ctx.stores]
+            acks, ctx.held, ctx.held_since = ctx.held, [], None
+            m.state_flushes.labels(stage).inc()
+        else:
+            writes, acks = [], []
         inflight = ctx.inflight
         prev = inflight[-1] if inflight else None
         task = asyncio.ensure_future(
-            self._finish(prev, stage, ctx.stream, [*events, *dropped], futs, writes, latencies, items))
+            self._finish(prev, stage, ctx.stream, acks, futs, writes, latencies, items))
         inflight.append(task)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         while inflight and (len(inflight) > PIPELINE_DEPTH or inflight[0].done()):
             await inflight.popleft()  # bounded: at most PIPELINE_DEPTH batches finishing; errors surface
+
+    def _flush_due(self, ctx: _StageCtx) -> bool:
+        if not ctx.held:
+            return False
+        if (self._flush_s <= 0 or self.app.rebalancing or len(ctx.held) >= self._flush_max_held
+                or any(store.pending() >= self._flush_max_dirty for store in ctx.stores)):
+            return True
+        return asyncio.get_running_loop().time() - (ctx.held_since or 0.0) >= self._flush_s
+
+    async def _flush_held(self, due_only: bool) -> None:
+        """Write the state of every stage holding inputs (those whose flush is due, with `due_only`) and
+        acknowledge the inputs: for a stage waiting for input (the stage loop flushes as it goes), and
+        for all of them before a rebalance drops the caches."""
+        for stage, ctx in list(self._stage_ctx.items()):
+            if not ctx.held or (due_only and (ctx.lock.locked() or not self._flush_due(ctx))):
+                continue
+            async with ctx.lock:
+                if ctx.held:
+                    await self._run_batch(stage, ctx, [], [], flush=True)
 
     # -- input order (see app.drivers.order: Faust can lose or repeat records around a rebalance)
     def _committed(self, tp: Any) -> int | None:
@@ -607,6 +653,12 @@ class Worker:
         self.order = InputOrder(self._committed)
         self._faust_add_gap: Any = None  # Faust's own gap recording, taken over by the guard (_take_gaps)
         self._stage_ctx: dict[str, _StageCtx] = {}
+        self._stage_stores = {"accounts": [self.s_accounts], "fingerprints": [self.s_fps],
+                              "clusters": [self.s_clusters, self.s_index]}
+        s = self.settings
+        self._flush_s = s.state_flush_ms / 1000.0
+        self._flush_max_held = STREAM_BUFFER_BATCHES * s.batch_max  # inputs held unacknowledged, per stage
+        self._flush_max_dirty = max(1, s.state_cache // 2)  # changed keys held, per table
         self._input_topics = {self.settings.requests_topic: "accounts", self.rekeyed.get_topic_name(): "accounts",
                               self.observations.get_topic_name(): "fingerprints",
                               self.links.get_topic_name(): "clusters"}
@@ -631,6 +683,10 @@ class Worker:
         async def fill_overdue() -> None:
             await _or_exit("overdue fill", self._fill_overdue())  # it runs stage batches too
 
+        @app.timer(min(1.0, max(0.1, self._flush_s / 4)))
+        async def flush_state() -> None:
+            await _or_exit("state flush", self._flush_held(due_only=True))
+
         @app.timer(10.0)
         async def state_gauges() -> None:
             for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index):
@@ -646,12 +702,19 @@ class Worker:
             log.info("metrics on :%d/metrics", self.settings.metrics_port)
 
         async def drop_caches(*_: Any, **__: Any) -> None:
+            await self._flush_held(due_only=False)  # state held in memory is written before it goes
             if self._inflight:  # let batches in flight finish writing before the caches go
                 await asyncio.gather(*list(self._inflight), return_exceptions=True)
             for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index):
                 store.clear_cache()
             self.order.reset()  # positions are checked against the committed offsets again
 
+        async def before_wait_empty() -> None:
+            # Faust waits for every input handed on to be acknowledged (on a rebalance, on stop): the ones
+            # held for the next flush are, once their state is written; a flush that fails exits (a crash)
+            await _or_exit("state flush", self._flush_held(due_only=False))
+
+        app.transport.before_wait_empty = before_wait_empty
         app.on_partitions_revoked.connect(drop_caches)
         app.on_partitions_assigned.connect(drop_caches)
 

@@ -161,3 +161,27 @@ def test_the_fetch_loop_it_replaces_is_still_faust_s() -> None:
         assert isinstance(app.consumer, tr._Consumer)
     finally:
         app.consumer._thread.thread_loop.close()  # the consumer thread's own loop (never started here)
+
+
+def test_the_consumer_runs_the_hook_before_faust_waits_for_acknowledgements(monkeypatch) -> None:
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    order = []
+
+    async def faust_wait_empty(self) -> None:
+        order.append("faust waits for every record handed on to be acknowledged")
+
+    async def hook() -> None:
+        order.append("hook")
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "wait_empty", faust_wait_empty)
+    app = faust.App("dg-test-transport-4", broker="kafka://127.0.0.1:9", store="memory://", web_enabled=False)
+    install(app, 50)
+    try:
+        asyncio.run(app.consumer.wait_empty())  # no hook set: Faust's alone
+        app.transport.before_wait_empty = hook
+        asyncio.run(app.consumer.wait_empty())
+    finally:
+        app.consumer._thread.thread_loop.close()
+    assert order == ["faust waits for every record handed on to be acknowledged", "hook",
+                     "faust waits for every record handed on to be acknowledged"]
