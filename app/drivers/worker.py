@@ -10,8 +10,9 @@ Tables (changelogged): accounts (6), fingerprints (6), clusters (1), cluster-ind
 
 Each agent takes its input in batches (`noack_take`): it runs the core over the batch and sends the
 batch's outputs; then, in the background while the next batch is computed (at most PIPELINE_DEPTH
-batches in flight, finishing in order), it waits for the broker to acknowledge those outputs, writes
-each touched state key once (FaustStore.detach/write), and acknowledges the input. Observations and
+batches in flight, finishing in order), it waits for the broker to acknowledge those outputs; when a
+state flush is due (DG_STATE_FLUSH_MS, `_run_batch`) it writes each key touched since the last flush once
+(FaustStore.detach/write) and acknowledges the inputs of the batches since then. Observations and
 links travel as bundles, one record per destination partition per batch; an observation's partition is
 crc32(key) mod partitions, so a fingerprint's state always lives in one partition. Every state key
 remembers the position of the last input it applied, so input re-delivered after a crash is skipped
