@@ -14,9 +14,10 @@ topic and RocksDB), with a bounded cache of decoded objects in front.
   offset; the driver skips inputs a key has already applied (`applied`), so nothing counts twice.
 
 The cache is dropped on every rebalance, because after one the table may hold state another worker
-wrote; dirty and detached entries stay, with their positions (they are this worker's newer values). Expiry stays lazy in the stages;
-`sweep` deletes idle keys in a pass over the local table that starts at most once per eighth of the TTL
-of event time and walks a slice of keys per call, deleting each key in its own partition."""
+wrote; dirty and detached entries stay, with their positions (they are this worker's newer values).
+Expiry stays lazy in the stages; `sweep` deletes idle keys in a pass over the local table that starts at
+most once per eighth of the TTL of event time and walks a slice of keys per call, deleting each key in its
+own partition."""
 
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import Awaitable, Callable
-from typing import Any, Generator
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -41,7 +41,7 @@ def _carry_on(coro: Any, pending: Any) -> Generator[Any, Any, Any]:
         except GeneratorExit:
             coro.close()
             raise
-        except BaseException as exc:  # noqa: BLE001 - thrown in by the task (cancellation): pass it on
+        except BaseException as exc:  # thrown in by the task (cancellation): pass it on
             try:
                 pending = coro.throw(exc)
             except StopIteration as stop:

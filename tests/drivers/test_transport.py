@@ -122,6 +122,7 @@ def test_a_waiting_delivery_can_still_be_cancelled_by_a_rebalance() -> None:
                 seen.append("cleaned up")
 
         done, rest = tr.started(deliver())
+        assert not done
         task = asyncio.ensure_future(rest)
         await asyncio.sleep(0)
         task.cancel()
@@ -135,7 +136,7 @@ def test_a_waiting_delivery_can_still_be_cancelled_by_a_rebalance() -> None:
             finally:
                 seen.append("closed")
 
-        done, rest = tr.started(stuck())
+        _, rest = tr.started(stuck())
         rest.close()  # never scheduled (the consumer stopped first): closing it closes the delivery
         assert seen[-1] == "closed"
 
