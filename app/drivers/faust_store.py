@@ -50,10 +50,10 @@ class FaustStore:
         self._restore = restore
         self._cache: dict[str, Any] = {}
         self._pos: dict[str, dict[str, int]] = {}   # cached keys' applied positions
-        # key -> (object or None to delete, owning event, applied positions): changed since the last detach
-        self._dirty: dict[str, tuple[Any, Any, dict[str, int]]] = {}
-        # detached, not written yet: key -> (detach sequence, object or None, applied positions)
-        self._pending: dict[str, tuple[int, Any, dict[str, int]]] = {}
+        # key -> (object or None to delete, applied positions, owning event): changed since the last detach
+        self._dirty: dict[str, tuple[Any, dict[str, int], Any]] = {}
+        # detached, not written yet: key -> (object or None, applied positions, detach sequence)
+        self._pending: dict[str, tuple[Any, dict[str, int], int]] = {}
         self._seq = 0
         self._cache_max = cache_max
         self._last_sweep_ms = 0
@@ -72,13 +72,15 @@ class FaustStore:
         self._counter.restart()  # the partitions held may have changed
         self._sweeping = None
 
+    def _held(self, key: str) -> tuple[Any, dict[str, int], Any] | None:
+        """A key's newest entry not written yet, dirty or detached: (object or None, applied positions, ...).
+        The cache may have let such a key go, never its entry here."""
+        return self._dirty.get(key) or self._pending.get(key)
+
     def _load(self, key: str) -> Any | None:
-        dirty = self._dirty.get(key)
-        if dirty is not None:
-            return dirty[0]
-        pending = self._pending.get(key)
-        if pending is not None:
-            return pending[1]
+        held = self._held(key)
+        if held is not None:
+            return held[0]
         obj = self._cache.get(key)
         if obj is not None:
             return obj
@@ -106,15 +108,9 @@ class FaustStore:
         return self._positions(key).get(source, NOTHING)
 
     def _positions(self, key: str) -> dict[str, int]:
-        """The applied positions of a key held (dirty, detached or cached): the cache may have let a
-        dirty or detached key go, never its entry there."""
-        dirty = self._dirty.get(key)
-        if dirty is not None:
-            return dirty[2]
-        pending = self._pending.get(key)
-        if pending is not None:
-            return pending[2]
-        return self._pos.get(key, {})
+        """The applied positions of a key held (dirty, detached or cached)."""
+        held = self._held(key)
+        return held[1] if held is not None else self._pos.get(key, {})
 
     def _remember(self, key: str, obj: Any, pos: dict[str, int]) -> None:
         c = self._cache
@@ -130,12 +126,12 @@ class FaustStore:
         if self.position > pos.get(self.source, NOTHING):
             pos[self.source] = self.position
         self._remember(key, value, pos)
-        self._dirty[key] = (value, self.event, pos)
+        self._dirty[key] = (value, pos, self.event)
 
     def delete(self, key: str) -> None:
         self._cache.pop(key, None)
         self._pos.pop(key, None)
-        self._dirty[key] = (None, self.event, {})
+        self._dirty[key] = (None, {}, self.event)
 
     def pending(self) -> int:
         return len(self._dirty)
@@ -150,13 +146,13 @@ class FaustStore:
             return d
         by_partition: dict[int, tuple[Any, list[tuple[str, bytes | None]]]] = {}
         dumps = orjson.dumps
-        for key, (obj, event, pos) in self._dirty.items():
+        for key, (obj, pos, event) in self._dirty.items():
             p = event.message.partition
             if p not in by_partition:
                 by_partition[p] = (event, [])
             raw = None if obj is None else dumps({"p": pos, "s": obj.snapshot()})
             by_partition[p][1].append((key, raw))
-            self._pending[key] = (d.seq, obj, pos)
+            self._pending[key] = (obj, pos, d.seq)
         self._dirty.clear()
         d.groups = list(by_partition.values())
         return d
@@ -208,7 +204,7 @@ class FaustStore:
         for _, writes in d.groups:
             for key, _ in writes:
                 entry = self._pending.get(key)
-                if entry is not None and entry[0] <= d.seq:
+                if entry is not None and entry[2] <= d.seq:
                     del self._pending[key]  # no later batch has it in flight: the table serves it now
         return n
 
@@ -296,7 +292,7 @@ class FaustStore:
         """Delete `key` in `partition` (a sweep runs while some other partition's input is current)."""
         self._cache.pop(key, None)
         self._pos.pop(key, None)
-        self._dirty[key] = (None, _PartitionOwner(partition), {})
+        self._dirty[key] = (None, {}, _PartitionOwner(partition))
 
 
 class _PartitionOwner:

@@ -290,7 +290,7 @@ class Worker:
             self.metrics.deliver_seconds.labels(stage).observe(time.perf_counter() - t0)
 
     # -- one batch per stage
-    async def accounts_batch(self, events: list) -> tuple[list, list, list, int]:
+    async def accounts_batch(self, events: list) -> tuple[list, list, int]:
         m = self.metrics
         store = self.s_accounts
         stage = self.account_stage
@@ -355,7 +355,7 @@ class Worker:
         await self._send_outputs(out, futs)
         return futs, latencies, len(events)
 
-    async def fingerprints_batch(self, events: list) -> tuple[list, list, list, int]:
+    async def fingerprints_batch(self, events: list) -> tuple[list, list, int]:
         store = self.s_fps
         stage = self.fp_stage
         out = Output()
@@ -380,7 +380,7 @@ class Worker:
             self._m_links.inc(len(out.links))
         return futs, [], n
 
-    async def clusters_batch(self, events: list) -> tuple[list, list, list, int]:
+    async def clusters_batch(self, events: list) -> tuple[list, list, int]:
         index = self.s_index
         out = Output()
         latencies: list[tuple[float, int]] = []

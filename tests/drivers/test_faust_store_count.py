@@ -114,7 +114,7 @@ def test_a_sweep_pass_walks_a_slice_per_call_and_deletes_each_key_in_its_own_par
     # the idle ones are a1, a3 and b1
     assert removed == [2, 1, 0]
     assert store._sweeping is None  # the pass has ended
-    deleted = {k: owner.message.partition for k, (obj, owner, _) in store._dirty.items() if obj is None}
+    deleted = {k: owner.message.partition for k, (obj, _, owner) in store._dirty.items() if obj is None}
     assert deleted == {"a1": 0, "a3": 0, "b1": 1}
     assert store.sweep(watermark_ms=3_100, ttl_ms=2_000, max_keys=10) == 0  # next pass only after ttl/8
     p0.close()
@@ -127,7 +127,7 @@ def test_the_key_cap_evicts_the_oldest_live_keys_once_the_pass_has_seen_them_all
     store = FaustStore("fingerprints", _Table(_Data([p0, p1])), restore=lambda s: _Snap(s[0]))
     store.put("x3", _Snap(3_000))  # touched by the batch in flight: not the sweep's to judge
     assert store.sweep(watermark_ms=3_000, ttl_ms=2_000, max_keys=2) == 2
-    deleted = {k: owner.message.partition for k, (obj, owner, _) in store._dirty.items() if obj is None}
+    deleted = {k: owner.message.partition for k, (obj, _, owner) in store._dirty.items() if obj is None}
     assert deleted == {"x2": 0, "y1": 1}  # the oldest of the four live keys beyond the cap of two
     p0.close()
     p1.close()
