@@ -347,10 +347,26 @@ def stage_breakdown(workers: list[BenchWorker]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _quantile(fams: dict, name: str, q: float) -> float:
-    """Quantile of a Prometheus histogram, linear within the bucket (what histogram_quantile does)."""
-    fam = fams[name]
-    buckets = sorted((float(s.labels["le"]), s.value) for s in fam.samples if s.name.endswith("_bucket"))
+def _buckets(fams: dict, name: str, **match: str) -> dict[float, float]:
+    """Cumulative bucket counts of a Prometheus histogram, summed over its label sets (those carrying
+    the labels in `match`)."""
+    fam = fams.get(name)
+    counts: dict[float, float] = {}
+    for s in fam.samples if fam else ():
+        if s.name.endswith("_bucket") and all(s.labels.get(k) == v for k, v in match.items()):
+            le = float(s.labels["le"])
+            counts[le] = counts.get(le, 0.0) + s.value
+    return counts
+
+
+def _quantile(fams: dict, name: str, q: float, since: dict | None = None, **match: str) -> float:
+    """Quantile of a Prometheus histogram (of what it counted after the scrape `since`), linear within
+    the bucket (what histogram_quantile does); 0 when it counted nothing."""
+    now = _buckets(fams, name, **match)
+    before = _buckets(since, name, **match) if since else {}
+    buckets = sorted((le, c - before.get(le, 0.0)) for le, c in now.items())
+    if not buckets or buckets[-1][1] <= 0:
+        return 0.0
     total = buckets[-1][1]
     rank = q * total
     prev_le, prev_c = 0.0, 0.0
@@ -393,20 +409,25 @@ def bench_latency(events: Path, rate: int, seconds: float, bootstrap: str = "127
             warm += 1
             time.sleep(0.2)
         wait_drained([w], warm)
-        base = _quantile_counts(w.families())
+        base = w.families()
         load = records[warm:warm + total]
         took = feed.paced(load, rate, tick_s=0.01)
         backlog_end = len(load) + warm - progress([w])[0]
         offered = len(load) / took
         wait_drained([w], warm + len(load))
         fams = w.families()
-        decisions = _quantile_counts(fams) - base
     finally:
         feed.close()
         w.stop()
     name = "distill_guard_decision_latency_seconds"
-    return {"offered_eps": offered, "events": len(load), "decisions": decisions, "backlog_end": backlog_end,
-            "p50_ms": _quantile(fams, name, 0.5) * 1000, "p99_ms": _quantile(fams, name, 0.99) * 1000}
+    out = {"offered_eps": offered, "events": len(load), "backlog_end": backlog_end,
+           "decisions": _quantile_counts(fams) - _quantile_counts(base),
+           "p50_ms": _quantile(fams, name, 0.5, base) * 1000, "p99_ms": _quantile(fams, name, 0.99, base) * 1000}
+    for stage in ("accounts", "clusters"):  # which stage the slow decisions come from
+        out[stage] = {"decisions": _quantile_counts(fams, stage=stage) - _quantile_counts(base, stage=stage),
+                      "p50_ms": _quantile(fams, name, 0.5, base, stage=stage) * 1000,
+                      "p99_ms": _quantile(fams, name, 0.99, base, stage=stage) * 1000}
+    return out
 
 
 def _ms(v: float) -> str:
@@ -414,9 +435,10 @@ def _ms(v: float) -> str:
     return f">= {v / 1000:.0f} s (top bucket)" if v >= LATENCY_BUCKETS[-1] * 1000 else f"{v:.0f} ms"
 
 
-def _quantile_counts(fams: dict) -> float:
+def _quantile_counts(fams: dict, **match: str) -> float:
     fam = fams.get("distill_guard_decision_latency_seconds")
-    return sum(s.value for s in fam.samples if s.name.endswith("_count")) if fam else 0.0
+    return sum(s.value for s in fam.samples if s.name.endswith("_count")
+               and all(s.labels.get(k) == v for k, v in match.items())) if fam else 0.0
 
 
 def _print_replay(r: dict) -> None:
@@ -479,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{lat['decisions']:.0f} decisions: produce->decision p50 {_ms(lat['p50_ms'])}, "
                   f"p99 {_ms(lat['p99_ms'])} (one worker; {lat['backlog_end']:,.0f} events behind when the "
                   f"load stopped)")
+            for stage in ("accounts", "clusters"):
+                st = lat[stage]
+                print(f"  decided by {stage:<9} {st['decisions']:>6.0f} decisions: p50 {_ms(st['p50_ms'])}, "
+                      f"p99 {_ms(st['p99_ms'])}")
     return 0
 
 

@@ -403,12 +403,15 @@ class Worker:
         await self._send_outputs(out, futs)
         return futs, latencies, n
 
-    def _observe_latency(self, latencies: list[tuple[float, int]]) -> None:
+    def _observe_latency(self, stage: str, latencies: list[tuple[float, int]]) -> None:
         """Source record's broker timestamp to the decision acknowledged by the broker."""
+        if not latencies:
+            return
         now = time.time()
+        hist = self.metrics.decision_latency.labels(stage)
         for ts_s, n in latencies:
             for _ in range(n):
-                self.metrics.decision_latency.observe(max(0.0, now - ts_s))
+                hist.observe(max(0.0, now - ts_s))
 
     async def _finish(self, prev: asyncio.Future | None, stage: str, stream: Any, events: list, futs: list,
                       writes: list, latencies: list, items: int) -> None:
@@ -419,7 +422,7 @@ class Worker:
         if prev is not None:
             await prev
         await self._deliver(futs, stage)
-        self._observe_latency(latencies)
+        self._observe_latency(stage, latencies)
         for store, detached in writes:
             await store.write(detached, _enter, self.app.producer)
         for event in events:

@@ -126,6 +126,12 @@ def test_metrics_page_counts_what_happened(run):
     assert sum(dead.values()) == len(BAD_RECORDS)
     decisions = sum(s.value for s in fams["distill_guard_decisions"].samples if s.name.endswith("_total"))
     assert decisions == len(run["dec"])
+    # every published decision is timed once, under the stage that made it
+    timed = {s.labels["stage"]: s.value for s in fams["distill_guard_decision_latency_seconds"].samples
+             if s.name.endswith("_count")}
+    assert set(timed) <= {"accounts", "clusters"}
+    assert sum(timed.values()) == len(run["dec"])
+    assert timed.get("accounts", 0.0) == len(_account_logic(run["dec"])) > 0
     lag = [s for s in fams["distill_guard_processing_lag_seconds"].samples if s.name.endswith("_count")]
     assert lag and lag[0].value == run["stats"].events
     assert "distill_guard_state_keys" in fams
