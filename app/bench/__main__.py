@@ -7,7 +7,8 @@ because these machines are shared and noisy: absolute events/s mean little, rati
      sustained events/s through all three stages, CPU seconds per 1,000 events, peak RSS; and a Faust
      agent that only takes, parses and acknowledges the same topic (the framework's ceiling);
      two workers against one on the same topic (scale-out)
-  3. produce-to-decision latency p50/p99 at a fixed offered load (default 5,000 events/s)
+  3. produce-to-decision latency p50/p99 at fixed offered loads (default 500, 1,000 and 5,000 events/s,
+     60 s or 100,000 events each), overall and by the stage that decided
   4. state bytes per account / fingerprint after the replay (orjson snapshots, as stored in tables)
 
 Usage: python -m app.bench [--events FILE] [--kafka-events N] [--skip-kafka] [--skip-replay]
@@ -430,6 +431,12 @@ def bench_latency(events: Path, rate: int, seconds: float, bootstrap: str = "127
     return out
 
 
+# Each latency run offers at most this many events: p99 of a minute at 500-1,000 events/s rests on
+# 800-1,700 decisions (20 s gave ~350 and moved by 2x between runs), and 20 s at 5,000/s (over capacity)
+# already leaves a backlog that takes a minute to drain.
+LATENCY_MAX_EVENTS = 100_000
+
+
 def _ms(v: float) -> str:
     """A latency quantile; at the histogram's top bucket it is only known to be at least that."""
     return f">= {v / 1000:.0f} s (top bucket)" if v >= LATENCY_BUCKETS[-1] * 1000 else f"{v:.0f} ms"
@@ -461,7 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-replay", action="store_true")
     ap.add_argument("--latency-rate", default="500,1000,5000",
                     help="offered loads for the latency runs, events/s, comma-separated")
-    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--latency-seconds", type=float, default=60.0,
+                    help="how long each load is offered, at most LATENCY_MAX_EVENTS events (an offered load "
+                         "past capacity takes as long again to drain)")
     ap.add_argument("--skip-scale-out", action="store_true")
     args = ap.parse_args(argv)
     rules = load_rules(os.environ.get("DG_RULES", DEFAULT_RULES))
@@ -496,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scale-out 2 workers {k2['worker_eps']:>8,.0f} ev/s vs 1 worker {k['worker_eps']:>8,.0f} ev/s "
                   f"(x{k2['worker_eps'] / k['worker_eps']:.2f}; {os.cpu_count()} cores shared with the broker)")
         for rate in (int(r) for r in args.latency_rate.split(",") if r.strip()):
-            lat = bench_latency(events, rate, args.latency_seconds)
+            lat = bench_latency(events, rate, min(args.latency_seconds, LATENCY_MAX_EVENTS / rate))
             print(f"latency   offered {lat['offered_eps']:,.0f} ev/s for {lat['events']:,} events, "
                   f"{lat['decisions']:.0f} decisions: produce->decision p50 {_ms(lat['p50_ms'])}, "
                   f"p99 {_ms(lat['p99_ms'])} (one worker; {lat['backlog_end']:,.0f} events behind when the "
