@@ -6,7 +6,8 @@ because these machines are shared and noisy: absolute events/s mean little, rati
   2. worker through the real broker vs a plain aiokafka consumer reading + parsing the same topic:
      sustained events/s through all three stages, CPU seconds per 1,000 events, peak RSS; and a Faust
      agent that only takes, parses and acknowledges the same topic (the framework's ceiling);
-     two workers against one on the same topic (scale-out)
+     the same worker with one content process (DG_CONTENT_JOBS=1); two workers against one on the
+     same topic (scale-out)
   3. produce-to-decision latency p50/p99 at fixed offered loads (default 500, 1,000 and 5,000 events/s,
      60 s or 100,000 events each), overall and by the stage that decided
   4. state bytes per account / fingerprint after the replay (orjson snapshots, as stored in tables)
@@ -300,16 +301,19 @@ def fill_topic(events: Path, topic: str, n: int, bootstrap: str, partitions: int
     return sent
 
 
-def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers: int = 1) -> dict:
+def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers: int = 1,
+                extra: dict | None = None) -> dict:
     """Sustained throughput: `n` events already in the topic, drained by `workers` worker processes
-    through all three stages; next to a plain aiokafka consumer reading and parsing the same topic."""
+    (with the settings in `extra`) through all three stages; next to a plain aiokafka consumer reading
+    and parsing the same topic, and (one default worker) the take-only Faust agents."""
     uid = uuid.uuid4().hex[:8]
     topic = f"bench-{uid}.requests"
     sent = fill_topic(events, topic, n, bootstrap)
     plain_eps = asyncio.run(_plain_consumer(bootstrap, topic, sent))
-    take_eps = _faust_take(bootstrap, topic, sent) if workers == 1 else None
-    take_w_eps = _faust_take(bootstrap, topic, sent, worker_transport=True) if workers == 1 else None
-    procs = [BenchWorker(uid, topic, bootstrap, i) for i in range(workers)]
+    ceiling = workers == 1 and not extra
+    take_eps = _faust_take(bootstrap, topic, sent) if ceiling else None
+    take_w_eps = _faust_take(bootstrap, topic, sent, worker_transport=True) if ceiling else None
+    procs = [BenchWorker(uid, topic, bootstrap, i, extra) for i in range(workers)]
     try:
         while progress(procs)[0] <= 0:  # CPU counted from the first processed event (not start-up)
             for w in procs:
@@ -469,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-rate", default="500,1000,5000",
                     help="offered loads for the latency runs, events/s, comma-separated")
     ap.add_argument("--latency-seconds", type=float, default=60.0,
-                    help="how long each load is offered, at most LATENCY_MAX_EVENTS events (an offered load "
+                    help="how long each load is offered, at most 100,000 events (an offered load "
                          "past capacity takes as long again to drain)")
     ap.add_argument("--skip-scale-out", action="store_true")
     args = ap.parse_args(argv)
@@ -500,6 +504,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sizing    {per_core:,.0f} events per CPU-second: 100,000 requests/s need ~{100_000 / per_core:.0f} "
               f"busy cores of workers (at 70 % utilisation ~{100_000 / per_core / 0.7:.0f} worker processes, as "
               f"many partitions or more)")
+        if (os.cpu_count() or 1) > 1:
+            kc = bench_kafka(events, args.kafka_events, extra={"DG_CONTENT_JOBS": "1"})
+            print(f"kafka     {kc['events']:>9,} events  plain aiokafka {kc['plain_eps']:>8,.0f} ev/s  "
+                  f"worker + 1 content process {kc['worker_eps']:>8,.0f} ev/s  ratio {kc['ratio']:.3f}  "
+                  f"CPU {kc['cpu_s_per_1k']:.2f} s/1k events (both processes)  peak RSS {kc['peak_rss_mb']:.0f} MiB "
+                  f"(x{kc['worker_eps'] / k['worker_eps']:.2f} the default worker; {os.cpu_count()} cores shared "
+                  f"with the broker)")
         if not args.skip_scale_out:
             k2 = bench_kafka(events, args.kafka_events, workers=2)
             print(f"scale-out 2 workers {k2['worker_eps']:>8,.0f} ev/s vs 1 worker {k['worker_eps']:>8,.0f} ev/s "
