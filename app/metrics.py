@@ -50,9 +50,8 @@ class Metrics:
         self.redelivered_skipped = Counter(p + "redelivered_skipped_total", "Inputs re-delivered after a "
                                            "crash that their state had already applied", registry=registry)
         self.decision_latency = Histogram(p + "decision_latency_seconds", "Broker timestamp of the source "
-                                          "record to the decision acknowledged by the broker, by the stage "
-                                          "that decided (accounts; clusters: from the oldest source record "
-                                          "of the links' bundle)", ["stage"],
+                                          "record behind the decision to the decision acknowledged by the "
+                                          "broker, by the stage that decided (accounts, clusters)", ["stage"],
                                           buckets=LATENCY_BUCKETS, registry=registry)
         self.content_restarts = Counter(p + "content_pool_restarts_total", "Times a content process died "
                                         "and its batch was analysed in the worker itself", registry=registry)

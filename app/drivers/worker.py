@@ -75,37 +75,44 @@ def _enter(event: Any) -> None:
     faust.streams._current_event.set(weakref.ref(event))
 
 
-def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES) -> list[bytes]:
+def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES,
+            stamps: list[float] | None = None) -> list[bytes]:
     """Many stage messages (observations or links) per Kafka record, split so that no record exceeds
     `max_bytes` (a batch of thousands of events must not make a record larger than the producer or the
     broker accept; an item larger than that on its own goes alone):
 
-        [oldest source timestamp (s), [item.wire_ref(i), ...], [summary.wire(), ...]]
+        [oldest source timestamp (s), [item.wire_ref(i), ...], [summary.wire(), ...], [ms, ...]]
 
     An account's summary is shared by every observation of its event (and often by its links): each
-    record carries each distinct summary once and its items refer to it by index. Records of the older
-    form [ts, [item.wire(), ...]] (summaries inline) are still read (`_unbundle`)."""
+    record carries each distinct summary once and its items refer to it by index. `stamps`, when given,
+    holds each item's own source timestamp (the broker timestamp of the gateway record it comes from,
+    in s, none before `oldest_s`); the record then carries them as whole milliseconds after its oldest,
+    so the last stage times a decision from the request behind it. Records of the older forms (no
+    stamps; [ts, [item.wire(), ...]] with summaries inline) are still read (`_unbundle`)."""
     dumps = orjson.dumps
     head = b"[" + dumps(oldest_s) + b",["
     out: list[bytes] = []
     parts: list[bytes] = []
     sums: list[bytes] = []
+    offs: list[bytes] = []
     refs: dict[int, int] = {}
-    size = len(head) + 4
+    size = len(head) + 6
 
     def close() -> None:
-        out.append(head + b",".join(parts) + b"],[" + b",".join(sums) + b"]]")
+        tail = b"],[" + b",".join(offs) + b"]]" if stamps is not None else b"]]"
+        out.append(head + b",".join(parts) + b"],[" + b",".join(sums) + tail)
 
-    for x in items:
+    for k, x in enumerate(items):
         s = x.summary
         ref = refs.get(id(s))
         sb = b""
         if ref is None:
             sb = dumps(s.wire())
         b = dumps(x.wire_ref(len(sums) if ref is None else ref))
-        if parts and size + len(b) + len(sb) + 2 > max_bytes:
+        ob = b"%d" % max(0, round((stamps[k] - oldest_s) * 1000)) if stamps is not None else b""
+        if parts and size + len(b) + len(sb) + len(ob) + 3 > max_bytes:
             close()
-            parts, sums, refs, size = [], [], {}, len(head) + 4
+            parts, sums, offs, refs, size = [], [], [], {}, len(head) + 6
             sb = dumps(s.wire())
             b = dumps(x.wire_ref(0))
             ref = None
@@ -115,15 +122,19 @@ def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES) -> 
             size += len(sb) + 1
         parts.append(b)
         size += len(b) + 1
+        if stamps is not None:
+            offs.append(ob)
+            size += len(ob) + 1
     if parts:
         close()
     return out
 
 
 def _unbundle(events: list, message: type) -> Iterator[tuple[Any, int, float, Any]]:
-    """(event, position, oldest source timestamp, item) for every item of every bundle in `events`,
-    `message` (Observation or Link) decoding the items; each bundle's event is made current while its
-    items are handled."""
+    """(event, position, source timestamp, item) for every item of every bundle in `events`, `message`
+    (Observation or Link) decoding the items; each bundle's event is made current while its items are
+    handled. The source timestamp is the item's own when the bundle carries stamps, else the bundle's
+    oldest."""
     unwire_ref, unwire = message.unwire_ref, message.unwire
     for event in events:
         msg = event.message
@@ -131,7 +142,11 @@ def _unbundle(events: list, message: type) -> Iterator[tuple[Any, int, float, An
         ts_s, items = doc[0], doc[1]
         _enter(event)
         base = msg.offset << BUNDLE_BITS
-        if len(doc) > 2:
+        if len(doc) > 3:
+            summaries = list(map(Summary.unwire, doc[2]))
+            for i, (w, off) in enumerate(zip(items, doc[3], strict=True)):
+                yield event, base + i, ts_s + off / 1000.0, unwire_ref(w, summaries)
+        elif len(doc) > 2:  # written before items carried their own timestamps
             summaries = list(map(Summary.unwire, doc[2]))
             for i, w in enumerate(items):
                 yield event, base + i, ts_s, unwire_ref(w, summaries)
@@ -298,6 +313,7 @@ class Worker:
         futs: list = []
         out = Output()
         by_partition: dict[int, list] = {}
+        stamps: dict[int, list[float]] = {}  # per destination partition: each observation's source timestamp
         oldest: dict[int, float] = {}
         n_obs = 0
         latencies: list[tuple[float, int]] = []  # (source timestamp, decisions made so far)
@@ -339,17 +355,22 @@ class Worker:
             stage.process(ev, out, cf)
             if len(out.decisions) > before:
                 latencies.append((msg.timestamp, len(out.decisions) - before))
+            ts = msg.timestamp
             for obs in out.observations[seen:]:
                 p = zlib.crc32(obs.key.encode()) % self._n
-                by_partition.setdefault(p, []).append(obs)
-                if msg.timestamp < oldest.get(p, float("inf")):
-                    oldest[p] = msg.timestamp
+                if p in by_partition:
+                    by_partition[p].append(obs)
+                    stamps[p].append(ts)
+                    if ts < oldest[p]:
+                        oldest[p] = ts
+                else:
+                    by_partition[p], stamps[p], oldest[p] = [obs], [ts], ts
             n_obs += len(out.observations) - seen
             del out.observations[:]
         m.valid.inc(valid)
         m.batch_seconds.labels("accounts").observe(time.perf_counter() - t0)
         for p, items in by_partition.items():
-            for bundle in bundles(items, oldest[p]):
+            for bundle in bundles(items, oldest[p], stamps=stamps[p]):
                 futs.append(await self._send(self.observations.get_topic_name(), b"%d" % p, bundle, p))
         self._m_obs.inc(n_obs)
         await self._send_outputs(out, futs)
@@ -360,6 +381,7 @@ class Worker:
         stage = self.fp_stage
         out = Output()
         oldest = float("inf")
+        stamps: list[float] = []  # each link's source timestamp: that of the observation that made it
         t0 = time.perf_counter()
         n = 0
         for event, pos, ts_s, obs in _unbundle(events, Observation):
@@ -372,10 +394,11 @@ class Worker:
             stage.process(obs, out)
             if len(out.links) > before:
                 oldest = min(oldest, ts_s)
+                stamps += [ts_s] * (len(out.links) - before)
         self.metrics.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
         futs: list = []
         if out.links:
-            for bundle in bundles(out.links, oldest):
+            for bundle in bundles(out.links, oldest, stamps=stamps):
                 futs.append(await self._send(self.links.get_topic_name(), b"links", bundle, 0))
             self._m_links.inc(len(out.links))
         return futs, [], n

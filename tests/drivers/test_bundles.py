@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import orjson
+import pytest
 
 from app.detect.messages import Link, Observation, Summary
 from app.drivers.worker import BUNDLE_BITS, BUNDLE_MAX_BYTES, _unbundle, bundles
@@ -90,3 +91,42 @@ def test_records_of_the_older_inline_form_are_still_read():
     items = [_obs(i) for i in range(4)]
     old = b"[7.0,[" + b",".join(orjson.dumps(x.wire()) for x in items) + b"]]"
     assert _decode([old], first_offset=41) == items
+
+
+def _stamped(records: list[bytes], message: type = Observation) -> list[tuple[float, object]]:
+    return [(ts, item) for _, _, ts, item in _unbundle([_Event(r, k) for k, r in enumerate(records)], message)]
+
+
+def test_each_item_carries_its_own_source_timestamp_to_the_next_stage():
+    items = [_obs(i) for i in range(6)]
+    stamps = [100.0, 100.25, 100.5, 100.0, 101.123, 100.75]
+    out = bundles(items, min(stamps), stamps=stamps)
+    assert len(out) == 1 and orjson.loads(out[0])[3] == [0, 250, 500, 0, 1123, 750]  # ms after the oldest
+    got = _stamped(out)
+    assert [x for _, x in got] == items
+    assert [ts for ts, _ in got] == [pytest.approx(t, abs=5e-4) for t in stamps]
+
+
+def test_split_records_keep_every_items_timestamp_with_it_and_stay_under_the_limit():
+    s = _summary(5)
+    items = [_obs(i, 300, summary=s) for i in range(40)]
+    stamps = [50.0 + i / 7 for i in range(40)]
+    out = bundles(items, 50.0, max_bytes=2000, stamps=stamps)
+    assert len(out) > 3 and all(len(b) <= 2000 for b in out)
+    got = _stamped(out)
+    assert [x for _, x in got] == items
+    assert [ts for ts, _ in got] == [pytest.approx(t, abs=5e-4) for t in stamps]
+
+
+def test_links_carry_the_timestamp_of_the_observation_that_made_them():
+    s = _summary(6)
+    links = [Link(f"ja4:t13d{i}", 1_700_000_000_000 + i, f"ev-{i}", s, "acct-0", 3, 2) for i in range(3)]
+    got = _stamped(bundles(links, 7.5, stamps=[7.5, 7.5, 8.0]), Link)
+    assert got == [(7.5, links[0]), (7.5, links[1]), (8.0, links[2])]
+
+
+def test_records_without_stamps_give_every_item_the_records_oldest_timestamp():
+    items = [_obs(i) for i in range(3)]
+    unstamped = bundles(items, 42.0)
+    assert len(orjson.loads(unstamped[0])) == 3  # the form written before items carried timestamps
+    assert _stamped(unstamped) == [(42.0, x) for x in items]
