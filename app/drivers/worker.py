@@ -142,14 +142,12 @@ def _unbundle(events: list, message: type) -> Iterator[tuple[Any, int, float, An
         ts_s, items = doc[0], doc[1]
         _enter(event)
         base = msg.offset << BUNDLE_BITS
-        if len(doc) > 3:
+        if len(doc) > 2:
             summaries = list(map(Summary.unwire, doc[2]))
-            for i, (w, off) in enumerate(zip(items, doc[3], strict=True)):
-                yield event, base + i, ts_s + off / 1000.0, unwire_ref(w, summaries)
-        elif len(doc) > 2:  # written before items carried their own timestamps
-            summaries = list(map(Summary.unwire, doc[2]))
-            for i, w in enumerate(items):
-                yield event, base + i, ts_s, unwire_ref(w, summaries)
+            # each item's own timestamp; a record written before items carried one gives them its oldest
+            stamps = [ts_s + off / 1000.0 for off in doc[3]] if len(doc) > 3 else [ts_s] * len(items)
+            for i, (w, ts) in enumerate(zip(items, stamps, strict=True)):
+                yield event, base + i, ts, unwire_ref(w, summaries)
         else:  # written before summaries were shared
             for i, w in enumerate(items):
                 yield event, base + i, ts_s, unwire(w)
@@ -314,7 +312,6 @@ class Worker:
         out = Output()
         by_partition: dict[int, list] = {}
         stamps: dict[int, list[float]] = {}  # per destination partition: each observation's source timestamp
-        oldest: dict[int, float] = {}
         n_obs = 0
         latencies: list[tuple[float, int]] = []  # (source timestamp, decisions made so far)
         t0 = time.perf_counter()
@@ -353,24 +350,22 @@ class Worker:
             before = len(out.decisions)
             seen = len(out.observations)
             stage.process(ev, out, cf)
-            if len(out.decisions) > before:
-                latencies.append((msg.timestamp, len(out.decisions) - before))
             ts = msg.timestamp
+            if len(out.decisions) > before:
+                latencies.append((ts, len(out.decisions) - before))
             for obs in out.observations[seen:]:
                 p = zlib.crc32(obs.key.encode()) % self._n
                 if p in by_partition:
                     by_partition[p].append(obs)
                     stamps[p].append(ts)
-                    if ts < oldest[p]:
-                        oldest[p] = ts
                 else:
-                    by_partition[p], stamps[p], oldest[p] = [obs], [ts], ts
+                    by_partition[p], stamps[p] = [obs], [ts]
             n_obs += len(out.observations) - seen
             del out.observations[:]
         m.valid.inc(valid)
         m.batch_seconds.labels("accounts").observe(time.perf_counter() - t0)
         for p, items in by_partition.items():
-            for bundle in bundles(items, oldest[p], stamps=stamps[p]):
+            for bundle in bundles(items, min(stamps[p]), stamps=stamps[p]):
                 futs.append(await self._send(self.observations.get_topic_name(), b"%d" % p, bundle, p))
         self._m_obs.inc(n_obs)
         await self._send_outputs(out, futs)
@@ -380,7 +375,6 @@ class Worker:
         store = self.s_fps
         stage = self.fp_stage
         out = Output()
-        oldest = float("inf")
         stamps: list[float] = []  # each link's source timestamp: that of the observation that made it
         t0 = time.perf_counter()
         n = 0
@@ -393,12 +387,11 @@ class Worker:
             before = len(out.links)
             stage.process(obs, out)
             if len(out.links) > before:
-                oldest = min(oldest, ts_s)
                 stamps += [ts_s] * (len(out.links) - before)
         self.metrics.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
         futs: list = []
         if out.links:
-            for bundle in bundles(out.links, oldest, stamps=stamps):
+            for bundle in bundles(out.links, min(stamps), stamps=stamps):
                 futs.append(await self._send(self.links.get_topic_name(), b"links", bundle, 0))
             self._m_links.inc(len(out.links))
         return futs, [], n
