@@ -6,6 +6,7 @@ never text: the prompt is reduced to content scores and a short skeleton hash be
 from __future__ import annotations
 
 import math
+from zlib import crc32
 
 from app.detect.hits import Hit
 from app.features.content import ContentFeatures
@@ -20,6 +21,7 @@ TASK_FAMILIES = ("coding", "agentic", "math", "reasoning", "writing", "qa", "tra
                  "data", "chat", "other")
 _FAMILY_INDEX = {f: i for i, f in enumerate(TASK_FAMILIES)}
 RECENT_SKELETONS = 12
+MAX_REPORTED = 16  # fingerprint values remembered per refresh period (past it, values are reported again)
 
 
 class AccountState:
@@ -48,6 +50,9 @@ class AccountState:
         "proxy_n",
         "recent",
         "repeat_n",
+        "reported",
+        "reported_ms",
+        "reported_sig",
         "rewrite_n",
         "rubric_n",
         "thinking_n",
@@ -88,32 +93,66 @@ class AccountState:
         self.pol_offences: list[int] = []
         self.pol_alert_ms = 0
         self.pol_action = ""
+        # fingerprint values reported in the period that began at reported_ms (crc32 of "scope:value"),
+        # with the summary signature they were reported under
+        self.reported_ms = 0
+        self.reported_sig = -1
+        self.reported: list[int] = []
 
     # -- serialisation: a flat list, orjson-encoded into the Faust table (bytes per account in bench)
     def snapshot(self) -> list:
         return [
-            2, self.first_ms, self.last_ms, self.n, self.created_ms, self.org, self.kyc, self.channel,
+            3, self.first_ms, self.last_ms, self.n, self.created_ms, self.org, self.kyc, self.channel,
             self.email, self.w5m.data, self.w1h.data, self.thinking_n, self.trace_n, self.rubric_n,
             self.rewrite_n, self.repeat_n, self.recent, self.families, self.gap_n,
             round(self.gap_mean, 3), round(self.gap_m2, 3), self.proxy_n, self.models,
             self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action,
-            self.model_first, self.pre_n, self.latest_n,
+            self.model_first, self.pre_n, self.latest_n, self.reported_ms, self.reported_sig,
+            self.reported,
         ]
 
     @classmethod
     def restore(cls, s: list) -> AccountState:
-        if not s or s[0] not in (1, 2):
+        if not s or s[0] not in (1, 2, 3):
             raise ValueError(f"unknown account state version {s[:1]!r}")
         if s[0] == 1:  # before model first-use times: no pivot evidence until a new model appears
             s = [2, *s[1:], [s[2]] * len(s[22]), s[3], 0]
+        if s[0] == 2:  # before reported values: the next event reports all of its values
+            s = [3, *s[1:], 0, -1, []]
         a = cls.__new__(cls)
         (_, a.first_ms, a.last_ms, a.n, a.created_ms, a.org, a.kyc, a.channel, a.email, w5, w1,
          a.thinking_n, a.trace_n, a.rubric_n, a.rewrite_n, a.repeat_n, a.recent, a.families, a.gap_n,
          a.gap_mean, a.gap_m2, a.proxy_n, a.models, a.pol_until_ms, a.pol_level, a.pol_offences,
-         a.pol_alert_ms, a.pol_action, a.model_first, a.pre_n, a.latest_n) = s
+         a.pol_alert_ms, a.pol_action, a.model_first, a.pre_n, a.latest_n, a.reported_ms, a.reported_sig,
+         a.reported) = s
         a.w5m = Buckets(FIVE_MIN, HOUR, w5)
         a.w1h = Buckets(HOUR, DAY, w1)
         return a
+
+    def unreported(self, values: list[tuple[str, str]], sig: int, ts_ms: int, refresh_ms: int) -> list[tuple[str, str]]:
+        """The (scope, value) pairs of `values` not yet reported in the current refresh period; records
+        them as reported. A period begins with the first event, once `refresh_ms` have passed since the
+        last one began, and whenever the account's summary signature `sig` (level and eligibility, all a
+        fingerprint's state keeps of a member) changes. So a value's state hears from each active member
+        at least once per period, and at once when what it knows of the member changes. `refresh_ms` 0
+        reports everything.
+
+        Values are remembered as 32-bit hashes, at most MAX_REPORTED per period (later ones are reported
+        every time); a hash collision holds one report back until the period ends."""
+        if refresh_ms <= 0:
+            return values
+        if sig != self.reported_sig or ts_ms - self.reported_ms >= refresh_ms:
+            self.reported_ms, self.reported_sig, self.reported = ts_ms, sig, []
+        seen = self.reported
+        out = []
+        for scope, value in values:
+            h = crc32(f"{scope}:{value}".encode("utf-8", "surrogatepass"))
+            if h in seen:
+                continue
+            if len(seen) < MAX_REPORTED:
+                seen.append(h)
+            out.append((scope, value))
+        return out
 
     # -- update
     def observe(self, ev: Event, cf: ContentFeatures, flag_min: float) -> None:

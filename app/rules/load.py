@@ -147,6 +147,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             unverified_kyc=frozenset(fp.get("unverified_kyc", ["none", "email"])),
             abused_channels=frozenset(fp.get("abused_channels", [])),
             campaign_prompt=_campaign_prompt(fp.get("campaign_prompt"), int(fp["popular_accounts"]), source),
+            refresh_ms=int(float(fp.get("refresh_s", 0)) * 1000),
         ),
         policy=policy,
         allowlist=_allow_entries(doc.get("allowlist", []), source, "allowlist"),

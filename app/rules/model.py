@@ -76,6 +76,9 @@ class FingerprintRules:
     unverified_kyc: frozenset[str]
     abused_channels: frozenset[str]
     campaign_prompt: CampaignPrompt | None = None
+    # an account reports a fingerprint value it already reported at the same summary level at most once
+    # per this many ms (0: every event reports every value); see AccountState.unreported
+    refresh_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

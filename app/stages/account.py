@@ -65,8 +65,6 @@ class AccountStage(Stage):
                 out.alerts.append(alert)
             if decision is not None:
                 out.decisions.append(decision)
-        self.store.put(key, st)
-
         summary = Summary(
             account_id=key, org=st.org, first_ms=st.first_ms,
             young=young,
@@ -78,17 +76,16 @@ class AccountStage(Stage):
             pivot=any(h.signal.code == "ACCT_MODEL_PIVOT" for h in hits),
         )
         scopes = fr.scopes
-        observations = out.observations
         ts, event_id = ev.ts_ms, ev.event_id
-        for scope, value in (("payment_fp", ev.payment_fp), ("ja4", ev.ja4), ("ip_prefix", ev.ip_prefix),
-                             ("device_id", ev.device_id)):
-            if value is not None and scope in scopes and (allow is None or not allow.allows(scope, value, ts)):
-                observations.append(Observation(scope, value, ts, event_id, summary))
+        values = [(scope, value) for scope, value in (
+            ("payment_fp", ev.payment_fp), ("ja4", ev.ja4), ("ip_prefix", ev.ip_prefix), ("device_id", ev.device_id))
+            if value is not None and scope in scopes and (allow is None or not allow.allows(scope, value, ts))]
         if "template" in scopes:
             if ev.system_prompt_hash:
-                observations.append(Observation("template", "sys:" + ev.system_prompt_hash, ts, event_id, summary))
-            for tk in cf.template_keys:
-                # 16-bit SimHash band keys fill up with unrelated prompts at volume; only the MinHash
-                # band keys ("m...") are selective enough to link accounts
-                if tk[0] == "m":
-                    observations.append(Observation("template", tk, ts, event_id, summary))
+                values.append(("template", "sys:" + ev.system_prompt_hash))
+            # 16-bit SimHash band keys fill up with unrelated prompts at volume; only the MinHash band keys
+            # ("m...") are selective enough to link accounts
+            values += [("template", tk) for tk in cf.template_keys if tk[0] == "m"]
+        values = st.unreported(values, summary.level * 2 + summary.eligible, ts, fr.refresh_ms)
+        self.store.put(key, st)
+        out.observations += [Observation(scope, value, ts, event_id, summary) for scope, value in values]

@@ -481,8 +481,9 @@ def test_account_state_of_version_1_restores_without_pivot_evidence(rules):
     evs = _days_of("tracker", ["m-old"] * 8 + ["m-new"] * 7, T0, 10 * MIN)
     stage, _ = feed(evs, rules)
     st = stage.store.get("tracker")
-    v1 = [1, *st.snapshot()[1:-3]]
+    v1 = [1, *st.snapshot()[1:-6]]  # version 1 had neither model first-use times nor reported values
     again = AccountState.restore(v1)
     assert again.models == st.models and again.model_first == [st.last_ms, st.last_ms]
     assert again.pivot(evs[-1].ts_ms, rules.signal("ACCT_MODEL_PIVOT")) is None
-    assert again.snapshot()[0] == 2 and AccountState.restore(again.snapshot()).snapshot() == again.snapshot()
+    assert again.snapshot()[0] == 3 and AccountState.restore(again.snapshot()).snapshot() == again.snapshot()
+    assert again.reported == [] and again.reported_ms == 0
