@@ -356,13 +356,18 @@ def stage_breakdown(workers: list[BenchWorker]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _matches(sample, match: dict[str, str]) -> bool:
+    """Does a Prometheus sample carry every label in `match` with its value?"""
+    return all(sample.labels.get(k) == v for k, v in match.items())
+
+
 def _buckets(fams: dict, name: str, **match: str) -> dict[float, float]:
     """Cumulative bucket counts of a Prometheus histogram, summed over its label sets (those carrying
     the labels in `match`)."""
     fam = fams.get(name)
     counts: dict[float, float] = {}
     for s in fam.samples if fam else ():
-        if s.name.endswith("_bucket") and all(s.labels.get(k) == v for k, v in match.items()):
+        if s.name.endswith("_bucket") and _matches(s, match):
             le = float(s.labels["le"])
             counts[le] = counts.get(le, 0.0) + s.value
     return counts
@@ -452,8 +457,7 @@ def _ms(v: float) -> str:
 
 def _quantile_counts(fams: dict, **match: str) -> float:
     fam = fams.get("distill_guard_decision_latency_seconds")
-    return sum(s.value for s in fam.samples if s.name.endswith("_count")
-               and all(s.labels.get(k) == v for k, v in match.items())) if fam else 0.0
+    return sum(s.value for s in fam.samples if s.name.endswith("_count") and _matches(s, match)) if fam else 0.0
 
 
 def _print_replay(r: dict) -> None:
