@@ -11,9 +11,11 @@ because these machines are shared and noisy: absolute events/s mean little, rati
   3. produce-to-decision latency p50/p99 at fixed offered loads (default 500, 1,000 and 5,000 events/s,
      60 s or 100,000 events each), overall and by the stage that decided
   4. state bytes per account / fingerprint after the replay (orjson snapshots, as stored in tables)
+  5. the core's cost per event by stage over the first --cost-events records, next to orjson parse-only
+     and the time per event a replay ratio of 0.25 (issue 5's target) would leave (app/bench/costs.py)
 
 Usage: python -m app.bench [--events FILE] [--kafka-events N] [--skip-kafka] [--skip-replay]
-       [--latency-rate EPS] [--latency-seconds S] [--skip-scale-out]"""
+       [--latency-rate EPS] [--latency-seconds S] [--skip-scale-out] [--cost-events N]"""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from app.rules.load import load_rules
 from app.settings import DEFAULT_RULES
 
 BENCH_DIR = Path(".bench")
+TARGET_REPLAY_RATIO = 0.25  # issue 5's target for replay against orjson parse-only
 
 
 class NullSink:
@@ -484,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="how long each load is offered, at most 100,000 events (an offered load "
                          "past capacity takes as long again to drain)")
     ap.add_argument("--skip-scale-out", action="store_true")
+    ap.add_argument("--cost-events", type=int, default=100_000,
+                    help="records of the file the per-stage cost pass reads (0: no cost pass)")
     args = ap.parse_args(argv)
     rules = load_rules(os.environ.get("DG_RULES", DEFAULT_RULES))
     BENCH_DIR.mkdir(exist_ok=True)
@@ -491,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     if not args.skip_replay:
         _print_replay(bench_replay(events, rules))
+        if args.cost_events:
+            from app.bench.costs import describe, stage_costs
+
+            costs = stage_costs(events, rules, args.cost_events, int(time.time() * 1000))
+            print("\n".join(describe(costs, TARGET_REPLAY_RATIO)))
     if not args.skip_kafka:
         k = bench_kafka(events, args.kafka_events)
         print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "

@@ -20,7 +20,7 @@ from app.rules.model import Rules
 # The core allocates a few short-lived objects per event and keeps large long-lived state (windows,
 # fingerprint members, sketch caches): with the default thresholds the cyclic collector runs every
 # 700 allocations and walks that state often (~10% of a replay). Collect less often while replaying.
-_REPLAY_GC_THRESHOLD = (50_000, 20, 100)
+GC_THRESHOLD = (50_000, 20, 100)
 
 
 @dataclass(slots=True)
@@ -51,7 +51,7 @@ def replay(path: Path, rules: Rules, sink: Sink, now_ms: int | None = None,
     stats = ReplayStats()
     started = time.perf_counter()
     threshold = gc.get_threshold()
-    gc.set_threshold(*_REPLAY_GC_THRESHOLD)
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         with ContentPool(content_jobs) as pool:  # 0 jobs: analysed in this process, chunk by chunk
             _run(path, clock_ms, engine, sink, stats, pool)

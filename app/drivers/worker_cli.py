@@ -45,12 +45,12 @@ def run(args: argparse.Namespace) -> int:
     w = Worker(s, rules)
     import gc
 
-    from app.drivers.replay import _REPLAY_GC_THRESHOLD
+    from app.drivers.replay import GC_THRESHOLD
 
     # the worker holds hundreds of thousands of long-lived state objects in its caches: with the default
     # thresholds the cyclic collector walks them over and over (the same setting replay uses)
     gc.freeze()
-    gc.set_threshold(*_REPLAY_GC_THRESHOLD)
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         _quiet_worker_class()(w.app, loglevel=args.loglevel).execute_from_commandline()
     finally:
