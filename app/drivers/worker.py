@@ -75,8 +75,7 @@ def _enter(event: Any) -> None:
     faust.streams._current_event.set(weakref.ref(event))
 
 
-def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES,
-            stamps: list[float] | None = None) -> list[bytes]:
+def bundles(items: list, stamps: list[float], max_bytes: int = BUNDLE_MAX_BYTES) -> list[bytes]:
     """Many stage messages (observations or links) per Kafka record, split so that no record exceeds
     `max_bytes` (a batch of thousands of events must not make a record larger than the producer or the
     broker accept; an item larger than that on its own goes alone):
@@ -84,13 +83,16 @@ def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES,
         [oldest source timestamp (s), [item.wire_ref(i), ...], [summary.wire(), ...], [ms, ...]]
 
     An account's summary is shared by every observation of its event (and often by its links): each
-    record carries each distinct summary once and its items refer to it by index. `stamps`, when given,
-    holds each item's own source timestamp (the broker timestamp of the gateway record it comes from,
-    in s, none before `oldest_s`); the record then carries them as whole milliseconds after its oldest,
-    so the last stage times a decision from the request behind it. Records of the older forms (no
-    stamps; [ts, [item.wire(), ...]] with summaries inline) are still read (`_unbundle`)."""
+    record carries each distinct summary once and its items refer to it by index. `stamps` holds each
+    item's own source timestamp (the broker timestamp of the gateway record it comes from, in s); a
+    record carries them as whole milliseconds after the oldest of them, so the last stage times a
+    decision from the request behind it. Records of the older forms (no stamps; [ts, [item.wire(), ...]]
+    with summaries inline) are still read (`_unbundle`)."""
+    if not items:
+        return []
     dumps = orjson.dumps
-    head = b"[" + dumps(oldest_s) + b",["
+    oldest = min(stamps)
+    head = b"[" + dumps(oldest) + b",["
     out: list[bytes] = []
     parts: list[bytes] = []
     sums: list[bytes] = []
@@ -99,17 +101,16 @@ def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES,
     size = len(head) + 6
 
     def close() -> None:
-        tail = b"],[" + b",".join(offs) + b"]]" if stamps is not None else b"]]"
-        out.append(head + b",".join(parts) + b"],[" + b",".join(sums) + tail)
+        out.append(head + b",".join(parts) + b"],[" + b",".join(sums) + b"],[" + b",".join(offs) + b"]]")
 
-    for k, x in enumerate(items):
+    for x, stamp in zip(items, stamps, strict=True):
         s = x.summary
         ref = refs.get(id(s))
         sb = b""
         if ref is None:
             sb = dumps(s.wire())
         b = dumps(x.wire_ref(len(sums) if ref is None else ref))
-        ob = b"%d" % max(0, round((stamps[k] - oldest_s) * 1000)) if stamps is not None else b""
+        ob = b"%d" % round((stamp - oldest) * 1000)
         if parts and size + len(b) + len(sb) + len(ob) + 3 > max_bytes:
             close()
             parts, sums, offs, refs, size = [], [], [], {}, len(head) + 6
@@ -121,12 +122,9 @@ def bundles(items: list, oldest_s: float, max_bytes: int = BUNDLE_MAX_BYTES,
             sums.append(sb)
             size += len(sb) + 1
         parts.append(b)
-        size += len(b) + 1
-        if stamps is not None:
-            offs.append(ob)
-            size += len(ob) + 1
-    if parts:
-        close()
+        offs.append(ob)
+        size += len(b) + len(ob) + 2
+    close()
     return out
 
 
@@ -365,7 +363,7 @@ class Worker:
         m.valid.inc(valid)
         m.batch_seconds.labels("accounts").observe(time.perf_counter() - t0)
         for p, items in by_partition.items():
-            for bundle in bundles(items, min(stamps[p]), stamps=stamps[p]):
+            for bundle in bundles(items, stamps[p]):
                 futs.append(await self._send(self.observations.get_topic_name(), b"%d" % p, bundle, p))
         self._m_obs.inc(n_obs)
         await self._send_outputs(out, futs)
@@ -391,7 +389,7 @@ class Worker:
         self.metrics.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
         futs: list = []
         if out.links:
-            for bundle in bundles(out.links, min(stamps), stamps=stamps):
+            for bundle in bundles(out.links, stamps):
                 futs.append(await self._send(self.links.get_topic_name(), b"links", bundle, 0))
             self._m_links.inc(len(out.links))
         return futs, [], n
