@@ -53,7 +53,18 @@ def test_every_stage_is_timed_and_the_limit_holds(events, rules):
     for stage in STAGES:
         assert costs.seconds[stage] > 0, stage
     assert costs.parse_only_s > 0
-    assert costs.core_us == pytest.approx(sum(costs.us_per_event(s) for s in STAGES))
+
+
+def test_a_file_without_a_valid_event_is_said_so_not_divided_by(tmp_path, rules):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\n".join(BAD_RECORDS[:4]) + b"\n")
+    costs = stage_costs(path, rules, limit=10, clock_ms=START_MS)
+    assert costs.records == 4 and costs.events == 0
+    assert describe(costs, 0.25) == ["cost      no valid event in the first 4 records: nothing to cost"]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert describe(stage_costs(empty, rules, limit=10, clock_ms=START_MS), 0.25) == [
+        "cost      no valid event in the first 0 records: nothing to cost"]
 
 
 def test_the_budget_line_is_the_arithmetic_of_the_figures():
