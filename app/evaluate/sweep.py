@@ -431,6 +431,11 @@ class Sweep:
     def failed(self) -> bool:
         return any(t.failed for t in self.targets)
 
+    @property
+    def verdict(self) -> str:
+        missed = sum(t.failed for t in self.targets)
+        return f"{missed} of {len(self.targets)} targets missed" if missed else "all targets met"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "seeds": self.seeds, "convention": self.convention, "world_size": self.size, "worlds_from": self.source,

@@ -76,6 +76,5 @@ def render(sw: Sweep) -> str:
     lines += ["", "targets"]
     for t in sw.targets:
         lines.append(f"  {t.status:<4}  {t.text:<72} {t.observed}")
-    lines.append("all targets met" if not sw.failed else
-                 f"{sum(t.failed for t in sw.targets)} of {len(sw.targets)} targets missed")
+    lines.append(sw.verdict)
     return "\n".join(lines)
