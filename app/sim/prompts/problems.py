@@ -138,3 +138,61 @@ def benchmark_bank(name: str, size: int) -> list[tuple[str, str]]:
     rng = random.Random(f"benchmark:{name}")
     maker = multiple_choice if name.endswith("mc") else word_problem
     return [maker(rng) for _ in range(size)]
+
+
+# Benchmark items in other languages (MGSM-style): the same arithmetic, written in the item's language
+_LOCAL = {
+    "es": ("{n} compra {a} cajas de lápices con {b} lápices cada una y regala {c}. ¿Cuántos lápices le quedan?",
+           "Resuelve para x: {m}x {q} = {r}."),
+    "de": ("{n} kauft {a} Schachteln Stifte mit je {b} Stiften und verschenkt {c}. Wie viele Stifte hat {n} "
+           "noch?", "Löse nach x auf: {m}x {q} = {r}."),
+    "fr": ("{n} achète {a} boîtes de crayons de {b} crayons chacune et en donne {c}. Combien de crayons lui "
+           "reste-t-il ?", "Résous pour x : {m}x {q} = {r}."),
+    "ja": ("{n}さんは1箱{b}本入りの鉛筆を{a}箱買い、{c}本を友だちにあげました。残りは何本ですか。",
+           "xを求めなさい：{m}x {q} = {r}"),
+}
+
+
+def word_problem_lang(rng: random.Random, lang: str) -> tuple[str, str]:
+    """A problem and its answer in `lang` (es, de, fr, ja, zh; anything else: English)."""
+    if lang == "zh":
+        return word_problem_zh(rng)
+    if lang not in _LOCAL:
+        return word_problem(rng)
+    r = rng.randint
+    if rng.random() < 0.6:
+        a, b = r(3, 40), r(4, 24)
+        c = r(1, a * b - 1)
+        return _LOCAL[lang][0].format(n=rng.choice(v.FIRST_NAMES), a=a, b=b, c=c), str(a * b - c)
+    x, m, q = r(-30, 30), r(2, 19), r(-80, 80)
+    signed = f"+ {q}" if q >= 0 else f"- {-q}"
+    return _LOCAL[lang][1].format(m=m, q=signed, r=m * x + q), f"x = {x}"
+
+
+def worked_example(rng: random.Random) -> tuple[str, str]:
+    """(question, worked solution ending in 'The answer is N.'): the exemplars of few-shot prompts."""
+    r = rng.randint
+    name = rng.choice(v.FIRST_NAMES)
+    k = int(rng.random() * 4)
+    if k == 0:
+        a, b = r(3, 12), r(4, 12)
+        c = r(1, a * b - 1)
+        item = rng.choice(ITEMS)
+        return (f"{name} buys {a} boxes of {item} with {b} in each box and gives {c} away. How many are left?",
+                f"{name} buys {a} x {b} = {a * b} {item}. After giving {c} away, {a * b} - {c} = {a * b - c} are "
+                f"left. The answer is {a * b - c}.")
+    if k == 1:
+        h, speed, h2 = r(2, 6), r(40, 120), r(2, 9)
+        return (f"A car drives {h * speed} km in {h} hours. How far does it go in {h2} hours at the same speed?",
+                f"The speed is {h * speed} / {h} = {speed} km per hour. In {h2} hours it goes {speed} x {h2} = "
+                f"{speed * h2} km. The answer is {speed * h2}.")
+    if k == 2:
+        w, ln = r(2, 20), r(21, 40)
+        return (f"A garden is {ln} m long and {w} m wide. What is its perimeter?",
+                f"The perimeter is 2 x ({ln} + {w}) = 2 x {ln + w} = {2 * (ln + w)} m. "
+                f"The answer is {2 * (ln + w)}.")
+    price, n = r(2, 15), r(2, 8)
+    paid = (price * n // 10 + 1) * 10
+    return (f"{name} buys {n} notebooks at ${price} each and pays with ${paid}. How much change does {name} get?",
+            f"The notebooks cost {n} x {price} = {n * price} dollars. The change is {paid} - {n * price} = "
+            f"{paid - n * price} dollars. The answer is {paid - n * price}.")
