@@ -239,9 +239,9 @@ def _worst(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(caught, key=lambda r: (r["caught"], r["rate"])) if caught else None
 
 
-def worst_benign_group(benign: list[dict[str, Any]]) -> dict[str, Any] | None:
+def worst_benign_group(groups: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The benign group with the most accounts caught (tie: highest rate); None when none was caught."""
-    w = _worst(benign)
+    w = _worst([g for g in groups if g["cls"] == "benign"])
     return None if w is None else {"group": w["group"], "kind": w.get("kind"), "caught": w["caught"],
                                    "accounts": w["accounts"], "rate": w["rate"]}
 

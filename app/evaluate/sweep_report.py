@@ -141,7 +141,8 @@ def render(sw: Sweep, title: str = "distill-guard evaluation over worlds") -> st
             + ("none caught" if g is None else html.escape(f"{g['group']} {g['caught']}/{g['accounts']}"))
             + "</td></tr>")
     cell_rows = "".join(
-        f"<tr><td>{html.escape(c.archetype)}</td><td>{c.bucket}{'' if c.targeted else ' (not targeted)'}</td>"
+        f"<tr><td>{html.escape(c.archetype)}</td>"
+        f"<td>{html.escape(c.bucket + ('' if c.targeted else ' (not targeted)'))}</td>"
         f"<td>{c.mean:.4f}</td><td>{c.min:.4f}</td><td>{c.min_seed}</td><td>{c.groups}</td><td>{c.accounts}</td></tr>"
         for c in sw.cells)
     target_rows = "".join(
