@@ -120,6 +120,9 @@ class Campaign(Group):
         self.cover = [(FAMILIES[n], w) for n, w in s["cover_families"].items()]
         self.followup = FAMILIES["agent_followup"]
 
+    def label_fields(self, acct: Account) -> dict[str, Any]:
+        return {"archetype": self.spec["archetype"], "size": self.spec["accounts"]}
+
     # -- the pool: cards, proxies, fingerprints, system prompts ---------------------------------------------
     def build(self) -> None:
         s, rng, w = self.spec, self.rng, self.world

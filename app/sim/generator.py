@@ -18,6 +18,7 @@ from app.sim.campaigns import Campaign
 from app.sim.groups import Group, World
 from app.sim.populations import BenignPopulation
 from app.sim.scenario import Scenario
+from app.sim.traps import TRAP_KINDS, TrapPopulation
 
 
 @dataclass(slots=True)
@@ -45,7 +46,8 @@ def build(scenario: Scenario, seed: int) -> Simulation:
     world = World(scenario, seed)
     groups: list[Group] = []
     for spec in scenario.populations:
-        groups.append(BenignPopulation(spec, world, len(groups)))
+        cls = TrapPopulation if spec["kind"] in TRAP_KINDS else BenignPopulation
+        groups.append(cls(spec, world, len(groups)))
     for spec in scenario.campaigns:
         groups.append(Campaign(spec, world, len(groups)))
     total = sum(g.plan() for g in groups)

@@ -157,10 +157,14 @@ class Group:
         for ts, _, session, turn in planned:
             yield ts, gi, session.account.id, render(ts, session, turn)
 
+    def label_fields(self, acct: Account) -> dict[str, Any]:
+        """Ground-truth fields beyond cls and group (population kind or archetype, group size, ...)."""
+        return {}
+
     def labels(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for a in self.accounts:
-            entry: dict[str, Any] = {"cls": self.cls, "group": self.name}
+            entry: dict[str, Any] = {"cls": self.cls, "group": self.name, **self.label_fields(a)}
             if a.replacement:
                 entry["replacement"] = True
             out[a.id] = entry

@@ -146,9 +146,13 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
 
 class BenignPopulation(Group):
     cls = "benign"
+    KINDS: dict[str, dict[str, Any]] = KIND_DEFAULTS  # a subclass brings its own kinds
 
     def __init__(self, spec: dict[str, Any], world, index: int) -> None:
-        super().__init__(spec, {**_COMMON, **KIND_DEFAULTS[spec["kind"]]}, world, index)
+        super().__init__(spec, {**_COMMON, **self.KINDS[spec["kind"]]}, world, index)
+
+    def label_fields(self, acct: Account) -> dict[str, Any]:
+        return {"kind": self.spec["kind"], "size": self.spec["accounts"]}
 
     # -- accounts and infrastructure ---------------------------------------------------------------------
     def build(self) -> None:
@@ -244,15 +248,24 @@ class BenignPopulation(Group):
                 self.add(t, sess, turn if s["multi_turn"] else 1)
         burst = s.get("release_burst")
         if burst and rng.random() < burst["share"]:
-            bf = list(burst.get("template_families", s["template_families"]).items())
-            b_fams, b_w = [FAMILIES[k] for k, _ in bf], [x for _, x in bf]
-            t0 = w.release + int(rng.random() * burst["hours"] * HOUR_MS * 0.5)
-            role = "new" if rng.random() < burst.get("new_model_share", 0.7) else None
-            sess = self._session(acct, t0, b_fams, b_w, role, harness=True)
-            lo, hi = burst.get("gap_seconds", [1, 5])
-            n = stochastic_round(rng, burst["requests"] * (0.5 + rng.random()))
-            for t in session_times(rng, t0, n, lo, hi, min(w.end, t0 + int(burst["hours"] * HOUR_MS))):
-                self.add(t, sess, 1)
+            self._release_burst(acct, burst)
+
+    def _release_burst(self, acct: Account, burst: dict[str, Any]) -> None:
+        """A harness sweep on (mostly) the new model, starting in the first half of `hours` after the release."""
+        s, rng, w = self.spec, self.rng, self.world
+        bf = list(burst.get("template_families", s["template_families"]).items())
+        b_fams, b_w = [FAMILIES[k] for k, _ in bf], [x for _, x in bf]
+        t0 = w.release + int(rng.random() * burst["hours"] * HOUR_MS * 0.5)
+        role = "new" if rng.random() < burst.get("new_model_share", 0.7) else None
+        sess = self._session(acct, t0, b_fams, b_w, role, harness=True)
+        if "thinking" in burst:  # the sweep's own setting (extended thinking on for a CoT sweep)
+            sess.thinking = rng.random() < burst["thinking"]
+        lo, hi = burst.get("gap_seconds", [1, 5])
+        req = burst["requests"]
+        n = (stochastic_round(rng, req * (0.5 + rng.random())) if isinstance(req, int)
+             else int(loguniform(rng, req[0], req[1] + 1)))
+        for t in session_times(rng, t0, n, lo, hi, min(w.end, t0 + int(burst["hours"] * HOUR_MS))):
+            self.add(t, sess, 1)
 
     def _session(self, acct: Account, t0: int, fams, fam_w, role: str | None, harness: bool = False) -> Session:
         s, rng, w, st = self.spec, self.rng, self.world, acct.state

@@ -43,6 +43,7 @@ class Scenario:
     release_hours: float
     populations: list[dict[str, Any]] = field(default_factory=list)
     campaigns: list[dict[str, Any]] = field(default_factory=list)
+    seed: int | None = None  # the file's default generator seed (a drawn world records its own)
 
     @property
     def end_ms(self) -> int:
@@ -112,7 +113,7 @@ def from_dict(doc: Any, source: str, start: str | None = None) -> Scenario:
         name=doc["name"], source=source, description=doc.get("description", ""), start_ms=start_ms,
         duration_hours=float(doc["duration_hours"]), models=dict(doc["models"]),
         release_model=doc["release"]["model"], release_hours=float(doc["release"]["at_hours"]),
-        populations=list(doc["populations"]), campaigns=list(doc["campaigns"]),
+        populations=list(doc["populations"]), campaigns=list(doc["campaigns"]), seed=doc.get("seed"),
     )
 
 
@@ -134,6 +135,7 @@ def _check(doc: dict[str, Any], source: str) -> None:
                     raise ScenarioError(source, f"{at}.release_burst.template_families.{fam}", "unknown prompt family")
             if "followup_family" in g and g["followup_family"] not in FAMILIES:
                 raise ScenarioError(source, f"{at}.followup_family", "unknown prompt family")
+            _check_trap_knobs(g, at, source, doc["duration_hours"])
             for stack in g.get("stacks", {}):
                 if stack not in STACKS:
                     raise ScenarioError(source, f"{at}.stacks.{stack}", "unknown client stack")
@@ -153,3 +155,33 @@ def _check(doc: dict[str, Any], source: str) -> None:
         for j, (a, b) in enumerate(c.get("shifts", [])):
             if not a < b <= dur:
                 raise ScenarioError(source, f"{at}.shifts[{j}]", f"shift must satisfy start < end <= {dur}")
+
+
+def _check_trap_knobs(g: dict[str, Any], at: str, source: str, duration: float) -> None:
+    """Knobs only the trap kinds read: rejected elsewhere (they would be silently ignored), checked on them."""
+    from app.sim.traps import TRAP_DEFAULTS, TRAP_KINDS, TRAP_KNOBS
+
+    if "kind" not in g:
+        return
+    if g["kind"] not in TRAP_KINDS:
+        for key in TRAP_KNOBS:
+            if key in g:
+                raise ScenarioError(source, f"{at}.{key}", f"not a knob of kind {g['kind']!r}")
+        return
+    if g.get("labs", 1) > g["accounts"]:
+        raise ScenarioError(source, f"{at}.labs", "more labs than accounts")
+    if "labs" in g and g["kind"] != "research_lab":
+        raise ScenarioError(source, f"{at}.labs", "only research_lab has several sites")
+    cohort = {**TRAP_DEFAULTS[g["kind"]].get("cohort", {}), **g.get("cohort", {})}
+    if not cohort:
+        return
+    if cohort["at_hours"] >= duration:
+        raise ScenarioError(source, f"{at}.cohort.at_hours", f"cohort starts after the scenario ends ({duration} h)")
+    for fam in cohort.get("template_families", {}):
+        if fam not in FAMILIES:
+            raise ScenarioError(source, f"{at}.cohort.template_families.{fam}", "unknown prompt family")
+    if "template_families" in cohort and sum(cohort["template_families"].values()) <= 0:
+        raise ScenarioError(source, f"{at}.cohort.template_families", "weights sum to zero")
+    for key in ("first_requests", "gap_seconds", "sessions"):
+        if key in cohort and cohort[key][0] > cohort[key][1]:
+            raise ScenarioError(source, f"{at}.cohort.{key}", f"range {cohort[key]} has min > max")
