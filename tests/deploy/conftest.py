@@ -1,7 +1,8 @@
 """Shared fixtures of the deploy tests: repository paths, parsed deploy files and the external validators.
 
-A validator that is missing fails the test that needs it (never skips): CI installs every one of them, and
-a silent skip would let a broken manifest through. Where each comes from is in tests/deploy/README.md.
+A validator that is missing fails the test that needs it (never skips): `make test` installs every one of
+them first (`make tools`), and a silent skip would let a broken manifest through. Where each comes from is
+in tests/deploy/README.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ K8S = DEPLOY / "k8s"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
+# where `make tools` installs the Go-built validators; looked up before PATH, so the pinned versions win
+TOOLS_BIN = REPO / ".tools" / "bin"
 
 # The settings the worker reads from its environment, as documented for operators. The tests also check
 # that app/settings.py really reads each of them.
@@ -81,35 +84,26 @@ def run(cmd: list[str], *, cwd: Path = REPO, timeout: float = 60) -> subprocess.
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def _which(name: str, *extra_dirs: Path) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for d in extra_dirs:
+def _which(name: str, *dirs: Path) -> str | None:
+    """`name` in the first of `dirs` that has it as an executable, else on PATH."""
+    for d in dirs:
         candidate = d / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
-    return None
+    return shutil.which(name)
 
 
-def _go_bin() -> Path:
-    gobin = os.environ.get("GOBIN")
-    if gobin:
-        return Path(gobin)
-    return Path(os.environ.get("GOPATH") or Path.home() / "go") / "bin"
-
-
-def require_tool(name: str, *extra_dirs: Path) -> str:
-    path = _which(name, *extra_dirs)
+def require_tool(name: str, *dirs: Path) -> str:
+    path = _which(name, *dirs)
     if path is None:
-        pytest.fail(f"`{name}` is not installed; see tests/deploy/README.md for how CI installs it",
+        pytest.fail(f"`{name}` is not installed: `make tools` installs it (see tests/deploy/README.md)",
                     pytrace=False)
     return path
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    return require_tool("promtool", _go_bin())
+    return require_tool("promtool", TOOLS_BIN)
 
 
 @pytest.fixture(scope="session")
@@ -125,21 +119,22 @@ def kubectl() -> str:
 
 @pytest.fixture(scope="session")
 def compose_cmd() -> list[str]:
-    """Docker Compose v2+ (the Go implementation), as a docker CLI plugin or a standalone binary."""
+    """Docker Compose v2+ (the Go implementation): the binary `make tools` builds, else one on PATH, else the
+    docker CLI plugin."""
     candidates: list[list[str]] = []
+    standalone = _which("docker-compose", TOOLS_BIN)
+    if standalone:
+        candidates.append([standalone])
     docker = shutil.which("docker")
     if docker:
         candidates.append([docker, "compose"])
-    standalone = _which("docker-compose", _go_bin())
-    if standalone:
-        candidates.append([standalone])
     for cmd in candidates:
         proc = run([*cmd, "version", "--short"], timeout=30)
         # the retired Python docker-compose 1.x prints "1.29.2" and does not know the Compose Specification
         if proc.returncode == 0 and not proc.stdout.strip().startswith("1."):
             return cmd
-    pytest.fail("Docker Compose v2+ is not installed (neither `docker compose` nor `docker-compose`); "
-                "see tests/deploy/README.md for how CI installs it", pytrace=False)
+    pytest.fail("Docker Compose v2+ is not installed (neither `docker-compose` nor `docker compose`): "
+                "`make tools` installs it (see tests/deploy/README.md)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

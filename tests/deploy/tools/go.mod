@@ -1,6 +1,6 @@
 // Pins the Go-built validators the deploy tests run (tests/deploy). Docker Compose's own go.mod carries an
-// exclude directive, which `go install pkg@version` refuses, so it is built from this module instead:
-//   go build -C tests/deploy/tools -o ~/.docker/cli-plugins/docker-compose github.com/docker/compose/v5/cmd
+// exclude directive, which `go install pkg@version` refuses, so `make tools` builds it from this module into
+// .tools/bin/docker-compose.
 module distill-guard/deploy-tools
 
 go 1.26.8
