@@ -280,7 +280,7 @@ class TrapPopulation(BenignPopulation):
     def _plan_cohort(self, acct: Account, c: dict[str, Any], fams, fam_w) -> None:
         s, rng, w = self.spec, self.rng, self.world
         t0 = acct.state["not_before"]
-        end = min(w.end, t0 + int(c.get("hours", 1) * HOUR_MS))
+        span = int(c.get("hours", 1) * HOUR_MS)  # the event's length: what falls after the window is not sent
         multi = s["multi_turn"]
         sess = self._session(acct, t0, [acct.state["pinned"]], [1.0], None)
         glo, ghi = c.get("gap_seconds", s["session_gap_seconds"])
@@ -289,7 +289,7 @@ class TrapPopulation(BenignPopulation):
             self.add(t, sess, turn if multi else 1)
         lo, hi = s["session_gap_seconds"]
         for _ in range(rng.randint(*c.get("sessions", [0, 0]))):
-            t1 = t0 + int(rng.random() * max(1, end - t0))
+            t1 = t0 + int(rng.random() * span)
             sess = self._session(acct, t1, fams, fam_w, None)
             length = geometric(rng, s["session_length"])
             for turn, t in enumerate(session_times(rng, t1, length, lo, hi, w.end), 1):

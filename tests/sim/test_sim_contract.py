@@ -65,7 +65,7 @@ def test_event_ids_unique_and_time_ordered(smoke_events: list[dict]) -> None:
 
 
 def test_smoke_is_small_but_varied(smoke_events: list[dict]) -> None:
-    assert 5_000 <= len(smoke_events) <= 20_000
+    assert 15_000 <= len(smoke_events) <= 25_000
     paths = {e["client"]["access_path"] for e in smoke_events}
     assert paths == {"api", "cloud_marketplace", "consumer_app", "ide_agent"}
     assert {e["client"]["asn_type"] for e in smoke_events} >= {"residential", "mobile", "cloud", "datacenter"}

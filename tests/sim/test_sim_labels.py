@@ -31,7 +31,8 @@ def test_every_population_and_archetype_is_present(smoke_labels) -> None:
     assert groups == {g["name"] for g in sc.populations} | {g["name"] for g in sc.campaigns}
     kinds = {g["kind"] for g in sc.populations}
     assert kinds == {"casual_consumers", "developers_coding_agents", "enterprise_batch", "university_eval",
-                     "llm_judges", "routers_aggregators", "journalists_sensitive", "chinese_language_users"}
+                     "llm_judges", "routers_aggregators", "journalists_sensitive", "chinese_language_users",
+                     "research_lab", "classroom", "hackathon", "onboarding_wave", "security_research", "eval_vendor"}
     assert {g["archetype"] for g in sc.campaigns} == {"reasoning_harvester", "agentic_harvester",
                                                       "release_tracker", "hydra_reseller", "stealth"}
     replacements = [v for v in smoke_labels.values() if v.get("replacement")]
