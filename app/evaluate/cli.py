@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from app.evaluate.metrics import EvaluateError, evaluate
-from app.evaluate.sweep import SIZES
+from app.sim.worlds import SIZES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

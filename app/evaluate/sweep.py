@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 import statistics
 import sys
@@ -17,43 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from app.evaluate.metrics import DEFINITIONS, GroupRow, Totals, evaluate, load_labels
+from app.sim import worlds
 from app.sim.scenario import Scenario
-
-SIZES = ("small", "medium", "day")
-# Until app.sim.worlds exists, every seed gets the same packaged scenario of about the asked size (the seed
-# still varies the generator's draws, not the world's make-up).
-FALLBACK_SCENARIO = {"small": "smoke", "medium": "smoke", "day": "default"}
 
 CONVENTION = ("the project tunes on odd seeds and reports on even seeds it never looked at; "
               "worlds use seeds S, S+2, S+4, ... so they keep the parity of S")
 
 
 # --- which world a seed gives -----------------------------------------------------------------------------
-def _draw() -> Callable[..., Scenario] | None:
-    try:
-        worlds = importlib.import_module("app.sim.worlds")
-    except ModuleNotFoundError as exc:
-        if exc.name != "app.sim.worlds":
-            raise
-        return None
-    return worlds.draw
-
-
 def scenario_for(seed: int, size: str = "small") -> Scenario:
-    """The world a seed gives: `app.sim.worlds.draw` when it exists, else a packaged scenario."""
-    draw = _draw()
-    if draw is not None:
-        return draw(seed, size)
-    from app.sim import scenario
-
-    return scenario.load(FALLBACK_SCENARIO[size])
+    """The world a seed gives (the seam tests replace with a smaller scenario)."""
+    return worlds.draw(seed, size)
 
 
 def world_source(size: str) -> str:
-    if _draw() is not None:
-        return f"app.sim.worlds.draw(seed, {size!r})"
-    return (f"packaged scenario {FALLBACK_SCENARIO[size]!r} for every seed "
-            "(app.sim.worlds not present: only the generator's draws vary)")
+    return f"app.sim.worlds.draw(seed, {size!r})"
 
 
 def world_seeds(seed: int, n: int) -> list[int]:

@@ -338,21 +338,11 @@ def test_cli_bad_rules_file_exits_2(tmp_path: Path, capsys) -> None:
 
 
 # --- where worlds come from ------------------------------------------------------------------------------------------
-def test_scenario_for_uses_worlds_draw_when_present(monkeypatch) -> None:
-    import sys
-    import types
+@pytest.mark.parametrize(("seed", "size"), [(2, "small"), (5, "medium")])
+def test_scenario_for_is_the_randomised_world(seed: int, size: str) -> None:
+    from app.sim import worlds
 
-    calls = []
-    fake = types.ModuleType("app.sim.worlds")
-    fake.draw = lambda seed, size="small": calls.append((seed, size)) or f"world {seed} {size}"
-    monkeypatch.setitem(sys.modules, "app.sim.worlds", fake)
-    assert sweep.scenario_for(7, "medium") == "world 7 medium" and calls == [(7, "medium")]
-    assert sweep.world_source("day") == "app.sim.worlds.draw(seed, 'day')"
-
-
-def test_scenario_for_falls_back_to_a_packaged_scenario_without_worlds(monkeypatch) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "app.sim.worlds", None)  # importing it raises ModuleNotFoundError
-    assert sweep.scenario_for(7, "small").name == "smoke"
-    assert "packaged scenario 'smoke'" in sweep.world_source("small")
+    sc = sweep.scenario_for(seed, size)
+    assert sc == worlds.draw(seed, size) and sc.name == f"world-{seed}-{size}"
+    assert sc != sweep.scenario_for(seed + 2, size)  # another seed, another world
+    assert sweep.world_source(size) == f"app.sim.worlds.draw(seed, {size!r})"
