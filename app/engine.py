@@ -5,8 +5,9 @@
                   ▼
              FingerprintStage ─► links (accounts sharing a rare value)
                   ▼
-             ClusterStage ─► alerts (cluster scope), decisions (member accounts, the cluster's
-                             fingerprints, late joiners on a decided cluster)
+             ClusterStage ─► alerts (cluster scope), decisions for the members the cluster's
+                             evidence reaches (app.policy.attribution) and the cluster's payment
+                             methods and devices
 
 Replay runs the stages in-process, event by event (`Engine`); the Faust worker runs each stage as an
 agent over its own topic and table. Nothing here imports Faust or Kafka or reads the wall clock."""

@@ -22,18 +22,22 @@ TASK_FAMILIES = ("coding", "agentic", "math", "reasoning", "writing", "qa", "tra
 _FAMILY_INDEX = {f: i for i, f in enumerate(TASK_FAMILIES)}
 RECENT_SKELETONS = 12
 MAX_REPORTED = 16  # fingerprint values remembered per refresh period (past it, values are reported again)
+MAX_EGRESS = 8  # distinct hosting IP blocks remembered per account
+HOSTING_ASN_TYPES = frozenset({"cloud", "datacenter", "proxy", "vpn"})
 
 
 class AccountState:
     __slots__ = (
         "channel",
         "created_ms",
+        "egress",
         "email",
         "families",
         "first_ms",
         "gap_m2",
         "gap_mean",
         "gap_n",
+        "hosting_n",
         "kyc",
         "last_ms",
         "latest_n",
@@ -41,6 +45,7 @@ class AccountState:
         "models",
         "n",
         "org",
+        "own",
         "pol_action",
         "pol_alert_ms",
         "pol_level",
@@ -87,6 +92,9 @@ class AccountState:
         self.model_first: list[int] = []       # ... and when each was first used
         self.pre_n = 0                         # requests before the newest model's first use
         self.latest_n = 0                      # requests on the newest model since then
+        self.hosting_n = 0                     # requests from cloud, data-centre, proxy or VPN addresses
+        self.egress: list[int] = []            # ... and their distinct IP blocks (crc32), at most MAX_EGRESS
+        self.own = 0                           # own-evidence bits seen so far (app.policy.attribution)
         # policy state for decisions on this account (cooldown, escalation)
         self.pol_until_ms = 0
         self.pol_level = -1
@@ -102,29 +110,25 @@ class AccountState:
     # -- serialisation: a flat list, orjson-encoded into the Faust table (bytes per account in bench)
     def snapshot(self) -> list:
         return [
-            3, self.first_ms, self.last_ms, self.n, self.created_ms, self.org, self.kyc, self.channel,
+            4, self.first_ms, self.last_ms, self.n, self.created_ms, self.org, self.kyc, self.channel,
             self.email, self.w5m.data, self.w1h.data, self.thinking_n, self.trace_n, self.rubric_n,
             self.rewrite_n, self.repeat_n, self.recent, self.families, self.gap_n,
             round(self.gap_mean, 3), round(self.gap_m2, 3), self.proxy_n, self.models,
             self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action,
             self.model_first, self.pre_n, self.latest_n, self.reported_ms, self.reported_sig,
-            self.reported,
+            self.reported, self.hosting_n, self.egress, self.own,
         ]
 
     @classmethod
     def restore(cls, s: list) -> AccountState:
-        if not s or s[0] not in (1, 2, 3):
+        if not s or s[0] != 4:
             raise ValueError(f"unknown account state version {s[:1]!r}")
-        if s[0] == 1:  # before model first-use times: no pivot evidence until a new model appears
-            s = [2, *s[1:], [s[2]] * len(s[22]), s[3], 0]
-        if s[0] == 2:  # before reported values: the next event reports all of its values
-            s = [3, *s[1:], 0, -1, []]
         a = cls.__new__(cls)
         (_, a.first_ms, a.last_ms, a.n, a.created_ms, a.org, a.kyc, a.channel, a.email, w5, w1,
          a.thinking_n, a.trace_n, a.rubric_n, a.rewrite_n, a.repeat_n, a.recent, a.families, a.gap_n,
          a.gap_mean, a.gap_m2, a.proxy_n, a.models, a.pol_until_ms, a.pol_level, a.pol_offences,
          a.pol_alert_ms, a.pol_action, a.model_first, a.pre_n, a.latest_n, a.reported_ms, a.reported_sig,
-         a.reported) = s
+         a.reported, a.hosting_n, a.egress, a.own) = s
         a.w5m = Buckets(FIVE_MIN, HOUR, w5)
         a.w1h = Buckets(HOUR, DAY, w1)
         return a
@@ -195,6 +199,12 @@ class AccountState:
             ev.country and ev.billing_country and ev.country != ev.billing_country
         ):
             self.proxy_n += 1
+        if ev.asn_type in HOSTING_ASN_TYPES:
+            self.hosting_n += 1
+            if ev.ip_prefix is not None and len(self.egress) < MAX_EGRESS:
+                h = crc32(ev.ip_prefix.encode())
+                if h not in self.egress:
+                    self.egress.append(h)
         model = ev.model
         if model:
             models = self.models
@@ -214,6 +224,11 @@ class AccountState:
 
     def flagged(self) -> int:
         return max(self.trace_n, self.rubric_n, self.rewrite_n)
+
+    def risky(self, young: bool) -> bool:
+        """New, with a disposable email, or without KYC: a holder whose sharing of a card with unrelated
+        accounts means something (colleagues on a lab's or a team's card are none of these)."""
+        return young or self.email == "disposable" or self.kyc == "none"
 
     def content_share(self) -> float:
         return self.flagged() / self.n if self.n else 0.0
@@ -286,6 +301,12 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
         hours = a.w1h.active_buckets(now, DAY)
         if hours >= s.threshold:
             hits.append(Hit(s, hours, f"active in {hours} of the last 24 hours"))
+    s = sig("ACCT_EGRESS_ROTATION")
+    if s is not None and n >= s.min_requests and len(a.egress) >= s.threshold and a.hosting_n >= s.min_share * n:
+        blocks = len(a.egress)
+        hosted = a.hosting_n
+        hits.append(Hit(s, blocks, f"{hosted} of {n} requests from cloud, data-centre, proxy or VPN addresses, "
+                                   f"through {blocks}{'+' if blocks >= MAX_EGRESS else ''} IP blocks"))
     s = sig("ACCT_MODEL_PIVOT")
     piv = a.pivot(now, s)
     if piv is not None:

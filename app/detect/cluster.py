@@ -1,6 +1,11 @@
-"""Campaign clusters: accounts joined through rare shared fingerprints (incremental union-find with
-union by size), with cluster-level signals. Bounded: members per cluster are capped (oldest dropped),
-and clusters and both indexes expire when idle."""
+"""Campaign clusters and rings: accounts joined through shared values, with their running figures and the
+cluster-level signals.
+
+A *community* is joined through strong values only (a payment method, a device, a campaign's harness
+system prompt): sharing one ties accounts to one operator. A *ring* joins accounts that each have abuse
+evidence of their own through weak values (an IP block, a JA4, a prompt template). Weak values never join
+two clusters, so a campus NAT or a popular SDK cannot chain one community into another. Bounded: members
+per cluster are capped (oldest dropped), and clusters and their indexes expire when idle."""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush
 
 from app.detect.hits import Hit, at_least
-from app.detect.messages import Summary
+from app.detect.messages import OWN_NETWORK, Summary
 
-# member record: [first_ms, org or "", young, unverified, n, flagged, decided_until_ms, linked_scopes, pivot]
-_FIRST, _ORG, _YOUNG, _UNVER, _N, _FLAG, _DEC, _SCOPES, _PIVOT = range(9)
-SCOPE_BITS = {"payment_fp": 1, "device_id": 2, "template": 4, "ip_prefix": 8, "ja4": 16, "system_prompt": 32}
-STRONG_SCOPES = 1 | 2
+COMMUNITY, RING = "community", "ring"
+# how a member is tied to its cluster: one bit per kind of value it was linked through
+SCOPE_BITS = {"payment_fp": 1, "device_id": 2, "template": 4, "ip_prefix": 8, "ja4": 16, "system_prompt": 32,
+              "harness": 64}
+STRONG_TIES = 1 | 2 | 64
+MAX_STRONG_VALUES = 4  # strong values remembered per member (to find who shares them)
 
 
 def max_values(max_members: int) -> int:
@@ -21,21 +28,97 @@ def max_values(max_members: int) -> int:
     return max(64, max_members)
 
 
-def member_implicated(m: list) -> bool:
-    """Whether a cluster decision may be fanned out to this member. Sharing a browser JA4 or a prompt
-    template with a campaign is what bystanders do too (resold genuine traffic uses ordinary prompts), and
-    so is sharing an ISP's IP block and a common browser JA4 with a neighbour (a cluster grows through
-    such pairs of weak values, member by member, far from its campaign): a member needs a strong link
-    (payment method, device), a shared IP block plus a shared system prompt (the same application), a
-    shared IP block and JA4 together with a flagged request of its own, or content evidence of its own."""
-    bits = m[_SCOPES]
-    return (bool(bits & STRONG_SCOPES) or bool(bits & 8 and bits & 32)
-            or bool(bits & 8 and bits & 16 and m[_FLAG] >= 1) or m[_FLAG] >= 2)
+def tie_scope(fp: str, strong: bool) -> str:
+    """The SCOPE_BITS name of a link's value: a system prompt is a `harness` when it links as a strong value."""
+    if fp.startswith("template:sys:"):
+        return "harness" if strong else "system_prompt"
+    return fp.partition(":")[0]
 
 
-def member_strongly_implicated(m: list) -> bool:
-    """Implicated by a payment method or device it shares with the cluster, or by its own content."""
-    return bool(m[_SCOPES] & STRONG_SCOPES) or m[_FLAG] >= 2
+class Member:
+    """What a cluster keeps of one member: figures from its latest summary, how it is tied, and the
+    decision the cluster last carried to it."""
+    __slots__ = ("dec_level", "dec_until", "first_ms", "flagged", "n", "org", "own", "pivot", "risky", "strong",
+                 "ties", "young")
+
+    def __init__(self, s: Summary, ties: int) -> None:
+        self.first_ms = s.first_ms
+        self.org = s.org or ""
+        self.young = s.young
+        self.risky = s.risky
+        self.n = s.n
+        self.flagged = s.flagged
+        self.own = s.own
+        self.pivot = s.pivot
+        self.ties = ties
+        self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
+        self.dec_until = 0            # until when the cluster's decision reached it
+        self.dec_level = -1           # ... at which level (app.policy.decide.LEVELS index)
+
+    @property
+    def strongly_tied(self) -> bool:
+        return bool(self.ties & STRONG_TIES)
+
+    def snapshot(self) -> list:
+        return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
+                int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level]
+
+    @classmethod
+    def restore(cls, s: list) -> Member:
+        m = cls.__new__(cls)
+        (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
+         m.dec_level) = s
+        m.young, m.risky, m.pivot = bool(young), bool(risky), bool(pivot)
+        return m
+
+
+class Value:
+    """A linking value as the cluster last heard of it from the fingerprint stage."""
+    __slots__ = ("accounts", "decided_until", "last_ms", "orgs", "risky_orgs", "strong")
+
+    def __init__(self, accounts: int, orgs: int, risky_orgs: int, last_ms: int, strong: bool = False) -> None:
+        self.accounts = accounts
+        self.orgs = orgs
+        self.risky_orgs = risky_orgs
+        self.strong = strong
+        self.decided_until = 0
+        self.last_ms = last_ms
+
+    def snapshot(self) -> list:
+        return [self.accounts, self.orgs, self.risky_orgs, int(self.strong), self.decided_until, self.last_ms]
+
+    @classmethod
+    def restore(cls, s: list) -> Value:
+        v = cls(s[0], s[1], s[2], s[5], bool(s[3]))
+        v.decided_until = s[4]
+        return v
+
+
+class Live:
+    """The cluster's live decision: a fact about the cluster (its evidence and level), from which each
+    member's decision is made under the rules in force when the member is reached."""
+    __slots__ = ("action", "alert_id", "decision_id", "mode", "reasons", "ts_ms", "ttl_s")
+
+    def __init__(self, decision_id: str, action: str, ttl_s: int, reasons: tuple[str, ...], alert_id: str,
+                 mode: str, ts_ms: int) -> None:
+        self.decision_id = decision_id
+        self.action = action
+        self.ttl_s = ttl_s
+        self.reasons = tuple(reasons)
+        self.alert_id = alert_id
+        self.mode = mode
+        self.ts_ms = ts_ms
+
+    @property
+    def until_ms(self) -> int:
+        return self.ts_ms + self.ttl_s * 1000
+
+    def snapshot(self) -> list:
+        return [self.decision_id, self.action, self.ttl_s, list(self.reasons), self.alert_id, self.mode, self.ts_ms]
+
+    @classmethod
+    def restore(cls, s: list) -> Live:
+        return cls(s[0], s[1], s[2], tuple(s[3]), s[4], s[5], s[6])
 
 
 class ClusterState:
@@ -54,31 +137,53 @@ class ClusterState:
         "_oldest",
         "_other",
         "_tmpl",
-        "agg",
         "cid",
         "first_ms",
+        "flagged_sum",
         "fps",
+        "infra_key",
+        "infra_orgs",
+        "kind",
         "last_ms",
         "live",
         "members",
+        "n_sum",
+        "network",
+        "own",
+        "pay_key",
+        "pay_orgs",
+        "pivoted",
         "pol_action",
         "pol_alert_ms",
         "pol_level",
         "pol_offences",
         "pol_until_ms",
+        "risky",
+        "sync",
+        "young",
     )
 
-    def __init__(self, cid: str, ts_ms: int) -> None:
+    def __init__(self, cid: str, ts_ms: int, kind: str = COMMUNITY) -> None:
         self.cid = cid
+        self.kind = kind
         self.first_ms = ts_ms
         self.last_ms = ts_ms
-        self.members: dict[str, list] = {}
-        self.fps: dict[str, list] = {}       # "scope:value" -> [accounts, orgs, decided_until_ms, last_link_ms]
-        # running aggregates, so a link costs O(1) instead of a scan of members and values:
-        # [sum n, sum flagged, young members, best payment (orgs, key), best infra (orgs, key), sync,
-        #  members whose last summary says they pivoted to a new model]
-        self.agg: list = [0, 0, 0, 0, "", 0, "", 0, 0]
-        self.live: list | None = None         # the cluster's live decision, to fan out to late joiners
+        self.members: dict[str, Member] = {}
+        self.fps: dict[str, Value] = {}      # "scope:value" -> Value
+        # running figures, so a link costs O(1) instead of a scan of members and values
+        self.n_sum = 0          # requests across members (each as of its last summary)
+        self.flagged_sum = 0    # flagged requests across members
+        self.young = 0          # members new at first use
+        self.risky = 0          # members new, with a disposable email or without KYC
+        self.own = 0            # members with abuse evidence of their own
+        self.network = 0        # ... of which egress through rotating hosting networks
+        self.pivoted = 0        # members whose last summary says they pivoted to a new model
+        self.pay_orgs = 0       # risky orgs behind the best shared payment method, and its key
+        self.pay_key = ""
+        self.infra_orgs = 0     # orgs behind the best shared JA4 / IP block / device, and its key
+        self.infra_key = ""
+        self.sync = -1          # synchronised-start figure, -1 when stale
+        self.live: Live | None = None
         self.pol_until_ms = 0
         self.pol_level = -1
         self.pol_offences: list[int] = []
@@ -91,22 +196,23 @@ class ClusterState:
         self._tmpl: dict[str, None] = {}
         self._other: dict[str, None] = {}
 
+    # -- derived indexes ------------------------------------------------------------------------------
     def _reindex(self) -> None:
         """Rebuild the derived indexes from `members` and `fps`."""
-        self._oldest = [(m[_FIRST], k) for k, m in self.members.items()]
+        self._oldest = [(m.first_ms, k) for k, m in self.members.items()]
         heapify(self._oldest)
-        self._firsts = sorted(m[_FIRST] for m in self.members.values())
+        self._firsts = sorted(m.first_ms for m in self.members.values())
         self._counts = None
         self._tmpl = {k: None for k in self.fps if k.startswith("template:")}
         self._other = {k: None for k in self.fps if not k.startswith("template:")}
 
-    def _pop_oldest(self) -> list:
+    def _pop_oldest(self) -> Member:
         """Remove the member with the smallest (first_ms, account); its record."""
         heap, members = self._oldest, self.members
         while True:
             first, k = heappop(heap)
             m = members.get(k)
-            if m is not None and m[_FIRST] == first:
+            if m is not None and m.first_ms == first:
                 break
         del members[k]
         self._first_out(first)
@@ -135,95 +241,110 @@ class ClusterState:
             if hi > lo:
                 counts[lo:hi] = [n - 1 for n in counts[lo:hi]]
 
-    def _evict_to(self, max_members: int) -> list | None:
+    def _evict_to(self, max_members: int) -> Member | None:
         """Drop the oldest members beyond `max_members`; the record of the last one dropped."""
         dropped = None
         while len(self.members) > max_members:
             dropped = self._pop_oldest()
+            self._count(dropped, -1)
         if len(self._oldest) > 2 * len(self.members) + 64:  # mostly stale entries: rebuild
-            self._oldest = [(m[_FIRST], k) for k, m in self.members.items()]
+            self._oldest = [(m.first_ms, k) for k, m in self.members.items()]
             heapify(self._oldest)
         return dropped
 
+    def _count(self, m: Member, sign: int) -> None:
+        self.n_sum += sign * m.n
+        self.flagged_sum += sign * m.flagged
+        self.young += sign * m.young
+        self.risky += sign * m.risky
+        self.own += sign * bool(m.own)
+        self.network += sign * bool(m.own & OWN_NETWORK)
+        self.pivoted += sign * m.pivot
+        self.sync = -1
+
+    # -- serialisation --------------------------------------------------------------------------------
     def snapshot(self) -> list:
-        return [5, self.cid, self.first_ms, self.last_ms, self.members, self.fps, self.agg, self.live,
+        return [6, self.cid, self.kind, self.first_ms, self.last_ms,
+                {k: m.snapshot() for k, m in self.members.items()}, {k: v.snapshot() for k, v in self.fps.items()},
+                [self.pay_orgs, self.pay_key, self.infra_orgs, self.infra_key],
+                self.live.snapshot() if self.live is not None else None,
                 self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action]
 
     @classmethod
     def restore(cls, s: list) -> ClusterState:
-        if not s or s[0] not in (3, 4, 5):
+        if not s or s[0] != 6:
             raise ValueError(f"unknown cluster state version {s[:1]!r}")
-        c = cls.__new__(cls)
-        (version, c.cid, c.first_ms, c.last_ms, c.members, c.fps, c.agg, c.live, c.pol_until_ms, c.pol_level,
-         c.pol_offences, c.pol_alert_ms, c.pol_action) = s
-        if version == 3:  # values without the time of their last link: as of the cluster's last activity
-            for v in c.fps.values():
-                v.append(c.last_ms)
-        if version < 5:  # members without the pivot flag: none known to have pivoted
-            for m in c.members.values():
-                m.append(0)
-            c.agg.append(0)
+        c = cls(s[1], s[3], s[2])
+        (_, _, _, _, c.last_ms, members, fps, best, live, c.pol_until_ms, c.pol_level, c.pol_offences,
+         c.pol_alert_ms, c.pol_action) = s
+        c.members = {k: Member.restore(m) for k, m in members.items()}
+        c.fps = {k: Value.restore(v) for k, v in fps.items()}
+        c.pay_orgs, c.pay_key, c.infra_orgs, c.infra_key = best
+        c.live = Live.restore(live) if live is not None else None
+        c.recompute()
         c._reindex()
         return c
 
-    def add(self, s: Summary, max_members: int, scope: str = "") -> bool:
-        """Add or refresh a member; True when it is new to the cluster."""
+    # -- membership -----------------------------------------------------------------------------------
+    def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "") -> bool:
+        """Add or refresh a member tied through `tie` (a SCOPE_BITS name), remembering `strong_value` when
+        the tie is strong; True when it is new to the cluster."""
         m = self.members.get(s.account_id)
-        bit = SCOPE_BITS.get(scope, 0)
-        a = self.agg
+        bit = SCOPE_BITS.get(tie, 0)
         if m is None:
-            self.members[s.account_id] = [s.first_ms, s.org or "", int(s.young), int(s.unverified),
-                                          s.n, s.flagged, 0, bit, int(s.pivot)]
+            m = self.members[s.account_id] = Member(s, bit)
+            if strong_value:
+                m.strong.append(strong_value)
             heappush(self._oldest, (s.first_ms, s.account_id))
             self._first_in(s.first_ms)
-            a[0] += s.n
-            a[1] += s.flagged
-            a[2] += int(s.young)
-            a[8] += int(s.pivot)
+            self._count(m, 1)
             if len(self.members) > max_members:  # the oldest member makes room (maybe the new one)
-                gone = self._evict_to(max_members)
-                a[0] -= gone[_N]
-                a[1] -= gone[_FLAG]
-                a[2] -= gone[_YOUNG]
-                a[8] -= gone[_PIVOT]
-            a[7] = -1  # membership changed: synchronised-start figure is stale
+                self._evict_to(max_members)
             return True
-        if s.first_ms < m[_FIRST]:
-            self._first_out(m[_FIRST])
+        self._count(m, -1)
+        if s.first_ms < m.first_ms:
+            self._first_out(m.first_ms)
             self._first_in(s.first_ms)
-            m[_FIRST] = s.first_ms
+            m.first_ms = s.first_ms
             heappush(self._oldest, (s.first_ms, s.account_id))
-        m[_ORG] = m[_ORG] or (s.org or "")
-        if s.young and not m[_YOUNG]:
-            m[_YOUNG] = 1
-            a[2] += 1
-        m[_UNVER] = max(m[_UNVER], int(s.unverified))
-        if s.n > m[_N]:
-            a[0] += s.n - m[_N]
-            m[_N] = s.n
-        if s.flagged > m[_FLAG]:
-            a[1] += s.flagged - m[_FLAG]
-            m[_FLAG] = s.flagged
-        m[_SCOPES] |= bit
-        if int(s.pivot) != m[_PIVOT]:  # the newest summary says
-            a[8] += int(s.pivot) - m[_PIVOT]
-            m[_PIVOT] = int(s.pivot)
+        m.org = m.org or (s.org or "")
+        m.young = m.young or s.young
+        m.risky = m.risky or s.risky
+        m.n = max(m.n, s.n)
+        m.flagged = max(m.flagged, s.flagged)
+        m.own |= s.own
+        m.pivot = s.pivot  # the newest summary says
+        m.ties |= bit
+        if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
+            m.strong.append(strong_value)
+        self._count(m, 1)
         return False
 
-    def note_fp(self, key: str, accounts: int, orgs: int, max_values: int, ts_ms: int = 0) -> None:
-        """Record what a linking value looks like now, keeping the strongest payment and infra values
-        (by the number of orgs behind them: a team card shared by colleagues and one outsider is two
-        orgs, however many colleagues there are)."""
-        prev = self.fps.get(key)
-        self.fps[key] = [accounts, orgs, prev[2] if prev else 0, max(ts_ms, prev[3] if prev else 0)]
-        if prev is None:
+    def remove(self, acct: str) -> Member | None:
+        """Take a member out (a ring member that a strong value ties to a community moves there)."""
+        m = self.members.pop(acct, None)
+        if m is not None:
+            self._first_out(m.first_ms)
+            self._count(m, -1)
+        return m
+
+    def note_fp(self, key: str, accounts: int, orgs: int, risky_orgs: int, max_values: int, ts_ms: int = 0,
+                strong: bool = False) -> None:
+        """Record what a linking value looks like now, keeping the strongest payment and infra values:
+        a payment method by the orgs of its risky holders (a lab's or a team's card among colleagues is
+        normal), infrastructure by the orgs behind it."""
+        v = self.fps.get(key)
+        if v is None:
+            v = self.fps[key] = Value(accounts, orgs, risky_orgs, ts_ms, strong)
             (self._tmpl if key.startswith("template:") else self._other)[key] = None
-        a = self.agg
+        else:
+            v.accounts, v.orgs, v.risky_orgs, v.last_ms = accounts, orgs, risky_orgs, max(ts_ms, v.last_ms)
+            v.strong = v.strong or strong
         if key.startswith("payment_fp:"):
-            if orgs >= 2 and orgs > a[3]:
-                a[3], a[4] = orgs, key
-        elif not key.startswith("template:") and orgs > a[5]:
-            a[5], a[6] = orgs, key
+            if risky_orgs >= 2 and risky_orgs > self.pay_orgs:
+                self.pay_orgs, self.pay_key = risky_orgs, key
+        elif not key.startswith("template:") and orgs > self.infra_orgs:
+            self.infra_orgs, self.infra_key = orgs, key
         self.cap_fps(max_values, key)
 
     def cap_fps(self, max_values: int, keep: str = "") -> None:
@@ -232,8 +353,7 @@ class ClusterState:
         over = len(self.fps) - max_values
         if over <= 0:
             return
-        a = self.agg
-        kept = {keep, a[4], a[6]}
+        kept = {keep, self.pay_key, self.infra_key}
         drop = _first_not_in(self._tmpl, kept, over)
         if len(drop) < over:
             drop += _first_not_in(self._other, kept, over - len(drop))
@@ -250,28 +370,23 @@ class ClusterState:
         has become popular (a common SDK's JA4 looks rare in the first minutes after a cold start, then
         links nothing): either way its old figure is no longer evidence. Rescans only when the kept
         best value went stale."""
-        a = self.agg
-        v = self.fps.get(a[6]) if a[6] else None
-        if v is not None and now_ms - v[3] <= window_ms:
-            return a[5], a[6]
-        if not a[6]:
+        v = self.fps.get(self.infra_key) if self.infra_key else None
+        if v is not None and now_ms - v.last_ms <= window_ms:
+            return self.infra_orgs, self.infra_key
+        if not self.infra_key:
             return 0, ""
         best, key = 0, ""
         for k, v in self.fps.items():
-            if (now_ms - v[3] <= window_ms and v[1] > best and not k.startswith("template:")
+            if (now_ms - v.last_ms <= window_ms and v.orgs > best and not k.startswith("template:")
                     and not k.startswith("payment_fp:")):
-                best, key = v[1], k
-        a[5], a[6] = best, key
+                best, key = v.orgs, k
+        self.infra_orgs, self.infra_key = best, key
         return best, key
 
     def recompute(self) -> None:
-        ms = self.members.values()
-        a = self.agg
-        a[0] = sum(m[_N] for m in ms)
-        a[1] = sum(m[_FLAG] for m in ms)
-        a[2] = sum(m[_YOUNG] for m in ms)
-        a[8] = sum(m[_PIVOT] for m in ms)
-        a[7] = -1
+        self.n_sum = self.flagged_sum = self.young = self.risky = self.own = self.network = self.pivoted = 0
+        for m in self.members.values():
+            self._count(m, 1)
 
     def absorb(self, other: ClusterState, max_members: int) -> None:
         for acct, m in other.members.items():
@@ -279,43 +394,46 @@ class ClusterState:
             if mine is None:
                 self.members[acct] = m
             else:
-                mine[_N] = max(mine[_N], m[_N])
-                mine[_FLAG] = max(mine[_FLAG], m[_FLAG])
-                mine[_DEC] = max(mine[_DEC], m[_DEC])
-                mine[_YOUNG] = max(mine[_YOUNG], m[_YOUNG])
-                mine[_SCOPES] |= m[_SCOPES]
-                mine[_PIVOT] = max(mine[_PIVOT], m[_PIVOT])
+                mine.n = max(mine.n, m.n)
+                mine.flagged = max(mine.flagged, m.flagged)
+                mine.own |= m.own
+                mine.young = mine.young or m.young
+                mine.risky = mine.risky or m.risky
+                mine.ties |= m.ties
+                mine.pivot = mine.pivot or m.pivot
+                mine.strong = list(dict.fromkeys(mine.strong + m.strong))[:MAX_STRONG_VALUES]
+                if m.dec_until > mine.dec_until:
+                    mine.dec_until, mine.dec_level = m.dec_until, m.dec_level
         for k, v in other.fps.items():
             self.fps.setdefault(k, v)
         self._reindex()
+        self.recompute()
         self._evict_to(max_members)
         if other.pol_until_ms > self.pol_until_ms:
             # the absorbed cluster was decided: its live decision and policy memory carry over, so
-            # late joiners of the merged cluster still get it
+            # members joining the merged cluster are still reached by it
             self.live, self.pol_until_ms, self.pol_level = other.live, other.pol_until_ms, other.pol_level
             self.pol_action, self.pol_alert_ms = other.pol_action, max(self.pol_alert_ms, other.pol_alert_ms)
             self.pol_offences = sorted({*self.pol_offences, *other.pol_offences})[-8:]
-        a, b = self.agg, other.agg
-        if b[3] > a[3]:
-            a[3], a[4] = b[3], b[4]
-        if b[5] > a[5]:
-            a[5], a[6] = b[5], b[6]
+        if other.pay_orgs > self.pay_orgs:
+            self.pay_orgs, self.pay_key = other.pay_orgs, other.pay_key
+        if other.infra_orgs > self.infra_orgs:
+            self.infra_orgs, self.infra_key = other.infra_orgs, other.infra_key
         self.cap_fps(max_values(max_members))
-        self.recompute()
         self.first_ms = min(self.first_ms, other.first_ms)
         self.last_ms = max(self.last_ms, other.last_ms)
 
     def sync_start(self, window_ms: int) -> int:
         """Largest number of members whose first request falls inside one window (cached per membership):
         the most first requests in [t - window, t] for a member's first request t."""
-        if self.agg[7] < 0:
+        if self.sync < 0:
             counts = self._counts
             if counts is None or self._counts_w != window_ms:
-                f = self._firsts  # == sorted(m[_FIRST] for m in self.members.values())
+                f = self._firsts  # == sorted(m.first_ms for m in self.members.values())
                 counts = self._counts = [bisect_right(f, t) - bisect_left(f, t - window_ms) for t in f]
                 self._counts_w = window_ms
-            self.agg[7] = max(counts, default=0)
-        return self.agg[7]
+            self.sync = max(counts, default=0)
+        return self.sync
 
 
 def _first_not_in(keys: dict[str, None], kept: set[str], n: int) -> list[str]:
@@ -336,8 +454,10 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
     hits: list[Hit] = []
     sig = rules.signal
     size = len(c.members)
-    n, flagged, young, pay_cnt, pay_key, infra_orgs, infra_key, _, pivoted = c.agg
-    at_least(sig("CL_SIZE"), size, lambda: f"{size} accounts linked through rare shared fingerprints", hits)
+    n, flagged, young, pivoted = c.n_sum, c.flagged_sum, c.young, c.pivoted
+    at_least(sig("CL_SIZE"), size, lambda: f"{size} accounts linked through shared "
+             + ("payment methods, devices or a harness system prompt" if c.kind == COMMUNITY
+                else "infrastructure or templates, each with abuse evidence of its own"), hits)
     s = sig("CL_CONTENT")
     if s is not None and n >= s.min_requests and flagged:
         at_least(s, flagged / n, lambda: f"{flagged} of {n} requests across the cluster are trace elicitation, "
@@ -349,6 +469,11 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
     s = sig("CL_YOUNG")
     if s is not None and size >= s.min_requests:
         at_least(s, young / size, lambda: f"{young} of {size} accounts are new at first use", hits)
+    s = sig("CL_EGRESS")
+    if s is not None and size >= s.min_requests and c.network:
+        net = c.network
+        at_least(s, net / size, lambda: f"{net} of {size} accounts send most of their traffic through rotating "
+                                "cloud, data-centre or proxy egress", hits)
     s = sig("CL_SYNC_START")
     if s is not None and size >= max(3, s.min_requests):
         best = c.sync_start(s.window_ms)
@@ -361,11 +486,14 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
         at_least(s, pivoted / size, lambda: f"{pivoted} of {size} accounts moved most of their traffic to a model they "
                                     f"first used within the last {hours} h", hits)
     s = sig("FP_PAYMENT_SHARED")
-    if s is not None and pay_key:
-        accounts = c.fps[pay_key][0] if pay_key in c.fps else pay_cnt
-        at_least(s, pay_cnt, lambda: f"{pay_cnt} different orgs ({accounts} accounts) pay with {pay_key}", hits)
+    if s is not None and c.pay_key:
+        pay_orgs, pay_key = c.pay_orgs, c.pay_key
+        accounts = c.fps[pay_key].accounts if pay_key in c.fps else pay_orgs
+        at_least(s, pay_orgs, lambda: f"{pay_orgs} different orgs of new, disposable or KYC-less holders "
+                                      f"({accounts} accounts in all) pay with {pay_key}", hits)
     s = sig("FP_SHARED_UNRELATED")
-    if s is not None and size and infra_key and young / size >= s.min_young_share:
+    if s is not None and size and c.infra_key and young / size >= s.min_young_share:
+        infra_orgs, infra_key = c.infra_orgs, c.infra_key
         if s.window_ms:
             infra_orgs, infra_key = c.fresh_infra(c.last_ms, s.window_ms)
         if infra_key:

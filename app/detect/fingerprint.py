@@ -3,17 +3,19 @@ behind a value, how many orgs they span, and whether the value is rare enough to
 
 A value is popular and links nothing when more distinct accounts than `popular_accounts` use it, or
 while at least `popular_established` established (old, verified) accounts make up half or more of its
-users: a common SDK's JA4, a big NAT or a team card is "not rare elsewhere". Otherwise, once eligible
-(new or unverified; any account for a payment method or device) accounts from two or more orgs share
-it, it links them: a `Link` goes to the cluster stage for every eligible member, then for each
-new member and whenever a member's summary moves up a level.
+users: a common SDK's JA4, a big NAT or a team card is "not rare elsewhere". Otherwise, once linkable
+accounts from two or more orgs share it, it links them: a `Link` goes to the cluster stage for every
+linkable member, then for each new member and whenever a member's summary moves up a level. A payment
+method or a device is a *strong* value: every account on it is linkable. A JA4, an IP block or a prompt
+template is *weak*: it links only new or unverified accounts with abuse evidence of their own (`own`).
 
 A system prompt (template value "sys:<hash>") is judged by who uses it, not only by how many: one that
 more than `popular_accounts` accounts share stays linkable while at least `campaign_prompt.min_young_share`
 of them are new or unverified (a campaign's agentic harness; an IDE's or an SDK's prompt is used mostly by
 established customers, a consumer app's by a majority of them) and it has at most
 `campaign_prompt.max_accounts` users. Such a campaign-like prompt, once it has `campaign_prompt.min_accounts`
-users, links its established members too, the way a payment method or a device does. `popularity()` gives
+users, is a strong value: it links every member, established ones too, the way a payment method or a device
+does. `popularity()` gives
 the verdict with a reason code and its figures."""
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from operator import itemgetter
 from app.detect.messages import Link, Observation, Summary
 from app.rules.model import CampaignPrompt, Rules
 
-# member record: [last_ms, org or "", eligible, level]
+# member record: [last_ms, org or "", linkable, level, risky, young, own evidence bits, new or unverified]
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
-_LAST, _ORG, _ELIG, _LEVEL = range(4)
+_LAST, _ORG, _ELIG, _LEVEL, _RISKY, _YOUNG, _OWN, _NEW = range(8)
 _last_of = itemgetter(_LAST)
 
 
 class FpState:
-    __slots__ = ("anchor", "distinct", "established", "first_ms", "last_ms", "linking", "members", "popular")
+    __slots__ = ("anchor", "distinct", "established", "first_ms", "last_ms", "linking", "members", "popular",
+                 "strong")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -41,23 +44,24 @@ class FpState:
         self.members: dict[str, list] = {}   # at most max_members, most recent kept
         self.linking = False
         self.popular = False
+        self.strong = False                  # links as a strong value (its links join clusters)
         self.anchor: str | None = None
 
     def snapshot(self) -> list:
-        return [2, self.first_ms, self.last_ms, self.distinct, self.established, self.members,
-                int(self.linking), int(self.popular), self.anchor]
+        return [3, self.first_ms, self.last_ms, self.distinct, self.established, self.members,
+                int(self.linking), int(self.popular), self.anchor, int(self.strong)]
 
     @classmethod
     def restore(cls, s: list) -> FpState:
-        if not s or s[0] != 2:
+        if not s or s[0] != 3:
             raise ValueError(f"unknown fingerprint state version {s[:1]!r}")
         f = cls.__new__(cls)
-        _, f.first_ms, f.last_ms, f.distinct, f.established, f.members, linking, popular, f.anchor = s
-        f.linking, f.popular = bool(linking), bool(popular)
+        _, f.first_ms, f.last_ms, f.distinct, f.established, f.members, linking, popular, f.anchor, strong = s
+        f.linking, f.popular, f.strong = bool(linking), bool(popular), bool(strong)
         return f
 
-    def orgs(self) -> int:
-        return len({m[_ORG] or f"~{acct}" for acct, m in self.members.items()})
+    def orgs(self, risky_only: bool = False) -> int:
+        return len({m[_ORG] or f"~{acct}" for acct, m in self.members.items() if not risky_only or m[_RISKY]})
 
 
 def _oldest(members: dict[str, list]) -> str:
@@ -67,9 +71,8 @@ def _oldest(members: dict[str, list]) -> str:
     return next(islice(members, lasts.index(min(lasts)), None))
 
 
-def _eligible(members: dict[str, list], everyone: bool = False) -> list[str]:
-    if everyone:
-        return list(members)
+def _eligible(members: dict[str, list]) -> list[str]:
+    """The members the value may link (as of each one's last observation)."""
     return [a for a, r in members.items() if r[_ELIG]]
 
 
@@ -113,16 +116,17 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     members = fp.members
     m = members.get(s.account_id)
     is_new = m is None
-    # a payment method or a device shared across orgs is evidence whoever holds it (aged, bought or
-    # verified accounts included): for those scopes every account is linkable, and only sheer numbers
-    # make the value popular; weaker values (JA4, IP block, template) link only new/unverified accounts
-    strong = obs.scope in STRONG_SCOPES
-    eligible = strong or s.eligible
+    # a payment method or a device shared across orgs ties its holders to one operator whoever they are
+    # (aged, bought or verified accounts included): for those scopes every account is linkable, and only
+    # sheer numbers make the value popular. Weaker values (JA4, IP block, template) link only new or
+    # unverified accounts with abuse evidence of their own: sharing a campus NAT or an SDK is not evidence
+    strong_scope = obs.scope in STRONG_SCOPES
+    eligible = strong_scope or s.eligible
     if is_new:
         fp.distinct += 1
         if not eligible:
             fp.established += 1
-        m = [ts, s.org or "", int(eligible), -1]
+        m = [ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible)]
         members[s.account_id] = m
         if len(members) > bounds.max_members:
             oldest = _oldest(members)
@@ -131,7 +135,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
                 fp.anchor = None
     else:
         m[_LAST] = max(m[_LAST], ts)
-        m[_ELIG] = int(eligible)
+        m[_RISKY], m[_YOUNG], m[_OWN], m[_NEW] = int(s.risky), int(s.young), s.own, int(s.eligible)
     # popular while mostly established accounts use it (a common SDK, an IDE's system prompt); a value
     # that a campaign's aged accounts share with its new ones stays linkable
     fr = rules.fingerprints
@@ -142,46 +146,58 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct)
     if fp.popular:
         return []
-    # ... and links its established members too, like a payment method or a device
+    # ... and ties everyone on it, its established members too, like a payment method or a device
     everyone = camp and cp.link_established
-    # the eligible list, the org count and the links are built only when this call can use them: most
+    strong = strong_scope or camp
+    if strong != fp.strong:
+        # the value changed kind (a system prompt turned campaign-like): every member is linked again as
+        # what the value is now
+        fp.strong = strong
+        fp.linking = False
+        for r in members.values():
+            r[_LEVEL] = -1
+            r[_ELIG] = int(strong_scope or everyone or (bool(r[_NEW]) and (camp or bool(r[_OWN]))))
+    m[_ELIG] = int(strong_scope or everyone or (s.eligible and (camp or bool(s.own))))
+    # the linkable list, the org count and the links are built only when this call can use them: most
     # observations of a linking value come from a member already linked at its current level
-    eligible = None
+    linkable = None
     if not fp.linking:
-        eligible = _eligible(members, everyone)
-        if len(eligible) < 2 or len({members[a][_ORG] or f"~{a}" for a in eligible}) < 2:
+        linkable = _eligible(members)
+        if len(linkable) < 2 or len({members[a][_ORG] or f"~{a}" for a in linkable}) < 2:
             return []
         fp.linking = True
-    if fp.anchor is None or fp.anchor not in members:
-        if eligible is None:
-            eligible = _eligible(members, everyone)
-        fp.anchor = min(eligible, key=lambda a: (members[a][_LAST], a)) if eligible else None
-    if fp.anchor is None or not (m[_ELIG] or everyone):
+    if fp.anchor is None or fp.anchor not in members or not members[fp.anchor][_ELIG]:
+        if linkable is None:
+            linkable = _eligible(members)
+        fp.anchor = min(linkable, key=lambda a: (members[a][_LAST], a)) if linkable else None
+    if fp.anchor is None or not m[_ELIG]:
         return []
     key = obs.key
     n_org = -1  # members do not change from here on: count orgs once, for the first link
+    n_risky = 0
     links = []
     if is_new or m[_LEVEL] < 0:
-        # first link for this fingerprint: bring along the members that were waiting for a second org
-        if eligible is None:
-            eligible = _eligible(members, everyone)
-        for acct in eligible:
+        # first link for this member: bring along the linkable members that were waiting for a second org
+        if linkable is None:
+            linkable = _eligible(members)
+        for acct in linkable:
             r = members[acct]
             if r[_LEVEL] < 0 and acct != s.account_id:
                 r[_LEVEL] = 0
                 if n_org < 0:
-                    n_org = fp.orgs()
-                links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org))
+                    n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
+                links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org, strong,
+                                  n_risky))
     level = s.level
     if level != m[_LEVEL]:
         m[_LEVEL] = level
         if n_org < 0:
-            n_org = fp.orgs()
-        links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org))
+            n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
+        links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky))
     return links
 
 
 def _stub(acct: str, r: list) -> Summary:
     """A member known to this fingerprint only by org and eligibility: its full summary reaches the
     cluster stage with its own next observation."""
-    return Summary(acct, r[_ORG] or None, r[_LAST], bool(r[_ELIG]), bool(r[_ELIG]), 0, 0)
+    return Summary(acct, r[_ORG] or None, r[_LAST], bool(r[_YOUNG]), False, 0, 0, risky=bool(r[_RISKY]), own=r[_OWN])

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 import orjson
 
+# An account's own abuse evidence, as bits in `Summary.own` (which signals set them: rules'
+# policy.attribution.own_signals, by family; flagged requests set OWN_CONTENT too)
+OWN_CONTENT, OWN_NETWORK, OWN_VOLUME, OWN_OTHER = 1, 2, 4, 8
+OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume", OWN_OTHER: "behaviour"}
+
 
 @dataclass(frozen=True, slots=True)
 class Summary:
@@ -20,6 +25,11 @@ class Summary:
     n: int
     flagged: int
     pivot: bool = False   # moved most of its traffic to a model it first used recently (ACCT_MODEL_PIVOT)
+    # new, disposable-email or KYC-less: a holder whose sharing of a card means something
+    risky: bool = False
+    # the account's own abuse evidence so far (OWN_* bits, app.policy.attribution): what lets a cluster's
+    # decision reach it for its own behaviour, and what makes a weak shared value link it at all
+    own: int = 0
 
     @property
     def eligible(self) -> bool:
@@ -31,16 +41,21 @@ class Summary:
     def level(self) -> int:
         """Changes when n or flagged crosses a power of two, or the pivot flag flips: when an update is
         worth forwarding."""
-        return (self.n.bit_length() * 64 + self.flagged.bit_length()) * 2 + self.pivot
+        return ((self.n.bit_length() * 64 + self.flagged.bit_length()) * 16 + self.own) * 2 + self.pivot
+
+    @property
+    def signature(self) -> int:
+        """Everything a fingerprint's state keeps of a member besides when it was last seen: its level,
+        eligibility and risk. An account re-reports its values at once when this changes."""
+        return (self.level * 2 + self.eligible) * 2 + self.risky
 
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
-                self.n, self.flagged, int(self.pivot)]
+                self.n, self.flagged, int(self.pivot), int(self.risky), self.own]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
-        # records written before the pivot flag have seven fields
-        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], len(w) > 7 and bool(w[7]))
+        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9])
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +95,11 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """Account `summary.account_id` shares the rare fingerprint `fp` with `anchor` (its first member)."""
+    """Account `summary.account_id` shares the rare fingerprint `fp` with `anchor` (its first linkable
+    member). `strong`: the value ties its holders to one operator (a payment method, a device, a campaign's
+    harness system prompt) and joins their clusters; a weak value (an IP block, a JA4, a prompt template)
+    links only accounts with abuse evidence of their own and never joins two clusters.
+    `fp_risky_orgs`: orgs behind the value among its risky (new, disposable, KYC-less) holders."""
     fp: str
     ts_ms: int
     event_id: str
@@ -88,21 +107,24 @@ class Link:
     anchor: str
     fp_accounts: int
     fp_orgs: int
+    strong: bool = False
+    fp_risky_orgs: int = 0
 
     def wire(self) -> list:
         return [self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor, self.fp_accounts,
-                self.fp_orgs]
+                self.fp_orgs, int(self.strong), self.fp_risky_orgs]
 
     @classmethod
     def unwire(cls, w: list) -> Link:
-        return cls(w[0], w[1], w[2], Summary.unwire(w[3]), w[4], w[5], w[6])
+        return cls(w[0], w[1], w[2], Summary.unwire(w[3]), w[4], w[5], w[6], bool(w[7]), w[8])
 
     def wire_ref(self, ref: int) -> list:
-        return [self.fp, self.ts_ms, self.event_id, ref, self.anchor, self.fp_accounts, self.fp_orgs]
+        return [self.fp, self.ts_ms, self.event_id, ref, self.anchor, self.fp_accounts, self.fp_orgs,
+                int(self.strong), self.fp_risky_orgs]
 
     @classmethod
     def unwire_ref(cls, w: list, summaries: list[Summary]) -> Link:
-        return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6])
+        return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6], bool(w[7]), w[8])
 
     def encode(self) -> bytes:
         return orjson.dumps(self.wire())

@@ -396,6 +396,7 @@ class Worker:
 
     async def clusters_batch(self, events: list) -> tuple[list, list, int]:
         index = self.s_index
+        account_key = self.cluster_stage.account_key
         out = Output()
         latencies: list[tuple[float, int]] = []
         t0 = time.perf_counter()
@@ -403,7 +404,7 @@ class Worker:
         for event, pos, ts_s, link in _unbundle(events, Link):
             n += 1
             # every link re-points its account's index entry: a newer position there means applied
-            if index.applied("a:" + link.summary.account_id, "l") >= pos:
+            if index.applied(account_key(link.summary.account_id), "l") >= pos:
                 self._m_skipped.inc()
                 continue
             for store in (self.s_clusters, index):

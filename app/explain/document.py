@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from app.detect.cluster import _FIRST, _FLAG, _ORG, _SCOPES, _UNVER, _YOUNG, SCOPE_BITS, member_implicated
+from app.detect.cluster import SCOPE_BITS, Member
 from app.detect.fingerprint import _ELIG, STRONG_SCOPES, popularity
 from app.detect.fingerprint import _ORG as _FP_ORG
 from app.detect.hits import Hit
 from app.emit.records import Alert, Decision, iso_ms
 from app.explain.trace import FP_SCOPES, AccountTrace, ClusterDecision, DecisionTrack, Figures, FpTrack, Point
+from app.policy import attribution
 from app.policy.decide import LEVELS, _step_for
 from app.rules.model import Rules
 
@@ -52,7 +53,7 @@ def _point(p: Point) -> dict[str, Any]:
         d = {"request": p.request, **d, "outcome": p.outcome,
              "decisions": [{"decision_id": i, "origin": o} for i, o in p.decisions]}
     else:
-        d = {"cluster_id": p.cluster_id, "size": p.request, **d, "decidable": p.decidable}
+        d = {"cluster_id": p.cluster_id, "size": p.request, **d, "decidable": p.decidable, "not_decided": p.gate}
     return d
 
 
@@ -128,14 +129,15 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
     elif code == "FP_CAMPAIGN_PROMPT" and cp is not None and cp.link_established:
         everyone, who = True, f"every account behind it ({detail})"
     else:
-        everyone, who = False, "the new/unverified accounts behind it"
+        everyone, who = False, ("the new/unverified accounts behind it with abuse evidence of their own "
+                                "(a weak value: it never joins two clusters)")
     eligible = list(st.members) if everyone else [a for a, m in st.members.items() if m[_ELIG]]
     eorgs = len({st.members[a][_FP_ORG] or f"~{a}" for a in eligible})
     if st.linking:
         return "linking", f"links {who}: {len(eligible)} of the {len(st.members)} kept, {eorgs} orgs"
     if st.distinct <= 1:
         return "rare", "only this account uses it"
-    need = "accounts" if everyone else "new/unverified accounts"
+    need = "accounts" if everyone else "new/unverified accounts with evidence of their own"
     return "rare", f"not linking: needs {need} of 2+ orgs, has {len(eligible)} from {eorgs} org(s)"
 
 
@@ -164,44 +166,30 @@ def _fingerprints(t: AccountTrace) -> list[dict[str, Any]]:
     return rows
 
 
-def implicated_why(m: list) -> tuple[bool, str]:
-    """The verdict of `member_implicated` and which of its conditions carried it (found by asking it
-    again with the account's own content evidence, then its links, taken away)."""
-    scopes = [s for s, b in SCOPE_BITS.items() if m[_SCOPES] & b]
-    verdict = member_implicated(m)
-    no_content = list(m)
-    no_content[_FLAG] = 0
-    no_links = list(m)
-    no_links[_SCOPES] = 0
-    linked = ", ".join(scopes) or "nothing recorded"
-    if verdict:
-        parts = []
-        if member_implicated(no_content):
-            parts.append(f"its links ({linked})")
-        if member_implicated(no_links):
-            parts.append(f"its own content evidence ({m[_FLAG]} flagged requests)")
-        return True, "implicated by " + (" and by ".join(parts) if parts else "the combination of its links "
-                                                                                "and content evidence")
-    return False, (f"not implicated: linked through {linked} only, {m[_FLAG]} flagged requests of its own; "
-                   "fan-out needs a strong link (payment_fp, device_id), a shared IP block plus a shared system "
-                   "prompt, a shared IP block and JA4 plus a flagged request of its own, or content evidence of "
-                   "its own (app.detect.cluster.member_implicated)")
-
-
-def _member(m: list | None) -> dict[str, Any] | None:
-    if m is None:
+def _tie(tie: attribution.Tie | None, path: list[tuple[str, list[str]]]) -> dict[str, Any] | None:
+    if tie is None:
         return None
-    ok, why = implicated_why(m)
-    return {"first_request": _ts(m[_FIRST]), "org": m[_ORG] or None, "young": bool(m[_YOUNG]),
-            "unverified": bool(m[_UNVER]), "linked_through": [s for s, b in SCOPE_BITS.items() if m[_SCOPES] & b],
-            "own_flagged_requests": m[_FLAG], "implicated": ok, "why": why}
+    return {"kind": tie.kind, "max_action": tie.cap, "code": tie.code or None, "why": tie.detail,
+            "evidence_path": [{"value": v, "members_with_own_evidence": holders} for v, holders in path]}
+
+
+def _member(snap: list | None, tie: attribution.Tie | None = None,
+            path: list[tuple[str, list[str]]] | None = None) -> dict[str, Any] | None:
+    if snap is None:
+        return None
+    m = Member.restore(snap)
+    return {"first_request": _ts(m.first_ms), "org": m.org or None, "young": m.young, "risky": m.risky,
+            "linked_through": [s for s, b in SCOPE_BITS.items() if m.ties & b], "strong_values": list(m.strong),
+            "own_flagged_requests": m.flagged, "own_evidence": attribution.own_text(m.own),
+            "tie": _tie(tie, path or [])}
 
 
 def _cluster_decision(cd: ClusterDecision) -> dict[str, Any]:
     return {"ts": _ts(cd.ts_ms), "seen_at": _ts(cd.seen_ms), "cluster_id": cd.cluster_id,
             "decision_id": cd.decision_id,
             "action": cd.action, "ttl_s": cd.ttl_s, "mode": cd.mode, "reasons": list(cd.reasons),
-            "alert_id": cd.alert_id, "member": _member(cd.member), "fanned_out_to_account": cd.fanned_out}
+            "alert_id": cd.alert_id, "member": _member(cd.member, cd.tie, cd.path),
+            "fanned_out_to_account": cd.fanned_out}
 
 
 def _cluster(t: AccountTrace) -> dict[str, Any] | None:
@@ -225,15 +213,20 @@ def _cluster(t: AccountTrace) -> dict[str, Any] | None:
     if c is not None:
         fig = t.cluster_figures
         own = set(t.fps)
+        m = c.members.get(t.account_id)
+        tie, path = t.tie(c) if m is not None else (None, [])
         out.update({
+            "kind": c.kind,
             "first_seen": _ts(c.first_ms), "last_activity": _ts(c.last_ms), "size": len(c.members),
-            "orgs": len({m[_ORG] or f"~{a}" for a, m in c.members.items()}),
-            "linking_values": [{"value": k, "accounts": v[0], "orgs": v[1], "its_own": k in own}
-                               for k, v in sorted(c.fps.items(), key=lambda kv: (-kv[1][0], kv[0]))],
+            "orgs": len({m.org or f"~{a}" for a, m in c.members.items()}),
+            "members_with_own_evidence": c.own, "risky_members": c.risky,
+            "linking_values": [{"value": k, "accounts": v.accounts, "orgs": v.orgs, "strong": v.strong,
+                                "its_own": k in own}
+                               for k, v in sorted(c.fps.items(), key=lambda kv: (-kv[1].accounts, kv[0]))],
             "signals": _figures_table(fig, t.rules, ("CL_", "FP_")),
             "score_enforce": _num(fig.assessment.score_enforce) if fig else 0,
             "score_all": _num(fig.assessment.score_all) if fig else 0,
-            "member": _member(c.members.get(t.account_id)),
+            "member": _member(m.snapshot() if m is not None else None, tie, path),
         })
     return out
 
@@ -303,11 +296,21 @@ def _decision(dt: DecisionTrack, t: AccountTrace, alerts_by_id: dict[str, Alert]
                                        allowlisted=dt.allowlisted, established=dt.established)}
     elif dt.origin == "cluster":
         alert = alerts_by_id.get(d.alert_id)
-        notes = ["fan-out of the cluster's decision to a member implicated by its own evidence (CLUSTER_MEMBER)"]
-        if "WEAK_MEMBER_CAP" in d.reasons:
-            notes = ["fan-out of the cluster's decision to a member implicated by weak shared values only: "
-                     f"capped at policy.weak_member_max_action ({rules.policy.weak_member_max_action}, "
-                     "WEAK_MEMBER_CAP)"]
+        at = rules.policy.attribution
+        notes = {
+            "OWN_EVIDENCE": "the cluster's decision reaches it for abuse evidence of its own plus a strong tie "
+                            f"(payment method, device or harness prompt), up to {at.own_strong_max_action}",
+            "OWN_EVIDENCE_WEAK_TIE": "the cluster's decision reaches it for abuse evidence of its own; it is tied "
+                                     "by shared infrastructure or templates only, so at most "
+                                     f"{at.own_weak_max_action}",
+            "ASSOCIATION": "no abuse evidence of its own: the cluster's decision reaches it because it shares a "
+                           "payment method, device or harness prompt with members that have, at most "
+                           f"{at.association_max_action} ({at.established_association_max_action} for an aged "
+                           "account without a disposable email)",
+        }
+        notes = [text for code, text in notes.items() if code in d.reasons]
+        if "MEMBER_CAP" in d.reasons:
+            notes.append("capped below the cluster's own action by that tie (MEMBER_CAP)")
         step = None
         if alert is not None:
             fams = {rules.signals[r.code].family for r in alert.reasons if r.code in rules.signals}

@@ -185,15 +185,16 @@ def _cluster(doc: dict[str, Any]) -> list[str]:
         elif not c["member_record_at_end"]:
             out.append(f"  at the end its member record is dropped (the cluster is at its cap of {c['max_members']}); "
                        "it comes back with its next link")
-        out.append(f"  {c['cluster_id']}: {c['size']} accounts, {c['orgs']} orgs, first seen {c['first_seen']}, "
-                   f"last activity {c['last_activity']}; {_score(c)}")
+        out.append(f"  {c['cluster_id']} ({c['kind']}): {c['size']} accounts, {c['orgs']} orgs, "
+                   f"{c['members_with_own_evidence']} with abuse evidence of their own, {c['risky_members']} new, "
+                   f"disposable or KYC-less; first seen {c['first_seen']}, last activity {c['last_activity']}; "
+                   f"{_score(c)}")
         mem = c["member"]
         if mem is not None:
             out.append(f"  its membership: linked through {', '.join(mem['linked_through']) or '-'}; "
-                       f"{mem['own_flagged_requests']} flagged requests as the cluster last saw it; "
-                       f"young {fmt(mem['young'])}, "
-                       f"unverified {fmt(mem['unverified'])}")
-            out.append(f"  fan-out: {mem['why']}")
+                       f"own evidence {mem['own_evidence']} ({mem['own_flagged_requests']} flagged requests as the "
+                       f"cluster last saw it); young {fmt(mem['young'])}, risky {fmt(mem['risky'])}")
+            out += _tie_lines(mem["tie"], "  ")
         rows = [[s["code"], fmt(s["value"]), _thr(s), fmt(s["weight"]),
                  s["family"], "FIRING" if s["fired"] else ""] for s in c["signals"]]
         out += ["  cluster signals at the end:", *_table(["signal", "value", "threshold", "weight", "family",
@@ -207,8 +208,7 @@ def _cluster(doc: dict[str, Any]) -> list[str]:
         out.append("  cluster signals while it was a member, where the firing set changed:")
         for p in c["timeline"]:
             change = " ".join([*(f"+{x}" for x in p["added"]), *(f"-{x}" for x in p["removed"])])
-            gate = "" if p["decidable"] is None else ("" if p["decidable"] else
-                                                      "  (no decision: needs content or payment evidence)")
+            gate = "" if p["decidable"] is None or p["decidable"] else f"  (not decided: {p['not_decided']})"
             out.append(f"    {p['ts']}  {p['cluster_id']} size {p['size']}  {_score(p)}  "
                        f"{change or '(nothing fires)'}{gate}")
             out += _signal_lines(p["signals"], "        ")
@@ -217,9 +217,24 @@ def _cluster(doc: dict[str, Any]) -> list[str]:
         when = "" if d["seen_at"] == d["ts"] else f" (taken before it joined; met at {d['seen_at']})"
         out.append(f"  cluster decision {d['ts']}{when}  {d['action']} ttl {d['ttl_s']}s {d['mode']}  "
                    f"{d['decision_id']}  ({', '.join(d['reasons'])})")
-        out.append("      this account: " + ("no member record" if mem is None else
-                   f"{mem['why']}; " + ("fanned out to it then" if d["fanned_out_to_account"]
-                                        else "no decision for it then")))
+        if mem is None:
+            out.append("      this account: no member record")
+        else:
+            out.append("      this account: " + ("reached by it then" if d["fanned_out_to_account"]
+                                                 else "no decision for it then"))
+            out += _tie_lines(mem["tie"], "      ")
+    return out
+
+
+def _tie_lines(tie: dict[str, Any] | None, indent: str) -> list[str]:
+    """How the account's evidence tied it to the cluster, and its evidence path."""
+    if tie is None:
+        return []
+    cap = f" (at most {tie['max_action']})" if tie["max_action"] else " (not reached)"
+    out = [f"{indent}attribution: {tie['kind']}{cap}: {tie['why']}"]
+    for step in tie["evidence_path"]:
+        who = ", ".join(step["members_with_own_evidence"]) or "no member with evidence of its own"
+        out.append(f"{indent}  {step['value']}: held with evidence by {who}")
     return out
 
 

@@ -3,7 +3,7 @@
 `TracingEngine` is `app.engine.Engine` with one addition: after each event it hands the event, the
 engine's output records and the engine itself to an `AccountTrace`, which reads the stages' state
 (account store, fingerprint store, cluster store and index) and re-evaluates the pure functions the
-stages use (`account_signals`, `cluster_signals`, `member_implicated`) on it. Nothing the stages do
+stages use (`account_signals`, `cluster_signals`, `app.policy.attribution`) on it. Nothing the stages do
 changes, so the records are exactly replay's. Events of other accounts cost a few look-ups."""
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.detect.account import AccountState, account_signals
-from app.detect.cluster import ClusterState, cluster_signals, member_implicated
+from app.detect.cluster import ClusterState, cluster_signals
 from app.detect.fingerprint import FpState
 from app.detect.hits import Hit
 from app.emit.records import Alert, Decision, iso_ms
 from app.engine import Engine, Output
 from app.features.content import ContentFeatures
 from app.ingest.event import Event
+from app.policy import attribution
 from app.policy.decide import LEVELS, _step_for
 from app.rules.model import Rules
 from app.score.assess import Assessment, assess
@@ -87,7 +88,8 @@ class Point:
     added: tuple[str, ...]
     removed: tuple[str, ...]
     cluster_id: str | None = None
-    decidable: bool | None = None  # cluster points: whether these signals may lead to a cluster decision
+    decidable: bool | None = None  # cluster points: whether the cluster may be decided (attribution gate)
+    gate: str | None = None        # ... and why not
     outcome: str | None = None     # account points: what the account policy made of it
     decisions: tuple[tuple[str, str], ...] = ()  # (decision id, origin) emitted for it at this event
 
@@ -155,8 +157,9 @@ class ClusterDecision:
     mode: str
     reasons: tuple[str, ...]
     alert_id: str
-    member: list | None          # the account's member record at that moment (copy)
-    implicated: bool | None
+    member: list | None          # the account's member record at that moment (Member.snapshot)
+    tie: attribution.Tie | None  # how its evidence tied it to the cluster then
+    path: list[tuple[str, list[str]]]  # its strong values held by members with own evidence, and who
     fanned_out: bool             # it got a CLUSTER_MEMBER decision in the same event
 
 
@@ -336,15 +339,7 @@ class AccountTrace:
 
     def _cluster_of(self, engine: Engine, ts_ms: int) -> ClusterState | None:
         """The account's cluster as the cluster stage would find it (lazy expiry included)."""
-        cs = engine.clusters
-        ttl = self.rules.cluster.ttl_ms
-        ix = cs.index.get("a:" + self.account_id)
-        if ix is None or ts_ms - ix.last_ms > ttl:
-            return None
-        c = cs.clusters.get(ix.cid)
-        if c is None or ts_ms - c.last_ms > ttl:
-            return None
-        return c
+        return engine.clusters.cluster_of_account(self.account_id, ts_ms)
 
     def _clusters(self, engine: Engine, ev: Event, out: Output) -> None:
         me = self.account_id
@@ -379,21 +374,33 @@ class AccountTrace:
         prev = self.cluster_figures.fired if self.cluster_figures is not None else None
         if changed or fig.fired != prev:
             before = set(prev or ()) if not changed else set()
-            meets = getattr(engine.clusters, "_meets_cluster_requirement", None)
+            gate = attribution.cluster_gate(c, self.rules) if fig.hits else None
             self.cluster_timeline.append(Point(
                 ev.ts_ms, len(c.members), fig, tuple(x for x in fig.fired if x not in before),
-                tuple(sorted(before - set(fig.fired))), c.cid,
-                bool(meets(fig.assessment)) if meets is not None and fig.hits else None))
+                tuple(sorted(before - set(fig.fired))), c.cid, gate is None if fig.hits else None,
+                gate.detail if gate is not None else None))
         self.cluster_figures = fig
-        if c.live is not None and c.live[0] != self._live_id:
-            self._live_id = c.live[0]
-            did, action, ttl, _rpm, reasons, alert_id, mode, ts0 = c.live
+        live = c.live
+        if live is not None and live.decision_id != self._live_id:
+            self._live_id = live.decision_id
             m = c.members.get(me)
-            fanned = any(d.scope == "account" and d.value == me and d.alert_id == alert_id
+            fanned = any(d.scope == "account" and d.value == me and d.alert_id == live.alert_id
                          for d in out.decisions)
+            tie, path = self.tie(c) if m is not None else (None, [])
             self.cluster_decisions.append(ClusterDecision(
-                ts0, ev.ts_ms, c.cid, did, action, ttl, mode, tuple(reasons), alert_id,
-                list(m) if m is not None else None, member_implicated(m) if m is not None else None, fanned))
+                live.ts_ms, ev.ts_ms, c.cid, live.decision_id, live.action, live.ttl_s, live.mode, live.reasons,
+                live.alert_id, m.snapshot() if m is not None else None, tie, path, fanned))
+
+    def tie(self, c: ClusterState) -> tuple[attribution.Tie, list[tuple[str, list[str]]]]:
+        """How the account is tied to cluster `c`'s evidence, and its evidence path: each strong value it
+        holds with the members (up to five) that hold it too and have abuse evidence of their own."""
+        m = c.members[self.account_id]
+        bad = attribution.flagged_values(c)
+        path = []
+        for v in m.strong:
+            holders = sorted(a for a, o in c.members.items() if a != self.account_id and o.own and v in o.strong)
+            path.append((v, holders[:5]))
+        return attribution.member_tie(m, bad, self.rules), path
 
     def _alerts(self, out: Output) -> None:
         me = self.account_id
@@ -431,8 +438,7 @@ class AccountTrace:
         if st is None:
             return False
         age = st.age_ms(ts_ms)
-        return (age is not None and age >= self.rules.fingerprints.young_ms
-                and st.kyc in ("card", "id_verified") and st.email != "disposable")
+        return attribution.established(age is None or age < self.rules.fingerprints.young_ms, st.kyc, st.email)
 
 
 class TracingEngine(Engine):

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.emit.records import Alert, Decision, stable_id
+from app.emit.records import Alert, Decision, Reason, stable_id
 from app.rules.model import ActionStep, Rules
 from app.score.assess import Assessment
 
@@ -77,9 +77,12 @@ def lift(mem: PolicyMemory, subj: Subject, ts_ms: int, reason: str, rules: Rules
 
 
 def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: Rules,
-           allowlisted: bool = False, max_action: str | None = None) -> tuple[Alert | None, Decision | None]:
+           allowlisted: bool = False, max_action: str | None = None,
+           gate: Reason | None = None) -> tuple[Alert | None, Decision | None]:
     """`max_action` caps the action (an established, verified customer is never blocked automatically
-    on behaviour alone: `policy.established_max_action`)."""
+    on behaviour alone: `policy.established_max_action`). `gate`: why the subject may not be acted on
+    whatever its score (a cluster without members of its own evidence): the alert is evidence only and
+    carries that reason."""
     p = rules.policy
     if a.score_all < p.alert_min_score:
         return None, None
@@ -98,6 +101,8 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
     else:  # evidence only: a shadow alert when only shadow signals lift the score to the alert level
         step = None
         shadow = shadow or a.score_enforce < p.alert_min_score
+    if gate is not None:
+        step = None
     live = ts_ms < mem.pol_until_ms
     if step is None:  # alert-worthy but below every action step: evidence only
         if ts_ms < mem.pol_alert_ms + p.cooldown_ms:
@@ -108,7 +113,7 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
             # cooldown is a first decision, not a repeat (pol_level is only read for a live decision or
             # for the last shadow decision)
             mem.pol_level = -1
-        return _alert(subj, a, ts_ms, rules, "none", shadow), None
+        return _alert(subj, a, ts_ms, rules, "none", shadow, gate), None
 
     # escalation: offences whose decisions are over but fall inside the escalation window
     recent = [t for t in mem.pol_offences if t > ts_ms - p.escalation_window_ms]
@@ -151,40 +156,17 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
     return alert, decision
 
 
-def _alert(subj: Subject, a: Assessment, ts_ms: int, rules: Rules, action: str, shadow: bool) -> Alert:
+def _alert(subj: Subject, a: Assessment, ts_ms: int, rules: Rules, action: str, shadow: bool,
+           gate: Reason | None = None) -> Alert:
     score = a.score_all if shadow else a.score_enforce
     alert_id = stable_id("al", subj.scope, subj.value, action, "shadow" if shadow else "enforce", ts_ms)
+    reasons = tuple(h.reason() for h in a.hits)
+    # an alert nobody may be acted on for is evidence for analysts, not an incident
+    severity = "low" if gate is not None else rules.severity(score)
     return Alert(
         alert_id=alert_id, ts_ms=ts_ms, scope=subj.scope, value=subj.value,
-        severity=rules.severity(score), score=score, reasons=tuple(h.reason() for h in a.hits),
+        severity=severity, score=score, reasons=(*reasons, gate) if gate is not None else reasons,
         accounts=tuple(heapq.nsmallest(100, subj.accounts)), account_count=subj.account_count,
         window_start_ms=min(subj.window_start_ms, ts_ms), window_end_ms=ts_ms,
         mode="shadow" if shadow else "enforce", cluster_id=subj.cluster_id,
     )
-
-
-def lift_account(acct: str, ts_ms: int, reason: str, rules: Rules, cluster_id: str | None,
-                 parent_id: str) -> Decision:
-    """A `lift` for an account whose live decision came from a wider one (cluster fan-out)."""
-    alert_id = stable_id("al", "account", acct, "lift", ts_ms)
-    return Decision(
-        decision_id=stable_id("dc", alert_id, "account", acct, "lift", parent_id), ts_ms=ts_ms,
-        scope="account", value=acct, action="lift", ttl_s=1, reasons=(reason,), alert_id=alert_id,
-        mode=rules.mode, cluster_id=cluster_id,
-    )
-
-
-def fanout(parent: Decision, accounts: list[str], reason: str, at_ms: int | None = None) -> list[Decision]:
-    """Account-scoped copies of a wider decision, one per account behind it (contract v1). `at_ms` names
-    a copy emitted after the parent's own event (a late joiner) by that event too, so a second copy to
-    the same account never repeats an id."""
-    salt = () if at_ms is None else (at_ms,)
-    return [
-        Decision(
-            decision_id=stable_id("dc", parent.decision_id, "account", acct, *salt), ts_ms=parent.ts_ms,
-            scope="account", value=acct, action=parent.action, ttl_s=parent.ttl_s,
-            reasons=(*parent.reasons, reason), alert_id=parent.alert_id, mode=parent.mode,
-            limit_rpm=parent.limit_rpm, cluster_id=parent.cluster_id,
-        )
-        for acct in accounts
-    ]

@@ -16,6 +16,7 @@ from app.ingest.parse import _Bad, parse_ts
 from app.rules.model import (
     ActionStep,
     AllowEntry,
+    Attribution,
     CampaignPrompt,
     FingerprintRules,
     Policy,
@@ -32,7 +33,8 @@ KNOWN_SIGNALS = frozenset({
     "ACCT_AUTOMATION", "ACCT_ROUND_THE_CLOCK", "ACCT_NEW_UNVERIFIED", "ACCT_PROXY_GEO",
     "ACCT_TRACE_ELICIT", "ACCT_RUBRIC_GRADING", "ACCT_CENSOR_REWRITE", "ACCT_TEMPLATE_REUSE",
     "ACCT_NARROW_FOCUS", "FP_SHARED_UNRELATED", "FP_PAYMENT_SHARED", "CL_SIZE", "CL_CONTENT",
-    "CL_YOUNG", "CL_SYNC_START", "ACCT_MODEL_PIVOT", "CL_MODEL_PIVOT", "CL_VOLUME",
+    "CL_YOUNG", "CL_SYNC_START", "ACCT_MODEL_PIVOT", "CL_MODEL_PIVOT", "CL_VOLUME", "ACCT_EGRESS_ROTATION",
+    "CL_EGRESS",
 })
 
 
@@ -95,7 +97,8 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
         code: Signal(
             code=code, family=s["family"], weight=float(s["weight"]), threshold=float(s["threshold"]),
             window_ms=int(s.get("window_s", 0)) * 1000, min_requests=int(s.get("min_requests", 1)),
-            min_young_share=float(s.get("min_young_share", 0.0)), enabled=s.get("enabled", True),
+            min_young_share=float(s.get("min_young_share", 0.0)), min_share=float(s.get("min_share", 0.0)),
+            enabled=s.get("enabled", True),
             shadow=s.get("shadow", False),
         )
         for code, s in doc["signals"].items()
@@ -129,7 +132,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
         ttl_multiplier=float(esc["ttl_multiplier"]), max_ttl_s=int(esc["max_ttl_s"]),
         fanout_max_accounts=int(p.get("fanout_max_accounts", 5000)),
         established_max_action=p.get("established_max_action"),
-        weak_member_max_action=p.get("weak_member_max_action"),
+        attribution=_attribution(p.get("attribution"), signals, source),
     )
     fp = doc["fingerprints"]
     c = doc["content"]
@@ -152,6 +155,30 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
         policy=policy,
         allowlist=_allow_entries(doc.get("allowlist", []), source, "allowlist"),
         source=source,
+    )
+
+
+def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: str) -> Attribution:
+    if a is None:  # no attribution section: only content counts as own evidence, defaults elsewhere
+        return Attribution(frozenset(c for c in ("ACCT_TRACE_ELICIT", "ACCT_RUBRIC_GRADING", "ACCT_CENSOR_REWRITE")
+                                     if c in signals))
+    for i, code in enumerate(a["own_signals"]):
+        if code not in KNOWN_SIGNALS or not code.startswith("ACCT_"):
+            raise RulesError(source, f"policy.attribution.own_signals[{i}]",
+                             f"{code} is not an account signal the core implements")
+    oc = a.get("own_content", {})
+    d = Attribution(frozenset())
+    return Attribution(
+        own_signals=frozenset(a["own_signals"]),
+        own_content_min_flagged=int(oc.get("min_flagged", d.own_content_min_flagged)),
+        own_content_min_share=float(oc.get("min_share", d.own_content_min_share)),
+        cluster_min_own_members=int(a["cluster_min_own_members"]),
+        cluster_min_risky_share=float(a["cluster_min_risky_share"]),
+        own_strong_max_action=a.get("own_strong_max_action", d.own_strong_max_action),
+        own_weak_max_action=a.get("own_weak_max_action", d.own_weak_max_action),
+        association_max_action=a.get("association_max_action", d.association_max_action),
+        established_association_max_action=a.get("established_association_max_action",
+                                                 d.established_association_max_action),
     )
 
 

@@ -21,6 +21,7 @@ class Signal:
     window_ms: int = 0
     min_requests: int = 1
     min_young_share: float = 0.0
+    min_share: float = 0.0
     enabled: bool = True
     shadow: bool = False
 
@@ -42,6 +43,20 @@ class AllowEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Attribution:
+    """Who a cluster's decision may reach, and how far (app.policy.attribution)."""
+    own_signals: frozenset[str]          # signal codes whose firing is an account's own abuse evidence
+    own_content_min_flagged: int = 2     # ... and flagged requests, at least this many
+    own_content_min_share: float = 0.05  # ... making up at least this share of the account's requests
+    cluster_min_own_members: int = 2     # a cluster is decided only with this many members with own evidence
+    cluster_min_risky_share: float = 0.5 # ... and when at least this share of its members is risky
+    own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
+    own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only
+    association_max_action: str = "challenge" # a strong tie to a member with own evidence, none of its own
+    established_association_max_action: str = "challenge"  # the same, for an aged non-disposable account
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     alert_min_score: float
     severity_medium: float
@@ -55,7 +70,7 @@ class Policy:
     max_ttl_s: int
     fanout_max_accounts: int
     established_max_action: str | None = None
-    weak_member_max_action: str | None = None
+    attribution: Attribution = Attribution(frozenset())
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from app.detect.account import AccountState, account_signals
 from app.detect.messages import Observation, Summary
 from app.features.content import ContentConfig, ContentFeatures, ContentInput, analyse
 from app.ingest.event import Event
+from app.policy.attribution import account_cap, own_bits
 from app.policy.decide import Subject, decide, lift
 from app.rules.model import Rules
 from app.score.assess import assess
@@ -56,10 +57,10 @@ class AccountStage(Stage):
         fr = rules.fingerprints
         young = age is not None and age < fr.young_ms
         hits = account_signals(st, ev, rules)
+        flagged = st.flagged()
+        st.own |= own_bits(hits, flagged, st.n, rules)
         if hits:
-            established = (age is not None and not young
-                           and st.kyc in ("card", "id_verified") and st.email != "disposable")
-            cap = rules.policy.established_max_action if established else None
+            cap = account_cap(age is None or young, st.kyc, st.email, rules)
             alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed, max_action=cap)
             if alert is not None:
                 out.alerts.append(alert)
@@ -71,9 +72,10 @@ class AccountStage(Stage):
             # email-only KYC is what most consumers have: by itself it makes nobody linkable
             unverified=st.kyc == "none" or st.email == "disposable"
             or (st.channel in fr.abused_channels and st.kyc in fr.unverified_kyc),
-            n=st.n, flagged=st.flagged(),
+            n=st.n, flagged=flagged,
             # account_signals has just tested it for this event
             pivot=any(h.signal.code == "ACCT_MODEL_PIVOT" for h in hits),
+            risky=st.risky(young), own=st.own,
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id
@@ -86,6 +88,6 @@ class AccountStage(Stage):
             # 16-bit SimHash band keys fill up with unrelated prompts at volume; only the MinHash band keys
             # ("m...") are selective enough to link accounts
             values += [("template", tk) for tk in cf.template_keys if tk[0] == "m"]
-        values = st.unreported(values, summary.level * 2 + summary.eligible, ts, fr.refresh_ms)
+        values = st.unreported(values, summary.signature, ts, fr.refresh_ms)
         self.store.put(key, st)
         out.observations += [Observation(scope, value, ts, event_id, summary) for scope, value in values]

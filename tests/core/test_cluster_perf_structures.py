@@ -8,10 +8,11 @@ import random
 
 import pytest
 
-from app.detect.cluster import _FIRST, _FLAG, _N, _YOUNG, ClusterState, max_values
+from app.detect.cluster import ClusterState, Member, max_values
 from app.detect.messages import Summary
 
 SCOPES = ("payment_fp", "device_id", "template", "ip_prefix", "ja4")
+TIES = ("payment_fp", "device_id", "template", "ip_prefix", "ja4", "harness", "")
 
 
 class Brute(ClusterState):
@@ -19,31 +20,39 @@ class Brute(ClusterState):
     the cap, values dropped by a scan in `fps` order, the synchronised start from a fresh sort."""
     __slots__ = ()
 
-    def add(self, s: Summary, max_members: int, scope: str = "") -> bool:
+    def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "") -> bool:
+        from app.detect.cluster import MAX_STRONG_VALUES, SCOPE_BITS
+
         m = self.members.get(s.account_id)
+        bit = SCOPE_BITS.get(tie, 0)
         if m is None:
-            self.members[s.account_id] = [s.first_ms, s.org or "", int(s.young), int(s.unverified),
-                                          s.n, s.flagged, 0, 0, int(s.pivot)]
+            m = self.members[s.account_id] = Member(s, bit)
+            if strong_value:
+                m.strong.append(strong_value)
             if len(self.members) > max_members:
-                oldest = min(self.members, key=lambda k: (self.members[k][_FIRST], k))
+                oldest = min(self.members, key=lambda k: (self.members[k].first_ms, k))
                 del self.members[oldest]
             self.recompute()
             return True
-        m[_FIRST] = min(m[_FIRST], s.first_ms)
-        m[_ORG_I] = m[_ORG_I] or (s.org or "")
-        m[_YOUNG] = max(m[_YOUNG], int(s.young))
-        m[3] = max(m[3], int(s.unverified))
-        m[_N] = max(m[_N], s.n)
-        m[_FLAG] = max(m[_FLAG], s.flagged)
-        a = self.agg
-        a[0], a[1], a[2] = (sum(x[i] for x in self.members.values()) for i in (_N, _FLAG, _YOUNG))
+        m.first_ms = min(m.first_ms, s.first_ms)
+        m.org = m.org or (s.org or "")
+        m.young = m.young or s.young
+        m.risky = m.risky or s.risky
+        m.n = max(m.n, s.n)
+        m.flagged = max(m.flagged, s.flagged)
+        m.own |= s.own
+        m.pivot = s.pivot
+        m.ties |= bit
+        if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
+            m.strong.append(strong_value)
+        self.recompute()
         return False
 
     def cap_fps(self, max_values: int, keep: str = "") -> None:
         over = len(self.fps) - max_values
         if over <= 0:
             return
-        kept = {keep, self.agg[4], self.agg[6]}
+        kept = {keep, self.pay_key, self.infra_key}
         drop = [k for k in self.fps if k.startswith("template:") and k not in kept][:over]
         if len(drop) < over:
             drop += [k for k in self.fps if not k.startswith("template:") and k not in kept][:over - len(drop)]
@@ -56,17 +65,21 @@ class Brute(ClusterState):
             if mine is None:
                 self.members[acct] = m
             else:
-                for i in (_N, _FLAG, 6, _YOUNG):
-                    mine[i] = max(mine[i], m[i])
+                mine.n, mine.flagged = max(mine.n, m.n), max(mine.flagged, m.flagged)
+                mine.own |= m.own
+                mine.young, mine.risky, mine.pivot = mine.young or m.young, mine.risky or m.risky, mine.pivot or m.pivot
+                mine.ties |= m.ties
+                mine.strong = list(dict.fromkeys(mine.strong + m.strong))[:4]
+                if m.dec_until > mine.dec_until:
+                    mine.dec_until, mine.dec_level = m.dec_until, m.dec_level
         while len(self.members) > max_members:
-            del self.members[min(self.members, key=lambda k: (self.members[k][_FIRST], k))]
+            del self.members[min(self.members, key=lambda k: (self.members[k].first_ms, k))]
         for k, v in other.fps.items():
             self.fps.setdefault(k, v)
-        a, b = self.agg, other.agg
-        if b[3] > a[3]:
-            a[3], a[4] = b[3], b[4]
-        if b[5] > a[5]:
-            a[5], a[6] = b[5], b[6]
+        if other.pay_orgs > self.pay_orgs:
+            self.pay_orgs, self.pay_key = other.pay_orgs, other.pay_key
+        if other.infra_orgs > self.infra_orgs:
+            self.infra_orgs, self.infra_key = other.infra_orgs, other.infra_key
         self.cap_fps(max_values(max_members))
         self.recompute()
 
@@ -74,44 +87,47 @@ class Brute(ClusterState):
         return brute_sync(self, window_ms)
 
 
-_ORG_I = 1
-
-
 def brute_sync(c: ClusterState, window_ms: int) -> int:
     """Largest number of members whose first request falls inside one window [t - window, t]."""
-    firsts = [m[_FIRST] for m in c.members.values()]
+    firsts = [m.first_ms for m in c.members.values()]
     return max((sum(1 for u in firsts if t - window_ms <= u <= t) for t in firsts), default=0)
 
 
 def _summary(rng: random.Random, pool: int) -> Summary:
     k = rng.randrange(pool)
     return Summary(f"acct-{k:03d}", rng.choice([None, f"org-{k % 7}"]), rng.randrange(0, 50) * 1000,
-                   rng.random() < 0.5, rng.random() < 0.5, rng.randrange(1, 40), rng.randrange(0, 5))
+                   rng.random() < 0.5, rng.random() < 0.5, rng.randrange(1, 40), rng.randrange(0, 5),
+                   rng.random() < 0.3, rng.random() < 0.5, rng.choice([0, 0, 1, 2, 3]))
 
 
 def _fp(rng: random.Random) -> str:
     return f"{rng.choice(SCOPES)}:v{rng.randrange(120)}"
 
 
+def _figures(c: ClusterState) -> tuple:
+    return (c.n_sum, c.flagged_sum, c.young, c.risky, c.own, c.network, c.pivoted, c.pay_orgs, c.pay_key,
+            c.infra_orgs, c.infra_key)
+
+
 def _compare(new: ClusterState, old: Brute, window_ms: int) -> None:
-    assert new.members == old.members
+    assert {k: m.snapshot() for k, m in new.members.items()} == {k: m.snapshot() for k, m in old.members.items()}
     assert list(new.members) == list(old.members)          # same dict order
-    assert list(new.fps.items()) == list(old.fps.items())  # same values, same order
-    assert new.agg[:7] == old.agg[:7]
+    assert [(k, v.snapshot()) for k, v in new.fps.items()] == [(k, v.snapshot()) for k, v in old.fps.items()]
+    assert _figures(new) == _figures(old)
     # the counts kept up to date since the last rebuild, for the window in use
     assert ClusterState.sync_start(_fresh(new), window_ms) == brute_sync(old, window_ms)
     assert new._counts == [sum(1 for u in new._firsts if t - window_ms <= u <= t) for t in new._firsts]
     for w in (0, 3000):  # another window: counted afresh
         other = ClusterState.restore(new.snapshot())
         assert ClusterState.sync_start(_fresh(other), w) == brute_sync(old, w)
-    heads = sorted((m[_FIRST], k) for k, m in new.members.items())
+    heads = sorted((m.first_ms, k) for k, m in new.members.items())
     assert new._firsts == [f for f, _ in heads]
     assert list(new._tmpl) == [k for k in new.fps if k.startswith("template:")]
     assert list(new._other) == [k for k in new.fps if not k.startswith("template:")]
 
 
 def _fresh(c: ClusterState) -> ClusterState:
-    c.agg[7] = -1
+    c.sync = -1
     return c
 
 
@@ -126,12 +142,20 @@ def test_random_links_merges_and_roundtrips_match_the_definitions(seed):
         r = rng.random()
         if r < 0.6:
             s = _summary(rng, pool)
-            assert new.add(s, max_members) == old.add(s, max_members)
+            tie = rng.choice(TIES)
+            strong = _fp(rng) if tie in ("payment_fp", "device_id", "harness") else ""
+            assert new.add(s, max_members, tie, strong) == old.add(s, max_members, tie, strong)
+        elif r < 0.65 and new.members:  # a ring member leaves for a community
+            acct = rng.choice(sorted(new.members))
+            new.remove(acct)
+            del old.members[acct]
+            old.recompute()
         elif r < 0.9:
             key, accounts, orgs, ts = _fp(rng), rng.randrange(1, 9), rng.randrange(1, 6), step * 1000
+            risky, strong = rng.randrange(0, orgs + 1), rng.random() < 0.5
             limit = rng.choice([4, 10, max_values(max_members)])
-            new.note_fp(key, accounts, orgs, limit, ts)
-            old.note_fp(key, accounts, orgs, limit, ts)
+            new.note_fp(key, accounts, orgs, risky, limit, ts, strong)
+            old.note_fp(key, accounts, orgs, risky, limit, ts, strong)
         elif r < 0.95:  # merge another cluster into this one
             n2, o2 = ClusterState("d", 0), Brute("d", 0)
             for _ in range(rng.randrange(1, 2 * max_members)):
@@ -139,8 +163,8 @@ def test_random_links_merges_and_roundtrips_match_the_definitions(seed):
                 n2.add(s, max_members)
                 o2.add(s, max_members)
                 key, orgs = _fp(rng), rng.randrange(1, 6)
-                n2.note_fp(key, 1, orgs, 200, step)
-                o2.note_fp(key, 1, orgs, 200, step)
+                n2.note_fp(key, 1, orgs, orgs, 200, step)
+                o2.note_fp(key, 1, orgs, orgs, 200, step)
             new.absorb(n2, max_members)
             old.absorb(o2, max_members)
         else:  # the worker's tables: state leaves and comes back through its wire form

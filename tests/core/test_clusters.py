@@ -1,19 +1,19 @@
-"""Fingerprint linking (app/detect/fingerprint.py) and campaign clusters (app/detect/cluster.py, the
-ClusterStage in app/stages/cluster.py): who gets linked, what is too popular to link, union by size, fan-out to
-implicated members only, late joiners on a decided cluster, bounded state."""
+"""Fingerprint linking (app/detect/fingerprint.py), communities and rings (app/detect/cluster.py, the
+ClusterStage in app/stages/cluster.py) and who a cluster's decision reaches (app/policy/attribution.py):
+strong values join communities, weak values only link accounts with evidence of their own and never join
+two clusters, a member is acted on for its own evidence or a strong tie to members with it, bounded state."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import orjson
-import pytest
 import yaml
 
-from app.detect.cluster import _DEC, _SCOPES, ClusterState, cluster_signals, member_implicated
+from app.detect.cluster import COMMUNITY, RING, ClusterState, cluster_signals
 from app.detect.fingerprint import FpState
 from app.detect.fingerprint import observe as fp_observe
-from app.detect.messages import Link, Observation, Summary
+from app.detect.messages import OWN_CONTENT, OWN_NETWORK, Link, Observation, Summary
 from app.engine import ClusterStage, Engine, FingerprintStage, Output
 from app.ingest.parse import Rejection, parse_record
 from app.rules.load import compile_rules
@@ -36,7 +36,16 @@ def young(card: str | None = None) -> dict:
     return acct
 
 
-ESTABLISHED = {"created_at": "2025-01-10T00:00:00Z", "kyc": "card", "email_domain_class": "corporate"}
+def aged(card: str | None = None) -> dict:
+    """Eight months old, card-verified, corporate email: an established customer."""
+    acct = {"created_at": "2025-06-01T00:00:00Z", "kyc": "card", "email_domain_class": "corporate"}
+    if card:
+        acct["payment_fp"] = card
+    return acct
+
+
+def trace(k: int) -> dict:
+    return {"prompt": TRACE.format(n=k, m=k + 9)}
 
 
 class Feed:
@@ -56,15 +65,17 @@ class Feed:
         return self.engine.process(e)
 
     def cluster_of(self, acct: str) -> ClusterState | None:
-        return self.engine.clusters._cluster_of("a:" + acct, T0 + self.i * MIN)
+        return self.engine.clusters.cluster_of_account(acct, T0 + self.i * MIN)
 
 
-def account_decisions(out: Output) -> dict[str, str]:
-    return {d.value: d.action for d in out.decisions if d.scope == "account"}
+def account_decisions(outs: list[Output] | Output) -> dict[str, str]:
+    outs = outs if isinstance(outs, list) else [outs]
+    return {d.value: d.action for o in outs for d in o.decisions if d.scope == "account"}
 
 
-def summary(acct: str, org: str | None, *, eligible: bool = True, n: int = 1, flagged: int = 0) -> Summary:
-    return Summary(acct, org, T0, eligible, eligible, n, flagged)
+def summary(acct: str, org: str | None, *, eligible: bool = True, n: int = 1, flagged: int = 0, own: int = 0,
+            risky: bool | None = None) -> Summary:
+    return Summary(acct, org, T0, eligible, eligible, n, flagged, False, eligible if risky is None else risky, own)
 
 
 def obs(scope: str, value: str, s: Summary, ts: int = T0) -> Observation:
@@ -82,16 +93,23 @@ def rules_doc() -> dict:
     return yaml.safe_load(DEFAULT_YAML.read_text())
 
 
+def with_changes(change) -> Rules:
+    doc = rules_doc()
+    change(doc)
+    return compile_rules(doc, "<test>")
+
+
 # -------------------------------------------------------------------------------------------- linking
-def test_shared_card_among_young_accounts_of_different_orgs_links_them(rules):
-    items = [obs("payment_fp", "card-1", summary(f"a{k}", f"org-{k}"), T0 + k) for k in range(3)]
+def test_shared_card_among_accounts_of_different_orgs_links_them_as_a_strong_value(rules):
+    items = [obs("payment_fp", "card-1", summary(f"a{k}", f"org-{k}", eligible=k != 1), T0 + k) for k in range(3)]
     stage, links = observe_all(rules, items)
-    # the second org turns the value into a link: the waiting first member comes along
-    assert [(lk.summary.account_id, lk.anchor, lk.fp_accounts, lk.fp_orgs) for lk in links] == [
-        ("a0", "a0", 2, 2), ("a1", "a0", 2, 2), ("a2", "a0", 3, 3)]
-    assert {lk.fp for lk in links} == {"payment_fp:card-1"}
+    # the second org turns the value into a link: the waiting first member comes along; a card links its
+    # established holders too (a1)
+    assert [(lk.summary.account_id, lk.anchor, lk.fp_accounts, lk.fp_orgs, lk.fp_risky_orgs, lk.strong)
+            for lk in links] == [("a0", "a0", 2, 2, 1, True), ("a1", "a0", 2, 2, 1, True),
+                                 ("a2", "a0", 3, 3, 2, True)]
     st = stage.store.get("payment_fp:card-1")
-    assert st.linking and not st.popular
+    assert st.linking and not st.popular and st.strong
 
 
 def test_team_card_within_one_org_links_nothing(rules):
@@ -106,38 +124,38 @@ def test_accounts_without_org_count_as_unrelated(rules):
     assert [lk.summary.account_id for lk in links] == ["a0", "a1"]
 
 
-def test_established_members_are_not_linked(rules):
-    items = [obs("ja4", "j-rare", summary("old", "org-old", eligible=False)),
-             obs("ja4", "j-rare", summary("y1", "org-1")), obs("ja4", "j-rare", summary("y2", "org-2"))]
-    _, links = observe_all(rules, items)
-    assert [lk.summary.account_id for lk in links] == ["y1", "y2"]
+def test_a_weak_value_links_only_new_or_unverified_accounts_with_evidence_of_their_own(rules):
+    # a campus NAT: five new students without any evidence, one established customer, two accounts that
+    # trace-elicit: only the two are linked, as a weak value
+    items = [obs("ip_prefix", "192.0.2.0/24", summary(f"student{k}", f"org-s{k}")) for k in range(5)]
+    items.append(obs("ip_prefix", "192.0.2.0/24", summary("old", "org-old", eligible=False, own=OWN_CONTENT)))
+    items += [obs("ip_prefix", "192.0.2.0/24", summary(f"bad{k}", f"org-b{k}", flagged=2, own=OWN_CONTENT))
+              for k in range(2)]
+    stage, links = observe_all(rules, items)
+    assert [(lk.summary.account_id, lk.anchor, lk.strong) for lk in links] == [
+        ("bad0", "bad0", False), ("bad1", "bad0", False)]
+    # a student that turns out to have evidence of its own is linked on its next report
+    more = Output()
+    stage.process(obs("ip_prefix", "192.0.2.0/24", summary("student3", "org-s3", n=2, flagged=2, own=OWN_CONTENT),
+                      T0 + MIN), more)
+    assert [(lk.summary.account_id, lk.anchor) for lk in more.links] == [("student3", "bad0")]
 
 
 def test_value_used_by_established_accounts_is_popular_and_links_nothing(rules):
     assert rules.fingerprints.popular_established == 2
-    # mostly established users: popular, links nothing
     items = [obs("ja4", "t13d-sdk", summary(f"old{k}", f"org-old{k}", eligible=False)) for k in range(3)]
-    items += [obs("ja4", "t13d-sdk", summary(f"y{k}", f"org-{k}")) for k in range(3)]
+    items += [obs("ja4", "t13d-sdk", summary(f"y{k}", f"org-{k}", own=OWN_CONTENT)) for k in range(3)]
     stage, links = observe_all(rules, items)
     assert links == []
     st = stage.store.get("ja4:t13d-sdk")
     assert st.popular and (st.distinct, st.established) == (6, 3)
 
 
-def test_value_mostly_used_by_new_accounts_stays_linkable(rules):
-    # a campaign's aged accounts share its system prompt with its new ones: still rare elsewhere
-    items = [obs("ja4", "t13d-camp", summary(f"old{k}", f"org-old{k}", eligible=False)) for k in range(2)]
-    items += [obs("ja4", "t13d-camp", summary(f"y{k}", f"org-{k}")) for k in range(5)]
-    stage, links = observe_all(rules, items)
-    st = stage.store.get("ja4:t13d-camp")
-    assert not st.popular and (st.distinct, st.established) == (7, 2)
-    assert {lk.summary.account_id for lk in links} == {f"y{k}" for k in range(5)}
-
-
 def test_value_used_by_more_than_popular_accounts_is_popular(rules):
     limit = rules.fingerprints.popular_accounts
     assert limit == 150
-    items = [obs("ip_prefix", "203.0.113.0/24", summary(f"y{k}", f"org-{k}"), T0 + k) for k in range(limit + 1)]
+    items = [obs("ip_prefix", "203.0.113.0/24", summary(f"y{k}", f"org-{k}", own=OWN_CONTENT), T0 + k)
+             for k in range(limit + 1)]
     stage, out = FingerprintStage(rules), Output()
     counts = []
     for o in items:
@@ -148,10 +166,24 @@ def test_value_used_by_more_than_popular_accounts_is_popular(rules):
     assert counts[limit] == 0                              # the 151st account makes it popular
     st = stage.store.get("ip_prefix:203.0.113.0/24")
     assert st.popular and st.distinct == limit + 1
-    # once popular, nothing links any more, not even members already seen
     more = Output()
-    stage.process(obs("ip_prefix", "203.0.113.0/24", summary("y3", "org-3", n=64), T0 + 999), more)
+    stage.process(obs("ip_prefix", "203.0.113.0/24", summary("y3", "org-3", n=64, own=OWN_CONTENT), T0 + 999), more)
     assert more.links == []
+
+
+def test_a_system_prompt_that_turns_campaign_like_links_everyone_again_as_a_strong_value(rules):
+    cp = rules.fingerprints.campaign_prompt
+    assert cp is not None and cp.min_accounts == 5
+    # before min_accounts users it is an ordinary (weak) value: only the accounts with evidence link
+    items = [obs("template", "sys:harness", summary(f"y{k}", f"org-{k}", own=OWN_CONTENT if k < 2 else 0), T0 + k)
+             for k in range(cp.min_accounts - 1)]
+    stage, links = observe_all(rules, items)
+    assert [(lk.summary.account_id, lk.strong) for lk in links] == [("y0", False), ("y1", False)]
+    # the fifth new account makes it a campaign's harness: every member is linked again, strongly
+    out = Output()
+    stage.process(obs("template", "sys:harness", summary("y4", "org-4"), T0 + 10), out)
+    assert {lk.summary.account_id for lk in out.links} == {f"y{k}" for k in range(5)}
+    assert {lk.strong for lk in out.links} == {True}
 
 
 def test_fingerprint_members_are_capped_but_counted(rules):
@@ -163,363 +195,391 @@ def test_fingerprint_members_are_capped_but_counted(rules):
     assert "a000" not in st.members and f"a{cap + 11:03d}" in st.members  # the oldest are dropped
 
 
-def test_summary_eligibility_from_the_account_stage(rules):
+def test_summary_risk_and_eligibility_from_the_account_stage(rules):
     feed = Feed(rules)
     consumer = {"created_at": "2025-06-01T00:00:00Z", "kyc": "email", "email_domain_class": "freemail"}
     cases = {
         "young": young(),
         "consumer": consumer,                                              # old, email-only: not linkable
-        "edu-student": {**consumer, "signup_channel": "edu"},              # abused channel, unverified
-        "disposable": {**ESTABLISHED, "email_domain_class": "disposable"},
+        "edu-student": {**consumer, "signup_channel": "edu"},              # abused channel: unverified, not risky
+        "disposable": {**aged(), "email_domain_class": "disposable"},
         "no-kyc": {**consumer, "kyc": "none"},
-        "customer": ESTABLISHED,
+        "customer": aged(),
     }
     flags = {}
     for acct, account in cases.items():
         out = feed(acct, "org-" + acct, account, client={"ja4": "j"})
         s = out.observations[0].summary
-        flags[acct] = (s.young, s.unverified, s.eligible)
+        flags[acct] = (s.young, s.unverified, s.eligible, s.risky)
     assert flags == {
-        "young": (True, False, True), "consumer": (False, False, False), "edu-student": (False, True, True),
-        "disposable": (False, True, True), "no-kyc": (False, True, True), "customer": (False, False, False),
+        "young": (True, False, True, True), "consumer": (False, False, False, False),
+        "edu-student": (False, True, True, False), "disposable": (False, True, True, True),
+        "no-kyc": (False, True, True, True), "customer": (False, False, False, False),
     }
 
 
+def test_own_evidence_reaches_the_summary_and_stays(rules):
+    feed = Feed(rules)
+    outs = [feed("tracer", "org-t", young(), client={"ja4": "j"}, request=trace(k)) for k in range(2)]
+    outs += [feed("tracer", "org-t", young(), client={"ja4": "j"}, request={"prompt": "hello there, how are you"})
+             for _ in range(30)]
+    owns = [o.observations[0].summary.own for o in outs if o.observations]
+    assert owns[0] == 0 and owns[-1] == OWN_CONTENT  # two flagged requests, and it does not wear off
+
+
 # ------------------------------------------------------------------------------------ cluster decisions
-def _ring(feed: Feed, card: str = "card-1", n: int = 3, **groups) -> list[Output]:
-    return [feed(f"ring-{k}", f"org-r{k}", young(card), **groups) for k in range(n)]
+def _ring(feed: Feed, card: str = "card-1", n: int = 3, accounts=None, **groups) -> list[Output]:
+    return [feed(f"ring-{k}", f"org-r{k}", (accounts or young)(card), **groups) for k in range(n)]
 
 
-def test_card_ring_becomes_a_decided_cluster_with_fan_out(rules):
+def _evidence_ring(feed: Feed, card: str = "card-1", n: int = 3, rounds: int = 2, **groups) -> list[Output]:
+    """A card ring whose members each send trace-elicitation prompts: evidence of their own."""
+    outs = []
+    for r in range(rounds):
+        outs += [feed(f"ring-{k}", f"org-r{k}", young(card), request=trace(r * 10 + k), **groups) for k in range(n)]
+    return outs
+
+
+def test_a_card_shared_by_new_accounts_without_evidence_is_an_alert_not_a_decision(rules):
+    # three new accounts of three orgs on one card: a fraud-ring shape, and also a company's onboarding
+    # wave. Without abuse evidence of anyone's own, analysts get the evidence and nobody is acted on
     feed = Feed(rules)
     outs = _ring(feed, client={"ip": "198.51.100.7"})
-    assert [o.alerts for o in outs[:2]] == [[], []]
     (alert,) = outs[2].alerts
     w = alert.wire()
-    assert (w["subject"]["scope"], w["score"], w["severity"], w["account_count"]) == ("cluster", 75, "high", 3)
+    assert (w["subject"]["scope"], w["score"], w["account_count"]) == ("cluster", 75, 3)
     assert [(r["code"], r["value"], r["threshold"]) for r in w["reasons"]] == [
-        ("FP_PAYMENT_SHARED", 3, 3.0), ("CL_YOUNG", 1.0, 0.6)]
-    assert w["reasons"][0]["detail"] == "3 different orgs (3 accounts) pay with payment_fp:card-1"
-    by_scope = {(d.scope, d.value): d for d in outs[2].decisions}
-    # the shared IP block is not decided: bystanders behind it would be hit (see DECISION_SCOPES)
+        ("FP_PAYMENT_SHARED", 3, 3.0), ("CL_YOUNG", 1.0, 0.6), ("NOT_DECIDED_OWN_EVIDENCE", 0, 2)]
+    assert [d for o in outs for d in o.decisions] == []
+    assert feed.cluster_of("ring-0").live is None
+
+
+def test_a_card_ring_with_evidence_of_its_own_is_decided_and_its_card_too(rules):
+    feed = Feed(rules)
+    outs = _evidence_ring(feed, client={"ip": "198.51.100.7"})
+    decided = [o for o in outs if o.decisions]
+    assert decided and decided[0] is outs[4]  # ring-1's second trace prompt: two members with own evidence
+    by_scope = {(d.scope, d.value): d for d in outs[4].decisions}
+    (alert,) = [a for a in outs[4].alerts if a.scope == "cluster"]
+    # ring-0 and ring-1 for their own evidence; ring-2 (one flagged request so far) by association: it
+    # shares the card with them. The card too; not the IP block (bystanders behind it)
     assert set(by_scope) == {("account", "ring-0"), ("account", "ring-1"), ("account", "ring-2"),
                              ("payment_fp", "card-1")}
-    for (scope, _), d in by_scope.items():
-        assert (d.action, d.ttl_s, d.alert_id, d.cluster_id) == ("challenge", 21600, alert.alert_id, w["cluster_id"])
-        assert d.reasons[-1] == ("CLUSTER_MEMBER" if scope == "account" else "CLUSTER_FP")
+    assert {k: d.reasons[-1] for k, d in by_scope.items()} == {
+        ("account", "ring-0"): "OWN_EVIDENCE", ("account", "ring-1"): "OWN_EVIDENCE",
+        ("account", "ring-2"): "ASSOCIATION", ("payment_fp", "card-1"): "CLUSTER_FP"}
+    for d in by_scope.values():
+        assert (d.action, d.alert_id, d.mode) == ("challenge", alert.alert_id, "enforce")
     # the ring's next requests add nothing while the decision is live
     more = _ring(feed, client={"ip": "198.51.100.7"})
-    assert [d for o in more for d in o.decisions] == [] and [a for o in more for a in o.alerts] == []
+    assert [d for o in more for d in o.decisions] == []
 
 
-def test_team_card_in_one_org_decides_nothing(rules):
+def test_association_is_capped_and_own_evidence_plus_a_strong_tie_gets_the_block(rules):
     feed = Feed(rules)
-    outs = [feed(f"dev{k}", "org-acme", young("corp-card"), client={"ip": "192.0.2.10"}) for k in range(6)]
-    assert all(o.links == [] and o.alerts == [] and o.decisions == [] for o in outs)
-    assert feed.engine.state_sizes()["clusters"] == 0
+    # five new accounts on one card start within minutes: size, sync and payment make the cluster's
+    # score a block; three have evidence of their own
+    outs = [feed(f"ring-{k}", f"org-r{k}", young("card-1"), request=trace(k) if k < 3 else {}) for k in range(5)]
+    outs += [feed(f"ring-{k}", f"org-r{k}", young("card-1"), request=trace(10 + k)) for k in range(3)]
+    first = {}
+    for o in outs:
+        for d in o.decisions:
+            if d.scope == "account":
+                first.setdefault(d.value, d)
+    # decided on ring-1's second trace prompt: ring-0 and ring-1 have evidence of their own by then,
+    # ring-2 (one flagged request) and the two without any are reached by association
+    assert {a: d.action for a, d in first.items()} == {
+        "ring-0": "block", "ring-1": "block", "ring-2": "challenge", "ring-3": "challenge", "ring-4": "challenge"}
+    assert first["ring-3"].reasons[-3:] == ("CLUSTER_MEMBER", "ASSOCIATION", "MEMBER_CAP")
+    # ring-2's second trace prompt: the block on top of its challenge
+    assert account_decisions(outs)["ring-2"] == "block"
+    # the card is decided at the association level: the rate limiter applies it to every holder
+    (card,) = [d for o in outs for d in o.decisions if d.scope == "payment_fp"]
+    assert card.action == "challenge" and card.reasons[-2:] == ("CLUSTER_FP", "MEMBER_CAP")
+    # ring-3's own evidence arrives later: it gets the block on top of its challenge
+    upgrade = [feed("ring-3", "org-r3", young("card-1"), request=trace(20 + k)) for k in range(2)]
+    assert [(d.value, d.action, d.reasons[-1]) for o in upgrade for d in o.decisions] == [
+        ("ring-3", "block", "OWN_EVIDENCE")]
 
 
-def test_students_behind_one_nat_are_linked_but_never_decided(rules):
-    # new edu accounts of different orgs behind a university NAT: shared infrastructure, no content evidence
+def test_an_aged_non_disposable_holder_is_never_blocked_on_association():
+    rules = with_changes(lambda d: d["policy"]["attribution"].update(established_association_max_action="throttle"))
     feed = Feed(rules)
-    outs = [feed(f"student{k}", f"org-s{k}", {**young(), "signup_channel": "edu"}, client={"ip": "192.0.2.77"},
-                 request={"prompt": "Let's think step by step. What is 17 * 23?"}) for k in range(8)]
-    assert feed.cluster_of("student0") is not None and len(feed.cluster_of("student0").members) == 8
-    assert [a for o in outs for a in o.alerts] == [] and [d for o in outs for d in o.decisions] == []
+    outs = [feed(f"ring-{k}", f"org-r{k}", young("card-1"), request=trace(k)) for k in range(5)]
+    outs.append(feed("aged", "org-a", aged("card-1")))
+    outs += [feed(f"ring-{k}", f"org-r{k}", young("card-1"), request=trace(10 + k)) for k in range(2)]
+    acts = account_decisions(outs)
+    assert acts["aged"] == "throttle" and acts["ring-0"] == "block"
+    (d,) = [d for o in outs for d in o.decisions if d.value == "aged"]
+    assert d.limit_rpm == 6 and d.reasons[-2:] == ("ASSOCIATION", "MEMBER_CAP")
 
 
-@pytest.mark.parametrize(("bits", "flagged", "implicated"), [
-    (1, 0, True),        # payment method
-    (2, 0, True),        # device
-    (16, 0, False),      # a JA4: bystanders share those
-    (4, 0, False),       # a prompt template: resold genuine traffic uses ordinary prompts
-    (8, 0, False),       # an IP block alone
-    (32, 0, False),      # a system prompt alone
-    (8 | 4, 0, False),   # IP block plus a prompt template: still what bystanders share
-    (8 | 16, 0, False),  # IP block plus a JA4: what neighbours on an ISP block with one browser share
-    (8 | 16, 1, True),   # ... with a flagged request of its own
-    (8 | 16 | 4, 0, False),
-    (8 | 32, 0, True),   # IP block plus a system prompt
-    (16 | 4, 0, False),
-    (16, 1, False),
-    (16, 2, True),       # content evidence of its own
-])
-def test_member_implicated(bits, flagged, implicated):
-    m = [T0, "org", 1, 1, 10, flagged, 0, bits]
-    assert bool(member_implicated(m)) is implicated
-
-
-def test_fan_out_reaches_only_implicated_members(rules):
+def test_a_member_tied_only_through_values_nobody_flagged_holds_is_not_reached(rules):
+    # an account shares card-2 with ring-2 only; ring-2 has no evidence of its own, so card-2 carries none
     feed = Feed(rules)
-    ja4 = {"ja4": "t13d-rare-kit"}
-    feed("ring-0", "org-r0", young("card-1"), client=ja4)
-    feed("tagalong", "org-t", young("own-card"), client=ja4)  # shares only the JA4
-    feed("ring-1", "org-r1", young("card-1"), client=ja4)
-    out = feed("ring-2", "org-r2", young("card-1"), client=ja4)
-    assert out.alerts and set(feed.cluster_of("ring-0").members) == {"ring-0", "ring-1", "ring-2", "tagalong"}
-    # payment 60 + young 15 + four starts within 15 min 15 = 90: a block, for the ring only
-    assert account_decisions(out) == {"ring-0": "block", "ring-1": "block", "ring-2": "block"}
-    # content evidence of its own makes the tagalong implicated on its next summary update
-    for k in range(2):
-        out = feed("tagalong", "org-t", young("own-card"), client=ja4, request={"prompt": TRACE.format(n=k, m=k + 9)})
-    assert account_decisions(out) == {"tagalong": "block"}
+    feed("ring-2", "org-r2", young("card-1"), client={"device_id": "dev-2"})
+    feed("outsider", "org-o", young("card-2"), client={"device_id": "dev-2"})
+    outs = [feed(f"ring-{k}", f"org-r{k}", young("card-1"), request=trace(r * 10 + k))
+            for r in range(2) for k in range(2)]
+    assert "outsider" in feed.cluster_of("ring-0").members
+    acts = account_decisions(outs)
+    assert set(acts) == {"ring-0", "ring-1", "ring-2"} and "outsider" not in acts
 
 
-def test_a_decided_fingerprint_has_every_account_behind_it_decided(rules):
-    # contract v1: a fingerprint-scoped decision applies to every request on the value, so every account
-    # behind a decided value gets an account decision too. The ring's card is decided and all three ring
-    # accounts are; the JA4 is shared with a bystander who is not implicated, so it is not decided at all
-    # (deciding it would penalise the bystander at the rate limiter)
+def test_weak_values_never_join_two_communities(rules):
+    # a campaign's card ring and a lab's card group share the campus NAT and a JA4. The campaign's
+    # accounts have evidence of their own; one student does too (say, a false positive). The NAT links
+    # the flagged accounts, but only as evidence inside their own communities: the lab is never merged
+    # into the campaign, and its other students are never reached
     feed = Feed(rules)
-    ja4 = {"ja4": "t13d-rare-kit"}
-    outs = [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client=ja4) for k in range(3)]
-    outs.append(feed("bystander", "org-b", young("own-card"), client=ja4))
-    outs += [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client=ja4) for k in range(3, 5)]
-    cluster = feed.cluster_of("ring-0")
-    assert "bystander" in cluster.members and cluster.live is not None
-    decided_values = {(d.scope, d.value) for o in outs for d in o.decisions if d.scope != "account"}
-    decided_accounts = {d.value for o in outs for d in o.decisions if d.scope == "account"}
-    assert decided_values == {("payment_fp", "card-1")}
-    assert decided_accounts == {f"ring-{k}" for k in range(5)}
+    nat = {"ip": "192.0.2.44", "ja4": "t13d-lab"}
+    student = {**aged("grant-1"), "kyc": "email", "email_domain_class": "edu"}
+    for k in range(5):
+        feed(f"student{k}", f"org-s{k}", student, client=nat)
+    outs = []
+    for r in range(2):
+        outs.append(feed("student0", "org-s0", student, client=nat, request=trace(90 + r)))
+        outs += [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client=nat, request=trace(r * 10 + k))
+                 for k in range(4)]
+    camp, lab = feed.cluster_of("ring-0"), feed.cluster_of("student1")
+    assert camp.cid != lab.cid and camp.kind == lab.kind == COMMUNITY
+    assert set(camp.members) == {f"ring-{k}" for k in range(4)}
+    assert set(lab.members) == {f"student{k}" for k in range(5)}
+    acts = account_decisions(outs)
+    assert set(acts) == {f"ring-{k}" for k in range(4)}
+    # the lab is made of aged, verified colleagues: whatever it shares, it is not decided as a cluster
+    assert lab.live is None
 
 
-def test_device_shared_by_a_ring_is_decided_but_an_ip_block_is_not(rules):
+def test_accounts_with_evidence_and_no_strong_tie_form_a_ring_capped_at_challenge(rules):
+    # stealth accounts: one card each, a shared proxy block, each with trace prompts of its own
     feed = Feed(rules)
-    outs = [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client={"device_id": "dev-77", "ip": "198.51.100.7"})
-            for k in range(3)]
+    outs = []
+    for r in range(5):
+        outs += [feed(f"st{k}", f"org-t{k}", young(f"own-{k}"), client={"ip": "203.0.113.9"},
+                      request=trace(r * 10 + k)) for k in range(6)]
+    c = feed.cluster_of("st0")
+    assert c.kind == RING and set(c.members) == {f"st{k}" for k in range(6)}
+    decisions = [d for o in outs for d in o.decisions]
+    assert {d.value for d in decisions} == {f"st{k}" for k in range(6)}
+    assert all(d.scope == "account" for d in decisions)  # no value of a ring is ever decided
+    assert {d.action for d in decisions} <= {"throttle", "challenge"}  # never a block without a strong tie
+    assert all("OWN_EVIDENCE_WEAK_TIE" in d.reasons for d in decisions)
+    # a throttle while it is small; once it has grown (and the cooldown is over) its score reaches a
+    # block, and its members get the challenge
+    assert [d.action for d in decisions if d.value == "st5"] == ["throttle", "challenge"]
+
+
+def test_a_ring_member_tied_to_a_community_by_a_strong_value_moves_there(rules):
+    feed = Feed(rules)
+    for r in range(2):
+        for k in range(2):
+            feed(f"st{k}", f"org-t{k}", young(f"own-{k}"), client={"ip": "203.0.113.9"}, request=trace(r * 10 + k))
+    ring = feed.cluster_of("st0")
+    assert ring.kind == RING and set(ring.members) == {"st0", "st1"}
+    feed("other", "org-o", young("shared-card"))
+    feed("st1", "org-t1", young("shared-card"), client={"ip": "203.0.113.9"})
+    community = feed.cluster_of("st1")
+    assert community.kind == COMMUNITY and set(community.members) == {"other", "st1"}
+    assert set(feed.cluster_of("st0").members) == {"st0"}
+
+
+def test_device_shared_by_a_decided_ring_is_decided_but_an_ip_block_is_not(rules):
+    feed = Feed(rules)
+    outs = _evidence_ring(feed, client={"device_id": "dev-77", "ip": "198.51.100.7"})
     decided_values = {(d.scope, d.value) for o in outs for d in o.decisions if d.scope != "account"}
     assert decided_values == {("payment_fp", "card-1"), ("device_id", "dev-77")}
 
 
-def _ring_with_weak_member(feed: Feed) -> list[Output]:
-    # a card ring on one proxy /24 running one agent system prompt, and an account of its own card on the
-    # same /24 with the same system prompt: implicated by weak shared values only
-    shared = {"client": {"ip": "198.51.100.7"}, "request": {"system_prompt_hash": "sp-agent-kit"}}
-    outs = [feed("ring-0", "org-r0", young("card-1"), **shared),
-            feed("weak", "org-w", young("own-card"), **shared)]
-    outs += [feed(f"ring-{k}", f"org-r{k}", young("card-1"), **shared) for k in (1, 2)]
-    return outs
-
-
-def test_weakly_implicated_member_gets_the_cluster_decision_capped(rules):
-    assert rules.policy.weak_member_max_action == "challenge"
+def test_egress_through_rotating_hosting_networks_is_evidence_of_its_own(rules):
+    # an agentic harvester's accounts: a harness system prompt, no content cues, requests hopping through
+    # cloud addresses in different /24 blocks
     feed = Feed(rules)
-    outs = _ring_with_weak_member(feed)
-    m = feed.cluster_of("ring-0").members["weak"]
-    assert member_implicated(m) and m[_SCOPES] == 8 | 32
-    by_acct = {d.value: d for o in outs for d in o.decisions if d.scope == "account"}
-    assert {a: d.action for a, d in by_acct.items()} == {
-        "ring-0": "block", "ring-1": "block", "ring-2": "block", "weak": "challenge"}
-    w = by_acct["weak"]
-    assert (w.limit_rpm, w.ttl_s, w.reasons[-2:]) == (None, 86400, ("WEAK_MEMBER_CAP", "CLUSTER_MEMBER"))
-    assert by_acct["ring-0"].reasons[-1] == "CLUSTER_MEMBER" and "WEAK_MEMBER_CAP" not in by_acct["ring-0"].reasons
-    # a late joiner implicated the same way gets the capped decision too
-    out = feed("weak-2", "org-w2", young("own-card-2"), client={"ip": "198.51.100.9"},
-               request={"system_prompt_hash": "sp-agent-kit"})
-    assert [(d.value, d.action, d.limit_rpm) for d in out.decisions] == [("weak-2", "challenge", None)]
-
-
-def test_weak_member_cap_at_throttle_carries_the_throttle_limit():
-    doc = rules_doc()
-    doc["policy"]["weak_member_max_action"] = "throttle"
-    feed = Feed(compile_rules(doc, "<test>"))
-    outs = _ring_with_weak_member(feed)
-    (w,) = [d for o in outs for d in o.decisions if d.value == "weak"]
-    assert (w.action, w.limit_rpm, w.ttl_s) == ("throttle", 6, 86400)
-
-
-def test_without_the_weak_member_cap_the_member_gets_the_full_decision():
-    doc = rules_doc()
-    del doc["policy"]["weak_member_max_action"]
-    feed = Feed(compile_rules(doc, "<test>"))
-    outs = _ring_with_weak_member(feed)
-    by_acct = {d.value: d.action for o in outs for d in o.decisions if d.scope == "account"}
-    assert by_acct == dict.fromkeys(("ring-0", "ring-1", "ring-2", "weak"), "block")
+    outs = []
+    for r in range(6):
+        for k in range(6):
+            ip = f"34.{10 + (k * 7 + r) % 50}.{r * 13 % 250}.{k + 1}"
+            outs.append(feed(f"ag{k}", f"org-a{k}", young(f"own-{k}"),
+                             client={"ip": ip, "asn_type": "cloud"}, request={"system_prompt_hash": "harness-7",
+                                                                              "prompt": f"Refactor module {r}{k}"}))
+    c = feed.cluster_of("ag0")
+    assert c.kind == COMMUNITY and len(c.members) == 6
+    assert all(m.own & OWN_NETWORK for m in c.members.values())
+    hits = {h.signal.code for h in cluster_signals(c, rules)}
+    assert {"CL_EGRESS", "CL_SIZE", "CL_YOUNG"} <= hits
+    assert set(account_decisions(outs)) == {f"ag{k}" for k in range(6)}
 
 
 def test_replacement_account_on_the_decided_card_is_caught_on_its_first_request(rules):
     feed = Feed(rules)
-    _ring(feed)
+    _evidence_ring(feed)
     cluster = feed.cluster_of("ring-0")
-    until = cluster.live[7] + cluster.live[2] * 1000
+    until = cluster.live.until_ms
     out = feed("ring-9", "org-r9", young("card-1"))  # banned account replaced: new org, same card
     (d,) = out.decisions
     assert (d.scope, d.value, d.action, d.cluster_id) == ("account", "ring-9", "challenge", cluster.cid)
-    assert d.reasons == ("FP_PAYMENT_SHARED", "CL_YOUNG", "CLUSTER_MEMBER")
+    assert d.reasons[-2:] == ("CLUSTER_MEMBER", "ASSOCIATION")
     assert d.ts_ms + d.ttl_s * 1000 == until  # the remainder of the cluster's decision
-    assert out.alerts == []
-    # only once: its next request adds nothing
-    assert feed("ring-9", "org-r9", young("card-1")).decisions == []
+    assert feed("ring-9", "org-r9", young("card-1")).decisions == []  # only once
+
+
+def test_shadow_mode_switched_on_after_the_cluster_decision_reaches_late_joiners_as_shadow(rules):
+    feed = Feed(rules)
+    _evidence_ring(feed)
+    doc = rules_doc()
+    doc["mode"] = "shadow"
+    feed.engine.set_rules(compile_rules(doc, "<test>"))
+    out = feed("ring-9", "org-r9", young("card-1"))
+    (d,) = out.decisions
+    assert (d.value, d.action, d.mode) == ("ring-9", "challenge", "shadow")
 
 
 def test_new_member_after_the_cluster_decision_expired_is_a_repeat_offence(rules):
     feed = Feed(rules)
-    _ring(feed)
+    _evidence_ring(feed)
     first = feed.cluster_of("ring-0").live
-    assert (first[1], first[2]) == ("challenge", 21600)
+    assert (first.action, first.ttl_s) == ("challenge", 21600)
     feed.i += 21600 // 60 + 5  # past the challenge's TTL: nothing live to hand to a late joiner
     out = feed("ring-9", "org-r9", young("card-1"))
-    # the cluster is decided again, one step up with twice the block TTL, and every member gets it
     (alert,) = out.alerts
-    assert [r.code for r in alert.reasons] == ["FP_PAYMENT_SHARED", "CL_SYNC_START", "CL_YOUNG"]
-    assert account_decisions(out) == dict.fromkeys(("ring-0", "ring-1", "ring-2", "ring-9"), "block")
+    assert "CL_SYNC_START" in [r.code for r in alert.reasons]
+    acts = account_decisions(out)
+    assert acts == {"ring-0": "block", "ring-1": "block", "ring-2": "block", "ring-9": "challenge"}
     assert {d.ttl_s for d in out.decisions} == {2 * 86400}
-    assert alert.alert_id != first[5] and {d.alert_id for d in out.decisions} == {alert.alert_id}
+    assert alert.alert_id != first.alert_id
 
 
-def test_allowlisting_a_fanned_out_account_lifts_its_decision(rules):
+def test_allowlisting_a_reached_account_lifts_its_decision(rules):
     feed = Feed(rules)
-    _ring(feed)
-    doc = rules_doc()
-    doc["allowlist"] = [{"scope": "account", "value": "ring-1", "reason": "analyst verdict"}]
-    feed.engine.set_rules(compile_rules(doc, "<test>"))
-    out = feed("ring-1", "org-r1", young("card-1"))
-    assert [(d.value, d.action) for d in out.decisions] == [("ring-1", "lift")]
-
-
-def test_allowlisted_fanned_out_account_is_lifted_once_and_others_keep_theirs(rules):
-    feed = Feed(rules)
-    _ring(feed)
+    _evidence_ring(feed)
     doc = rules_doc()
     doc["allowlist"] = [{"scope": "org", "value": "org-r1", "reason": "analyst verdict"}]
     feed.engine.set_rules(compile_rules(doc, "<test>"))
+    # the cluster stage hears of ring-1 again when its summary changes level (its 4th request)
     outs = [feed("ring-1", "org-r1", young("card-1")) for _ in range(3)]
-    outs += [feed("ring-2", "org-r2", young("card-1"))]
-    assert [[(d.value, d.action) for d in o.decisions] for o in outs] == [[("ring-1", "lift")], [], [], []]
-    (lifted,) = outs[0].decisions
-    assert lifted.reasons == ("ALLOWLISTED",) and lifted.cluster_id == feed.cluster_of("ring-0").cid
+    outs.append(feed("ring-9", "org-r9", young("card-1")))
+    assert [[(d.value, d.action) for d in o.decisions] for o in outs] == [
+        [], [("ring-1", "lift")], [], [("ring-9", "challenge")]]
+    assert outs[1].decisions[0].reasons == ("ALLOWLISTED",)
 
 
-def test_allowlisted_account_is_skipped_by_fan_out(rules):
-    doc = rules_doc()
-    doc["allowlist"] = [{"scope": "org", "value": "org-r1"}]
-    feed = Feed(compile_rules(doc, "<test>"))
-    outs = _ring(feed)
-    assert account_decisions(outs[2]) == {"ring-0": "challenge", "ring-2": "challenge"}
+def test_allowlisted_account_is_skipped_by_the_fan_out():
+    rules = with_changes(lambda d: d.update(allowlist=[{"scope": "org", "value": "org-r2"}]))
+    feed = Feed(rules)
+    outs = _evidence_ring(feed)
+    assert account_decisions(outs) == {"ring-0": "challenge", "ring-1": "challenge"}
 
 
-def test_team_card_plus_one_outside_account_does_not_decide_the_team(rules):
-    # FP_PAYMENT_SHARED counts orgs: five colleagues and one outsider are two orgs, below the threshold
+def test_team_card_plus_one_outside_account_is_not_a_shared_card(rules):
+    # FP_PAYMENT_SHARED counts the orgs of risky holders: five colleagues and one outsider are two orgs
     feed = Feed(rules)
     outs = [feed(f"dev{k}", "org-acme", young("corp-card")) for k in range(5)]
     outs.append(feed("contractor", "org-other", young("corp-card")))
-    decided = {d.value for o in outs for d in o.decisions if d.scope == "account"}
-    assert decided.isdisjoint({f"dev{k}" for k in range(5)})
     c = feed.cluster_of("dev0")
-    assert len(c.members) == 6 and c.agg[3:5] == [2, "payment_fp:corp-card"]
-    assert [o.alerts for o in outs] == [[]] * 6
+    assert len(c.members) == 6 and (c.pay_orgs, c.pay_key) == (2, "payment_fp:corp-card")
+    assert [d for o in outs for d in o.decisions] == []
 
 
-def test_team_card_plus_a_third_org_is_a_shared_card(rules):
-    # the same card reaching a third, unrelated org is the payment signal again
+def test_a_lab_grant_card_among_aged_students_is_not_payment_evidence(rules):
     feed = Feed(rules)
-    for k in range(3):
-        feed(f"dev{k}", "org-acme", young("corp-card"))
-    feed("outsider-1", "org-x1", young("corp-card"))
-    out = feed("outsider-2", "org-x2", young("corp-card"))
-    (alert,) = out.alerts
-    (pay,) = [r for r in alert.reasons if r.code == "FP_PAYMENT_SHARED"]
-    assert (pay.value, pay.detail) == (3, "3 different orgs (5 accounts) pay with payment_fp:corp-card")
+    student = {**aged("grant-7"), "kyc": "email", "email_domain_class": "edu", "signup_channel": "edu"}
+    for k in range(5):
+        feed(f"student{k}", f"org-s{k}", student)
+    c = feed.cluster_of("student0")
+    assert len(c.members) == 5 and c.pay_orgs == 0
+    assert "FP_PAYMENT_SHARED" not in {h.signal.code for h in cluster_signals(c, rules)}
 
 
 # ------------------------------------------------------------------------------------- union and bounds
-def _link(fp: str, acct: str, org: str, anchor: str, ts: int = T0, accounts: int = 2, orgs: int = 2) -> Link:
-    return Link(fp, ts, f"ev-{acct}", summary(acct, org), anchor, accounts, orgs)
+def _link(fp: str, acct: str, org: str, anchor: str, ts: int = T0, accounts: int = 2, orgs: int = 2,
+          strong: bool = True, own: int = 0) -> Link:
+    return Link(fp, ts, f"ev-{acct}", summary(acct, org, own=own), anchor, accounts, orgs, strong, orgs)
 
 
-def test_union_by_size_merges_into_the_larger_cluster_and_repoints_the_index(rules):
+def test_union_by_size_merges_into_the_larger_community_and_repoints_the_index(rules):
     stage, out = ClusterStage(rules), Output()
     for a in ("a1", "a2", "a3"):
-        stage.process(_link("template:kA", a, "org-" + a, "a1"), out)
+        stage.process(_link("payment_fp:kA", a, "org-" + a, "a1"), out)
     for b in ("b1", "b2"):
-        stage.process(_link("template:kB", b, "org-" + b, "b1"), out)
-    big, small = stage._cluster_of("a:a1", T0), stage._cluster_of("a:b1", T0)
+        stage.process(_link("payment_fp:kB", b, "org-" + b, "b1"), out)
+    big, small = stage.cluster_of_account("a1", T0), stage.cluster_of_account("b1", T0)
     assert big.cid != small.cid and (len(big.members), len(small.members)) == (3, 2)
-    # b2 shows up on a value anchored in the big cluster: the two merge
-    stage.process(_link("template:kC", "b2", "org-b2", "a1", ts=T0 + MIN), out)
+    # b2 shows up on a device anchored in the big community: the two merge
+    stage.process(_link("device_id:kC", "b2", "org-b2", "a1", ts=T0 + MIN), out)
     assert len(stage.clusters) == 1 and stage.clusters.get(small.cid) is None
     merged = stage.clusters.get(big.cid)
     assert set(merged.members) == {"a1", "a2", "a3", "b1", "b2"}
-    assert set(merged.fps) == {"template:kA", "template:kB", "template:kC"}
-    for key in ("a:a1", "a:b1", "a:b2", "f:template:kA", "f:template:kB", "f:template:kC"):
+    assert set(merged.fps) == {"payment_fp:kA", "payment_fp:kB", "device_id:kC"}
+    for key in ("a:a1", "a:b1", "a:b2", "f:payment_fp:kA", "f:payment_fp:kB", "f:device_id:kC"):
         assert stage.index.get(key).cid == big.cid, key
-    # the merged cluster keeps growing under the same id
-    stage.process(_link("template:kB", "b3", "org-b3", "b1", ts=T0 + 2 * MIN), out)
-    assert stage._cluster_of("a:b3", T0 + 2 * MIN).cid == big.cid
+    stage.process(_link("payment_fp:kB", "b3", "org-b3", "b1", ts=T0 + 2 * MIN), out)
+    assert stage.cluster_of_account("b3", T0 + 2 * MIN).cid == big.cid
+
+
+def test_a_weak_link_from_a_community_member_is_evidence_not_a_merge(rules):
+    stage, out = ClusterStage(rules), Output()
+    for a in ("a1", "a2"):
+        stage.process(_link("payment_fp:kA", a, "org-" + a, "a1"), out)
+    for b in ("b1", "b2"):
+        stage.process(_link("payment_fp:kB", b, "org-" + b, "b1"), out)
+    stage.process(_link("ip_prefix:192.0.2.0/24", "a2", "org-a2", "b1", strong=False, own=OWN_CONTENT), out)
+    stage.process(_link("ip_prefix:192.0.2.0/24", "b2", "org-b2", "b1", strong=False, own=OWN_CONTENT), out)
+    a, b = stage.cluster_of_account("a1", T0), stage.cluster_of_account("b1", T0)
+    assert a.cid != b.cid and len(stage.clusters) == 2
+    assert "ip_prefix:192.0.2.0/24" in a.fps and "ip_prefix:192.0.2.0/24" in b.fps
+    assert stage.index.get("f:ip_prefix:192.0.2.0/24") is None
 
 
 def test_cluster_members_are_capped_oldest_first():
-    doc = rules_doc()
-    doc["state"]["cluster"]["max_members"] = 4
-    small = compile_rules(doc, "<test>")
+    small = with_changes(lambda d: d["state"]["cluster"].update(max_members=4))
     stage, out = ClusterStage(small), Output()
     for k in range(10):
         s = Summary(f"m{k}", f"org-{k}", T0 + k * MIN, True, True, 1, 0)
-        stage.process(Link("device_id:dev-1", T0 + k * MIN, f"e{k}", s, "m0", k + 1, k + 1), out)
+        stage.process(Link("device_id:dev-1", T0 + k * MIN, f"e{k}", s, "m0", k + 1, k + 1, True, k + 1), out)
     (c,) = [v for _, v in stage.clusters.items()]
     assert sorted(c.members) == ["m6", "m7", "m8", "m9"]
-    assert c.agg[2] == 4  # running aggregates follow the cap
+    assert c.young == 4  # running figures follow the cap
 
 
-def test_cluster_template_values_are_capped(rules):
-    doc = rules_doc()
-    doc["state"]["cluster"]["max_members"] = 4  # values kept: max(64, max_members)
-    small = compile_rules(doc, "<test>")
+def test_cluster_template_values_are_capped():
+    small = with_changes(lambda d: d["state"]["cluster"].update(max_members=4))  # values kept: max(64, max_members)
     stage, out = ClusterStage(small), Output()
     for k in range(100):
-        stage.process(_link(f"template:k{k}", "a1", "org-1", "a1", ts=T0 + k), out)
-        stage.process(_link(f"template:k{k}", "a2", "org-2", "a1", ts=T0 + k), out)
+        stage.process(_link(f"template:k{k}", "a1", "org-1", "a1", ts=T0 + k, strong=False, own=1), out)
+        stage.process(_link(f"template:k{k}", "a2", "org-2", "a1", ts=T0 + k, strong=False, own=1), out)
     (c,) = [v for _, v in stage.clusters.items()]
-    assert len(c.fps) <= 64 and "template:k99" in c.fps and "template:k0" not in c.fps
+    assert c.kind == RING and len(c.fps) <= 64 and "template:k99" in c.fps and "template:k0" not in c.fps
 
 
-def test_cluster_decision_scope_values_are_capped_too(rules):
-    doc = rules_doc()
-    doc["state"]["cluster"]["max_members"] = 4
-    small = compile_rules(doc, "<test>")
+def test_cluster_infra_values_are_capped_keeping_the_best():
+    small = with_changes(lambda d: d["state"]["cluster"].update(max_members=4))
     stage, out = ClusterStage(small), Output()
-    stage.process(_link("ip_prefix:10.9.9.0/24", "a0", "org-0", "a0", ts=T0, orgs=5), out)  # the infra figure
+    stage.process(_link("ip_prefix:10.9.9.0/24", "a0", "org-0", "a0", ts=T0, orgs=5, strong=False, own=1), out)
     for k in range(100):
-        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a1", "org-1", "a0", ts=T0 + k), out)
-        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a2", "org-2", "a0", ts=T0 + k), out)
+        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a1", "org-1", "a0", ts=T0 + k, strong=False, own=1), out)
+        stage.process(_link(f"ip_prefix:10.0.{k}.0/24", "a2", "org-2", "a0", ts=T0 + k, strong=False, own=1), out)
     (c,) = [v for _, v in stage.clusters.items()]
     assert len(c.fps) == 64 and "ip_prefix:10.0.99.0/24" in c.fps and "ip_prefix:10.0.0.0/24" not in c.fps
-    assert c.agg[5:7] == [5, "ip_prefix:10.9.9.0/24"] and "ip_prefix:10.9.9.0/24" in c.fps
-
-
-def test_merged_cluster_values_are_capped(rules):
-    doc = rules_doc()
-    doc["state"]["cluster"]["max_members"] = 4
-    small = compile_rules(doc, "<test>")
-    stage, out = ClusterStage(small), Output()
-    for k in range(60):  # two clusters of 60 values each
-        stage.process(_link(f"ja4:x{k}", "a1", "org-1", "a1", ts=T0 + k), out)
-        stage.process(_link(f"ja4:y{k}", "b1", "org-3", "b1", ts=T0 + k), out)
-    assert len(stage.clusters) == 2
-    stage.process(_link("ja4:x0", "b1", "org-3", "a1", ts=T0 + MIN), out)  # b1 on a's value: merge
-    (c,) = [v for _, v in stage.clusters.items()]
-    assert set(c.members) == {"a1", "b1"} and len(c.fps) == 64
+    assert (c.infra_orgs, c.infra_key) == (5, "ip_prefix:10.9.9.0/24") and "ip_prefix:10.9.9.0/24" in c.fps
 
 
 def test_member_dropped_by_the_cap_and_re_added_gets_a_new_decision_id():
-    doc = rules_doc()
-    doc["state"]["cluster"]["max_members"] = 3
-    small = compile_rules(doc, "<test>")
+    small = with_changes(lambda d: d["state"]["cluster"].update(max_members=3))
     feed = Feed(small)
-    outs = _ring(feed, n=3)
+    outs = _evidence_ring(feed, n=3)
     ids = [d.decision_id for o in outs for d in o.decisions]
-    assert {d.value for o in outs for d in o.decisions if d.scope == "account"} == {"ring-0", "ring-1", "ring-2"}
+    assert set(account_decisions(outs)) == {"ring-0", "ring-1", "ring-2"}
     outs = [feed("ring-3", "org-r3", young("card-1"))]          # a late joiner: ring-0 is dropped
     assert "ring-0" not in feed.cluster_of("ring-1").members
     # ring-0 comes back through a value that knew it only by its last request (a stub summary, whose
     # first request is later than the others'), so this time ring-1 makes room
     ts = T0 + feed.i * MIN
-    stub = Summary("ring-0", "org-r0", ts, True, True, 0, 0)
+    stub = Summary("ring-0", "org-r0", ts, True, True, 0, 0, False, True, OWN_CONTENT)
     out = Output()
-    feed.engine.clusters.process(Link("payment_fp:card-1", ts, "ev-x", stub, "ring-1", 5, 5), out)
+    feed.engine.clusters.process(Link("payment_fp:card-1", ts, "ev-x", stub, "ring-1", 5, 5, True, 5), out)
     outs.append(out)
     assert "ring-0" in feed.cluster_of("ring-2").members
-    again = [d for o in outs for d in o.decisions]
+    again = [d for o in outs for d in o.decisions if d.scope == "account"]
     assert [(d.value, d.action) for d in again] == [("ring-3", "challenge"), ("ring-0", "challenge")]
     ids += [d.decision_id for d in again]
     assert len(ids) == len(set(ids))  # the second copy to ring-0 has an id of its own
@@ -527,11 +587,11 @@ def test_member_dropped_by_the_cap_and_re_added_gets_a_new_decision_id():
 
 def test_cluster_state_roundtrips_and_decided_marks_survive(rules):
     feed = Feed(rules)
-    _ring(feed)
+    _evidence_ring(feed)
     c = feed.cluster_of("ring-0")
-    again = ClusterState.restore(c.snapshot())
-    assert again.snapshot() == c.snapshot()
-    assert all(m[_DEC] > 0 and m[_SCOPES] & 1 for m in again.members.values())
+    again = ClusterState.restore(orjson.loads(orjson.dumps(c.snapshot())))
+    assert again.snapshot() == orjson.loads(orjson.dumps(c.snapshot()))
+    assert all(m.dec_until > 0 and m.ties & 1 for m in again.members.values())
     fp = FpState(T0)
     fp_observe(fp, obs("payment_fp", "x", summary("a", "o1")), rules)
     assert FpState.restore(fp.snapshot()).snapshot() == fp.snapshot()
@@ -552,52 +612,27 @@ def _shared_infra(stage: ClusterStage) -> list:
 
 
 def test_shared_infra_counts_only_while_the_value_keeps_linking():
-    # a JA4 linked four orgs, then linked nothing for longer than the signal's window (it became
-    # popular, or nobody new arrived): the cluster, still growing through a template, no longer counts it
-    doc = rules_doc()
-    doc["signals"]["FP_SHARED_UNRELATED"]["window_s"] = 3600
-    rules = compile_rules(doc, "<test>")
+    # a JA4 linked four orgs of a ring, then linked nothing for longer than the signal's window (it became
+    # popular, or nobody new arrived): the ring, still growing through a template, no longer counts it
+    rules = with_changes(lambda d: d["signals"]["FP_SHARED_UNRELATED"].update(window_s=3600))
     stage, out = ClusterStage(rules), Output()
+
+    def weak(fp, acct, org, ts, orgs, accounts=2):
+        return _link(fp, acct, org, "a0", ts=ts, accounts=accounts, orgs=orgs, strong=False, own=OWN_CONTENT)
+
     for k in range(4):
-        link = _link("ja4:t13d-sdk", f"a{k}", f"org-{k}", "a0", ts=T0 + k * MIN, accounts=k + 1, orgs=k + 1)
-        stage.process(link, out)
+        stage.process(weak("ja4:t13d-sdk", f"a{k}", f"org-{k}", T0 + k * MIN, k + 1, k + 1), out)
     assert _shared_infra(stage) == [
         ("FP_SHARED_UNRELATED", 4, "ja4:t13d-sdk is shared by accounts of 4 different orgs")]
-    stage.process(_link("ip_prefix:198.51.100.0/24", "a5", "org-5", "a0", ts=T0 + 30 * MIN, orgs=3), out)
+    stage.process(weak("ip_prefix:198.51.100.0/24", "a5", "org-5", T0 + 30 * MIN, 3), out)
     assert _shared_infra(stage)[0][1] == 4                       # still inside the window
-    stage.process(_link("template:m1:k", "a6", "org-6", "a0", ts=T0 + 70 * MIN), out)
-    # an hour after its last link the JA4 is stale; the IP block (30 min ago, 3 orgs) is the figure now
+    stage.process(weak("template:m1:k", "a6", "org-6", T0 + 70 * MIN, 2), out)
     assert _shared_infra(stage) == [
         ("FP_SHARED_UNRELATED", 3, "ip_prefix:198.51.100.0/24 is shared by accounts of 3 different orgs")]
-    stage.process(_link("template:m1:k", "a7", "org-7", "a0", ts=T0 + 100 * MIN), out)
+    stage.process(weak("template:m1:k", "a7", "org-7", T0 + 100 * MIN, 2), out)
     assert _shared_infra(stage) == []                            # nothing fresh left
-    # the JA4 linking again (a new account behind it) makes it evidence again
-    stage.process(_link("ja4:t13d-sdk", "a8", "org-8", "a0", ts=T0 + 101 * MIN, orgs=5), out)
+    stage.process(weak("ja4:t13d-sdk", "a8", "org-8", T0 + 101 * MIN, 5), out)
     assert _shared_infra(stage)[0][1] == 5
-
-
-def test_cluster_state_of_version_3_restores_with_link_times(rules):
-    feed = Feed(rules)
-    _ring(feed)
-    c = feed.cluster_of("ring-0")
-    s = orjson.loads(orjson.dumps(c.snapshot()))
-    # version 3: values without their last link time, members without the pivot flag, agg one shorter
-    members = {k: m[:8] for k, m in s[4].items()}
-    old = [3, *s[1:4], members, {k: v[:3] for k, v in s[5].items()}, s[6][:8], *s[7:]]
-    again = ClusterState.restore(old)
-    assert all(v[3] == c.last_ms for v in again.fps.values())
-    assert again.snapshot()[0] == 5
-    assert again.members == c.members and again.agg == c.agg   # nobody in the ring pivoted
-
-
-def test_cluster_state_of_version_4_restores_without_pivots(rules):
-    feed = Feed(rules)
-    _ring(feed)
-    c = feed.cluster_of("ring-0")
-    s = orjson.loads(orjson.dumps(c.snapshot()))
-    old = [4, *s[1:4], {k: m[:8] for k, m in s[4].items()}, s[5], s[6][:8], *s[7:]]
-    again = ClusterState.restore(old)
-    assert again.snapshot() == orjson.loads(orjson.dumps(c.snapshot()))
 
 
 def test_a_card_ring_that_pivots_together_adds_the_model_pivot_signal(rules):
@@ -606,28 +641,23 @@ def test_a_card_ring_that_pivots_together_adds_the_model_pivot_signal(rules):
     for _ in range(8):    # each ring member: 8 requests on the old model ...
         _ring(feed, n=n, request={"model": "m-old"})
     for _ in range(6):    # ... then all of them move to the new one
-        outs = _ring(feed, n=n, request={"model": "m-new"})
+        _ring(feed, n=n, request={"model": "m-new"})
     c = feed.cluster_of("ring-0")
-    assert c.agg[8] == n and all(m[8] == 1 for m in c.members.values())
-    from app.detect.cluster import cluster_signals
+    assert c.pivoted == n and all(m.pivot for m in c.members.values())
     hits = {h.signal.code: (h.value, h.detail) for h in cluster_signals(c, rules)}
     assert hits["CL_MODEL_PIVOT"] == (1.0, f"{n} of {n} accounts moved most of their traffic to a model they "
                                            "first used within the last 24 h")
-    assert outs  # the ring kept sending
 
 
 def test_a_ring_on_one_model_has_no_pivot(rules):
     feed = Feed(rules)
     for _ in range(14):
         _ring(feed, n=4, request={"model": "m-old"})
-    from app.detect.cluster import cluster_signals
     c = feed.cluster_of("ring-0")
-    assert c.agg[8] == 0 and "CL_MODEL_PIVOT" not in {h.signal.code for h in cluster_signals(c, rules)}
+    assert c.pivoted == 0 and "CL_MODEL_PIVOT" not in {h.signal.code for h in cluster_signals(c, rules)}
 
 
 def test_cluster_volume_counts_requests_across_members(rules):
-    from app.detect.messages import Summary
-
     s = rules.signals["CL_VOLUME"]
     c = ClusterState("c", T0)
     per = int(s.threshold) // 4 + 1  # four light-looking members, each a quarter of the threshold
@@ -636,7 +666,6 @@ def test_cluster_volume_counts_requests_across_members(rules):
     hits = {h.signal.code: (h.value, h.detail) for h in cluster_signals(c, rules)}
     assert hits["CL_VOLUME"][0] == 4 * per >= s.threshold
     assert hits["CL_VOLUME"][1].startswith(f"{4 * per} requests across 4 accounts")
-    # the same requests over fewer members than min_requests: not a cluster's volume
     small = ClusterState("d", T0)
     for k in range(s.min_requests - 1):
         small.add(Summary(f"m{k}", f"org-{k}", T0, True, True, int(s.threshold), 0), 2000)

@@ -76,11 +76,12 @@ def test_campaign_system_prompt_links_past_popular_accounts_established_members_
 
 def test_established_members_wait_for_min_accounts(rules):
     cp = rules.fingerprints.campaign_prompt
-    # below min_accounts a system prompt links only its new/unverified members, as any template does
+    # below min_accounts a system prompt is a weak value, as any template: it links only new/unverified
+    # members with abuse evidence of their own, and these have none
     users = mix(cp.min_accounts - 1, 4, "small")
     _, links = feed(rules, users)
-    assert {lk.summary.account_id for lk in links} == {a for a, _, yg in users if yg}
-    # the min_accounts-th account brings the waiting established members along
+    assert links == []
+    # the min_accounts-th account makes it a harness: everyone is linked, the established members too
     _, links = feed(rules, mix(cp.min_accounts, 4, "small"))
     assert {lk.summary.account_id for lk in links} == {a for a, _, _ in mix(cp.min_accounts, 4, "small")}
 
@@ -188,9 +189,8 @@ GSM = ("Q: Natalia sold clips to {n} of her friends in April, and then she sold 
 def test_university_eval_prompt_shared_by_hundreds_of_students_behind_one_nat_is_not_decided(rules):
     # threat model, benign trap: "think step by step" benchmark sweeps, many new edu accounts behind one
     # university NAT, one shared eval-harness system prompt. By make-up the prompt looks like a
-    # campaign's (every user new and unverified, each student its own org): it may link them, but
-    # linked infrastructure and a shared prompt are not a campaign: nothing is decided without content
-    # or payment evidence.
+    # campaign's (every user new and unverified, each student its own org): it links them, but a shared
+    # prompt is not a campaign: nothing is decided without members with abuse evidence of their own.
     eng = Engine(rules)
     decisions, alerts = [], []
     n_students = 180

@@ -106,14 +106,10 @@ def test_reported_values_survive_a_snapshot():
     assert back.unreported([("ja4", "j1")], 3, T0 + SEC, 60 * SEC) == []
 
 
-def test_a_version_2_snapshot_restores_with_nothing_reported():
+def test_a_snapshot_of_an_unknown_version_is_refused():
     st = AccountState(T0)
-    st.unreported([("ja4", "j1")], 3, T0, 60 * SEC)
-    v2 = [2, *st.snapshot()[1:-3]]
-    back = AccountState.restore(v2)
-    assert (back.reported_ms, back.reported_sig, back.reported) == (0, -1, [])
-    assert back.unreported([("ja4", "j1")], 3, T0 + SEC, 60 * SEC) == [("ja4", "j1")]
-    assert back.snapshot()[0] == 3
+    with pytest.raises(ValueError, match="unknown account state version"):
+        AccountState.restore([3, *st.snapshot()[1:]])
 
 
 # ------------------------------------------------------------------------------------------- the stage
@@ -141,14 +137,18 @@ def test_a_new_value_in_the_period_is_reported_at_once(rules):
 
 
 def test_accounts_sharing_a_card_are_still_linked_and_decided(rules):
-    """Two young accounts of two orgs on one card, each busy: the cluster forms and is decided the same
-    with the rule as without it."""
+    """Three young accounts of three orgs on one card, each busy and now and then asking for the reasoning
+    behind a given answer: the cluster forms and is decided the same with the rule as without it."""
+    trace = ("Problem {i}: the answer is {j}. Reconstruct the complete step-by-step reasoning behind this "
+             "completed answer.")
+
     def run(r: Rules) -> tuple[set[str], set[tuple[str, str]], int]:
         eng = Engine(r)
         linked, decided, sent = set(), set(), 0
         for i in range(40):
             for acct, org in (("acct-a", "org-a"), ("acct-b", "org-b"), ("acct-c", "org-c")):
-                out = eng.process(ev(i, acct, T0 + i * 7 * SEC, org=org))
+                prompt = trace.format(i=i, j=i + 3) if i % 4 == 0 else f"What is {i} plus {i}?"
+                out = eng.process(ev(i, acct, T0 + i * 7 * SEC, org=org, request={"prompt": prompt}))
                 sent += len(out.observations)
                 linked.update(link.summary.account_id for link in out.links)
                 decided.update((d.value, d.action) for d in out.decisions if d.scope == "account")
@@ -157,7 +157,8 @@ def test_accounts_sharing_a_card_are_still_linked_and_decided(rules):
     with_rule, without = run(rules), run(rules_refresh(0))
     assert with_rule[0] == without[0] == {"acct-a", "acct-b", "acct-c"}
     assert with_rule[1] == without[1] and {a for a, _ in with_rule[1]} == {"acct-a", "acct-b", "acct-c"}
-    assert with_rule[2] < without[2] / 4  # 168 observations instead of 960
+    # 348 observations instead of 960 (each trace prompt brings template keys of its own)
+    assert with_rule[2] < without[2] / 2
 
 
 # ------------------------------------------------------------------------------------------- the rules

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 
@@ -475,15 +476,14 @@ def test_model_pivot_hard_negatives(rules):
     assert "ACCT_MODEL_PIVOT" not in fired(_days_of("early", ["m-old"] * 8 + ["m-new"] * 4, T0, 10 * MIN), rules)
 
 
-def test_account_state_of_version_1_restores_without_pivot_evidence(rules):
+def test_account_state_roundtrips_with_its_pivot_evidence(rules):
     from app.detect.account import AccountState
 
     evs = _days_of("tracker", ["m-old"] * 8 + ["m-new"] * 7, T0, 10 * MIN)
     stage, _ = feed(evs, rules)
     st = stage.store.get("tracker")
-    v1 = [1, *st.snapshot()[1:-6]]  # version 1 had neither model first-use times nor reported values
-    again = AccountState.restore(v1)
-    assert again.models == st.models and again.model_first == [st.last_ms, st.last_ms]
-    assert again.pivot(evs[-1].ts_ms, rules.signal("ACCT_MODEL_PIVOT")) is None
-    assert again.snapshot()[0] == 3 and AccountState.restore(again.snapshot()).snapshot() == again.snapshot()
-    assert again.reported == [] and again.reported_ms == 0
+    again = AccountState.restore(orjson.loads(orjson.dumps(st.snapshot())))
+    assert again.snapshot() == orjson.loads(orjson.dumps(st.snapshot()))
+    assert again.models == st.models and again.model_first == st.model_first
+    assert again.pivot(evs[-1].ts_ms, rules.signal("ACCT_MODEL_PIVOT")) == st.pivot(
+        evs[-1].ts_ms, rules.signal("ACCT_MODEL_PIVOT"))

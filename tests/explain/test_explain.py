@@ -76,11 +76,19 @@ def test_ring_account_shows_its_cluster_and_the_shared_card(traffic: Traffic, ex
     c = doc["cluster"]
     assert c is not None and c["member_at_end"]
     assert c["cluster_id"] == member_decisions[-1].cluster_id
-    assert c["size"] == 9 and c["memberships"][0]["kind"] == "joined" and c["memberships"][0]["via"]
-    assert c["member"]["implicated"] and "payment_fp" in c["member"]["linked_through"]
+    # the bystander shares only the ring's JA4, a weak value, and has no evidence of its own: not a member
+    assert c["size"] == 8 and c["kind"] == "community"
+    assert c["memberships"][0]["kind"] == "joined" and c["memberships"][0]["via"]
+    tie = c["member"]["tie"]
+    assert (tie["kind"], tie["max_action"]) == ("own_strong", "block")
+    assert "payment_fp" in c["member"]["linked_through"]
+    # its evidence path: the card, held by the other ring accounts, each with abuse evidence of its own
+    (step,) = tie["evidence_path"]
+    assert step["value"] == "payment_fp:pf-shared-ring" and len(step["members_with_own_evidence"]) == 5
     fired = {s["code"]: s for s in c["signals"] if s["fired"]}
     assert fired["FP_PAYMENT_SHARED"]["value"] == 8
-    assert {"value": "payment_fp:pf-shared-ring", "accounts": 8, "orgs": 8, "its_own": True} in c["linking_values"]
+    assert {"value": "payment_fp:pf-shared-ring", "accounts": 8, "orgs": 8, "strong": True,
+            "its_own": True} in c["linking_values"]
     card = next(f for f in doc["fingerprints"] if f["scope"] == "payment_fp")
     assert (card["value"], card["accounts"], card["orgs"], card["status"], card["links_its_cluster"]) == (
         "pf-shared-ring", 8, 8, "linking", True)
@@ -94,28 +102,29 @@ def test_ring_account_shows_its_cluster_and_the_shared_card(traffic: Traffic, ex
             got = x["rule"]["cluster_alert"]
             assert got["alert_id"] == alert.alert_id
             assert got["reasons"] == [r.wire() for r in alert.reasons]
-    assert c["decisions"] and all(cd["member"]["implicated"] for cd in c["decisions"])
+    assert c["decisions"] and all(cd["member"]["tie"]["kind"] != "none" for cd in c["decisions"])
 
     code, out, err = cli("ring-3")
     assert code == 0, err
     assert c["cluster_id"] in out and "pf-shared-ring" in out and "FP_PAYMENT_SHARED" in out
-    assert "implicated by its links" in out
+    assert "attribution: own_strong (at most block)" in out
+    assert "payment_fp:pf-shared-ring: held with evidence by" in out
 
 
-def test_bystander_in_the_ring_cluster_is_shown_as_not_implicated(traffic: Traffic, explained) -> None:
+def test_bystander_on_the_rings_ja4_is_not_linked_at_all(traffic: Traffic, explained) -> None:
     doc = explained("bystander")
     assert doc["decisions"] == [] and not _account_decisions(traffic, "bystander")
-    c = doc["cluster"]
-    assert c["member"]["linked_through"] == ["ja4"] and c["member"]["own_flagged_requests"] == 0
-    assert not c["member"]["implicated"] and "not implicated" in c["member"]["why"]
-    assert c["decisions"] and not any(cd["member"]["implicated"] or cd["fanned_out_to_account"]
-                                      for cd in c["decisions"])
-    # its JA4 is not decided with the cluster: a limiter keyed by JA4 would hit the bystander, who is not
-    # implicated (contract v1: every account behind a decided value gets that decision)
+    # a JA4 is a weak value: it links only accounts with abuse evidence of their own, and the bystander
+    # asks ordinary questions, so it is in no cluster the ring's evidence could reach it through
+    assert doc["cluster"] is None
+    (ja4,) = [f for f in doc["fingerprints"] if f["scope"] == "ja4"]
+    assert ja4["value"] == "t13d_rare_ring" and "with abuse evidence of their own" in ja4["why"]
+    # its JA4 is not decided with the ring: a limiter keyed by JA4 would hit the bystander
+    # (contract v1: every account behind a decided value gets that decision)
     assert not [d for d in traffic.decisions if (d.scope, d.value) == ("ja4", "t13d_rare_ring")]
     assert doc["fingerprint_decisions"] == []
     out = _text(doc)
-    assert "not implicated: linked through ja4 only" in out and "ja4:t13d_rare_ring" in out
+    assert "not linked into any cluster" in out and "t13d_rare_ring" in out
 
 
 def test_member_dropped_at_the_cluster_cap_is_explained(traffic: Traffic, rules) -> None:

@@ -1,0 +1,226 @@
+"""Who a cluster's decision reaches, and how far: evidence attributed per member (rules:
+`policy.attribution`). An account is acted on for evidence that ties *it* to abuse, never for the company
+it keeps in a cluster alone.
+
+- own evidence: the account's own abuse signals (`own_signals`) or flagged requests (`own_content`);
+- a cluster is decided only with `cluster_min_own_members` members with own evidence, and only when at
+  least `cluster_min_risky_share` of its members are risky (new, disposable email, no KYC);
+- a member with own evidence and a strong tie (payment method, device, harness prompt) gets the
+  cluster's decision, up to `own_strong_max_action`; tied by weak values only (a ring), up to
+  `own_weak_max_action`;
+- a member without own evidence is reached only when a strong value it holds is also held by a member
+  with own evidence (*association*), at most `association_max_action`
+  (`established_association_max_action` for an aged account without a disposable email);
+- anyone else in the cluster is not reached at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.allowlist import Allowlist
+from app.detect.cluster import ClusterState, Live, Member
+from app.detect.hits import Hit
+from app.detect.messages import OWN_CONTENT, OWN_NAMES, OWN_NETWORK, OWN_OTHER, OWN_VOLUME
+from app.emit.records import Decision, Reason, stable_id
+from app.policy.decide import LEVELS
+from app.rules.model import Rules
+
+_FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOLUME}
+
+# Values a cluster decision is also issued for. A fingerprint-scoped decision applies to every request on
+# the value at the rate limiter (contract v1), so it is only issued where every account behind it is
+# reached: a payment method or a device links every account that uses it. A JA4 or an IP block also
+# carries bystanders (resold genuine traffic, colleagues behind a NAT), who would be penalised without
+# being implicated: those values are not decided; their implicated accounts get account decisions.
+DECISION_SCOPES = ("payment_fp", "device_id")
+
+
+def own_bits(hits: list[Hit], flagged: int, n: int, rules: Rules) -> int:
+    """The own-evidence bits of an account's firing (enforcing) signals and flagged requests."""
+    a = rules.policy.attribution
+    bits = 0
+    for h in hits:
+        if h.signal.code in a.own_signals and not h.signal.shadow:
+            bits |= _FAMILY_BIT.get(h.signal.family, OWN_OTHER)
+    if flagged >= a.own_content_min_flagged and flagged >= a.own_content_min_share * n:
+        bits |= OWN_CONTENT
+    return bits
+
+
+def own_text(bits: int) -> str:
+    return "+".join(name for bit, name in OWN_NAMES.items() if bits & bit) or "none"
+
+
+def established(young: bool, kyc: str | None, email: str | None) -> bool:
+    """An established customer: not new, card- or ID-verified, no disposable email. On its own behaviour it
+    is acted on at most as `policy.established_max_action` (blocking a paying customer is an analyst's call)."""
+    return not young and kyc in ("card", "id_verified") and email != "disposable"
+
+
+def account_cap(young: bool, kyc: str | None, email: str | None, rules: Rules) -> str | None:
+    """The highest action an account-scoped decision may take for this account (None: no cap)."""
+    return rules.policy.established_max_action if established(young, kyc, email) else None
+
+
+# -- clusters -------------------------------------------------------------------------------------------
+def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
+    """Why this cluster may not be decided (the reason its alert carries), or None when it may. Shared
+    values alone are not a campaign (a lab's grant card, a company's onboarding card, a hackathon's starter
+    prompt): a cluster is decided only with members whose own behaviour is flagged, and only when it is
+    made of new, disposable or KYC-less accounts (aged, verified colleagues are colleagues, whatever they
+    share)."""
+    at = rules.policy.attribution
+    size = len(c.members)
+    if c.own < at.cluster_min_own_members:
+        return Reason("NOT_DECIDED_OWN_EVIDENCE", c.own, at.cluster_min_own_members,
+                      f"{c.own} of {size} members have abuse evidence of their own: shared values alone are "
+                      "not acted on")
+    if size and c.risky < at.cluster_min_risky_share * size:
+        return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
+                      f"{c.risky} of {size} members are new, disposable or KYC-less: a community of aged, "
+                      "verified accounts is not acted on as a cluster")
+    return None
+
+
+def flagged_values(c: ClusterState) -> set[str]:
+    """The strong values held by members with own evidence."""
+    return {v for m in c.members.values() if m.own for v in m.strong}
+
+
+@dataclass(frozen=True, slots=True)
+class Tie:
+    """How a member is tied to its cluster's evidence: `kind` own_strong, own_weak, association or none;
+    `cap` the highest action it may get (None: not reached); `code` the reason code its decisions carry."""
+    kind: str
+    cap: str | None
+    code: str
+    detail: str
+
+
+def member_tie(m: Member, bad_values: set[str], rules: Rules) -> Tie:
+    at = rules.policy.attribution
+    if m.own:
+        if m.strongly_tied:
+            return Tie("own_strong", at.own_strong_max_action, "OWN_EVIDENCE",
+                       f"own evidence ({own_text(m.own)}) and a strong tie to the cluster")
+        return Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
+                   f"own evidence ({own_text(m.own)}), tied to the cluster by shared infrastructure or "
+                   "templates only")
+    shared = [v for v in m.strong if v in bad_values]
+    if shared:
+        cap = at.association_max_action if m.risky else at.established_association_max_action
+        return Tie("association", None if cap == "none" else cap, "ASSOCIATION",
+                   f"no abuse evidence of its own; shares {shared[0]} with members that have")
+    return Tie("none", None, "", "no abuse evidence of its own and no strong value shared with a member that has")
+
+
+def _capped(action: str, cap: str | None) -> str | None:
+    if cap is None:
+        return None
+    return LEVELS[min(LEVELS.index(action), LEVELS.index(cap))]
+
+
+def _limit_rpm(action: str, rules: Rules) -> int | None:
+    if action != "throttle":
+        return None
+    step = next((s for s in rules.policy.actions if s.action == "throttle"), None)
+    return step.limit_rpm if step is not None else None
+
+
+def _mode(live: Live, rules: Rules) -> str:
+    """A member's decision is made under the rules in force when it is reached: global shadow now makes it
+    shadow, whatever the cluster's decision was; a cluster decided on shadow evidence stays shadow."""
+    return "shadow" if rules.mode == "shadow" or live.mode == "shadow" else "enforce"
+
+
+def member_decision(c: ClusterState, acct: str, m: Member, tie: Tie, ts_ms: int, rules: Rules,
+                    allow: Allowlist, late: bool) -> Decision | None:
+    """The cluster's live decision as member `acct` gets it now, or None (not reached, allowlisted, or
+    already holding it at this level). `late`: reached after the cluster's own decision event (a late
+    joiner, or a member whose tie grew), so the id is named by this event too."""
+    live = c.live
+    if live is None or ts_ms >= live.until_ms or live.action not in LEVELS:
+        return None
+    action = _capped(live.action, tie.cap)
+    if action is None:
+        return None
+    level = LEVELS.index(action)
+    if m.dec_until >= live.until_ms and m.dec_level >= level:
+        return None
+    if allow and (allow.allows("account", acct, ts_ms) or allow.allows("org", m.org, ts_ms)):
+        return None
+    m.dec_until, m.dec_level = live.until_ms, level
+    reasons = (*live.reasons, "CLUSTER_MEMBER", tie.code)
+    if action != live.action:
+        reasons = (*reasons, "MEMBER_CAP")
+    salt = (action, ts_ms) if late else (action,)
+    return Decision(
+        decision_id=stable_id("dc", live.decision_id, "account", acct, *salt), ts_ms=ts_ms, scope="account",
+        value=acct, action=action, ttl_s=max(1, (live.until_ms - ts_ms) // 1000), reasons=reasons,
+        alert_id=live.alert_id, mode=_mode(live, rules), limit_rpm=_limit_rpm(action, rules), cluster_id=c.cid)
+
+
+def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str | None = None) -> list[Decision]:
+    """Account decisions for the members the live decision reaches now (all of them, or `only` one), then,
+    on a full pass, decisions for the cluster's strong values whose every holder is reached."""
+    if c.live is None or ts_ms >= c.live.until_ms:
+        return []
+    bad = flagged_values(c)
+    out: list[Decision] = []
+    if only is not None:
+        m = c.members.get(only)
+        if m is not None:
+            d = member_decision(c, only, m, member_tie(m, bad, rules), ts_ms, rules, allow, late=True)
+            if d is not None:
+                out.append(d)
+        return out
+    late = ts_ms != c.live.ts_ms
+    cap = rules.policy.fanout_max_accounts
+    for acct, m in sorted(c.members.items()):
+        d = member_decision(c, acct, m, member_tie(m, bad, rules), ts_ms, rules, allow, late)
+        if d is not None:
+            out.append(d)
+            if len(out) >= cap:
+                break
+    out += value_decisions(c, bad, ts_ms, rules)
+    return out
+
+
+def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Rules) -> list[Decision]:
+    """Decisions for the cluster's payment methods and devices held by members with own evidence (every
+    holder of such a value is reached, at least by association). Capped at the association action unless
+    that is none: the rate limiter applies them to every request on the value, so to holders without
+    evidence of their own too."""
+    live = c.live
+    if live is None or c.kind != "community":
+        return []
+    at = rules.policy.attribution
+    action = _capped(live.action, None if at.association_max_action == "none" else at.association_max_action)
+    if action is None:
+        return []
+    out = []
+    until = live.until_ms
+    for key in sorted(bad_values):
+        v = c.fps.get(key)
+        scope, _, value = key.partition(":")
+        if v is None or scope not in DECISION_SCOPES or v.decided_until >= until or v.orgs < 2:
+            continue
+        v.decided_until = until
+        reasons = (*live.reasons, "CLUSTER_FP") if action == live.action else (*live.reasons, "CLUSTER_FP",
+                                                                                "MEMBER_CAP")
+        out.append(Decision(
+            decision_id=stable_id("dc", live.decision_id, scope, value), ts_ms=ts_ms, scope=scope, value=value,
+            action=action, ttl_s=max(1, (until - ts_ms) // 1000), reasons=reasons, alert_id=live.alert_id,
+            mode=_mode(live, rules), limit_rpm=_limit_rpm(action, rules), cluster_id=c.cid))
+    return out
+
+
+def lift_member(acct: str, ts_ms: int, reason: str, rules: Rules, cluster_id: str | None,
+                parent_id: str) -> Decision:
+    """A `lift` for an account whose live decision came from a cluster's (it was allowlisted since)."""
+    alert_id = stable_id("al", "account", acct, "lift", ts_ms)
+    return Decision(
+        decision_id=stable_id("dc", alert_id, "account", acct, "lift", parent_id), ts_ms=ts_ms,
+        scope="account", value=acct, action="lift", ttl_s=1, reasons=(reason,), alert_id=alert_id,
+        mode=rules.mode, cluster_id=cluster_id,
+    )
