@@ -93,7 +93,12 @@ _IDEAS = ("a study buddy that quizzes you on lecture notes", "an app that turns 
           "a bot that summarises our club's Discord", "a recipe planner from what's in your fridge",
           "an accessibility checker for websites", "a tutor for learning sign language vocabulary",
           "a tool that explains legal letters in plain language", "a volunteer-shift scheduler for shelters",
-          "a climate-friendly commute planner", "a meeting-notes-to-tasks converter")
+          "a climate-friendly commute planner", "a meeting-notes-to-tasks converter",
+          "a plant-care reminder that reads sensor data", "a campus lost-and-found matcher",
+          "a flashcard generator for medical students", "a grocery price tracker", "a chore splitter for "
+          "roommates", "an interview practice coach", "a museum audio guide", "a bug-report triager for open "
+          "source repos", "a travel itinerary builder from emails", "a bedtime story generator with pictures",
+          "a tenant-rights helper", "a pitch deck reviewer", "a pet adoption matcher", "a local events digest")
 _TRACKS = ("education", "health", "sustainability", "developer tools", "accessibility", "civic tech")
 
 
@@ -103,19 +108,22 @@ def _fill_hack(rng: random.Random) -> dict[str, str]:
 
 
 HACK_STARTER = family("hack_starter", [
-    "We're using the Next.js chat starter kit from the organisers. [[How do we add|How can we add|Can you "
-    "add]] {feature} to it? Our idea: {idea}.",
-    "Starter kit: FastAPI + vector store RAG template. `make dev` fails with {err}. [[How do we fix it?|What are "
-    "we missing?]]",
-    "Using the Discord bot starter from the hackathon repo, [[make the bot|change the bot so it can]] {idea_verb}."
-    " Keep the existing /ask command.",
-    "We cloned the Streamlit data-assistant starter. Add {feature} and a page that shows {idea}.",
-    "Voice agent starter (Twilio + SDK): the call connects but the agent never answers. Logs say {err}. Help?",
-    "Browser extension starter: how do we send the selected text to the API and show the answer in the popup? "
-    "We're building {idea}.",
+    "[[We're using|We cloned|Our team started from]] the Next.js chat starter kit from the organisers. [[How do we "
+    "add|How can we add|Can you add]] {feature} to it? [[Our idea|We're building|Project]]: {idea}.",
+    "Starter kit: FastAPI + vector store RAG template. `make dev` [[fails with|crashes with|gives]] {err}. [[How "
+    "do we fix it?|What are we missing?|Any idea?]] [[We're building {idea}.|Team of {members}.|]]",
+    "Using the Discord bot starter from the hackathon repo, [[make the bot|change the bot so it can|add a command "
+    "to]] {idea_verb}. [[Keep the existing /ask command.|Don't break /ask.|]] [[It's for {idea}.|]]",
+    "[[We cloned|We're on|Started with]] the Streamlit data-assistant starter. [[Add|How do we add|Help us add]] "
+    "{feature} and a page [[that shows|for]] {idea}.",
+    "Voice agent starter (Twilio + SDK): the call connects but the agent never answers. [[Logs say|The error "
+    "is|Console shows]] {err}. [[Help?|What's wrong?|How do we debug this?]]",
+    "Browser extension starter: [[how do we|how can we|what's the best way to]] send the selected text to the API "
+    "and show the answer in the popup? [[We're building|Our project is|Idea:]] {idea}.",
 ], lambda rng: {**_fill_hack(rng), "idea_verb": _r(rng, ("answer questions about the schedule",
                                                          "summarise long threads", "quiz people daily",
-                                                         "track who's bringing what"))},
+                                                         "track who's bringing what", "find a teammate",
+                                                         "translate messages", "remind people of deadlines"))},
    tools=True)
 
 HACK_IDEA = family("hack_idea", [
