@@ -28,6 +28,7 @@ from tests.faults.harness import (
     FaultWorker,
     HarnessError,
     add_summary,
+    cluster_derived,
     coverage,
     describe,
     fault_seed,
@@ -145,13 +146,28 @@ def test_account_keyed_decisions_match_replay_exactly(cov):
     assert not cov.extra, f"{len(cov.extra)} spurious: {describe(cov.extra)}"
 
 
-def test_cluster_derived_agreement_is_reported(run, cov):
-    print(f"cluster-derived decisions, (scope, value, action) agreement worker vs replay: "
-          f"{cov.cluster_agreement:.3f} ({cov.cluster_counts[0]}/{cov.cluster_counts[1]})")
-    want_alerts = {a.alert_id for a in run["want"].sink.alerts if a.scope == "account"}
-    got_alerts = {a["alert_id"] for a in run["alerts"] if a["subject"]["scope"] == "account"}
-    print(f"account alerts: replay {len(want_alerts)}, published {len(got_alerts)}, "
-          f"missing {len(want_alerts - got_alerts)}, extra {len(got_alerts - want_alerts)}")
+def test_account_alerts_are_replays(run):
+    """Alerts are what analysts read: every account-scoped alert replay raises is published, and none other,
+    whatever the kills interrupted (a repeated alert keeps its id)."""
+    want = {a.alert_id for a in run["want"].sink.alerts if a.scope == "account"}
+    got = {a["alert_id"] for a in run["alerts"] if a["subject"]["scope"] == "account"}
+    print(f"account alerts: replay {len(want)}, published {len(got)}")
+    assert want, "the feed must produce account alerts"
+    assert not want - got, f"{len(want - got)} lost: {sorted(want - got)[:5]}"
+    assert not got - want, f"{len(got - want)} extra: {sorted(got - want)[:5]}"
+
+
+def test_cluster_derived_decisions_agree_on_decided_subjects(run, cov):
+    """Cluster state spans partitions, so after the restarts a cluster threshold can trip on another event
+    than in replay, and the action reached can differ. Which accounts and values get decided must stay
+    what replay decides, to the bound tests/integration asserts without crashes (>= 0.8)."""
+    want = {(d["scope"], d["value"]) for d in run["want"].decisions if cluster_derived(d)}
+    got = {(d["scope"], d["value"]) for d in run["got"] if cluster_derived(d)}
+    subjects = len(want & got) / len(want | got) if want | got else 1.0
+    print(f"cluster-derived decided subjects agreement {subjects:.3f} ({len(want & got)}/{len(want | got)}); "
+          f"(scope, value, action) agreement {cov.cluster_agreement:.3f} {cov.cluster_counts}")
+    assert want, "the feed must produce cluster-derived decisions"
+    assert subjects >= 0.8, (sorted(want - got)[:5], sorted(got - want)[:5])
 
 
 # -- changelog recovery without reprocessing: everything committed, then SIGKILL and the data directory
