@@ -1,10 +1,15 @@
-"""The `distill-guard` command: one subcommand per module, each registering its own arguments."""
+"""The `distill-guard` command line: parses the command and runs it."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+DESCRIPTION = """\
+Detects model-distillation campaigns in an LLM API's gateway events and publishes alerts for analysts and
+rate-limit decisions for the API's rate limiter. Run it as a streaming worker on Kafka, replay recorded
+events through the same detector, or simulate labelled traffic and evaluate the decisions against it."""
 
 # Each module exposes `register(subparsers)`, which adds its subcommand(s) and sets `func` on the parser
 # to a callable taking the parsed namespace and returning an exit code.
@@ -20,16 +25,11 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distill-guard", description=__doc__)
+    parser = argparse.ArgumentParser(prog="distill-guard", description=DESCRIPTION,
+                                     epilog="`distill-guard COMMAND --help` describes a command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
-            continue  # a capability not built yet; its subcommand is simply absent
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

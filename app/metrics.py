@@ -1,4 +1,5 @@
-"""Prometheus metrics: one object created against an injected registry, shared by both drivers."""
+"""The worker's Prometheus metrics, which it serves on DG_METRICS_PORT (replay keeps none): one object
+created against the registry the worker passes in."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # after the response finished, so a healthy pipeline sits between ~10 ms and a few seconds; the tail
 # buckets show backlog after an outage (minutes to an hour).
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-# Per-batch handling time inside the worker: micro- to milliseconds per event, up to a slow batch.
 # Produce-to-decision latency: the target is p99 <= 250 ms, so the buckets are fine around it.
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4, 0.5,
                    0.75, 1, 2, 5, 10, 30)
+# Per-batch handling time inside the worker: micro- to milliseconds per event, up to a slow batch.
 BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
