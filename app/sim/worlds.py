@@ -25,6 +25,12 @@ RELEASE_MODEL = "atlas-4-pro"
 # requests per hour over the campaign's live accounts (a rate never falls below its range: 2000/500 = 4 >= every
 # range's lower end).
 CAMPAIGN_MAX_REQUESTS_PER_HOUR = 2000
+# ...and a campaign is there to be measured: a rate is raised (never above its range) until the live accounts
+# send about this many requests in the window
+CAMPAIGN_MIN_REQUESTS = 20
+# a batch job (enterprise, judges) is at most this share of an account's expected requests in the window, so
+# every account runs a few jobs even in a short world
+BATCH_JOB_SHARE = 0.25
 
 
 # --- range specifications ---------------------------------------------------------------------------------
@@ -219,7 +225,7 @@ _CAMPAIGN: dict[str, dict[str, Any]] = {
         "proxy_pool.asn_type": Choice(("residential", "mobile", "proxy")),
         "fingerprint_rotation_hours": Maybe(0.8, Num(0.5, 12, log=True)),
         "timing_jitter_seconds": Num(60, 3600, log=True), "thinking": Num(0.2, 0.7),
-        "live_fraction": Num(0.05, 0.5), "replacement_lag_minutes": Num(1, 240, log=True),
+        "live_fraction": Num(0.1, 0.5), "replacement_lag_minutes": Num(1, 60, log=True),
         "replacement_reuse": Num(0.3, 1.0),
     },
     "stealth": {
@@ -250,7 +256,7 @@ _CAMPAIGN: dict[str, dict[str, Any]] = {
 
 _POPULATIONS: dict[str, dict[str, Any]] = {
     "casual_consumers": {
-        "accounts": BySize(Num(600, 1500, True, True), Num(5000, 9000, True, True), Num(15000, 25000, True, True)),
+        "accounts": BySize(Num(1500, 3000, True, True), Num(5000, 9000, True, True), Num(15000, 25000, True, True)),
         "requests_per_account_hour": Num(0.12, 0.3), "thinking": Num(0.05, 0.3),
     },
     "developers_coding_agents": {
@@ -261,7 +267,7 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
     "enterprise_batch": {
         "orgs": Num(1, 4, integer=True),
         "accounts_per_org": BySize(Num(1, 3, integer=True), Num(4, 8, integer=True), Num(8, 15, integer=True)),
-        "requests_per_account_hour": Num(30, 120, log=True),
+        "requests_per_account_hour": Num(30, 120, log=True), "session_length": Num(50, 400, log=True),
     },
     "university_eval": {
         "accounts": BySize(Num(15, 40, integer=True), Num(40, 100, integer=True), Num(60, 150, integer=True)),
@@ -269,8 +275,9 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
         "release_burst.share": Num(0.3, 0.8), "release_burst.requests": Span(80, 400, log=True),
     },
     "llm_judges": {
-        "accounts": BySize(Num(1, 2, integer=True), Num(3, 8, integer=True), Num(6, 14, integer=True)),
+        "accounts": BySize(Num(2, 4, integer=True), Num(3, 8, integer=True), Num(6, 14, integer=True)),
         "org_fraction": Num(0.3, 1.0), "requests_per_account_hour": Num(20, 120, log=True),
+        "session_length": Num(50, 300, log=True),
     },
     "routers_aggregators": {
         "accounts": BySize(Num(1, 2, integer=True), Num(2, 3, integer=True), Num(3, 5, integer=True)),
@@ -278,11 +285,11 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
                                             Num(200, 500, log=True)),
     },
     "journalists_sensitive": {
-        "accounts": BySize(Num(15, 40, integer=True), Num(80, 200, integer=True), Num(200, 400, integer=True)),
+        "accounts": BySize(Num(30, 80, integer=True), Num(80, 200, integer=True), Num(200, 400, integer=True)),
         "requests_per_account_hour": Num(0.15, 0.5),
     },
     "chinese_language_users": {
-        "accounts": BySize(Num(100, 250, True, True), Num(600, 1200, True, True), Num(1800, 3000, True, True)),
+        "accounts": BySize(Num(200, 500, True, True), Num(600, 1200, True, True), Num(1800, 3000, True, True)),
         "requests_per_account_hour": Num(0.15, 0.35),
     },
     # the traps: at real size in every world
@@ -301,7 +308,7 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
     },
     "onboarding_wave": {
         "accounts": Num(20, 80, integer=True), "org_per_account": Num(0, 1), "nat_ips": Num(1, 3, integer=True),
-        "requests_per_account_hour": Num(1, 5, log=True),
+        "requests_per_account_hour": Num(2, 8, log=True),
     },
     "security_research": {
         "accounts": Num(5, 40, integer=True), "shared_payment_fraction": Num(0, 0.6),
@@ -385,8 +392,13 @@ def _campaign(a: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
     g = lambda knob: k[f"campaign.{a}.{knob}"]  # noqa: E731
     base = "reasoning_harvester" if a == "trace_variant" else a
     n = g("accounts")
-    live = max(1, round(n * g("live_fraction"))) if a == "hydra_reseller" else n
-    rate = min(g("requests_per_account_hour"), CAMPAIGN_MAX_REQUESTS_PER_HOUR / live)
+    live = min(n, max(3, round(n * g("live_fraction")))) if a == "hydra_reseller" else n
+    drawn = g("requests_per_account_hour")
+    hi = RANGES[f"campaign.{a}.requests_per_account_hour"].hi
+    # a slot is idle while its banned account waits for a replacement
+    alive = max(0.1, 1 - (n / live - 1) * g("replacement_lag_minutes") / 60 / dur) if live < n else 1.0
+    floor = min(hi, CAMPAIGN_MIN_REQUESTS / (live * dur * alive))
+    rate = min(max(drawn, floor), CAMPAIGN_MAX_REQUESTS_PER_HOUR / live)
     pool = {"size": g("proxy_pool.size"), "asn_type": g("proxy_pool.asn_type"),
             "countries": dict(ARCHETYPE_DEFAULTS[base]["proxy_pool"]["countries"]),
             "sticky_minutes": g("proxy_pool.sticky_minutes")}
@@ -416,6 +428,10 @@ def _campaign(a: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
     return c
 
 
+def _job_length(drawn: float, rate: float, dur: float) -> float:
+    return round(max(1.0, min(drawn, BATCH_JOB_SHARE * rate * dur)), 4)
+
+
 def _shifts(count: int, coverage: float, dur: float) -> list[list[float]]:
     """`count` synchronized shifts covering `coverage` of the window, one centred in each equal part of it."""
     part = dur / count
@@ -442,7 +458,10 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
     elif kind == "university_eval":
         p["orgs"] = g("orgs")
     elif kind == "llm_judges":
-        p["orgs"] = max(1, math.ceil(p["accounts"] * g("org_fraction")))
+        p.update(orgs=max(1, math.ceil(p["accounts"] * g("org_fraction"))),
+                 session_length=_job_length(g("session_length"), p["requests_per_account_hour"], dur))
+    elif kind == "enterprise_batch":
+        p["session_length"] = _job_length(g("session_length"), p["requests_per_account_hour"], dur)
     elif kind == "classroom":
         p["system_prompt_share"] = g("system_prompt_share")
         p["cohort"] = {"at_hours": round(g("start_at") * dur, 2), "hours": g("class_hours")}
