@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="a randomised world: every knob drawn from the documented ranges (docs/simulator.md); "
                           "also writes DIR/world.yaml, which --scenario reads back to the same bytes")
     p.add_argument("--world-size", choices=("small", "medium", "day"), default="small",
-                   help="with --world: small (~4-7 h, 20-45k events), medium (~12-18 h, 100-160k) or day "
-                        "(24 h, 300-500k) (default: small)")
+                   help="with --world: small (4-7 h, ~25-50k events), medium (12-18 h, ~100-165k) or day "
+                        "(24 h, ~350-450k) (default: small)")
     p.add_argument("--seed", type=int, default=None,
                    help="random seed; same seed, same bytes (default: the scenario file's seed, the world's "
                         "seed with --world, else 0)")

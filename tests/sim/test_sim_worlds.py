@@ -112,6 +112,15 @@ def test_a_world_keeps_its_campaigns_and_traps_across_sizes() -> None:
     assert casual[0] < casual[1]
 
 
+def test_every_group_sends_traffic_in_many_small_worlds() -> None:
+    # planning only (no rendering): every campaign and population of six more worlds has requests in its window
+    for seed in range(10, 16):
+        sim = generator.build(worlds.draw(seed, "small"), seed)
+        planned = {g.name: len(g._planned) for g in sim.groups}
+        assert min(planned.values()) >= 5, (seed, min(planned.items(), key=lambda kv: kv[1]))
+        assert 15_000 <= sim.total <= 60_000, (seed, sim.total)
+
+
 def test_unknown_size_is_refused() -> None:
     with pytest.raises(ValueError, match="small"):
         worlds.draw(1, "huge")
