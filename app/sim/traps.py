@@ -136,9 +136,9 @@ TRAP_KNOBS = ("labs", "org_per_account", "card_scope", "card_shared_by", "system
 
 
 def split(rng: random.Random, total: int, parts: int) -> list[int]:
-    """`total` accounts over `parts` sites of uneven size (each at least 1)."""
+    """`total` accounts over `parts` sites, each within a quarter of the mean size (and at least 1)."""
     parts = max(1, min(parts, total))
-    w = [0.6 + 0.8 * rng.random() for _ in range(parts)]
+    w = [0.75 + 0.5 * rng.random() for _ in range(parts)]
     sizes = [max(1, int(total * x / sum(w))) for x in w]
     i = 0
     while sum(sizes) < total:

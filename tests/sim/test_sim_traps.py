@@ -66,10 +66,13 @@ def test_research_lab_students_share_the_campus_nat_and_grant_cards_across_orgs(
     for es in shared.values():
         assert len({e["org_id"] for e in es}) == len(es)
         assert len({smoke_labels[e["account_id"]]["site"] for e in es}) == 1
-    # a common SDK on the API path
+    # a common SDK on the API path (a rare student brings another HTTP library)
     sdk = {STACKS["python_sdk"].ja4, STACKS["python_httpx"].ja4}
-    api = [e for e in evs if e["client"]["access_path"] == "api"]
-    assert sum(e["client"]["ja4"] in sdk for e in api) / len(api) > 0.9
+    ja4s: dict[str, set[str]] = defaultdict(set)
+    for e in evs:
+        if e["client"]["access_path"] == "api":
+            ja4s[e["account_id"]].add(e["client"]["ja4"])
+    assert sum(j <= sdk for j in ja4s.values()) / len(ja4s) > 0.85
 
 
 def test_research_lab_sweeps_the_new_model_with_thinking_right_after_the_release(smoke_events, smoke_labels):
