@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush
 
 from app.detect.hits import Hit, at_least
-from app.detect.messages import OWN_NETWORK, Summary
+from app.detect.messages import OWN_NETWORK, OWN_PAYMENT, Summary
 
 COMMUNITY, RING = "community", "ring"
 # how a member is tied to its cluster: one bit per kind of value it was linked through
@@ -38,10 +38,10 @@ def tie_scope(fp: str, strong: bool) -> str:
 class Member:
     """What a cluster keeps of one member: figures from its latest summary, how it is tied, and the
     decision the cluster last carried to it."""
-    __slots__ = ("dec_level", "dec_until", "first_ms", "flagged", "n", "org", "own", "pivot", "risky", "strong",
-                 "ties", "young")
+    __slots__ = ("dec_level", "dec_until", "first_ms", "flagged", "n", "org", "own", "payment", "pivot", "risky",
+                 "seen_ms", "strong", "ties", "young")
 
-    def __init__(self, s: Summary, ties: int) -> None:
+    def __init__(self, s: Summary, ties: int, ts_ms: int = 0) -> None:
         self.first_ms = s.first_ms
         self.org = s.org or ""
         self.young = s.young
@@ -51,6 +51,8 @@ class Member:
         self.own = s.own
         self.pivot = s.pivot
         self.ties = ties
+        self.seen_ms = ts_ms          # event time of the summary its own evidence and pivot flag are from
+        self.payment = False          # a throwaway holder of a card shared by risky orgs (kept)
         self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
         self.dec_until = 0            # until when the cluster's decision reached it
         self.dec_level = -1           # ... at which level (app.policy.decide.LEVELS index)
@@ -59,16 +61,22 @@ class Member:
     def strongly_tied(self) -> bool:
         return bool(self.ties & STRONG_TIES)
 
+    @property
+    def evidence(self) -> int:
+        """Its own abuse evidence: the account stage's bits, and the payment ring the cluster sees."""
+        return self.own | (OWN_PAYMENT if self.payment else 0)
+
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
-                int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level]
+                int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
+                int(self.payment)]
 
     @classmethod
     def restore(cls, s: list) -> Member:
         m = cls.__new__(cls)
         (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
-         m.dec_level) = s
-        m.young, m.risky, m.pivot = bool(young), bool(risky), bool(pivot)
+         m.dec_level, m.seen_ms, payment) = s
+        m.young, m.risky, m.pivot, m.payment = bool(young), bool(risky), bool(pivot), bool(payment)
         return m
 
 
@@ -257,7 +265,7 @@ class ClusterState:
         self.flagged_sum += sign * m.flagged
         self.young += sign * m.young
         self.risky += sign * m.risky
-        self.own += sign * bool(m.own)
+        self.own += sign * bool(m.evidence)
         self.network += sign * bool(m.own & OWN_NETWORK)
         self.pivoted += sign * m.pivot
         self.sync = -1
@@ -286,13 +294,19 @@ class ClusterState:
         return c
 
     # -- membership -----------------------------------------------------------------------------------
-    def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "") -> bool:
+    def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "", ts_ms: int = 0,
+            payment_ring: bool = False) -> bool:
         """Add or refresh a member tied through `tie` (a SCOPE_BITS name), remembering `strong_value` when
-        the tie is strong; True when it is new to the cluster."""
+        the tie is strong; True when it is new to the cluster. `ts_ms`: the event time of the summary. Its
+        own evidence and pivot flag come and go, so they are taken only from a summary at least as recent
+        as the last one (links of one account reach this stage through several partitions, in any order),
+        and never from a stub (n == 0: a member a fingerprint knew only by its last observation).
+        `payment_ring`: the link says it pays with a card risky orgs share and it is a throwaway account."""
         m = self.members.get(s.account_id)
         bit = SCOPE_BITS.get(tie, 0)
         if m is None:
-            m = self.members[s.account_id] = Member(s, bit)
+            m = self.members[s.account_id] = Member(s, bit, ts_ms)
+            m.payment = payment_ring
             if strong_value:
                 m.strong.append(strong_value)
             heappush(self._oldest, (s.first_ms, s.account_id))
@@ -312,8 +326,9 @@ class ClusterState:
         m.risky = m.risky or s.risky
         m.n = max(m.n, s.n)
         m.flagged = max(m.flagged, s.flagged)
-        m.own |= s.own
-        m.pivot = s.pivot  # the newest summary says
+        if s.n and ts_ms >= m.seen_ms:
+            m.own, m.pivot, m.seen_ms = s.own, s.pivot, ts_ms
+        m.payment = m.payment or payment_ring
         m.ties |= bit
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
@@ -396,11 +411,12 @@ class ClusterState:
             else:
                 mine.n = max(mine.n, m.n)
                 mine.flagged = max(mine.flagged, m.flagged)
-                mine.own |= m.own
+                if m.seen_ms > mine.seen_ms:
+                    mine.own, mine.pivot, mine.seen_ms = m.own, m.pivot, m.seen_ms
+                mine.payment = mine.payment or m.payment
                 mine.young = mine.young or m.young
                 mine.risky = mine.risky or m.risky
                 mine.ties |= m.ties
-                mine.pivot = mine.pivot or m.pivot
                 mine.strong = list(dict.fromkeys(mine.strong + m.strong))[:MAX_STRONG_VALUES]
                 if m.dec_until > mine.dec_until:
                     mine.dec_until, mine.dec_level = m.dec_until, m.dec_level

@@ -7,7 +7,7 @@ users: a common SDK's JA4, a big NAT or a team card is "not rare elsewhere". Oth
 accounts from two or more orgs share it, it links them: a `Link` goes to the cluster stage for every
 linkable member, then for each new member and whenever a member's summary moves up a level. A payment
 method or a device is a *strong* value: every account on it is linkable. A JA4, an IP block or a prompt
-template is *weak*: it links only new or unverified accounts with abuse evidence of their own (`own`).
+template is *weak*: it links only new, disposable or KYC-less accounts with abuse evidence of their own (`own`).
 
 A system prompt (template value "sys:<hash>") is judged by who uses it, not only by how many: one that
 more than `popular_accounts` accounts share stays linkable while at least `campaign_prompt.min_young_share`
@@ -26,9 +26,10 @@ from operator import itemgetter
 from app.detect.messages import Link, Observation, Summary
 from app.rules.model import CampaignPrompt, Rules
 
-# member record: [last_ms, org or "", linkable, level, risky, young, own evidence bits, new or unverified]
+# member record: [last_ms, org or "", linkable, level, risky, young, own evidence bits, new or unverified,
+#                 throwaway]
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
-_LAST, _ORG, _ELIG, _LEVEL, _RISKY, _YOUNG, _OWN, _NEW = range(8)
+_LAST, _ORG, _ELIG, _LEVEL, _RISKY, _YOUNG, _OWN, _NEW, _THROWAWAY = range(9)
 _last_of = itemgetter(_LAST)
 
 
@@ -118,15 +119,15 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     is_new = m is None
     # a payment method or a device shared across orgs ties its holders to one operator whoever they are
     # (aged, bought or verified accounts included): for those scopes every account is linkable, and only
-    # sheer numbers make the value popular. Weaker values (JA4, IP block, template) link only new or
-    # unverified accounts with abuse evidence of their own: sharing a campus NAT or an SDK is not evidence
+    # sheer numbers make the value popular. Weaker values (JA4, IP block, template) link only new, disposable or
+    # KYC-less accounts with abuse evidence of their own: sharing a campus NAT or an SDK is not evidence
     strong_scope = obs.scope in STRONG_SCOPES
     eligible = strong_scope or s.eligible
     if is_new:
         fp.distinct += 1
         if not eligible:
             fp.established += 1
-        m = [ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible)]
+        m = [ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible), int(s.throwaway)]
         members[s.account_id] = m
         if len(members) > bounds.max_members:
             oldest = _oldest(members)
@@ -135,7 +136,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
                 fp.anchor = None
     else:
         m[_LAST] = max(m[_LAST], ts)
-        m[_RISKY], m[_YOUNG], m[_OWN], m[_NEW] = int(s.risky), int(s.young), s.own, int(s.eligible)
+        m[_RISKY], m[_YOUNG], m[_OWN], m[_NEW], m[_THROWAWAY] = (int(s.risky), int(s.young), s.own, int(s.eligible),
+                                                                 int(s.throwaway))
     # popular while mostly established accounts use it (a common SDK, an IDE's system prompt); a value
     # that a campaign's aged accounts share with its new ones stays linkable
     fr = rules.fingerprints
@@ -156,8 +158,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.linking = False
         for r in members.values():
             r[_LEVEL] = -1
-            r[_ELIG] = int(strong_scope or everyone or (bool(r[_NEW]) and (camp or bool(r[_OWN]))))
-    m[_ELIG] = int(strong_scope or everyone or (s.eligible and (camp or bool(s.own))))
+            r[_ELIG] = int(strong_scope or everyone or (bool(r[_NEW]) and camp) or (bool(r[_RISKY]) and bool(r[_OWN])))
+    m[_ELIG] = int(strong_scope or everyone or (s.eligible and camp) or (s.risky and bool(s.own)))
     # the linkable list, the org count and the links are built only when this call can use them: most
     # observations of a linking value come from a member already linked at its current level
     linkable = None
@@ -200,4 +202,5 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
 def _stub(acct: str, r: list) -> Summary:
     """A member known to this fingerprint only by org and eligibility: its full summary reaches the
     cluster stage with its own next observation."""
-    return Summary(acct, r[_ORG] or None, r[_LAST], bool(r[_YOUNG]), False, 0, 0, risky=bool(r[_RISKY]), own=r[_OWN])
+    return Summary(acct, r[_ORG] or None, r[_LAST], bool(r[_YOUNG]), False, 0, 0, risky=bool(r[_RISKY]), own=r[_OWN],
+                   throwaway=bool(r[_THROWAWAY]))

@@ -11,7 +11,11 @@ import orjson
 # An account's own abuse evidence, as bits in `Summary.own` (which signals set them: rules'
 # policy.attribution.own_signals, by family; flagged requests set OWN_CONTENT too)
 OWN_CONTENT, OWN_NETWORK, OWN_VOLUME, OWN_OTHER = 1, 2, 4, 8
-OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume", OWN_OTHER: "behaviour"}
+# set by the cluster stage: a throwaway account (disposable email or no KYC) paying with a card that new,
+# disposable or KYC-less accounts of other orgs pay with too (policy.attribution.payment_ring)
+OWN_PAYMENT = 16
+OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume", OWN_OTHER: "behaviour",
+             OWN_PAYMENT: "payment ring"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,8 @@ class Summary:
     # the account's own abuse evidence so far (OWN_* bits, app.policy.attribution): what lets a cluster's
     # decision reach it for its own behaviour, and what makes a weak shared value link it at all
     own: int = 0
+    # a disposable email or no KYC at all: nobody's customer record to lose
+    throwaway: bool = False
 
     @property
     def eligible(self) -> bool:
@@ -47,15 +53,15 @@ class Summary:
     def signature(self) -> int:
         """Everything a fingerprint's state keeps of a member besides when it was last seen: its level,
         eligibility and risk. An account re-reports its values at once when this changes."""
-        return (self.level * 2 + self.eligible) * 2 + self.risky
+        return ((self.level * 2 + self.eligible) * 2 + self.risky) * 2 + self.throwaway
 
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
-                self.n, self.flagged, int(self.pivot), int(self.risky), self.own]
+                self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway)]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
-        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9])
+        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]))
 
 
 @dataclass(frozen=True, slots=True)

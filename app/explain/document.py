@@ -129,7 +129,7 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
     elif code == "FP_CAMPAIGN_PROMPT" and cp is not None and cp.link_established:
         everyone, who = True, f"every account behind it ({detail})"
     else:
-        everyone, who = False, ("the new/unverified accounts behind it with abuse evidence of their own "
+        everyone, who = False, ("the new, disposable or KYC-less accounts behind it with abuse evidence of their own "
                                 "(a weak value: it never joins two clusters)")
     eligible = list(st.members) if everyone else [a for a, m in st.members.items() if m[_ELIG]]
     eorgs = len({st.members[a][_FP_ORG] or f"~{a}" for a in eligible})
@@ -137,7 +137,7 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
         return "linking", f"links {who}: {len(eligible)} of the {len(st.members)} kept, {eorgs} orgs"
     if st.distinct <= 1:
         return "rare", "only this account uses it"
-    need = "accounts" if everyone else "new/unverified accounts with evidence of their own"
+    need = "accounts" if everyone else "new, disposable or KYC-less accounts with evidence of their own"
     return "rare", f"not linking: needs {need} of 2+ orgs, has {len(eligible)} from {eorgs} org(s)"
 
 
@@ -180,7 +180,7 @@ def _member(snap: list | None, tie: attribution.Tie | None = None,
     m = Member.restore(snap)
     return {"first_request": _ts(m.first_ms), "org": m.org or None, "young": m.young, "risky": m.risky,
             "linked_through": [s for s, b in SCOPE_BITS.items() if m.ties & b], "strong_values": list(m.strong),
-            "own_flagged_requests": m.flagged, "own_evidence": attribution.own_text(m.own),
+            "own_flagged_requests": m.flagged, "own_evidence": attribution.own_text(m.evidence),
             "tie": _tie(tie, path or [])}
 
 
@@ -303,6 +303,9 @@ def _decision(dt: DecisionTrack, t: AccountTrace, alerts_by_id: dict[str, Alert]
             "OWN_EVIDENCE_WEAK_TIE": "the cluster's decision reaches it for abuse evidence of its own; it is tied "
                                      "by shared infrastructure or templates only, so at most "
                                      f"{at.own_weak_max_action}",
+            "PAYMENT_RING": "a throwaway account (disposable email or no KYC) on a card new, disposable or KYC-less "
+                            "accounts of other orgs share: reached as far as association "
+                            f"({at.association_max_action})",
             "ASSOCIATION": "no abuse evidence of its own: the cluster's decision reaches it because it shares a "
                            "payment method, device or harness prompt with members that have, at most "
                            f"{at.association_max_action} ({at.established_association_max_action} for an aged "

@@ -398,7 +398,7 @@ class AccountTrace:
         bad = attribution.flagged_values(c)
         path = []
         for v in m.strong:
-            holders = sorted(a for a, o in c.members.items() if a != self.account_id and o.own and v in o.strong)
+            holders = sorted(a for a, o in c.members.items() if a != self.account_id and o.evidence and v in o.strong)
             path.append((v, holders[:5]))
         return attribution.member_tie(m, bad, self.rules), path
 

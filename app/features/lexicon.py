@@ -141,7 +141,11 @@ TRACE_LANGS: dict[str, dict] = {
             r"(?:completed|finished|final|correct|known|model) (?:answer|solution|response)s?",
             r"work\w* backwards?", r"reverse[\s-]?engineer\w*", r"post[\s-]?hoc", r"after the fact",
             r"as if you had (?:solved|derived|reasoned|thought|worked)",
-            r"(?:already )?(?:know|have|got|been given) (?:the |your |its )?(?:final |correct |right )?answers?",
+            # "have the answer" only as a given answer: "to be sure we have the right answer" (a zero-shot
+            # chain-of-thought benchmark prompt) asks for a careful solution, not a reconstruction
+            r"(?:already )?(?:know|got|been given) (?:the |your |its )?(?:final |correct |right )?answers?",
+            r"already have (?:the |your |its )?(?:final |correct |right )?answers?",
+            r"have (?:the |your |its )?(?:final|correct) answers?",
             r"(?:i'll|i will|we'll|we will) (?:give|provide|supply|show|tell) (?:you )?(?:the )?"
             r"(?:final |correct |right )?answers?",
             r"(?:to|would|will|could|that would|which would|that will) (?:get|arrive|lead|come) (?:to|at) "

@@ -10,7 +10,9 @@ it keeps in a cluster alone.
   `own_weak_max_action`;
 - a member without own evidence is reached only when a strong value it holds is also held by a member
   with own evidence (*association*), at most `association_max_action`
-  (`established_association_max_action` for an aged account without a disposable email);
+  (`established_association_max_action` for an aged account without a disposable email); a throwaway
+  account on a card risky orgs share (`payment_ring`) is reached as far as association: that is evidence
+  about how it pays, not about what it sends;
 - anyone else in the cluster is not reached at all."""
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from app.allowlist import Allowlist
 from app.detect.cluster import ClusterState, Live, Member
 from app.detect.hits import Hit
-from app.detect.messages import OWN_CONTENT, OWN_NAMES, OWN_NETWORK, OWN_OTHER, OWN_VOLUME
+from app.detect.messages import OWN_CONTENT, OWN_NAMES, OWN_NETWORK, OWN_OTHER, OWN_PAYMENT, OWN_VOLUME
 from app.emit.records import Decision, Reason, stable_id
 from app.policy.decide import LEVELS
 from app.rules.model import Rules
@@ -35,16 +37,33 @@ _FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOL
 DECISION_SCOPES = ("payment_fp", "device_id")
 
 
-def own_bits(hits: list[Hit], flagged: int, n: int, rules: Rules) -> int:
-    """The own-evidence bits of an account's firing (enforcing) signals and flagged requests."""
+def own_bits(hits: list[Hit], rules: Rules) -> int:
+    """The own-evidence bits of an account's firing (enforcing) signals (`own_signals`). A volume or egress
+    signal that fired stays evidence for the account's life in state (the account keeps these bits)."""
     a = rules.policy.attribution
     bits = 0
     for h in hits:
         if h.signal.code in a.own_signals and not h.signal.shadow:
             bits |= _FAMILY_BIT.get(h.signal.family, OWN_OTHER)
-    if flagged >= a.own_content_min_flagged and flagged >= a.own_content_min_share * n:
-        bits |= OWN_CONTENT
     return bits
+
+
+def payment_ring(link_scope: str, risky_orgs: int, throwaway: bool, rules: Rules) -> bool:
+    """A throwaway account (disposable email, no KYC) paying with a card that new, disposable or KYC-less
+    accounts of at least FP_PAYMENT_SHARED's threshold of orgs pay with: own evidence of a payment ring
+    (`attribution.payment_ring`). A company's new hires on its card have corporate emails and KYC."""
+    if not rules.policy.attribution.payment_ring or not throwaway or link_scope != "payment_fp":
+        return False
+    s = rules.signal("FP_PAYMENT_SHARED")
+    return s is not None and risky_orgs >= s.threshold
+
+
+def content_now(flagged: int, n: int, rules: Rules) -> int:
+    """OWN_CONTENT while the account's flagged requests are at least `own_content.min_flagged` and
+    `own_content.min_share` of its requests: judged on its life so far at every request, not kept once
+    seen, so a few misread requests early in a long benchmark sweep do not stay evidence."""
+    a = rules.policy.attribution
+    return OWN_CONTENT if flagged >= a.own_content_min_flagged and flagged >= a.own_content_min_share * n else 0
 
 
 def own_text(bits: int) -> str:
@@ -68,7 +87,7 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     values alone are not a campaign (a lab's grant card, a company's onboarding card, a hackathon's starter
     prompt): a cluster is decided only with members whose own behaviour is flagged, and only when it is
     made of new, disposable or KYC-less accounts (aged, verified colleagues are colleagues, whatever they
-    share)."""
+    share and whatever a content classifier makes of their prompts)."""
     at = rules.policy.attribution
     size = len(c.members)
     if c.own < at.cluster_min_own_members:
@@ -78,13 +97,14 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     if size and c.risky < at.cluster_min_risky_share * size:
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
                       f"{c.risky} of {size} members are new, disposable or KYC-less: a community of aged, "
-                      "verified accounts is not acted on as a cluster")
+                      "verified accounts is not acted on as a cluster, whatever its members' content looks like "
+                      "(a lab's benchmark sweeps can read like trace elicitation)")
     return None
 
 
 def flagged_values(c: ClusterState) -> set[str]:
     """The strong values held by members with own evidence."""
-    return {v for m in c.members.values() if m.own for v in m.strong}
+    return {v for m in c.members.values() if m.evidence for v in m.strong}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +119,18 @@ class Tie:
 
 def member_tie(m: Member, bad_values: set[str], rules: Rules) -> Tie:
     at = rules.policy.attribution
-    if m.own:
+    own = m.evidence
+    if own == OWN_PAYMENT:
+        # a throwaway account on a ring's card: its own doing, but about payment, not about what it sends
+        return Tie("payment_ring", at.association_max_action if at.association_max_action != "none" else None,
+                   "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that new, "
+                   "disposable or KYC-less accounts of other orgs pay with")
+    if own:
         if m.strongly_tied:
             return Tie("own_strong", at.own_strong_max_action, "OWN_EVIDENCE",
-                       f"own evidence ({own_text(m.own)}) and a strong tie to the cluster")
+                       f"own evidence ({own_text(own)}) and a strong tie to the cluster")
         return Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
-                   f"own evidence ({own_text(m.own)}), tied to the cluster by shared infrastructure or "
+                   f"own evidence ({own_text(own)}), tied to the cluster by shared infrastructure or "
                    "templates only")
     shared = [v for v in m.strong if v in bad_values]
     if shared:

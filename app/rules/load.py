@@ -174,6 +174,7 @@ def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: s
         own_content_min_share=float(oc.get("min_share", d.own_content_min_share)),
         cluster_min_own_members=int(a["cluster_min_own_members"]),
         cluster_min_risky_share=float(a["cluster_min_risky_share"]),
+        payment_ring=bool(a.get("payment_ring", d.payment_ring)),
         own_strong_max_action=a.get("own_strong_max_action", d.own_strong_max_action),
         own_weak_max_action=a.get("own_weak_max_action", d.own_weak_max_action),
         association_max_action=a.get("association_max_action", d.association_max_action),

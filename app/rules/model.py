@@ -50,6 +50,7 @@ class Attribution:
     own_content_min_share: float = 0.05  # ... making up at least this share of the account's requests
     cluster_min_own_members: int = 2     # a cluster is decided only with this many members with own evidence
     cluster_min_risky_share: float = 0.5 # ... and when at least this share of its members is risky
+    payment_ring: bool = True            # a throwaway holder of a card risky orgs share: own evidence
     own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
     own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only
     association_max_action: str = "challenge" # a strong tie to a member with own evidence, none of its own

@@ -196,8 +196,9 @@ _CAMPAIGN: dict[str, dict[str, Any]] = {
         "email_domain_classes": _mix(corporate=(0, 0.6), freemail=(0.2, 1), disposable=(0, 0.5)),
         "signup_channels": _mix(**_CHANNELS), "account_age_hours": Span(1, 2000, log=True),
         "paraphrase_rate": Num(0, 0.5), "trace_elicitation_fraction": Num(0.02, 0.3),
+        # the threat model's agentic harvester egresses from clouds ("cloud egress, common SDK fingerprints")
         "cover_traffic_fraction": Num(0, 0.4), "proxy_pool.size": Num(5, 400, log=True, integer=True),
-        "proxy_pool.asn_type": Choice(("cloud", "datacenter", "residential")),
+        "proxy_pool.asn_type": Choice(("cloud", "datacenter")),
         "fingerprint_rotation_hours": Maybe(0.2, Num(0.5, 48, log=True)),
         "timing_jitter_seconds": Num(10, 1800, log=True), "thinking": Num(0.3, 0.9),
         "access_paths": _mix(api=(0.3, 1), cloud_marketplace=(0, 0.6), ide_agent=(0, 0.5)),

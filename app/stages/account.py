@@ -4,10 +4,10 @@ observation per fingerprint value on the event for the fingerprint stage."""
 from __future__ import annotations
 
 from app.detect.account import AccountState, account_signals
-from app.detect.messages import Observation, Summary
+from app.detect.messages import OWN_CONTENT, Observation, Summary
 from app.features.content import ContentConfig, ContentFeatures, ContentInput, analyse
 from app.ingest.event import Event
-from app.policy.attribution import account_cap, own_bits
+from app.policy.attribution import account_cap, content_now, own_bits
 from app.policy.decide import Subject, decide, lift
 from app.rules.model import Rules
 from app.score.assess import assess
@@ -58,7 +58,11 @@ class AccountStage(Stage):
         young = age is not None and age < fr.young_ms
         hits = account_signals(st, ev, rules)
         flagged = st.flagged()
-        st.own |= own_bits(hits, flagged, st.n, rules)
+        # kept: volume and egress evidence; judged afresh: the share of content-flagged requests (a
+        # content signal firing is content evidence only while the share holds)
+        bits = own_bits(hits, rules)
+        st.own |= bits & ~OWN_CONTENT
+        own = st.own | (bits & OWN_CONTENT) | content_now(flagged, st.n, rules)
         if hits:
             cap = account_cap(age is None or young, st.kyc, st.email, rules)
             alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed, max_action=cap)
@@ -75,7 +79,7 @@ class AccountStage(Stage):
             n=st.n, flagged=flagged,
             # account_signals has just tested it for this event
             pivot=any(h.signal.code == "ACCT_MODEL_PIVOT" for h in hits),
-            risky=st.risky(young), own=st.own,
+            risky=st.risky(young), own=own, throwaway=st.email == "disposable" or st.kyc == "none",
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

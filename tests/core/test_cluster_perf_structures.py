@@ -20,13 +20,13 @@ class Brute(ClusterState):
     the cap, values dropped by a scan in `fps` order, the synchronised start from a fresh sort."""
     __slots__ = ()
 
-    def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "") -> bool:
+    def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "", ts_ms: int = 0) -> bool:
         from app.detect.cluster import MAX_STRONG_VALUES, SCOPE_BITS
 
         m = self.members.get(s.account_id)
         bit = SCOPE_BITS.get(tie, 0)
         if m is None:
-            m = self.members[s.account_id] = Member(s, bit)
+            m = self.members[s.account_id] = Member(s, bit, ts_ms)
             if strong_value:
                 m.strong.append(strong_value)
             if len(self.members) > max_members:
@@ -40,8 +40,8 @@ class Brute(ClusterState):
         m.risky = m.risky or s.risky
         m.n = max(m.n, s.n)
         m.flagged = max(m.flagged, s.flagged)
-        m.own |= s.own
-        m.pivot = s.pivot
+        if s.n and ts_ms >= m.seen_ms:
+            m.own, m.pivot, m.seen_ms = s.own, s.pivot, ts_ms
         m.ties |= bit
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
@@ -66,8 +66,9 @@ class Brute(ClusterState):
                 self.members[acct] = m
             else:
                 mine.n, mine.flagged = max(mine.n, m.n), max(mine.flagged, m.flagged)
-                mine.own |= m.own
-                mine.young, mine.risky, mine.pivot = mine.young or m.young, mine.risky or m.risky, mine.pivot or m.pivot
+                if m.seen_ms > mine.seen_ms:
+                    mine.own, mine.pivot, mine.seen_ms = m.own, m.pivot, m.seen_ms
+                mine.young, mine.risky = mine.young or m.young, mine.risky or m.risky
                 mine.ties |= m.ties
                 mine.strong = list(dict.fromkeys(mine.strong + m.strong))[:4]
                 if m.dec_until > mine.dec_until:
@@ -144,7 +145,8 @@ def test_random_links_merges_and_roundtrips_match_the_definitions(seed):
             s = _summary(rng, pool)
             tie = rng.choice(TIES)
             strong = _fp(rng) if tie in ("payment_fp", "device_id", "harness") else ""
-            assert new.add(s, max_members, tie, strong) == old.add(s, max_members, tie, strong)
+            ts = rng.randrange(0, 400) * 1000
+            assert new.add(s, max_members, tie, strong, ts) == old.add(s, max_members, tie, strong, ts)
         elif r < 0.65 and new.members:  # a ring member leaves for a community
             acct = rng.choice(sorted(new.members))
             new.remove(acct)

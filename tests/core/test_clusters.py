@@ -218,13 +218,23 @@ def test_summary_risk_and_eligibility_from_the_account_stage(rules):
     }
 
 
-def test_own_evidence_reaches_the_summary_and_stays(rules):
+def test_own_content_evidence_follows_the_share_and_egress_evidence_stays(rules):
     feed = Feed(rules)
     outs = [feed("tracer", "org-t", young(), client={"ja4": "j"}, request=trace(k)) for k in range(2)]
     outs += [feed("tracer", "org-t", young(), client={"ja4": "j"}, request={"prompt": "hello there, how are you"})
-             for _ in range(30)]
+             for _ in range(10)]
     owns = [o.observations[0].summary.own for o in outs if o.observations]
-    assert owns[0] == 0 and owns[-1] == OWN_CONTENT  # two flagged requests, and it does not wear off
+    # two flagged requests of two: evidence; diluted to 2 of 12 (< own_content.min_share 0.2): none
+    assert owns[1] == OWN_CONTENT and owns[-1] == 0
+    # egress through rotating hosting networks stays evidence once seen
+    feed = Feed(rules)
+    for k in range(6):
+        out = feed("hopper", "org-h", young(), client={"ip": f"34.{k}.1.1", "asn_type": "cloud", "ja4": "j"})
+    assert out.observations[0].summary.own == OWN_NETWORK
+    for _ in range(20):
+        out = feed("hopper", "org-h", young(), client={"ip": "81.2.3.4", "asn_type": "residential", "ja4": "j"})
+    assert [o.summary.own for o in out.observations][:1] in ([], [OWN_NETWORK])
+    assert feed.engine.accounts.store.get("hopper").own == OWN_NETWORK
 
 
 # ------------------------------------------------------------------------------------ cluster decisions
