@@ -97,9 +97,9 @@ test-stress: $(STAMP) ## the long random multi-SIGKILL run (10 kills over 12k ev
 test-unit: $(STAMP) tools ## tests that need no broker
 	$(PY) -m pytest -m "not kafka" $(PYTEST_ARGS)
 
-bench: $(STAMP) ## throughput and state figures, each as a ratio to a baseline measured in the same run
+bench: $(STAMP) ## throughput, latency and state figures beside same-run baselines; writes docs/benchmarks.md
 	@$(KAFKA) up
-	@trap '$(KAFKA) down' EXIT; $(PY) -m app.bench
+	@trap '$(KAFKA) down' EXIT; $(PY) -m app.bench --markdown docs/benchmarks.md
 
 eval: $(STAMP) ## simulate the default day, replay it, print the evaluation table
 	$(DG) simulate --scenario default --seed 7 --out out/default

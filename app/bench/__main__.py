@@ -14,8 +14,11 @@ because these machines are shared and noisy: absolute events/s mean little, rati
   5. the core's cost per event by stage over the first --cost-events records, next to orjson parse-only
      and the time per event a replay ratio of 0.25 (issue 5's target) would leave (app/bench/costs.py)
 
+`--markdown PATH` also writes the run's figures as tables, with the machine, Python, date and commit
+(app/bench/markdown.py; `make bench` writes docs/benchmarks.md).
+
 Usage: python -m app.bench [--events FILE] [--kafka-events N] [--skip-kafka] [--skip-replay]
-       [--latency-rate EPS] [--latency-seconds S] [--skip-scale-out] [--cost-events N]"""
+       [--latency-rate EPS] [--latency-seconds S] [--skip-scale-out] [--cost-events N] [--markdown PATH]"""
 
 from __future__ import annotations
 
@@ -27,17 +30,19 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from app.bench import markdown
+from app.bench.markdown import TARGET_REPLAY_RATIO
+from app.bench.markdown import ms_text as _ms
 from app.drivers.replay import iter_lines, replay
-from app.metrics import LATENCY_BUCKETS
 from app.rules.load import load_rules
 from app.settings import DEFAULT_RULES
 
 BENCH_DIR = Path(".bench")
-TARGET_REPLAY_RATIO = 0.25  # issue 5's target for replay against orjson parse-only
 
 
 class NullSink:
@@ -54,7 +59,7 @@ class NullSink:
         self.n += 1
 
 
-def machine() -> str:
+def cpu_model() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -63,7 +68,30 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    return cpu
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def run_meta() -> dict:
+    """Where and on what this run happens: machine, Python, date, and the commit (dirty when tracked files
+    differ from it, so a figure is never credited to a commit that did not produce it)."""
+    head = _git("rev-parse", "--short", "HEAD")
+    changed = _git("status", "--porcelain", "--untracked-files=no")
+    n = len(changed.splitlines()) if changed is not None else 0
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": head.strip() if head else "unknown (not a git checkout)", "dirty": n > 0, "changed_files": n}
 
 
 def ensure_events(path: Path | None) -> Path:
@@ -453,11 +481,6 @@ def bench_latency(events: Path, rate: int, seconds: float, bootstrap: str = "127
 LATENCY_MAX_EVENTS = 100_000
 
 
-def _ms(v: float) -> str:
-    """A latency quantile; at the histogram's top bucket it is only known to be at least that."""
-    return f">= {v / 1000:.0f} s (top bucket)" if v >= LATENCY_BUCKETS[-1] * 1000 else f"{v:.0f} ms"
-
-
 def _quantile_counts(fams: dict, **match: str) -> float:
     fam = fams.get("distill_guard_decision_latency_seconds")
     return sum(s.value for s in fam.samples if s.name.endswith("_count") and _matches(s, match)) if fam else 0.0
@@ -489,20 +512,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-scale-out", action="store_true")
     ap.add_argument("--cost-events", type=int, default=100_000,
                     help="records of the file the per-stage cost pass reads (0: no cost pass)")
+    ap.add_argument("--markdown", type=Path, metavar="PATH",
+                    help="also write the run's figures as Markdown tables to PATH (make bench: docs/benchmarks.md), "
+                         "keeping what follows the file's keep marker")
     args = ap.parse_args(argv)
+    meta = run_meta()  # before the run: the tree as it was when the figures were made
     rules = load_rules(os.environ.get("DG_RULES", DEFAULT_RULES))
     BENCH_DIR.mkdir(exist_ok=True)
     events = ensure_events(args.events)
+    results: dict = {"meta": meta, "latency": [], "run": {
+        "events_file": str(events), "default_day": args.events is None,
+        "kafka_events": 0 if args.skip_kafka else args.kafka_events, "latency_seconds": args.latency_seconds,
+        "cost_events": args.cost_events,
+        "env": {k: v for k, v in os.environ.items() if k.startswith("DG_")}}}
     print(f"machine: {machine()}")
     if not args.skip_replay:
-        _print_replay(bench_replay(events, rules))
+        results["replay"] = r = bench_replay(events, rules)
+        _print_replay(r)
         if args.cost_events:
             from app.bench.costs import describe, stage_costs
 
             costs = stage_costs(events, rules, args.cost_events, int(time.time() * 1000))
+            results["costs"] = costs.as_dict()
             print("\n".join(describe(costs, TARGET_REPLAY_RATIO)))
     if not args.skip_kafka:
-        k = bench_kafka(events, args.kafka_events)
+        results["kafka"] = k = bench_kafka(events, args.kafka_events)
         print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "
               f"worker {k['worker_eps']:>8,.0f} ev/s  ratio {k['ratio']:.3f}  "
               f"CPU {k['cpu_s_per_1k']:.2f} s/1k events  peak RSS {k['peak_rss_mb']:.0f} MiB")
@@ -523,18 +557,19 @@ def main(argv: list[str] | None = None) -> int:
               f"busy cores of workers (at 70 % utilisation ~{100_000 / per_core / 0.7:.0f} worker processes, as "
               f"many partitions or more)")
         if (os.cpu_count() or 1) > 1:
-            kc = bench_kafka(events, args.kafka_events, extra={"DG_CONTENT_JOBS": "1"})
+            results["content"] = kc = bench_kafka(events, args.kafka_events, extra={"DG_CONTENT_JOBS": "1"})
             print(f"kafka     {kc['events']:>9,} events  plain aiokafka {kc['plain_eps']:>8,.0f} ev/s  "
                   f"worker + 1 content process {kc['worker_eps']:>8,.0f} ev/s  ratio {kc['ratio']:.3f}  "
                   f"CPU {kc['cpu_s_per_1k']:.2f} s/1k events (both processes)  peak RSS {kc['peak_rss_mb']:.0f} MiB "
                   f"(x{kc['worker_eps'] / k['worker_eps']:.2f} the default worker; {os.cpu_count()} cores shared "
                   f"with the broker)")
         if not args.skip_scale_out:
-            k2 = bench_kafka(events, args.kafka_events, workers=2)
+            results["scale_out"] = k2 = bench_kafka(events, args.kafka_events, workers=2)
             print(f"scale-out 2 workers {k2['worker_eps']:>8,.0f} ev/s vs 1 worker {k['worker_eps']:>8,.0f} ev/s "
                   f"(x{k2['worker_eps'] / k['worker_eps']:.2f}; {os.cpu_count()} cores shared with the broker)")
         for rate in (int(r) for r in args.latency_rate.split(",") if r.strip()):
             lat = bench_latency(events, rate, min(args.latency_seconds, LATENCY_MAX_EVENTS / rate))
+            results["latency"].append({"rate": rate, **lat})
             print(f"latency   offered {lat['offered_eps']:,.0f} ev/s for {lat['events']:,} events, "
                   f"{lat['decisions']:.0f} decisions: produce->decision p50 {_ms(lat['p50_ms'])}, "
                   f"p99 {_ms(lat['p99_ms'])} (one worker; {lat['backlog_end']:,.0f} events behind when the "
@@ -543,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
                 st = lat[stage]
                 print(f"  decided by {stage:<9} {st['decisions']:>6.0f} decisions: p50 {_ms(st['p50_ms'])}, "
                       f"p99 {_ms(st['p99_ms'])}")
+    if args.markdown:
+        markdown.write(results, args.markdown)
+        print(f"wrote {args.markdown}", file=sys.stderr)
     return 0
 
 

@@ -53,6 +53,12 @@ class Costs:
         """Time per event the whole engine may take for replay to reach `ratio` of parse-only."""
         return self.parse_only_us / ratio
 
+    def as_dict(self) -> dict:
+        """The figures as plain data, for the bench's results (app/bench/markdown.py)."""
+        return {"records": self.records, "events": self.events, "observations": self.observations,
+                "links": self.links, "parse_only_us": self.parse_only_us,
+                "us": {s: self.us_per_event(s) for s in STAGES}, "core_us": self.core_us}
+
 
 def stage_costs(events: Path, rules: Rules, limit: int, clock_ms: int, keep: bool = False) -> Costs:
     """The first `limit` records of `events` through a fresh engine, every stage timed. Cue regexes are

@@ -1,0 +1,293 @@
+"""`python -m app.bench --markdown PATH`: one bench run's figures as Markdown tables (docs/benchmarks.md),
+each figure beside the baseline measured in the same run and the ratio, under a header naming the machine,
+Python, date and commit.
+
+`render(results)` reads only the plain results structure the bench collects (every section optional):
+
+    meta      cpu, cores, python, date, commit, dirty (bool), changed_files
+    run       events_file, kafka_events, latency_seconds, cost_events, env (DG_* overrides in force)
+    replay    events, parse_eps, replay_eps, ratio, accounts, bytes_per_account, fingerprints,
+              bytes_per_fingerprint, pooled (None or jobs, eps)
+    costs     records, events, observations, links, parse_only_us, us (per stage), core_us
+    kafka     events, plain_eps, worker_eps, ratio, take_eps, take_worker_transport_eps, cpu_s_per_1k,
+              peak_rss_mb, seconds, stages (per stage: batches, records, core_s, deliver_s)
+    content   the same for the worker with one content process (DG_CONTENT_JOBS=1)
+    scale_out the same for two workers
+    latency   list of: rate, offered_eps, events, decisions, p50_ms, p99_ms, backlog_end,
+              accounts and clusters (decisions, p50_ms, p99_ms)
+
+`write(results, path)` replaces what an earlier run wrote and keeps whatever follows `KEEP_MARKER`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.metrics import LATENCY_BUCKETS
+
+# issue 5's targets, which the figures are held against
+TARGET_REPLAY_RATIO = 0.25      # replay events/s against orjson parse-only of the same file
+TARGET_WORKER_RATIO = 0.5       # worker events/s against a plain aiokafka consumer of the same topic
+TARGET_P99_MS = 250.0           # produce-to-decision p99 ...
+TARGET_P99_RATE = 5000          # ... at this offered load, events/s
+TARGET_ACCOUNT_BYTES = 1024     # state per active account
+SIZING_RPS = 100_000            # the gateway the sizing line is for
+SIZING_UTILISATION = 0.7
+
+KEEP_MARKER = "<!-- make bench writes everything above this line; it keeps what follows as it is -->"
+STAGES = ("parse", "content", "accounts", "fingerprints", "clusters")
+STAGE_NAMES = {"parse": "parse + validation", "content": "content (cues, skeleton, SimHash/MinHash)",
+               "accounts": "account stage", "fingerprints": "fingerprint stage", "clusters": "cluster stage"}
+
+
+def ms_text(v: float) -> str:
+    """A latency quantile; at the histogram's top bucket it is only known to be at least that."""
+    return f">= {v / 1000:.0f} s (top bucket)" if v >= LATENCY_BUCKETS[-1] * 1000 else f"{v:.0f} ms"
+
+
+def _lat(v: float) -> str:
+    """ms_text, in seconds from one second on."""
+    return ms_text(v) if v < 1000 or v >= LATENCY_BUCKETS[-1] * 1000 else f"{v / 1000:.1f} s"
+
+
+def _eps(v: float) -> str:
+    return f"{v:,.0f} events/s"
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(head: tuple[str, ...], rows: list[tuple], right: int = 0) -> list[str]:
+    """A Markdown table; the last `right` columns are right-aligned (figures)."""
+    align = ["---"] * (len(head) - right) + ["---:"] * right
+    return [_row(*head), _row(*align), *(_row(*r) for r in rows), ""]
+
+
+def _commit(meta: dict) -> str:
+    c = meta.get("commit") or "unknown"
+    if meta.get("dirty"):
+        n = meta.get("changed_files")
+        c += f" (dirty: uncommitted changes{f' in {n} files' if n else ''})"
+    return c
+
+
+def header(results: dict) -> list[str]:
+    meta, run = results.get("meta", {}), results.get("run", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m app.bench --markdown docs/benchmarks.md`): everything above the "
+        "section \"Earlier runs\" is this run's, and the next run replaces it. Every figure stands beside a "
+        "baseline measured in the same run on the same data, because absolute events/s on a shared machine mean "
+        "little and ratios travel (\"How to read\" below says what each baseline is).",
+        "",
+        _row("run", ""),
+        _row("---", "---"),
+        _row("machine", f"{meta.get('cpu', 'unknown CPU')}, {meta.get('cores', '?')} cores"),
+        _row("Python", meta.get("python", "?")),
+        _row("date", meta.get("date", "?")),
+        _row("commit", _commit(meta)),
+    ]
+    if run.get("events_file"):
+        lines.append(_row("input", f"`{run['events_file']}`"
+                          + (" (the default simulated day, seed 7)" if run.get("default_day") else "")))
+    if run.get("kafka_events"):
+        lines.append(_row("through Kafka", f"{run['kafka_events']:,} events per throughput run; each latency "
+                          f"load offered for {run.get('latency_seconds', 0):g} s (at most 100,000 events)"))
+    env = run.get("env") or {}
+    settings = ("the defaults (`DG_CONTENT_JOBS=0`, `DG_STATE_FLUSH_MS=1000`, `DG_BATCH_WITHIN_MS=20`, RocksDB "
+                "tables)")
+    if env:
+        settings += ", except " + ", ".join(f"`{k}={v}`" for k, v in sorted(env.items())) + " (set for the run)"
+    lines.append(_row("worker settings", settings + "; the broker on the same machine"))
+    return [*lines, ""]
+
+
+def headline(results: dict) -> list[str]:
+    """Every figure of the run with its baseline and ratio, one row each."""
+    rows: list[tuple] = []
+    r, c, k = results.get("replay"), results.get("costs"), results.get("kafka")
+    if r:
+        base = f"orjson parse-only {_eps(r['parse_eps'])}"
+        rows.append((f"replay, full engine, one process ({r['events']:,} events)", _eps(r["replay_eps"]), base,
+                     f"{r['ratio']:.3f}"))
+        p = r.get("pooled")
+        if p:
+            rows.append((f"replay with {p['jobs']} content process{'es' if p['jobs'] > 1 else ''} (the CLI default "
+                         "here)", _eps(p["eps"]), "same", f"{p['eps'] / r['parse_eps']:.3f}"))
+    if c and c.get("events"):
+        rows.append((f"the core's cost per event (first {c['records']:,} records, one process)",
+                     f"{c['core_us']:.1f} µs", f"orjson parse-only {c['parse_only_us']:.2f} µs per record",
+                     f"x{c['core_us'] / c['parse_only_us']:.0f} ({c['parse_only_us'] / c['core_us']:.3f})"))
+    if k:
+        plain = f"plain aiokafka consumer + parse {_eps(k['plain_eps'])}"
+        rows.append((f"worker through Kafka, 6 partitions, RocksDB tables ({k['events']:,} events)",
+                     _eps(k["worker_eps"]), plain, f"{k['ratio']:.3f}"))
+        if k.get("take_eps"):
+            rows.append(("Faust agent that only takes, parses and acknowledges, Faust's stock transport",
+                         _eps(k["take_eps"]), "same consumer", f"{k['take_eps'] / k['plain_eps']:.3f}"))
+        tw = k.get("take_worker_transport_eps")
+        if tw:
+            rows.append(("the same agent through the worker's transport", _eps(tw), "same consumer",
+                         f"{tw / k['plain_eps']:.3f}"))
+            rows.append(("worker against that take-only agent", _eps(k["worker_eps"]), f"take-only {_eps(tw)}",
+                         f"{k['worker_eps'] / tw:.3f}"))
+        kc = results.get("content")
+        if kc:
+            rows.append(("worker with one content process (`DG_CONTENT_JOBS=1`)", _eps(kc["worker_eps"]),
+                         f"plain consumer on its own topic {_eps(kc['plain_eps'])}; default worker "
+                         f"{_eps(k['worker_eps'])}",
+                         f"{kc['ratio']:.3f}; x{kc['worker_eps'] / k['worker_eps']:.2f}"))
+        k2 = results.get("scale_out")
+        if k2:
+            rows.append(("two workers, same topic", _eps(k2["worker_eps"]), f"one worker {_eps(k['worker_eps'])}",
+                         f"x{k2['worker_eps'] / k['worker_eps']:.2f}"))
+        rows.append(("worker CPU", f"{k['cpu_s_per_1k']:.2f} s per 1,000 events "
+                     f"({1000 / k['cpu_s_per_1k']:,.0f} events per CPU-second)", "", ""))
+        rows.append(("worker peak RSS", f"{k['peak_rss_mb']:.0f} MiB", "", ""))
+    for lat in results.get("latency", ()):
+        rows.append((f"produce -> decision at {lat['rate']:,} events/s offered ({lat['decisions']:,.0f} decisions)",
+                     f"p50 {_lat(lat['p50_ms'])}, p99 {_lat(lat['p99_ms'])}", "", ""))
+    if r:
+        rows.append(("state per active account", f"{r['bytes_per_account']:.0f} B ({r['accounts']:,} accounts)",
+                     "", ""))
+        rows.append(("state per fingerprint value",
+                     f"{r['bytes_per_fingerprint']:.0f} B ({r['fingerprints']:,} values)", "", ""))
+    if not rows:
+        return []
+    return ["## Figures", "", *_table(("figure", "value", "baseline (same run)", "ratio"), rows)]
+
+
+def cost_table(c: dict | None) -> list[str]:
+    if not c:
+        return []
+    if not c.get("events"):
+        return ["## The core's cost per event, by stage", "",
+                f"No valid event in the first {c.get('records', 0):,} records: nothing to cost.", ""]
+    core = c["core_us"]
+    rows = [(STAGE_NAMES[s], f"{c['us'][s]:.1f}", f"{c['us'][s] / core:.0%}") for s in STAGES]
+    rows.append(("all five", f"{core:.1f}", "100%"))
+    budget = c["parse_only_us"] / TARGET_REPLAY_RATIO
+    obs, links = c["observations"] / c["events"], c["links"] / c["events"]
+    return ["## The core's cost per event, by stage", "",
+            f"The first {c['records']:,} records of the file, one process, regexes compiled first (the steady "
+            f"state), each stage timed over 512-record chunks (`app/bench/costs.py`). Per event: "
+            f"{obs:.2f} observations, {links:.2f} links.", "",
+            *_table(("stage", "µs per event", "share"), rows, right=2),
+            f"Baseline: orjson parse-only {c['parse_only_us']:.2f} µs per record. A replay ratio of "
+            f"{TARGET_REPLAY_RATIO:g} would leave {budget:.1f} µs per event for all five stages, "
+            f"x{core / budget:.0f} less than they take.", ""]
+
+
+def worker_table(k: dict | None) -> list[str]:
+    if not k or not k.get("stages"):
+        return []
+    rows = []
+    for name, st in sorted(k["stages"].items()):
+        b = max(1.0, st.get("batches", 0.0))
+        rows.append((name, f"{st.get('batches', 0):,.0f}", f"{st.get('records', 0) / b:,.0f}",
+                     f"{st.get('core_s', 0):.1f}", f"{st.get('deliver_s', 0):.1f}"))
+    return ["## Where the worker's time goes", "",
+            f"One worker draining {k['events']:,} events in {k['seconds']:.1f} s, by stage (from its metrics; "
+            "waiting for the broker's acknowledgements overlaps the next batch's work).", "",
+            *_table(("stage", "batches", "records per batch", "core s", "waiting for acks s"), rows, right=4)]
+
+
+def latency_table(lats: list[dict]) -> list[str]:
+    if not lats:
+        return []
+    rows = []
+    for lat in lats:
+        a, cl = lat["accounts"], lat["clusters"]
+        rows.append((f"{lat['rate']:,}", f"{lat['offered_eps']:,.0f}", f"{lat['events']:,}",
+                     f"{lat['decisions']:,.0f}", _lat(lat["p50_ms"]), _lat(lat["p99_ms"]),
+                     f"{a['decisions']:,.0f}: {_lat(a['p50_ms'])} / {_lat(a['p99_ms'])}",
+                     f"{cl['decisions']:,.0f}: {_lat(cl['p50_ms'])} / {_lat(cl['p99_ms'])}",
+                     f"{lat['backlog_end']:,.0f}"))
+    return ["## Produce -> decision latency", "",
+            "One worker, a fixed load offered by Kafka's Java `ConsoleProducer` (so the load generator does not "
+            "take the worker's CPU): the broker timestamp of the gateway record behind a decision to the decision "
+            "acknowledged by the broker (`distill_guard_decision_latency_seconds`), overall and by the stage that "
+            "decided (decisions: p50 / p99). An account decision is one stage after the gateway, a cluster decision "
+            "three. Past the worker's capacity the backlog, and the latency, grow for as long as the load lasts.", "",
+            *_table(("offered, events/s", "reached", "events", "decisions", "p50", "p99", "account stage",
+                     "cluster stage", "behind when the load stopped"), rows, right=0)]
+
+
+def targets(results: dict) -> list[str]:
+    rows = []
+    r, k = results.get("replay"), results.get("kafka")
+    if r:
+        rows.append((f"replay >= {TARGET_REPLAY_RATIO:g} of orjson parse-only", f"{r['ratio']:.3f}",
+                     "met" if r["ratio"] >= TARGET_REPLAY_RATIO else "not met"))
+    if k:
+        rows.append((f"worker >= {TARGET_WORKER_RATIO:g} of a plain aiokafka consumer", f"{k['ratio']:.3f}",
+                     "met" if k["ratio"] >= TARGET_WORKER_RATIO else "not met"))
+    for lat in results.get("latency", ()):
+        if lat["rate"] == TARGET_P99_RATE:
+            rows.append((f"p99 <= {TARGET_P99_MS:.0f} ms at {TARGET_P99_RATE:,} events/s offered",
+                         _lat(lat["p99_ms"]), "met" if lat["p99_ms"] <= TARGET_P99_MS else "not met"))
+    if r:
+        rows.append((f"state <= {TARGET_ACCOUNT_BYTES:,} B per active account", f"{r['bytes_per_account']:.0f} B",
+                     "met" if r["bytes_per_account"] <= TARGET_ACCOUNT_BYTES else "not met"))
+    if not rows:
+        return []
+    return ["## Targets (issue 5)", "", *_table(("target", "this run", ""), rows)]
+
+
+def sizing(k: dict | None, c: dict | None) -> list[str]:
+    if not k:
+        return []
+    per_core = 1000 / k["cpu_s_per_1k"]
+    cores = SIZING_RPS / per_core
+    text = (f"From this run's {per_core:,.0f} events per CPU-second: a gateway at {SIZING_RPS:,} requests/s needs "
+            f"~{cores:.0f} busy cores of workers; at {SIZING_UTILISATION:.0%} utilisation "
+            f"~{cores / SIZING_UTILISATION:.0f} worker processes of one core each, and at least as many partitions "
+            "of the input topic.")
+    if c and c.get("events") and c["us"].get("clusters"):
+        text += (f" The cluster stage is one partition whatever the number of workers: at {c['us']['clusters']:.1f} "
+                 f"µs of core time per input event its one consumer follows at most ~{1e6 / c['us']['clusters']:,.0f} "
+                 "input events/s on this machine.")
+    return ["## Sizing", "", text, ""]
+
+
+HOW_TO_READ = [
+    "## How to read",
+    "",
+    "- *Replay* pours the file through the full engine (`distill-guard replay`'s loop), in one process and with "
+    "the content processes the CLI uses by default (`--content-jobs auto`); the baseline is `orjson.loads` of "
+    "every record of the same file, read once before so that neither pays for the disk. The two replays must "
+    "produce the same number of records, or the bench fails.",
+    "- *The core's cost per event* times each stage over the first records of the same file, next to orjson "
+    "parse-only of the same records: how far the engine is from a target ratio, and which stage holds the time.",
+    "- *Worker* drains events already in a 6-partition topic through all three stages (the real broker, RocksDB "
+    "tables, the worker's defaults); the baseline is a plain aiokafka consumer reading and parsing the same "
+    "topic. The take-only agent (`app/bench/faust_take.py`) is a Faust app that takes batches as the worker's "
+    "stages do, parses and acknowledges, and does nothing else: the ceiling of any worker on Faust's streams, "
+    "through Faust's stock transport and through the worker's (`app/drivers/transport.py`). The plain "
+    "consumer is the noisiest figure between runs; compare workers by their CPU per event.",
+    "- *CPU and RSS* are the worker's and its content processes' (from /proc), counted from its first "
+    "processed event.",
+    "- *State* is the size of the orjson snapshots the tables store, averaged over the keys replay left.",
+    "",
+]
+
+
+def render(results: dict) -> str:
+    parts = [header(results), headline(results), targets(results), cost_table(results.get("costs")),
+             worker_table(results.get("kafka")), latency_table(results.get("latency", [])),
+             sizing(results.get("kafka"), results.get("costs")), HOW_TO_READ]
+    return "\n".join(line for part in parts for line in part)
+
+
+def write(results: dict, path: Path) -> None:
+    """Write the run to `path`, keeping the marker line and everything after it from the file there."""
+    kept = ""
+    if path.exists():
+        old = path.read_text(encoding="utf-8")
+        at = old.find(KEEP_MARKER)
+        if at >= 0:
+            kept = old[at + len(KEEP_MARKER):].lstrip("\n")
+    text = render(results) + KEEP_MARKER + "\n" + (("\n" + kept) if kept else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
