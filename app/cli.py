@@ -9,7 +9,8 @@ import sys
 DESCRIPTION = """\
 Detects model-distillation campaigns in an LLM API's gateway events and publishes alerts for analysts and
 rate-limit decisions for the API's rate limiter. Run it as a streaming worker on Kafka, replay recorded
-events through the same detector, or simulate labelled traffic and evaluate the decisions against it."""
+events through the same detector, or simulate labelled traffic and evaluate the decisions against it.
+`enforcer` applies the decisions at the gateway (an Envoy ext_authz service)."""
 
 # Each module exposes `register(subparsers)`, which adds its subcommand(s) and sets `func` on the parser
 # to a callable taking the parsed namespace and returning an exit code.
@@ -21,6 +22,7 @@ _COMMAND_MODULES = (
     "app.evaluate.cli",
     "app.explain.cli",
     "app.demo.cli",
+    "app.enforce.cli",
 )
 
 
