@@ -1,10 +1,11 @@
 """Content analysis in other processes, for the drivers.
 
-The content stage (`app.features.content.analyse`) is pure and needs no state, and it is about half of
-the core's CPU per event; the stateful stages after it are sequential per key. A driver therefore hands
-each batch's prompts to `jobs` spawned processes (`analyse_batch`, in chunks) and runs the stateful
-stages in its own process, overlapping the next batch's analysis. Features are the same wherever they are
-computed, so outputs do not change with `jobs` (tests/drivers/test_content_pool.py holds replay to that).
+The content stage (`app.features.content.analyse`) is pure and needs no state, and it is the largest
+share of the core's cost per event (docs/benchmarks.md); the stateful stages after it are sequential per
+key. A driver therefore hands each batch's prompts to `jobs` spawned processes (`analyse_batch`, in
+chunks) and runs the stateful stages in its own process, overlapping the next batch's analysis. Features
+are the same wherever they are computed, so outputs do not change with `jobs`
+(tests/drivers/test_content_pool.py holds replay to that).
 
 A child that dies (OOM killer, say) breaks the pool: the batch is then analysed in this process, the
 pool is started again and `restarts` counts it; nothing is lost or computed differently."""

@@ -2,10 +2,8 @@
 no record skipped and none twice, whatever the consumer library delivers.
 
 Why: around a consumer-group rebalance, Faust (0.11-0.15) can drop records it has already fetched (its
-flow control clears the stream queues after the fetcher has moved past them) and deliver a record twice.
-A skipped record is never acknowledged, so the partition's committed offset stops there for good while
-the worker goes on: its lag never drains, and a restart re-reads everything after the hole. Measured
-here: 4 of 9 two-worker runs with content processes stalled that way.
+flow control clears the stream queues after the fetcher has moved past them) and deliver a record twice;
+docs/design.md ("Input order guard") says what that did to the worker before this guard.
 
 How: per partition the guard knows the next offset it expects (from the consumer's committed offset at
 the first record after an assignment). A record behind it is a duplicate and is dropped. A record ahead

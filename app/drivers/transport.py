@@ -4,10 +4,8 @@ Faust (0.11-0.15) builds its consumer with `fetch_max_wait_ms=1500`: a fetch the
 to 1.5 s for data on the partitions it names. aiokafka leaves out of the next fetch every partition
 whose earlier records have not been handed on yet, so a record the worker itself writes to such a
 partition (an observation bundle, a link bundle: the worker's internal topics) waits for the fetch in
-flight to come back, up to 1.5 s per hop. Measured here at 1,000 events/s offered to one worker: p50
-produce-to-decision 4.4-6.5 s with the backlog growing (1,088-2,027 events behind after 20 s), against
-p50 179 ms and 64 behind with a 50 ms wait. A shorter wait costs an empty fetch response every wait
-when there is no traffic at all.
+flight to come back, up to 1.5 s per hop (docs/design.md, "Fetch wait", has the figures). A shorter
+wait costs an empty fetch response every wait when there is no traffic at all.
 
 The consumer also hands each fetched record to Faust's delivery callback without four tasks around it
 when the callback does not have to wait (see `_Consumer._drain_messages`), and awaits the transport's

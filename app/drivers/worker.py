@@ -8,17 +8,11 @@
 
 Tables (changelogged): accounts (6), fingerprints (6), clusters (1), cluster-index (1).
 
-Each agent takes its input in batches (`noack_take`): it runs the core over the batch and sends the
-batch's outputs; then, in the background while the next batch is computed (at most PIPELINE_DEPTH
-batches in flight, finishing in order), it waits for the broker to acknowledge those outputs; when a
-state flush is due (DG_STATE_FLUSH_MS, `_run_batch`) it writes each key touched since the last flush once
-(FaustStore.detach/write) and acknowledges the inputs of the batches since then. Observations and
-links travel as bundles, one record per destination partition per batch; an observation's partition is
-crc32(key) mod partitions, so a fingerprint's state always lives in one partition. Every state key
-remembers the position of the last input it applied, so input re-delivered after a crash is skipped
-instead of counted twice. Before a batch reaches its stage it passes the input order guard
-(app/drivers/order.py): records Faust lost around a rebalance are read back from the broker and put in
-their place, duplicates are dropped."""
+Each agent takes its input in batches (`noack_take`), runs the core over a batch, sends its outputs and
+waits for the broker's acknowledgement in the background (at most PIPELINE_DEPTH batches in flight); state
+is written when a flush is due (DG_STATE_FLUSH_MS) and the inputs behind it are acknowledged after that.
+Every batch first passes the input order guard (app/drivers/order.py). docs/design.md describes the batch
+protocol, crash safety and the guard."""
 
 from __future__ import annotations
 
