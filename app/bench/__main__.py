@@ -91,7 +91,8 @@ def run_meta() -> dict:
     n = len(changed.splitlines()) if changed is not None else 0
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": head.strip() if head else "unknown (not a git checkout)", "dirty": n > 0, "changed_files": n}
+            "commit": head.strip() if head else "unknown (not a git checkout)", "dirty": n > 0, "changed_files": n,
+            "load_start": os.getloadavg()[0]}
 
 
 def ensure_events(path: Path | None) -> Path:
@@ -579,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  decided by {stage:<9} {st['decisions']:>6.0f} decisions: p50 {_ms(st['p50_ms'])}, "
                       f"p99 {_ms(st['p99_ms'])}")
     if args.markdown:
+        meta["load_end"] = os.getloadavg()[0]  # other work on a shared machine slows every figure
         markdown.write(results, args.markdown)
         print(f"wrote {args.markdown}", file=sys.stderr)
     return 0

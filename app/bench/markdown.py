@@ -4,7 +4,7 @@ Python, date and commit.
 
 `render(results)` reads only the plain results structure the bench collects (every section optional):
 
-    meta      cpu, cores, python, date, commit, dirty (bool), changed_files
+    meta      cpu, cores, python, date, commit, dirty (bool), changed_files, load_start, load_end
     run       events_file, kafka_events, latency_seconds, cost_events, env (DG_* overrides in force)
     replay    events, parse_eps, replay_eps, ratio, accounts, bytes_per_account, fingerprints,
               bytes_per_fingerprint, pooled (None or jobs, eps)
@@ -88,6 +88,11 @@ def header(results: dict) -> list[str]:
         _row("date", meta.get("date", "?")),
         _row("commit", _commit(meta)),
     ]
+    if "load_start" in meta:
+        end = f", {meta['load_end']:.2f} at the end" if "load_end" in meta else ""
+        lines.append(_row("machine load", f"1-minute load average {meta['load_start']:.2f} at the start{end} "
+                          f"({meta.get('cores', '?')} cores): other work on the machine slows the figures and "
+                          "their baselines alike, not always equally"))
     if run.get("events_file"):
         lines.append(_row("input", f"`{run['events_file']}`"
                           + (" (the default simulated day, seed 7)" if run.get("default_day") else "")))

@@ -5,6 +5,7 @@ keep marker survives the next run. Fed hand-made results: no broker."""
 from __future__ import annotations
 
 import copy
+import os
 import re
 import subprocess
 
@@ -80,7 +81,10 @@ def test_the_header_names_machine_python_date_and_commit(results):
     assert _row(text, "Python")[1] == "3.11.7"
     assert _row(text, "date")[1] == "2026-12-05 14:03 UTC"
     assert _row(text, "commit")[1] == "abc1234"
-    assert "dirty" not in text
+    assert "dirty" not in text and "machine load" not in text
+    results["meta"].update(load_start=2.95, load_end=1.5)
+    assert _row(markdown.render(results), "machine load")[1].startswith(
+        "1-minute load average 2.95 at the start, 1.50 at the end (2 cores)")
     results["meta"].update(dirty=True, changed_files=3)
     assert _row(markdown.render(results), "commit")[1] == "abc1234 (dirty: uncommitted changes in 3 files)"
 
@@ -195,6 +199,7 @@ def test_run_meta_reads_the_commit_and_marks_a_dirty_tree(tmp_path, monkeypatch)
     assert meta["commit"] == head and not meta["dirty"]
     assert meta["cores"] and meta["cpu"] and re.fullmatch(r"\d+\.\d+\.\d+", meta["python"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", meta["date"])
+    assert meta["load_start"] == pytest.approx(os.getloadavg()[0], abs=5)
     (tmp_path / "untracked.txt").write_text("not part of any commit\n")
     assert not bench.run_meta()["dirty"]
     (tmp_path / "a.py").write_text("x = 2\n")
@@ -223,3 +228,5 @@ def test_the_cli_writes_what_it_prints(tmp_path, monkeypatch, capsys):
     assert _row(text, "content (cues")[1] == content_us
     assert _row(text, "commit")[1].split()[0] == bench.run_meta()["commit"].split()[0]
     assert "## Produce -> decision latency" not in text
+    assert _row(text, "machine load")[1].startswith("1-minute load average ")
+    assert " at the end " in _row(text, "machine load")[1]
