@@ -37,6 +37,7 @@ class AccountState:
         "gap_m2",
         "gap_mean",
         "gap_n",
+        "hosting_block",
         "hosting_n",
         "kyc",
         "last_ms",
@@ -93,6 +94,7 @@ class AccountState:
         self.pre_n = 0                         # requests before the newest model's first use
         self.latest_n = 0                      # requests on the newest model since then
         self.hosting_n = 0                     # requests from cloud, data-centre, proxy or VPN addresses
+        self.hosting_block = 0                 # ... the IP block (crc32) of the latest such request
         self.egress: list[int] = []            # ... and their distinct IP blocks (crc32), at most MAX_EGRESS
         self.own = 0                           # own-evidence bits seen so far (app.policy.attribution)
         # policy state for decisions on this account (cooldown, escalation)
@@ -116,7 +118,7 @@ class AccountState:
             round(self.gap_mean, 3), round(self.gap_m2, 3), self.proxy_n, self.models,
             self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action,
             self.model_first, self.pre_n, self.latest_n, self.reported_ms, self.reported_sig,
-            self.reported, self.hosting_n, self.egress, self.own,
+            self.reported, self.hosting_n, self.egress, self.own, self.hosting_block,
         ]
 
     @classmethod
@@ -128,7 +130,7 @@ class AccountState:
          a.thinking_n, a.trace_n, a.rubric_n, a.rewrite_n, a.repeat_n, a.recent, a.families, a.gap_n,
          a.gap_mean, a.gap_m2, a.proxy_n, a.models, a.pol_until_ms, a.pol_level, a.pol_offences,
          a.pol_alert_ms, a.pol_action, a.model_first, a.pre_n, a.latest_n, a.reported_ms, a.reported_sig,
-         a.reported, a.hosting_n, a.egress, a.own) = s
+         a.reported, a.hosting_n, a.egress, a.own, a.hosting_block) = s
         a.w5m = Buckets(FIVE_MIN, HOUR, w5)
         a.w1h = Buckets(HOUR, DAY, w1)
         return a
@@ -201,9 +203,9 @@ class AccountState:
             self.proxy_n += 1
         if ev.asn_type in HOSTING_ASN_TYPES:
             self.hosting_n += 1
-            if ev.ip_prefix is not None and len(self.egress) < MAX_EGRESS:
-                h = crc32(ev.ip_prefix.encode())
-                if h not in self.egress:
+            if ev.ip_prefix is not None:
+                h = self.hosting_block = crc32(ev.ip_prefix.encode())
+                if len(self.egress) < MAX_EGRESS and h not in self.egress:
                     self.egress.append(h)
         model = ev.model
         if model:

@@ -38,8 +38,8 @@ def tie_scope(fp: str, strong: bool) -> str:
 class Member:
     """What a cluster keeps of one member: figures from its latest summary, how it is tied, and the
     decision the cluster last carried to it."""
-    __slots__ = ("dec_level", "dec_until", "first_ms", "flagged", "n", "org", "own", "payment", "pivot", "risky",
-                 "seen_ms", "strong", "ties", "young")
+    __slots__ = ("block", "dec_level", "dec_until", "first_ms", "flagged", "n", "org", "own", "payment", "pivot",
+                 "risky", "seen_ms", "strong", "ties", "young")
 
     def __init__(self, s: Summary, ties: int, ts_ms: int = 0) -> None:
         self.first_ms = s.first_ms
@@ -53,6 +53,7 @@ class Member:
         self.ties = ties
         self.seen_ms = ts_ms          # event time of the summary its own evidence and pivot flag are from
         self.payment = False          # a throwaway holder of a card shared by risky orgs (kept)
+        self.block = s.hosting_block  # the hosting IP block of its latest summary (0: none)
         self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
         self.dec_until = 0            # until when the cluster's decision reached it
         self.dec_level = -1           # ... at which level (app.policy.decide.LEVELS index)
@@ -69,13 +70,13 @@ class Member:
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
-                int(self.payment)]
+                int(self.payment), self.block]
 
     @classmethod
     def restore(cls, s: list) -> Member:
         m = cls.__new__(cls)
         (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
-         m.dec_level, m.seen_ms, payment) = s
+         m.dec_level, m.seen_ms, payment, m.block) = s
         m.young, m.risky, m.pivot, m.payment = bool(young), bool(risky), bool(pivot), bool(payment)
         return m
 
@@ -145,10 +146,13 @@ class ClusterState:
         "_oldest",
         "_other",
         "_tmpl",
+        "blocks",
         "cid",
         "first_ms",
         "flagged_sum",
         "fps",
+        "hosted_no_net",
+        "hosted_plain",
         "infra_key",
         "infra_orgs",
         "kind",
@@ -186,6 +190,9 @@ class ClusterState:
         self.own = 0            # members with abuse evidence of their own
         self.network = 0        # ... of which egress through rotating hosting networks
         self.pivoted = 0        # members whose last summary says they pivoted to a new model
+        self.blocks: dict[int, int] = {}  # hosting IP blocks of the members' latest summaries -> members
+        self.hosted_plain = 0   # members with a hosting block and no own evidence otherwise
+        self.hosted_no_net = 0  # members with a hosting block and no egress evidence of their own
         self.pay_orgs = 0       # risky orgs behind the best shared payment method, and its key
         self.pay_key = ""
         self.infra_orgs = 0     # orgs behind the best shared JA4 / IP block / device, and its key
@@ -268,6 +275,15 @@ class ClusterState:
         self.own += sign * bool(m.evidence)
         self.network += sign * bool(m.own & OWN_NETWORK)
         self.pivoted += sign * m.pivot
+        if m.block:
+            b = self.blocks
+            n = b.get(m.block, 0) + sign
+            if n > 0:
+                b[m.block] = n
+            else:
+                b.pop(m.block, None)
+            self.hosted_plain += sign * (not m.evidence)
+            self.hosted_no_net += sign * (not m.own & OWN_NETWORK)
         self.sync = -1
 
     # -- serialisation --------------------------------------------------------------------------------
@@ -327,7 +343,7 @@ class ClusterState:
         m.n = max(m.n, s.n)
         m.flagged = max(m.flagged, s.flagged)
         if s.n and ts_ms >= m.seen_ms:
-            m.own, m.pivot, m.seen_ms = s.own, s.pivot, ts_ms
+            m.own, m.pivot, m.seen_ms, m.block = s.own, s.pivot, ts_ms, s.hosting_block
         m.payment = m.payment or payment_ring
         m.ties |= bit
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
@@ -400,6 +416,8 @@ class ClusterState:
 
     def recompute(self) -> None:
         self.n_sum = self.flagged_sum = self.young = self.risky = self.own = self.network = self.pivoted = 0
+        self.hosted_plain = self.hosted_no_net = 0
+        self.blocks = {}
         for m in self.members.values():
             self._count(m, 1)
 
@@ -412,7 +430,7 @@ class ClusterState:
                 mine.n = max(mine.n, m.n)
                 mine.flagged = max(mine.flagged, m.flagged)
                 if m.seen_ms > mine.seen_ms:
-                    mine.own, mine.pivot, mine.seen_ms = m.own, m.pivot, m.seen_ms
+                    mine.own, mine.pivot, mine.seen_ms, mine.block = m.own, m.pivot, m.seen_ms, m.block
                 mine.payment = mine.payment or m.payment
                 mine.young = mine.young or m.young
                 mine.risky = mine.risky or m.risky
@@ -438,6 +456,23 @@ class ClusterState:
         self.cap_fps(max_values(max_members))
         self.first_ms = min(self.first_ms, other.first_ms)
         self.last_ms = max(self.last_ms, other.last_ms)
+
+    def egress_spread(self, min_blocks: int, min_ratio: float) -> bool:
+        """Whether the members' hosting egress is spread the way a proxy pool spreads it: at least
+        `min_blocks` different IP blocks, and at least `min_ratio` of a block per member that has one. A
+        hackathon behind its venue's cloud NAT, a company's office or a tool's servers are one or a few."""
+        hosted = sum(self.blocks.values())
+        return hosted > 0 and len(self.blocks) >= max(min_blocks, min_ratio * hosted)
+
+    def evidence_of(self, m: Member, spread: bool) -> int:
+        """A member's own evidence with the cluster's: egress from a spread pool counts as its egress."""
+        return m.evidence | (OWN_NETWORK if spread and m.block else 0)
+
+    def own_count(self, spread: bool) -> int:
+        return self.own + (self.hosted_plain if spread else 0)
+
+    def network_count(self, spread: bool) -> int:
+        return self.network + (self.hosted_no_net if spread else 0)
 
     def sync_start(self, window_ms: int) -> int:
         """Largest number of members whose first request falls inside one window (cached per membership):
@@ -486,8 +521,9 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
     if s is not None and size >= s.min_requests:
         at_least(s, young / size, lambda: f"{young} of {size} accounts are new at first use", hits)
     s = sig("CL_EGRESS")
-    if s is not None and size >= s.min_requests and c.network:
-        net = c.network
+    at = rules.policy.attribution
+    net = c.network_count(c.egress_spread(at.egress_min_blocks, at.egress_min_ratio))
+    if s is not None and size >= s.min_requests and net:
         at_least(s, net / size, lambda: f"{net} of {size} accounts send most of their traffic through rotating "
                                 "cloud, data-centre or proxy egress", hits)
     s = sig("CL_SYNC_START")

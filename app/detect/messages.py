@@ -36,6 +36,8 @@ class Summary:
     own: int = 0
     # a disposable email or no KYC at all: nobody's customer record to lose
     throwaway: bool = False
+    # the IP block (crc32) of its latest request from a cloud, data-centre, proxy or VPN address; 0: none
+    hosting_block: int = 0
 
     @property
     def eligible(self) -> bool:
@@ -57,11 +59,13 @@ class Summary:
 
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
-                self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway)]
+                self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
+                self.hosting_block]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
-        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]))
+        return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
+                   w[11])
 
 
 @dataclass(frozen=True, slots=True)

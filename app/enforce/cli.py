@@ -51,10 +51,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("distill-guard enforcer: --max-entries must be >= 1")
     s = Settings.from_env()
 
-    async def main() -> None:
+    async def main() -> int:
         service = EnforcerService(s.bootstrap_servers, s.decisions_topic, args.max_entries,
                                   kafka_options=kafka_options(s))
-        await service.serve(host, port)
+        return await service.serve(host, port)
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())

@@ -123,8 +123,10 @@ class EnforcerService:
     async def _partitions(self, consumer) -> set:
         from aiokafka import TopicPartition
 
-        await consumer.topics()  # refreshes the metadata
-        parts = consumer.partitions_for_topic(self.topic) or set()
+        # the consumer's own metadata covers only assigned topics: ask the cluster (aiokafka's topics() does
+        # the same, but returns only the names)
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = cluster.partitions_for_topic(self.topic) or set()
         return {TopicPartition(self.topic, p) for p in parts}
 
     async def _run(self, consumer) -> None:
@@ -168,8 +170,10 @@ class EnforcerService:
                         delay.observe(max(0.0, now - r.timestamp / 1000))
             if not self.ready:
                 await self._maybe_ready(consumer, ends, started, to_read)
-            self.lag_records = sum(max(0, (consumer.highwater(tp) or 0) - await consumer.position(tp))
-                                   for tp in consumer.assignment())
+            lag = 0
+            for tp in consumer.assignment():
+                lag += max(0, (consumer.highwater(tp) or 0) - await consumer.position(tp))
+            self.lag_records = lag
             if time.monotonic() - refreshed > PARTITION_REFRESH_S:
                 refreshed = time.monotonic()
                 await self._add_partitions(consumer)
@@ -206,8 +210,9 @@ class EnforcerService:
     def stop(self) -> None:
         self._stop.set()
 
-    async def serve(self, host: str, port: int) -> None:
-        """The whole process: server + follower + expiry sweep until SIGTERM/SIGINT."""
+    async def serve(self, host: str, port: int) -> int:
+        """The whole process: server + follower + expiry sweep until SIGTERM/SIGINT (exit code 0), or until
+        the follower fails (1: a map that no longer follows the topic must not go on answering)."""
         bound = await self.start_server(host, port)
         log.warning("enforcer: listening on http://%s:%d (/check..., /healthz, /metrics); decisions from %s "
                     "on %s", bound[0], bound[1], self.topic, self.bootstrap_servers)
@@ -215,8 +220,19 @@ class EnforcerService:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         tasks = [asyncio.create_task(self.follow()), asyncio.create_task(self.expire_every())]
+        failed: list[BaseException] = []
+
+        def on_done(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                failed.append(task.exception())
+                log.error("enforcer: stopping: following %s failed", self.topic, exc_info=task.exception())
+                self.stop()
+
+        for t in tasks:
+            t.add_done_callback(on_done)
         try:
             await self._stop.wait()
+            return 1 if failed else 0
         finally:
             self.server.close()
             for t in tasks:

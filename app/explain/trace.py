@@ -395,12 +395,14 @@ class AccountTrace:
         """How the account is tied to cluster `c`'s evidence, and its evidence path: each strong value it
         holds with the members (up to five) that hold it too and have abuse evidence of their own."""
         m = c.members[self.account_id]
-        bad = attribution.flagged_values(c)
+        bad = attribution.flagged_values(c, self.rules)
+        sp = attribution.spread(c, self.rules)
         path = []
         for v in m.strong:
-            holders = sorted(a for a, o in c.members.items() if a != self.account_id and o.evidence and v in o.strong)
+            holders = sorted(a for a, o in c.members.items()
+                             if a != self.account_id and c.evidence_of(o, sp) and v in o.strong)
             path.append((v, holders[:5]))
-        return attribution.member_tie(m, bad, self.rules), path
+        return attribution.member_tie(m, bad, self.rules, c.evidence_of(m, sp)), path
 
     def _alerts(self, out: Output) -> None:
         me = self.account_id

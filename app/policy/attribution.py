@@ -76,9 +76,23 @@ def established(young: bool, kyc: str | None, email: str | None) -> bool:
     return not young and kyc in ("card", "id_verified") and email != "disposable"
 
 
-def account_cap(young: bool, kyc: str | None, email: str | None, rules: Rules) -> str | None:
-    """The highest action an account-scoped decision may take for this account (None: no cap)."""
-    return rules.policy.established_max_action if established(young, kyc, email) else None
+def account_limits(young: bool, kyc: str | None, email: str | None, hits: list[Hit],
+                   rules: Rules) -> tuple[str | None, Reason | None]:
+    """(cap, gate) of an account-scoped decision for this account: the highest action it may take (None:
+    no cap), and why it may take none at all (None: it may). An established customer is acted on for its
+    own behaviour only when one of `policy.established_requires` fires (trace elicitation, say: an LLM-as-
+    judge pipeline's rubric prompts at volume from a cloud region is what such customers do), and then at
+    most as `policy.established_max_action`."""
+    p = rules.policy
+    if not established(young, kyc, email):
+        return None, None
+    needs = p.established_requires
+    if needs and not any(h.signal.code in needs and not h.signal.shadow for h in hits):
+        return p.established_max_action, Reason(
+            "NOT_DECIDED_ESTABLISHED_CUSTOMER", 0, len(needs),
+            "an established, verified customer is acted on for its own behaviour only with one of "
+            + ", ".join(sorted(needs)))
+    return p.established_max_action, None
 
 
 # -- clusters -------------------------------------------------------------------------------------------
@@ -90,9 +104,10 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     share and whatever a content classifier makes of their prompts)."""
     at = rules.policy.attribution
     size = len(c.members)
-    if c.own < at.cluster_min_own_members:
-        return Reason("NOT_DECIDED_OWN_EVIDENCE", c.own, at.cluster_min_own_members,
-                      f"{c.own} of {size} members have abuse evidence of their own: shared values alone are "
+    own = c.own_count(spread(c, rules))
+    if own < at.cluster_min_own_members:
+        return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
+                      f"{own} of {size} members have abuse evidence of their own: shared values alone are "
                       "not acted on")
     if size and c.risky < at.cluster_min_risky_share * size:
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
@@ -102,9 +117,17 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     return None
 
 
-def flagged_values(c: ClusterState) -> set[str]:
+def spread(c: ClusterState, rules: Rules) -> bool:
+    """Whether the cluster's hosting egress is spread like a proxy pool's (`attribution.egress_spread`):
+    then every member sending from a hosting network has egress evidence, however few its own requests."""
+    at = rules.policy.attribution
+    return c.kind == "community" and c.egress_spread(at.egress_min_blocks, at.egress_min_ratio)
+
+
+def flagged_values(c: ClusterState, rules: Rules) -> set[str]:
     """The strong values held by members with own evidence."""
-    return {v for m in c.members.values() if m.evidence for v in m.strong}
+    sp = spread(c, rules)
+    return {v for m in c.members.values() if c.evidence_of(m, sp) for v in m.strong}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +140,10 @@ class Tie:
     detail: str
 
 
-def member_tie(m: Member, bad_values: set[str], rules: Rules) -> Tie:
+def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None = None) -> Tie:
+    """`evidence`: the member's own evidence as its cluster sees it (`ClusterState.evidence_of`)."""
     at = rules.policy.attribution
-    own = m.evidence
+    own = m.evidence if evidence is None else evidence
     if own == OWN_PAYMENT:
         # a throwaway account on a ring's card: its own doing, but about payment, not about what it sends
         return Tie("payment_ring", at.association_max_action if at.association_max_action != "none" else None,
@@ -191,19 +215,21 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     on a full pass, decisions for the cluster's strong values whose every holder is reached."""
     if c.live is None or ts_ms >= c.live.until_ms:
         return []
-    bad = flagged_values(c)
+    bad = flagged_values(c, rules)
+    sp = spread(c, rules)
     out: list[Decision] = []
     if only is not None:
         m = c.members.get(only)
         if m is not None:
-            d = member_decision(c, only, m, member_tie(m, bad, rules), ts_ms, rules, allow, late=True)
+            d = member_decision(c, only, m, member_tie(m, bad, rules, c.evidence_of(m, sp)), ts_ms, rules, allow,
+                                late=True)
             if d is not None:
                 out.append(d)
         return out
     late = ts_ms != c.live.ts_ms
     cap = rules.policy.fanout_max_accounts
     for acct, m in sorted(c.members.items()):
-        d = member_decision(c, acct, m, member_tie(m, bad, rules), ts_ms, rules, allow, late)
+        d = member_decision(c, acct, m, member_tie(m, bad, rules, c.evidence_of(m, sp)), ts_ms, rules, allow, late)
         if d is not None:
             out.append(d)
             if len(out) >= cap:

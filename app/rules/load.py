@@ -132,6 +132,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
         ttl_multiplier=float(esc["ttl_multiplier"]), max_ttl_s=int(esc["max_ttl_s"]),
         fanout_max_accounts=int(p.get("fanout_max_accounts", 5000)),
         established_max_action=p.get("established_max_action"),
+        established_requires=_codes(p.get("established_requires", []), "policy.established_requires", source),
         attribution=_attribution(p.get("attribution"), signals, source),
     )
     fp = doc["fingerprints"]
@@ -158,6 +159,13 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
     )
 
 
+def _codes(codes: list[str], where: str, source: str) -> frozenset[str]:
+    for i, code in enumerate(codes):
+        if code not in KNOWN_SIGNALS:
+            raise RulesError(source, f"{where}[{i}]", f"{code} is not a signal the core implements")
+    return frozenset(codes)
+
+
 def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: str) -> Attribution:
     if a is None:  # no attribution section: only content counts as own evidence, defaults elsewhere
         return Attribution(frozenset(c for c in ("ACCT_TRACE_ELICIT", "ACCT_RUBRIC_GRADING", "ACCT_CENSOR_REWRITE")
@@ -175,6 +183,8 @@ def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: s
         cluster_min_own_members=int(a["cluster_min_own_members"]),
         cluster_min_risky_share=float(a["cluster_min_risky_share"]),
         payment_ring=bool(a.get("payment_ring", d.payment_ring)),
+        egress_min_blocks=int(a.get("egress_spread", {}).get("min_blocks", d.egress_min_blocks)),
+        egress_min_ratio=float(a.get("egress_spread", {}).get("min_ratio", d.egress_min_ratio)),
         own_strong_max_action=a.get("own_strong_max_action", d.own_strong_max_action),
         own_weak_max_action=a.get("own_weak_max_action", d.own_weak_max_action),
         association_max_action=a.get("association_max_action", d.association_max_action),

@@ -51,6 +51,10 @@ class Attribution:
     cluster_min_own_members: int = 2     # a cluster is decided only with this many members with own evidence
     cluster_min_risky_share: float = 0.5 # ... and when at least this share of its members is risky
     payment_ring: bool = True            # a throwaway holder of a card risky orgs share: own evidence
+    # a community whose members' hosting egress spans this many IP blocks, and this many per hosted member,
+    # gives each hosted member egress evidence (a proxy pool, not a venue's or an office's NAT)
+    egress_min_blocks: int = 5
+    egress_min_ratio: float = 0.5
     own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
     own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only
     association_max_action: str = "challenge" # a strong tie to a member with own evidence, none of its own
@@ -71,6 +75,8 @@ class Policy:
     max_ttl_s: int
     fanout_max_accounts: int
     established_max_action: str | None = None
+    # an established customer is acted on for its own behaviour only when one of these signals fires
+    established_requires: frozenset[str] = frozenset()
     attribution: Attribution = Attribution(frozenset())
 
 

@@ -199,6 +199,8 @@ _CAMPAIGN: dict[str, dict[str, Any]] = {
         # the threat model's agentic harvester egresses from clouds ("cloud egress, common SDK fingerprints")
         "cover_traffic_fraction": Num(0, 0.4), "proxy_pool.size": Num(5, 400, log=True, integer=True),
         "proxy_pool.asn_type": Choice(("cloud", "datacenter")),
+        # "one or two system prompts reused everywhere"
+        "system_prompts": Num(1, 2, integer=True),
         "fingerprint_rotation_hours": Maybe(0.2, Num(0.5, 48, log=True)),
         "timing_jitter_seconds": Num(10, 1800, log=True), "thinking": Num(0.3, 0.9),
         "access_paths": _mix(api=(0.3, 1), cloud_marketplace=(0, 0.6), ide_agent=(0, 0.5)),
@@ -233,7 +235,9 @@ _CAMPAIGN: dict[str, dict[str, Any]] = {
         "requests_per_account_hour": Num(0.5, 2, log=True), "shared_payment_fraction": Num(0, 0.05),
         "kyc": _mix(card=(0.5, 1), email=(0, 0.5), id_verified=(0, 0.1)),
         "email_domain_classes": _mix(freemail=(0.3, 1), edu=(0, 0.5), disposable=(0, 0.2), corporate=(0, 0.2)),
-        "signup_channels": _mix(**_CHANNELS), "account_age_hours": Span(24, 4000, log=True),
+        # the threat model gives stealth away by "the content mix, account age/channel and cross-account
+        # structure": new-ish accounts (a day to six weeks), not aged ones
+        "signup_channels": _mix(**_CHANNELS), "account_age_hours": Span(24, 1000, log=True),
         "paraphrase_rate": Num(0.6, 1.0), "trace_elicitation_fraction": Num(0.2, 0.7),
         "cover_traffic_fraction": Num(0.1, 0.6), "proxy_pool.size": Num(100, 1000, log=True, integer=True),
         "proxy_pool.asn_type": Choice(("residential", "mobile")),

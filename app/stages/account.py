@@ -7,7 +7,7 @@ from app.detect.account import AccountState, account_signals
 from app.detect.messages import OWN_CONTENT, Observation, Summary
 from app.features.content import ContentConfig, ContentFeatures, ContentInput, analyse
 from app.ingest.event import Event
-from app.policy.attribution import account_cap, content_now, own_bits
+from app.policy.attribution import account_limits, content_now, own_bits
 from app.policy.decide import Subject, decide, lift
 from app.rules.model import Rules
 from app.score.assess import assess
@@ -64,8 +64,9 @@ class AccountStage(Stage):
         st.own |= bits & ~OWN_CONTENT
         own = st.own | (bits & OWN_CONTENT) | content_now(flagged, st.n, rules)
         if hits:
-            cap = account_cap(age is None or young, st.kyc, st.email, rules)
-            alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed, max_action=cap)
+            cap, gate = account_limits(age is None or young, st.kyc, st.email, hits, rules)
+            alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed, max_action=cap,
+                                     gate=gate)
             if alert is not None:
                 out.alerts.append(alert)
             if decision is not None:
@@ -80,6 +81,7 @@ class AccountStage(Stage):
             # account_signals has just tested it for this event
             pivot=any(h.signal.code == "ACCT_MODEL_PIVOT" for h in hits),
             risky=st.risky(young), own=own, throwaway=st.email == "disposable" or st.kyc == "none",
+            hosting_block=st.hosting_block,
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

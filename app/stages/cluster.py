@@ -124,7 +124,7 @@ class ClusterStage(Stage):
             index_key = _WEAK + link.fp
         c.last_ms = max(c.last_ms, ts)
         m_before = c.members.get(acct)
-        own_before = m_before.evidence if m_before is not None else -1
+        own_before = c.evidence_of(m_before, attribution.spread(c, rules)) if m_before is not None else -1
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules)
         c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
@@ -143,7 +143,8 @@ class ClusterStage(Stage):
         if decided:
             out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
         elif c.live is not None and ts < c.live.until_ms and m is not None:
-            if m.evidence != own_before and m.evidence:
+            own_now = c.evidence_of(m, attribution.spread(c, rules))
+            if own_now != own_before and own_now:
                 # new own evidence: its strong values now reach their other holders too
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
             else:
