@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"address to serve on (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6, :PORT for all)")
     p.add_argument("--max-entries", type=int, default=DEFAULT_MAX_ENTRIES, metavar="N",
-                   help="cap on decisions held; past it the one expiring first is dropped (default "
-                        f"{DEFAULT_MAX_ENTRIES:,}, about 0.5 GB: docs/enforcer.md has the measured bytes each)")
+                   help="cap on decisions held; past it one expiring first is dropped (default "
+                        f"{DEFAULT_MAX_ENTRIES:,}: about 0.4 GiB at the ~420 bytes each docs/enforcer.md "
+                        "gives)")
     p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
 

@@ -27,7 +27,7 @@ from app.enforce.table import DecisionTable, LatencyHistogram
 log = logging.getLogger("distill_guard.enforcer")
 
 DEFAULT_LISTEN = "127.0.0.1:8181"
-DEFAULT_MAX_ENTRIES = 2_000_000
+DEFAULT_MAX_ENTRIES = 1_000_000
 BATCH = 250  # records applied between two chances for checks to run (~2.5 ms of work)
 PARTITION_REFRESH_S = 60.0
 

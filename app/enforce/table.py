@@ -17,7 +17,8 @@ What changes it.
   it). A decision already expired when it arrives (an old record read while rebuilding) is not held.
 - `mode: shadow` decisions are what the rules would do, not what they do: counted, never held.
 - Bounded memory: at most `max_entries` decisions held (live ones plus lifted/replaced ones whose id is
-  remembered until they would have expired); past that, the one that expires first is dropped.
+  remembered until they would have expired); past that, one that expires first is dropped (first to the
+  second: expiry is kept in one-second buckets).
 
 Throttle. A throttle carries limit_rpm: the subject may send limit_rpm requests a minute, not none. The
 map runs a GCRA limiter (the token bucket without a timer) on each live throttle: one request every
@@ -50,7 +51,7 @@ REMOVALS = ("lifted", "expired", "evicted", "replaced")
 class Entry:
     """One held decision."""
 
-    __slots__ = ("decision_id", "expires_ms", "interval_ms", "key", "limit_rpm", "rank", "tat", "ts_ms")
+    __slots__ = ("decision_id", "expires_ms", "key", "limit_rpm", "rank", "tat", "ts_ms")
 
     def __init__(self, key: str, rank: int, decision_id: str, ts_ms: int, expires_ms: int,
                  limit_rpm: int | None) -> None:
@@ -60,9 +61,7 @@ class Entry:
         self.ts_ms = ts_ms
         self.expires_ms = expires_ms
         self.limit_rpm = limit_rpm
-        # GCRA: one request per interval_ms; tat is the theoretical arrival time of the next request
-        self.interval_ms = 60_000.0 / limit_rpm if limit_rpm else 0.0
-        self.tat = 0.0
+        self.tat = 0.0  # GCRA (throttle): the theoretical arrival time of the next request, epoch ms
 
     @property
     def action(self) -> str:
@@ -99,16 +98,25 @@ def parse_ts_ms(value: str) -> int:
     return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+def _entries(v: Entry | list) -> list[Entry]:
+    return [v] if v.__class__ is Entry else [e for e in v if e is not None]
+
+
 class DecisionTable:
+    """Memory layout (measured by app/bench/enforcer.py, docs/enforcer.md): a key with one live decision maps
+    to its Entry directly, one with several to a [block, challenge, throttle] list; expiry is a wheel of
+    one-second buckets (a list slot per decision) with a heap of the buckets' seconds, instead of a heap
+    with a tuple per decision."""
+
     def __init__(self, max_entries: int = 2_000_000, clock=time.time) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
         self.max_entries = max_entries
         self._clock = clock
-        self._slots: dict[str, list[Entry | None]] = {}  # key -> [block, challenge, throttle]
+        self._slots: dict[str, Entry | list[Entry | None]] = {}  # key -> live decision(s)
         self._held: dict[str, Entry] = {}  # decision_id -> entry, live or not, until it expires
-        self._heap: list[tuple[int, int, Entry]] = []  # (expires_ms, seq, entry) over everything held
-        self._seq = 0
+        self._wheel: dict[int, list[Entry]] = {}  # second (ceil of expires_ms / 1000) -> entries held
+        self._seconds: list[int] = []  # heap of the wheel's seconds
         self.live = 0
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
         self.removed = dict.fromkeys(REMOVALS, 0)
@@ -158,66 +166,90 @@ class DecisionTable:
             return "invalid"
         if expires_ms <= now_ms:
             return "stale"
-        slots = self._slots.get(key)
-        if slots is None:
-            slots = self._slots[key] = [None, None, None]
-        current = slots[rank]
         entry = Entry(key, rank, decision_id, ts_ms, expires_ms, limit_rpm if rank == THROTTLE else None)
-        if current is not None and current.expires_ms > now_ms:
-            if current.ts_ms > ts_ms:  # the core has decided this subject again since: keep the newer
-                self._remember(entry)
-                return "superseded"
-            self.removed["replaced"] += 1
+        held = self._slots.get(key)
+        current = None
+        if held is not None:
+            current = (held if held.rank == rank else None) if held.__class__ is Entry else held[rank]
+        if current is not None:
+            if current.expires_ms > now_ms:
+                if current.ts_ms > ts_ms:  # the core has decided this subject again since: keep the newer
+                    self._remember(entry)
+                    return "superseded"
+                self.removed["replaced"] += 1
+            else:  # expired, not swept yet
+                self.removed["expired"] += 1
             self.live -= 1
-        elif current is not None:  # expired, not swept yet
-            self.removed["expired"] += 1
-            self.live -= 1
-        slots[rank] = entry
+        if held is None or held is current:
+            self._slots[key] = entry
+        elif held.__class__ is Entry:
+            both: list[Entry | None] = [None, None, None]
+            both[held.rank] = held
+            both[rank] = entry
+            self._slots[key] = both
+        else:
+            held[rank] = entry
         self.live += 1
         self._remember(entry)
         return "applied"
 
     def _remember(self, entry: Entry) -> None:
         self._held[entry.decision_id] = entry
-        self._seq += 1
-        heapq.heappush(self._heap, (entry.expires_ms, self._seq, entry))
+        second = -(-entry.expires_ms // 1000)
+        bucket = self._wheel.get(second)
+        if bucket is None:
+            self._wheel[second] = [entry]
+            heapq.heappush(self._seconds, second)
+        else:
+            bucket.append(entry)
         while len(self._held) > self.max_entries:
             self._drop_first("evicted")
 
+    def _unlink(self, entry: Entry) -> bool:
+        """Take `entry` out of the live map; False when it was not live (lifted, replaced)."""
+        held = self._slots.get(entry.key)
+        if held is entry:
+            del self._slots[entry.key]
+        elif held is not None and held.__class__ is not Entry and held[entry.rank] is entry:
+            held[entry.rank] = None
+            rest = [e for e in held if e is not None]
+            if len(rest) == 1:
+                self._slots[entry.key] = rest[0]
+            elif not rest:
+                del self._slots[entry.key]
+        else:
+            return False
+        self.live -= 1
+        return True
+
     def _lift(self, key: str, ts_ms: int) -> None:
-        slots = self._slots.get(key)
-        if slots is None:
+        held = self._slots.get(key)
+        if held is None:
             return
-        for rank in (BLOCK, CHALLENGE, THROTTLE):
-            entry = slots[rank]
-            if entry is not None and entry.ts_ms <= ts_ms:
-                slots[rank] = None
-                self.live -= 1
+        for entry in _entries(held):
+            if entry.ts_ms <= ts_ms and self._unlink(entry):
                 self.removed["lifted"] += 1
-        if slots == [None, None, None]:
-            del self._slots[key]
 
     def _drop_first(self, reason: str) -> None:
-        """Forget the held decision that expires first (counted under `reason` if it was live)."""
-        _, _, entry = heapq.heappop(self._heap)
+        """Forget a held decision of the earliest expiry second (counted under `reason` if it was live)."""
+        second = self._seconds[0]
+        bucket = self._wheel[second]
+        entry = bucket.pop()
+        if not bucket:
+            del self._wheel[second]
+            heapq.heappop(self._seconds)
         if self._held.get(entry.decision_id) is entry:
             del self._held[entry.decision_id]
-        if entry.rank < 0:
-            return
-        slots = self._slots.get(entry.key)
-        if slots is not None and slots[entry.rank] is entry:
-            slots[entry.rank] = None
-            self.live -= 1
+        if entry.rank >= 0 and self._unlink(entry):
             self.removed[reason] += 1
-            if slots == [None, None, None]:
-                del self._slots[entry.key]
 
     def expire(self, now_ms: int | None = None) -> None:
-        """Remove what has expired by now (checks also ignore expired entries, so this only frees memory
-        and keeps the gauges current; the enforcer calls it every second)."""
+        """Remove what has expired by now, whole seconds of the wheel at a time (checks compare each entry's
+        own expiry, so this only frees memory and keeps the gauges current; the enforcer calls it every
+        second)."""
         now = self.now_ms() if now_ms is None else now_ms
-        heap = self._heap
-        while heap and heap[0][0] <= now:
+        seconds = self._seconds
+        while seconds and seconds[0] * 1000 <= now:
             self._drop_first("expired")
 
     # ------------------------------------------------------------------ answering checks
@@ -226,24 +258,23 @@ class DecisionTable:
         """The answer for a request whose headers name `keys`: the strongest live decision on any of them;
         a throttle only when the request is over its limit (every live throttle must allow it)."""
         now = self._clock() * 1000 if now_ms is None else now_ms
-        heap = self._heap
-        if heap and heap[0][0] <= now:
+        seconds = self._seconds
+        if seconds and seconds[0] * 1000 <= now:
             self.expire(int(now))
         best: Entry | None = None
         throttles: list[Entry] | None = None
         slots_of = self._slots
         for key in keys:
-            slots = slots_of.get(key)
-            if slots is None:
+            held = slots_of.get(key)
+            if held is None:
                 continue
-            for rank in (BLOCK, CHALLENGE):
-                e = slots[rank]
-                if e is not None and e.expires_ms > now and (best is None or rank < best.rank):
-                    best = e
-                    break
-            e = slots[THROTTLE]
-            if e is not None and e.expires_ms > now:
-                if throttles is None:
+            for e in (held,) if held.__class__ is Entry else held:
+                if e is None or e.expires_ms <= now:
+                    continue
+                if e.rank != THROTTLE:
+                    if best is None or e.rank < best.rank:
+                        best = e
+                elif throttles is None:
                     throttles = [e]
                 else:
                     throttles.append(e)
@@ -251,12 +282,13 @@ class DecisionTable:
             return Verdict(ACTIONS[best.rank], best)
         if throttles is None:
             return ALLOW
-        # GCRA with a burst of limit_rpm: the request conforms when tat + interval - burst*interval <= now
+        # GCRA with a burst of limit_rpm: one request every 60/limit_rpm s, and a request conforms when
+        # tat + interval - limit_rpm * interval <= now
         worst: Entry | None = None
         worst_wait = 0.0
         for e in throttles:
-            tat = e.tat if e.tat > now else now
-            wait = tat + e.interval_ms - e.limit_rpm * e.interval_ms - now
+            interval = 60_000.0 / e.limit_rpm
+            wait = (e.tat if e.tat > now else now) + interval - e.limit_rpm * interval - now
             if wait > worst_wait:
                 worst, worst_wait = e, wait
         if worst is not None:
@@ -264,7 +296,7 @@ class DecisionTable:
             return Verdict("throttle", worst, max(1, math.ceil(min(worst_wait / 1000, left))))
         tightest = throttles[0]
         for e in throttles:
-            e.tat = (e.tat if e.tat > now else now) + e.interval_ms
+            e.tat = (e.tat if e.tat > now else now) + 60_000.0 / e.limit_rpm
             if e.limit_rpm < tightest.limit_rpm:
                 tightest = e
         return Verdict("allow", tightest)
@@ -272,8 +304,8 @@ class DecisionTable:
     def get(self, scope: str, value: str, now_ms: int | None = None) -> dict[str, Entry]:
         """The live decisions held on (scope, value), by action (for tests and the demo)."""
         now = self.now_ms() if now_ms is None else now_ms
-        slots = self._slots.get(scope + ":" + value) or [None, None, None]
-        return {ACTIONS[r]: e for r, e in enumerate(slots) if e is not None and e.expires_ms > now}
+        held = self._slots.get(scope + ":" + value)
+        return {e.action: e for e in (_entries(held) if held is not None else []) if e.expires_ms > now}
 
 
 class LatencyHistogram:
