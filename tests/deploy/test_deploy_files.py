@@ -29,6 +29,7 @@ from .conftest import (
 )
 
 METRICS_PORT = 9108
+ENFORCER_PORT = 8181  # app/enforce/service.py's DEFAULT_LISTEN port (test_grafana.py checks the two agree)
 STATE_DIR = "/var/lib/distill-guard"
 APP_UID = 10001
 PROMETHEUS_FILE = DEPLOY / "prometheus.yml"
@@ -84,12 +85,13 @@ def _dockerfile_instruction(name: str) -> list[str]:
 
 
 def test_compose_services(compose_model: dict[str, Any]) -> None:
-    assert set(compose_model["services"]) == {"kafka", "worker", "prometheus", "demo-feed"}
-    assert set(_app_services(compose_model)) == {"worker", "demo-feed"}
+    assert set(compose_model["services"]) == {"kafka", "worker", "enforcer", "prometheus", "grafana", "demo-feed"}
+    assert set(_app_services(compose_model)) == {"worker", "enforcer", "demo-feed"}
     demo = compose_model["services"]["demo-feed"]
     assert demo["profiles"] == ["demo"], "the feed is opt-in: `up` alone must not produce traffic"
     assert demo["command"][:1] == ["simulate"] and "--kafka" in demo["command"]
     assert compose_model["services"]["worker"]["command"] == ["worker"]
+    assert compose_model["services"]["enforcer"]["command"] == ["enforcer", "--listen", f"0.0.0.0:{ENFORCER_PORT}"]
 
 
 def test_compose_app_services_build_one_image_from_repo_root(compose_model: dict[str, Any]) -> None:
@@ -162,8 +164,23 @@ def test_compose_metrics_port_is_the_same_everywhere(compose_model: dict[str, An
         (METRICS_PORT, METRICS_PORT, "127.0.0.1")]
     assert _dockerfile_instruction("EXPOSE") == [str(METRICS_PORT)]
     scrape = load_yaml(PROMETHEUS_FILE)["scrape_configs"]
-    targets = [t for job in scrape for sc in job["static_configs"] for t in sc["targets"]]
-    assert targets == [f"worker:{METRICS_PORT}"]
+    targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]] for job in scrape}
+    assert targets == {"distill-guard": [f"worker:{METRICS_PORT}"],
+                       "distill-guard-enforcer": [f"enforcer:{ENFORCER_PORT}"]}
+
+
+def test_compose_enforcer_serves_where_it_is_scraped_and_checked(compose_model: dict[str, Any]) -> None:
+    """The enforcer's checks, /healthz and /metrics share its --listen port: published on loopback, scraped
+    by Prometheus, probed by its healthcheck (the image's own HEALTHCHECK probes the worker's port)."""
+    enforcer = compose_model["services"]["enforcer"]
+    assert [(p["target"], int(p["published"]), p["host_ip"]) for p in enforcer["ports"]] == [
+        (ENFORCER_PORT, ENFORCER_PORT, "127.0.0.1")]
+    probe = " ".join(enforcer["healthcheck"]["test"])
+    assert f"127.0.0.1:{ENFORCER_PORT}/healthz" in probe
+    assert enforcer["environment"]["DG_DECISIONS_TOPIC"] == compose_model["services"]["worker"]["environment"][
+        "DG_DECISIONS_TOPIC"], "the enforcer follows the topic the worker publishes decisions to"
+    assert enforcer["read_only"] is True and "/tmp" in enforcer["tmpfs"]
+    assert "enforcer" in compose_model["services"]["prometheus"]["depends_on"]
 
 
 def test_compose_state_volumes(compose_model: dict[str, Any]) -> None:
