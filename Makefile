@@ -78,7 +78,7 @@ kafka-up: $(STAMP) ## start the single-node KRaft broker on 127.0.0.1:9092 (fetc
 kafka-down: ## stop the broker started by kafka-up
 	@$(KAFKA) down
 
-run: $(STAMP) ## the demo: Kafka + worker + simulated traffic, live decisions; Ctrl-C stops everything
+run: $(STAMP) ## the demo: Kafka + worker + enforcer + simulated traffic, live decisions and the enforcer's answers; Ctrl-C stops everything
 	@$(KAFKA) up
 	@trap '$(KAFKA) down' EXIT; $(DG) demo
 
