@@ -80,6 +80,20 @@ class ClusterStage(Stage):
                     self.index.put(prefix + f, IndexEntry(c.cid, ts))
         return c
 
+    def _join(self, kind: str, mine: ClusterState | None, link: Link, prefix: str,
+              ts: int) -> tuple[ClusterState, str]:
+        """The `kind` cluster a link joins: the account's own, its anchor's and the value's merged (those of
+        that kind), or a new one; and the index key of the value."""
+        found = {mine.cid: mine} if mine is not None else {}
+        for key in (_ACCOUNT + link.anchor, prefix + link.fp):
+            c = self._cluster_of(key, ts)
+            if c is not None and c.kind == kind:
+                found[c.cid] = c
+        c = self._merge(found, ts)
+        if c is None:
+            c = ClusterState(stable_id("cl" if kind == COMMUNITY else "cr", link.fp, link.anchor), ts, kind)
+        return c, prefix + link.fp
+
     def _leave(self, ring: ClusterState, acct: str, ts: int) -> None:
         ring.remove(acct)
         if ring.members:
@@ -100,28 +114,15 @@ class ClusterStage(Stage):
         tie = tie_scope(link.fp, link.strong)
         if link.strong:
             # a strong value joins communities: the account's, its anchor's and the value's
-            found: dict[str, ClusterState] = {}
             if mine is not None and mine.kind == RING:
                 self._leave(mine, acct, ts)  # tied to one operator now: it leaves its ring
-            elif mine is not None:
-                found[mine.cid] = mine
-            for key in (_ACCOUNT + link.anchor, _STRONG + link.fp):
-                c = self._cluster_of(key, ts)
-                if c is not None and c.kind == COMMUNITY:
-                    found[c.cid] = c
-            c = self._merge(found, ts) or ClusterState(stable_id("cl", link.fp, link.anchor), ts, COMMUNITY)
-            index_key = _STRONG + link.fp
+                mine = None
+            c, index_key = self._join(COMMUNITY, mine, link, _STRONG, ts)
         elif mine is not None and mine.kind == COMMUNITY:
             # a weak value is evidence about the account's community, never a reason to join another
             c, index_key = mine, ""
         else:
-            found = {mine.cid: mine} if mine is not None else {}
-            for key in (_ACCOUNT + link.anchor, _WEAK + link.fp):
-                c = self._cluster_of(key, ts)
-                if c is not None and c.kind == RING:
-                    found[c.cid] = c
-            c = self._merge(found, ts) or ClusterState(stable_id("cr", link.fp, link.anchor), ts, RING)
-            index_key = _WEAK + link.fp
+            c, index_key = self._join(RING, mine, link, _WEAK, ts)
         c.last_ms = max(c.last_ms, ts)
         m_before = c.members.get(acct)
         own_before = c.evidence_of(m_before, attribution.spread(c, rules)) if m_before is not None else -1
