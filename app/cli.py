@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "app.explain.cli",
     "app.demo.cli",
     "app.enforce.cli",
+    "app.backtest.cli",
 )
 
 
