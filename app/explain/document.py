@@ -174,13 +174,14 @@ def _tie(tie: attribution.Tie | None, path: list[tuple[str, list[str]]]) -> dict
 
 
 def _member(snap: list | None, tie: attribution.Tie | None = None,
-            path: list[tuple[str, list[str]]] | None = None) -> dict[str, Any] | None:
+            path: list[tuple[str, list[str]]] | None = None, evidence: int | None = None) -> dict[str, Any] | None:
     if snap is None:
         return None
     m = Member.restore(snap)
     return {"first_request": _ts(m.first_ms), "org": m.org or None, "young": m.young, "risky": m.risky,
             "linked_through": [s for s, b in SCOPE_BITS.items() if m.ties & b], "strong_values": list(m.strong),
-            "own_flagged_requests": m.flagged, "own_evidence": attribution.own_text(m.evidence),
+            "own_flagged_requests": m.flagged,
+            "own_evidence": attribution.own_text(m.evidence if evidence is None else evidence),
             "tie": _tie(tie, path or [])}
 
 
@@ -188,7 +189,7 @@ def _cluster_decision(cd: ClusterDecision) -> dict[str, Any]:
     return {"ts": _ts(cd.ts_ms), "seen_at": _ts(cd.seen_ms), "cluster_id": cd.cluster_id,
             "decision_id": cd.decision_id,
             "action": cd.action, "ttl_s": cd.ttl_s, "mode": cd.mode, "reasons": list(cd.reasons),
-            "alert_id": cd.alert_id, "member": _member(cd.member, cd.tie, cd.path),
+            "alert_id": cd.alert_id, "member": _member(cd.member, cd.tie, cd.path, cd.evidence),
             "fanned_out_to_account": cd.fanned_out}
 
 
@@ -214,7 +215,7 @@ def _cluster(t: AccountTrace) -> dict[str, Any] | None:
         fig = t.cluster_figures
         own = set(t.fps)
         m = c.members.get(t.account_id)
-        tie, path = t.tie(c) if m is not None else (None, [])
+        tie, path, evidence = t.tie(c) if m is not None else (None, [], None)
         out.update({
             "kind": c.kind,
             "first_seen": _ts(c.first_ms), "last_activity": _ts(c.last_ms), "size": len(c.members),
@@ -226,7 +227,7 @@ def _cluster(t: AccountTrace) -> dict[str, Any] | None:
             "signals": _figures_table(fig, t.rules, ("CL_", "FP_")),
             "score_enforce": _num(fig.assessment.score_enforce) if fig else 0,
             "score_all": _num(fig.assessment.score_all) if fig else 0,
-            "member": _member(m.snapshot() if m is not None else None, tie, path),
+            "member": _member(m.snapshot() if m is not None else None, tie, path, evidence),
         })
     return out
 

@@ -159,6 +159,7 @@ class ClusterDecision:
     alert_id: str
     member: list | None          # the account's member record at that moment (Member.snapshot)
     tie: attribution.Tie | None  # how its evidence tied it to the cluster then
+    evidence: int                # its own evidence as the cluster saw it then (OWN_* bits)
     path: list[tuple[str, list[str]]]  # its strong values held by members with own evidence, and who
     fanned_out: bool             # it got a CLUSTER_MEMBER decision in the same event
 
@@ -386,14 +387,15 @@ class AccountTrace:
             m = c.members.get(me)
             fanned = any(d.scope == "account" and d.value == me and d.alert_id == live.alert_id
                          for d in out.decisions)
-            tie, path = self.tie(c) if m is not None else (None, [])
+            tie, path, evidence = self.tie(c) if m is not None else (None, [], 0)
             self.cluster_decisions.append(ClusterDecision(
                 live.ts_ms, ev.ts_ms, c.cid, live.decision_id, live.action, live.ttl_s, live.mode, live.reasons,
-                live.alert_id, m.snapshot() if m is not None else None, tie, path, fanned))
+                live.alert_id, m.snapshot() if m is not None else None, tie, evidence, path, fanned))
 
-    def tie(self, c: ClusterState) -> tuple[attribution.Tie, list[tuple[str, list[str]]]]:
+    def tie(self, c: ClusterState) -> tuple[attribution.Tie, list[tuple[str, list[str]]], int]:
         """How the account is tied to cluster `c`'s evidence, and its evidence path: each strong value it
-        holds with the members (up to five) that hold it too and have abuse evidence of their own."""
+        holds with the members (up to five) that hold it too and have abuse evidence of their own; and its
+        own evidence as the cluster sees it (OWN_* bits: a pool's egress spread counts)."""
         m = c.members[self.account_id]
         bad = attribution.flagged_values(c, self.rules)
         sp = attribution.spread(c, self.rules)
@@ -402,7 +404,8 @@ class AccountTrace:
             holders = sorted(a for a, o in c.members.items()
                              if a != self.account_id and c.evidence_of(o, sp) and v in o.strong)
             path.append((v, holders[:5]))
-        return attribution.member_tie(m, bad, self.rules, c.evidence_of(m, sp)), path
+        evidence = c.evidence_of(m, sp)
+        return attribution.member_tie(m, bad, self.rules, evidence), path, evidence
 
     def _alerts(self, out: Output) -> None:
         me = self.account_id
