@@ -29,6 +29,9 @@ RELEASED = "released"
 STRONGER = "stronger"
 WEAKER = "weaker"
 KINDS = (NEWLY_ENFORCED, RELEASED, STRONGER, WEAKER)
+EARLIER = "enforced earlier"
+LATER = "enforced later"
+TIMING = (EARLIER, LATER)  # the same outcome, its first enforcing decision at another time
 NO_ORG = "(no org)"
 SIDES = ("base", "new")
 
@@ -41,6 +44,9 @@ DEFINITIONS = {
     "released": "enforced under the base rules, not under the new rules",
     "stronger": "enforced under both, a stronger action under the new rules",
     "weaker": "enforced under both, a weaker action under the new rules",
+    "enforced earlier / later": "the same outcome under both rule sets, but the earliest enforcing decision "
+                                "comes earlier or later (what moves evaluate's catch time); not counted as a "
+                                "change, shown with the signals of each rule set's earliest decision",
     "newly blocked": "blocked under the new rules, not blocked under the base rules (newly enforced or stronger "
                      "to block); --fail-on-new-blocks N exits 3 when more than N",
     "signals": "for an account with a decision: the reason codes of the decision that set its outcome and its "
@@ -61,6 +67,15 @@ def change_kind(base: Outcome | None, new: Outcome | None) -> str | None:
     if n == 0:
         return RELEASED
     return STRONGER if n > b else WEAKER
+
+
+def timing_kind(base: Outcome | None, new: Outcome | None) -> str | None:
+    """For the same enforcing outcome: whether its earliest enforcing decision moved."""
+    if base is None or new is None or base.action is None or base.rank != new.rank:
+        return None
+    if base.first_ts == new.first_ts or base.first_ts is None or new.first_ts is None:
+        return None
+    return EARLIER if new.first_ts < base.first_ts else LATER
 
 
 def _label(o: Outcome | None) -> str:
@@ -84,9 +99,17 @@ class Change:
     def newly_blocked(self) -> bool:
         return _label(self.new) == "block" and _label(self.base) != "block"
 
+    @property
+    def shift_s(self) -> float | None:
+        """New first enforcing decision minus the base's, in seconds (negative: earlier)."""
+        if self.base is None or self.new is None or self.base.first_ts is None or self.new.first_ts is None:
+            return None
+        return (self.new.first_ts - self.base.first_ts) / 1000
+
     def as_dict(self) -> dict[str, Any]:
         out = {"account": self.account, "change": self.kind, "base": _label(self.base), "new": _label(self.new),
-               "newly_blocked": self.newly_blocked, "org": self.org, "events": self.events,
+               "newly_blocked": self.newly_blocked, "first_enforced_shift_s": self.shift_s, "org": self.org,
+               "events": self.events,
                "first_event": None if self.first_ts is None else iso_ms(self.first_ts),
                "last_event": None if self.last_ts is None else iso_ms(self.last_ts),
                "outcome": {"base": None if self.base is None else self.base.as_dict(),
@@ -135,17 +158,18 @@ class GroupRow:
     caught: dict[str, int]
     rate: dict[str, float]    # recall for a campaign, FPR for a benign population
     blocked: dict[str, int]
-    changes: Counter = field(default_factory=Counter)
+    changes: Counter = field(default_factory=Counter)  # outcome changes, then timing (TIMING) apart
     newly_blocked: int = 0
 
     @property
     def changed(self) -> int:
-        return sum(self.changes.values())
+        return sum(self.changes.get(k, 0) for k in KINDS)
 
     def as_dict(self) -> dict[str, Any]:
         return {"group": self.group, "cls": self.cls, "kind": self.kind, "accounts": self.accounts,
                 "caught": self.caught, "rate": self.rate, "blocked": self.blocked, "changed": self.changed,
-                "changes": {k: self.changes.get(k, 0) for k in KINDS}, "newly_blocked": self.newly_blocked}
+                "changes": {k: self.changes.get(k, 0) for k in (*KINDS, *TIMING)},
+                "newly_blocked": self.newly_blocked}
 
 
 @dataclass(slots=True)
@@ -172,12 +196,18 @@ class Backtest:
     subject_changes: list[SubjectChange]
     orgs: list[OrgRow]                         # orgs with a change, most changes first
     labelled: Labelled | None
+    timing: list[Change] = field(default_factory=list)  # the same outcome, enforced earlier or later
     fail_on_new_blocks: int | None = None
 
     @property
     def counts(self) -> dict[str, int]:
         c = Counter(ch.kind for ch in self.changes)
         return {k: c.get(k, 0) for k in KINDS}
+
+    @property
+    def timing_counts(self) -> dict[str, int]:
+        c = Counter(ch.kind for ch in self.timing)
+        return {k: c.get(k, 0) for k in TIMING}
 
     @property
     def newly_blocked(self) -> int:
@@ -194,6 +224,7 @@ class Backtest:
             "gate": {"fail_on_new_blocks": self.fail_on_new_blocks, "failed": self.failed},
             "outcomes": self.outcomes, "transitions": self.transitions, "decisions": self.decisions,
             "changes": [c.as_dict() for c in self.changes],
+            "timing_counts": self.timing_counts, "timing_changes": [c.as_dict() for c in self.timing],
             "subject_changes": [{"subject": s.subject, "change": s.kind, "base": s.base, "new": s.new}
                                 for s in self.subject_changes],
             "orgs": [o.as_dict() for o in self.orgs],
@@ -216,6 +247,7 @@ def compare(base_run: Run, new_run: Run, meta: dict[str, Any], labels: dict[str,
     universe = set(seen) | set(base.accounts) | set(new.accounts)
 
     changes: list[Change] = []
+    timing: list[Change] = []
     transitions: dict[str, dict[str, int]] = {a: {b: 0 for b in (NONE, *ACTIONS)} for a in (NONE, *ACTIONS)}
     outcomes = {s: {a: 0 for a in (NONE, *ACTIONS)} for s in SIDES}
     orgs: dict[str, OrgRow] = {}
@@ -236,6 +268,10 @@ def compare(base_run: Run, new_run: Run, meta: dict[str, Any], labels: dict[str,
             row.blocked[side] += lab == "block"
         kind = change_kind(b, n)
         if kind is None:
+            kind = timing_kind(b, n)
+            if kind is not None:
+                timing.append(Change(acct, kind, b, n, org, info[1], info[2], info[3],
+                                     None if labels is None else labels.get(acct)))
             continue
         ch = Change(acct, kind, b, n, org, info[1], info[2], info[3],
                     None if labels is None else labels.get(acct))
@@ -243,29 +279,32 @@ def compare(base_run: Run, new_run: Run, meta: dict[str, Any], labels: dict[str,
         row.changes[kind] += 1
         row.newly_blocked += ch.newly_blocked
     changes.sort(key=_order)
+    timing.sort(key=lambda c: (TIMING.index(c.kind), -abs(c.shift_s or 0), c.account))
 
-    _attach_signals(changes, base_run.out_dir, new_run.out_dir, base, new)
+    _attach_signals(changes, timing, base_run.out_dir, new_run.out_dir, base, new)
     subject_changes = _subject_changes(base, new)
     org_rows = sorted((o for o in orgs.values() if o.changed),
                       key=lambda o: (-o.changed, -o.newly_blocked, o.org))
     labelled = None
     if labels is not None and base_run.evaluation is not None and new_run.evaluation is not None:
-        labelled = _labelled(base_run.evaluation, new_run.evaluation, labels, changes)
+        labelled = _labelled(base_run.evaluation, new_run.evaluation, labels, changes + timing)
     return Backtest(meta, len(universe), outcomes, transitions,
                     {"base": _decision_counts(base), "new": _decision_counts(new)}, changes, subject_changes,
-                    org_rows, labelled, fail_on_new_blocks)
+                    org_rows, labelled, timing, fail_on_new_blocks)
 
 
 def _decision_counts(r: Replayed) -> dict[str, int]:
     return {f"{s} {a} {m}": n for (s, a, m), n in sorted(r.decisions.items())}
 
 
-def _attach_signals(changes: list[Change], base_dir: Path, new_dir: Path, base: Replayed, new: Replayed) -> None:
+def _attach_signals(changes: list[Change], timing: list[Change], base_dir: Path, new_dir: Path, base: Replayed,
+                    new: Replayed) -> None:
+    every = changes + timing
     for side, d, rep in (("base", base_dir, base), ("new", new_dir, new)):
-        outs = [rep.accounts.get(c.account) for c in changes]
+        outs = [rep.accounts.get(c.account) for c in every]
         idx = collect_alerts(d / "alerts.jsonl", alert_ids_needed(outs), {c.account for c in changes})
-        for c, o in zip(changes, outs, strict=True):
-            c.signals[side] = signals(o, idx, c.account)
+        for c, o in zip(every, outs, strict=True):
+            c.signals[side] = signals(o, idx, c.account, first=c.kind in TIMING)
 
 
 def _subject_changes(base: Replayed, new: Replayed) -> list[SubjectChange]:

@@ -34,6 +34,7 @@ class Outcome:
     first_ts: int | None = None      # earliest enforcing decision
     action_ts: int | None = None     # earliest decision at `action`: the one that sets the outcome
     decision: dict[str, Any] | None = None  # that decision, as replay wrote it
+    first_decision: dict[str, Any] | None = None  # the earliest enforcing decision
     enforcing: int = 0               # enforcing decisions on the subject
     last_enforce_ts: int | None = None
     last_lift_ts: int | None = None
@@ -114,7 +115,7 @@ def read_decisions(path: Path) -> Replayed:
             continue
         o.enforcing += 1
         if o.first_ts is None or ts < o.first_ts:
-            o.first_ts = ts
+            o.first_ts, o.first_decision = ts, d
         if o.last_enforce_ts is None or ts > o.last_enforce_ts:
             o.last_enforce_ts = ts
         r = RANK[action]
@@ -177,13 +178,15 @@ def decision_view(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def signals(o: Outcome | None, alerts: AlertIndex, account: str) -> dict[str, Any]:
-    """What the view shows for one account under one rule set: the decision that set its outcome (or its
-    strongest shadow decision) with its alert, else the strongest alert that names it (evidence below the
-    action steps, or a cluster not decided)."""
+def signals(o: Outcome | None, alerts: AlertIndex, account: str, first: bool = False) -> dict[str, Any]:
+    """What the view shows for one account under one rule set: the decision that set its outcome (`first`:
+    its earliest enforcing decision), or its strongest shadow decision, with its alert; else the strongest
+    alert that names it (evidence below the action steps, or a cluster not decided)."""
     d = None
     basis = "none"
-    if o is not None and o.decision is not None:
+    if o is not None and first and o.first_decision is not None:
+        d, basis = o.first_decision, "first decision"
+    elif o is not None and o.decision is not None:
         d, basis = o.decision, "decision"
     elif o is not None and o.shadow_decision is not None:
         d, basis = o.shadow_decision, "shadow decision"
@@ -198,7 +201,7 @@ def alert_ids_needed(outcomes: list[Outcome | None]) -> set[str]:
     for o in outcomes:
         if o is None:
             continue
-        for d in (o.decision, o.shadow_decision):
+        for d in (o.decision, o.first_decision, o.shadow_decision):
             if d is not None and d.get("alert_id"):
                 ids.add(d["alert_id"])
     return ids

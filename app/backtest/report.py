@@ -11,7 +11,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from app.backtest.diff import DEFINITIONS, KINDS, Backtest, Change, GroupRow
+from app.backtest.diff import DEFINITIONS, KINDS, TIMING, Backtest, Change, GroupRow
 from app.backtest.outcome import ACTIONS, NONE
 from app.backtest.table import changes_text, reason_text
 from app.emit.records import iso_ms
@@ -27,6 +27,7 @@ td.sig { text-align: left; font-size: .82rem; }
 td.sig .codes { color: #3c4454; } td.sig ul { margin: .2rem 0 0 1rem; padding: 0; }
 .kind-newly-enforced { color: #a61b1b; } .kind-released { color: #1e7b34; }
 .kind-stronger { color: #b35900; } .kind-weaker { color: #1c5b8a; }
+.kind-enforced-earlier, .kind-enforced-later { color: #5b6475; }
 tr.blocked td:first-child { font-weight: 600; }
 td.hot { background: #fde7e4; } td.cool { background: #e3f1e6; } td.same { background: #f1f3f7; }
 .PASS { color: #1e7b34; font-weight: 600; } .FAIL { color: #a61b1b; font-weight: 600; }
@@ -137,7 +138,8 @@ def _change_row(ch: Change, labels: bool) -> str:
     if labels:
         lab = "<td>" + (_e(f"{ch.label['cls']} {ch.label['group']}") if ch.label else "(unlabelled)") + "</td>"
     flag = " <b>newly blocked</b>" if ch.newly_blocked else ""
-    return (f'<tr class="{"blocked" if ch.newly_blocked else ""}" data-account="{_e(ch.account)}">'
+    row_cls = "blocked" if ch.newly_blocked else "timing" if ch.kind in TIMING else ""
+    return (f'<tr class="{row_cls}" data-account="{_e(ch.account)}" data-change="{_e(ch.kind)}">'
             f"<td>{_e(ch.account)}</td><td>{_e(ch.org)}</td>{lab}"
             f'<td class="{kind_cls}">{_e(ch.kind)}{flag}</td>'
             f'<td class="sig">{_outcome_cell(ch, "base")}{_signals_html(ch.signals.get("base", {}))}</td>'
@@ -263,6 +265,18 @@ def render(bt: Backtest, title: str = "distill-guard backtest") -> str:
                  + ("<th>label</th>" if labels else "")
                  + "<th>change</th><th>base rules</th><th>new rules</th></tr></thead>"
                  f"<tbody>{rows}</tbody></table>{more}"]
+    if bt.timing:
+        shown_t = bt.timing[:MAX_ROWS]
+        trows = "".join(_change_row(ch, labels) for ch in shown_t)
+        more_t = (f'<p class="sub">{len(bt.timing) - len(shown_t)} more in the JSON.</p>'
+                  if len(bt.timing) > len(shown_t) else "")
+        sections += [f"<h2>Same outcome, first enforced at another time ({len(bt.timing):,})</h2>",
+                     '<p class="sub">Not counted as changes; what moves <code>evaluate</code>\'s catch time. Under '
+                     "each rule set: the outcome and the earliest enforcing decision with its alert.</p>",
+                     '<table id="timing" class="left"><thead><tr><th>account</th><th>org</th>'
+                     + ("<th>label</th>" if labels else "")
+                     + "<th>change</th><th>base rules</th><th>new rules</th></tr></thead>"
+                     f"<tbody>{trows}</tbody></table>{more_t}"]
     if bt.subject_changes:
         srows = "".join(f"<tr><td>{_e(s.subject)}</td><td>{_e(s.kind)}</td><td>{_e(s.base)}</td><td>{_e(s.new)}</td>"
                         "</tr>" for s in bt.subject_changes)

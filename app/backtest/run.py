@@ -262,6 +262,7 @@ def _parallel(jobs: list[Job], progress: Progress) -> list[Run]:
     if not any(j.content_jobs for j in jobs) and jobs[0].events.stat().st_size >= PARALLEL_MIN_BYTES:
         # what the prompts of a long input compile anyway (cue pre-filters, the cues' regexes), compiled
         # once here and shared with both children rather than once in each (~4.5 s of CPU)
+        progress.say("compiling the content cues once for both replays")
         warm_up(compile_all=True)
     counters: dict[str, Counter] = {}
     procs: list[tuple[Job, Any, Any]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from app.backtest.diff import KINDS, Backtest, Change, GroupRow
+from app.backtest.diff import KINDS, TIMING, Backtest, Change, GroupRow
 from app.backtest.outcome import ACTIONS, NONE
 from app.emit.records import iso_ms
 
@@ -66,13 +66,25 @@ def change_block(ch: Change) -> list[str]:
         k = ch.label.get("kind") or ch.label.get("archetype")
         lab = f"  [{ch.label['cls']} {ch.label['group']}{'' if not k or k == ch.label['group'] else ' / ' + k}]"
     flag = "  NEWLY BLOCKED" if ch.newly_blocked else ""
-    lines = [f"{ch.account}  org {ch.org}  {ch.kind}: {ch.base.label if ch.base else NONE} -> "
-             f"{ch.new.label if ch.new else NONE}{flag}{lab}"]
+    if ch.kind in TIMING:
+        what = f"{ch.kind} by {_shift(ch.shift_s)}: {ch.new.label if ch.new else NONE}"
+    else:
+        what = f"{ch.kind}: {ch.base.label if ch.base else NONE} -> {ch.new.label if ch.new else NONE}"
+    lines = [f"{ch.account}  org {ch.org}  {what}{flag}{lab}"]
     for side in ("base", "new"):
         head = f"    {side:<4} {_outcome_text(ch, side)}: "
         body = signals_text(ch.signals.get(side, {}))
         lines += textwrap.wrap(head + body, WIDTH, subsequent_indent=" " * 9, break_on_hyphens=False)
     return lines
+
+
+def _shift(seconds: float | None) -> str:
+    s = abs(seconds or 0.0)
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.1f}m"
+    return f"{s / 3600:.1f}h"
 
 
 def _table(header: list[str], rows: list[list[Any]], left: int = 1, last_left: bool = False) -> list[str]:
@@ -104,6 +116,9 @@ def render(bt: Backtest, listed: int = 50, top_orgs: int = 10) -> str:
         "",
         f"{len(bt.changes)} accounts change outcome: {c['newly enforced']} newly enforced, {c['released']} "
         f"released, {c['stronger']} stronger, {c['weaker']} weaker; {bt.newly_blocked} newly blocked",
+        *([f"{len(bt.timing)} more keep their outcome but are first enforced at another time: "
+           f"{bt.timing_counts['enforced earlier']} earlier, {bt.timing_counts['enforced later']} later"]
+          if bt.timing else []),
         "",
         "accounts by outcome (strongest enforcing account decision)",
     ]
@@ -142,6 +157,14 @@ def render(bt: Backtest, listed: int = 50, top_orgs: int = 10) -> str:
             lines += ["  " + x for x in change_block(ch)]
         if len(shown_changes) < len(bt.changes):
             lines.append(f"  ... and {len(bt.changes) - len(shown_changes)} more (--list 0, --json or --report)")
+    if bt.timing:
+        shown_timing = bt.timing if listed <= 0 else bt.timing[:listed]
+        lines += ["", f"same outcome, first enforced at another time ({len(shown_timing)} of {len(bt.timing)}; "
+                      "the signals of each side's earliest enforcing decision)"]
+        for ch in shown_timing:
+            lines += ["  " + x for x in change_block(ch)]
+        if len(shown_timing) < len(bt.timing):
+            lines.append(f"  ... and {len(bt.timing) - len(shown_timing)} more (--list 0, --json or --report)")
     if bt.fail_on_new_blocks is not None:
         verdict = "FAIL" if bt.failed else "ok"
         lines += ["", f"gate: {bt.newly_blocked} newly blocked, at most {bt.fail_on_new_blocks} allowed: {verdict}"]
@@ -153,7 +176,7 @@ def _rate(v: float) -> str:
 
 
 def changes_text(changes: dict[str, int]) -> str:
-    return ", ".join(f"{changes[k]} {k}" for k in KINDS if changes.get(k)) or "-"
+    return ", ".join(f"{changes[k]} {k}" for k in (*KINDS, *TIMING) if changes.get(k)) or "-"
 
 
 def _group_rows(rows: list[GroupRow], with_kind: bool = True) -> list[list[Any]]:

@@ -71,6 +71,16 @@ def plain_outcomes(decisions: list[dict]) -> dict[str, str]:
     return out
 
 
+def plain_first_enforced(decisions: list[dict]) -> dict[str, str]:
+    """Each account's earliest enforcing account decision time (RFC 3339 as written; replay writes one format)."""
+    out: dict[str, str] = {}
+    for d in decisions:
+        enforcing = d["scope"] == "account" and d["mode"] == "enforce" and d["action"] in STRENGTH
+        if enforcing and (d["value"] not in out or d["ts"] < out[d["value"]]):
+            out[d["value"]] = d["ts"]
+    return out
+
+
 def plain_replay(events: Path, rules_path: Path, out_dir: Path, now_ms: int = NOW_MS) -> list[dict]:
     """`replay` the plain way into out_dir; its decisions as written."""
     from app.drivers.replay import replay

@@ -17,7 +17,14 @@ from app.evaluate.metrics import evaluate
 from app.ingest.parse import parse_ts
 from app.settings import DEFAULT_RULES
 from tests.backtest.case import rules_doc
-from tests.backtest.conftest import backtest, expected_changes, plain_outcomes, plain_replay, run_cli
+from tests.backtest.conftest import (
+    backtest,
+    expected_changes,
+    plain_first_enforced,
+    plain_outcomes,
+    plain_replay,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +43,7 @@ class World:
     expected: dict[str, tuple[str, str]]
     base: dict[str, str]  # account -> outcome under each rule set, from the plain replays
     new: dict[str, str]
+    timing: dict[str, tuple[str, str]]  # same outcome, first enforced at another time: (base, new) times
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +62,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     fp3 = d / "fp3.yaml"
     fp3.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     now_ms = parse_ts(NOW, "now")
-    base = plain_outcomes(plain_replay(events, DEFAULT_RULES, d / "plain-base", now_ms))
-    new = plain_outcomes(plain_replay(events, fp3, d / "plain-new", now_ms))
+    base_decisions = plain_replay(events, DEFAULT_RULES, d / "plain-base", now_ms)
+    new_decisions = plain_replay(events, fp3, d / "plain-new", now_ms)
+    base, new = plain_outcomes(base_decisions), plain_outcomes(new_decisions)
+    first_base, first_new = plain_first_enforced(base_decisions), plain_first_enforced(new_decisions)
+    timing = {a: (first_base[a], first_new[a]) for a in base
+              if new.get(a) == base[a] and first_base[a] != first_new[a]}
     return World(events, d / "sim" / "labels.json", fp3, d / "plain-base", d / "plain-new",
-                 expected_changes(base, new), base, new)
+                 expected_changes(base, new), base, new, timing)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +88,7 @@ def test_the_change_moves_accounts(world: World) -> None:
     assert len(world.expected) >= 5
     assert any(n == "none" for _, n in world.expected.values())          # released
     assert any(b != "none" != n for b, n in world.expected.values())     # a weaker action
+    assert world.timing  # and moves when others are first enforced
 
 
 def test_changed_accounts_are_exactly_what_plain_replays_give(world: World, fp3_run) -> None:
@@ -88,6 +101,9 @@ def test_changed_accounts_are_exactly_what_plain_replays_give(world: World, fp3_
         for action in ("throttle", "challenge", "block"):
             assert doc["outcomes"][side][action] == counts.get(action, 0), (side, action)
     assert doc["meta"]["processes"] == 2 and doc["meta"]["records"] == EVENTS
+    timing = {c["account"]: (c["outcome"]["base"]["first_enforced"], c["outcome"]["new"]["first_enforced"])
+              for c in doc["timing_changes"]}
+    assert timing == world.timing
     first = doc["changes"][0]["account"]
     assert first in stdout
     # every change carries its signals under both rule sets
