@@ -16,7 +16,7 @@ from operator import add, itemgetter
 from typing import NamedTuple
 
 from app.features import lexicon
-from app.features.simhash import MAX_BITS, MINHASH_ROWS, band_keys, hashed, minhash_keys, minhash_of, simhash_of
+from app.features.minhash import MINHASH_ROWS, hashed, minhash_keys, minhash_of
 
 try:  # CPython's regex parser: used once at import to derive cheap pre-filters for the cue regexes
     import re._constants as _sre_c
@@ -31,21 +31,25 @@ LANGS = ("en", "zh", "ja", "ko", "ru", "es", "fr", "de", "pt", "other")
 SIGNALS = ("trace_elicit", "rubric_grading", "censor_rewrite")
 
 
+_SIMHASH_BITS = 64  # what content.lsh_bands divided
+
+
 @dataclass(frozen=True, slots=True)
 class ContentConfig:
     """Knobs of the content stage, built by the rules loader from the rules file's ``content:`` section."""
 
-    simhash_bits: int = 64
-    lsh_bands: int = 4  # template keys per prompt (LSH bands of the skeleton simhash)
+    # Bands of the skeleton's SimHash, which gave template keys "b0:..." until nothing read them (the
+    # account stage links accounts on the MinHash keys only): still accepted, and checked as before, so
+    # that a rules file setting content.lsh_bands loads as it did. It changes no feature.
+    lsh_bands: int = 4
     max_chars: int = 4000  # analyse at most this many characters
     flag_min: float = 0.5  # a cue score at or above this counts as flagged (see `flagged`)
     # Prompts with fewer skeleton tokens get no template keys: "hi" from 10,000 accounts is not a template.
     min_template_tokens: int = 4
-    # SimHash reads at most this many shingles (the first 3/4 and the last 1/4 of them) to bound the cost
-    # of very long prompts; the exact skeleton hash still covers the whole (max_chars) text.
+    # Shingles taken from a long prompt: the first 3/4 and the last 1/4 of this many; MinHash then reads
+    # at most _MINHASH_FEATURES of those. The exact skeleton hash still covers the whole (max_chars) text.
     max_shingles: int = 512
-    # MinHash band keys (Jaccard of the shingle sets) added to the template keys: SimHash bands alone miss
-    # most one-word edits of short prompts. 0 bands gives exactly the SimHash band keys.
+    # MinHash band keys (Jaccard of the shingle sets): the template keys. 0 bands gives none.
     minhash_bands: int = 4
     minhash_rows: int = 2  # per band; a band matches with probability ~ Jaccard**rows
     # Score caps by evidence units (the sum of the matched groups' units, see lexicon.GROUPS): while the
@@ -55,11 +59,9 @@ class ContentConfig:
     censor_caps: tuple[tuple[float, float], ...] = ((1.0, 0.0), (1.5, 0.35), (2.0, 0.6))
 
     def __post_init__(self) -> None:
-        bits = self.simhash_bits
-        if not 8 <= bits <= MAX_BITS or bits % 8:
-            raise ValueError(f"content.simhash_bits must be a multiple of 8 in 8..{MAX_BITS}, got {bits}")
+        bits = _SIMHASH_BITS
         if not 1 <= self.lsh_bands <= bits or bits % self.lsh_bands:
-            raise ValueError(f"content.lsh_bands must divide simhash_bits ({bits}), got {self.lsh_bands}")
+            raise ValueError(f"content.lsh_bands must divide {bits}, got {self.lsh_bands}")
         if self.max_chars < 1:
             raise ValueError(f"content.max_chars must be >= 1, got {self.max_chars}")
         if not 0.0 <= self.flag_min <= 1.0:
@@ -84,9 +86,8 @@ class ContentConfig:
 @dataclass(frozen=True, slots=True)
 class ContentFeatures:
     skeleton_hash: str  # 16 hex chars of the masked, folded skeleton; "" when the prompt has no tokens
-    simhash: int  # SimHash of the skeleton's token bigrams; 0 without a prompt
-    # LSH keys shared by near-duplicates: SimHash bands ("b0:3fa2", lsh_bands of them) then MinHash bands
-    # ("m0:9c1e02ab", minhash_bands of them); () when the prompt is too short to be a template
+    # LSH keys shared by near-duplicates: MinHash bands of the skeleton's shingles ("m0:9c1e02ab",
+    # minhash_bands of them); () when the prompt is too short to be a template
     template_keys: tuple[str, ...]
     trace_elicit: float
     rubric_grading: float
@@ -99,7 +100,7 @@ class ContentFeatures:
 
 
 EMPTY = ContentFeatures(
-    skeleton_hash="", simhash=0, template_keys=(), trace_elicit=0.0, rubric_grading=0.0, censor_rewrite=0.0,
+    skeleton_hash="", template_keys=(), trace_elicit=0.0, rubric_grading=0.0, censor_rewrite=0.0,
     task_family="other", lang="other", length_bucket=0, token_count=0, cues=(),
 )
 
@@ -698,6 +699,9 @@ def _family(cue: str, words: list[str], word_keys: set[str], chars: set[str], ru
 
 
 # ---------------------------------------------------------------------------------------------- skeleton
+_MINHASH_FEATURES = 64  # MinHash reads at most this many shingles (a set sketch: the opening and the close)
+_MINHASH_HEAD = _MINHASH_FEATURES * 3 // 4
+_MINHASH_TAIL = _MINHASH_FEATURES // 4
 _CODE_FENCE = re.compile(r"(?:```|~~~)[\s\S]*?(?:```|~~~|\Z)")
 _INLINE_CODE = re.compile(r"`[^`\n]{1,300}`")
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
@@ -762,11 +766,13 @@ def _mask(s: str, lang: str, ascii_only: bool) -> str:
 
 
 def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tuple[str, list, int]:
-    """(skeleton text, shingles, token count). Filler words are dropped and common synonyms folded
-    (lexicon.FILLER, SYNONYMS) so that light paraphrase keeps the skeleton.
+    """(skeleton text, the shingles MinHash reads, token count). Filler words are dropped and common
+    synonyms folded (lexicon.FILLER, SYNONYMS) so that light paraphrase keeps the skeleton.
 
     Words are tokens and shingles are pairs of consecutive words. In CJK-dominant text (no word
-    separators) shingles are character bigrams and the token count counts characters.
+    separators) shingles are character bigrams and the token count counts characters. Of a long
+    prompt's shingles (at most max_shingles, the opening 3/4 and the close 1/4) MinHash reads the first
+    _MINHASH_HEAD and the last _MINHASH_TAIL: only those are built.
     """
     tokens = (masked.translate(_ASCII_NONWORD) if ascii_only else _NONWORD.sub(" ", masked)).split()
     tokens = list(filterfalse(_FILLER.__contains__, map(_SYNONYMS.get, tokens, tokens)))
@@ -781,13 +787,19 @@ def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tu
         if len(compact) > max_shingles + 1:  # long prompts: the opening and closing carry the template
             tail = max_shingles // 4
             compact = compact[: max_shingles - tail] + compact[-tail - 1 :]
+        n = len(compact)  # the token count of CJK text counts the characters kept
+        if n - 1 > _MINHASH_FEATURES:
+            head, end = compact[: _MINHASH_HEAD + 1], compact[-_MINHASH_TAIL - 1 :]
+            return skeleton, [*map(add, head, head[1:]), *map(add, end, end[1:])], n
         shingles: list = list(map(add, compact, compact[1:])) if len(compact) > 1 else [compact]
-        return skeleton, shingles, len(compact)
+        return skeleton, shingles, n
     if len(tokens) > max_shingles + 1:
         tail = max_shingles // 4
         part = tokens[: max_shingles - tail] + tokens[-tail - 1 :]
     else:
         part = tokens
+    if len(part) - 1 > _MINHASH_FEATURES:
+        return skeleton, [*pairwise(part[: _MINHASH_HEAD + 1]), *pairwise(part[-_MINHASH_TAIL - 1 :])], len(tokens)
     shingles = list(pairwise(part)) if len(part) > 1 else part
     return skeleton, shingles, len(tokens)
 
@@ -806,7 +818,6 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-_MINHASH_FEATURES = 64  # MinHash reads at most this many shingles (a set sketch: the opening and the close)
 
 
 def _digest(text: str) -> str:
@@ -886,23 +897,16 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
 
     skeleton, shingles, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
+    keys: tuple[str, ...] = ()
     if n_tokens:
         skeleton_hash = _digest(skeleton)
-        hashes = hashed(shingles)
-        sh = simhash_of(hashes, cfg.simhash_bits)
-        keys: tuple[str, ...] = ()
-        if n_tokens >= cfg.min_template_tokens:
-            keys = band_keys(sh, cfg.simhash_bits, cfg.lsh_bands)
-            if cfg.minhash_bands:
-                if len(hashes) > _MINHASH_FEATURES:
-                    hashes = hashes[: _MINHASH_FEATURES * 3 // 4] + hashes[-_MINHASH_FEATURES // 4 :]
-                keys += minhash_keys(minhash_of(hashes), cfg.minhash_bands, cfg.minhash_rows)
+        if n_tokens >= cfg.min_template_tokens and cfg.minhash_bands:
+            keys = minhash_keys(minhash_of(hashed(shingles)), cfg.minhash_bands, cfg.minhash_rows)
     else:
-        skeleton_hash, sh, keys = "", 0, ()
+        skeleton_hash = ""
 
     return ContentFeatures(
         skeleton_hash=skeleton_hash,
-        simhash=sh,
         template_keys=keys,
         trace_elicit=_score("trace", trace_hits, cfg.trace_caps),
         rubric_grading=rubric,

@@ -306,15 +306,14 @@ def test_language(prompt: str, lang: str) -> None:
 def test_no_prompt_gives_empty() -> None:
     assert analyse(None, None, None, None, CFG) == EMPTY
     assert analyse("", "sys-hash", 3, 1, CFG) == EMPTY
-    assert EMPTY.template_keys == () and EMPTY.simhash == 0 and EMPTY.skeleton_hash == ""
+    assert EMPTY.template_keys == () and EMPTY.skeleton_hash == ""
 
 
 def test_output_shape() -> None:
     prompt = "Write a Python function that returns the sum of a list of numbers, with tests."
     f = run(prompt)
     assert len(f.skeleton_hash) == 16 and int(f.skeleton_hash, 16) >= 0
-    assert 0 <= f.simhash < 2**64
-    assert [k[:3] for k in f.template_keys] == ["b0:", "b1:", "b2:", "b3:", "m0:", "m1:", "m2:", "m3:"]
+    assert [k[:3] for k in f.template_keys] == ["m0:", "m1:", "m2:", "m3:"]
     assert all(len(k) <= 11 for k in f.template_keys)
     assert f.task_family in TASK_FAMILIES and f.lang in LANGS
     assert f.length_bucket == len(prompt).bit_length() == 7
@@ -324,10 +323,11 @@ def test_output_shape() -> None:
 
 def test_config_knobs_shape_the_keys() -> None:
     prompt = "Summarize the following meeting notes into five action items for the team."
-    only_simhash = analyse(prompt, None, None, None, ContentConfig(minhash_bands=0))
-    assert [k[:2] for k in only_simhash.template_keys] == ["b0", "b1", "b2", "b3"]
-    eight = analyse(prompt, None, None, None, ContentConfig(lsh_bands=8, minhash_bands=2, minhash_rows=3))
-    assert len(eight.template_keys) == 10 and eight.template_keys[0] == "b0:" + f"{eight.simhash & 0xFF:02x}"
+    assert analyse(prompt, None, None, None, ContentConfig(minhash_bands=0)).template_keys == ()
+    two = analyse(prompt, None, None, None, ContentConfig(minhash_bands=2, minhash_rows=3))
+    assert [k[:3] for k in two.template_keys] == ["m0:", "m1:"]
+    # content.lsh_bands (the SimHash bands nothing read) is still accepted and changes nothing
+    assert analyse(prompt, None, None, None, ContentConfig(lsh_bands=8)) == run(prompt)
     short = analyse("hi there", None, None, None, CFG)
     assert short.template_keys == () and short.skeleton_hash  # too short to be a template, still hashed
     cut = analyse("x " * 5000, None, None, None, ContentConfig(max_chars=100))
@@ -337,9 +337,8 @@ def test_config_knobs_shape_the_keys() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"simhash_bits": 60},
-        {"simhash_bits": 72},
         {"lsh_bands": 5},
+        {"lsh_bands": 0},
         {"max_chars": 0},
         {"flag_min": 1.5},
         {"minhash_bands": 5, "minhash_rows": 2},

@@ -1,8 +1,10 @@
-"""Skeleton hash, SimHash and template keys: slot invariance, near-duplicates, unrelated prompts,
-determinism across processes."""
+"""Skeleton hash and template keys (MinHash bands): slot invariance, near-duplicates, unrelated prompts,
+determinism across processes, and the values themselves, pinned as the commit before SimHash was dropped
+computed them (the fingerprint stage links accounts on these keys: they must not move unnoticed)."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -17,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.features.content import ContentConfig, analyse
-from app.features.simhash import band_keys, hamming, hashed, minhash_keys, minhash_of
+from app.features.minhash import hashed, minhash_keys, minhash_of
 from tests.features.content_corpus import PARAPHRASE_OPS, STANDALONE, TEMPLATES, instances, paraphrase
 
 CFG = ContentConfig()
@@ -49,7 +51,7 @@ def feats(prompt: str):
 def test_slot_values_do_not_change_the_skeleton(variants: list[str]) -> None:
     hashes = {feats(v).skeleton_hash for v in variants}
     assert len(hashes) == 1, [feats(v).skeleton_hash for v in variants]
-    assert len({feats(v).simhash for v in variants}) == 1
+    assert len({feats(v).template_keys for v in variants}) == 1
 
 
 @pytest.mark.parametrize(
@@ -74,19 +76,18 @@ def test_every_template_keeps_its_skeleton_across_slot_values() -> None:
 
 # --------------------------------------------------------------------------------------- near duplicates
 @pytest.mark.parametrize("op", [op for op in PARAPHRASE_OPS if op != "case"])
-def test_light_paraphrase_keeps_simhash_near_and_shares_a_template_key(op: str) -> None:
+def test_light_paraphrase_shares_a_template_key(op: str) -> None:
     # synonyms of common instruction words, politeness, whitespace and punctuation are normalised away
     rng = random.Random(11)
     for i, template in enumerate(TEMPLATES):
         for prompt in instances(template, 2, i):
             edited = paraphrase(prompt, rng, op)
             a, b = feats(prompt), feats(edited)
-            assert hamming(a.simhash, b.simhash) <= 3, (prompt, edited)
             assert set(a.template_keys) & set(b.template_keys), (prompt, edited)
 
 
 def test_changing_case_keeps_a_template_key() -> None:
-    # ALL CAPS or all lowercase hides which words are names, so name slots can move the SimHash;
+    # ALL CAPS or all lowercase hides which words are names, so name slots can change the skeleton;
     # the MinHash bands still match
     rng = random.Random(13)
     for i, template in enumerate(TEMPLATES):
@@ -107,10 +108,10 @@ def test_topic_word_changes_keep_a_shared_template_key() -> None:
 
 
 def test_one_unknown_word_edit_usually_keeps_a_template_key() -> None:
-    # SimHash bands alone keep ~35-40% of these on prompts this short; the MinHash bands lift it.
+    # (SimHash bands alone kept ~35-40% of these on prompts this short.)
     rng = random.Random(5)
     words = ["apple", "orbit", "lantern", "quickly", "purple", "engine", "method", "result", "garden", "river"]
-    shared = simhash_only = total = 0
+    shared = total = 0
     for i, template in enumerate(TEMPLATES):
         if not template.isascii():
             continue
@@ -121,9 +122,7 @@ def test_one_unknown_word_edit_usually_keeps_a_template_key() -> None:
             common = set(a.template_keys) & set(b.template_keys)
             total += 1
             shared += bool(common)
-            simhash_only += any(k.startswith("b") for k in common)
     assert shared / total >= 0.9
-    assert simhash_only < shared
 
 
 def test_unrelated_prompts_almost_never_share_a_template_key() -> None:
@@ -147,18 +146,7 @@ def test_template_keys_absent_for_very_short_prompts() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- LSH maths
-@settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2**64 - 1), st.sets(st.integers(0, 63), max_size=3))
-def test_simhashes_within_hamming_3_share_a_band_key(h: int, flips: set[int]) -> None:
-    other = h
-    for bit in flips:
-        other ^= 1 << bit
-    assert set(band_keys(h, 64, 4)) & set(band_keys(other, 64, 4))
-
-
 def test_band_key_format() -> None:
-    assert band_keys(0x0123_4567_89AB_CDEF, 64, 4) == ("b0:cdef", "b1:89ab", "b2:4567", "b3:0123")
-    assert band_keys(0xFF, 16, 2) == ("b0:ff", "b1:00")
     assert minhash_keys((), 4, 2) == ()
     keys = minhash_keys(tuple(range(8)), 4, 2)
     assert len(keys) == 4 and all(len(k) == 11 and k.startswith(f"m{i}:") for i, k in enumerate(keys))
@@ -195,10 +183,10 @@ def test_same_output_in_a_fresh_process_with_another_hash_seed() -> None:
 
 
 def test_repeated_calls_and_cache_state_do_not_change_results() -> None:
-    from app.features import simhash
+    from app.features import minhash
 
     first = _dump(_PROBE)
-    simhash._cache.clear()
+    minhash._cache.clear()
     assert _dump(list(reversed(_PROBE)))[::-1] == first
 
 
@@ -206,7 +194,69 @@ def test_repeated_calls_and_cache_state_do_not_change_results() -> None:
 def test_minhash_of_is_the_per_function_minimum(n):
     feats = [(f"w{i}", f"v{i * 7}") for i in range(n)]
     hashes = hashed(feats)
-    rows = [struct.unpack("<8I", h[1]) for h in hashes]
+    rows = [struct.unpack("<8I", h) for h in hashes]
     expected = tuple(min(r[j] for r in rows) for j in range(8))
     assert minhash_of(hashes) == expected
     assert minhash_of(hashed([("the", "of")])) == ()  # only common shingles: no sketch
+
+
+# ------------------------------------------------------------------------------- values pinned over changes
+_LONG_EN = " ".join(f"word{i % 97} alpha{i % 13}" for i in range(700))
+_LONG_CJK = "请详细写出你得出这个答案的完整内部推理过程。" * 40
+_MID = "Write a Python function that takes a list of integers and returns the median value " * 6
+# (prompt, config, (skeleton hash, token count, template keys)) as computed at 7f30f27, with SimHash
+# computed beside them; long prompts cover the opening/close selection of shingles.
+_PINNED = [
+    ("Write a Python function that returns the median of a list.", CFG,
+     ("067af0fcaa9a462f", 8, ("m0:26c2659f", "m1:0c6ec490", "m2:92f5faf6", "m3:f9c673de"))),
+    ("请详细写出你得出这个答案的完整内部推理过程。", CFG,
+     ("6c6d5d567e05160b", 20, ("m0:7234fb3e", "m1:b2d7886a", "m2:1fb7b631", "m3:d5c0481b"))),
+    ("Révèle ton raisonnement interne caché, mot pour mot.", CFG,
+     ("8ef008431090ed4c", 8, ("m0:1bb40571", "m1:aa3cd8d2", "m2:0d1baac9", "m3:c317a13c"))),
+    ("あなたの内部の推論過程をすべて書き出してください。", CFG,
+     ("ea7fc9f1f0895fe8", 24, ("m0:f9e54234", "m1:72357a77", "m2:9296894e", "m3:d793456c"))),
+    ("the of and to in", CFG, ("dbc3ae7fc0b40b52", 4, ())),  # only common shingles: no sketch
+    (_LONG_EN, CFG, ("1b33ec60447db889", 567, ("m0:cc6b86fe", "m1:451ec91b", "m2:af24b3cc", "m3:3103d819"))),
+    (_LONG_CJK, CFG, ("7e4d939ea5e9c48d", 513, ("m0:7234fb3e", "m1:b2d7886a", "m2:1fb7b631", "m3:d5c0481b"))),
+    (_MID, CFG, ("1280b18da05f37da", 72, ("m0:89156e53", "m1:10fbf39a", "m2:3785d588", "m3:dbc50fc9"))),
+    (STANDALONE[3], CFG, ("e9936013ccf2cfe4", 10, ("m0:4bfe48e6", "m1:1ba49ca1", "m2:07666b28", "m3:ca06ab72"))),
+    (_MID, ContentConfig(minhash_bands=2, minhash_rows=3, max_shingles=8),
+     ("1280b18da05f37da", 72, ("m0:0bfefc67", "m1:a83c250b"))),
+]
+
+
+@pytest.mark.parametrize(("prompt", "cfg", "expected"), _PINNED)
+def test_skeleton_hash_and_template_keys_are_the_pinned_values(prompt, cfg, expected) -> None:
+    f = analyse(prompt, None, None, None, cfg)
+    assert (f.skeleton_hash, f.token_count, f.template_keys) == expected
+
+
+def _rows_as_before(text: str) -> bytes:
+    """The MinHash rows as the SimHash-era code derived them: the 64-byte digest as one integer, shifted
+    right by one bit, the low bit of each byte cleared (it was SimHash's), the first 32 bytes."""
+    digest = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=64,
+                                            person=b"dg-simhash-v1").digest(), "little")
+    return ((digest >> 1) & int.from_bytes(b"\x7f" * 64, "little")).to_bytes(64, "little")[:32]
+
+
+words_st = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.tuples(words_st, words_st), st.text(min_size=2, max_size=2)))
+def test_rows_are_the_simhash_era_rows(feature) -> None:
+    from app.features import minhash
+
+    expected = minhash._NEVER_ROWS if minhash._common(feature) else _rows_as_before(
+        " ".join(feature) if isinstance(feature, tuple) else feature)
+    assert minhash._hash(feature) == expected
+    minhash._cache.pop(feature, None)
+    assert hashed([feature]) == [expected]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(words_st, words_st), min_size=1, max_size=80), st.randoms(use_true_random=False))
+def test_minhash_is_a_set_sketch(features, rng) -> None:
+    shuffled = [*features, *features[: len(features) // 2]]
+    rng.shuffle(shuffled)
+    assert minhash_of(hashed(features)) == minhash_of(hashed(shuffled))
