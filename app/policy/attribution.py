@@ -25,6 +25,7 @@ from app.detect.hits import Hit
 from app.detect.messages import OWN_CONTENT, OWN_NAMES, OWN_NETWORK, OWN_OTHER, OWN_PAYMENT, OWN_VOLUME
 from app.emit.records import Decision, Reason, stable_id
 from app.policy.decide import LEVELS
+from app.rules.load import KNOWN_SIGNALS
 from app.rules.model import Rules
 
 _FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOLUME}
@@ -177,10 +178,39 @@ def _limit_rpm(action: str, rules: Rules) -> int | None:
     return step.limit_rpm if step is not None else None
 
 
-def _mode(live: Live, rules: Rules) -> str:
-    """A member's decision is made under the rules in force when it is reached: global shadow now makes it
-    shadow, whatever the cluster's decision was; a cluster decided on shadow evidence stays shadow."""
-    return "shadow" if rules.mode == "shadow" or live.mode == "shadow" else "enforce"
+def live_now(live: Live, rules: Rules) -> tuple[str, str]:
+    """The cluster's live decision as the rules in force now make it: (action, mode). Its level and reasons
+    are facts about the cluster (escalation included); whether and how high it is enforced is the current
+    rules' call, exactly as `decide` would make it on the same evidence:
+    - global shadow makes it shadow, and a decision made on shadow evidence stays shadow;
+    - per-signal shadow: its reasons' signals that enforce now (enabled, not shadow), at their current
+      weights, must still reach an action step, otherwise it is shown as shadow only;
+    - the policy's steps now: no higher than the highest step, and no block without `block_min_families`
+      enforcing families.
+    With unchanged rules this is the live decision's own action and mode (decide chose them that way).
+    A live decision with a reason that is no signal code was not made by the score alone (an analyst's
+    verdict, say): it is not re-judged on signal weights and steps, only global shadow applies."""
+    p = rules.policy
+    if not KNOWN_SIGNALS.issuperset(live.reasons):
+        return live.action, "shadow" if rules.mode == "shadow" or live.mode == "shadow" else "enforce"
+    sigs = [s for s in (rules.signals.get(code) for code in live.reasons) if s is not None and s.enabled]
+    enforcing = [s for s in sigs if not s.shadow]
+    score = min(100.0, sum(s.weight for s in enforcing))
+    enforceable = any(score >= step.min_score for step in p.actions)
+    # decide caps a block by the families of the evidence its step came from: the enforcing signals', or
+    # all of them for a decision only shadow signals reach
+    families = {s.family for s in (enforcing if enforceable else sigs)}
+    level = LEVELS.index(live.action)
+    if p.actions:
+        level = min(level, LEVELS.index(p.actions[-1].action))
+    if LEVELS[level] == "block" and len(families) < p.block_min_families:
+        level = LEVELS.index("challenge")
+    enforce = enforceable and rules.mode != "shadow" and live.mode != "shadow"
+    return LEVELS[level], "enforce" if enforce else "shadow"
+
+
+def _allowed(allow: Allowlist, acct: str, org: str, ts_ms: int) -> bool:
+    return bool(allow) and (allow.allows("account", acct, ts_ms) or allow.allows("org", org, ts_ms))
 
 
 def member_decision(c: ClusterState, acct: str, m: Member, tie: Tie, ts_ms: int, rules: Rules,
@@ -191,23 +221,24 @@ def member_decision(c: ClusterState, acct: str, m: Member, tie: Tie, ts_ms: int,
     live = c.live
     if live is None or ts_ms >= live.until_ms or live.action not in LEVELS:
         return None
-    action = _capped(live.action, tie.cap)
+    now_action, mode = live_now(live, rules)
+    action = _capped(now_action, tie.cap)
     if action is None:
         return None
     level = LEVELS.index(action)
     if m.dec_until >= live.until_ms and m.dec_level >= level:
         return None
-    if allow and (allow.allows("account", acct, ts_ms) or allow.allows("org", m.org, ts_ms)):
+    if _allowed(allow, acct, m.org, ts_ms):
         return None
     m.dec_until, m.dec_level = live.until_ms, level
     reasons = (*live.reasons, "CLUSTER_MEMBER", tie.code)
-    if action != live.action:
+    if action != now_action:
         reasons = (*reasons, "MEMBER_CAP")
     salt = (action, ts_ms) if late else (action,)
     return Decision(
         decision_id=stable_id("dc", live.decision_id, "account", acct, *salt), ts_ms=ts_ms, scope="account",
         value=acct, action=action, ttl_s=max(1, (live.until_ms - ts_ms) // 1000), reasons=reasons,
-        alert_id=live.alert_id, mode=_mode(live, rules), limit_rpm=_limit_rpm(action, rules), cluster_id=c.cid)
+        alert_id=live.alert_id, mode=mode, limit_rpm=_limit_rpm(action, rules), cluster_id=c.cid)
 
 
 def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str | None = None) -> list[Decision]:
@@ -234,22 +265,30 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
             out.append(d)
             if len(out) >= cap:
                 break
-    out += value_decisions(c, bad, ts_ms, rules)
+    out += value_decisions(c, bad, ts_ms, rules, allow)
     return out
 
 
-def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Rules) -> list[Decision]:
+def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Rules,
+                    allow: Allowlist | None = None) -> list[Decision]:
     """Decisions for the cluster's payment methods and devices held by members with own evidence (every
     holder of such a value is reached, at least by association). Capped at the association action unless
     that is none: the rate limiter applies them to every request on the value, so to holders without
-    evidence of their own too."""
+    evidence of their own too. Under the rules in force now (`live_now`); not for a value the allowlist
+    names, nor for one an allowlisted member holds (the value's decision would reach that member too)."""
     live = c.live
     if live is None or c.kind != "community":
         return []
     at = rules.policy.attribution
-    action = _capped(live.action, None if at.association_max_action == "none" else at.association_max_action)
+    now_action, mode = live_now(live, rules)
+    action = _capped(now_action, None if at.association_max_action == "none" else at.association_max_action)
     if action is None:
         return []
+    allowed_holders: set[str] = set()
+    if allow:
+        for acct, m in c.members.items():
+            if _allowed(allow, acct, m.org, ts_ms):
+                allowed_holders.update(m.strong)
     out = []
     until = live.until_ms
     for key in sorted(bad_values):
@@ -257,22 +296,25 @@ def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Ru
         scope, _, value = key.partition(":")
         if v is None or scope not in DECISION_SCOPES or v.decided_until >= until or v.orgs < 2:
             continue
+        if allow and (key in allowed_holders or allow.allows(scope, value, ts_ms)):
+            continue
         v.decided_until = until
-        reasons = (*live.reasons, "CLUSTER_FP") if action == live.action else (*live.reasons, "CLUSTER_FP",
-                                                                                "MEMBER_CAP")
+        reasons = (*live.reasons, "CLUSTER_FP") if action == now_action else (*live.reasons, "CLUSTER_FP",
+                                                                               "MEMBER_CAP")
         out.append(Decision(
             decision_id=stable_id("dc", live.decision_id, scope, value), ts_ms=ts_ms, scope=scope, value=value,
             action=action, ttl_s=max(1, (until - ts_ms) // 1000), reasons=reasons, alert_id=live.alert_id,
-            mode=_mode(live, rules), limit_rpm=_limit_rpm(action, rules), cluster_id=c.cid))
+            mode=mode, limit_rpm=_limit_rpm(action, rules), cluster_id=c.cid))
     return out
 
 
 def lift_member(acct: str, ts_ms: int, reason: str, rules: Rules, cluster_id: str | None,
                 parent_id: str) -> Decision:
-    """A `lift` for an account whose live decision came from a cluster's (it was allowlisted since)."""
+    """A `lift` for an account whose live decision came from a cluster's (it was allowlisted since); always
+    `mode: enforce`, whatever the rules' mode (see `decide.lift`)."""
     alert_id = stable_id("al", "account", acct, "lift", ts_ms)
     return Decision(
         decision_id=stable_id("dc", alert_id, "account", acct, "lift", parent_id), ts_ms=ts_ms,
         scope="account", value=acct, action="lift", ttl_s=1, reasons=(reason,), alert_id=alert_id,
-        mode=rules.mode, cluster_id=cluster_id,
+        mode="enforce", cluster_id=cluster_id,
     )

@@ -62,7 +62,9 @@ def _capped(step: ActionStep, families: frozenset[str], rules: Rules) -> ActionS
 
 
 def lift(mem: PolicyMemory, subj: Subject, ts_ms: int, reason: str, rules: Rules) -> Decision | None:
-    """A `lift` for a live decision on an allowlisted subject; None when nothing is live."""
+    """A `lift` for a live decision on an allowlisted subject; None when nothing is live. A lift is always
+    `mode: enforce`, in shadow mode too: what it ends is an enforced decision (only those are live in the
+    policy memory), and the rate limiter ignores shadow records, so a shadow lift would leave it enforced."""
     if ts_ms >= mem.pol_until_ms or not mem.pol_action:
         return None
     mem.pol_until_ms = 0
@@ -72,7 +74,7 @@ def lift(mem: PolicyMemory, subj: Subject, ts_ms: int, reason: str, rules: Rules
     return Decision(
         decision_id=stable_id("dc", alert_id, subj.scope, subj.value, "lift"), ts_ms=ts_ms,
         scope=subj.scope, value=subj.value, action="lift", ttl_s=1, reasons=(reason,),
-        alert_id=alert_id, mode=rules.mode, cluster_id=subj.cluster_id,
+        alert_id=alert_id, mode="enforce", cluster_id=subj.cluster_id,
     )
 
 

@@ -1,17 +1,23 @@
 """`replay --rules-at TS=FILE` / `--allowlist-at TS=FILE`: rules switch at an event time, as a worker's hot
-reload does, so a reload is replayed exactly."""
+reload does, so a reload is replayed exactly; and a property over generated rule switches: once the rules in
+force are shadow (globally or every signal), no decision made from then on is enforced, and nothing an
+allowlist entry in force names is."""
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from pathlib import Path
 
 import orjson
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.cli import main
 from app.drivers.replay import content_config, replay
-from app.emit.records import iso_ms
+from app.emit.records import Decision, iso_ms
 from app.emit.sinks import ListSink
 from app.engine import Engine
 from app.ingest.parse import parse_record
@@ -130,3 +136,81 @@ def test_cli_rules_at_invalid_file(tmp_path, events_file, capsys):
     code = main(["replay", str(events_file), "--out", str(tmp_path / "out"), "--rules-at", f"{T}={bad}"])
     assert code == 2
     assert "bad.yaml" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- property: generated switches
+def _rules_for(kind: str, signals: frozenset[str], allow: bool, sc: Scenario) -> Rules:
+    d = doc()
+    if kind == "shadow":
+        d["mode"] = "shadow"
+    elif kind == "signals":
+        for code in d["signals"]:
+            d["signals"][code]["shadow"] = True
+    elif kind == "some_signals":
+        for code in signals:
+            d["signals"][code]["shadow"] = True
+    if allow:
+        d["allowlist"] = sc.allowlist()
+    return compile_rules(d, f"<{kind}>")
+
+
+SIGNALS = sorted(doc()["signals"])
+SPAN = 9 * 60 * 60_000  # the scenario's events fall within T - 7 h .. T + 2 h
+switch = st.tuples(
+    st.integers(min_value=-7 * 60, max_value=2 * 60).map(lambda m: T + m * 60_000),
+    st.sampled_from(["enforce", "shadow", "signals", "some_signals"]),
+    st.frozensets(st.sampled_from(SIGNALS), max_size=6),
+    st.booleans(),
+)
+
+
+@functools.cache
+def _property_data() -> tuple[Scenario, Path, Rules]:
+    """Module-level (hypothesis reprs its arguments: the scenario is not one to print)."""
+    rules = compile_rules(doc(), "<default>")
+    sc = build(T, rules)
+    path = Path(tempfile.mkdtemp(prefix="dg-rulesat-")) / "events.jsonl"
+    path.write_bytes(b"\n".join(lines(sc.events)) + b"\n")
+    return sc, path, rules
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(switch, min_size=1, max_size=4))
+def test_no_enforcing_decision_while_shadow_or_allowlisted(plan):
+    scenario, events_file, default_rules = _property_data()
+    switches = [(ts, _rules_for(kind, sig, allow, scenario)) for ts, kind, sig, allow in plan]
+    sink = ListSink()
+    replay(events_file, default_rules, sink, now_ms=NOW, switches=switches)
+    # the rules in force at each decision: the last switch at or before its time (decisions come in event-
+    # time order per actor, and each actor's events are in time order in the file)
+    order = sorted(zip([ts for ts, *_ in plan], range(len(plan)), plan, strict=True))
+
+    def in_force(ts_ms: int):
+        cur = None
+        for at, _, p in order:
+            if at <= ts_ms:
+                cur = p
+        return cur
+
+    orgs = scenario.orgs()
+    entries = {(a["scope"], a["value"]) for a in scenario.allowlist()}
+
+    def named(d: Decision) -> bool:
+        """The decision's subject is allowlisted: the account or its org, the value, or an account that had
+        used the value by then (a value's decision reaches every request on it)."""
+        if d.scope == "account":
+            return ("account", d.value) in entries or ("org", orgs.get(d.value, "")) in entries
+        holders = scenario.holders(d.ts_ms).get((d.scope, d.value), ())
+        return (d.scope, d.value) in entries or any(
+            ("account", a) in entries or ("org", orgs[a]) in entries for a in holders)
+
+    for d in sink.decisions:
+        p = in_force(d.ts_ms)
+        if p is None or d.action == "lift":
+            assert d.action != "lift" or d.mode == "enforce", d
+            continue
+        _, kind, _, allow = p
+        if kind in ("shadow", "signals"):
+            assert d.mode == "shadow", (d, p)
+        if allow and named(d):
+            assert d.mode == "shadow", (d, p)
