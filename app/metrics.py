@@ -61,6 +61,9 @@ class Metrics:
                                      ["stage", "kind"], registry=registry)
         self.rules_reloads = Counter(p + "rules_reloads_total", "Rules file reloads", ["result"],
                                      registry=registry)
+        self.rules_reload_failing = Gauge(p + "rules_reload_failing", "1 while the rules or allowlist file on disk "
+                                          "fails validation and the worker keeps the rules it had (0 otherwise)",
+                                          registry=registry)
 
     def record_outputs(self, alerts, decisions) -> None:
         for a in alerts:

@@ -62,6 +62,7 @@ BUNDLE_BITS = 20  # position of item i of the bundle at offset o: (o << 20) + i;
 BUNDLE_MAX_BYTES = 256 * 1024  # well under the producer's max request (1 MiB) and the topics' max message
 ORDER_CHECK_S = 5.0  # how often partitions stuck behind a lost record are looked for
 READ_RANGE_TIMEOUT_S = 30.0  # reading records Faust lost; past it the stage fails (and the worker restarts)
+RELOAD_SETTLE_S = 1.0  # a rules or allowlist file modified more recently than this is not read yet
 
 
 def _enter(event: Any) -> None:
@@ -199,7 +200,8 @@ class Worker:
         self.rules = rules
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self._rules_mtime = self._mtimes()
+        self._rules_mtime = self._mtimes()  # the files behind the rules in force
+        self._rules_seen = self._rules_mtime  # ... and as the last reload check saw them
         self.app = app = faust.App(
             s.app_id,
             broker=_brokers(s.bootstrap_servers),
@@ -732,29 +734,53 @@ class Worker:
         app.on_partitions_assigned.connect(drop_caches)
 
     # -- rules reload without restart: state stays, thresholds change
-    def _mtimes(self) -> tuple[float, float]:
-        def mt(p: Any) -> float:
+    def _mtimes(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """(modification time ns, size, inode) of the rules file and of the allowlist file: a file replaced by
+        a rename (a Kubernetes ConfigMap's symlink swap) changes its inode even within one mtime tick."""
+        def mt(p: Any) -> tuple[int, int, int]:
             try:
-                return os.stat(p).st_mtime if p else 0.0
+                st = os.stat(p) if p else None
             except OSError:
-                return 0.0
+                st = None
+            return (st.st_mtime_ns, st.st_size, st.st_ino) if st is not None else (0, 0, 0)
 
         return mt(self.settings.rules_path), mt(self.settings.allowlist_path)
 
-    def maybe_reload(self) -> bool:
-        now = self._mtimes()
-        if now == self._rules_mtime:
+    def maybe_reload(self, now_s: float | None = None) -> bool:
+        """Load the rules and allowlist files when either changed, and put them in force in all three stages
+        at once; True when it did. Never half a file: a file modified less than RELOAD_SETTLE_S ago (still
+        being written, most likely) is left for a later check, and one that changes while it is read is
+        read again at the next check (a file dated in the future, clocks apart, once two checks saw it
+        unchanged). A file that fails validation keeps the rules in force: logged, counted
+        (`rules_reloads_total{result="rejected"}`) and flagged (`rules_reload_failing` 1) until a valid one
+        loads."""
+        seen = self._mtimes()
+        if seen == self._rules_mtime:
             return False
-        self._rules_mtime = now
+        now = time.time() if now_s is None else now_s
+        ages = [now - mtime_ns / 1e9 for mtime_ns, _, _ in seen]
+        settled = all(age >= RELOAD_SETTLE_S or (age < 0 and seen == self._rules_seen) for age in ages)
+        self._rules_seen = seen
+        if not settled:
+            return False  # being written, most likely: read it once it is still (or seen twice the same)
         try:
             rules = load_rules(self.settings.rules_path, self.settings.allowlist_path)
         except RulesError as exc:
-            log.error("rules reload rejected, keeping the previous rules: %s", exc)
+            if self._mtimes() != seen:
+                return False  # changed while it was read: the next check reads the new version
+            self._rules_mtime = seen
+            log.error("rules reload rejected, keeping the rules in force (from %s): %s", self.rules.source, exc)
             self.metrics.rules_reloads.labels("rejected").inc()
+            self.metrics.rules_reload_failing.set(1)
             return False
+        if self._mtimes() != seen:
+            return False  # changed while it was read: the next check reads the new version
+        self._rules_mtime = seen
         self.rules = rules
         for stage in (self.account_stage, self.fp_stage, self.cluster_stage):
             stage.set_rules(rules)
         self.metrics.rules_reloads.labels("ok").inc()
-        log.warning("rules reloaded from %s", self.settings.rules_path)
+        self.metrics.rules_reload_failing.set(0)
+        log.warning("rules reloaded from %s (mode %s, %d allowlist entries)", self.settings.rules_path, rules.mode,
+                    len(rules.allowlist))
         return True

@@ -41,7 +41,7 @@ WORKER_METRICS = frozenset({
     "distill_guard_processing_lag_seconds", "distill_guard_events_dead_lettered_total",
     "distill_guard_events_consumed_total", "distill_guard_decisions_total", "distill_guard_alerts_total",
     "distill_guard_state_keys", "distill_guard_rules_reloads_total", "distill_guard_input_repairs_total",
-    "distill_guard_decision_latency_seconds",
+    "distill_guard_decision_latency_seconds", "distill_guard_rules_reload_failing",
 })
 
 ALL_YAML = sorted([*DEPLOY.glob("*.yml"), *K8S.glob("*.yaml"), RULE_TESTS])
