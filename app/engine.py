@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from app.features.content import ContentFeatures
 from app.ingest.event import Event
+from app.policy.feedback import FeedbackState, Verdict
 from app.rules.model import Rules
 from app.stages.account import AccountStage
 from app.stages.base import Output
@@ -32,6 +33,9 @@ class Engine:
         self.accounts = AccountStage(rules)
         self.fingerprints = FingerprintStage(rules)
         self.clusters = ClusterStage(rules)
+        self.feedback = FeedbackState()  # analysts' verdicts in force, consulted by every stage
+        for stage in (self.accounts, self.fingerprints, self.clusters):
+            stage.use_feedback(self.feedback)
 
     def set_rules(self, rules: Rules) -> None:
         for stage in (self.accounts, self.fingerprints, self.clusters):
@@ -45,6 +49,12 @@ class Engine:
         for link in out.links:
             self.clusters.process(link, out)
         return out
+
+    def apply_verdict(self, v: Verdict) -> tuple[Output, str | None]:
+        """An analyst's verdict on an account or a cluster, at its own time (app.policy.feedback): its outputs,
+        and why it could not be applied (None when it was)."""
+        out = Output()
+        return out, self.clusters.apply_verdict(v, out)
 
     def state_sizes(self) -> dict[str, int]:
         return {"accounts": len(self.accounts.store), "fingerprints": len(self.fingerprints.store),

@@ -19,6 +19,7 @@ from app.emit.records import DeadLetter
 from app.emit.sinks import Sink
 from app.engine import Engine, Output
 from app.features.content import ContentConfig
+from app.feedback.feed import VerdictFeed
 from app.ingest.parse import Rejection, parse_record
 from app.rules.model import Rules
 
@@ -35,6 +36,7 @@ class ReplayStats:
     dead_letters: int = 0
     alerts: int = 0
     decisions: int = 0
+    verdicts: int = 0  # analysts' verdicts applied (`feedback`)
     seconds: float = 0.0
     switches: int = 0  # rule switches applied (those whose time the events reached)
 
@@ -55,23 +57,46 @@ def content_config(rules: Rules) -> ContentConfig:
 
 def replay(path: Path, rules: Rules, sink: Sink, now_ms: int | None = None,
            engine: Engine | None = None, content_jobs: int = 0,
-           switches: Sequence[tuple[int, Rules]] = ()) -> ReplayStats:
+           switches: Sequence[tuple[int, Rules]] = (), feedback: Path | None = None) -> ReplayStats:
     """`now_ms` is the pipeline clock for plausibility checks and DLQ timestamps (default: wall clock).
     `content_jobs` > 0 analyses prompts in that many other processes (`ContentPool`), the same records out.
-    `switches`: (event time ms, rules) pairs; each takes over before the first event whose time reaches it."""
+    `switches`: (event time ms, rules) pairs; each takes over before the first event whose time reaches it.
+    `feedback`: a JSONL file of analysts' verdicts, each applied at its time (app.feedback.feed)."""
     clock_ms = int(time.time() * 1000) if now_ms is None else now_ms
     engine = engine or Engine(rules)
     stats = ReplayStats()
+    feed = _feed(feedback, clock_ms, sink, stats) if feedback is not None else None
     started = time.perf_counter()
     threshold = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD)
     try:
         with ContentPool(content_jobs) as pool:  # 0 jobs: analysed in this process, chunk by chunk
-            _run(path, clock_ms, engine, sink, stats, pool, sorted(switches, key=lambda s: s[0]))
+            _run(path, clock_ms, engine, sink, stats, pool, sorted(switches, key=lambda s: s[0]), feed)
     finally:
         gc.set_threshold(*threshold)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _feed(path: Path, clock_ms: int, sink: Sink, stats: ReplayStats) -> VerdictFeed:
+    def dead(dl: DeadLetter) -> None:
+        stats.dead_letters += 1
+        sink.dead_letter(dl)
+
+    return VerdictFeed(path, clock_ms, dead)
+
+
+def _verdicts(feed: VerdictFeed, engine: Engine, sink: Sink, stats: ReplayStats):
+    """What applies a verdict of `feed` to `engine` and writes its records."""
+    def apply(v) -> str | None:
+        out, why = engine.apply_verdict(v)
+        if why is None:
+            stats.verdicts += 1
+            feed.seen(out.decisions)
+            _emit(out, sink, stats)
+        return why
+
+    return apply
 
 
 def _emit(out: Output, sink: Sink, stats: ReplayStats) -> None:
@@ -87,13 +112,14 @@ POOLED_CHUNK = 512  # events per chunk handed to the content pool
 
 
 def _run(path: Path, clock_ms: int, engine: Engine, sink: Sink, stats: ReplayStats, pool: ContentPool,
-         switches: list[tuple[int, Rules]]) -> None:
+         switches: list[tuple[int, Rules]], feed: VerdictFeed | None = None) -> None:
     """The file in chunks of events: each chunk's prompts analysed by `pool` (in other processes while
     this one runs the stateful stages over the chunks before it, or here with 0 jobs); chunks finish in
     file order, so the records do not depend on the pool. A rule switch ends a chunk: the chunk after it
     is analysed with the new rules' content knobs and switches the engine's rules before its first event."""
     name = str(path)
     accounts = engine.accounts
+    apply = _verdicts(feed, engine, sink, stats) if feed is not None else None
     inflight: deque[tuple[list, Pending, tuple[Rules, int] | None]] = deque()
     depth = 2 * pool.jobs + 1
     cfg = accounts.content_cfg
@@ -112,6 +138,12 @@ def _run(path: Path, clock_ms: int, engine: Engine, sink: Sink, stats: ReplaySta
                 sink.dead_letter(DeadLetter(clock_ms, {"file": name, "line": line_no}, ev.code, ev.message, raw))
                 continue
             stats.events += 1
+            if feed is not None:  # verdicts due before this event, then the event's own decisions noted
+                feed.before(ev.ts_ms, apply)
+                out = engine.process(ev, next(features))
+                feed.seen(out.decisions)
+                _emit(out, sink, stats)
+                continue
             _emit(engine.process(ev, next(features)), sink, stats)
 
     def submit(chunk: list) -> None:
@@ -145,3 +177,5 @@ def _run(path: Path, clock_ms: int, engine: Engine, sink: Sink, stats: ReplaySta
         submit(chunk)
     while inflight:
         finish()
+    if feed is not None:
+        feed.rest(apply)

@@ -7,6 +7,7 @@ from app.detect.account import AccountState, account_signals
 from app.detect.messages import OWN_CONTENT, Observation, Summary
 from app.features.content import ContentConfig, ContentFeatures, ContentInput, analyse
 from app.ingest.event import Event
+from app.policy import feedback
 from app.policy.attribution import account_limits, content_now, own_bits
 from app.policy.decide import Subject, decide, lift
 from app.rules.model import Rules
@@ -26,6 +27,8 @@ class AccountStage(Stage):
 
     def sweep(self) -> int:
         b = self.rules.account
+        if self.feedback:
+            self.feedback.sweep(self.watermark_ms)
         return self.store.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
 
     @staticmethod
@@ -38,6 +41,7 @@ class AccountStage(Stage):
         rules = self.rules
         if self._tick(ev.ts_ms):
             self.sweep()
+        self._sync_feedback()
         if cf is None:
             cf = analyse(*self.content_input(ev), self.content_cfg)
         key = ev.account_id
@@ -49,8 +53,11 @@ class AccountStage(Stage):
         allowed = allow is not None and (
             allow.allows("account", key, ev.ts_ms) or allow.allows("org", ev.org_id, ev.ts_ms))
         subj = Subject("account", key, (key,), 1, max(st.first_ms, ev.ts_ms - 86_400_000))
+        fb = self.feedback if self.feedback else None  # no verdicts: skip the look-ups
         if allowed:
-            d = lift(st, subj, ev.ts_ms, "ALLOWLISTED", rules)
+            verdict = fb.fp_account(key, ev.ts_ms) if fb is not None else None
+            d = (feedback.lift_on_verdict(st, subj, ev.ts_ms, verdict, rules) if verdict is not None
+                 else lift(st, subj, ev.ts_ms, "ALLOWLISTED", rules))
             if d is not None:
                 out.decisions.append(d)
         age = st.age_ms(ev.ts_ms)
@@ -71,6 +78,13 @@ class AccountStage(Stage):
                 out.alerts.append(alert)
             if decision is not None:
                 out.decisions.append(decision)
+        if fb is not None and not allowed and fb.has_known_bad():
+            # a value an analyst's confirmed verdict marked known bad: caught on this request
+            hit = feedback.known_bad(st, key, feedback.event_keys(ev.payment_fp, ev.device_id, ev.system_prompt_hash),
+                                     ev.ts_ms, st.risky(young), st.first_ms, fb, rules)
+            if hit is not None:
+                out.alerts.append(hit[0])
+                out.decisions.append(hit[1])
         summary = Summary(
             account_id=key, org=st.org, first_ms=st.first_ms,
             young=young,

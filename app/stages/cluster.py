@@ -4,10 +4,11 @@ and how far is decided in `app.policy.attribution`."""
 
 from __future__ import annotations
 
+from app.allowlist import Allowlist
 from app.detect.cluster import COMMUNITY, RING, ClusterState, Live, cluster_signals, max_values, tie_scope
 from app.detect.messages import Link
 from app.emit.records import stable_id
-from app.policy import attribution
+from app.policy import attribution, feedback
 from app.policy.decide import Subject, decide
 from app.rules.model import Rules
 from app.score.assess import assess
@@ -36,10 +37,12 @@ class IndexEntry:
 
 class ClusterStage(Stage):
     def __init__(self, rules: Rules, clusters: StateStore | None = None,
-                 index: StateStore | None = None) -> None:
+                 index: StateStore | None = None, verdicts: StateStore | None = None) -> None:
         super().__init__(rules)
         self.clusters = clusters if clusters is not None else DictStore("clusters")
         self.index = index if index is not None else DictStore("cluster_index")
+        # analysts' verdicts as applied (VerdictRecord by verdict id): the worker's `feedback` table
+        self.verdicts = verdicts if verdicts is not None else DictStore("verdicts")
 
     @staticmethod
     def account_key(acct: str) -> str:
@@ -48,6 +51,9 @@ class ClusterStage(Stage):
 
     def sweep(self) -> int:
         b = self.rules.cluster
+        if self.feedback:  # verdicts go when they expire (a record's last_ms is its expiry)
+            self.feedback.sweep(self.watermark_ms)
+            self.verdicts.sweep(self.watermark_ms, 0, feedback.MAX_VERDICTS)
         return (self.clusters.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
                 + self.index.sweep(self.watermark_ms, b.ttl_ms, b.max_keys * 20))
 
@@ -107,6 +113,7 @@ class ClusterStage(Stage):
         ts = link.ts_ms
         if self._tick(ts):
             self.sweep()
+        self._sync_feedback()
         s = link.summary
         acct = s.account_id
         max_members = rules.cluster.max_members
@@ -143,7 +150,7 @@ class ClusterStage(Stage):
         decided = self._assess(c, ts, out)
         if decided:
             out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
-        elif c.live is not None and ts < c.live.until_ms and m is not None:
+        elif c.live is not None and ts < c.live.until_ms and m is not None and not self._suppressed(c, ts):
             own_now = c.evidence_of(m, attribution.spread(c, rules))
             if own_now != own_before and own_now:
                 # new own evidence: its strong values now reach their other holders too
@@ -160,7 +167,11 @@ class ClusterStage(Stage):
             return False
         a = assess(hits)
         subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
-        alert, decision = decide(c, subj, a, ts, self.rules, gate=attribution.cluster_gate(c, self.rules))
+        gate = attribution.cluster_gate(c, self.rules)
+        if gate is None:
+            sup = self._suppressed(c, ts)
+            gate = feedback.suppressed_gate(sup) if sup is not None else None
+        alert, decision = decide(c, subj, a, ts, self.rules, gate=gate)
         if alert is not None:
             out.alerts.append(alert)
         if decision is None:
@@ -168,3 +179,42 @@ class ClusterStage(Stage):
         c.live = Live(decision.decision_id, decision.action, decision.ttl_s, decision.reasons, decision.alert_id,
                       decision.mode, decision.ts_ms)
         return True
+
+    # -- analysts' verdicts (app.policy.feedback decides what each does)
+    def _suppressed(self, c: ClusterState, ts: int) -> feedback.VerdictRecord | None:
+        """The live false-positive verdict on this cluster, if any: it is not decided, nor reaches anyone."""
+        return self.feedback.suppressed(c.cid, ts) if self.feedback else None
+
+    def apply_verdict(self, v: feedback.Verdict, out: Output) -> str | None:
+        """Apply a verdict on an account or a cluster at its time: its lifts, alerts and decisions go to `out`,
+        its record to `verdicts` and to the shared registry. A verdict id applied before is not applied again.
+        Returns why it cannot be applied (an unknown cluster), else None."""
+        if self.feedback is None:
+            self.use_feedback(feedback.FeedbackState())
+        fb = self.feedback
+        if v.verdict_id in fb or self.verdicts.get(v.verdict_id) is not None:
+            return None
+        ts = v.ts_ms
+        if v.scope == "cluster":
+            c = self.clusters.get(v.value)
+            if c is None or ts - c.last_ms > self.rules.cluster.ttl_ms:
+                return f"no cluster {v.value!r} in state (unknown, or idle past its TTL)"
+            done = feedback.apply_cluster(v, c, self.rules, self.allow)
+        elif v.scope == "account":
+            c = self.cluster_of_account(v.value, ts)
+            m = c.members.get(v.value) if c is not None else None
+            rules_allow = Allowlist(self.rules.allowlist)  # not the verdicts' entries: this one replaces them
+            allowlisted = rules_allow.allows("account", v.value, ts) or (
+                m is not None and rules_allow.allows("org", m.org, ts))
+            done = feedback.apply_account(v, c, self.rules, allowlisted)
+        else:
+            return f"a verdict on a {v.scope} must be resolved to its account or cluster first"
+        if c is not None:
+            self.clusters.put(c.cid, c)
+        rec = done.record
+        self.verdicts.put(v.verdict_id, rec)
+        fb.put(rec)
+        self._sync_feedback()
+        out.alerts += done.alerts
+        out.decisions += done.decisions
+        return None
