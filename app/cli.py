@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "app.demo.cli",
     "app.enforce.cli",
     "app.backtest.cli",
+    "app.feedback.cli",
 )
 
 

@@ -21,6 +21,7 @@ class Settings:
     alerts_topic: str = "distill.alerts"
     decisions_topic: str = "ratelimit.decisions"
     dlq_topic: str = "distill.dlq"
+    feedback_topic: str = "distill.feedback"  # analysts' verdicts (schemas/feedback.schema.json)
     requests_partitions: int = 6
     # replication of every topic the worker creates (its own, and Faust's changelogs): 1 for the
     # single-node development broker, 3 on a production cluster
@@ -72,6 +73,7 @@ class Settings:
             alerts_topic=e.get("DG_ALERTS_TOPIC", d.alerts_topic),
             decisions_topic=e.get("DG_DECISIONS_TOPIC", d.decisions_topic),
             dlq_topic=e.get("DG_DLQ_TOPIC", d.dlq_topic),
+            feedback_topic=e.get("DG_FEEDBACK_TOPIC", d.feedback_topic),
             requests_partitions=int(e.get("DG_REQUESTS_PARTITIONS", d.requests_partitions)),
             replication_factor=int(e.get("DG_REPLICATION_FACTOR", d.replication_factor)),
             metrics_port=int(e.get("DG_METRICS_PORT", d.metrics_port)),

@@ -24,6 +24,9 @@ def project_topics(s: Settings) -> list[TopicSpec]:
         TopicSpec(s.alerts_topic, 3, (("retention.ms", week_ms),)),
         TopicSpec(s.decisions_topic, 3, (("retention.ms", week_ms),)),
         TopicSpec(s.dlq_topic, 1, (("retention.ms", week_ms),)),
+        # analysts' verdicts: one partition (few records, one order); kept 90 days, longer than a verdict's
+        # default life (30 days), so a worker under a new DG_APP_ID reads again every verdict still in force
+        TopicSpec(s.feedback_topic, 1, (("retention.ms", str(90 * 24 * 3600 * 1000)),)),
         # the worker's own topics between stages (Faust declares only its table changelogs itself)
         # re-keyed copies of gateway records carry prompts: kept one day, long enough to ride out an
         # outage of the worker, not as a second copy of the gateway's own week
