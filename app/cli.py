@@ -10,7 +10,8 @@ DESCRIPTION = """\
 Detects model-distillation campaigns in an LLM API's gateway events and publishes alerts for analysts and
 rate-limit decisions for the API's rate limiter. Run it as a streaming worker on Kafka, replay recorded
 events through the same detector, or simulate labelled traffic and evaluate the decisions against it.
-`enforcer` applies the decisions at the gateway (an Envoy ext_authz service)."""
+`enforcer` applies the decisions at the gateway (an Envoy ext_authz service); `stand-down` lifts a wave of
+live decisions at once."""
 
 # Each module exposes `register(subparsers)`, which adds its subcommand(s) and sets `func` on the parser
 # to a callable taking the parsed namespace and returning an exit code.
@@ -24,7 +25,7 @@ _COMMAND_MODULES = (
     "app.demo.cli",
     "app.enforce.cli",
     "app.backtest.cli",
-    "app.feedback.cli",
+    "app.operate.cli",
 )
 
 
