@@ -260,3 +260,13 @@ def test_minhash_is_a_set_sketch(features, rng) -> None:
     shuffled = [*features, *features[: len(features) // 2]]
     rng.shuffle(shuffled)
     assert minhash_of(hashed(features)) == minhash_of(hashed(shuffled))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=70))
+def test_numpy_minhash_equals_the_unpacked_per_function_minimum(rows) -> None:
+    unpacked = [struct.unpack("<8I", r) for r in rows]
+    expected = tuple(map(min, *unpacked)) if len(unpacked) > 1 else unpacked[0]  # the code before numpy
+    got = minhash_of(rows)
+    assert got == (() if expected == (0xFFFFFFFF,) * 8 else expected)
+    assert all(type(v) is int for v in got)
