@@ -1,12 +1,17 @@
-"""The validated gateway request event (contract v1), flattened into one frozen, slotted value."""
+"""The validated gateway request event (contract v1), flattened into one frozen, slotted value.
+
+A msgspec Struct rather than a frozen dataclass: built once per request on the hot path, and a frozen
+dataclass's generated __init__ sets each of its 35 fields through object.__setattr__. Its fields are
+strings, integers and booleans only, so it never holds a reference cycle and the garbage collector need
+not track it (gc=False). Fields, order, defaults, equality, hashing and immutability are as they were.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True, gc=False):
     event_id: str
     ts_ms: int
     account_id: str
