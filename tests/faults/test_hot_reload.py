@@ -5,8 +5,9 @@ Harvesters are decided in the first part of a run. Then, while the worker keeps 
    it has and keeps working;
 2. the rules file is switched to global shadow mode and one harvester is allowlisted: the reload is
    accepted. The allowlisted harvester gets a `lift` for its live decision on its next request (which
-   needs its policy memory from before the reload: state kept), and the others' later decisions are
-   shadow decisions."""
+   needs its policy memory from before the reload: state kept), enforced although the rules are in shadow
+   mode, and the others' later decisions are shadow decisions.
+`distill_guard_rules_reload_failing` is 1 while the invalid file is on disk, 0 once a valid one loaded."""
 
 from __future__ import annotations
 
@@ -38,7 +39,10 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 def _reloads(w: FaultWorker) -> dict[str, float]:
     fams = {f.name: f for f in text_string_to_metric_families(w.metrics())}
     fam = fams.get("distill_guard_rules_reloads")
-    return {s.labels["result"]: s.value for s in (fam.samples if fam else []) if s.name.endswith("_total")}
+    out = {s.labels["result"]: s.value for s in (fam.samples if fam else []) if s.name.endswith("_total")}
+    failing = fams.get("distill_guard_rules_reload_failing")
+    out["failing"] = failing.samples[0].value if failing else -1.0
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +69,14 @@ def run(tmp_path_factory, kafka_bootstrap):
         rules_path.write_text("mode: sometimes\nsignals: 7\n")
         wait_until(lambda: _reloads(w).get("rejected", 0) >= 1, 30, 0.2, "invalid rules rejected")
         rejected_alive = w.alive()
+        failing_while_invalid = _reloads(w)["failing"]
 
         doc = yaml.safe_load(DEFAULT_RULES.read_text())
         doc["mode"] = "shadow"
         rules_path.write_text(yaml.safe_dump(doc))
         allow_path.write_text(yaml.safe_dump([{"scope": "account", "value": "hr-0", "reason": "analyst verdict"}]))
         wait_until(lambda: _reloads(w).get("ok", 0) >= 1, 30, 0.2, "valid rules reloaded")
-        time.sleep(1.0)  # both files are written; let a last reload pick up whichever came second
+        time.sleep(2.0)  # both files are written; a last reload (files settle for 1 s) picks up the second
         produce(w.topic("requests"), second)
         wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=120)
         seen = {d["decision_id"] for d in before}
@@ -83,7 +88,8 @@ def run(tmp_path_factory, kafka_bootstrap):
     finally:
         release(w)
     return {"before": before, "after": after, "counters": counters, "reloads": reloads, "exit": code,
-            "rejected_alive": rejected_alive, "feed": feed, "log": w.tail()}
+            "rejected_alive": rejected_alive, "feed": feed, "log": w.tail(),
+            "failing_while_invalid": failing_while_invalid}
 
 
 def test_harvesters_were_decided_before_the_reload(run):
@@ -94,6 +100,8 @@ def test_harvesters_were_decided_before_the_reload(run):
 def test_invalid_rules_are_rejected_and_the_worker_keeps_working(run):
     assert run["rejected_alive"]
     assert run["reloads"].get("rejected", 0) >= 1
+    # distill_guard_rules_reload_failing: up while the invalid file was on disk, down once a valid one loaded
+    assert (run["failing_while_invalid"], run["reloads"]["failing"]) == (1, 0)
     assert run["counters"]["valid"] == len(run["feed"])
     assert run["exit"] == 0, run["log"]
 
@@ -102,6 +110,9 @@ def test_allowlisted_account_is_lifted_with_its_state_kept(run):
     mine = [d for d in run["after"] if d["scope"] == "account" and d["value"] == "hr-0"]
     assert mine and mine[0]["action"] == "lift", [(d["action"], d["mode"]) for d in mine]
     assert "ALLOWLISTED" in mine[0]["reasons"]
+    # made in shadow mode, and still enforced: the enforcer ignores shadow records, and this lift is how the
+    # allowlisted account's enforced decision ends
+    assert mine[0]["mode"] == "enforce"
     assert not [d for d in mine[1:] if d["mode"] == "enforce"], mine
 
 
