@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from app.features import lexicon
 from app.features.minhash import MINHASH_ROWS, hashed, minhash_keys, minhash_of
+from app.features.prefilter import AsciiPrefilter
 
 try:  # CPython's regex parser: used once at import to derive cheap pre-filters for the cue regexes
     import re._constants as _sre_c
@@ -371,12 +372,13 @@ def _pieces(fragment: str, limit: int = 256) -> list[tuple[str, tuple[frozenset 
 class _Cues:
     """Named cue groups. `hits` runs only the fragments whose anchors occur in the text."""
 
-    __slots__ = ("_all_chars", "_all_words", "_always", "_by_char", "_by_word", "_char_keys", "_names", "_parts",
-                 "_word_keys")
+    __slots__ = ("_all_chars", "_all_words", "_always", "_by_char", "_by_word", "_char_keys", "_ids", "_names",
+                 "_parts", "_word_keys")
 
     def __init__(self, groups: dict[str, list[str]]) -> None:
         self._names = tuple(groups)
-        # [group name, regex source, compiled regex or None until first use, second word keys, second chars]
+        # [group name, regex source, compiled regex or None until first use, second word keys, second chars,
+        #  id (index in _ALL_PARTS), may match ASCII text]
         parts: list[list] = []
         always: list[int] = []
         by_word: dict[str, list[int]] = {}
@@ -389,13 +391,18 @@ class _Cues:
                     if second is not None:
                         second_words = frozenset(k for t, k in second if t == "w")
                         second_chars = frozenset(k for t, k in second if t == "c")
-                    parts.append([name, _fast_start(piece), None, second_words, second_chars])
+                    # every match holds a key of `first`: with none of them ASCII, no ASCII text matches
+                    ascii_ok = first is None or any(key.isascii() for _, key in first)
+                    part = [name, _fast_start(piece), None, second_words, second_chars, len(_ALL_PARTS), ascii_ok]
+                    _ALL_PARTS.append(part)
+                    parts.append(part)
                     if first is None:
                         always.append(idx)
                         continue
                     for kind, key in first:
                         (by_char if kind == "c" else by_word).setdefault(key, []).append(idx)
         self._parts = parts
+        self._ids = frozenset(p[5] for p in parts)
         self._always = tuple(always)
         self._by_word = {k: tuple(v) for k, v in by_word.items()}
         self._by_char = {k: tuple(v) for k, v in by_char.items()}
@@ -423,6 +430,7 @@ class _Cues:
                     index.setdefault(key, []).extend(base + i for i in idxs)
         merged._names = tuple(names)
         merged._parts = parts
+        merged._ids = frozenset(p[5] for p in parts)
         merged._always = tuple(always)
         merged._by_word = {k: tuple(v) for k, v in by_word.items()}
         merged._by_char = {k: tuple(v) for k, v in by_char.items()}
@@ -454,6 +462,25 @@ class _Cues:
             if rx.search(text):
                 found.add(name)
         return [n for n in self._names if n in found]
+
+    def hits_among(self, text: str, ids: list[int], skip: frozenset[str] = frozenset()) -> list[str]:
+        """`hits` on an ASCII text, given the ids of the pieces that may match it (`_ascii_prefilter`,
+        for every cue set at once): the same groups, found without the anchor look-ups."""
+        found: set[str] = set()
+        mine = self._ids
+        for pid in ids:
+            if pid not in mine:
+                continue
+            part = _ALL_PARTS[pid]
+            name = part[0]
+            if name in found or name in skip:
+                continue
+            rx = part[2]
+            if rx is None:
+                rx = part[2] = re.compile(part[1])
+            if rx.search(text):
+                found.add(name)
+        return [n for n in self._names if n in found] if found else []
 
     @property
     def word_keys(self) -> frozenset[str]:
@@ -531,6 +558,27 @@ def _trace_patterns(spec: dict) -> dict[str, list[str]]:
         pats["reconstruct"].append(steps + gap(4) + vrecon)
         pats["show"].append(obj + gap(3) + vmed)
     return pats
+
+
+_ALL_PARTS: list[list] = []  # every piece of every cue set, by its id
+
+
+def _ascii_prefilter() -> AsciiPrefilter:
+    """One Hyperscan pre-filter over every piece that may match an ASCII prompt: the shared trace cues,
+    rubric, censor, family, and the trace cues of the languages an ASCII prompt's bundle can hold (the
+    stopword languages, all Latin-script; see `_latin_language`). Built on first use."""
+    global _PREFILTER
+    if _PREFILTER is None:
+        sets = [_SHARED_CUES, _RUBRIC, _CENSOR, _FAMILY]
+        for lang in _ASCII_LANGS:
+            _trace_cues(("en",) if lang == "en" else ("en", lang))  # derives the language's cues
+            sets.append(_lang_cues[lang])
+        _PREFILTER = AsciiPrefilter([(p[5], p[1]) for cues in sets for p in cues._parts if p[6]])
+    return _PREFILTER
+
+
+_PREFILTER: AsciiPrefilter | None = None
+_ASCII_LANGS = tuple(lexicon.STOPWORDS)  # the languages an ASCII prompt's cue bundle may hold
 
 
 _TAG_OPEN, _TAG_CLOSE = r"[<《〈【\[]", r"[>》〉】\]]"
@@ -670,14 +718,14 @@ def _latin_language(ws: set[str], bundle: tuple[str, ...]) -> tuple[str, tuple[s
 
 
 # ------------------------------------------------------------------------------------------------- family
-def _family(cue: str, words: list[str], word_keys: set[str], chars: set[str], rubric: float, has_code: bool,
+def _family(cue: str, words: list[str], family_hits: list[str], rubric: float, has_code: bool,
             tools: int | None, images: int | None, flag_min: float) -> str:
     if rubric >= flag_min:
         return "grading"
     counts = dict.fromkeys(_FAMILY_PRIORITY, 0)
     for word in _FAMILY_VOCAB.intersection(words):
         counts[_FAMILY_OF[word]] += 1
-    for fam in _FAMILY.hits(cue, word_keys, chars):
+    for fam in family_hits:
         counts[fam] += 2
     if counts["translation"]:
         return "translation"
@@ -833,7 +881,8 @@ class _Text(NamedTuple):
     ascii_only: bool
     cjk: bool  # CJK-dominant: shingled by characters
     words: list[str]  # Latin/Cyrillic/... words of cue (not CJK)
-    word_keys: set[str]  # their first four and first five letters: the keys the cue pre-filters look up
+    word_keys: set[str]  # their first four and first five letters, which the cue anchors look up (not for
+    # ASCII text: the Hyperscan pre-filter replaces the anchors there)
     chars: set[str]  # CJK characters of cue that anchor some cue
     lang: str
     bundle: tuple[str, ...]  # languages whose trace cue lists apply
@@ -856,23 +905,20 @@ def _prepare(prompt: str, max_chars: int) -> _Text:
     cue = text.lower()
     if ascii_only:
         words = cue.translate(_ASCII_NONLETTER).split()
-        unique = set(words)
-        chars: set[str] = set()
-        lang, bundle = _latin_language(unique, ("en",))
-        cjk = False
+        lang, bundle = _latin_language(set(words), ("en",))
+        return _Text(text, cue, True, False, words, set(), set(), lang, bundle, has_code)
+    script_lang, cjk, bundle = _script(cue)
+    if cjk and not _NON_ASCII_LETTER.search(cue):
+        # Latin words in CJK prose are ASCII: project instead of scanning every CJK character
+        words = cue.encode("ascii", "replace").decode("ascii").translate(_ASCII_NONLETTER).split()
     else:
-        script_lang, cjk, bundle = _script(cue)
-        if cjk and not _NON_ASCII_LETTER.search(cue):
-            # Latin words in CJK prose are ASCII: project instead of scanning every CJK character
-            words = cue.encode("ascii", "replace").decode("ascii").translate(_ASCII_NONLETTER).split()
-        else:
-            words = _WORD.findall(cue)
-        chars = set(_trace_cues(bundle)[1].findall(cue))
-        unique = set(words)
-        lang, bundle = (script_lang, bundle) if script_lang else _latin_language(unique, bundle)
+        words = _WORD.findall(cue)
+    chars = set(_trace_cues(bundle)[1].findall(cue))
+    unique = set(words)
+    lang, bundle = (script_lang, bundle) if script_lang else _latin_language(unique, bundle)
     keys = set(map(_first4, unique))
     keys.update(map(_first5, unique))
-    return _Text(text, cue, ascii_only, cjk, words, keys, chars, lang, bundle, has_code)
+    return _Text(text, cue, False, cjk, words, keys, chars, lang, bundle, has_code)
 
 
 def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | None, images: int | None,
@@ -888,13 +934,24 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     text, cue, ascii_only, cjk, words, word_keys, chars, lang, bundle, has_code = t
 
     trace_cues, _, cue_words = _trace_cues(bundle)
-    word_keys = word_keys & cue_words  # the few keys any cue looks up: every filter below gets cheaper
-    trace_hits = trace_cues.hits(cue, word_keys, chars, _NEEDS_OBJECT)
-    if "object_jargon" in trace_hits or "object_plain" in trace_hits:
-        trace_hits += trace_cues.hits(cue, word_keys, chars, _OBJECT_FREE)
-    rubric_hits = _RUBRIC.hits(cue, word_keys, chars)
-    censor_hits = _CENSOR.hits(cue, word_keys, chars)
-    rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
+    if ascii_only:  # one Hyperscan scan names the pieces that may match; `re` decides
+        ids = (_PREFILTER or _ascii_prefilter()).scan(cue)
+        trace_hits = trace_cues.hits_among(cue, ids, _NEEDS_OBJECT)
+        if "object_jargon" in trace_hits or "object_plain" in trace_hits:
+            trace_hits += trace_cues.hits_among(cue, ids, _OBJECT_FREE)
+        rubric_hits = _RUBRIC.hits_among(cue, ids)
+        censor_hits = _CENSOR.hits_among(cue, ids)
+        rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
+        family_hits = _FAMILY.hits_among(cue, ids) if rubric < cfg.flag_min else []
+    else:
+        word_keys = word_keys & cue_words  # the few keys any cue looks up: every filter below gets cheaper
+        trace_hits = trace_cues.hits(cue, word_keys, chars, _NEEDS_OBJECT)
+        if "object_jargon" in trace_hits or "object_plain" in trace_hits:
+            trace_hits += trace_cues.hits(cue, word_keys, chars, _OBJECT_FREE)
+        rubric_hits = _RUBRIC.hits(cue, word_keys, chars)
+        censor_hits = _CENSOR.hits(cue, word_keys, chars)
+        rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
+        family_hits = _FAMILY.hits(cue, word_keys, chars) if rubric < cfg.flag_min else []
 
     skeleton, shingles, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
     keys: tuple[str, ...] = ()
@@ -911,7 +968,7 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         trace_elicit=_score("trace", trace_hits, cfg.trace_caps),
         rubric_grading=rubric,
         censor_rewrite=_score("censor", censor_hits, cfg.censor_caps),
-        task_family=_family(cue, words, word_keys, chars, rubric, has_code, tools, images, cfg.flag_min),
+        task_family=_family(cue, words, family_hits, rubric, has_code, tools, images, cfg.flag_min),
         lang=lang,
         length_bucket=len(prompt).bit_length(),
         token_count=n_tokens,
@@ -943,6 +1000,7 @@ def warm_up(compile_all: bool = False) -> None:
     use: a worker that starts under load would spend those seconds on its first live batches."""
     for lang in lexicon.TRACE_LANGS:
         _trace_cues(("en",) if lang == "en" else ("en", lang))
+    _ascii_prefilter()
     if compile_all:
         for cues in (_SHARED_CUES, _RUBRIC, _CENSOR, _FAMILY, *_lang_cues.values()):
             cues.compile_all()
