@@ -411,7 +411,7 @@ def _typed_event(raw: bytes, now_ms: int) -> Event | None:
     path then decides). Same result as orjson + `validate` for every record it returns an Event for."""
     try:
         rec = _decode(raw)
-    except _DecodeError:
+    except (_DecodeError, RecursionError):  # msgspec's nesting limit is Python's recursion limit
         return None
     ts = rec.ts
     if type(ts) is str:

@@ -94,6 +94,10 @@ def test_typed_path_never_disagrees_with_the_original_path(seed):
     b'{"event_id":"e","account_id":"a","ts":null}', b'{"event_id":"e","ts":1769904000000}', b'[]', b'"x"',
     b'{"event_id":"e","account_id":"a","ts":1769904000000,"account":{"tier":"free","tier":"gold"}}',
     b'\xff', b'', b'{', b'null',
+    # nesting past Python's recursion limit in a field msgspec skips: it raises RecursionError, not DecodeError
+    b'{"event_id":"e","account_id":"a","ts":1769904000000,"extra":' + b'[' * 1100 + b']' * 1100 + b'}',
+    b'{"event_id":"e","account_id":"a","ts":1769904000000,"extra":' + b'{"a":' * 5000 + b'1' + b'}' * 5000 + b'}',
+    b'{"event_id":"e","account_id":"a","ts":1769904000000,"account":' + b'[' * 30000 + b']' * 30000 + b'}',
 ])
 def test_edge_records(raw):
     _same(raw)
