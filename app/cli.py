@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "app.enforce.cli",
     "app.backtest.cli",
     "app.operate.cli",
+    "app.feedback.cli",
 )
 
 
