@@ -10,6 +10,7 @@ import math
 import re
 import unicodedata
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import filterfalse, pairwise
 from operator import add, itemgetter
@@ -748,6 +749,13 @@ def _family(cue: str, words: list[str], family_hits: list[str], rubric: float, h
 
 # ---------------------------------------------------------------------------------------------- skeleton
 _MINHASH_FEATURES = 64  # MinHash reads at most this many shingles (a set sketch: the opening and the close)
+# Template keys of the skeletons seen last, least recently used out first: the same skeleton recurs (a
+# template filled with other slot values, a campaign's prompt), 33 % of the default day's prompts at 16k
+# entries. Keyed by the 64-bit skeleton hash, the shingling (CJK or words) and the knobs that shape the
+# keys; the skeleton itself determines the shingles, so a hit gives what computing them would (two
+# skeletons sharing a 64-bit BLAKE2b hash would share keys, as they already share their skeleton hash).
+_SKETCHES: OrderedDict[tuple, tuple[str, ...]] = OrderedDict()
+_SKETCHES_MAX = 1 << 14
 _MINHASH_HEAD = _MINHASH_FEATURES * 3 // 4
 _MINHASH_TAIL = _MINHASH_FEATURES // 4
 _CODE_FENCE = re.compile(r"(?:```|~~~)[\s\S]*?(?:```|~~~|\Z)")
@@ -813,14 +821,14 @@ def _mask(s: str, lang: str, ascii_only: bool) -> str:
     return s.lower()
 
 
-def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tuple[str, list, int]:
-    """(skeleton text, the shingles MinHash reads, token count). Filler words are dropped and common
+def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tuple[str, list[str] | str, int]:
+    """(skeleton text, what its shingles are made of, token count). Filler words are dropped and common
     synonyms folded (lexicon.FILLER, SYNONYMS) so that light paraphrase keeps the skeleton.
 
-    Words are tokens and shingles are pairs of consecutive words. In CJK-dominant text (no word
-    separators) shingles are character bigrams and the token count counts characters. Of a long
-    prompt's shingles (at most max_shingles, the opening 3/4 and the close 1/4) MinHash reads the first
-    _MINHASH_HEAD and the last _MINHASH_TAIL: only those are built.
+    Words are tokens and shingles are pairs of consecutive words: the second item is the list of tokens.
+    In CJK-dominant text (no word separators) shingles are character bigrams: the second item is the
+    text with one character per CJK character and per Latin word, and the token count counts those
+    characters. A long prompt keeps its opening 3/4 and its close 1/4 of max_shingles.
     """
     tokens = (masked.translate(_ASCII_NONWORD) if ascii_only else _NONWORD.sub(" ", masked)).split()
     tokens = list(filterfalse(_FILLER.__contains__, map(_SYNONYMS.get, tokens, tokens)))
@@ -829,27 +837,28 @@ def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tu
         for filler in lexicon.CJK_FILLER:
             if filler in skeleton:
                 skeleton = skeleton.replace(filler, "")
-    if cjk:
         # one character per CJK character and per Latin word, then character bigrams
         compact = _ASCII_RUN.sub(_word_char, skeleton).replace(" ", "")
         if len(compact) > max_shingles + 1:  # long prompts: the opening and closing carry the template
             tail = max_shingles // 4
             compact = compact[: max_shingles - tail] + compact[-tail - 1 :]
-        n = len(compact)  # the token count of CJK text counts the characters kept
-        if n - 1 > _MINHASH_FEATURES:
-            head, end = compact[: _MINHASH_HEAD + 1], compact[-_MINHASH_TAIL - 1 :]
-            return skeleton, [*map(add, head, head[1:]), *map(add, end, end[1:])], n
-        shingles: list = list(map(add, compact, compact[1:])) if len(compact) > 1 else [compact]
-        return skeleton, shingles, n
+        return skeleton, compact, len(compact)  # the token count of CJK text counts the characters kept
     if len(tokens) > max_shingles + 1:
         tail = max_shingles // 4
-        part = tokens[: max_shingles - tail] + tokens[-tail - 1 :]
-    else:
-        part = tokens
+        return skeleton, tokens[: max_shingles - tail] + tokens[-tail - 1 :], len(tokens)
+    return skeleton, tokens, len(tokens)
+
+
+def _shingles(part: list[str] | str) -> list:
+    """The shingles MinHash reads: of at most _MINHASH_FEATURES + 1 tokens (or CJK characters) all pairs
+    (a lone token is its own shingle), of more the first _MINHASH_HEAD and the last _MINHASH_TAIL."""
+    pairs = map(add, part, part[1:]) if type(part) is str else pairwise(part)
     if len(part) - 1 > _MINHASH_FEATURES:
-        return skeleton, [*pairwise(part[: _MINHASH_HEAD + 1]), *pairwise(part[-_MINHASH_TAIL - 1 :])], len(tokens)
-    shingles = list(pairwise(part)) if len(part) > 1 else part
-    return skeleton, shingles, len(tokens)
+        head, end = part[: _MINHASH_HEAD + 1], part[-_MINHASH_TAIL - 1 :]
+        if type(part) is str:
+            return [*map(add, head, head[1:]), *map(add, end, end[1:])]
+        return [*pairwise(head), *pairwise(end)]
+    return list(pairs) if len(part) > 1 else [part] if type(part) is str else part
 
 
 _CJK_PUNCT = (("，", ","), ("？", "?"), ("！", "!"), ("：", ":"), ("；", ";"), ("（", "("), ("）", ")"))
@@ -953,12 +962,21 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
         family_hits = _FAMILY.hits(cue, word_keys, chars) if rubric < cfg.flag_min else []
 
-    skeleton, shingles, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
+    skeleton, part, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
     keys: tuple[str, ...] = ()
     if n_tokens:
         skeleton_hash = _digest(skeleton)
         if n_tokens >= cfg.min_template_tokens and cfg.minhash_bands:
-            keys = minhash_keys(minhash_of(hashed(shingles)), cfg.minhash_bands, cfg.minhash_rows)
+            key = (skeleton_hash, cjk, cfg.max_shingles, cfg.minhash_bands, cfg.minhash_rows)
+            got = _SKETCHES.get(key)
+            if got is None:
+                keys = minhash_keys(minhash_of(hashed(_shingles(part))), cfg.minhash_bands, cfg.minhash_rows)
+                _SKETCHES[key] = keys
+                if len(_SKETCHES) > _SKETCHES_MAX:
+                    _SKETCHES.popitem(last=False)
+            else:
+                _SKETCHES.move_to_end(key)
+                keys = got
     else:
         skeleton_hash = ""
 

@@ -34,8 +34,6 @@ sys.path.insert(0, str(ROOT))
 CHUNK = 512
 GC_THRESHOLD = (50_000, 20, 100)  # app.drivers.replay.GC_THRESHOLD (not imported: it pulls in the drivers)
 NOW_MS = 1_770_076_800_000  # 2026-02-03T00:00:00Z, as the byte-identity replays use
-MODULES = ("app/features/__init__.py", "app/features/content.py", "app/features/lexicon.py",
-           "app/features/simhash.py", "app/ingest/__init__.py", "app/ingest/event.py", "app/ingest/parse.py")
 
 
 def load_base(rev: str, into: Path):
@@ -70,13 +68,16 @@ def event_view(ev) -> tuple:
     return tuple((n, getattr(ev, n)) for n in names)
 
 
-def interleaved(chunks: list, a, b, reps: int) -> tuple[list[float], list[float]]:
+def interleaved(chunks: list, a, b, reps: int, fresh=None) -> tuple[list[float], list[float]]:
     """CPU seconds of this thread per repetition for `a` and `b`, each called on every chunk, alternating.
     CPU time rather than wall time: on a machine shared with other jobs the wall clock also counts the
-    time this process waited for a core, which moves with everybody else's load."""
+    time this process waited for a core, which moves with everybody else's load. `fresh()` runs before
+    each repetition (emptying caches, so that each repetition is a first pass over the records)."""
     ta, tb = [], []
     pc = time.thread_time
     for rep in range(reps):
+        if fresh is not None:
+            fresh()
         sa = sb = 0.0
         for i, chunk in enumerate(chunks):
             first_a = (i + rep) % 2 == 0
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("DIFF", i, content_view(old_out[i]), content_view(new_out[i]))
             chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
             ta, tb = interleaved(chunks, lambda c: old_content.analyse_batch(c, cfg_old),
-                                 lambda c: new_content.analyse_batch(c, cfg_new), args.reps)
+                                 lambda c: new_content.analyse_batch(c, cfg_new), args.reps,
+                                 fresh=lambda: [getattr(m, "_SKETCHES", {}).clear() for m in (old_content, new_content)])
             n = len(items)
         else:
             old_out = [old_parse.parse_record(r, NOW_MS) for r in raws]

@@ -270,3 +270,40 @@ def test_numpy_minhash_equals_the_unpacked_per_function_minimum(rows) -> None:
     got = minhash_of(rows)
     assert got == (() if expected == (0xFFFFFFFF,) * 8 else expected)
     assert all(type(v) is int for v in got)
+
+
+# ------------------------------------------------------------------------------------------- sketch cache
+def _cache_corpus() -> list[str]:
+    prompts = [p for i, t in enumerate(TEMPLATES) for p in instances(t, 3, 200 + i)]
+    return [*prompts, _LONG_EN, _LONG_CJK, _MID, *STANDALONE]
+
+
+def test_a_sketch_cache_hit_gives_the_keys_computing_them_gives(monkeypatch) -> None:
+    from app.features import content
+
+    prompts = _cache_corpus()
+    fresh = []
+    for p in prompts:
+        content._SKETCHES.clear()
+        fresh.append(feats(p).template_keys)
+    content._SKETCHES.clear()
+    assert [feats(p).template_keys for p in prompts + prompts[::-1]] == fresh + fresh[::-1]
+    other = ContentConfig(minhash_bands=2, minhash_rows=3)  # the knobs are part of the key
+    content._SKETCHES.clear()
+    expected = analyse(prompts[0], None, None, None, other).template_keys
+    assert len(expected) == 2 and feats(prompts[0]).template_keys == fresh[0]
+    assert analyse(prompts[0], None, None, None, other).template_keys == expected
+
+
+def test_the_sketch_cache_is_a_bounded_lru(monkeypatch) -> None:
+    from app.features import content
+
+    monkeypatch.setattr(content, "_SKETCHES_MAX", 8)
+    content._SKETCHES.clear()
+    prompts = _cache_corpus()[:30]
+    for p in prompts:
+        feats(p)
+        feats(prompts[0])  # used after every other prompt: never the least recently used
+        assert len(content._SKETCHES) <= 8
+    assert feats(prompts[0]).skeleton_hash in {k[0] for k in content._SKETCHES}
+    content._SKETCHES.clear()
