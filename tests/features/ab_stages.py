@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
             ta, tb = interleaved(chunks, lambda c: old_content.analyse_batch(c, cfg_old),
                                  lambda c: new_content.analyse_batch(c, cfg_new), args.reps,
-                                 fresh=lambda: [getattr(m, "_SKETCHES", {}).clear() for m in (old_content, new_content)])
+                                 fresh=lambda: [getattr(m, "_SKETCHES", {}).clear()
+                                                for m in (old_content, new_content)])
             n = len(items)
         else:
             old_out = [old_parse.parse_record(r, NOW_MS) for r in raws]
