@@ -62,9 +62,16 @@ up() {
     cluster_id="$(java "${java_opts[@]}" kafka.tools.StorageTool random-uuid)"
     java "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" >/dev/null
   fi
-  # shellcheck disable=SC2086
-  nohup java $JAVA_HEAP -XX:+UseG1GC "${java_opts[@]}" kafka.Kafka "$props" \
-    > "$DATA/stdout.log" 2>&1 &
+  # the broker keeps none of the caller's descriptors past stderr: a lock held by `flock ... make kafka-up`
+  # (which serialises broker use) would otherwise stay held for the broker's life
+  (
+    for fd in /proc/self/fd/*; do
+      n="${fd##*/}"
+      if (( n > 2 )); then eval "exec $n>&-" 2>/dev/null || true; fi
+    done
+    # shellcheck disable=SC2086
+    exec nohup java $JAVA_HEAP -XX:+UseG1GC "${java_opts[@]}" kafka.Kafka "$props" > "$DATA/stdout.log" 2>&1
+  ) &
   echo $! > "$PIDFILE"
   local deadline=$((SECONDS + START_TIMEOUT_S))
   until answers; do
