@@ -6,7 +6,12 @@
     <app>-links ─► clusters agent
     every agent ─► distill.alerts, ratelimit.decisions; bad records ─► distill.dlq
 
-Tables (changelogged): accounts (6), fingerprints (6), clusters (1), cluster-index (1).
+Tables (changelogged): accounts (6), fingerprints (6), clusters (1), cluster-index (1), feedback (1).
+
+Analysts' verdicts (distill.feedback, 1 partition) are checked by the feedback agent and handed to the
+clusters agent through <app>-links, where they are applied with the cluster state (app.policy.feedback) and
+kept in the feedback table; every worker follows that table's changelog into the registry its stages
+consult (`_follow_feedback`).
 
 Each agent takes its input in batches (`noack_take`), runs the core over a batch, sends its outputs and
 waits for the broker's acknowledgement in the background (at most PIPELINE_DEPTH batches in flight); state
@@ -44,8 +49,10 @@ from app.drivers.transport import install as install_transport
 from app.emit.records import DeadLetter
 from app.engine import AccountStage, ClusterStage, FingerprintStage, IndexEntry, Output
 from app.errors import RulesError
+from app.feedback.wire import UNKNOWN_SUBJECT, parse_verdict
 from app.ingest.parse import Rejection, parse_record
 from app.metrics import Metrics
+from app.policy.feedback import FeedbackState, Verdict, VerdictRecord
 from app.rules.load import load_rules
 from app.rules.model import Rules
 from app.settings import Settings
@@ -62,6 +69,7 @@ BUNDLE_BITS = 20  # position of item i of the bundle at offset o: (o << 20) + i;
 BUNDLE_MAX_BYTES = 256 * 1024  # well under the producer's max request (1 MiB) and the topics' max message
 ORDER_CHECK_S = 5.0  # how often partitions stuck behind a lost record are looked for
 READ_RANGE_TIMEOUT_S = 30.0  # reading records Faust lost; past it the stage fails (and the worker restarts)
+VERDICT_KEY = b"verdict"  # a verdict handed to the clusters agent on <app>-links (bundles are keyed b"links")
 RELOAD_SETTLE_S = 1.0  # a rules or allowlist file modified more recently than this is not read yet
 
 
@@ -234,6 +242,7 @@ class Worker:
         self.alerts = app.topic(s.alerts_topic, **raw)
         self.decisions = app.topic(s.decisions_topic, **raw)
         self.dlq = app.topic(s.dlq_topic, **raw)
+        self.feedback_in = app.topic(s.feedback_topic, **raw)
 
         # RocksDB's defaults (2 GiB block cache, 3 x 64 MiB memtables per partition database) are sized
         # for a dedicated machine; 14 partition databases here would claim gigabytes
@@ -244,18 +253,23 @@ class Worker:
         self.t_fps = app.Table("fingerprints", partitions=n, **table)
         self.t_clusters = app.Table("clusters", partitions=1, **table)
         self.t_index = app.Table("cluster-index", partitions=1, **table)
+        self.t_feedback = app.Table("feedback", partitions=1, **table)
         cache = s.state_cache
         self.s_accounts = FaustStore("accounts", self.t_accounts, AccountState.restore, cache)
         self.s_fps = FaustStore("fingerprints", self.t_fps, FpState.restore, cache)
         self.s_clusters = FaustStore("clusters", self.t_clusters, ClusterState.restore, cache)
         self.s_index = FaustStore("cluster-index", self.t_index, IndexEntry.restore, cache)
+        self.s_feedback = FaustStore("feedback", self.t_feedback, VerdictRecord.restore, cache)
         from app.features.content import warm_up
 
         # every language's cue filters and regexes now, not on the first live prompts (seconds of them)
         warm_up(compile_all=True)
         self.account_stage = AccountStage(rules, self.s_accounts)
         self.fp_stage = FingerprintStage(rules, self.s_fps)
-        self.cluster_stage = ClusterStage(rules, self.s_clusters, self.s_index)
+        self.cluster_stage = ClusterStage(rules, self.s_clusters, self.s_index, self.s_feedback)
+        self.feedback = FeedbackState()  # the verdicts in force, from the feedback table's changelog
+        for stage in (self.account_stage, self.fp_stage, self.cluster_stage):
+            stage.use_feedback(self.feedback)
         self.content = ContentPool(resolve_jobs(s.content_jobs), compile_all=True)
         self._wire()
 
@@ -298,6 +312,7 @@ class Worker:
 
     # -- one batch per stage
     async def accounts_batch(self, events: list) -> tuple[list, list, int]:
+        await self._feedback_ready.wait()  # the verdicts in force are known before any event is judged
         m = self.metrics
         store = self.s_accounts
         stage = self.account_stage
@@ -391,28 +406,129 @@ class Worker:
         return futs, [], n
 
     async def clusters_batch(self, events: list) -> tuple[list, list, int]:
+        await self._feedback_ready.wait()
         index = self.s_index
         account_key = self.cluster_stage.account_key
         out = Output()
         latencies: list[tuple[float, int]] = []
         t0 = time.perf_counter()
         n = 0
-        for event, pos, ts_s, link in _unbundle(events, Link):
+        futs: list = []
+        for event, pos, ts_s, link in self._cluster_inputs(events):
             n += 1
+            if isinstance(link, dict):
+                await self._apply_verdict(event, pos, link, out, futs)
+                continue
             # every link re-points its account's index entry: a newer position there means applied
             if index.applied(account_key(link.summary.account_id), "l") >= pos:
                 self._m_skipped.inc()
                 continue
-            for store in (self.s_clusters, index):
+            for store in (self.s_clusters, index, self.s_feedback):  # (a sweep may delete expired verdicts)
                 store.event, store.source, store.position = event, "l", pos
             before = len(out.decisions)
             self.cluster_stage.process(link, out)
             if len(out.decisions) > before:
                 latencies.append((ts_s, len(out.decisions) - before))
         self.metrics.batch_seconds.labels("clusters").observe(time.perf_counter() - t0)
-        futs: list = []
         await self._send_outputs(out, futs)
         return futs, latencies, n
+
+    # -- analysts' verdicts
+    async def feedback_batch(self, events: list) -> tuple[list, list, int]:
+        """Verdicts from the feedback topic: a bad one is dead-lettered; a good one goes to the clusters agent
+        (through <app>-links, so that it is applied in order with the links, with the cluster state, under
+        that agent's batch protocol). A verdict naming a decision must come resolved (`distill-guard feedback
+        --decision` does that): the worker keeps no index of the decisions it published."""
+        futs: list = []
+        links = self.links.get_topic_name()
+        for event in events:
+            msg = event.message
+            v = parse_verdict(msg.value if isinstance(msg.value, bytes) else event.value)
+            if not isinstance(v, Verdict):
+                await self._dead_letter(msg, v, futs)
+                continue
+            if v.scope == "decision":
+                await self._dead_letter(msg, Rejection(UNKNOWN_SUBJECT, f"decision {v.value!r}: the worker cannot "
+                                                       "resolve a decision id; publish the verdict with its account "
+                                                       "or cluster (distill-guard feedback --decision does)"), futs)
+                continue
+            envelope = {"v": v.wire(), "src": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
+                        "raw": msg.value.decode("utf-8")}
+            futs.append(await self._send(links, VERDICT_KEY, orjson.dumps(envelope), 0))
+        return futs, [], len(events)
+
+    def _cluster_inputs(self, events: list) -> Iterator[tuple[Any, int, float, Any]]:
+        """The clusters agent's input in order: link bundles item by item (`_unbundle`), and each verdict the
+        feedback agent handed on as its envelope (a dict)."""
+        run: list = []
+        for event in events:
+            if event.message.key == VERDICT_KEY:
+                yield from _unbundle(run, Link)
+                run = []
+                _enter(event)
+                yield event, event.message.offset << BUNDLE_BITS, event.message.timestamp, orjson.loads(
+                    event.message.value)
+            else:
+                run.append(event)
+        yield from _unbundle(run, Link)
+
+    async def _apply_verdict(self, event: Any, pos: int, envelope: dict, out: Output, futs: list) -> None:
+        """Apply one verdict with the cluster state (skipped when its record says it was: a re-delivery)."""
+        v = Verdict.from_wire(envelope["v"])
+        if self.s_feedback.applied(v.verdict_id, "l") >= pos:
+            self._m_skipped.inc()
+            return
+        for store in (self.s_clusters, self.s_index, self.s_feedback):
+            store.event, store.source, store.position = event, "l", pos
+        why = self.cluster_stage.apply_verdict(v, out)
+        if why is not None:
+            src = envelope["src"]
+            dl = DeadLetter(int(time.time() * 1000), src, UNKNOWN_SUBJECT, why, envelope["raw"].encode())
+            futs.append(await self._send(self.settings.dlq_topic, UNKNOWN_SUBJECT.encode(), orjson.dumps(dl.wire())))
+            self.metrics.dead_lettered.labels(UNKNOWN_SUBJECT).inc()
+
+    async def _follow_feedback(self) -> None:
+        """Keep this process's registry of verdicts (`self.feedback`) as the feedback table's changelog has it:
+        read from its first record at start (the stages wait for that: `_feedback_ready`), then followed. Every
+        worker does this, so the account partitions of a worker that does not run the clusters agent see the
+        verdicts too (a second or so after they were applied, once the clusters agent's state is written)."""
+        from aiokafka.structs import TopicPartition
+
+        topic = self.t_feedback.changelog_topic.get_topic_name()
+        fb = self.feedback
+        while True:  # the changelog appears once Faust has declared it
+            c = self._filling_consumer()
+            await c.start()
+            try:
+                exists = topic in await c.topics()
+            finally:
+                await c.stop()
+            if exists:
+                break
+            self._feedback_ready.set()  # no changelog, no verdicts
+            await asyncio.sleep(2.0)
+        tp = TopicPartition(topic, 0)
+        c = self._filling_consumer()
+        await c.start()
+        try:
+            c.assign([tp])
+            await c.seek_to_beginning(tp)
+            end = (await c.end_offsets([tp]))[tp]
+            while True:
+                if not self._feedback_ready.is_set() and await c.position(tp) >= end:
+                    log.info("feedback: %d verdicts in force from %s", len(fb), topic)
+                    self._feedback_ready.set()
+                batch = await c.getmany(tp, timeout_ms=1000)
+                for r in batch.get(tp, ()):
+                    key = orjson.loads(r.key)
+                    if r.value is None:
+                        fb.remove(key)
+                    else:
+                        rec = VerdictRecord.restore(orjson.loads(r.value)["s"])
+                        if key not in fb:
+                            fb.put(rec)
+        finally:
+            await c.stop()
 
     def _observe_latency(self, stage: str, latencies: list[tuple[float, int]]) -> None:
         """Source record's broker timestamp to the decision acknowledged by the broker."""
@@ -669,14 +785,15 @@ class Worker:
         self._faust_add_gap: Any = None  # Faust's own gap recording, taken over by the guard (_take_gaps)
         self._stage_ctx: dict[str, _StageCtx] = {}
         self._stage_stores = {"accounts": [self.s_accounts], "fingerprints": [self.s_fps],
-                              "clusters": [self.s_clusters, self.s_index]}
+                              "clusters": [self.s_clusters, self.s_index, self.s_feedback], "feedback": []}
+        self._feedback_ready = asyncio.Event()
         s = self.settings
         self._flush_s = s.state_flush_ms / 1000.0
         self._flush_max_held = STREAM_BUFFER_BATCHES * s.batch_max  # inputs held unacknowledged, per stage
         self._flush_max_dirty = max(1, s.state_cache // 2)  # changed keys held, per table
         self._input_topics = {self.settings.requests_topic: "accounts", self.rekeyed.get_topic_name(): "accounts",
                               self.observations.get_topic_name(): "fingerprints",
-                              self.links.get_topic_name(): "clusters"}
+                              self.links.get_topic_name(): "clusters", self.settings.feedback_topic: "feedback"}
 
         @app.agent(self.requests, name="accounts")
         async def accounts(stream: Any) -> None:
@@ -689,6 +806,14 @@ class Worker:
         @app.agent(self.links, name="clusters")
         async def clusters(stream: Any) -> None:
             await self._run_stage("clusters", stream, self.clusters_batch)
+
+        @app.agent(self.feedback_in, name="feedback")
+        async def feedback(stream: Any) -> None:
+            await self._run_stage("feedback", stream, self.feedback_batch)
+
+        @app.task
+        async def follow_feedback() -> None:
+            await _or_exit("feedback follower", self._follow_feedback())
 
         @app.timer(self.settings.rules_reload_s)
         async def reload_rules() -> None:
@@ -704,7 +829,7 @@ class Worker:
 
         @app.timer(10.0)
         async def state_gauges() -> None:
-            for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index):
+            for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index, self.s_feedback):
                 n = store.count_keys()
                 if n is not None:
                     m.state_keys.labels(store.name).set(n)
@@ -720,7 +845,7 @@ class Worker:
             await self._flush_held(due_only=False)  # state held in memory is written before it goes
             if self._inflight:  # let batches in flight finish writing before the caches go
                 await asyncio.gather(*list(self._inflight), return_exceptions=True)
-            for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index):
+            for store in (self.s_accounts, self.s_fps, self.s_clusters, self.s_index, self.s_feedback):
                 store.clear_cache()
             self.order.reset()  # positions are checked against the committed offsets again
 
