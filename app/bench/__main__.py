@@ -12,7 +12,9 @@ because these machines are shared and noisy: absolute events/s mean little, rati
      60 s or 100,000 events each), overall and by the stage that decided
   4. state bytes per account / fingerprint after the replay (orjson snapshots, as stored in tables)
   5. the core's cost per event by stage over the first --cost-events records, next to orjson parse-only
-     and the time per event a replay ratio of 0.25 (issue 5's target) would leave (app/bench/costs.py)
+     and the time per event a replay ratio of 0.25 (issue 5's target) would leave (app/bench/costs.py);
+     observations and links per gateway event, the cluster stage's cost per link and the gateway input its
+     one partition can absorb (issue 18's target). `--skip-replay --skip-kafka` runs this pass alone
 
 `--markdown PATH` also writes the run's figures as tables, with the machine, Python, date and commit
 (app/bench/markdown.py; `make bench` writes docs/benchmarks.md).
@@ -530,12 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_replay:
         results["replay"] = r = bench_replay(events, rules)
         _print_replay(r)
-        if args.cost_events:
-            from app.bench.costs import describe, stage_costs
+    if args.cost_events:  # also alone: --skip-replay --skip-kafka runs only the cost pass
+        from app.bench.costs import describe, stage_costs
 
-            costs = stage_costs(events, rules, args.cost_events, int(time.time() * 1000))
-            results["costs"] = costs.as_dict()
-            print("\n".join(describe(costs, TARGET_REPLAY_RATIO)))
+        costs = stage_costs(events, rules, args.cost_events, int(time.time() * 1000))
+        results["costs"] = costs.as_dict()
+        print("\n".join(describe(costs, TARGET_REPLAY_RATIO)))
     if not args.skip_kafka:
         results["kafka"] = k = bench_kafka(events, args.kafka_events)
         print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "

@@ -33,12 +33,25 @@ class Costs:
     events: int = 0  # records that passed validation
     observations: int = 0
     links: int = 0
+    new_edges: int = 0  # links that are the first of their (account, value) edge
     parse_only_s: float = 0.0  # orjson.loads of every record, nothing else
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     out: Output = field(default_factory=Output)  # alerts and decisions (kept only when asked for)
 
     def us_per_event(self, stage: str) -> float:
         return 1e6 * self.seconds[stage] / max(1, self.events)
+
+    @property
+    def us_per_link(self) -> float:
+        """The cluster stage's cost per link it takes in."""
+        return 1e6 * self.seconds["clusters"] / max(1, self.links)
+
+    @property
+    def cluster_ceiling_eps(self) -> float:
+        """Gateway events/s the single cluster partition can absorb: its cost per link inverted, divided by
+        the links per gateway event (= 1 / its cost per gateway event)."""
+        links_per_event = self.links / max(1, self.events)
+        return 1e6 / (self.us_per_link * links_per_event) if self.links else float("inf")
 
     @property
     def core_us(self) -> float:
@@ -56,8 +69,10 @@ class Costs:
     def as_dict(self) -> dict:
         """The figures as plain data, for the bench's results (app/bench/markdown.py)."""
         return {"records": self.records, "events": self.events, "observations": self.observations,
-                "links": self.links, "parse_only_us": self.parse_only_us,
-                "us": {s: self.us_per_event(s) for s in STAGES}, "core_us": self.core_us}
+                "links": self.links, "new_edges": self.new_edges, "parse_only_us": self.parse_only_us,
+                "us": {s: self.us_per_event(s) for s in STAGES}, "core_us": self.core_us,
+                "us_per_link": self.us_per_link,
+                "cluster_ceiling_eps": self.cluster_ceiling_eps if self.links else None}
 
 
 def stage_costs(events: Path, rules: Rules, limit: int, clock_ms: int, keep: bool = False) -> Costs:
@@ -73,6 +88,7 @@ def stage_costs(events: Path, rules: Rules, limit: int, clock_ms: int, keep: boo
     pc = time.perf_counter
     threshold = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD)
+    edges: set[tuple[str, str]] = set()  # (account, value) pairs linked so far, counted outside the timings
     try:
         loads, bad = orjson.loads, orjson.JSONDecodeError
         t0 = pc()
@@ -106,6 +122,11 @@ def stage_costs(events: Path, rules: Rules, limit: int, clock_ms: int, keep: boo
             c.events += len(evs)
             c.observations += len(out.observations)
             c.links += len(out.links)
+            for link in out.links:
+                edge = (link.summary.account_id, link.fp)
+                if edge not in edges:
+                    edges.add(edge)
+                    c.new_edges += 1
             if keep:
                 c.out.alerts += out.alerts
                 c.out.decisions += out.decisions
@@ -130,4 +151,16 @@ def describe(c: Costs, target_ratio: float) -> list[str]:
         f"x{c.core_us / c.parse_only_us:.0f} of it (ratio {c.parse_only_us / c.core_us:.3f}); "
         f"a replay ratio of {target_ratio:g} leaves {c.budget_us(target_ratio):.1f} us per event for all five stages, "
         f"x{c.core_us / c.budget_us(target_ratio):.0f} less than now",
+        cluster_line(c),
     ]
+
+
+def cluster_line(c: Costs) -> str:
+    """The cluster stage's input per gateway event and the input rate its one partition can follow."""
+    obs, links = c.observations / max(1, c.events), c.links / max(1, c.events)
+    head = (f"cluster   per gateway event {obs:.3f} observations to the fingerprint stage, {links:.3f} links to the "
+            f"cluster stage ({c.new_edges / max(1, c.events):.3f} of them a new (account, value) edge)")
+    if not c.links:
+        return head + "; no link: nothing to size the cluster stage from"
+    return (head + f"; {c.us_per_link:.1f} us per link: its one partition absorbs at most "
+            f"~{c.cluster_ceiling_eps:,.0f} gateway events/s")

@@ -30,6 +30,8 @@ TARGET_WORKER_RATIO = 0.5       # worker events/s against a plain aiokafka consu
 TARGET_P99_MS = 250.0           # produce-to-decision p99 ...
 TARGET_P99_RATE = 5000          # ... at this offered load, events/s
 TARGET_ACCOUNT_BYTES = 1024     # state per active account
+TARGET_LINKS_PER_EVENT = 0.05   # links into the one cluster partition per gateway event (issue 18) ...
+TARGET_CLUSTER_CEILING_EPS = 200_000  # ... or gateway events/s that partition absorbs at its cost per link
 SIZING_RPS = 100_000            # the gateway the sizing line is for
 SIZING_UTILISATION = 0.7
 
@@ -177,7 +179,9 @@ def cost_table(c: dict | None) -> list[str]:
     return ["## The core's cost per event, by stage", "",
             f"The first {c['records']:,} records of the file, one process, regexes compiled first (the steady "
             f"state), each stage timed over 512-record chunks (`app/bench/costs.py`). Per event: "
-            f"{obs:.2f} observations, {links:.2f} links.", "",
+            f"{obs:.2f} observations, {links:.2f} links"
+            + (f" ({c['new_edges'] / c['events']:.2f} of them a new (account, value) edge)" if "new_edges" in c else "")
+            + ".", "",
             *_table(("stage", "µs per event", "share"), rows, right=2),
             f"Baseline: orjson parse-only {c['parse_only_us']:.2f} µs per record. A replay ratio of "
             f"{TARGET_REPLAY_RATIO:g} would leave {budget:.1f} µs per event for all five stages, "
@@ -232,12 +236,21 @@ def targets(results: dict) -> list[str]:
         if lat["rate"] == TARGET_P99_RATE:
             rows.append((f"p99 <= {TARGET_P99_MS:.0f} ms at {TARGET_P99_RATE:,} events/s offered",
                          _lat(lat["p99_ms"]), "met" if lat["p99_ms"] <= TARGET_P99_MS else "not met"))
+    c = results.get("costs")
+    if c and c.get("events") and c.get("links") and c.get("us_per_link"):
+        links = c["links"] / c["events"]
+        ceiling = 1e6 / (c["us_per_link"] * links)
+        rows.append((f"cluster stage input <= {TARGET_LINKS_PER_EVENT:g} links per gateway event (issue 18)",
+                     f"{links:.3f}", "met" if links <= TARGET_LINKS_PER_EVENT else "not met"))
+        rows.append((f"cluster stage ceiling >= {TARGET_CLUSTER_CEILING_EPS:,} gateway events/s (issue 18)",
+                     f"{ceiling:,.0f} ({c['us_per_link']:.1f} µs per link)",
+                     "met" if ceiling >= TARGET_CLUSTER_CEILING_EPS else "not met"))
     if r:
         rows.append((f"state <= {TARGET_ACCOUNT_BYTES:,} B per active account", f"{r['bytes_per_account']:.0f} B",
                      "met" if r["bytes_per_account"] <= TARGET_ACCOUNT_BYTES else "not met"))
     if not rows:
         return []
-    return ["## Targets (issue 5)", "", *_table(("target", "this run", ""), rows)]
+    return ["## Targets (issues 5 and 18)", "", *_table(("target", "this run", ""), rows)]
 
 
 def sizing(k: dict | None, c: dict | None) -> list[str]:
@@ -250,9 +263,12 @@ def sizing(k: dict | None, c: dict | None) -> list[str]:
             f"~{cores / SIZING_UTILISATION:.0f} worker processes of one core each, and at least as many partitions "
             "of the input topic.")
     if c and c.get("events") and c["us"].get("clusters"):
+        per_link = ""
+        if c.get("links") and c.get("us_per_link"):
+            per_link = f" ({c['links'] / c['events']:.3f} links per input event at {c['us_per_link']:.1f} µs per link)"
         text += (f" The cluster stage is one partition whatever the number of workers: at {c['us']['clusters']:.1f} "
-                 f"µs of core time per input event its one consumer follows at most ~{1e6 / c['us']['clusters']:,.0f} "
-                 "input events/s on this machine.")
+                 f"µs of core time per input event{per_link} its one consumer follows at most "
+                 f"~{1e6 / c['us']['clusters']:,.0f} input events/s on this machine.")
     return ["## Sizing", "", text, ""]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.bench.costs import STAGES, Costs, describe, stage_costs
+from app.bench.costs import STAGES, Costs, cluster_line, describe, stage_costs
 from app.drivers.replay import replay
 from app.emit.sinks import ListSink
 from tests.traffic import BAD_RECORDS, build
@@ -79,3 +79,27 @@ def test_the_budget_line_is_the_arithmetic_of_the_figures():
     assert "all 340.0 us" in lines[0]
     assert "x85 of it (ratio 0.012)" in lines[1]
     assert "leaves 16.0 us per event" in lines[1] and "x21 less than now" in lines[1]
+
+
+def test_the_cluster_line_sizes_the_stage_from_its_cost_per_link():
+    c = Costs(records=1000, events=1000, observations=5150, links=400, new_edges=240)
+    c.seconds["clusters"] = 0.04
+    assert c.us_per_link == pytest.approx(100.0)
+    # 0.4 links per event at 100 us a link: 40 us per gateway event, 25,000 events/s
+    assert c.cluster_ceiling_eps == pytest.approx(25_000.0)
+    assert c.cluster_ceiling_eps == pytest.approx(1e6 / c.us_per_event("clusters"))
+    line = cluster_line(c)
+    assert "5.150 observations to the fingerprint stage, 0.400 links to the cluster stage" in line
+    assert "(0.240 of them a new (account, value) edge)" in line
+    assert "100.0 us per link" in line and "at most ~25,000 gateway events/s" in line
+    assert c.as_dict()["cluster_ceiling_eps"] == pytest.approx(25_000.0)
+    assert "no link" in cluster_line(Costs(records=10, events=10, observations=3))
+    assert Costs(records=10, events=10).as_dict()["cluster_ceiling_eps"] is None
+
+
+def test_links_and_new_edges_are_counted(events, rules):
+    path, _, _ = events
+    costs = stage_costs(path, rules, limit=10**9, clock_ms=START_MS + 86_400_000)
+    assert 0 < costs.new_edges <= costs.links
+    assert costs.observations >= costs.links
+    assert cluster_line(costs) in describe(costs, 0.25)

@@ -39,7 +39,7 @@ def results() -> dict:
                    "accounts": 22_630, "bytes_per_account": 470.2, "fingerprints": 254_533,
                    "bytes_per_fingerprint": 252.4, "outputs": 9, "pooled": {"jobs": 1, "eps": 4_500.0, "outputs": 9}},
         "costs": {"records": 100_000, "events": 100_000, "observations": 522_000, "links": 70_000,
-                  "parse_only_us": 3.0, "core_us": 300.0,
+                  "new_edges": 40_000, "us_per_link": 20.0 / 0.7, "parse_only_us": 3.0, "core_us": 300.0,
                   "us": {"parse": 30.0, "content": 150.0, "accounts": 60.0, "fingerprints": 40.0, "clusters": 20.0}},
         "kafka": _kafka(2_000.0, 100_000.0, take_eps=6_000.0, take_worker_transport_eps=16_000.0, stages=stage),
         "content": _kafka(2_100.0, 105_000.0),
@@ -125,7 +125,9 @@ def test_the_detail_tables_and_targets(results):
     assert _row(text, "content (cues")[1:] == ["150.0", "50%"]
     assert _row(text, "all five")[1:] == ["300.0", "100%"]
     assert "would leave 12.0 µs per event for all five stages, x25 less" in text
-    assert "5.22 observations, 0.70 links" in text
+    assert "5.22 observations, 0.70 links (0.40 of them a new (account, value) edge)" in text
+    assert _row(text, "cluster stage input <= 0.05 links")[1:] == ["0.700", "not met"]
+    assert _row(text, "cluster stage ceiling >= 200,000")[1:] == ["50,000 (28.6 µs per link)", "not met"]
     assert _row(text, "accounts")[1:] == ["504", "198", "27.8", "17.5"]
     assert _row(text, "5,000")[4:] == ["17.0 s", ">= 30 s (top bucket)", "51: 34 ms / 72 ms",
                                        "824: 88 ms / 218 ms", "58,978"]
@@ -134,7 +136,8 @@ def test_the_detail_tables_and_targets(results):
     assert _row(text, "p99 <= 250 ms at 5,000")[1:] == [">= 30 s (top bucket)", "not met"]
     assert _row(text, "state <= 1,024 B")[1:] == ["470 B", "met"]
     assert "~50 busy cores of workers; at 70% utilisation ~71 worker processes" in text
-    assert "follows at most ~50,000 input events/s" in text
+    assert ("(0.700 links per input event at 28.6 µs per link) its one consumer follows at most ~50,000 input "
+            "events/s") in text
 
 
 def test_every_table_is_well_formed(results):
