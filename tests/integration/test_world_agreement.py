@@ -1,0 +1,104 @@
+"""Worker and replay on traffic no rule was tuned on: the first 10,000 events of randomised world 14 (an
+even, reporting seed; campaigns, proxy resellers and the benign traps) through the real broker.
+
+What holds (docs/design.md, "Worker and replay"): the account-keyed decisions are identical, ids and
+content; the decided subjects agree at least 0.99 over all decisions (issue 18's target). Decisions a
+cluster gives its members and values carry the cluster's id and the id of the alert that decided it, and
+the worker's cluster stage sees links in the order six partitions deliver them, so their ids, times and
+steps may differ: the test prints those agreements and bounds the strongest enforced action per subject."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.faults.harness import (
+    FaultWorker,
+    coverage,
+    describe,
+    keyed,
+    new_uid,
+    oracle,
+    read_json,
+    release,
+    start_worker,
+    wait_group_done,
+)
+from tests.integration.workerproc import free_port, produce
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+WORLD_SEED = 14
+EVENTS = 10_000
+STEP = {"throttle": 1, "challenge": 2, "block": 3}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, kafka_bootstrap, rules):
+    tmp = tmp_path_factory.mktemp("world")
+    out = tmp / "sim"
+    subprocess.run([sys.executable, "-m", "app.cli", "simulate", "--world", str(WORLD_SEED), "--out", str(out)],
+                   check=True, capture_output=True, timeout=300, cwd=ROOT)
+    lines = [ln for ln in (out / "events.jsonl").read_bytes().splitlines() if ln.strip()][:EVENTS]
+    feed = keyed(lines)
+    want = oracle(tmp, feed, rules, int(time.time() * 1000), name="world")
+    w = FaultWorker(new_uid(), tmp / "state", tmp / "worker.log", free_port())
+    try:
+        start_worker(w)
+        produce(w.topic("requests"), feed)
+        wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=900)
+        got = read_json(w.topic("decisions"))
+        counters = w.counters()
+        code = w.stop()
+    finally:
+        release(w)
+    return {"want": want, "got": got, "counters": counters, "exit": code, "feed": feed, "log": w.tail()}
+
+
+def _strongest(decisions: list[dict]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for d in decisions:
+        if d["mode"] == "enforce" and d["action"] in STEP:
+            k = (d["scope"], d["value"])
+            out[k] = max(out.get(k, 0), STEP[d["action"]])
+    return out
+
+
+def test_every_event_is_accounted_for(world):
+    c = world["counters"]
+    assert c["valid"] == world["want"].events == len(world["feed"])
+
+
+def test_account_keyed_decisions_are_identical(world):
+    cov = coverage(world["want"].decisions, world["got"])
+    print(cov.line())
+    assert cov.want > 0, "the world's first events must produce account-keyed decisions"
+    assert not cov.missing, f"{len(cov.missing)} lost: {describe(cov.missing)}"
+    assert not cov.changed and not cov.extra, (describe([a for a, _ in cov.changed]), describe(cov.extra))
+    assert not cov.dup_conflicts
+
+
+def test_decided_subjects_agree(world):
+    want, got = world["want"].decisions, world["got"]
+    ws, gs = {(d["scope"], d["value"]) for d in want}, {(d["scope"], d["value"]) for d in got}
+    subjects = len(ws & gs) / len(ws | gs)
+    wi, gi = {d["decision_id"] for d in want}, {d["decision_id"] for d in got}
+    sw, sg = _strongest(want), _strongest(got)
+    same_step = sum(1 for k in sw.keys() | sg.keys() if sw.get(k) == sg.get(k)) / len(sw.keys() | sg.keys())
+    print(f"world {WORLD_SEED}, {EVENTS} events: decisions replay {len(want)}, worker {len(got)}; decided subjects "
+          f"agreement {subjects:.3f} ({len(ws & gs)}/{len(ws | gs)}; only replay {sorted(ws - gs)[:5]}, only "
+          f"worker {sorted(gs - ws)[:5]}); strongest enforced step per subject equal {same_step:.3f}; "
+          f"decision ids in common {len(wi & gi) / len(wi | gi):.3f}")
+    assert len(ws) > 100, "the world's campaigns must be decided"
+    assert subjects >= 0.99
+    # the step can differ (a member whose own evidence arrives after its cluster's decision in one order
+    # and before it in the other); measured 0.956 on this input
+    assert same_step >= 0.85
+
+
+def test_worker_stops_cleanly(world):
+    assert world["exit"] == 0, world["log"]
