@@ -27,8 +27,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from faust.types import TP
 
+from app.drivers.faust_compat import (
+    TP,
+    aiokafka_producer,
+    changelog_sent_callback,
+    open_partition_dbs,
+    partition_db,
+    rocksdict_index,
+)
 from app.errors import StateError
 
 NOTHING = -1
@@ -174,7 +181,7 @@ class FaustStore:
         topic = table.changelog_topic.get_topic_name()
         dumps = orjson.dumps
         rocks = _rocks_batches(data)
-        batches = _batch_producer(producer)
+        batches = aiokafka_producer(producer)
         n = 0
         for event, writes in d.groups:
             enter(event)
@@ -199,7 +206,7 @@ class FaustStore:
                 for kb, raw in records:
                     last = await producer.send(topic, kb, raw, p, None, None)
                 if last is not None:
-                    last.add_done_callback(table._on_changelog_sent)
+                    last.add_done_callback(changelog_sent_callback(table))
             n += len(records)
         for _, writes in d.groups:
             for key, _ in writes:
@@ -320,14 +327,15 @@ class _SweepPass:
 def _active_partitions(data: Any) -> list[tuple[int, Any]] | None:
     """(partition, database) of the partitions this worker holds, for a rocksdict-backed Faust store (as
     Faust's own `_dbs_for_actives` selects them); None for any other store."""
-    if _rocksdict_index(data) is None or not hasattr(data, "_dbs"):
+    dbs = open_partition_dbs(data)
+    if dbs is None:
         return None
     table = data.table
     if table.is_global:
-        return sorted(data._dbs.items())
+        return sorted(dbs.items())
     actives = data.app.assignor.assigned_actives()
     topic = table.changelog_topic_name
-    return sorted((p, db) for p, db in data._dbs.items() if TP(topic, p) in actives)
+    return sorted((p, db) for p, db in dbs.items() if TP(topic, p) in actives)
 
 
 class _Walk:
@@ -395,20 +403,12 @@ class _KeyCounter:
 # producer call each; both have batch forms underneath, used here when present.
 
 
-def _rocksdict_index(data: Any) -> dict | None:
-    """Faust's key -> partition index of a rocksdict-backed table store (kept current by the batch
-    paths below, as Faust's own reads and writes keep it), or None for any other store."""
-    if not getattr(data, "use_rocksdict", False) or not hasattr(data, "_db_for_partition"):
-        return None
-    return getattr(data, "_key_index", None)
-
-
 def _rocks_reader(table: Any) -> Callable[[str], bytes | None]:
     """`table.get`, minus Faust's mapping layers when the table is rocksdict-backed: the key encoded as
     Faust encodes a `str` key and read from the current event's partition database, as Faust's own
     read does for a partitioned table."""
     data = table.data
-    index = _rocksdict_index(data)
+    index = rocksdict_index(data)
     if index is None or table.is_global or table.use_partitioner:
         return table.get
     from faust.streams import current_event
@@ -422,7 +422,7 @@ def _rocks_reader(table: Any) -> Callable[[str], bytes | None]:
             return slow(key)
         p = event.message.partition
         kb = dumps(key)
-        raw = data._db_for_partition(p).get(kb)
+        raw = partition_db(data, p).get(kb)
         if raw is not None:
             index[kb] = p
         return raw
@@ -433,7 +433,7 @@ def _rocks_reader(table: Any) -> Callable[[str], bytes | None]:
 def _rocks_batches(data: Any) -> Callable[[Any, int, list[tuple[bytes, bytes | None]]], None] | None:
     """A writer of one partition's records as a single rocksdict WriteBatch, or None when `data` is not
     Faust's rocksdict-backed store (then the caller writes key by key through the table)."""
-    index = _rocksdict_index(data)
+    index = rocksdict_index(data)
     if index is None:
         return None
     import rocksdict
@@ -447,18 +447,9 @@ def _rocks_batches(data: Any) -> Callable[[Any, int, list[tuple[bytes, bytes | N
             else:
                 wb.put(kb, raw)
                 index[kb] = partition
-        store._db_for_partition(partition).write(wb)
+        partition_db(store, partition).write(wb)
 
     return write
-
-
-def _batch_producer(producer: Any) -> Any | None:
-    """The aiokafka producer under Faust's, when it offers create_batch/send_batch."""
-    ensure = getattr(producer, "_ensure_producer", None)  # the started aiokafka producer
-    ak = ensure() if ensure is not None else None
-    if not (hasattr(ak, "create_batch") and hasattr(ak, "send_batch")):
-        return None
-    return ak
 
 
 async def _send_batches(ak: Any, topic: str, partition: int, records: list[tuple[bytes, bytes | None]],

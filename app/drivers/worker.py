@@ -25,7 +25,6 @@ import asyncio
 import logging
 import os
 import time
-import weakref
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -33,15 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-import faust.streams
 import orjson
-from faust.transport.producer import ProducerBuffer
 from prometheus_client import CollectorRegistry
 
 from app.detect.account import AccountState
 from app.detect.cluster import ClusterState
 from app.detect.fingerprint import FpState
 from app.detect.messages import Link, Observation, Summary
+from app.drivers import faust_compat
 from app.drivers.content_pool import ContentPool, resolve_jobs
 from app.drivers.faust_store import FaustStore
 from app.drivers.order import Fill, InputOrder
@@ -59,9 +57,6 @@ from app.settings import Settings
 
 log = logging.getLogger("distill_guard.worker")
 
-# Table writes are queued in Faust's producer buffer; its default bound of 100 makes the stream wait
-# (and log "producer buffer full") after every hundred state writes. A batch flushes thousands.
-ProducerBuffer.max_messages = 20_000
 STAGE_FAILED_EXIT = 70  # EX_SOFTWARE
 STREAM_BUFFER_BATCHES = 4
 PIPELINE_DEPTH = 2  # batches per stage whose outputs/state/acks are still finishing
@@ -73,9 +68,7 @@ VERDICT_KEY = b"verdict"  # a verdict handed to the clusters agent on <app>-link
 RELOAD_SETTLE_S = 1.0  # a rules or allowlist file modified more recently than this is not read yet
 
 
-def _enter(event: Any) -> None:
-    """Make `event` Faust's current event: table reads and writes go to its partition."""
-    faust.streams._current_event.set(weakref.ref(event))
+_enter = faust_compat.set_current_event  # table reads and writes go to the current event's partition
 
 
 def bundles(items: list, stamps: list[float], max_bytes: int = BUNDLE_MAX_BYTES) -> list[bytes]:
@@ -89,8 +82,7 @@ def bundles(items: list, stamps: list[float], max_bytes: int = BUNDLE_MAX_BYTES)
     record carries each distinct summary once and its items refer to it by index. `stamps` holds each
     item's own source timestamp (the broker timestamp of the gateway record it comes from, in s); a
     record carries them as whole milliseconds after the oldest of them, so the last stage times a
-    decision from the request behind it. Records of the older forms (no stamps; [ts, [item.wire(), ...]]
-    with summaries inline) are still read (`_unbundle`)."""
+    decision from the request behind it."""
     if not items:
         return []
     dumps = orjson.dumps
@@ -134,24 +126,16 @@ def bundles(items: list, stamps: list[float], max_bytes: int = BUNDLE_MAX_BYTES)
 def _unbundle(events: list, message: type) -> Iterator[tuple[Any, int, float, Any]]:
     """(event, position, source timestamp, item) for every item of every bundle in `events`, `message`
     (Observation or Link) decoding the items; each bundle's event is made current while its items are
-    handled. The source timestamp is the item's own when the bundle carries stamps, else the bundle's
-    oldest."""
-    unwire_ref, unwire = message.unwire_ref, message.unwire
+    handled. Only the form `bundles` writes is read."""
+    unwire_ref = message.unwire_ref
     for event in events:
         msg = event.message
-        doc = orjson.loads(msg.value)
-        ts_s, items = doc[0], doc[1]
+        ts_s, items, sums, offs = orjson.loads(msg.value)
         _enter(event)
         base = msg.offset << BUNDLE_BITS
-        if len(doc) > 2:
-            summaries = list(map(Summary.unwire, doc[2]))
-            # each item's own timestamp; a record written before items carried one gives them its oldest
-            stamps = [ts_s + off / 1000.0 for off in doc[3]] if len(doc) > 3 else [ts_s] * len(items)
-            for i, (w, ts) in enumerate(zip(items, stamps, strict=True)):
-                yield event, base + i, ts, unwire_ref(w, summaries)
-        else:  # written before summaries were shared
-            for i, w in enumerate(items):
-                yield event, base + i, ts_s, unwire(w)
+        summaries = list(map(Summary.unwire, sums))
+        for i, (w, off) in enumerate(zip(items, offs, strict=True)):
+            yield event, base + i, ts_s + off / 1000.0, unwire_ref(w, summaries)
 
 
 async def _or_exit(what: str, work: Any) -> None:
@@ -185,11 +169,7 @@ class _StageCtx:
     held_since: float | None = None
 
 
-def _queued(stream: Any) -> int:
-    """Records waiting in an agent stream's queue (Faust's conductor puts them there; 0 before the
-    stream has one)."""
-    queue = getattr(getattr(stream, "channel", None), "_queue", None)
-    return queue.qsize() if queue is not None else 0
+_queued = faust_compat.queued  # records waiting in an agent stream's queue
 
 
 def _position(event: Any) -> tuple[Any, int]:
@@ -637,7 +617,7 @@ class Worker:
 
     # -- input order (see app.drivers.order: Faust can lose or repeat records around a rebalance)
     def _committed(self, tp: Any) -> int | None:
-        return getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return faust_compat.committed_offset(self.app.consumer, tp)
 
     async def _in_order(self, stage: str, events: list) -> tuple[list, list]:
         """The batch as the stage may process it: records of partitions this worker no longer holds
@@ -680,8 +660,7 @@ class Worker:
         inputs = self._input_topics
         idle = {stage for stage, ctx in self._stage_ctx.items() if not _queued(ctx.stream)}
         parts = [tp for tp in consumer.assignment() if inputs.get(tp.topic) in idle]
-        read = getattr(consumer, "_read_offset", {})
-        for fill in self.order.overdue(parts, lambda tp: read.get(tp)):
+        for fill in self.order.overdue(parts, lambda tp: faust_compat.read_offset(consumer, tp)):
             stage = inputs[fill.tp.topic]
             ctx = self._stage_ctx[stage]
             async with ctx.lock:
@@ -747,14 +726,8 @@ class Worker:
         committed past is lost for good (the guard reads it back, and the gap would then count it twice
         when Faust computes what to commit). So the guard decides: Faust's own gap recording is turned
         off, and `_read_range` records the offsets the broker really has nothing for."""
-        consumer = self.app.consumer
-        if self._faust_add_gap is None and hasattr(consumer, "_add_gap"):
-            self._faust_add_gap = consumer._add_gap
-
-            async def no_gap(tp: Any, offset_from: int, offset_to: int) -> None:
-                return None
-
-            consumer._add_gap = no_gap
+        if self._faust_add_gap is None:
+            self._faust_add_gap = faust_compat.take_over_gaps(self.app.consumer)
 
     async def _broker_gap(self, tp: Any, first: int, last: int) -> None:
         if self._faust_add_gap is not None:

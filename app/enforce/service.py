@@ -123,11 +123,19 @@ class EnforcerService:
 
     async def _partitions(self, consumer) -> set:
         from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
 
         # the consumer's own metadata covers only assigned topics: ask the cluster (aiokafka's topics() does
         # the same, but returns only the names)
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = cluster.partitions_for_topic(self.topic) or set()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id="distill-guard-enforcer",
+                                    **self.kafka_options)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([self.topic])
+        finally:
+            await admin.close()
+        parts = {p["partition"] for t in described if t["topic"] == self.topic and not t["error_code"]
+                 for p in t["partitions"]}
         return {TopicPartition(self.topic, p) for p in parts}
 
     async def _run(self, consumer) -> None:

@@ -91,12 +91,6 @@ def test_links_travel_the_same_way():
     assert _decode(bundles(links, _at(links, 9.0)), Link) == links
 
 
-def test_records_of_the_older_inline_form_are_still_read():
-    items = [_obs(i) for i in range(4)]
-    old = b"[7.0,[" + b",".join(orjson.dumps(x.wire()) for x in items) + b"]]"
-    assert _decode([old], first_offset=41) == items
-
-
 def _stamped(records: list[bytes], message: type = Observation) -> list[tuple[float, object]]:
     return [(ts, item) for _, _, ts, item in _unbundle([_Event(r, k) for k, r in enumerate(records)], message)]
 
@@ -129,13 +123,17 @@ def test_links_carry_the_timestamp_of_the_observation_that_made_them():
     assert got == [(7.5, links[0]), (7.5, links[1]), (8.0, links[2])]
 
 
-def test_records_without_stamps_give_every_item_the_records_oldest_timestamp():
+def test_records_of_pre_release_forms_are_not_read():
+    """Only the form `bundles` writes is read: the pre-release forms (summaries inline; no stamps) stop the
+    stage with an error instead of being guessed at."""
     s = _summary(7)
     items = [_obs(i, summary=s) for i in range(3)]
-    # the form written before items carried timestamps: [oldest, [item.wire_ref(i), ...], [summary, ...]]
+    inline = b"[7.0,[" + b",".join(orjson.dumps(x.wire()) for x in items) + b"]]"
     unstamped = (b"[42.0,[" + b",".join(orjson.dumps(x.wire_ref(0)) for x in items) + b"],["
                  + orjson.dumps(s.wire()) + b"]]")
-    assert _stamped([unstamped]) == [(42.0, x) for x in items]
+    for old in (inline, unstamped):
+        with pytest.raises(ValueError):
+            _stamped([old])
 
 
 def test_the_record_head_is_the_oldest_stamp_so_no_offset_is_negative():

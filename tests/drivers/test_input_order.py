@@ -151,8 +151,9 @@ def test_whatever_is_lost_or_repeated_every_record_is_processed_once_in_order(n,
 
 def test_the_faust_internals_the_worker_guard_reads_are_there():
     """The worker's guard reads Faust's committed and read offsets and takes over its gap recording
-    (app/drivers/worker.py: _committed, _fill_overdue, _queued, _take_gaps, _read_range); an upgrade of
-    faust-streaming that renames them must fail here, not quietly weaken the guard."""
+    (app/drivers/faust_compat.py: committed_offset, read_offset, queued, take_over_gaps; and the worker's
+    _read_range); an upgrade of faust-streaming that renames them must fail here, not quietly weaken the
+    guard."""
     import inspect
 
     from faust.channels import Channel

@@ -60,6 +60,7 @@ def test_the_worker_installs_it_with_its_setting(tmp_path) -> None:
 
 # --- record delivery: the callback runs inline up to its first suspension (app/drivers/transport.py) ---
 
+from app.drivers import faust_compat as compat  # noqa: E402
 from app.drivers import transport as tr  # noqa: E402
 
 
@@ -144,7 +145,8 @@ def test_a_waiting_delivery_can_still_be_cancelled_by_a_rebalance() -> None:
 
 
 def test_the_fetch_loop_it_replaces_is_still_faust_s() -> None:
-    """The worker's consumer replaces Faust's `_drain_messages`; it reads what that loop reads. If a
+    """The worker's consumer (app/drivers/faust_compat.py) replaces Faust's `_drain_messages`; it reads what
+    that loop reads. If a
     faust-streaming release changes the loop (or the names it uses), this fails and the copy is reviewed."""
     import inspect
 
@@ -155,11 +157,11 @@ def test_the_fetch_loop_it_replaces_is_still_faust_s() -> None:
     for name in ("self._read_offset", "self._commit_every", "self._n_acked", "self._add_gap",
                  "acks_enabled_for", "CONSUMER_FETCHING", "getmany(timeout=1.0)", "yield_every = 100"):
         assert name in src, name
-    assert tr._Consumer._drain_messages is not fc.Consumer._drain_messages
+    assert compat._Consumer._drain_messages is not fc.Consumer._drain_messages
     app = faust.App("dg-test-transport-3", broker="kafka://127.0.0.1:9", store="memory://", web_enabled=False)
     install(app, 50)
     try:
-        assert isinstance(app.consumer, tr._Consumer)
+        assert isinstance(app.consumer, compat._Consumer)
     finally:
         app.consumer._thread.thread_loop.close()  # the consumer thread's own loop (never started here)
 
