@@ -5,7 +5,9 @@ A value is popular and links nothing when more distinct accounts than `popular_a
 while at least `popular_established` established (old, verified) accounts make up half or more of its
 users: a common SDK's JA4, a big NAT or a team card is "not rare elsewhere". Otherwise, once linkable
 accounts from two or more orgs share it, it links them: a `Link` goes to the cluster stage for every
-linkable member, then for each new member and whenever a member's summary moves up a level. A payment
+linkable member, then only when the cluster stage has something new to take from it (`link_due`): a new
+(account, value) edge, a new level of the member's summary, or a refresh once per half the cluster stage's
+idle TTL, so that what the cluster keeps of an active member does not expire between level changes. A payment
 method or a device is a *strong* value: every account on it is linkable. A JA4, an IP block or a prompt
 template is *weak*: it links only new, disposable or KYC-less accounts with abuse evidence of their own (`own`).
 
@@ -109,6 +111,36 @@ def _campaign_like(fp: FpState, cp: CampaignPrompt) -> bool:
             and fp.distinct - fp.established >= cp.min_young_share * fp.distinct)
 
 
+def refresh_ms(rules: Rules) -> int:
+    """How often a linked member's edge is sent again at an unchanged level: half the cluster stage's idle
+    TTL. The cluster stage expires an account's and a value's index entries, and a cluster, by event time
+    once no link has touched them for `state.cluster.ttl_s`; an active member refreshed every half of that
+    is never idle there for longer than the TTL. Nothing else the cluster stage keeps needs a repeat: its
+    figures change only with the summary's level, and FP_SHARED_UNRELATED's window is about new links."""
+    return max(1, rules.cluster.ttl_ms // 2)
+
+
+def link_due(level: int, linked_level: int, ts_ms: int, prev_ms: int, first_ms: int, period_ms: int) -> bool:
+    """Whether a linkable member's observation of a linking value sends the cluster stage a link.
+
+    The cluster stage reads from a link the edge (account, value: how it is tied, which cluster it joins),
+    the value's figures and the member's summary: its requests and flagged requests (as of the last
+    power of two, which is what the level holds), its own-evidence bits and pivot flag. Its young, risky,
+    org and first-request figures are sticky there (once set, a later summary does not unset them), its
+    hosting block and throwaway flag ride on the next link without causing one, and a member that turns
+    ineligible is not linked at all. So a link is due on:
+    - a new edge: `linked_level` < 0 (never linked through this value, or relinked after the value changed
+      kind);
+    - a new level (`Summary.level`: the bit length of n and of flagged, the own-evidence bits, the pivot);
+    - a refresh: the first observation in a new period of `period_ms` counted from the account's first
+      request (`first_ms`), whatever the level, so an active member's edge reaches the cluster stage at
+      least once per period (`refresh_ms`). `prev_ms` is when the member was last seen on this value.
+    Anything else (the same level within a period) changes nothing the cluster stage keeps and is not sent."""
+    if level != linked_level:
+        return True
+    return (ts_ms - first_ms) // period_ms > (prev_ms - first_ms) // period_ms
+
+
 def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     s = obs.summary
     ts = obs.ts_ms
@@ -117,6 +149,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     members = fp.members
     m = members.get(s.account_id)
     is_new = m is None
+    prev_ms = ts if is_new else m[_LAST]  # when this member was last seen on this value
     # a payment method or a device shared across orgs ties its holders to one operator whoever they are
     # (aged, bought or verified accounts included): for those scopes every account is linkable, and only
     # sheer numbers make the value popular. Weaker values (JA4, IP block, template) link only new, disposable or
@@ -191,7 +224,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
                 links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org, strong,
                                   n_risky))
     level = s.level
-    if level != m[_LEVEL]:
+    if link_due(level, m[_LEVEL], ts, prev_ms, s.first_ms, refresh_ms(rules)):
         m[_LEVEL] = level
         if n_org < 0:
             n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
