@@ -48,6 +48,11 @@ class Settings:
     # the first (a container's CPU limit counts), 0 (the default) analyses in the worker's own process
     # (no gain measured on 2 cores shared with the broker); replay (no consumer group) uses "auto".
     content_jobs: str = "0"
+    # static consumer-group membership (Kafka's group.instance.id): a worker restarted after a crash takes
+    # its partitions back at once instead of waiting for the broker to expire the dead member (Faust's
+    # broker_session_timeout, 60 s). "" derives one from the host name and the data directory (stable
+    # across restarts of one worker, distinct between workers); "off" joins as a dynamic member
+    group_instance_id: str = ""
     # SASL credentials for managed clusters; masked in repr so they never reach a log line
     sasl_username: str = ""
     sasl_password: str = field(default="", repr=False)
@@ -88,6 +93,7 @@ class Settings:
             state_flush_ms=int(e.get("DG_STATE_FLUSH_MS", d.state_flush_ms)),
             state_cache=int(e.get("DG_STATE_CACHE", d.state_cache)),
             content_jobs=e.get("DG_CONTENT_JOBS", d.content_jobs),
+            group_instance_id=e.get("DG_GROUP_INSTANCE_ID", d.group_instance_id),
             sasl_username=e.get("KAFKA_SASL_USERNAME", ""),
             sasl_password=e.get("KAFKA_SASL_PASSWORD", ""),
         )

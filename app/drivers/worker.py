@@ -22,12 +22,17 @@ protocol, crash safety and the guard."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import hashlib
 import logging
 import os
+import socket
 import time
 import zlib
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +71,38 @@ ORDER_CHECK_S = 5.0  # how often partitions stuck behind a lost record are looke
 READ_RANGE_TIMEOUT_S = 30.0  # reading records Faust lost; past it the stage fails (and the worker restarts)
 VERDICT_KEY = b"verdict"  # a verdict handed to the clusters agent on <app>-links (bundles are keyed b"links")
 RELOAD_SETTLE_S = 1.0  # a rules or allowlist file modified more recently than this is not read yet
+COMPILE_AFTER_S = 5.0  # cue regexes are compiled after the first accounts batch, or this long after start
+
+
+def start_warm_up() -> Future:
+    """Derive every language's cue sets and load the cue pre-filter (app.features.content.warm_up, seconds
+    of CPU) in a thread of its own, while the worker checks its topics, joins its group and recovers its
+    tables (`distill-guard worker` calls it first). Nothing may use the content module until it is done:
+    the accounts stage waits for it before its first batch. Once per process. The cue regexes are compiled
+    later, between batches (`Worker._compile_cues`)."""
+    global _WARM
+    if _WARM is None:
+        from app.features.content import warm_up
+
+        ex = ThreadPoolExecutor(1, thread_name_prefix="dg-warm-up")
+        _WARM = ex.submit(warm_up, False)
+        ex.shutdown(wait=False)
+    return _WARM
+
+
+_WARM: Future | None = None
+
+
+def group_instance_id(s: Settings) -> str | None:
+    """The worker's static group membership id (Settings.group_instance_id): None for "off", the setting
+    when given, else the app id, the host name and a digest of the data directory's path."""
+    v = s.group_instance_id.strip()
+    if v.lower() == "off":
+        return None
+    if v:
+        return v
+    digest = hashlib.sha256(str(s.data_dir.resolve()).encode()).hexdigest()[:12]
+    return f"{s.app_id}-{socket.gethostname()}-{digest}"
 
 
 _enter = faust_compat.set_current_event  # table reads and writes go to the current event's partition
@@ -183,7 +220,9 @@ def _brokers(bootstrap: str) -> list[str]:
 class Worker:
     """Builds the Faust app around the core stages; `app` is what `faust.Worker` runs."""
 
-    def __init__(self, settings: Settings, rules: Rules, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, settings: Settings, rules: Rules, registry: CollectorRegistry | None = None,
+                 warm: Future | None = None) -> None:
+        """`warm`: the content warm-up already started (`start_warm_up`), or None to run it here."""
         self.settings = s = settings
         self.rules = rules
         self.registry = registry or CollectorRegistry()
@@ -210,6 +249,8 @@ class Worker:
             consumer_auto_offset_reset="earliest",
             table_standby_replicas=0,
             broker_credentials=self._credentials(),
+            # a restarted worker takes its partitions back at once (docs/design.md, "Restart after a crash")
+            consumer_group_instance_id=group_instance_id(s),
         )
         # before anything asks for the transport: Faust's fixed 1.5 s fetch wait delays the internal hops
         install_transport(app, s.fetch_max_wait_ms)
@@ -240,10 +281,14 @@ class Worker:
         self.s_clusters = FaustStore("clusters", self.t_clusters, ClusterState.restore, cache)
         self.s_index = FaustStore("cluster-index", self.t_index, IndexEntry.restore, cache)
         self.s_feedback = FaustStore("feedback", self.t_feedback, VerdictRecord.restore, cache)
-        from app.features.content import warm_up
+        # every language's cue filters now, not on the first live prompts (seconds of them); the regexes are
+        # compiled between batches once the first batch is out
+        if warm is None:  # in this thread: the caller may use the content module right after
+            from app.features.content import warm_up
 
-        # every language's cue filters and regexes now, not on the first live prompts (seconds of them)
-        warm_up(compile_all=True)
+            warm_up(compile_all=False)
+        self._warm: Future | None = warm
+        self._first_batch = asyncio.Event()
         self.account_stage = AccountStage(rules, self.s_accounts)
         self.fp_stage = FingerprintStage(rules, self.s_fps)
         self.cluster_stage = ClusterStage(rules, self.s_clusters, self.s_index, self.s_feedback)
@@ -293,6 +338,9 @@ class Worker:
     # -- one batch per stage
     async def accounts_batch(self, events: list) -> tuple[list, list, int]:
         await self._feedback_ready.wait()  # the verdicts in force are known before any event is judged
+        if self._warm is not None:  # the content module is this thread's once its warm-up is done
+            await asyncio.wrap_future(self._warm)
+            self._warm = None
         m = self.metrics
         store = self.s_accounts
         stage = self.account_stage
@@ -358,6 +406,7 @@ class Worker:
                 futs.append(await self._send(self.observations.get_topic_name(), b"%d" % p, bundle, p))
         self._m_obs.inc(n_obs)
         await self._send_outputs(out, futs)
+        self._first_batch.set()
         return futs, latencies, len(events)
 
     async def fingerprints_batch(self, events: list) -> tuple[list, list, int]:
@@ -785,6 +834,10 @@ class Worker:
             await self._run_stage("feedback", stream, self.feedback_batch)
 
         @app.task
+        async def compile_cues() -> None:
+            await _or_exit("cue compiling", self._compile_cues())
+
+        @app.task
         async def follow_feedback() -> None:
             await _or_exit("feedback follower", self._follow_feedback())
 
@@ -830,6 +883,23 @@ class Worker:
         app.transport.before_wait_empty = before_wait_empty
         app.on_partitions_revoked.connect(drop_caches)
         app.on_partitions_assigned.connect(drop_caches)
+
+    async def _compile_cues(self) -> None:
+        """Compile the cue regexes a cue set at a time between batches, once the first accounts batch is out
+        (or COMPILE_AFTER_S after start): after a restart the worker's first outputs do not wait for seconds
+        of compiling, and a piece the first batches need is compiled on its first use meanwhile, as `hits`
+        does. Then the objects made so far are frozen out of the garbage collector, as at start."""
+        if self._warm is not None:
+            await asyncio.wrap_future(self._warm)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_batch.wait(), COMPILE_AFTER_S)
+        from app.features.content import compile_steps
+
+        t0 = time.perf_counter()
+        for _ in compile_steps():
+            await asyncio.sleep(0)
+        gc.freeze()
+        log.info("cue regexes compiled in %.1f s (between batches)", time.perf_counter() - t0)
 
     # -- rules reload without restart: state stays, thresholds change
     def _mtimes(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:

@@ -31,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"distill-guard worker: DG_CONTENT_JOBS: {exc}", file=sys.stderr)
         return 2
+    from app.drivers.worker import Worker, start_warm_up
+
+    warm = start_warm_up()  # in a thread, while the topics are checked and the worker joins its group
     from app.topics import ensure_topics
 
     try:
@@ -40,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     s.data_dir.mkdir(parents=True, exist_ok=True)
 
-    from app.drivers.worker import Worker
-
-    w = Worker(s, rules)
+    w = Worker(s, rules, warm=warm)
     import gc
 
     from app.drivers.replay import GC_THRESHOLD

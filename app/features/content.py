@@ -11,6 +11,7 @@ import re
 import unicodedata
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import filterfalse, pairwise
 from operator import add, itemgetter
@@ -1020,5 +1021,15 @@ def warm_up(compile_all: bool = False) -> None:
         _trace_cues(("en",) if lang == "en" else ("en", lang))
     _ascii_prefilter()
     if compile_all:
-        for cues in (_SHARED_CUES, _RUBRIC, _CENSOR, _FAMILY, *_lang_cues.values()):
-            cues.compile_all()
+        for _ in compile_steps():
+            pass
+
+
+def compile_steps() -> Iterator[None]:
+    """`warm_up(compile_all=True)`'s regex compiling, one cue set per step (tens to hundreds of
+    milliseconds each), for a driver that interleaves it with its work instead of waiting for all of it
+    before its first batch. Compiling is what `hits` would do on a piece's first use; the outcome is the
+    same whenever it happens."""
+    for cues in (_SHARED_CUES, _RUBRIC, _CENSOR, _FAMILY, *_lang_cues.values()):
+        cues.compile_all()
+        yield

@@ -31,9 +31,11 @@ KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
 SMOKE_SEED = 3
 
 # The consumer group of a worker killed with SIGKILL keeps its dead member until the broker's session
-# timeout expires; a restarted worker's rebalance waits for that. Faust's default is 60 s per crash,
-# which is what a deployment sees; the tests shorten it through Faust's own environment settings so
-# four crashes fit in the suite's time budget (the behaviour under test does not depend on it).
+# timeout expires (Faust's default: 60 s). A restarted worker takes its partitions back at once through
+# static membership (DG_GROUP_INSTANCE_ID, derived from the host and the data directory), but a worker that
+# does not come back, or a second worker that joins, waits for it; most tests shorten it through Faust's own
+# environment settings (the behaviour under test does not depend on it). test_sigkill.py's restart timing
+# runs with the worker's own settings (`fast_group=False`).
 FAST_GROUP_ENV = {
     "BROKER_SESSION_TIMEOUT": "8",
     "BROKER_HEARTBEAT_INTERVAL": "1",
@@ -86,6 +88,7 @@ class FaultWorker(WorkerProc):
     store: str = "rocksdb://"
     extra_env: dict[str, str] = field(default_factory=dict)
     loglevel: str = "warn"
+    fast_group: bool = True  # FAST_GROUP_ENV; False: the worker's own group settings
 
     def start(self) -> None:
         self.log = self.log_path.open("ab")
@@ -98,7 +101,8 @@ class FaultWorker(WorkerProc):
     def env(self) -> dict[str, str]:
         env = WorkerProc.env.fget(self)  # type: ignore[attr-defined]
         env["DG_STORE"] = self.store
-        env.update(FAST_GROUP_ENV)
+        if self.fast_group:
+            env.update(FAST_GROUP_ENV)
         env.update(self.extra_env)
         return env
 
@@ -170,6 +174,23 @@ class FaultWorker(WorkerProc):
     def kill9(self) -> None:
         """SIGKILL to the worker's process group, no grace."""
         self.stop(signal.SIGKILL, timeout_s=10)
+
+
+class OutputWatch:
+    """Records on the worker's output topics (alerts, decisions, DLQ), for the time to its first output."""
+
+    def __init__(self, w: FaultWorker) -> None:
+        self.c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, request_timeout_ms=30000)
+        self.topics = [w.topic("alerts"), w.topic("decisions"), w.topic("dlq")]
+        self.tps: list[TopicPartition] = []
+
+    def count(self) -> int:
+        if not self.tps:
+            self.tps = [TopicPartition(t, p) for t in self.topics for p in sorted(self.c.partitions_for_topic(t) or ())]
+        return sum(self.c.end_offsets(self.tps).values()) if self.tps else 0
+
+    def close(self) -> None:
+        self.c.close()
 
 
 def start_worker(w: FaultWorker, timeout_s: float = 60) -> None:
