@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush
 
 from app.detect.hits import Hit, at_least
-from app.detect.messages import OWN_NETWORK, OWN_PAYMENT, Summary
+from app.detect.messages import OWN_CONTENT, OWN_NETWORK, OWN_PAYMENT, Summary
 
 COMMUNITY, RING = "community", "ring"
 # how a member is tied to its cluster: one bit per kind of value it was linked through
@@ -149,6 +149,7 @@ class ClusterState:
         "blocks",
         "cid",
         "first_ms",
+        "flagged_members",
         "flagged_sum",
         "fps",
         "hosted_no_net",
@@ -185,6 +186,7 @@ class ClusterState:
         # running figures, so a link costs O(1) instead of a scan of members and values
         self.n_sum = 0          # requests across members (each as of its last summary)
         self.flagged_sum = 0    # flagged requests across members
+        self.flagged_members = 0  # members with a flagged request
         self.young = 0          # members new at first use
         self.risky = 0          # members new, with a disposable email or without KYC
         self.own = 0            # members with abuse evidence of their own
@@ -270,6 +272,7 @@ class ClusterState:
     def _count(self, m: Member, sign: int) -> None:
         self.n_sum += sign * m.n
         self.flagged_sum += sign * m.flagged
+        self.flagged_members += sign * (m.flagged > 0)
         self.young += sign * m.young
         self.risky += sign * m.risky
         self.own += sign * bool(m.evidence)
@@ -416,6 +419,7 @@ class ClusterState:
 
     def recompute(self) -> None:
         self.n_sum = self.flagged_sum = self.young = self.risky = self.own = self.network = self.pivoted = 0
+        self.flagged_members = 0
         self.hosted_plain = self.hosted_no_net = 0
         self.blocks = {}
         for m in self.members.values():
@@ -464,9 +468,21 @@ class ClusterState:
         hosted = sum(self.blocks.values())
         return hosted > 0 and len(self.blocks) >= max(min_blocks, min_ratio * hosted)
 
-    def evidence_of(self, m: Member, spread: bool) -> int:
-        """A member's own evidence with the cluster's: egress from a spread pool counts as its egress."""
-        return m.evidence | (OWN_NETWORK if spread and m.block else 0)
+    def content_pool(self, min_members: int, min_requests: int, min_share: float) -> bool:
+        """Whether the members' requests, pooled, are flagged content: at least `min_share` of at least
+        `min_requests` requests, from at least `min_members` members with a flagged request (0: never)."""
+        n = self.n_sum
+        return (0 < min_members <= self.flagged_members and n >= min_requests
+                and self.flagged_sum >= min_share * n)
+
+    def evidence_of(self, m: Member, spread: bool, pool_share: float | None = None) -> int:
+        """A member's own evidence with the cluster's: egress from a spread pool counts as its egress; with
+        `pool_share` (the community's pooled content is flagged), a strongly tied member's own flagged
+        requests count as content evidence from one on, at that share of its requests."""
+        bits = m.evidence | (OWN_NETWORK if spread and m.block else 0)
+        if pool_share is not None and m.flagged and m.flagged >= pool_share * m.n and m.ties & STRONG_TIES:
+            bits |= OWN_CONTENT
+        return bits
 
     def own_count(self, spread: bool) -> int:
         return self.own + (self.hosted_plain if spread else 0)

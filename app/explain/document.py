@@ -220,7 +220,8 @@ def _cluster(t: AccountTrace) -> dict[str, Any] | None:
             "kind": c.kind,
             "first_seen": _ts(c.first_ms), "last_activity": _ts(c.last_ms), "size": len(c.members),
             "orgs": len({m.org or f"~{a}" for a, m in c.members.items()}),
-            "members_with_own_evidence": c.own_count(attribution.spread(c, t.rules)), "risky_members": c.risky,
+            "members_with_own_evidence": attribution.own_members(c, attribution.view(c, t.rules)),
+            "risky_members": c.risky,
             "linking_values": [{"value": k, "accounts": v.accounts, "orgs": v.orgs, "strong": v.strong,
                                 "its_own": k in own}
                                for k, v in sorted(c.fps.items(), key=lambda kv: (-kv[1].accounts, kv[0]))],

@@ -395,16 +395,16 @@ class AccountTrace:
     def tie(self, c: ClusterState) -> tuple[attribution.Tie, list[tuple[str, list[str]]], int]:
         """How the account is tied to cluster `c`'s evidence, and its evidence path: each strong value it
         holds with the members (up to five) that hold it too and have abuse evidence of their own; and its
-        own evidence as the cluster sees it (OWN_* bits: a pool's egress spread counts)."""
+        own evidence as the cluster sees it (OWN_* bits: a pool's egress spread and pooled content count)."""
         m = c.members[self.account_id]
         bad = attribution.flagged_values(c, self.rules)
-        sp = attribution.spread(c, self.rules)
+        view = attribution.view(c, self.rules)
         path = []
         for v in m.strong:
             holders = sorted(a for a, o in c.members.items()
-                             if a != self.account_id and c.evidence_of(o, sp) and v in o.strong)
+                             if a != self.account_id and attribution.member_evidence(c, o, view) and v in o.strong)
             path.append((v, holders[:5]))
-        evidence = c.evidence_of(m, sp)
+        evidence = attribution.member_evidence(c, m, view)
         return attribution.member_tie(m, bad, self.rules, evidence), path, evidence
 
     def _alerts(self, out: Output) -> None:

@@ -105,7 +105,7 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     share and whatever a content classifier makes of their prompts)."""
     at = rules.policy.attribution
     size = len(c.members)
-    own = c.own_count(spread(c, rules))
+    own = own_members(c, view(c, rules), at.cluster_min_own_members)
     if own < at.cluster_min_own_members:
         return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
                       f"{own} of {size} members have abuse evidence of their own: shared values alone are "
@@ -125,10 +125,54 @@ def spread(c: ClusterState, rules: Rules) -> bool:
     return c.kind == "community" and c.egress_spread(at.egress_min_blocks, at.egress_min_ratio)
 
 
+def pooled(c: ClusterState, rules: Rules) -> bool:
+    """Whether the community's requests, pooled over its members, are flagged content
+    (`attribution.content_pool`): then each strongly tied member with flagged requests of its own, at
+    `own_content.min_share` of its requests, has content evidence from its first flagged request on. A
+    slow campaign's accounts send a handful of requests each, too few for `own_content.min_flagged`; what
+    its members send together is the campaign's content. A hackathon's or an onboarding wave's prompts
+    are not flagged, and a lab of aged students is stopped by the risky share whatever its content."""
+    at = rules.policy.attribution
+    return c.kind == "community" and c.content_pool(at.pool_min_members, at.pool_min_requests, at.pool_min_share)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """How a cluster's pooled figures extend its members' own evidence, as of one moment: `spread` (egress
+    from a proxy pool) and `pool_share` (pooled flagged content: the share of its requests a member's own
+    flagged requests must make up; None: no pooled content evidence)."""
+    spread: bool
+    pool_share: float | None
+
+
+def view(c: ClusterState, rules: Rules) -> View:
+    return View(spread(c, rules), rules.policy.attribution.own_content_min_share if pooled(c, rules) else None)
+
+
+def member_evidence(c: ClusterState, m: Member, v: View) -> int:
+    """A member's own evidence as its cluster sees it (`View`)."""
+    return c.evidence_of(m, v.spread, v.pool_share)
+
+
+def own_members(c: ClusterState, v: View, need: int | None = None) -> int:
+    """Members with own evidence as the cluster sees it. With pooled content evidence they are counted over
+    the members, stopping at `need` (the count is exact below it)."""
+    own = c.own_count(v.spread)
+    if v.pool_share is None or (need is not None and own >= need):
+        return own
+    n = 0
+    for m in c.members.values():
+        if c.evidence_of(m, v.spread, v.pool_share):
+            n += 1
+            if need is not None and n >= need:
+                break
+    return n
+
+
 def flagged_values(c: ClusterState, rules: Rules) -> set[str]:
     """The strong values held by members with own evidence."""
-    sp = spread(c, rules)
-    return {v for m in c.members.values() if c.evidence_of(m, sp) for v in m.strong}
+    v = view(c, rules)
+    return {val for m in c.members.values() if member_evidence(c, m, v) for val in m.strong}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +186,7 @@ class Tie:
 
 
 def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None = None) -> Tie:
-    """`evidence`: the member's own evidence as its cluster sees it (`ClusterState.evidence_of`)."""
+    """`evidence`: the member's own evidence as its cluster sees it (`member_evidence`)."""
     at = rules.policy.attribution
     own = m.evidence if evidence is None else evidence
     if own == OWN_PAYMENT:
@@ -247,12 +291,12 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     if c.live is None or ts_ms >= c.live.until_ms:
         return []
     bad = flagged_values(c, rules)
-    sp = spread(c, rules)
+    v = view(c, rules)
     out: list[Decision] = []
     if only is not None:
         m = c.members.get(only)
         if m is not None:
-            d = member_decision(c, only, m, member_tie(m, bad, rules, c.evidence_of(m, sp)), ts_ms, rules, allow,
+            d = member_decision(c, only, m, member_tie(m, bad, rules, member_evidence(c, m, v)), ts_ms, rules, allow,
                                 late=True)
             if d is not None:
                 out.append(d)
@@ -260,7 +304,7 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     late = ts_ms != c.live.ts_ms
     cap = rules.policy.fanout_max_accounts
     for acct, m in sorted(c.members.items()):
-        d = member_decision(c, acct, m, member_tie(m, bad, rules, c.evidence_of(m, sp)), ts_ms, rules, allow, late)
+        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v)), ts_ms, rules, allow, late)
         if d is not None:
             out.append(d)
             if len(out) >= cap:

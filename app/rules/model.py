@@ -55,6 +55,13 @@ class Attribution:
     # gives each hosted member egress evidence (a proxy pool, not a venue's or an office's NAT)
     egress_min_blocks: int = 5
     egress_min_ratio: float = 0.5
+    # a community whose members' requests, pooled, are flagged at this share (over at least pool_min_requests
+    # requests, from at least pool_min_members members with a flagged request) gives each strongly tied
+    # member with a flagged request of its own, at own_content_min_share of its requests, content evidence
+    # (a slow campaign's accounts each send too few requests for own_content alone). 0 members: off
+    pool_min_members: int = 0
+    pool_min_requests: int = 10
+    pool_min_share: float = 0.25
     own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
     own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only
     association_max_action: str = "challenge" # a strong tie to a member with own evidence, none of its own

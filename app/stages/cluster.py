@@ -132,7 +132,8 @@ class ClusterStage(Stage):
             c, index_key = self._join(RING, mine, link, _WEAK, ts)
         c.last_ms = max(c.last_ms, ts)
         m_before = c.members.get(acct)
-        own_before = c.evidence_of(m_before, attribution.spread(c, rules)) if m_before is not None else -1
+        own_before = (attribution.member_evidence(c, m_before, attribution.view(c, rules)) if m_before is not None
+                      else -1)
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules)
         c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
@@ -151,7 +152,7 @@ class ClusterStage(Stage):
         if decided:
             out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
         elif c.live is not None and ts < c.live.until_ms and m is not None and not self._suppressed(c, ts):
-            own_now = c.evidence_of(m, attribution.spread(c, rules))
+            own_now = attribution.member_evidence(c, m, attribution.view(c, rules))
             if own_now != own_before and own_now:
                 # new own evidence: its strong values now reach their other holders too
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
