@@ -61,6 +61,9 @@ class Metrics:
                                      ["stage", "kind"], registry=registry)
         self.rules_reloads = Counter(p + "rules_reloads_total", "Rules file reloads", ["result"],
                                      registry=registry)
+        self.startup = Gauge(p + "startup_seconds", "Seconds from the worker's start to a start-up phase done: "
+                             "cues (every language's cue sets derived; the first batch waits for it), regexes "
+                             "(every cue regex compiled, between the first batches)", ["phase"], registry=registry)
         self.rules_reload_failing = Gauge(p + "rules_reload_failing", "1 while the rules or allowlist file on disk "
                                           "fails validation and the worker keeps the rules it had (0 otherwise)",
                                           registry=registry)

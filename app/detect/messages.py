@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import orjson
-
 # An account's own abuse evidence, as bits in `Summary.own` (which signals set them: rules'
 # policy.attribution.own_signals, by family; flagged requests set OWN_CONTENT too)
 OWN_CONTENT, OWN_NETWORK, OWN_VOLUME, OWN_OTHER = 1, 2, 4, 8
@@ -80,15 +78,8 @@ class Observation:
     def key(self) -> str:
         return f"{self.scope}:{self.value}"
 
-    def encode(self) -> bytes:
-        return orjson.dumps(self.wire())
-
     def wire(self) -> list:
         return [self.scope, self.value, self.ts_ms, self.event_id, self.summary.wire()]
-
-    @classmethod
-    def unwire(cls, w: list) -> Observation:
-        return cls(w[0], w[1], w[2], w[3], Summary.unwire(w[4]))
 
     def wire_ref(self, ref: int) -> list:
         """`wire` with the summary replaced by its index in a table the bundle carries once."""
@@ -97,10 +88,6 @@ class Observation:
     @classmethod
     def unwire_ref(cls, w: list, summaries: list[Summary]) -> Observation:
         return cls(w[0], w[1], w[2], w[3], summaries[w[4]])
-
-    @classmethod
-    def decode(cls, b: bytes) -> Observation:
-        return cls.unwire(orjson.loads(b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +111,6 @@ class Link:
         return [self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor, self.fp_accounts,
                 self.fp_orgs, int(self.strong), self.fp_risky_orgs]
 
-    @classmethod
-    def unwire(cls, w: list) -> Link:
-        return cls(w[0], w[1], w[2], Summary.unwire(w[3]), w[4], w[5], w[6], bool(w[7]), w[8])
-
     def wire_ref(self, ref: int) -> list:
         return [self.fp, self.ts_ms, self.event_id, ref, self.anchor, self.fp_accounts, self.fp_orgs,
                 int(self.strong), self.fp_risky_orgs]
@@ -135,10 +118,3 @@ class Link:
     @classmethod
     def unwire_ref(cls, w: list, summaries: list[Summary]) -> Link:
         return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6], bool(w[7]), w[8])
-
-    def encode(self) -> bytes:
-        return orjson.dumps(self.wire())
-
-    @classmethod
-    def decode(cls, b: bytes) -> Link:
-        return cls.unwire(orjson.loads(b))

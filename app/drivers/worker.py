@@ -224,6 +224,7 @@ class Worker:
                  warm: Future | None = None) -> None:
         """`warm`: the content warm-up already started (`start_warm_up`), or None to run it here."""
         self.settings = s = settings
+        self._t_start = time.monotonic()
         self.rules = rules
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
@@ -891,6 +892,8 @@ class Worker:
         does. Then the objects made so far are frozen out of the garbage collector, as at start."""
         if self._warm is not None:
             await asyncio.wrap_future(self._warm)
+        startup = self.metrics.startup
+        startup.labels("cues").set(time.monotonic() - self._t_start)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_batch.wait(), COMPILE_AFTER_S)
         from app.features.content import compile_steps
@@ -899,6 +902,7 @@ class Worker:
         for _ in compile_steps():
             await asyncio.sleep(0)
         gc.freeze()
+        startup.labels("regexes").set(time.monotonic() - self._t_start)
         log.info("cue regexes compiled in %.1f s (between batches)", time.perf_counter() - t0)
 
     # -- rules reload without restart: state stays, thresholds change

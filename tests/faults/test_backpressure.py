@@ -94,6 +94,8 @@ def run(tmp_path_factory, kafka_bootstrap):
     w = FaultWorker(new_uid(), tmp / "state", tmp / "worker.log", free_port())
     try:
         start_worker(w)
+        # capacity is measured past start-up: the worker compiles its cue regexes between its first batches
+        wait_until(lambda: 'phase="regexes"' in w.metrics(), 120, 0.2, "start-up done")
         topic = w.topic("requests")
         rss_start = w.rss_kb()
         r = Run(w)

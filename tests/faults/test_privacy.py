@@ -105,7 +105,9 @@ def test_the_run_produced_outputs_and_state(run):
     w = run["w"]
     assert t[w.topic("decisions")] and t[w.topic("alerts")] and len(t[w.topic("dlq")]) == len(BAD_RECORDS)
     changelogs = [n for n in t if n.endswith("-changelog")]
-    assert len(changelogs) >= 4 and all(t[n] for n in changelogs if "cluster" not in n), changelogs
+    # the cluster tables fill only when links come, the feedback table only with analysts' verdicts (none here)
+    assert len(changelogs) >= 4 and all(t[n] for n in changelogs if "cluster" not in n and "feedback" not in n), \
+        changelogs
     assert run["rocks"] and run["files"]
     assert run["exit"] == 0
 
