@@ -258,14 +258,15 @@ def _allowed(allow: Allowlist, acct: str, org: str, ts_ms: int) -> bool:
 
 
 def member_decision(c: ClusterState, acct: str, m: Member, tie: Tie, ts_ms: int, rules: Rules,
-                    allow: Allowlist, late: bool) -> Decision | None:
+                    allow: Allowlist, late: bool, now: tuple[str, str] | None = None) -> Decision | None:
     """The cluster's live decision as member `acct` gets it now, or None (not reached, allowlisted, or
     already holding it at this level). `late`: reached after the cluster's own decision event (a late
-    joiner, or a member whose tie grew), so the id is named by this event too."""
+    joiner, or a member whose tie grew), so the id is named by this event too. `now`: `live_now(c.live, rules)`
+    when the caller has it."""
     live = c.live
     if live is None or ts_ms >= live.until_ms or live.action not in LEVELS:
         return None
-    now_action, mode = live_now(live, rules)
+    now_action, mode = now if now is not None else live_now(live, rules)
     action = _capped(now_action, tie.cap)
     if action is None:
         return None
@@ -287,30 +288,110 @@ def member_decision(c: ClusterState, acct: str, m: Member, tie: Tie, ts_ms: int,
 
 def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str | None = None) -> list[Decision]:
     """Account decisions for the members the live decision reaches now (all of them, or `only` one), then,
-    on a full pass, decisions for the cluster's strong values whose every holder is reached."""
-    if c.live is None or ts_ms >= c.live.until_ms:
+    on a full pass, decisions for the cluster's strong values whose every holder is reached.
+
+    Exactly `member_decision(c, acct, m, member_tie(m, flagged_values(c, rules), rules,
+    member_evidence(c, m, view(c, rules))), ...)` for each member, done with less work, since a link into a
+    decided cluster runs a pass (issue 18): the view, `live_now` and the flagged values are the same for
+    every member of one pass (nothing a pass changes, a member's `dec_until`/`dec_level` or a value's
+    `decided_until`, enters them), so they are made once, and only when needed; a member already holding
+    the live decision at its level is skipped before its tie is made (`_holds`); and the flagged values are
+    made only for a member without own evidence (`member_tie` reads them for no one else), on a `only`
+    pass only those among the member's own strong values (all `member_tie` looks up); a member without
+    own evidence and without a flagged strong value has the tie "none", whose cap None reaches nothing,
+    so it is skipped before its tie is made."""
+    live = c.live
+    if live is None or ts_ms >= live.until_ms:
         return []
-    bad = flagged_values(c, rules)
-    v = view(c, rules)
+    p = _Pass(c, live, rules)
     out: list[Decision] = []
     if only is not None:
         m = c.members.get(only)
-        if m is not None:
-            d = member_decision(c, only, m, member_tie(m, bad, rules, member_evidence(c, m, v)), ts_ms, rules, allow,
-                                late=True)
+        if m is not None and not p.holds(m):
+            ev = member_evidence(c, m, p.view())
+            bad = _NONE if ev else p.flagged_among(m.strong)
+            d = member_decision(c, only, m, member_tie(m, bad, rules, ev), ts_ms, rules, allow, late=True,
+                                now=p.now())
             if d is not None:
                 out.append(d)
         return out
-    late = ts_ms != c.live.ts_ms
+    late = ts_ms != live.ts_ms
     cap = rules.policy.fanout_max_accounts
     for acct, m in sorted(c.members.items()):
-        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v)), ts_ms, rules, allow, late)
+        if p.holds(m):
+            continue
+        ev = member_evidence(c, m, p.view())
+        if not ev and p.flagged().isdisjoint(m.strong):
+            continue  # tie "none": not reached
+        d = member_decision(c, acct, m, member_tie(m, _NONE if ev else p.flagged(), rules, ev), ts_ms, rules,
+                            allow, late, now=p.now())
         if d is not None:
             out.append(d)
             if len(out) >= cap:
                 break
-    out += value_decisions(c, bad, ts_ms, rules, allow)
+    out += value_decisions(c, p.flagged(), ts_ms, rules, allow)
     return out
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+class _Pass:
+    """What one `reach` pass shares across its members, each made on first use (see `reach`)."""
+    __slots__ = ("_bad", "_now", "_view", "c", "live", "rules")
+
+    def __init__(self, c: ClusterState, live: Live, rules: Rules) -> None:
+        self.c, self.live, self.rules = c, live, rules
+        self._view: View | None = None
+        self._now: tuple[str, str] | None = None
+        self._bad: set[str] | None = None
+
+    def view(self) -> View:
+        if self._view is None:
+            self._view = view(self.c, self.rules)
+        return self._view
+
+    def now(self) -> tuple[str, str] | None:
+        """`live_now`, when `member_decision` would make it (the live action is a level)."""
+        if self._now is None and self.live.action in LEVELS:
+            self._now = live_now(self.live, self.rules)
+        return self._now
+
+    def flagged(self) -> set[str]:
+        """`flagged_values(c, rules)`."""
+        if self._bad is None:
+            v = self.view()
+            c = self.c
+            self._bad = {val for m in c.members.values() if member_evidence(c, m, v) for val in m.strong}
+        return self._bad
+
+    def flagged_among(self, values: list[str]) -> set[str]:
+        """`flagged_values(c, rules) & set(values)`, scanning members only until all of `values` are found."""
+        if self._bad is not None or not values:
+            return self._bad if self._bad is not None else set()
+        want = set(values)
+        found: set[str] = set()
+        v = self.view()
+        c = self.c
+        for m in c.members.values():
+            if m.strong and not want.isdisjoint(m.strong) and member_evidence(c, m, v):
+                found.update(want.intersection(m.strong))
+                if len(found) == len(want):
+                    break
+        return found
+
+    def holds(self, m: Member) -> bool:
+        """Whether `m` already holds the live decision at the level `member_decision` would give it, whatever
+        its tie: the level is at most `live_now`'s action, which is at most the live action (`live_now` only
+        lowers it), so holding either one's level until the live decision's end means None. False when the
+        live action is no level (`member_decision` returns None for it anyway)."""
+        live = self.live
+        if m.dec_until < live.until_ms or live.action not in LEVELS:
+            return False
+        if m.dec_level >= LEVELS.index(live.action):
+            return True
+        now = self.now()
+        return now is not None and m.dec_level >= LEVELS.index(now[0])
 
 
 def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Rules,
