@@ -299,7 +299,8 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     made only for a member without own evidence (`member_tie` reads them for no one else), on a `only`
     pass only those among the member's own strong values (all `member_tie` looks up); a member without
     own evidence and without a flagged strong value has the tie "none", whose cap None reaches nothing,
-    so it is skipped before its tie is made."""
+    and a member holding the live decision at its tie's cap is skipped too (`_Pass.unreached`), both
+    before its tie is made."""
     live = c.live
     if live is None or ts_ms >= live.until_ms:
         return []
@@ -310,6 +311,8 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
         if m is not None and not p.holds(m):
             ev = member_evidence(c, m, p.view())
             bad = _NONE if ev else p.flagged_among(m.strong)
+            if p.unreached(m, ev, bad):
+                return out
             d = member_decision(c, only, m, member_tie(m, bad, rules, ev), ts_ms, rules, allow, late=True,
                                 now=p.now())
             if d is not None:
@@ -321,10 +324,10 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
         if p.holds(m):
             continue
         ev = member_evidence(c, m, p.view())
-        if not ev and p.flagged().isdisjoint(m.strong):
-            continue  # tie "none": not reached
-        d = member_decision(c, acct, m, member_tie(m, _NONE if ev else p.flagged(), rules, ev), ts_ms, rules,
-                            allow, late, now=p.now())
+        bad = _NONE if ev else p.flagged()
+        if p.unreached(m, ev, bad):
+            continue
+        d = member_decision(c, acct, m, member_tie(m, bad, rules, ev), ts_ms, rules, allow, late, now=p.now())
         if d is not None:
             out.append(d)
             if len(out) >= cap:
@@ -392,6 +395,35 @@ class _Pass:
             return True
         now = self.now()
         return now is not None and m.dec_level >= LEVELS.index(now[0])
+
+    def unreached(self, m: Member, evidence: int, bad: set[str] | frozenset[str]) -> bool:
+        """Whether `member_decision` returns None for `m` before its allowlist check, from the cap alone
+        (`tie_cap`): the tie "none" (no own evidence and no flagged strong value), a cap None, or a member
+        holding the live decision until its end at min(live_now, cap) (a member capped at a challenge,
+        tied by association, a payment ring or a weak tie, holds it from the first pass on)."""
+        if not evidence and bad.isdisjoint(m.strong):
+            return True
+        live, now = self.live, self.now()
+        if now is None:
+            return True  # the live action is no level
+        cap = tie_cap(m, evidence, self.rules)
+        if cap is None:
+            return True
+        if cap not in LEVELS or m.dec_until < live.until_ms:
+            return False
+        return m.dec_level >= LEVELS.index(_capped(now[0], cap))
+
+
+def tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
+    """`member_tie(m, bad, rules, evidence).cap` for a member tied to the cluster's evidence (own evidence, or
+    a strong value in `bad`), without the tie's texts (tests/core/test_reach_pass.py checks the two agree)."""
+    at = rules.policy.attribution
+    if evidence == OWN_PAYMENT:
+        return at.association_max_action if at.association_max_action != "none" else None
+    if evidence:
+        return at.own_strong_max_action if m.strongly_tied else at.own_weak_max_action
+    cap = at.association_max_action if m.risky else at.established_association_max_action
+    return None if cap == "none" else cap
 
 
 def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Rules,
