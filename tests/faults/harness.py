@@ -201,6 +201,33 @@ def start_worker(w: FaultWorker, timeout_s: float = 60) -> None:
         raise HarnessError(str(exc)) from None
 
 
+@dataclass
+class Drained:
+    decisions: list[dict]
+    alerts: list[dict]
+    counters: dict
+    exit: int
+    took_s: float  # from the last record produced to the group caught up on every input topic
+    log: str
+
+
+def drain_through_worker(tmp: Path, feed: list[tuple[bytes | None, bytes]], timeout_s: float = 900) -> Drained:
+    """One worker of a new app drains `feed` (produced at once): its decisions, alerts and counters."""
+    from tests.integration.workerproc import free_port, produce
+
+    w = FaultWorker(new_uid(), tmp / "state", tmp / "worker.log", free_port())
+    try:
+        start_worker(w)
+        produce(w.topic("requests"), feed)
+        took = wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=timeout_s)
+        decisions, alerts = read_json(w.topic("decisions")), read_json(w.topic("alerts"))
+        counters = w.counters()
+        code = w.stop()
+    finally:
+        release(w)
+    return Drained(decisions, alerts, counters, code, took, w.tail())
+
+
 # -- the broker
 
 

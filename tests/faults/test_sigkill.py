@@ -311,8 +311,10 @@ def reprocess(tmp_path_factory, kafka_bootstrap, rules):
     try:
         start_worker(w)
         produce(w.topic("requests"), first)
-        wait_until(lambda: w.consumed() >= len(first), 60, 0.2, "first batch consumed")
-        time.sleep(3)  # the changelog writes of the batch are flushed within milliseconds
+        # through every stage, not only consumed: the account stage waits for the cue warm-up at start,
+        # which under load outlasts a fixed sleep after consumption (the kill then found nothing applied)
+        wait_until(lambda: w.finished() >= len(first), 120, 0.2, "first batch through every stage")
+        time.sleep(3)  # held state is written within DG_STATE_FLUSH_MS (1 s) of its batch
         uncommitted = group_lag(w.app_id, [w.topic("requests")])
         w.kill9()
         if uncommitted != len(first):

@@ -16,19 +16,7 @@ import pytest
 
 from app.evaluate.metrics import evaluate
 from tests.conftest import ROOT
-from tests.faults.harness import (
-    FaultWorker,
-    coverage,
-    describe,
-    keyed,
-    new_uid,
-    oracle,
-    read_json,
-    release,
-    start_worker,
-    wait_group_done,
-)
-from tests.integration.workerproc import free_port, produce
+from tests.faults.harness import coverage, describe, drain_through_worker, keyed, oracle
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -43,18 +31,9 @@ def smoke(tmp_path_factory, kafka_bootstrap, rules):
     feed = keyed(lines)
     now_ms = int(time.time() * 1000)
     want = oracle(tmp, feed, rules, now_ms, name="smoke")
-    w = FaultWorker(new_uid(), tmp / "state", tmp / "worker.log", free_port())
-    try:
-        start_worker(w)
-        produce(w.topic("requests"), feed)
-        took = wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=900)
-        got = read_json(w.topic("decisions"))
-        alerts = read_json(w.topic("alerts"))
-        counters = w.counters()
-        code = w.stop()
-    finally:
-        release(w)
-    print(f"smoke: {len(feed)} events through the worker in {took:.0f} s after the last produce")
+    run = drain_through_worker(tmp, feed)
+    got, alerts, counters, code = run.decisions, run.alerts, run.counters, run.exit
+    print(f"smoke: {len(feed)} events through the worker in {run.took_s:.0f} s after the last produce")
     worker_dec = tmp / "worker-decisions.jsonl"
     worker_dec.write_bytes(b"".join(orjson.dumps({k: v for k, v in d.items() if not k.startswith("_")}) + b"\n"
                                     for d in got))
@@ -63,7 +42,7 @@ def smoke(tmp_path_factory, kafka_bootstrap, rules):
     events = out / "events.jsonl"
     return {"want": want, "got": got, "alerts": alerts, "counters": counters, "exit": code, "feed": feed,
             "eval_worker": evaluate(events, out / "labels.json", worker_dec).totals,
-            "eval_replay": evaluate(events, out / "labels.json", replay_dec).totals, "log": w.tail()}
+            "eval_replay": evaluate(events, out / "labels.json", replay_dec).totals, "log": run.log}
 
 
 def test_every_event_is_accounted_for(smoke):

@@ -16,19 +16,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.faults.harness import (
-    FaultWorker,
-    coverage,
-    describe,
-    keyed,
-    new_uid,
-    oracle,
-    read_json,
-    release,
-    start_worker,
-    wait_group_done,
-)
-from tests.integration.workerproc import free_port, produce
+from tests.faults.harness import coverage, describe, drain_through_worker, keyed, oracle
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -46,17 +34,9 @@ def world(tmp_path_factory, kafka_bootstrap, rules):
     lines = [ln for ln in (out / "events.jsonl").read_bytes().splitlines() if ln.strip()][:EVENTS]
     feed = keyed(lines)
     want = oracle(tmp, feed, rules, int(time.time() * 1000), name="world")
-    w = FaultWorker(new_uid(), tmp / "state", tmp / "worker.log", free_port())
-    try:
-        start_worker(w)
-        produce(w.topic("requests"), feed)
-        wait_group_done(w, [w.topic("requests"), *w.internal_topics()], timeout_s=900)
-        got = read_json(w.topic("decisions"))
-        counters = w.counters()
-        code = w.stop()
-    finally:
-        release(w)
-    return {"want": want, "got": got, "counters": counters, "exit": code, "feed": feed, "log": w.tail()}
+    run = drain_through_worker(tmp, feed)
+    return {"want": want, "got": run.decisions, "counters": run.counters, "exit": run.exit, "feed": feed,
+            "log": run.log}
 
 
 def _strongest(decisions: list[dict]) -> dict[tuple[str, str], int]:
