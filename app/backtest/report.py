@@ -13,8 +13,7 @@ from matplotlib.figure import Figure
 
 from app.backtest.diff import DEFINITIONS, KINDS, TIMING, Backtest, Change, GroupRow
 from app.backtest.outcome import ACTIONS, NONE
-from app.backtest.table import changes_text, reason_text
-from app.emit.records import iso_ms
+from app.backtest.table import changes_text, outcome_text, reason_text
 from app.evaluate.report import _CSS, _SCRIPT, _png
 
 MAX_ROWS = 2000  # changed accounts listed in the report; the JSON has them all
@@ -116,22 +115,6 @@ def _signals_html(view: dict[str, Any]) -> str:
     return "".join(parts) or "no decision, no alert names it"
 
 
-def _when(ts: int | None) -> str:
-    return "" if ts is None else iso_ms(ts)[:19].replace("T", " ")
-
-
-def _outcome_cell(ch: Change, side: str) -> str:
-    o = ch.base if side == "base" else ch.new
-    if o is None or o.action is None:
-        return NONE
-    text = f"{o.action} at {_when(o.action_ts)}"
-    if o.first_ts is not None and o.first_ts != o.action_ts:
-        text += f" (enforced from {_when(o.first_ts)})"
-    if o.lifted_ts is not None:
-        text += f", lifted {_when(o.lifted_ts)}"
-    return _e(text)
-
-
 def _change_row(ch: Change, labels: bool) -> str:
     kind_cls = "kind-" + ch.kind.replace(" ", "-")
     lab = ""
@@ -142,8 +125,8 @@ def _change_row(ch: Change, labels: bool) -> str:
     return (f'<tr class="{row_cls}" data-account="{_e(ch.account)}" data-change="{_e(ch.kind)}">'
             f"<td>{_e(ch.account)}</td><td>{_e(ch.org)}</td>{lab}"
             f'<td class="{kind_cls}">{_e(ch.kind)}{flag}</td>'
-            f'<td class="sig">{_outcome_cell(ch, "base")}{_signals_html(ch.signals.get("base", {}))}</td>'
-            f'<td class="sig">{_outcome_cell(ch, "new")}{_signals_html(ch.signals.get("new", {}))}</td></tr>')
+            f'<td class="sig">{_e(outcome_text(ch, "base"))}{_signals_html(ch.signals.get("base", {}))}</td>'
+            f'<td class="sig">{_e(outcome_text(ch, "new"))}{_signals_html(ch.signals.get("new", {}))}</td></tr>')
 
 
 def _transitions(bt: Backtest) -> str:

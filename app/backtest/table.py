@@ -48,7 +48,7 @@ def _when(ts: int | None) -> str:
     return "" if ts is None else iso_ms(ts)[:19].replace("T", " ")
 
 
-def _outcome_text(ch: Change, side: str) -> str:
+def outcome_text(ch: Change, side: str) -> str:
     o = ch.base if side == "base" else ch.new
     if o is None or o.action is None:
         return NONE
@@ -72,7 +72,7 @@ def change_block(ch: Change) -> list[str]:
         what = f"{ch.kind}: {ch.base.label if ch.base else NONE} -> {ch.new.label if ch.new else NONE}"
     lines = [f"{ch.account}  org {ch.org}  {what}{flag}{lab}"]
     for side in ("base", "new"):
-        head = f"    {side:<4} {_outcome_text(ch, side)}: "
+        head = f"    {side:<4} {outcome_text(ch, side)}: "
         body = signals_text(ch.signals.get(side, {}))
         lines += textwrap.wrap(head + body, WIDTH, subsequent_indent=" " * 9, break_on_hyphens=False)
     return lines
