@@ -277,6 +277,8 @@ def _parallel(jobs: list[Job], progress: Progress) -> list[Run]:
             procs.append((job, p, recv))
         results: dict[str, Run] = {}
         while len(results) < len(procs):
+            if progress.due():  # before the polls: children faster than one poll still get a line when due
+                progress.show(counters)
             for job, p, recv in procs:
                 if job.name in results:
                     continue
@@ -292,8 +294,6 @@ def _parallel(jobs: list[Job], progress: Progress) -> list[Run]:
                     progress.say(_done_line(value))
                 elif not p.is_alive() and not recv.poll():
                     raise ReplayFailed(f"the {job.name} replay stopped (exit code {p.exitcode})")
-            if len(results) < len(procs) and progress.due():
-                progress.show(counters)
         return [results[j.name] for j in jobs]
     finally:
         for _, p, recv in procs:
