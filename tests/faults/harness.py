@@ -469,6 +469,18 @@ def coverage(expected: list[dict], published: list[dict]) -> Coverage:
                     both / union if union else 1.0, (both, union))
 
 
+def assert_account_keyed_identical(expected: list[dict], published: list[dict], what: str) -> Coverage:
+    """The worker published replay's account-keyed decisions exactly: none lost, changed, spurious, or
+    published twice with different content. `what` names the input in the message for an empty oracle."""
+    cov = coverage(expected, published)
+    print(cov.line())
+    assert cov.want > 0, f"{what} must produce account-keyed decisions"
+    assert not cov.missing, f"{len(cov.missing)} lost: {describe(cov.missing)}"
+    assert not cov.changed and not cov.extra, (describe([a for a, _ in cov.changed]), describe(cov.extra))
+    assert not cov.dup_conflicts
+    return cov
+
+
 def describe(ds: list[dict], n: int = 5) -> str:
     return "; ".join(f"{d['scope']}:{d['value']} {d['action']} @{d['ts']} {d['reasons']}" for d in ds[:n])
 

@@ -16,7 +16,14 @@ import pytest
 
 from app.evaluate.metrics import evaluate
 from tests.conftest import ROOT
-from tests.faults.harness import coverage, describe, drain_through_worker, keyed, oracle
+from tests.faults.harness import (
+    assert_account_keyed_identical,
+    coverage,
+    describe,
+    drain_through_worker,
+    keyed,
+    oracle,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -52,12 +59,7 @@ def test_every_event_is_accounted_for(smoke):
 
 
 def test_account_keyed_decisions_are_identical(smoke):
-    cov = coverage(smoke["want"].decisions, smoke["got"])
-    print(cov.line())
-    assert cov.want > 0, "the smoke day must produce account-keyed decisions"
-    assert not cov.missing, f"{len(cov.missing)} lost: {describe(cov.missing)}"
-    assert not cov.changed and not cov.extra, (describe([a for a, _ in cov.changed]), describe(cov.extra))
-    assert not cov.dup_conflicts
+    assert_account_keyed_identical(smoke["want"].decisions, smoke["got"], "the smoke day")
 
 
 def test_cluster_derived_decisions_agree_on_decided_subjects(smoke):

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.faults.harness import coverage, describe, drain_through_worker, keyed, oracle
+from tests.faults.harness import assert_account_keyed_identical, drain_through_worker, keyed, oracle
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -54,12 +54,7 @@ def test_every_event_is_accounted_for(world):
 
 
 def test_account_keyed_decisions_are_identical(world):
-    cov = coverage(world["want"].decisions, world["got"])
-    print(cov.line())
-    assert cov.want > 0, "the world's first events must produce account-keyed decisions"
-    assert not cov.missing, f"{len(cov.missing)} lost: {describe(cov.missing)}"
-    assert not cov.changed and not cov.extra, (describe([a for a, _ in cov.changed]), describe(cov.extra))
-    assert not cov.dup_conflicts
+    assert_account_keyed_identical(world["want"].decisions, world["got"], "the world's first events")
 
 
 def test_decided_subjects_agree(world):
