@@ -36,22 +36,29 @@ GC_THRESHOLD = (50_000, 20, 100)  # app.drivers.replay.GC_THRESHOLD (not importe
 NOW_MS = 1_770_076_800_000  # 2026-02-03T00:00:00Z, as the byte-identity replays use
 
 
-def load_base(rev: str, into: Path):
-    """The base commit's features and ingest modules as package `app_base` (imports rewritten)."""
+def copy_base(rev: str, into: Path, dirs: tuple[str, ...], data: bool = False) -> None:
+    """The base commit's modules under app/`dirs` as package `app_base` in `into` (imports rewritten), on
+    sys.path; `data`: their other files too (the packaged rules, say)."""
     pkg = into / "app_base"
-    for rel in ("", "features", "ingest"):
-        (pkg / rel).mkdir(parents=True, exist_ok=True)
+    pkg.mkdir(parents=True, exist_ok=True)
     (pkg / "__init__.py").write_text("")
-    listed = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "app/features", "app/ingest"], cwd=ROOT,
+    listed = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, *(f"app/{d}" for d in dirs)], cwd=ROOT,
                             check=True, capture_output=True, text=True).stdout.split()
     for rel in listed:
-        if not rel.endswith(".py"):
+        if not rel.endswith(".py") and not data:
             continue
-        src = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=ROOT, check=True, capture_output=True,
-                             text=True).stdout
-        src = src.replace("from app.", "from app_base.").replace("import app.", "import app_base.")
-        (pkg / rel.removeprefix("app/")).write_text(src)
+        src = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=ROOT, check=True, capture_output=True).stdout
+        if rel.endswith(".py"):
+            src = src.replace(b"from app.", b"from app_base.").replace(b"import app.", b"import app_base.")
+        dest = pkg / rel.removeprefix("app/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(src)
     sys.path.insert(0, str(into))
+
+
+def load_base(rev: str, into: Path):
+    """The base commit's features and ingest modules as package `app_base` (imports rewritten)."""
+    copy_base(rev, into, ("features", "ingest"))
     return (importlib.import_module("app_base.features.content"), importlib.import_module("app_base.ingest.parse"))
 
 
