@@ -67,6 +67,11 @@ class Member:
         """Its own abuse evidence: the account stage's bits, and the payment ring the cluster sees."""
         return self.own | (OWN_PAYMENT if self.payment else 0)
 
+    def figures(self) -> tuple:
+        """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
+        return (self.first_ms, self.young, self.risky, self.n, self.flagged, self.own, self.pivot, self.block,
+                self.payment, self.ties)
+
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
@@ -138,7 +143,10 @@ class ClusterState:
     `sync_start`, with `_counts` (once `sync_start` has run, for its window `_counts_w`): for each of
     them the number of members whose first request falls in the window ending there, kept up to date
     as members come and go; `_tmpl` and `_other`, the template and the other linking values in the
-    order of `fps`, for `cap_fps`."""
+    order of `fps`, for `cap_fps`. `rev` counts the changes of what `cluster_signals` and the
+    attribution gate read (the members' `figures`, membership, the payment and infra values) except
+    time, so that the stage assesses a cluster again only when it changed; `assessed` is the stage's
+    memo of that assessment (neither is stored)."""
     __slots__ = (
         "_counts",
         "_counts_w",
@@ -146,6 +154,7 @@ class ClusterState:
         "_oldest",
         "_other",
         "_tmpl",
+        "assessed",
         "blocks",
         "cid",
         "first_ms",
@@ -171,6 +180,7 @@ class ClusterState:
         "pol_level",
         "pol_offences",
         "pol_until_ms",
+        "rev",
         "risky",
         "sync",
         "young",
@@ -212,6 +222,8 @@ class ClusterState:
         self._counts_w = 0
         self._tmpl: dict[str, None] = {}
         self._other: dict[str, None] = {}
+        self.rev = 0
+        self.assessed: object = None
 
     # -- derived indexes ------------------------------------------------------------------------------
     def _reindex(self) -> None:
@@ -324,6 +336,7 @@ class ClusterState:
         m = self.members.get(s.account_id)
         bit = SCOPE_BITS.get(tie, 0)
         if m is None:
+            self.rev += 1
             m = self.members[s.account_id] = Member(s, bit, ts_ms)
             m.payment = payment_ring
             if strong_value:
@@ -334,6 +347,7 @@ class ClusterState:
             if len(self.members) > max_members:  # the oldest member makes room (maybe the new one)
                 self._evict_to(max_members)
             return True
+        before = m.figures()
         self._count(m, -1)
         if s.first_ms < m.first_ms:
             self._first_out(m.first_ms)
@@ -352,12 +366,15 @@ class ClusterState:
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
         self._count(m, 1)
+        if m.figures() != before:
+            self.rev += 1
         return False
 
     def remove(self, acct: str) -> Member | None:
         """Take a member out (a ring member that a strong value ties to a community moves there)."""
         m = self.members.pop(acct, None)
         if m is not None:
+            self.rev += 1
             self._first_out(m.first_ms)
             self._count(m, -1)
         return m
@@ -368,6 +385,8 @@ class ClusterState:
         a payment method by the orgs of its risky holders (a lab's or a team's card among colleagues is
         normal), infrastructure by the orgs behind it."""
         v = self.fps.get(key)
+        if key == self.pay_key and (v is None or accounts != v.accounts):
+            self.rev += 1  # the payment signal's text counts its accounts
         if v is None:
             v = self.fps[key] = Value(accounts, orgs, risky_orgs, ts_ms, strong)
             (self._tmpl if key.startswith("template:") else self._other)[key] = None
@@ -377,8 +396,10 @@ class ClusterState:
         if key.startswith("payment_fp:"):
             if risky_orgs >= 2 and risky_orgs > self.pay_orgs:
                 self.pay_orgs, self.pay_key = risky_orgs, key
+                self.rev += 1
         elif not key.startswith("template:") and orgs > self.infra_orgs:
             self.infra_orgs, self.infra_key = orgs, key
+            self.rev += 1
         self.cap_fps(max_values, key)
 
     def cap_fps(self, max_values: int, keep: str = "") -> None:
@@ -404,20 +425,28 @@ class ClusterState:
         has become popular (a common SDK's JA4 looks rare in the first minutes after a cold start, then
         links nothing): either way its old figure is no longer evidence. Rescans only when the kept
         best value went stale."""
-        v = self.fps.get(self.infra_key) if self.infra_key else None
-        if v is not None and now_ms - v.last_ms <= window_ms:
-            return self.infra_orgs, self.infra_key
         if not self.infra_key:
             return 0, ""
+        if not self.infra_stale(now_ms, window_ms):
+            return self.infra_orgs, self.infra_key
         best, key = 0, ""
         for k, v in self.fps.items():
             if (now_ms - v.last_ms <= window_ms and v.orgs > best and not k.startswith("template:")
                     and not k.startswith("payment_fp:")):
                 best, key = v.orgs, k
         self.infra_orgs, self.infra_key = best, key
+        self.rev += 1
         return best, key
 
+    def infra_stale(self, now_ms: int, window_ms: int) -> bool:
+        """Whether `fresh_infra` would rescan: the kept best infra value did not link within `window_ms`."""
+        if not self.infra_key:
+            return False
+        v = self.fps.get(self.infra_key)
+        return v is None or now_ms - v.last_ms > window_ms
+
     def recompute(self) -> None:
+        self.rev += 1
         self.n_sum = self.flagged_sum = self.young = self.risky = self.own = self.network = self.pivoted = 0
         self.flagged_members = 0
         self.hosted_plain = self.hosted_no_net = 0
@@ -426,6 +455,7 @@ class ClusterState:
             self._count(m, 1)
 
     def absorb(self, other: ClusterState, max_members: int) -> None:
+        self.rev += 1
         for acct, m in other.members.items():
             mine = self.members.get(acct)
             if mine is None:

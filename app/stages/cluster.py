@@ -35,6 +35,13 @@ class IndexEntry:
         return cls(s[0], s[1])
 
 
+def _infra_stale(c: ClusterState, rules: Rules) -> bool:
+    """Whether `cluster_signals` may rescan the cluster's infra values now (`fresh_infra`): then what it
+    makes depends on the time as well, and an earlier assessment is not reused."""
+    s = rules.signal("FP_SHARED_UNRELATED")
+    return s is not None and bool(s.window_ms) and c.infra_stale(c.last_ms, s.window_ms)
+
+
 class ClusterStage(Stage):
     def __init__(self, rules: Rules, clusters: StateStore | None = None,
                  index: StateStore | None = None, verdicts: StateStore | None = None) -> None:
@@ -131,7 +138,9 @@ class ClusterStage(Stage):
         else:
             c, index_key = self._join(RING, mine, link, _WEAK, ts)
         c.last_ms = max(c.last_ms, ts)
-        m_before = c.members.get(acct)
+        # the member's own evidence before this link, which only a live decision's pass below reads
+        # (nothing between here and there makes a decision live without deciding)
+        m_before = c.members.get(acct) if c.live is not None and ts < c.live.until_ms else None
         own_before = (attribution.member_evidence(c, m_before, attribution.view(c, rules)) if m_before is not None
                       else -1)
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules)
@@ -162,17 +171,26 @@ class ClusterStage(Stage):
 
     def _assess(self, c: ClusterState, ts: int, out: Output) -> bool:
         """Cluster signals -> alert and a new live decision (policy's `decide`, when the attribution gate
-        lets the cluster be decided; an alert without one otherwise). True when a decision was made."""
-        hits = cluster_signals(c, self.rules)
-        if not hits:
+        lets the cluster be decided; an alert without one otherwise). True when a decision was made.
+        The signals, their assessment and the gate are made again only when something they read changed
+        (`ClusterState.rev`, the rules), and not while the kept infra value is stale (a rescan's outcome
+        depends on the time)."""
+        rules = self.rules
+        memo = c.assessed
+        if memo is not None and memo[0] == c.rev and memo[1] is rules and not _infra_stale(c, rules):
+            a, gate = memo[2], memo[3]
+        else:
+            hits = cluster_signals(c, rules)
+            a = assess(hits) if hits else None
+            gate = attribution.cluster_gate(c, rules) if hits else None
+            c.assessed = (c.rev, rules, a, gate)
+        if a is None:
             return False
-        a = assess(hits)
         subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
-        gate = attribution.cluster_gate(c, self.rules)
         if gate is None:
             sup = self._suppressed(c, ts)
             gate = feedback.suppressed_gate(sup) if sup is not None else None
-        alert, decision = decide(c, subj, a, ts, self.rules, gate=gate)
+        alert, decision = decide(c, subj, a, ts, rules, gate=gate)
         if alert is not None:
             out.alerts.append(alert)
         if decision is None:
