@@ -161,6 +161,7 @@ class ClusterState:
         "flagged_members",
         "flagged_sum",
         "fps",
+        "hosted",
         "hosted_no_net",
         "hosted_plain",
         "infra_key",
@@ -203,13 +204,14 @@ class ClusterState:
         self.network = 0        # ... of which egress through rotating hosting networks
         self.pivoted = 0        # members whose last summary says they pivoted to a new model
         self.blocks: dict[int, int] = {}  # hosting IP blocks of the members' latest summaries -> members
+        self.hosted = 0         # members with a hosting block (the sum of `blocks`)
         self.hosted_plain = 0   # members with a hosting block and no own evidence otherwise
         self.hosted_no_net = 0  # members with a hosting block and no egress evidence of their own
         self.pay_orgs = 0       # risky orgs behind the best shared payment method, and its key
         self.pay_key = ""
         self.infra_orgs = 0     # orgs behind the best shared JA4 / IP block / device, and its key
         self.infra_key = ""
-        self.sync = -1          # synchronised-start figure, -1 when stale
+        self.sync = -1          # synchronised-start figure, -1 when the first requests changed
         self.live: Live | None = None
         self.pol_until_ms = 0
         self.pol_level = -1
@@ -232,6 +234,7 @@ class ClusterState:
         heapify(self._oldest)
         self._firsts = sorted(m.first_ms for m in self.members.values())
         self._counts = None
+        self.sync = -1
         self._tmpl = {k: None for k in self.fps if k.startswith("template:")}
         self._other = {k: None for k in self.fps if not k.startswith("template:")}
 
@@ -248,6 +251,7 @@ class ClusterState:
         return m
 
     def _first_in(self, t: int) -> None:
+        self.sync = -1
         f, counts = self._firsts, self._counts
         lo = bisect_left(f, t)
         if counts is not None:  # t falls in the windows ending in [t, t + w]
@@ -261,6 +265,7 @@ class ClusterState:
             f.insert(lo, t)
 
     def _first_out(self, t: int) -> None:
+        self.sync = -1
         f, counts = self._firsts, self._counts
         lo = bisect_left(f, t)
         del f[lo]
@@ -297,9 +302,9 @@ class ClusterState:
                 b[m.block] = n
             else:
                 b.pop(m.block, None)
+            self.hosted += sign
             self.hosted_plain += sign * (not m.evidence)
             self.hosted_no_net += sign * (not m.own & OWN_NETWORK)
-        self.sync = -1
 
     # -- serialisation --------------------------------------------------------------------------------
     def snapshot(self) -> list:
@@ -449,7 +454,7 @@ class ClusterState:
         self.rev += 1
         self.n_sum = self.flagged_sum = self.young = self.risky = self.own = self.network = self.pivoted = 0
         self.flagged_members = 0
-        self.hosted_plain = self.hosted_no_net = 0
+        self.hosted = self.hosted_plain = self.hosted_no_net = 0
         self.blocks = {}
         for m in self.members.values():
             self._count(m, 1)
@@ -495,7 +500,7 @@ class ClusterState:
         """Whether the members' hosting egress is spread the way a proxy pool spreads it: at least
         `min_blocks` different IP blocks, and at least `min_ratio` of a block per member that has one. A
         hackathon behind its venue's cloud NAT, a company's office or a tool's servers are one or a few."""
-        hosted = sum(self.blocks.values())
+        hosted = self.hosted
         return hosted > 0 and len(self.blocks) >= max(min_blocks, min_ratio * hosted)
 
     def content_pool(self, min_members: int, min_requests: int, min_share: float) -> bool:
@@ -521,9 +526,10 @@ class ClusterState:
         return self.network + (self.hosted_no_net if spread else 0)
 
     def sync_start(self, window_ms: int) -> int:
-        """Largest number of members whose first request falls inside one window (cached per membership):
+        """Largest number of members whose first request falls inside one window (cached until a first
+        request comes, goes or changes):
         the most first requests in [t - window, t] for a member's first request t."""
-        if self.sync < 0:
+        if self.sync < 0 or self._counts_w != window_ms:
             counts = self._counts
             if counts is None or self._counts_w != window_ms:
                 f = self._firsts  # == sorted(m.first_ms for m in self.members.values())
