@@ -23,16 +23,38 @@ the verdict with a reason code and its figures."""
 from __future__ import annotations
 
 from itertools import islice
-from operator import itemgetter
+from operator import attrgetter
 
 from app.detect.messages import Link, Observation, Summary
 from app.rules.model import CampaignPrompt, Rules
 
-# member record: [last_ms, org or "", linkable, level, risky, young, own evidence bits, new or unverified,
-#                 throwaway]
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
-_LAST, _ORG, _ELIG, _LEVEL, _RISKY, _YOUNG, _OWN, _NEW, _THROWAWAY = range(9)
-_last_of = itemgetter(_LAST)
+
+
+class FpMember:
+    """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
+    0/1 ints, as stored."""
+    __slots__ = ("eligible", "last_ms", "level", "linkable", "org", "own", "risky", "throwaway", "young")
+
+    def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
+                 eligible: int, throwaway: int) -> None:
+        self.last_ms = last_ms        # event time it was last seen on this value
+        self.org = org                # "" when none
+        self.linkable = linkable      # the value may link it
+        self.level = level            # Summary.level of its last link through this value (-1: not linked)
+        self.risky = risky
+        self.young = young
+        self.own = own                # own-evidence bits (OWN_*)
+        self.eligible = eligible      # new or unverified (Summary.eligible)
+        self.throwaway = throwaway
+
+    def snapshot(self) -> list:
+        """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it."""
+        return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
+                self.throwaway]
+
+
+_last_of = attrgetter("last_ms")
 
 
 class FpState:
@@ -44,39 +66,41 @@ class FpState:
         self.last_ms = ts_ms
         self.distinct = 0                    # distinct accounts ever added (upper bound past the cap)
         self.established = 0                 # of those, not new and not unverified
-        self.members: dict[str, list] = {}   # at most max_members, most recent kept
+        self.members: dict[str, FpMember] = {}  # at most max_members, most recent kept
         self.linking = False
         self.popular = False
         self.strong = False                  # links as a strong value (its links join clusters)
         self.anchor: str | None = None
 
     def snapshot(self) -> list:
-        return [3, self.first_ms, self.last_ms, self.distinct, self.established, self.members,
-                int(self.linking), int(self.popular), self.anchor, int(self.strong)]
+        return [3, self.first_ms, self.last_ms, self.distinct, self.established,
+                {a: m.snapshot() for a, m in self.members.items()}, int(self.linking), int(self.popular), self.anchor,
+                int(self.strong)]
 
     @classmethod
     def restore(cls, s: list) -> FpState:
         if not s or s[0] != 3:
             raise ValueError(f"unknown fingerprint state version {s[:1]!r}")
         f = cls.__new__(cls)
-        _, f.first_ms, f.last_ms, f.distinct, f.established, f.members, linking, popular, f.anchor, strong = s
+        _, f.first_ms, f.last_ms, f.distinct, f.established, members, linking, popular, f.anchor, strong = s
+        f.members = {a: FpMember(*m) for a, m in members.items()}
         f.linking, f.popular, f.strong = bool(linking), bool(popular), bool(strong)
         return f
 
     def orgs(self, risky_only: bool = False) -> int:
-        return len({m[_ORG] or f"~{acct}" for acct, m in self.members.items() if not risky_only or m[_RISKY]})
+        return len({m.org or f"~{acct}" for acct, m in self.members.items() if not risky_only or m.risky})
 
 
-def _oldest(members: dict[str, list]) -> str:
+def _oldest(members: dict[str, FpMember]) -> str:
     """The member least recently seen; on a tie the first in dict order, exactly like
-    ``min(members, key=lambda k: members[k][_LAST])`` but without a Python call per member."""
+    ``min(members, key=lambda k: members[k].last_ms)`` but without a Python call per member."""
     lasts = list(map(_last_of, members.values()))
     return next(islice(members, lasts.index(min(lasts)), None))
 
 
-def _eligible(members: dict[str, list]) -> list[str]:
+def _linkable(members: dict[str, FpMember]) -> list[str]:
     """The members the value may link (as of each one's last observation)."""
-    return [a for a, r in members.items() if r[_ELIG]]
+    return [a for a, r in members.items() if r.linkable]
 
 
 def is_system_prompt(scope: str, value: str) -> bool:
@@ -149,7 +173,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     members = fp.members
     m = members.get(s.account_id)
     is_new = m is None
-    prev_ms = ts if is_new else m[_LAST]  # when this member was last seen on this value
+    prev_ms = ts if is_new else m.last_ms  # when this member was last seen on this value
     # a payment method or a device shared across orgs ties its holders to one operator whoever they are
     # (aged, bought or verified accounts included): for those scopes every account is linkable, and only
     # sheer numbers make the value popular. Weaker values (JA4, IP block, template) link only new, disposable or
@@ -160,7 +184,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.distinct += 1
         if not eligible:
             fp.established += 1
-        m = [ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible), int(s.throwaway)]
+        m = FpMember(ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible), int(s.throwaway))
         members[s.account_id] = m
         if len(members) > bounds.max_members:
             oldest = _oldest(members)
@@ -168,9 +192,9 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
             if oldest == fp.anchor:
                 fp.anchor = None
     else:
-        m[_LAST] = max(m[_LAST], ts)
-        m[_RISKY], m[_YOUNG], m[_OWN], m[_NEW], m[_THROWAWAY] = (int(s.risky), int(s.young), s.own, int(s.eligible),
-                                                                 int(s.throwaway))
+        m.last_ms = max(m.last_ms, ts)
+        m.risky, m.young, m.own, m.eligible, m.throwaway = (int(s.risky), int(s.young), s.own, int(s.eligible),
+                                                            int(s.throwaway))
     # popular while mostly established accounts use it (a common SDK, an IDE's system prompt); a value
     # that a campaign's aged accounts share with its new ones stays linkable
     fr = rules.fingerprints
@@ -190,50 +214,50 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.strong = strong
         fp.linking = False
         for r in members.values():
-            r[_LEVEL] = -1
-            r[_ELIG] = int(strong_scope or everyone or (bool(r[_NEW]) and camp) or (bool(r[_RISKY]) and bool(r[_OWN])))
-    m[_ELIG] = int(strong_scope or everyone or (s.eligible and camp) or (s.risky and bool(s.own)))
+            r.level = -1
+            r.linkable = int(strong_scope or everyone or (bool(r.eligible) and camp) or (bool(r.risky) and bool(r.own)))
+    m.linkable = int(strong_scope or everyone or (s.eligible and camp) or (s.risky and bool(s.own)))
     # the linkable list, the org count and the links are built only when this call can use them: most
     # observations of a linking value come from a member already linked at its current level
     linkable = None
     if not fp.linking:
-        linkable = _eligible(members)
-        if len(linkable) < 2 or len({members[a][_ORG] or f"~{a}" for a in linkable}) < 2:
+        linkable = _linkable(members)
+        if len(linkable) < 2 or len({members[a].org or f"~{a}" for a in linkable}) < 2:
             return []
         fp.linking = True
-    if fp.anchor is None or fp.anchor not in members or not members[fp.anchor][_ELIG]:
+    if fp.anchor is None or fp.anchor not in members or not members[fp.anchor].linkable:
         if linkable is None:
-            linkable = _eligible(members)
-        fp.anchor = min(linkable, key=lambda a: (members[a][_LAST], a)) if linkable else None
-    if fp.anchor is None or not m[_ELIG]:
+            linkable = _linkable(members)
+        fp.anchor = min(linkable, key=lambda a: (members[a].last_ms, a)) if linkable else None
+    if fp.anchor is None or not m.linkable:
         return []
     key = obs.key
     n_org = -1  # members do not change from here on: count orgs once, for the first link
     n_risky = 0
     links = []
-    if is_new or m[_LEVEL] < 0:
+    if is_new or m.level < 0:
         # first link for this member: bring along the linkable members that were waiting for a second org
         if linkable is None:
-            linkable = _eligible(members)
+            linkable = _linkable(members)
         for acct in linkable:
             r = members[acct]
-            if r[_LEVEL] < 0 and acct != s.account_id:
-                r[_LEVEL] = 0
+            if r.level < 0 and acct != s.account_id:
+                r.level = 0
                 if n_org < 0:
                     n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
                 links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org, strong,
                                   n_risky))
     level = s.level
-    if link_due(level, m[_LEVEL], ts, prev_ms, s.first_ms, refresh_ms(rules)):
-        m[_LEVEL] = level
+    if link_due(level, m.level, ts, prev_ms, s.first_ms, refresh_ms(rules)):
+        m.level = level
         if n_org < 0:
             n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
         links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky))
     return links
 
 
-def _stub(acct: str, r: list) -> Summary:
+def _stub(acct: str, r: FpMember) -> Summary:
     """A member known to this fingerprint only by org and eligibility: its full summary reaches the
     cluster stage with its own next observation."""
-    return Summary(acct, r[_ORG] or None, r[_LAST], bool(r[_YOUNG]), False, 0, 0, risky=bool(r[_RISKY]), own=r[_OWN],
-                   throwaway=bool(r[_THROWAWAY]))
+    return Summary(acct, r.org or None, r.last_ms, bool(r.young), False, 0, 0, risky=bool(r.risky), own=r.own,
+                   throwaway=bool(r.throwaway))

@@ -7,8 +7,7 @@ from collections import Counter
 from typing import Any
 
 from app.detect.cluster import SCOPE_BITS, Member
-from app.detect.fingerprint import _ELIG, STRONG_SCOPES, popularity
-from app.detect.fingerprint import _ORG as _FP_ORG
+from app.detect.fingerprint import STRONG_SCOPES, popularity
 from app.detect.hits import Hit
 from app.emit.records import Alert, Decision, iso_ms
 from app.explain.trace import FP_SCOPES, AccountTrace, ClusterDecision, DecisionTrack, Figures, FpTrack, Point
@@ -131,8 +130,8 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
     else:
         everyone, who = False, ("the new, disposable or KYC-less accounts behind it with abuse evidence of their own "
                                 "(a weak value: it never joins two clusters)")
-    eligible = list(st.members) if everyone else [a for a, m in st.members.items() if m[_ELIG]]
-    eorgs = len({st.members[a][_FP_ORG] or f"~{a}" for a in eligible})
+    eligible = list(st.members) if everyone else [a for a, m in st.members.items() if m.linkable]
+    eorgs = len({st.members[a].org or f"~{a}" for a in eligible})
     if st.linking:
         return "linking", f"links {who}: {len(eligible)} of the {len(st.members)} kept, {eorgs} orgs"
     if st.distinct <= 1:
