@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from app.backtest.run import Job, Progress, ReplayFailed, count_records, plan, run_both
     from app.errors import RulesError
     from app.evaluate.metrics import EvaluateError, load_labels
-    from app.ingest.parse import _Bad, parse_ts
+    from app.ingest.parse import BadField, parse_ts
     from app.rules.load import load_rules
     from app.settings import DEFAULT_RULES, Settings
 
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if args.now:
         try:
             now_ms = parse_ts(int(args.now) if args.now.isdigit() else args.now, "--now")
-        except _Bad as bad:
+        except BadField as bad:
             return _fail(bad.message)
     else:
         now_ms = int(time.time() * 1000)

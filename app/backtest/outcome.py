@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from app.emit.records import iso_ms
-from app.ingest.parse import _Bad, parse_ts
+from app.ingest.parse import BadField, parse_ts
 
 ACTIONS = ("throttle", "challenge", "block")
 RANK = {"throttle": 1, "challenge": 2, "block": 3}
@@ -95,7 +95,7 @@ def read_decisions(path: Path) -> Replayed:
         try:
             scope, value, action, mode = d["scope"], d["value"], d["action"], d["mode"]
             ts = parse_ts(d["ts"], "ts")
-        except (KeyError, _Bad) as exc:
+        except (KeyError, BadField) as exc:
             raise RecordsError(f"{path}:{n}: not a decision: {exc}") from None
         out.decisions[(scope, action, mode)] += 1
         table = out.accounts if scope == "account" else out.others

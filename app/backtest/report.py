@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from app.backtest.diff import DEFINITIONS, KINDS, TIMING, Backtest, Change, GroupRow
 from app.backtest.outcome import ACTIONS, NONE
 from app.backtest.table import changes_text, outcome_text, reason_text
-from app.evaluate.report import _CSS, _SCRIPT, _png
+from app.evaluate.page import CSS, SCRIPT, png
 
 MAX_ROWS = 2000  # changed accounts listed in the report; the JSON has them all
 
@@ -54,7 +54,7 @@ def _outcome_plot(bt: Backtest) -> str:
     ax.set_title("accounts by outcome (strongest enforcing decision)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def _changes_plot(names: list[str], counts: list[dict[str, int]], what: str) -> str:
@@ -72,7 +72,7 @@ def _changes_plot(names: list[str], counts: list[dict[str, int]], what: str) -> 
     ax.set_xlabel(f"accounts whose outcome changes, by {what}")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def _rates_plot(rows: list[GroupRow]) -> str:
@@ -88,7 +88,7 @@ def _rates_plot(rows: list[GroupRow]) -> str:
     ax.set_xlabel("share of accounts caught: recall for a campaign, false-positive rate for a benign population")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def _card(key: str, value: str, test_id: str, cls: str = "") -> str:
@@ -272,14 +272,14 @@ def render(bt: Backtest, title: str = "distill-guard backtest") -> str:
            f"{_e(m['now'])}.")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}{_EXTRA_CSS}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}{_EXTRA_CSS}</style></head>
 <body>
 <h1>{_e(title)}</h1>
 <p class="sub">{sub}</p>
 <div class="cards" id="headline">{''.join(cards)}</div>
 {''.join(sections)}
 <h2>Definitions</h2><dl>{defs}</dl>
-<script>{_SCRIPT}</script>
+<script>{SCRIPT}</script>
 </body></html>
 """
 

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 
 from app.errors import RulesError
-from app.ingest.parse import _Bad, parse_ts
+from app.ingest.parse import BadField, parse_ts
 from app.rules.load import load_rules
 from app.rules.model import Rules
 from app.settings import Settings
@@ -35,7 +35,7 @@ def load_inputs(args: argparse.Namespace, prog: str) -> Inputs | None:
     if args.now:
         try:
             now_ms = parse_ts(int(args.now) if args.now.isdigit() else args.now, "--now")
-        except _Bad as bad:
+        except BadField as bad:
             print(f"{prog}: {bad.message}", file=sys.stderr)
             return None
     return Inputs(rules, now_ms)

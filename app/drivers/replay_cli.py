@@ -9,7 +9,7 @@ from pathlib import Path
 from app.drivers.inputs import load_inputs
 from app.emit.sinks import JsonlSink
 from app.errors import RulesError
-from app.ingest.parse import _Bad, parse_ts
+from app.ingest.parse import BadField, parse_ts
 from app.rules.load import load_rules
 from app.rules.model import Rules
 from app.settings import Settings
@@ -80,7 +80,7 @@ def _at(value: str, option: str) -> tuple[int, Path]:
         raise ValueError(f"{option} wants TS=FILE, got {value!r}")
     try:
         ms = parse_ts(int(ts) if ts.isdigit() else ts, option)
-    except _Bad as bad:
+    except BadField as bad:
         raise ValueError(f"{option} {value!r}: {bad.message}") from None
     path = Path(file)
     if not path.is_file():

@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from app.evaluate.metrics import DEFINITIONS, Evaluation
-from app.evaluate.table import _dur
+from app.evaluate.page import CSS, SCRIPT, png
+from app.evaluate.table import duration_text
 from app.sim.timing import format_ts
-
-_CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
-       color: #1d2330; padding: 0 1rem; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
-.sub { color: #5b6475; margin-top: 0; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(190px, 1fr)); gap: .8rem; }
-.card { border: 1px solid #d8dde6; border-radius: 8px; padding: .7rem .9rem; background: #f8fafc; }
-.card .v { font-size: 1.5rem; font-weight: 600; font-variant-numeric: tabular-nums; }
-.card .k { color: #5b6475; font-size: .85rem; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: .9rem; }
-th, td { padding: .3rem .5rem; border-bottom: 1px solid #e5e8ee; text-align: right; }
-th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
-tr.campaign td:first-child { color: #8a1c1c; } tr.benign td:first-child { color: #1c5b8a; }
-img { max-width: 100%; height: auto; border: 1px solid #e5e8ee; border-radius: 6px; }
-dl { font-size: .9rem; } dt { font-weight: 600; } dd { margin: 0 0 .4rem 1rem; color: #3c4454; }
-"""
-
-# Marks the body once every plot has decoded, so a headless browser test can see the images rendered.
-_SCRIPT = """
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  document.body.setAttribute('data-images-loaded', ok + '/' + imgs.length);
-});
-"""
-
-
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _rates_plot(ev: Evaluation) -> str:
@@ -62,7 +29,7 @@ def _rates_plot(ev: Evaluation) -> str:
     for i, v in enumerate(vals):
         ax.text(min(v, 1.0) + 0.01, i, f"{v:.4f}", va="center", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def _ttd_plot(ev: Evaluation) -> str:
@@ -83,7 +50,7 @@ def _ttd_plot(ev: Evaluation) -> str:
     ax.set_xlabel("time to detect (minutes from the account's first request, log scale; < 1 s shown as 1 s)")
     ax.set_ylabel("accounts")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def _leak_plot(ev: Evaluation) -> str:
@@ -106,7 +73,7 @@ def _leak_plot(ev: Evaluation) -> str:
     ax.set_xlabel(f"hours since {format_ts(t0)[:16]}Z")
     ax.set_ylabel("leaked exchanges (cumulative)")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def _card(key: str, value: str, test_id: str) -> str:
@@ -125,21 +92,21 @@ def render(ev: Evaluation, title: str = "distill-guard evaluation") -> str:
         _card("benign accounts blocked", str(t.benign_blocked), "benign_blocked"),
         _card(f"leak ratio ({t.leaked}/{t.campaign_events} campaign exchanges)", f"{t.leak_ratio:.4f}",
               "leak_ratio"),
-        _card(f"median time to detect ({_dur(t.median_ttd_s)})", ttd, "median_ttd"),
+        _card(f"median time to detect ({duration_text(t.median_ttd_s)})", ttd, "median_ttd"),
         _card(f"replacements caught on first request ({t.replacements_first}/{t.replacements})",
               f"{t.replacement_first_rate:.4f}", "replacement_first"),
     ])
     rows = "".join(
         f'<tr class="{r.cls}"><td>{html.escape(r.group)}</td><td>{r.cls}</td><td>{r.accounts}</td>'
         f"<td>{r.caught}</td><td>{r.rate:.4f}</td><td>{r.blocked}</td><td>{r.events}</td><td>{r.leaked}</td>"
-        f"<td>{_dur(r.median_ttd_s)}</td></tr>" for r in ev.groups)
+        f"<td>{duration_text(r.median_ttd_s)}</td></tr>" for r in ev.groups)
     span = ""
     if ev.first_ts is not None and ev.last_ts is not None:
         span = f"traffic {format_ts(ev.first_ts)} to {format_ts(ev.last_ts)}; "
     defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in DEFINITIONS.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <p class="sub">{span}{ev.decisions_total} decisions read, {ev.decisions_used} enforcing account-scoped.</p>
@@ -154,7 +121,7 @@ def render(ev: Evaluation, title: str = "distill-guard evaluation") -> str:
 <h2>Leaked exchanges over time</h2>
 <img alt="leaked exchanges over time per campaign" src="{_leak_plot(ev)}">
 <h2>Definitions</h2><dl>{defs}</dl>
-<script>{_SCRIPT}</script>
+<script>{SCRIPT}</script>
 </body></html>
 """
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.evaluate.metrics import DEFINITIONS, GroupRow, Totals, evaluate, load_labels
+from app.evaluate.table import duration_text
 from app.sim import worlds
 from app.sim.scenario import Scenario
 
@@ -309,12 +310,6 @@ def _status(ok: bool | None) -> str:
     return "N/A" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def _dur(seconds: float | None) -> str:
-    from app.evaluate.table import _dur as dur
-
-    return dur(seconds)
-
-
 def check_targets(worlds: list[WorldResult], spreads: dict[str, Spread], cells: list[BucketCell],
                   targets: dict[str, float] = TARGETS) -> list[TargetResult]:
     out: list[TargetResult] = []
@@ -360,7 +355,7 @@ def check_targets(worlds: list[WorldResult], spreads: dict[str, Spread], cells: 
                                 f"highest {w.worst:.4f} (seed {w.worst_seed})" if w.worst is not None else "-"))
     if "median_ttd_s_max" in targets:
         t, w = targets["median_ttd_s_max"], s["median_ttd_s"]
-        text = f"median time to detect <= {_dur(t)} in every world"
+        text = f"median time to detect <= {duration_text(t)} in every world"
         if w.worst_seed is None:
             out.append(TargetResult("median_ttd_s_max", text, "N/A", "no world had campaign accounts"))
         elif w.worst is None:
@@ -368,7 +363,7 @@ def check_targets(worlds: list[WorldResult], spreads: dict[str, Spread], cells: 
                                     f"nothing caught in seed {w.worst_seed}"))
         else:
             out.append(TargetResult("median_ttd_s_max", text, _status(w.worst <= t),
-                                    f"longest {_dur(w.worst)} (seed {w.worst_seed})"))
+                                    f"longest {duration_text(w.worst)} (seed {w.worst_seed})"))
     return out
 
 

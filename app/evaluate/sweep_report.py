@@ -9,10 +9,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from app.evaluate.report import _CSS, _SCRIPT, _png
+from app.evaluate.page import CSS, SCRIPT, png
 from app.evaluate.sweep import BUCKETS, MEASURES, SWEEP_DEFINITIONS, Sweep, worst_benign_group
 from app.evaluate.sweep_table import fmt
-from app.evaluate.table import _dur
+from app.evaluate.table import duration_text
 
 _EXTRA_CSS = """
 td.PASS { color: #1e7b34; font-weight: 600; } td.FAIL { color: #a61b1b; font-weight: 600; }
@@ -58,7 +58,7 @@ def _spread_plot(sw: Sweep) -> str:
         ax.tick_params(labelsize=8)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def _size_plot(sw: Sweep) -> str:
@@ -85,7 +85,7 @@ def _size_plot(sw: Sweep) -> str:
     ax.set_xlabel("campaign size (accounts, log scale; dotted: bucket edges 10, 30, 100, 300)")
     ax.set_ylabel("recall of the group")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def _benign_plot(sw: Sweep) -> str:
@@ -111,7 +111,7 @@ def _benign_plot(sw: Sweep) -> str:
     else:
         ax.text(0.5, 0.5, "no benign group", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("world seed")
-    return _png(fig)
+    return png(fig)
 
 
 def _card(key: str, value: str, test_id: str) -> str:
@@ -137,7 +137,7 @@ def render(sw: Sweep, title: str = "distill-guard evaluation over worlds") -> st
         world_rows.append(
             f"<tr><td>{w.seed}</td><td>{html.escape(w.scenario)}</td><td>{w.events}</td><td>{w.accounts}</td>"
             f"<td>{t.campaign_recall:.4f}</td><td>{t.benign_fpr:.4f}</td><td>{t.benign_blocked}</td>"
-            f"<td>{t.leak_ratio:.4f}</td><td>{_dur(t.median_ttd_s)}</td><td>"
+            f"<td>{t.leak_ratio:.4f}</td><td>{duration_text(t.median_ttd_s)}</td><td>"
             + ("none caught" if g is None else html.escape(f"{g['group']} {g['caught']}/{g['accounts']}"))
             + "</td></tr>")
     cell_rows = "".join(
@@ -151,7 +151,7 @@ def render(sw: Sweep, title: str = "distill-guard evaluation over worlds") -> st
     defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in SWEEP_DEFINITIONS.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}{_EXTRA_CSS}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}{_EXTRA_CSS}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <p class="sub">{len(sw.worlds)} worlds of size {html.escape(sw.size)}: {html.escape(sw.convention)}.<br>
@@ -174,7 +174,7 @@ Worlds from {html.escape(sw.source)}; rules {html.escape(sw.rules)}. {sw.verdict
 <th>benign FPR</th><th>benign blocked</th><th>leak ratio</th><th>median TTD</th>
 <th>worst benign group (caught/accounts)</th></tr></thead><tbody>{"".join(world_rows)}</tbody></table>
 <h2>Definitions</h2><dl>{defs}</dl>
-<script>{_SCRIPT}</script>
+<script>{SCRIPT}</script>
 </body></html>
 """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.evaluate.sweep import BUCKETS, MEASURES, Spread, Sweep, WorldResult, worst_benign_group
-from app.evaluate.table import _dur
+from app.evaluate.table import duration_text
 
 _CELL = 19  # "0.9000/0.8500 n=12"
 
@@ -12,7 +12,7 @@ def fmt(key: str, v: float | None) -> str:
     if v is None:
         return "-"
     if key == "median_ttd_s":
-        return _dur(v)
+        return duration_text(v)
     if key == "benign_blocked":
         return f"{v:g}"
     return f"{v:.4f}"
@@ -46,7 +46,8 @@ def render(sw: Sweep) -> str:
     for w in sw.worlds:
         t = w.totals
         lines.append(f"{w.seed:>6} {w.events:>9} {w.accounts:>8} {t.campaign_recall:>7.4f} {t.benign_fpr:>7.4f} "
-                     f"{t.benign_blocked:>7} {t.leak_ratio:>7.4f} {_dur(t.median_ttd_s):>8}  {_benign_text(w)}")
+                     f"{t.benign_blocked:>7} {t.leak_ratio:>7.4f} {duration_text(t.median_ttd_s):>8}  "
+                     f"{_benign_text(w)}")
 
     lines += ["", f"{'figure':<16} {'mean':>10}  worst world", "-" * 52]
     for m in MEASURES:

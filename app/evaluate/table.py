@@ -5,7 +5,8 @@ from __future__ import annotations
 from app.evaluate.metrics import Evaluation
 
 
-def _dur(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
+    """A duration for a table or a report: seconds under two minutes, minutes under two hours, else hours."""
     if seconds is None:
         return "-"
     if seconds < 120:
@@ -21,9 +22,9 @@ def render(ev: Evaluation) -> str:
     lines = [head, "-" * len(head)]
     for r in ev.groups:
         lines.append(f"{r.group:<28} {r.cls:<8} {r.accounts:>8} {r.caught:>7} {r.rate:>7.4f} {r.blocked:>7} "
-                     f"{r.events:>9} {r.leaked:>9} {_dur(r.median_ttd_s):>10}")
+                     f"{r.events:>9} {r.leaked:>9} {duration_text(r.median_ttd_s):>10}")
     t = ev.totals
-    ttd = "-" if t.median_ttd_s is None else f"{t.median_ttd_s:.4f} s ({_dur(t.median_ttd_s)})"
+    ttd = "-" if t.median_ttd_s is None else f"{t.median_ttd_s:.4f} s ({duration_text(t.median_ttd_s)})"
     lines += [
         "",
         "totals",

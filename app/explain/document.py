@@ -12,7 +12,7 @@ from app.detect.hits import Hit
 from app.emit.records import Alert, Decision, iso_ms
 from app.explain.trace import FP_SCOPES, AccountTrace, ClusterDecision, DecisionTrack, Figures, FpTrack, Point
 from app.policy import attribution
-from app.policy.decide import LEVELS, _step_for
+from app.policy.decide import LEVELS, step_for
 from app.rules.model import Rules
 
 VERSION = 1
@@ -233,7 +233,7 @@ def _cluster(t: AccountTrace) -> dict[str, Any] | None:
 
 
 def _step(score: float, rules: Rules) -> dict[str, Any] | None:
-    s = _step_for(score, rules)
+    s = step_for(score, rules)
     return None if s is None else {"action": s.action, "min_score": _num(s.min_score), "ttl_s": s.ttl_s,
                                    "limit_rpm": s.limit_rpm}
 
@@ -243,7 +243,7 @@ def _policy_notes(d: Decision, score: float, families: set[str], rules: Rules, *
     """Why the decision has this action, TTL and mode, read against the policy section of the rules."""
     p = rules.policy
     notes = []
-    step = _step_for(score, rules)
+    step = step_for(score, rules)
     if step is None:
         return notes
     notes.append(f"score {_num(score)} reaches the '{step.action}' step (min_score {_num(step.min_score)})")
@@ -287,7 +287,7 @@ def _decision(dt: DecisionTrack, t: AccountTrace, alerts_by_id: dict[str, Alert]
     rule: dict[str, Any] = {}
     if dt.origin == "account" and dt.figures is not None:
         a = dt.figures.assessment
-        shadow_only = _step_for(a.score_enforce, rules) is None
+        shadow_only = step_for(a.score_enforce, rules) is None
         score = a.score_all if shadow_only else a.score_enforce
         fams = set(a.families_enforce) if not shadow_only else {h.signal.family for h in a.hits}
         rule = {"by": "account signals -> policy.actions", "signals": _hits(dt.figures),

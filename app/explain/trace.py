@@ -22,7 +22,7 @@ from app.engine import Engine, Output
 from app.features.content import ContentFeatures
 from app.ingest.event import Event
 from app.policy import attribution
-from app.policy.decide import LEVELS, _step_for
+from app.policy.decide import LEVELS, step_for
 from app.rules.model import Rules
 from app.score.assess import Assessment, assess
 
@@ -305,7 +305,7 @@ class AccountTrace:
         if alerted:
             return "alert only: below every action step"
         cap = ""
-        step = _step_for(fig.assessment.score_enforce, self.rules)
+        step = step_for(fig.assessment.score_enforce, self.rules)
         if (p.established_max_action and self._established(ts) and step is not None
                 and LEVELS.index(step.action) > LEVELS.index(p.established_max_action)):
             cap = (f"; its score reaches {step.action}, but an established, verified customer is capped at "

@@ -45,11 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ts(value: str, option: str) -> int:
-    from app.ingest.parse import _Bad, parse_ts
+    from app.ingest.parse import BadField, parse_ts
 
     try:
         return parse_ts(int(value) if value.isdigit() else value, option)
-    except _Bad as bad:
+    except BadField as bad:
         raise ValueError(f"{option}: {bad.message}") from None
 
 

@@ -45,8 +45,9 @@ class Rejection:
     event_id: str | None = None
 
 
-class _Bad(Exception):
-    """Internal control flow only: carries a Rejection out of nested field checks."""
+class BadField(Exception):
+    """A value that fails its check: the code and message of the Rejection it becomes. Raised out of nested
+    field checks, and by `parse_ts` to the modules that read other inputs' timestamps with it."""
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
@@ -100,22 +101,23 @@ _SPEC: dict[str | None, tuple[tuple[str, str, str, Any], ...]] = {
 
 
 def parse_ts(value: Any, field: str) -> int:
-    """RFC 3339 string with an offset, or integer epoch milliseconds, to epoch milliseconds."""
+    """RFC 3339 string with an offset, or integer epoch milliseconds, to epoch milliseconds; `BadField`
+    when it is neither."""
     if isinstance(value, bool):
-        raise _Bad("wrong_type", f"{field}: expected RFC 3339 string or epoch milliseconds, got bool")
+        raise BadField("wrong_type", f"{field}: expected RFC 3339 string or epoch milliseconds, got bool")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
         if len(value) < 20 or len(value) > 40 or value[10] not in "Tt":
-            raise _Bad("bad_timestamp", f"{field}: not an RFC 3339 date-time: {value[:40]!r}")
+            raise BadField("bad_timestamp", f"{field}: not an RFC 3339 date-time: {value[:40]!r}")
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
-            raise _Bad("bad_timestamp", f"{field}: not an RFC 3339 date-time: {value[:40]!r}") from None
+            raise BadField("bad_timestamp", f"{field}: not an RFC 3339 date-time: {value[:40]!r}") from None
         if dt.tzinfo is None:
-            raise _Bad("bad_timestamp", f"{field}: RFC 3339 needs an offset (Z or ±hh:mm): {value!r}")
+            raise BadField("bad_timestamp", f"{field}: RFC 3339 needs an offset (Z or ±hh:mm): {value!r}")
         return int(dt.timestamp() * 1000 + (0.5 if dt.timestamp() >= 0 else -0.5))
-    raise _Bad("wrong_type", f"{field}: expected RFC 3339 string or epoch milliseconds, "
+    raise BadField("wrong_type", f"{field}: expected RFC 3339 string or epoch milliseconds, "
                              f"got {type(value).__name__}")
 
 
@@ -123,7 +125,7 @@ def _ip_prefix(value: str, field: str) -> str:
     try:
         ip = ipaddress.ip_address(value)
     except ValueError:
-        raise _Bad("bad_value", f"{field}: not an IPv4/IPv6 address: {value[:64]!r}") from None
+        raise BadField("bad_value", f"{field}: not an IPv4/IPv6 address: {value[:64]!r}") from None
     if ip.version == 4:
         return str(ipaddress.ip_network((int(ip) & 0xFFFFFF00, 24)))
     return str(ipaddress.ip_network((int(ip) >> 80 << 80, 48)))
@@ -159,7 +161,7 @@ def _fast_ts(value: str) -> int | None:
     if base is None:
         try:
             base = parse_ts(minute + ":00.000Z", "ts")
-        except _Bad:
+        except BadField:
             return None
         if len(_MINUTES) >= _CACHE_MAX:
             _MINUTES.clear()
@@ -170,40 +172,40 @@ def _fast_ts(value: str) -> int | None:
 def _check(kind: str, arg: Any, value: Any, field: str) -> Any:
     if kind == "id" or kind == "str":
         if not isinstance(value, str):
-            raise _Bad("wrong_type", f"{field}: expected string, got {type(value).__name__}")
+            raise BadField("wrong_type", f"{field}: expected string, got {type(value).__name__}")
         if kind == "id" and not value:
-            raise _Bad("bad_value", f"{field}: must not be empty")
+            raise BadField("bad_value", f"{field}: must not be empty")
         if len(value) > arg:
-            raise _Bad("bad_value", f"{field}: longer than {arg} characters")
+            raise BadField("bad_value", f"{field}: longer than {arg} characters")
         return value
     if kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _Bad("wrong_type", f"{field}: expected integer, got {type(value).__name__}")
+            raise BadField("wrong_type", f"{field}: expected integer, got {type(value).__name__}")
         lo, hi = arg
         if value < lo or value > hi:
-            raise _Bad("bad_value", f"{field}: {value} outside [{lo}, {hi}]")
+            raise BadField("bad_value", f"{field}: {value} outside [{lo}, {hi}]")
         return value
     if kind == "enum":
         if not isinstance(value, str):
-            raise _Bad("wrong_type", f"{field}: expected string, got {type(value).__name__}")
+            raise BadField("wrong_type", f"{field}: expected string, got {type(value).__name__}")
         if value not in arg:
-            raise _Bad("bad_value", f"{field}: {value[:40]!r} is not one of {sorted(arg)}")
+            raise BadField("bad_value", f"{field}: {value[:40]!r} is not one of {sorted(arg)}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            raise _Bad("wrong_type", f"{field}: expected boolean, got {type(value).__name__}")
+            raise BadField("wrong_type", f"{field}: expected boolean, got {type(value).__name__}")
         return value
     if kind == "cc":
         if not isinstance(value, str):
-            raise _Bad("wrong_type", f"{field}: expected string, got {type(value).__name__}")
+            raise BadField("wrong_type", f"{field}: expected string, got {type(value).__name__}")
         if len(value) != 2 or not ("A" <= value[0] <= "Z" and "A" <= value[1] <= "Z"):
-            raise _Bad("bad_value", f"{field}: {value[:8]!r} is not an ISO 3166 alpha-2 code")
+            raise BadField("bad_value", f"{field}: {value[:8]!r} is not an ISO 3166 alpha-2 code")
         return value
     if kind == "ts":
         return parse_ts(value, field)
     if kind == "ip":
         if not isinstance(value, str):
-            raise _Bad("wrong_type", f"{field}: expected string, got {type(value).__name__}")
+            raise BadField("wrong_type", f"{field}: expected string, got {type(value).__name__}")
         return value
     raise AssertionError(kind)  # pragma: no cover - _SPEC is static
 
@@ -211,11 +213,11 @@ def _check(kind: str, arg: Any, value: Any, field: str) -> Any:
 def _required_id(obj: dict, name: str) -> str:
     value = obj.get(name)
     if value is None:
-        raise _Bad("missing_field", f"{name}: required")
+        raise BadField("missing_field", f"{name}: required")
     if not isinstance(value, str):
-        raise _Bad("wrong_type", f"{name}: expected string, got {type(value).__name__}")
+        raise BadField("wrong_type", f"{name}: expected string, got {type(value).__name__}")
     if not value or len(value) > 128:
-        raise _Bad("bad_value", f"{name}: must be 1-128 characters")
+        raise BadField("bad_value", f"{name}: must be 1-128 characters")
     return value
 
 
@@ -309,7 +311,7 @@ def _fast_event(obj: dict, now_ms: int) -> Event | None:
                 if prefix is None:
                     try:
                         prefix = _cached_prefix(v)
-                    except _Bad:
+                    except BadField:
                         return None
                 fields[attr] = v
                 fields["ip_prefix"] = prefix
@@ -331,12 +333,12 @@ def validate(obj: Any, now_ms: int) -> Event | Rejection:
             "account_id": _required_id(obj, "account_id"),
         }
         if obj.get("ts") is None:
-            raise _Bad("missing_field", "ts: required")
+            raise BadField("missing_field", "ts: required")
         ts = parse_ts(obj["ts"], "ts")
         if ts > now_ms + MAX_FUTURE_MS:
-            raise _Bad("ts_out_of_range", f"ts: more than a day in the future of the pipeline clock ({ts})")
+            raise BadField("ts_out_of_range", f"ts: more than a day in the future of the pipeline clock ({ts})")
         if ts < now_ms - MAX_PAST_MS:
-            raise _Bad("ts_out_of_range", f"ts: more than three years in the past ({ts})")
+            raise BadField("ts_out_of_range", f"ts: more than three years in the past ({ts})")
         fields["ts_ms"] = ts
         for group, specs in _SPEC.items():
             if group is None:
@@ -347,7 +349,7 @@ def validate(obj: Any, now_ms: int) -> Event | Rejection:
                 if src is None:
                     continue
                 if not isinstance(src, dict):
-                    raise _Bad("wrong_type", f"{group}: expected object, got {type(src).__name__}")
+                    raise BadField("wrong_type", f"{group}: expected object, got {type(src).__name__}")
                 prefix = group + "."
             for name, attr, kind, arg in specs:
                 value = src.get(name)
@@ -355,7 +357,7 @@ def validate(obj: Any, now_ms: int) -> Event | Rejection:
                     fields[attr] = _check(kind, arg, value, prefix + name)
         if "ip" in fields:
             fields["ip_prefix"] = _cached_prefix(fields["ip"])
-    except _Bad as bad:
+    except BadField as bad:
         return Rejection(bad.code, bad.message, event_id)
     return Event(**fields)
 
@@ -442,7 +444,7 @@ def _typed_event(raw: bytes, now_ms: int) -> Event | None:
             if prefix is None:
                 try:
                     prefix = _cached_prefix(ip)
-                except _Bad:
+                except BadField:
                     return None
     if q is None:
         q = _NO_REQUEST

@@ -38,7 +38,8 @@ class Subject:
     cluster_id: str | None = None
 
 
-def _step_for(score: float, rules: Rules) -> ActionStep | None:
+def step_for(score: float, rules: Rules) -> ActionStep | None:
+    """The highest action step whose min_score the score reaches (None below the lowest), before caps."""
     chosen = None
     for step in rules.policy.actions:  # ascending by min_score
         if score >= step.min_score:
@@ -88,8 +89,8 @@ def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: R
     p = rules.policy
     if a.score_all < p.alert_min_score:
         return None, None
-    enforce_step = _step_for(a.score_enforce, rules)
-    all_step = _step_for(a.score_all, rules)
+    enforce_step = step_for(a.score_enforce, rules)
+    all_step = step_for(a.score_all, rules)
     enforce_step = _capped(enforce_step, a.families_enforce, rules) if enforce_step else None
     if all_step is not None:
         all_fams = frozenset(h.signal.family for h in a.hits)

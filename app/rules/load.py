@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from app.errors import RulesError
-from app.ingest.parse import _Bad, parse_ts
+from app.ingest.parse import BadField, parse_ts
 from app.rules.model import (
     ActionStep,
     AllowEntry,
@@ -57,7 +57,7 @@ def _path_of(err: Any) -> str:
 def _ts_ms(value: str, source: str, field: str) -> int:
     try:
         return parse_ts(value, field)
-    except _Bad as bad:
+    except BadField as bad:
         raise RulesError(source, field, bad.message) from None
 
 
