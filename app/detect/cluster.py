@@ -146,7 +146,7 @@ class ClusterState:
     order of `fps`, for `cap_fps`. `rev` counts the changes of what `cluster_signals` and the
     attribution gate read (the members' `figures`, membership, the payment and infra values) except
     time, so that the stage assesses a cluster again only when it changed; `assessed` is the stage's
-    memo of that assessment (neither is stored)."""
+    memo of that assessment and `viewed` attribution's of its view (none of the three is stored)."""
     __slots__ = (
         "_counts",
         "_counts_w",
@@ -184,6 +184,7 @@ class ClusterState:
         "rev",
         "risky",
         "sync",
+        "viewed",
         "young",
     )
 
@@ -226,6 +227,7 @@ class ClusterState:
         self._other: dict[str, None] = {}
         self.rev = 0
         self.assessed: object = None
+        self.viewed: object = None
 
     # -- derived indexes ------------------------------------------------------------------------------
     def _reindex(self) -> None:

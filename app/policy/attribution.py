@@ -146,7 +146,13 @@ class View:
 
 
 def view(c: ClusterState, rules: Rules) -> View:
-    return View(spread(c, rules), rules.policy.attribution.own_content_min_share if pooled(c, rules) else None)
+    """Made again only when the cluster's figures or the rules changed (`ClusterState.rev`)."""
+    memo = c.viewed
+    if memo is not None and memo[0] == c.rev and memo[1] is rules:
+        return memo[2]
+    v = View(spread(c, rules), rules.policy.attribution.own_content_min_share if pooled(c, rules) else None)
+    c.viewed = (c.rev, rules, v)
+    return v
 
 
 def member_evidence(c: ClusterState, m: Member, v: View) -> int:

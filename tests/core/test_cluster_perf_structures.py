@@ -195,3 +195,47 @@ def test_sync_start_from_the_sorted_list_equals_a_fresh_sort():
         c.add(Summary(f"a{rng.randrange(200)}", None, rng.randrange(10**6), True, True, 1, 0), 50)
         w = 60_000 if step < 400 else rng.choice([0, 1000, 60_000, 300_000])  # kept, then rebuilt
         assert ClusterState.sync_start(_fresh(c), w) == brute_sync(c, w)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rev_changes_whenever_what_the_assessment_reads_changes(seed):
+    """The cluster stage reuses a cluster's signals, assessment and attribution gate, and attribution its
+    view, while `rev` stays the same: whatever those read must not change without it changing."""
+    from app.detect.cluster import cluster_signals
+    from app.policy.attribution import cluster_gate, view
+    from app.rules.load import load_rules
+    from app.settings import DEFAULT_RULES
+
+    rules = load_rules(DEFAULT_RULES)
+    rng = random.Random(seed)
+    max_members = rng.choice([5, 8, 20])
+    pool = max_members * 2
+    c = ClusterState("c", 0)
+    last: tuple | None = None
+    for step in range(400):
+        r = rng.random()
+        if r < 0.7:
+            s = _summary(rng, pool)
+            tie = rng.choice(TIES)
+            c.add(s, max_members, tie, _fp(rng) if tie in ("payment_fp", "device_id", "harness") else "",
+                  rng.randrange(0, 400) * 1000, rng.random() < 0.1)
+        elif r < 0.75 and c.members:
+            c.remove(rng.choice(sorted(c.members)))
+        elif r < 0.97:
+            orgs = rng.randrange(1, 6)
+            key = rng.choice(list(c.fps)) if c.fps and rng.random() < 0.5 else _fp(rng)  # news of a kept value
+            c.note_fp(key, rng.randrange(1, 9), orgs, rng.randrange(0, orgs + 1), max_values(max_members),
+                      step * 1000, rng.random() < 0.5)
+        else:
+            other = ClusterState("d", 0)
+            for _ in range(rng.randrange(1, max_members)):
+                other.add(_summary(rng, pool * 2), max_members)
+            c.absorb(other, max_members)
+        fresh = ClusterState.restore(c.snapshot())  # nothing cached
+        now = (c.rev, cluster_signals(fresh, rules), cluster_gate(fresh, rules),
+               view(ClusterState.restore(c.snapshot()), rules))
+        assert view(c, rules) == now[3]
+        assert c.sync_start(60_000) == brute_sync(c, 60_000)  # kept while the first requests stay the same
+        if last is not None and last[0] == c.rev:
+            assert now == last, step
+        last = now
