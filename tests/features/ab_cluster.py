@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import os
 import pickle
-import statistics
 import sys
 import tempfile
 from itertools import islice
 from pathlib import Path
 
 import orjson
-from ab_stages import CHUNK, GC_THRESHOLD, NOW_MS, ROOT, copy_base, interleaved
+from ab_stages import CHUNK, GC_THRESHOLD, NOW_MS, ROOT, copy_base, interleaved, report
 
 
 def make_links(events: Path, records: int) -> list[list]:
@@ -136,13 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                 stage, output = fresh()
                 sides[name] = (stage, output())
         ta, tb = interleaved(chunks, side("a"), side("b"), args.reps, fresh=reset)
-    per = [1e6 * t / n for t in ta], [1e6 * t / n for t in tb]
-    ma, mb = statistics.median(per[0]), statistics.median(per[1])
-    print(f"cluster: {args.records:,} records, {n:,} links, {len(ra):,} alerts and decisions, {len(sb):,} clusters, "
-          f"{args.reps} reps, load average {os.getloadavg()[0]:.2f}")
-    print(f"  base {args.base}: " + " ".join(f"{x:.1f}" for x in per[0]) + f"  median {ma:.1f} us/link")
-    print("  work tree:  " + " ".join(f"{x:.1f}" for x in per[1]) + f"  median {mb:.1f} us/link")
-    print(f"  new/old {mb / ma:.3f}; outputs differing: {len(bad)}, cluster states differing: {len(bad_state)}")
+    report(f"cluster: {args.records:,} records, {n:,} links, {len(ra):,} alerts and decisions, {len(sb):,} "
+           f"clusters, {args.reps} reps", args.base, ta, tb, n, "link",
+           f"outputs differing: {len(bad)}, cluster states differing: {len(bad_state)}")
     return 1 if bad or bad_state else 0
 
 

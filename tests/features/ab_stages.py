@@ -147,14 +147,20 @@ def main(argv: list[str] | None = None) -> int:
             ta, tb = interleaved(chunks, lambda c: [po(r, NOW_MS) for r in c], lambda c: [pn(r, NOW_MS) for r in c],
                                  args.reps)
             n = len(evs)  # per event, as the cost pass divides
+    report(f"{args.stage}: {len(raws):,} records, {n:,} events, {args.reps} reps", args.base, ta, tb, n, "event",
+           f"outputs differing: {len(bad)}")
+    return 1 if bad else 0
+
+
+def report(head: str, base: str, ta: list[float], tb: list[float], n: int, unit: str, differing: str) -> None:
+    """An A/B's lines: `head` with the load average, each side's microseconds per `unit` (of `n`) by
+    repetition and their median, the ratio and `differing`."""
     per = [1e6 * t / n for t in ta], [1e6 * t / n for t in tb]
     ma, mb = statistics.median(per[0]), statistics.median(per[1])
-    print(f"{args.stage}: {len(raws):,} records, {n:,} events, {args.reps} reps, load average "
-          f"{os.getloadavg()[0]:.2f}")
-    print(f"  base {args.base}: " + " ".join(f"{x:.1f}" for x in per[0]) + f"  median {ma:.1f} us/event")
-    print("  work tree:  " + " ".join(f"{x:.1f}" for x in per[1]) + f"  median {mb:.1f} us/event")
-    print(f"  new/old {mb / ma:.3f}; outputs differing: {len(bad)}")
-    return 1 if bad else 0
+    print(f"{head}, load average {os.getloadavg()[0]:.2f}")
+    print(f"  base {base}: " + " ".join(f"{x:.1f}" for x in per[0]) + f"  median {ma:.1f} us/{unit}")
+    print("  work tree:  " + " ".join(f"{x:.1f}" for x in per[1]) + f"  median {mb:.1f} us/{unit}")
+    print(f"  new/old {mb / ma:.3f}; {differing}")
 
 
 if __name__ == "__main__":
