@@ -4,11 +4,12 @@ Stored form: orjson `{"p": {source: position}, "s": snapshot}` in the table (and
 topic and RocksDB), with a bounded cache of decoded objects in front.
 
 - Writes are buffered: `put`/`delete` mark the key dirty together with the input event that owns it
-  (its partition is the key's table partition) and its applied positions; when the driver flushes (after
-  a batch, or after several: the worker's `DG_STATE_FLUSH_MS`) `detach` serialises each dirty key once,
-  however many inputs changed it since the last flush, and `write` stores them after the outputs of
-  those inputs are delivered and before the inputs are acknowledged, so a committed offset always has
-  its state in the changelog.
+  (its partition is the key's table partition) and its applied positions, both from the write's
+  `Provenance` (the Faust event, the input's source and position: the driver hands it to the stage's
+  `process` call, the stage to each write); when the driver flushes (after a batch, or after several:
+  the worker's `DG_STATE_FLUSH_MS`) `detach` serialises each dirty key once, however many inputs changed
+  it since the last flush, and `write` stores them after the outputs of those inputs are delivered and
+  before the inputs are acknowledged, so a committed offset always has its state in the changelog.
 - `p` is the position of the last input applied to the key, per input source (an offset, or offset
   and index within a bundle). After a crash Faust re-delivers everything past the last committed
   offset; the driver skips inputs a key has already applied (`applied`), so nothing counts twice.
@@ -37,6 +38,7 @@ from app.drivers.faust_compat import (
     rocksdict_index,
 )
 from app.errors import StateError
+from app.state.store import NO_PROVENANCE, Provenance
 
 NOTHING = -1
 SWEEP_BUDGET = 20_000  # keys an expiry sweep walks per call (tens of ms), then it goes on at the next call
@@ -68,10 +70,6 @@ class FaustStore:
         self._read: Callable[[str], bytes | None] | None = None  # table reads (see _rocks_reader)
         self.bytes_written = 0
         self._counter = _KeyCounter()
-        # set by the driver before each input: the event that owns the keys touched, and its position
-        self.event: Any = None
-        self.source = ""
-        self.position = NOTHING
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -128,17 +126,17 @@ class FaustStore:
         c[key] = obj
         self._pos[key] = pos
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any, prov: Provenance = NO_PROVENANCE) -> None:
         pos = self._positions(key)
-        if self.position > pos.get(self.source, NOTHING):
-            pos[self.source] = self.position
+        if prov.position > pos.get(prov.source, NOTHING):
+            pos[prov.source] = prov.position
         self._remember(key, value, pos)
-        self._dirty[key] = (value, pos, self.event)
+        self._dirty[key] = (value, pos, prov.owner)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, prov: Provenance = NO_PROVENANCE) -> None:
         self._cache.pop(key, None)
         self._pos.pop(key, None)
-        self._dirty[key] = (None, {}, self.event)
+        self._dirty[key] = (None, {}, prov.owner)
 
     def pending(self) -> int:
         return len(self._dirty)
@@ -233,12 +231,13 @@ class FaustStore:
             self._counter.restart()
             return self._counter.total
 
-    def sweep(self, watermark_ms: int, ttl_ms: int, max_keys: int) -> int:
+    def sweep(self, watermark_ms: int, ttl_ms: int, max_keys: int, prov: Provenance = NO_PROVENANCE) -> int:
         """Delete keys idle past `ttl_ms` of event time and the oldest beyond `max_keys`. A pass starts
         at most once per eighth of the TTL; over a RocksDB-backed table it walks SWEEP_BUDGET keys per
         call (the stages call every `sweep_every_events` inputs) instead of the whole table at once (a
         stall of seconds on the event loop at a million keys), and deletes each key in its own
-        partition. Expiry stays lazy in the stages, so when a key goes changes no result."""
+        partition (`prov`, the input that runs the sweep, owns the deletes only over a store without
+        partition databases). Expiry stays lazy in the stages, so when a key goes changes no result."""
         sw = self._sweeping
         if sw is None:
             if watermark_ms - self._last_sweep_ms < ttl_ms // 8:
@@ -246,7 +245,7 @@ class FaustStore:
             self._last_sweep_ms = watermark_ms
             parts = _active_partitions(self.table.data)
             if parts is None:
-                return self._sweep_whole(watermark_ms - ttl_ms, max_keys)
+                return self._sweep_whole(watermark_ms - ttl_ms, max_keys, prov)
             sw = self._sweeping = _SweepPass(watermark_ms - ttl_ms, max_keys, _Walk(parts))
         try:
             done = self._sweep_step(sw, SWEEP_BUDGET)
@@ -278,7 +277,7 @@ class FaustStore:
                 sw.live.append((last, key, p))
         return sw.walk.done
 
-    def _sweep_whole(self, cutoff: int, max_keys: int) -> int:
+    def _sweep_whole(self, cutoff: int, max_keys: int, prov: Provenance) -> int:
         """The sweep over a store without partition databases (the memory store of the tests)."""
         idle: list[tuple[int, str]] = []
         live: list[tuple[int, str]] = []
@@ -292,7 +291,7 @@ class FaustStore:
             live.sort()
             victims += [k for _, k in live[: len(live) - max_keys]]
         for key in victims:
-            self.delete(key)
+            self.delete(key, prov)
         return len(victims)
 
     def _delete_in(self, key: str, partition: int) -> None:

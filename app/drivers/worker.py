@@ -59,6 +59,7 @@ from app.policy.feedback import FeedbackState, Verdict, VerdictRecord
 from app.rules.load import load_rules
 from app.rules.model import Rules
 from app.settings import Settings
+from app.state.store import Provenance
 
 log = logging.getLogger("distill_guard.worker")
 
@@ -383,11 +384,10 @@ class Worker:
             m.content_restarts.inc(self.content.restarts - restarts)
         for (event, msg, ev, source), cf in zip(kept, features, strict=True):
             _enter(event)
-            store.event, store.source, store.position = event, source, msg.offset
             m.lag.observe(max(0.0, (now_ms - ev.ts_ms) / 1000.0))
             before = len(out.decisions)
             seen = len(out.observations)
-            stage.process(ev, out, cf)
+            stage.process(ev, out, cf, Provenance(event, source, msg.offset))
             ts = msg.timestamp
             if len(out.decisions) > before:
                 latencies.append((ts, len(out.decisions) - before))
@@ -422,9 +422,8 @@ class Worker:
             if store.applied(obs.key, "o") >= pos:
                 self._m_skipped.inc()
                 continue
-            store.event, store.source, store.position = event, "o", pos
             before = len(out.links)
-            stage.process(obs, out)
+            stage.process(obs, out, Provenance(event, "o", pos))
             if len(out.links) > before:
                 stamps += [ts_s] * (len(out.links) - before)
         self.metrics.batch_seconds.labels("fingerprints").observe(time.perf_counter() - t0)
@@ -453,10 +452,8 @@ class Worker:
             if index.applied(account_key(link.summary.account_id), "l") >= pos:
                 self._m_skipped.inc()
                 continue
-            for store in (self.s_clusters, index, self.s_feedback):  # (a sweep may delete expired verdicts)
-                store.event, store.source, store.position = event, "l", pos
             before = len(out.decisions)
-            self.cluster_stage.process(link, out)
+            self.cluster_stage.process(link, out, Provenance(event, "l", pos))
             if len(out.decisions) > before:
                 latencies.append((ts_s, len(out.decisions) - before))
         self.metrics.batch_seconds.labels("clusters").observe(time.perf_counter() - t0)
@@ -508,9 +505,7 @@ class Worker:
         if self.s_feedback.applied(v.verdict_id, "l") >= pos:
             self._m_skipped.inc()
             return
-        for store in (self.s_clusters, self.s_index, self.s_feedback):
-            store.event, store.source, store.position = event, "l", pos
-        why = self.cluster_stage.apply_verdict(v, out)
+        why = self.cluster_stage.apply_verdict(v, out, Provenance(event, "l", pos))
         if why is not None:
             src = envelope["src"]
             dl = DeadLetter(int(time.time() * 1000), src, UNKNOWN_SUBJECT, why, envelope["raw"].encode())

@@ -13,7 +13,7 @@ from app.policy.decide import Subject, decide, lift
 from app.rules.model import Rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
-from app.state.store import DictStore, StateStore
+from app.state.store import NO_PROVENANCE, DictStore, Provenance, StateStore
 
 
 class AccountStage(Stage):
@@ -25,22 +25,24 @@ class AccountStage(Stage):
         super().set_rules(rules)
         self.content_cfg = ContentConfig(lsh_bands=rules.content_lsh_bands, max_chars=rules.content_max_chars)
 
-    def sweep(self) -> int:
+    def sweep(self, prov: Provenance = NO_PROVENANCE) -> int:
         b = self.rules.account
         if self.feedback:
             self.feedback.sweep(self.watermark_ms)
-        return self.store.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
+        return self.store.sweep(self.watermark_ms, b.ttl_ms, b.max_keys, prov)
 
     @staticmethod
     def content_input(ev: Event) -> ContentInput:
         return ev.prompt, ev.system_prompt_hash, ev.tools, ev.images
 
-    def process(self, ev: Event, out: Output, cf: ContentFeatures | None = None) -> None:
+    def process(self, ev: Event, out: Output, cf: ContentFeatures | None = None,
+                prov: Provenance = NO_PROVENANCE) -> None:
         """`cf`: the event's content features when the driver had them computed elsewhere (in another
-        process, `analyse_batch` over `content_input(ev)` with `content_cfg`); computed here otherwise."""
+        process, `analyse_batch` over `content_input(ev)` with `content_cfg`); computed here otherwise.
+        `prov`: the event's provenance, for the state it writes."""
         rules = self.rules
         if self._tick(ev.ts_ms):
-            self.sweep()
+            self.sweep(prov)
         self._sync_feedback()
         if cf is None:
             cf = analyse(*self.content_input(ev), self.content_cfg)
@@ -109,5 +111,5 @@ class AccountStage(Stage):
             # ("m...") are selective enough to link accounts
             values += [("template", tk) for tk in cf.template_keys if tk[0] == "m"]
         values = st.unreported(values, summary.signature, ts, fr.refresh_ms)
-        self.store.put(key, st)
+        self.store.put(key, st, prov)
         out.observations += [Observation(scope, value, ts, event_id, summary) for scope, value in values]

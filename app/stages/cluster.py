@@ -13,7 +13,7 @@ from app.policy.decide import Subject, decide
 from app.rules.model import Rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
-from app.state.store import DictStore, StateStore
+from app.state.store import NO_PROVENANCE, DictStore, Provenance, StateStore
 
 # index keys: an account's cluster, a strong value's community, a weak value's ring
 _ACCOUNT, _STRONG, _WEAK = "a:", "f:", "w:"
@@ -56,13 +56,13 @@ class ClusterStage(Stage):
         """The index key every link of `acct` writes (a driver reads it to skip re-delivered links)."""
         return _ACCOUNT + acct
 
-    def sweep(self) -> int:
+    def sweep(self, prov: Provenance = NO_PROVENANCE) -> int:
         b = self.rules.cluster
         if self.feedback:  # verdicts go when they expire (a record's last_ms is its expiry)
             self.feedback.sweep(self.watermark_ms)
-            self.verdicts.sweep(self.watermark_ms, 0, feedback.MAX_VERDICTS)
-        return (self.clusters.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
-                + self.index.sweep(self.watermark_ms, b.ttl_ms, b.max_keys * 20))
+            self.verdicts.sweep(self.watermark_ms, 0, feedback.MAX_VERDICTS, prov)
+        return (self.clusters.sweep(self.watermark_ms, b.ttl_ms, b.max_keys, prov)
+                + self.index.sweep(self.watermark_ms, b.ttl_ms, b.max_keys * 20, prov))
 
     def _cluster_of(self, key: str, ts_ms: int) -> ClusterState | None:
         ix = self.index.get(key)
@@ -76,7 +76,7 @@ class ClusterStage(Stage):
     def cluster_of_account(self, acct: str, ts_ms: int) -> ClusterState | None:
         return self._cluster_of(_ACCOUNT + acct, ts_ms)
 
-    def _merge(self, found: dict[str, ClusterState], ts: int) -> ClusterState | None:
+    def _merge(self, found: dict[str, ClusterState], ts: int, prov: Provenance) -> ClusterState | None:
         """Union by size; the absorbed clusters' keys are re-pointed to the one that remains."""
         if not found:
             return None
@@ -85,16 +85,16 @@ class ClusterStage(Stage):
         prefix = _STRONG if c.kind == COMMUNITY else _WEAK
         for other in ordered[1:]:
             c.absorb(other, self.rules.cluster.max_members)
-            self.clusters.delete(other.cid)
+            self.clusters.delete(other.cid, prov)
             for a in other.members:
-                self.index.put(_ACCOUNT + a, IndexEntry(c.cid, ts))
+                self.index.put(_ACCOUNT + a, IndexEntry(c.cid, ts), prov)
             for f, v in other.fps.items():
                 if v.strong or prefix == _WEAK:
-                    self.index.put(prefix + f, IndexEntry(c.cid, ts))
+                    self.index.put(prefix + f, IndexEntry(c.cid, ts), prov)
         return c
 
-    def _join(self, kind: str, mine: ClusterState | None, link: Link, prefix: str,
-              ts: int) -> tuple[ClusterState, str]:
+    def _join(self, kind: str, mine: ClusterState | None, link: Link, prefix: str, ts: int,
+              prov: Provenance) -> tuple[ClusterState, str]:
         """The `kind` cluster a link joins: the account's own, its anchor's and the value's merged (those of
         that kind), or a new one; and the index key of the value."""
         found = {mine.cid: mine} if mine is not None else {}
@@ -102,24 +102,25 @@ class ClusterStage(Stage):
             c = self._cluster_of(key, ts)
             if c is not None and c.kind == kind:
                 found[c.cid] = c
-        c = self._merge(found, ts)
+        c = self._merge(found, ts, prov)
         if c is None:
             c = ClusterState(stable_id("cl" if kind == COMMUNITY else "cr", link.fp, link.anchor), ts, kind)
         return c, prefix + link.fp
 
-    def _leave(self, ring: ClusterState, acct: str, ts: int) -> None:
+    def _leave(self, ring: ClusterState, acct: str, ts: int, prov: Provenance) -> None:
         ring.remove(acct)
         if ring.members:
             ring.last_ms = max(ring.last_ms, ts)
-            self.clusters.put(ring.cid, ring)
+            self.clusters.put(ring.cid, ring, prov)
         else:
-            self.clusters.delete(ring.cid)
+            self.clusters.delete(ring.cid, prov)
 
-    def process(self, link: Link, out: Output) -> None:
+    def process(self, link: Link, out: Output, prov: Provenance = NO_PROVENANCE) -> None:
+        """`prov`: the link's provenance, for the state it writes."""
         rules = self.rules
         ts = link.ts_ms
         if self._tick(ts):
-            self.sweep()
+            self.sweep(prov)
         self._sync_feedback()
         s = link.summary
         acct = s.account_id
@@ -129,14 +130,14 @@ class ClusterStage(Stage):
         if link.strong:
             # a strong value joins communities: the account's, its anchor's and the value's
             if mine is not None and mine.kind == RING:
-                self._leave(mine, acct, ts)  # tied to one operator now: it leaves its ring
+                self._leave(mine, acct, ts, prov)  # tied to one operator now: it leaves its ring
                 mine = None
-            c, index_key = self._join(COMMUNITY, mine, link, _STRONG, ts)
+            c, index_key = self._join(COMMUNITY, mine, link, _STRONG, ts, prov)
         elif mine is not None and mine.kind == COMMUNITY:
             # a weak value is evidence about the account's community, never a reason to join another
             c, index_key = mine, ""
         else:
-            c, index_key = self._join(RING, mine, link, _WEAK, ts)
+            c, index_key = self._join(RING, mine, link, _WEAK, ts, prov)
         c.last_ms = max(c.last_ms, ts)
         # the member's own evidence before this link, which only a live decision's pass below reads
         # (nothing between here and there makes a decision live without deciding)
@@ -147,9 +148,9 @@ class ClusterStage(Stage):
         c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
                   link.strong)
-        self.index.put(_ACCOUNT + acct, IndexEntry(c.cid, ts))
+        self.index.put(_ACCOUNT + acct, IndexEntry(c.cid, ts), prov)
         if index_key:
-            self.index.put(index_key, IndexEntry(c.cid, ts))
+            self.index.put(index_key, IndexEntry(c.cid, ts), prov)
         m = c.members.get(acct)
         if m is not None and m.dec_until > ts and (
                 self.allow.allows("account", acct, ts) or self.allow.allows("org", m.org, ts)):
@@ -167,7 +168,7 @@ class ClusterStage(Stage):
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
             else:
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow, only=acct))
-        self.clusters.put(c.cid, c)
+        self.clusters.put(c.cid, c, prov)
 
     def _assess(self, c: ClusterState, ts: int, out: Output) -> bool:
         """Cluster signals -> alert and a new live decision (policy's `decide`, when the attribution gate
@@ -204,10 +205,10 @@ class ClusterStage(Stage):
         """The live false-positive verdict on this cluster, if any: it is not decided, nor reaches anyone."""
         return self.feedback.suppressed(c.cid, ts) if self.feedback else None
 
-    def apply_verdict(self, v: feedback.Verdict, out: Output) -> str | None:
+    def apply_verdict(self, v: feedback.Verdict, out: Output, prov: Provenance = NO_PROVENANCE) -> str | None:
         """Apply a verdict on an account or a cluster at its time: its lifts, alerts and decisions go to `out`,
         its record to `verdicts` and to the shared registry. A verdict id applied before is not applied again.
-        Returns why it cannot be applied (an unknown cluster), else None."""
+        Returns why it cannot be applied (an unknown cluster), else None. `prov`: the verdict's provenance."""
         if self.feedback is None:
             self.use_feedback(feedback.FeedbackState())
         fb = self.feedback
@@ -229,9 +230,9 @@ class ClusterStage(Stage):
         else:
             return f"a verdict on a {v.scope} must be resolved to its account or cluster first"
         if c is not None:
-            self.clusters.put(c.cid, c)
+            self.clusters.put(c.cid, c, prov)
         rec = done.record
-        self.verdicts.put(v.verdict_id, rec)
+        self.verdicts.put(v.verdict_id, rec, prov)
         fb.put(rec)
         self._sync_feedback()
         out.alerts += done.alerts

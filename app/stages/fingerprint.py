@@ -8,7 +8,7 @@ from app.detect.fingerprint import observe as fp_observe
 from app.detect.messages import Observation
 from app.rules.model import Rules
 from app.stages.base import Output, Stage
-from app.state.store import DictStore, StateStore
+from app.state.store import NO_PROVENANCE, DictStore, Provenance, StateStore
 
 
 class FingerprintStage(Stage):
@@ -16,16 +16,17 @@ class FingerprintStage(Stage):
         super().__init__(rules)
         self.store = store if store is not None else DictStore("fingerprints")
 
-    def sweep(self) -> int:
+    def sweep(self, prov: Provenance = NO_PROVENANCE) -> int:
         b = self.rules.fingerprint
-        return self.store.sweep(self.watermark_ms, b.ttl_ms, b.max_keys)
+        return self.store.sweep(self.watermark_ms, b.ttl_ms, b.max_keys, prov)
 
-    def process(self, obs: Observation, out: Output) -> None:
+    def process(self, obs: Observation, out: Output, prov: Provenance = NO_PROVENANCE) -> None:
+        """`prov`: the observation's provenance, for the state it writes."""
         if self._tick(obs.ts_ms):
-            self.sweep()
+            self.sweep(prov)
         key = obs.key
         st = self.store.get(key)
         if st is None or obs.ts_ms - st.last_ms > self.rules.fingerprint.ttl_ms:
             st = FpState(obs.ts_ms)
         out.links.extend(fp_observe(st, obs, self.rules))
-        self.store.put(key, st)
+        self.store.put(key, st, prov)

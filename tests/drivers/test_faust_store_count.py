@@ -10,6 +10,7 @@ import orjson
 import rocksdict
 
 from app.drivers.faust_store import FaustStore, _KeyCounter
+from app.state.store import Provenance
 
 OFFSET_KEY = b"__faust\0offset__"
 
@@ -108,8 +109,8 @@ def test_a_sweep_pass_walks_a_slice_per_call_and_deletes_each_key_in_its_own_par
     p0 = _state_db(tmp_path, "s0", {"a1": 100, "a2": 5_000, "a3": 90, "a4": 4_000})
     p1 = _state_db(tmp_path, "s1", {"b1": 10, "b2": 6_000})
     store = FaustStore("accounts", _Table(_Data([p0, p1])), restore=lambda s: _Snap(s[0]))
-    store.event = SimpleNamespace(message=SimpleNamespace(partition=5))  # the input being processed
-    removed = [store.sweep(watermark_ms=3_000, ttl_ms=2_000, max_keys=10) for _ in range(3)]
+    running = Provenance(SimpleNamespace(message=SimpleNamespace(partition=5)), "r", 1)  # the input being processed
+    removed = [store.sweep(watermark_ms=3_000, ttl_ms=2_000, max_keys=10, prov=running) for _ in range(3)]
     # 8 entries (two offset keys, last in each database) at 3 a call: a1 a2 a3 | a4 offset b1 | b2 offset;
     # the idle ones are a1, a3 and b1
     assert removed == [2, 1, 0]

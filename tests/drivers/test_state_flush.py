@@ -14,6 +14,7 @@ from app.drivers.faust_store import FaustStore
 from app.drivers.worker import Worker, _StageCtx
 from app.rules.load import load_rules
 from app.settings import DEFAULT_RULES, Settings
+from app.state.store import Provenance
 
 
 class _Stream:
@@ -167,16 +168,15 @@ class _Obj:
         return cls(s[0])
 
 
-def _at(store: FaustStore, offset: int, partition: int = 0) -> None:
-    store.event = SimpleNamespace(message=SimpleNamespace(partition=partition))
-    store.source, store.position = "r", offset
+def _at(offset: int, partition: int = 0) -> Provenance:
+    """The provenance of the input at `offset` of source "r"."""
+    return Provenance(SimpleNamespace(message=SimpleNamespace(partition=partition)), "r", offset)
 
 
 def test_a_key_changed_by_many_inputs_is_serialised_once_with_its_latest_position():
     store = FaustStore("t", _Table(), _Obj.restore, cache_max=8)
     for off in range(5):  # five batches, no flush between them
-        _at(store, off)
-        store.put("hot", _Obj(off))
+        store.put("hot", _Obj(off), _at(off))
     d = store.detach()
     [(_, writes)] = d.groups
     assert [(k, orjson.loads(raw)) for k, raw in writes] == [("hot", {"p": {"r": 4}, "s": [4]})]
@@ -186,18 +186,15 @@ def test_positions_of_held_keys_survive_the_cache_letting_them_go():
     """Dirty and detached keys keep their applied positions even when the bounded cache drops them (or a
     rebalance clears it): a re-delivered input they already applied must still be skipped."""
     store = FaustStore("t", _Table(), _Obj.restore, cache_max=8)
-    _at(store, 7)
-    store.put("k", _Obj(1))
+    store.put("k", _Obj(1), _at(7))
     for i in range(20):  # pushes "k" out of the cache (and its positions out of the cache's map)
-        _at(store, 100 + i)
-        store.put(f"other{i}", _Obj(i))
+        store.put(f"other{i}", _Obj(i), _at(100 + i))
     assert "k" not in store._cache
     assert store.applied("k", "r") == 7
     store.detach()
     store.clear_cache()
     assert store.applied("k", "r") == 7  # detached, not written yet: still known
-    _at(store, 8)
-    store.put("k", store.get("k"))
+    store.put("k", store.get("k"), _at(8))
     [(_, writes)] = [g for g in store.detach().groups]
     assert dict((k, orjson.loads(raw)["p"]) for k, raw in writes)["k"] == {"r": 8}
 
