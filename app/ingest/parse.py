@@ -107,6 +107,8 @@ def parse_ts(value: Any, field: str) -> int:
         raise BadField("wrong_type", f"{field}: expected RFC 3339 string or epoch milliseconds, got bool")
     if isinstance(value, int):
         return value
+    if isinstance(value, float) and value.is_integer():  # JSON Schema: 1.7e12 is an integer
+        return int(value)
     if isinstance(value, str):
         if len(value) < 20 or len(value) > 40 or value[10] not in "Tt":
             raise BadField("bad_timestamp", f"{field}: not an RFC 3339 date-time: {value[:40]!r}")
@@ -179,6 +181,8 @@ def _check(kind: str, arg: Any, value: Any, field: str) -> Any:
             raise BadField("bad_value", f"{field}: longer than {arg} characters")
         return value
     if kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema's integer: a number without a fractional part (1.0 is one)
         if not isinstance(value, int) or isinstance(value, bool):
             raise BadField("wrong_type", f"{field}: expected integer, got {type(value).__name__}")
         lo, hi = arg

@@ -83,3 +83,12 @@ def test_rejection_keeps_event_id_when_known():
 def test_null_optional_fields_count_as_absent():
     ev = parse_record(line(event(org_id=None, client={"ip": None, "ja4": None}, request=None)), NOW)
     assert not isinstance(ev, Rejection) and ev.org_id is None and ev.ip is None
+
+
+def test_a_number_without_a_fractional_part_is_an_integer_as_in_the_schema():
+    ev = parse_record(line({**event(request={"tools": 3.0, "input_tokens": 12.0}), "ts": float(T0 + 5)}), NOW)
+    assert not isinstance(ev, Rejection)
+    assert (ev.ts_ms, ev.tools, ev.input_tokens) == (T0 + 5, 3, 12)
+    assert all(type(v) is int for v in (ev.ts_ms, ev.tools, ev.input_tokens))
+    bad = parse_record(line(event(request={"tools": 2.5})), NOW)
+    assert isinstance(bad, Rejection) and bad.code == "wrong_type"
