@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush
 
 from app.detect.hits import Hit, at_least
-from app.detect.messages import OWN_CONTENT, OWN_NETWORK, OWN_PAYMENT, Summary
+from app.detect.messages import OWN_CONTENT, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, Summary
 
 COMMUNITY, RING = "community", "ring"
 # how a member is tied to its cluster: one bit per kind of value it was linked through
@@ -38,8 +38,8 @@ def tie_scope(fp: str, strong: bool) -> str:
 class Member:
     """What a cluster keeps of one member: figures from its latest summary, how it is tied, and the
     decision the cluster last carried to it."""
-    __slots__ = ("block", "dec_level", "dec_until", "first_ms", "flagged", "n", "org", "own", "payment", "pivot",
-                 "risky", "seen_ms", "strong", "ties", "young")
+    __slots__ = ("block", "dec_level", "dec_until", "first_ms", "flagged", "harvest", "n", "org", "own", "payment",
+                 "pivot", "risky", "seen_ms", "strong", "ties", "young")
 
     def __init__(self, s: Summary, ties: int, ts_ms: int = 0) -> None:
         self.first_ms = s.first_ms
@@ -53,6 +53,7 @@ class Member:
         self.ties = ties
         self.seen_ms = ts_ms          # event time of the summary its own evidence and pivot flag are from
         self.payment = False          # a throwaway holder of a card shared by risky orgs (kept)
+        self.harvest = False          # a risky sender of a flagged request on a harvest template (kept)
         self.block = s.hosting_block  # the hosting IP block of its latest summary (0: none)
         self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
         self.dec_until = 0            # until when the cluster's decision reached it
@@ -65,23 +66,24 @@ class Member:
     @property
     def evidence(self) -> int:
         """Its own abuse evidence: the account stage's bits, and the payment ring the cluster sees."""
-        return self.own | (OWN_PAYMENT if self.payment else 0)
+        return self.own | (OWN_PAYMENT if self.payment else 0) | (OWN_HARVEST if self.harvest else 0)
 
     def figures(self) -> tuple:
         """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
         return (self.first_ms, self.young, self.risky, self.n, self.flagged, self.own, self.pivot, self.block,
-                self.payment, self.ties)
+                self.payment, self.ties, self.harvest)
 
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
-                int(self.payment), self.block]
+                int(self.payment), self.block] + ([1] if self.harvest else [])
 
     @classmethod
     def restore(cls, s: list) -> Member:
         m = cls.__new__(cls)
         (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
-         m.dec_level, m.seen_ms, payment, m.block) = s
+         m.dec_level, m.seen_ms, payment, m.block) = s[:15]
+        m.harvest = len(s) > 15 and bool(s[15])
         m.young, m.risky, m.pivot, m.payment = bool(young), bool(risky), bool(pivot), bool(payment)
         return m
 
@@ -333,19 +335,21 @@ class ClusterState:
 
     # -- membership -----------------------------------------------------------------------------------
     def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "", ts_ms: int = 0,
-            payment_ring: bool = False) -> bool:
+            payment_ring: bool = False, harvest: bool = False) -> bool:
         """Add or refresh a member tied through `tie` (a SCOPE_BITS name), remembering `strong_value` when
         the tie is strong; True when it is new to the cluster. `ts_ms`: the event time of the summary. Its
         own evidence and pivot flag come and go, so they are taken only from a summary at least as recent
         as the last one (links of one account reach this stage through several partitions, in any order),
         and never from a stub (n == 0: a member a fingerprint knew only by its last observation).
-        `payment_ring`: the link says it pays with a card risky orgs share and it is a throwaway account."""
+        `payment_ring`: the link says it pays with a card risky orgs share and it is a throwaway account;
+        `harvest`: that it is a risky account with a flagged request on a harvest template (both kept)."""
         m = self.members.get(s.account_id)
         bit = SCOPE_BITS.get(tie, 0)
         if m is None:
             self.rev += 1
             m = self.members[s.account_id] = Member(s, bit, ts_ms)
             m.payment = payment_ring
+            m.harvest = harvest
             if strong_value:
                 m.strong.append(strong_value)
             heappush(self._oldest, (s.first_ms, s.account_id))
@@ -369,6 +373,7 @@ class ClusterState:
         if s.n and ts_ms >= m.seen_ms:
             m.own, m.pivot, m.seen_ms, m.block = s.own, s.pivot, ts_ms, s.hosting_block
         m.payment = m.payment or payment_ring
+        m.harvest = m.harvest or harvest
         m.ties |= bit
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
@@ -473,6 +478,7 @@ class ClusterState:
                 if m.seen_ms > mine.seen_ms:
                     mine.own, mine.pivot, mine.seen_ms, mine.block = m.own, m.pivot, m.seen_ms, m.block
                 mine.payment = mine.payment or m.payment
+                mine.harvest = mine.harvest or m.harvest
                 mine.young = mine.young or m.young
                 mine.risky = mine.risky or m.risky
                 mine.ties |= m.ties

@@ -26,7 +26,7 @@ from itertools import islice
 from operator import attrgetter
 
 from app.detect.messages import Link, Observation, Summary
-from app.rules.model import CampaignPrompt, Rules
+from app.rules.model import CampaignPrompt, HarvestTemplate, Rules
 
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 
@@ -34,10 +34,10 @@ STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
-    __slots__ = ("eligible", "last_ms", "level", "linkable", "org", "own", "risky", "throwaway", "young")
+    __slots__ = ("eligible", "hit", "last_ms", "level", "linkable", "org", "own", "risky", "throwaway", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
-                 eligible: int, throwaway: int) -> None:
+                 eligible: int, throwaway: int, hit: int = 0) -> None:
         self.last_ms = last_ms        # event time it was last seen on this value
         self.org = org                # "" when none
         self.linkable = linkable      # the value may link it
@@ -47,19 +47,21 @@ class FpMember:
         self.own = own                # own-evidence bits (OWN_*)
         self.eligible = eligible      # new or unverified (Summary.eligible)
         self.throwaway = throwaway
+        self.hit = hit                # it sent a flagged request on this value (kept)
 
     def snapshot(self) -> list:
-        """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it."""
+        """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit` only
+        when set (nine fields otherwise, as before it existed)."""
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
-                self.throwaway]
+                self.throwaway] + ([1] if self.hit else [])
 
 
 _last_of = attrgetter("last_ms")
 
 
 class FpState:
-    __slots__ = ("anchor", "distinct", "established", "first_ms", "last_ms", "linking", "members", "popular",
-                 "strong")
+    __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "hits", "last_ms", "linking", "members",
+                 "popular", "strong")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -71,20 +73,25 @@ class FpState:
         self.popular = False
         self.strong = False                  # links as a strong value (its links join clusters)
         self.anchor: str | None = None
+        self.hits = 0                        # kept members with a flagged request on it
+        self.harvest = False                 # judged a harvest template (kept while the value lives)
 
     def snapshot(self) -> list:
+        # the harvest verdict only when set: a value without one stores exactly as before it existed
         return [3, self.first_ms, self.last_ms, self.distinct, self.established,
                 {a: m.snapshot() for a, m in self.members.items()}, int(self.linking), int(self.popular), self.anchor,
-                int(self.strong)]
+                int(self.strong)] + ([1] if self.harvest else [])
 
     @classmethod
     def restore(cls, s: list) -> FpState:
         if not s or s[0] != 3:
             raise ValueError(f"unknown fingerprint state version {s[:1]!r}")
         f = cls.__new__(cls)
-        _, f.first_ms, f.last_ms, f.distinct, f.established, members, linking, popular, f.anchor, strong = s
+        f.first_ms, f.last_ms, f.distinct, f.established, members, linking, popular, f.anchor, strong = s[1:10]
         f.members = {a: FpMember(*m) for a, m in members.items()}
         f.linking, f.popular, f.strong = bool(linking), bool(popular), bool(strong)
+        f.harvest = len(s) > 10 and bool(s[10])
+        f.hits = sum(m.hit for m in f.members.values())
         return f
 
     def orgs(self, risky_only: bool = False) -> int:
@@ -111,7 +118,9 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
     """The verdict `observe` applies to a value, as (code, figure, threshold, detail):
     FP_POPULAR_ACCOUNTS or FP_POPULAR_ESTABLISHED (links nothing), FP_CAMPAIGN_PROMPT (a system prompt
     whose users look like a campaign: linkable past `popular_accounts`, established members included),
-    FP_RARE (linkable by count: new/unverified members only, or everyone for a payment method/device)."""
+    FP_HARVEST_TEMPLATE (a prompt template whose users' requests on it are mostly flagged, its users mostly
+    new: links its risky users with a flagged request on it), FP_RARE (linkable by count: new/unverified
+    members with evidence of their own only, or everyone for a payment method/device)."""
     fr = rules.fingerprints
     cp = fr.campaign_prompt
     young = fp.distinct - fp.established
@@ -127,7 +136,20 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
     if fp.distinct > fr.popular_accounts:
         return ("FP_POPULAR_ACCOUNTS", fp.distinct, fr.popular_accounts,
                 f"{fp.distinct} accounts use it (> popular_accounts {fr.popular_accounts})")
+    if fp.harvest:
+        return ("FP_HARVEST_TEMPLATE", fp.hits, len(fp.members),
+                f"a harvest template: {fp.hits} of the {len(fp.members)} accounts kept sent a flagged request on "
+                f"it, {young} of {fp.distinct} new or unverified; links its new, disposable or KYC-less users with "
+                "a flagged request on it")
     return ("FP_RARE", fp.distinct, fr.popular_accounts, f"{fp.distinct} accounts, {young} new or unverified")
+
+
+def _harvest_like(fp: FpState, ht: HarvestTemplate) -> bool:
+    """A prompt template most of whose users sent flagged requests on it, most of them new or unverified,
+    from `ht.min_accounts` orgs or more (`fingerprints.harvest_template`)."""
+    n = len(fp.members)
+    return (n >= ht.min_accounts and fp.hits >= ht.min_hit_share * n
+            and fp.distinct - fp.established >= ht.min_young_share * fp.distinct and fp.orgs() >= ht.min_accounts)
 
 
 def _campaign_like(fp: FpState, cp: CampaignPrompt) -> bool:
@@ -184,17 +206,22 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.distinct += 1
         if not eligible:
             fp.established += 1
-        m = FpMember(ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible), int(s.throwaway))
+        m = FpMember(ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible), int(s.throwaway),
+                     int(obs.hit))
         members[s.account_id] = m
+        fp.hits += obs.hit
         if len(members) > bounds.max_members:
             oldest = _oldest(members)
-            del members[oldest]
+            fp.hits -= members.pop(oldest).hit
             if oldest == fp.anchor:
                 fp.anchor = None
     else:
         m.last_ms = max(m.last_ms, ts)
         m.risky, m.young, m.own, m.eligible, m.throwaway = (int(s.risky), int(s.young), s.own, int(s.eligible),
                                                             int(s.throwaway))
+        if obs.hit and not m.hit:
+            m.hit = 1
+            fp.hits += 1
     # popular while mostly established accounts use it (a common SDK, an IDE's system prompt); a value
     # that a campaign's aged accounts share with its new ones stays linkable
     fr = rules.fingerprints
@@ -208,6 +235,17 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     # ... and ties everyone on it, its established members too, like a payment method or a device
     everyone = camp and cp.link_established
     strong = strong_scope or camp
+    # a prompt template whose users' requests on it are mostly flagged, its users mostly new: a harvest
+    # prompt, through which a risky user with a flagged request on it is linkable (kept once judged so)
+    ht = fr.harvest_template
+    if (ht is not None and not fp.harvest and not strong and obs.scope == "template"
+            and not obs.value.startswith("sys:") and _harvest_like(fp, ht)):
+        fp.harvest = True
+        fp.linking = False
+        for r in members.values():
+            r.level = -1
+            r.linkable = int(bool(r.risky) and bool(r.own or r.hit))
+    harvest = fp.harvest
     if strong != fp.strong:
         # the value changed kind (a system prompt turned campaign-like): every member is linked again as
         # what the value is now
@@ -216,7 +254,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         for r in members.values():
             r.level = -1
             r.linkable = int(strong_scope or everyone or (bool(r.eligible) and camp) or (bool(r.risky) and bool(r.own)))
-    m.linkable = int(strong_scope or everyone or (s.eligible and camp) or (s.risky and bool(s.own)))
+    m.linkable = int(strong_scope or everyone or (s.eligible and camp)
+                     or (s.risky and (bool(s.own) or (harvest and bool(m.hit)))))
     # the linkable list, the org count and the links are built only when this call can use them: most
     # observations of a linking value come from a member already linked at its current level
     linkable = None
@@ -246,13 +285,14 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
                 if n_org < 0:
                     n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
                 links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org, strong,
-                                  n_risky))
+                                  n_risky, harvest and bool(r.hit) and bool(r.risky)))
     level = s.level
     if link_due(level, m.level, ts, prev_ms, s.first_ms, refresh_ms(rules)):
         m.level = level
         if n_org < 0:
             n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
-        links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky))
+        links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky,
+                          harvest and bool(m.hit) and s.risky))
     return links
 
 

@@ -12,8 +12,12 @@ OWN_CONTENT, OWN_NETWORK, OWN_VOLUME, OWN_OTHER = 1, 2, 4, 8
 # set by the cluster stage: a throwaway account (disposable email or no KYC) paying with a card that new,
 # disposable or KYC-less accounts of other orgs pay with too (policy.attribution.payment_ring)
 OWN_PAYMENT = 16
+# set by the cluster stage from the fingerprint stage's verdict: a new, disposable or KYC-less account sent a
+# flagged request on a prompt template whose users' requests on it are mostly flagged and whose users are
+# mostly new or unverified (fingerprints.harvest_template): a campaign's paraphrased harvest prompt
+OWN_HARVEST = 32
 OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume", OWN_OTHER: "behaviour",
-             OWN_PAYMENT: "payment ring"}
+             OWN_PAYMENT: "payment ring", OWN_HARVEST: "harvest template"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,21 +77,23 @@ class Observation:
     ts_ms: int
     event_id: str
     summary: Summary
+    hit: bool = False  # the request that carried this report was content-flagged
 
     @property
     def key(self) -> str:
         return f"{self.scope}:{self.value}"
 
     def wire(self) -> list:
-        return [self.scope, self.value, self.ts_ms, self.event_id, self.summary.wire()]
+        return [self.scope, self.value, self.ts_ms, self.event_id, self.summary.wire(), int(self.hit)]
 
     def wire_ref(self, ref: int) -> list:
         """`wire` with the summary replaced by its index in a table the bundle carries once."""
-        return [self.scope, self.value, self.ts_ms, self.event_id, ref]
+        return [self.scope, self.value, self.ts_ms, self.event_id, ref, int(self.hit)]
 
     @classmethod
     def unwire_ref(cls, w: list, summaries: list[Summary]) -> Observation:
-        return cls(w[0], w[1], w[2], w[3], summaries[w[4]])
+        # a record from before `hit` (five fields) was not flagged as far as anyone knows
+        return cls(w[0], w[1], w[2], w[3], summaries[w[4]], len(w) > 5 and bool(w[5]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +102,8 @@ class Link:
     member). `strong`: the value ties its holders to one operator (a payment method, a device, a campaign's
     harness system prompt) and joins their clusters; a weak value (an IP block, a JA4, a prompt template)
     links only accounts with abuse evidence of their own and never joins two clusters.
-    `fp_risky_orgs`: orgs behind the value among its risky (new, disposable, KYC-less) holders."""
+    `fp_risky_orgs`: orgs behind the value among its risky (new, disposable, KYC-less) holders.
+    `harvest`: the member sent a flagged request on this value, a harvest template (`OWN_HARVEST`)."""
     fp: str
     ts_ms: int
     event_id: str
@@ -106,15 +113,16 @@ class Link:
     fp_orgs: int
     strong: bool = False
     fp_risky_orgs: int = 0
+    harvest: bool = False
 
     def wire(self) -> list:
         return [self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor, self.fp_accounts,
-                self.fp_orgs, int(self.strong), self.fp_risky_orgs]
+                self.fp_orgs, int(self.strong), self.fp_risky_orgs, int(self.harvest)]
 
     def wire_ref(self, ref: int) -> list:
         return [self.fp, self.ts_ms, self.event_id, ref, self.anchor, self.fp_accounts, self.fp_orgs,
-                int(self.strong), self.fp_risky_orgs]
+                int(self.strong), self.fp_risky_orgs, int(self.harvest)]
 
     @classmethod
     def unwire_ref(cls, w: list, summaries: list[Summary]) -> Link:
-        return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6], bool(w[7]), w[8])
+        return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6], bool(w[7]), w[8], len(w) > 9 and bool(w[9]))

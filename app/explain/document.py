@@ -127,6 +127,9 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
         everyone, who = True, "every account behind it (a payment method or device links whoever holds it)"
     elif code == "FP_CAMPAIGN_PROMPT" and cp is not None and cp.link_established:
         everyone, who = True, f"every account behind it ({detail})"
+    elif code == "FP_HARVEST_TEMPLATE":
+        everyone, who = False, (f"the new, disposable or KYC-less accounts behind it with abuse evidence of their own "
+                                f"or a flagged request on it ({detail}; a weak value: it never joins two clusters)")
     else:
         everyone, who = False, ("the new, disposable or KYC-less accounts behind it with abuse evidence of their own "
                                 "(a weak value: it never joins two clusters)")

@@ -6,7 +6,8 @@ it keeps in a cluster alone.
 - a cluster is decided only with `cluster_min_own_members` members with own evidence, and only when at
   least `cluster_min_risky_share` of its members are risky (new, disposable email, no KYC);
 - a member with own evidence and a strong tie (payment method, device, harness prompt) gets the
-  cluster's decision, up to `own_strong_max_action`; tied by weak values only (a ring), up to
+  cluster's decision, up to `own_strong_max_action`; tied by weak values only (a ring), or with no own
+  evidence but a flagged request on a harvest template (`fingerprints.harvest_template`), up to
   `own_weak_max_action`;
 - a member without own evidence is reached only when a strong value it holds is also held by a member
   with own evidence (*association*), at most `association_max_action`
@@ -22,7 +23,15 @@ from dataclasses import dataclass
 from app.allowlist import Allowlist
 from app.detect.cluster import ClusterState, Live, Member
 from app.detect.hits import Hit
-from app.detect.messages import OWN_CONTENT, OWN_NAMES, OWN_NETWORK, OWN_OTHER, OWN_PAYMENT, OWN_VOLUME
+from app.detect.messages import (
+    OWN_CONTENT,
+    OWN_HARVEST,
+    OWN_NAMES,
+    OWN_NETWORK,
+    OWN_OTHER,
+    OWN_PAYMENT,
+    OWN_VOLUME,
+)
 from app.emit.records import Decision, Reason, stable_id
 from app.policy.decide import LEVELS
 from app.rules.load import KNOWN_SIGNALS
@@ -201,9 +210,13 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
                    "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that new, "
                    "disposable or KYC-less accounts of other orgs pay with")
     if own:
-        if m.strongly_tied:
+        if m.strongly_tied and own & ~OWN_HARVEST:
             return Tie("own_strong", at.own_strong_max_action, "OWN_EVIDENCE",
                        f"own evidence ({own_text(own)}) and a strong tie to the cluster")
+        if m.strongly_tied:
+            return Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
+                       "own evidence only a flagged request on a harvest template: acted on as a ring member, "
+                       "whatever its strong ties")
         return Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
                    f"own evidence ({own_text(own)}), tied to the cluster by shared infrastructure or "
                    "templates only")
@@ -427,7 +440,7 @@ def tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
     if evidence == OWN_PAYMENT:
         return at.association_max_action if at.association_max_action != "none" else None
     if evidence:
-        return at.own_strong_max_action if m.strongly_tied else at.own_weak_max_action
+        return at.own_strong_max_action if m.strongly_tied and evidence & ~OWN_HARVEST else at.own_weak_max_action
     cap = at.association_max_action if m.risky else at.established_association_max_action
     return None if cap == "none" else cap
 

@@ -19,6 +19,7 @@ from app.rules.model import (
     Attribution,
     CampaignPrompt,
     FingerprintRules,
+    HarvestTemplate,
     Policy,
     Rules,
     Signal,
@@ -151,6 +152,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             unverified_kyc=frozenset(fp.get("unverified_kyc", ["none", "email"])),
             abused_channels=frozenset(fp.get("abused_channels", [])),
             campaign_prompt=_campaign_prompt(fp.get("campaign_prompt"), int(fp["popular_accounts"]), source),
+            harvest_template=_harvest_template(fp.get("harvest_template"), source),
             refresh_ms=int(float(fp.get("refresh_s", 0)) * 1000),
         ),
         policy=policy,
@@ -206,6 +208,20 @@ def _campaign_prompt(cp: dict[str, Any] | None, popular_accounts: int, source: s
                          f"needs min_accounts <= popular_accounts ({popular_accounts}) < max_accounts")
     if out.min_young_share <= 0.5:
         raise RulesError(source, "fingerprints.campaign_prompt.min_young_share",
+                         "must be above 0.5: a value half or more established accounts use is popular")
+    return out
+
+
+def _harvest_template(ht: dict[str, Any] | None, source: str) -> HarvestTemplate | None:
+    if ht is None or int(ht["min_accounts"]) == 0:
+        return None
+    out = HarvestTemplate(min_accounts=int(ht["min_accounts"]), min_hit_share=float(ht["min_hit_share"]),
+                          min_young_share=float(ht["min_young_share"]))
+    if out.min_accounts < 2:
+        raise RulesError(source, "fingerprints.harvest_template.min_accounts",
+                         "must be 0 (off) or at least 2: one account's prompts are its own evidence already")
+    if out.min_young_share <= 0.5:
+        raise RulesError(source, "fingerprints.harvest_template.min_young_share",
                          "must be above 0.5: a value half or more established accounts use is popular")
     return out
 

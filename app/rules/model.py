@@ -97,6 +97,16 @@ class CampaignPrompt:
 
 
 @dataclass(frozen=True, slots=True)
+class HarvestTemplate:
+    """When a prompt template (a MinHash band key) is a campaign's harvest prompt: its users' requests on it
+    are mostly flagged content and its users are mostly new or unverified. A new, disposable or KYC-less
+    account with a flagged request on it is linkable through it, with that request as its own evidence."""
+    min_accounts: int           # distinct accounts of as many orgs, at least
+    min_hit_share: float        # share of its members whose requests on it were flagged, at least
+    min_young_share: float      # new/unverified share of its distinct accounts, at least
+
+
+@dataclass(frozen=True, slots=True)
 class FingerprintRules:
     scopes: tuple[str, ...]
     popular_accounts: int
@@ -105,6 +115,7 @@ class FingerprintRules:
     unverified_kyc: frozenset[str]
     abused_channels: frozenset[str]
     campaign_prompt: CampaignPrompt | None = None
+    harvest_template: HarvestTemplate | None = None
     # an account reports a fingerprint value it already reported at the same summary level at most once
     # per this many ms (0: every event reports every value); see AccountState.unreported
     refresh_ms: int = 0

@@ -112,4 +112,8 @@ class AccountStage(Stage):
             values += [("template", tk) for tk in cf.template_keys if tk[0] == "m"]
         values = st.unreported(values, summary.signature, ts, fr.refresh_ms)
         self.store.put(key, st, prov)
-        out.observations += [Observation(scope, value, ts, event_id, summary) for scope, value in values]
+        if values:
+            fm = rules.content_flag_min
+            flagged_now = cf.trace_elicit >= fm or cf.rubric_grading >= fm or cf.censor_rewrite >= fm
+            out.observations += [Observation(scope, value, ts, event_id, summary, flagged_now)
+                                 for scope, value in values]

@@ -145,7 +145,7 @@ class ClusterStage(Stage):
         own_before = (attribution.member_evidence(c, m_before, attribution.view(c, rules)) if m_before is not None
                       else -1)
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules)
-        c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring)
+        c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring, link.harvest)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
                   link.strong)
         self.index.put(_ACCOUNT + acct, IndexEntry(c.cid, ts), prov)
