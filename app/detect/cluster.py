@@ -148,7 +148,9 @@ class ClusterState:
     order of `fps`, for `cap_fps`. `rev` counts the changes of what `cluster_signals` and the
     attribution gate read (the members' `figures`, membership, the payment and infra values) except
     time, so that the stage assesses a cluster again only when it changed; `assessed` is the stage's
-    memo of that assessment and `viewed` attribution's of its view (none of the three is stored)."""
+    memo of that assessment and `viewed` attribution's of its view; `reached` is attribution's reach
+    index and `touched` the members whose record changed, or who came or went, since it last read them
+    (None: no index kept; none of these is stored)."""
     __slots__ = (
         "_counts",
         "_counts_w",
@@ -183,9 +185,11 @@ class ClusterState:
         "pol_level",
         "pol_offences",
         "pol_until_ms",
+        "reached",
         "rev",
         "risky",
         "sync",
+        "touched",
         "viewed",
         "young",
     )
@@ -230,6 +234,8 @@ class ClusterState:
         self.rev = 0
         self.assessed: object = None
         self.viewed: object = None
+        self.reached: object = None
+        self.touched: set[str] | None = None
 
     # -- derived indexes ------------------------------------------------------------------------------
     def _reindex(self) -> None:
@@ -241,6 +247,22 @@ class ClusterState:
         self.sync = -1
         self._tmpl = {k: None for k in self.fps if k.startswith("template:")}
         self._other = {k: None for k in self.fps if not k.startswith("template:")}
+        self.reached = self.touched = None
+
+    def touch(self, acct: str) -> None:
+        """Note for the reach index (`reached`) that member `acct`'s record changed, or that it came or
+        went. Kept only while there is an index; one not read for longer than its members' count of notes
+        (about twice) is dropped, so a cluster that is no longer decided keeps nothing."""
+        t = self.touched
+        if t is not None:
+            t.add(acct)
+            if len(t) > 2 * len(self.members) + 64:
+                self.reached = self.touched = None
+
+    def lift(self, acct: str, m: Member) -> None:
+        """Member `acct` (record `m`) no longer holds the decision the cluster carried to it."""
+        m.dec_until, m.dec_level = 0, -1
+        self.touch(acct)
 
     def _pop_oldest(self) -> Member:
         """Remove the member with the smallest (first_ms, account); its record."""
@@ -252,6 +274,7 @@ class ClusterState:
                 break
         del members[k]
         self._first_out(first)
+        self.touch(k)
         return m
 
     def _first_in(self, t: int) -> None:
@@ -355,6 +378,7 @@ class ClusterState:
             heappush(self._oldest, (s.first_ms, s.account_id))
             self._first_in(s.first_ms)
             self._count(m, 1)
+            self.touch(s.account_id)
             if len(self.members) > max_members:  # the oldest member makes room (maybe the new one)
                 self._evict_to(max_members)
             return True
@@ -377,9 +401,11 @@ class ClusterState:
         m.ties |= bit
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
+            self.touch(s.account_id)
         self._count(m, 1)
         if m.figures() != before:
             self.rev += 1
+            self.touch(s.account_id)
         return False
 
     def remove(self, acct: str) -> Member | None:
@@ -389,6 +415,7 @@ class ClusterState:
             self.rev += 1
             self._first_out(m.first_ms)
             self._count(m, -1)
+            self.touch(acct)
         return m
 
     def note_fp(self, key: str, accounts: int, orgs: int, risky_orgs: int, max_values: int, ts_ms: int = 0,

@@ -314,39 +314,25 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     decided cluster runs a pass (issue 18): the view, `live_now` and the flagged values are the same for
     every member of one pass (nothing a pass changes, a member's `dec_until`/`dec_level` or a value's
     `decided_until`, enters them), so they are made once, and only when needed; a member already holding
-    the live decision at its level is skipped before its tie is made (`_holds`); and the flagged values are
-    made only for a member without own evidence (`member_tie` reads them for no one else), on a `only`
-    pass only those among the member's own strong values (all `member_tie` looks up); a member without
-    own evidence and without a flagged strong value has the tie "none", whose cap None reaches nothing,
-    and a member holding the live decision at its tie's cap is skipped too (`_Pass.unreached`), both
-    before its tie is made."""
+    the live decision at its level is skipped before its tie is made (`_Pass.holds`), and so is one
+    without own evidence and without a flagged strong value (the tie "none", whose cap None reaches
+    nothing) and one holding the live decision at its tie's cap (`_Pass.capped`). A full pass walks only
+    the members its cluster's reach index (`_Index`) has not set aside as holding the live decision at
+    their level or cap; the index also keeps the flagged values."""
     live = c.live
     if live is None or ts_ms >= live.until_ms:
         return []
     p = _Pass(c, live, rules)
-    out: list[Decision] = []
     if only is not None:
         m = c.members.get(only)
-        if m is not None and not p.holds(m):
-            ev = member_evidence(c, m, p.view())
-            bad = _NONE if ev else p.flagged_among(m.strong)
-            if p.unreached(m, ev, bad):
-                return out
-            d = member_decision(c, only, m, member_tie(m, bad, rules, ev), ts_ms, rules, allow, late=True,
-                                now=p.now())
-            if d is not None:
-                out.append(d)
-        return out
+        d = p.visit(only, m, ts_ms, allow, True) if m is not None and not p.holds(m) else None
+        return [d] if d is not None else []
+    out: list[Decision] = []
     late = ts_ms != live.ts_ms
     cap = rules.policy.fanout_max_accounts
-    for acct, m in sorted(c.members.items()):
-        if p.holds(m):
-            continue
-        ev = member_evidence(c, m, p.view())
-        bad = _NONE if ev else p.flagged()
-        if p.unreached(m, ev, bad):
-            continue
-        d = member_decision(c, acct, m, member_tie(m, bad, rules, ev), ts_ms, rules, allow, late, now=p.now())
+    members = c.members
+    for acct in sorted(p.index().todo):
+        d = p.visit(acct, members[acct], ts_ms, allow, late)
         if d is not None:
             out.append(d)
             if len(out) >= cap:
@@ -358,14 +344,75 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
 _NONE: frozenset[str] = frozenset()
 
 
+class _Index:
+    """A cluster's reach index (`ClusterState.reached`), for the live decision, rules and view it was made
+    for: `todo`, the members a full pass must look at (every member but those a pass found holding the
+    live decision at their level or at their tie's cap), and `counts`, the flagged values (`flagged_values`)
+    with the number of members with own evidence holding each (`held`: the values each one's counts). A
+    member's record changes only through its cluster, which notes it in `touched`; a noted member is a
+    candidate again and its values are counted afresh. Another live decision makes every member a
+    candidate; other rules or another view (whether a member has own evidence, and so its tie's cap, are
+    read through it) make the index afresh. Exact while a member's tie cap is a function of its own record,
+    its evidence as the view sees it and the rules (`tie_cap`)."""
+    __slots__ = ("counts", "held", "live", "rules", "todo", "view")
+
+    def __init__(self, c: ClusterState, live: Live, rules: Rules, v: View) -> None:
+        self.live, self.rules, self.view = live, rules, v
+        self.todo = set(c.members)
+        self.counts: dict[str, int] = {}
+        self.held: dict[str, list[str]] = {}
+        for acct, m in c.members.items():
+            self._count(c, acct, m)
+
+    def _count(self, c: ClusterState, acct: str, m: Member) -> None:
+        if m.strong and member_evidence(c, m, self.view):
+            counts = self.counts
+            held = self.held[acct] = list(m.strong)
+            for val in held:
+                counts[val] = counts.get(val, 0) + 1
+
+    def read(self, c: ClusterState, touched: set[str]) -> None:
+        """Take in the members `touched` since the index last read them."""
+        members, counts, todo = c.members, self.counts, self.todo
+        for acct in touched:
+            for val in self.held.pop(acct, ()):
+                n = counts[val] - 1
+                if n:
+                    counts[val] = n
+                else:
+                    del counts[val]
+            m = members.get(acct)
+            if m is None:
+                todo.discard(acct)
+            else:
+                todo.add(acct)
+                self._count(c, acct, m)
+        touched.clear()
+
+
+def _index(c: ClusterState, live: Live, rules: Rules, v: View) -> _Index:
+    """The cluster's reach index for `live`, `rules` and `v`, up to date."""
+    idx, touched = c.reached, c.touched
+    if not isinstance(idx, _Index) or touched is None or idx.rules is not rules or idx.view != v:
+        idx = c.reached = _Index(c, live, rules, v)
+        c.touched = set()
+        return idx
+    if touched:
+        idx.read(c, touched)
+    if idx.live is not live:
+        idx.live, idx.todo = live, set(c.members)
+    return idx
+
+
 class _Pass:
     """What one `reach` pass shares across its members, each made on first use (see `reach`)."""
-    __slots__ = ("_bad", "_now", "_view", "c", "live", "rules")
+    __slots__ = ("_bad", "_idx", "_now", "_view", "c", "live", "rules")
 
     def __init__(self, c: ClusterState, live: Live, rules: Rules) -> None:
         self.c, self.live, self.rules = c, live, rules
         self._view: View | None = None
         self._now: tuple[str, str] | None = None
+        self._idx: _Index | None = None
         self._bad: set[str] | None = None
 
     def view(self) -> View:
@@ -379,28 +426,36 @@ class _Pass:
             self._now = live_now(self.live, self.rules)
         return self._now
 
+    def index(self) -> _Index:
+        if self._idx is None:
+            self._idx = _index(self.c, self.live, self.rules, self.view())
+        return self._idx
+
     def flagged(self) -> set[str]:
         """`flagged_values(c, rules)`."""
         if self._bad is None:
-            v = self.view()
-            c = self.c
-            self._bad = {val for m in c.members.values() if member_evidence(c, m, v) for val in m.strong}
+            self._bad = set(self.index().counts)
         return self._bad
 
-    def flagged_among(self, values: list[str]) -> set[str]:
-        """`flagged_values(c, rules) & set(values)`, scanning members only until all of `values` are found."""
-        if self._bad is not None or not values:
-            return self._bad if self._bad is not None else set()
-        want = set(values)
-        found: set[str] = set()
-        v = self.view()
-        c = self.c
-        for m in c.members.values():
-            if m.strong and not want.isdisjoint(m.strong) and member_evidence(c, m, v):
-                found.update(want.intersection(m.strong))
-                if len(found) == len(want):
-                    break
-        return found
+    def visit(self, acct: str, m: Member, ts_ms: int, allow: Allowlist, late: bool) -> Decision | None:
+        """`member_decision` for member `acct`; it leaves the index's candidates when it holds the live
+        decision at its level or cap (a decision made here gives it that)."""
+        todo = self.index().todo
+        if self.holds(m):
+            todo.discard(acct)
+            return None
+        ev = member_evidence(self.c, m, self.view())
+        bad = _NONE if ev else self.flagged()
+        if not ev and bad.isdisjoint(m.strong):
+            return None  # the tie "none": a candidate still, its strong values may be flagged later
+        if self.capped(m, ev):
+            todo.discard(acct)
+            return None
+        d = member_decision(self.c, acct, m, member_tie(m, bad, self.rules, ev), ts_ms, self.rules, allow, late,
+                            now=self.now())
+        if d is not None:
+            todo.discard(acct)
+        return d
 
     def holds(self, m: Member) -> bool:
         """Whether `m` already holds the live decision at the level `member_decision` would give it, whatever
@@ -415,13 +470,11 @@ class _Pass:
         now = self.now()
         return now is not None and m.dec_level >= LEVELS.index(now[0])
 
-    def unreached(self, m: Member, evidence: int, bad: set[str] | frozenset[str]) -> bool:
-        """Whether `member_decision` returns None for `m` before its allowlist check, from the cap alone
-        (`tie_cap`): the tie "none" (no own evidence and no flagged strong value), a cap None, or a member
-        holding the live decision until its end at min(live_now, cap) (a member capped at a challenge,
-        tied by association, a payment ring or a weak tie, holds it from the first pass on)."""
-        if not evidence and bad.isdisjoint(m.strong):
-            return True
+    def capped(self, m: Member, evidence: int) -> bool:
+        """Whether `member_decision` returns None for `m`, tied to the cluster's evidence (own evidence or a
+        flagged strong value), before its allowlist check, from the cap alone (`tie_cap`): a cap None, or a
+        member holding the live decision until its end at min(live_now, cap) (a member capped at a
+        challenge, tied by association, a payment ring or a weak tie, holds it from the first pass on)."""
         live, now = self.live, self.now()
         if now is None:
             return True  # the live action is no level

@@ -297,7 +297,7 @@ def apply_account(v: Verdict, c: ClusterState | None, rules: Rules, allowlisted:
     if v.verdict == FALSE_POSITIVE:
         decisions = [_lift(v, "account", acct, cid, rules)]
         if m is not None:
-            m.dec_until, m.dec_level = 0, -1
+            c.lift(acct, m)
             for key in m.strong:
                 val = c.fps.get(key)
                 scope, _, value = key.partition(":")
@@ -323,7 +323,7 @@ def apply_cluster(v: Verdict, c: ClusterState, rules: Rules, allow) -> Applied:
         decisions: list[Decision] = []
         for acct, m in sorted(c.members.items()):
             if m.dec_until > ts:
-                m.dec_until, m.dec_level = 0, -1
+                c.lift(acct, m)
                 decisions.append(_lift(v, "account", acct, c.cid, rules))
         for key, val in sorted(c.fps.items()):
             scope, _, value = key.partition(":")

@@ -155,7 +155,7 @@ class ClusterStage(Stage):
         if m is not None and m.dec_until > ts and (
                 self.allow.allows("account", acct, ts) or self.allow.allows("org", m.org, ts)):
             # allowlisted after a cluster decision reached it: that decision is lifted
-            m.dec_until, m.dec_level = 0, -1
+            c.lift(acct, m)
             out.decisions.append(attribution.lift_member(acct, ts, "ALLOWLISTED", rules, c.cid,
                                                          c.live.decision_id if c.live else c.cid))
         decided = self._assess(c, ts, out)

@@ -1,17 +1,31 @@
 """`attribution.reach` skips members before making their tie (issue 18): its `tie_cap` must be the cap
-`member_tie` gives, for every kind of tie and every setting of the caps."""
+`member_tie` gives, for every kind of tie and every setting of the caps; and its reach index must leave
+every pass's decisions as they are by the definition."""
 
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 import yaml
 
-from app.detect.cluster import Member
-from app.detect.messages import OWN_CONTENT, OWN_NETWORK, OWN_PAYMENT
-from app.policy.attribution import member_tie, tie_cap
+from app.allowlist import Allowlist
+from app.detect.cluster import ClusterState, Live, Member
+from app.detect.messages import OWN_CONTENT, OWN_NETWORK, OWN_PAYMENT, Summary
+from app.policy.attribution import (
+    flagged_values,
+    member_decision,
+    member_evidence,
+    member_tie,
+    reach,
+    tie_cap,
+    value_decisions,
+    view,
+)
+from app.policy.decide import LEVELS
 from app.rules.load import compile_rules
+from app.rules.model import AllowEntry
 from app.settings import DEFAULT_RULES
 
 CAPS = ("none", "throttle", "challenge", "block")
@@ -40,3 +54,88 @@ def test_tie_cap_is_member_ties_cap(assoc, established):
                                              (OWN_PAYMENT, OWN_CONTENT, OWN_NETWORK | OWN_PAYMENT, 0)):
         m = member(ties, risky, ["payment_fp:x"])
         assert tie_cap(m, ev, r) == member_tie(m, bad, r, ev).cap, (ties, risky, ev)
+
+
+def naive_reach(c: ClusterState, ts: int, rules, allow: Allowlist, only: str | None = None) -> list:
+    """`reach` by its definition: every member's tie made afresh, the flagged values from a scan."""
+    live = c.live
+    if live is None or ts >= live.until_ms:
+        return []
+    bad, v = flagged_values(c, rules), view(c, rules)
+    out = []
+    for acct, m in ([(only, c.members[only])] if only in c.members else []) if only else sorted(c.members.items()):
+        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v)), ts, rules, allow,
+                            late=only is not None or ts != live.ts_ms)
+        if d is not None:
+            out.append(d)
+            if only is None and len(out) >= rules.policy.fanout_max_accounts:
+                break
+    return out if only else out + value_decisions(c, bad, ts, rules, allow)
+
+
+def _summary(rng: random.Random, pool: int) -> Summary:
+    k = rng.randrange(pool)
+    return Summary(f"a{k:03d}", f"org-{k % 5}", rng.randrange(0, 50) * 1000, rng.random() < 0.5,
+                   rng.random() < 0.5, rng.randrange(1, 40), rng.randrange(0, 11), risky=rng.random() < 0.6,
+                   own=rng.choice((0, 0, 0, OWN_CONTENT, OWN_NETWORK, OWN_CONTENT | OWN_NETWORK)),
+                   hosting_block=rng.choice((0, 0, k % 3 + 1, k % 9 + 1)))
+
+
+def _again(m: Member, acct: str) -> Summary:
+    """A summary that changes nothing of member `m`'s figures."""
+    return Summary(acct, m.org, m.first_ms, m.young, False, m.n, m.flagged, m.pivot, m.risky, m.own, False, m.block)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_reach_with_its_index_is_reach_by_definition(seed):
+    """A cluster's reach index (the members a pass walks, the flagged values) gives exactly the decisions and
+    member records of passes that make every tie afresh, on random links (some changing only a member's
+    strong values), removals, merges, lifts, new live decisions, rules and allowlists, and passes between
+    them."""
+    rng = random.Random(seed)
+    rule_sets = [rules("challenge", "challenge", "block", "challenge"), rules("throttle", "none", "block", "block"),
+                 rules("challenge", "throttle", "challenge", "throttle")]
+    r = rule_sets[0]
+    allow = Allowlist(())
+    max_members, pool = rng.choice([(8, 16), (40, 60)])
+    c = ClusterState("c", 0)
+    ts, passes, views = 0, 0, set()
+    for step in range(800):
+        ts += rng.randrange(0, 3000)
+        x = rng.random()
+        if x < 0.3:
+            tie = rng.choice(("payment_fp", "device_id", "harness", "ip_prefix", "ja4", "template"))
+            strong = tie in ("payment_fp", "device_id", "harness")
+            fp = f"{'template:sys' if tie == 'harness' else tie}:v{rng.randrange(12)}"
+            c.add(_summary(rng, pool), max_members, tie, fp if strong else "", ts, strong and rng.random() < 0.1)
+        elif x < 0.4 and c.members:
+            acct = rng.choice(sorted(c.members))
+            m = c.members[acct]
+            c.add(_again(m, acct), max_members, "device_id", f"device_id:v{rng.randrange(12)}", max(ts, m.seen_ms))
+        elif x < 0.44 and c.members:
+            c.remove(rng.choice(sorted(c.members)))
+        elif x < 0.48 and c.members:
+            acct = rng.choice(sorted(c.members))
+            c.lift(acct, c.members[acct])
+        elif x < 0.5:
+            other = ClusterState("d", 0)
+            for _ in range(rng.randrange(1, 6)):
+                other.add(_summary(rng, pool * 2), max_members, "device_id", f"device_id:v{rng.randrange(12)}", ts)
+            c.absorb(other, max_members)
+        elif x < 0.54 or c.live is None:
+            c.live = Live(f"dc-{step}", rng.choice(LEVELS), rng.randrange(5, 600), ("CL_SIZE", "CL_CONTENT"),
+                          f"al-{step}", "enforce", ts)
+        elif x < 0.56:
+            r = rng.choice(rule_sets)
+        elif x < 0.58:
+            names = rng.sample(sorted(c.members), min(2, len(c.members)))
+            allow = Allowlist(tuple(AllowEntry("account", a) for a in names))
+        ref = ClusterState.restore(c.snapshot())  # no index
+        only = rng.choice(sorted(c.members)) if c.members and rng.random() < 0.3 else None
+        want = [d.wire() for d in naive_reach(ref, ts, r, allow, only)]
+        got = [d.wire() for d in reach(c, ts, r, allow, only)]
+        assert got == want, step
+        assert c.snapshot() == ref.snapshot(), step
+        passes += bool(want)
+        views.add(view(ref, r))
+    assert passes > 20 and len(views) > 1
