@@ -92,3 +92,12 @@ def test_a_number_without_a_fractional_part_is_an_integer_as_in_the_schema():
     assert all(type(v) is int for v in (ev.ts_ms, ev.tools, ev.input_tokens))
     bad = parse_record(line(event(request={"tools": 2.5})), NOW)
     assert isinstance(bad, Rejection) and bad.code == "wrong_type"
+
+
+def test_a_huge_integral_float_is_not_turned_into_an_integer_past_64_bits():
+    # 1e308 has no fractional part, but as an int it is a 309-digit number orjson could not write back
+    # into state: it is rejected as the integer literal of that size would be
+    for raw in (line({**event(), "ts": 1e308}),
+                line(event(account={"created_at": 1e308, "kyc": "card"})),
+                line(event(request={"tools": -1e300}))):
+        assert isinstance(parse_record(raw, NOW), Rejection)
