@@ -82,7 +82,8 @@ def _summary(rng: random.Random, pool: int) -> Summary:
 
 
 def _again(m: Member, acct: str) -> Summary:
-    """A summary that changes nothing of member `m`'s figures."""
+    """A summary that changes nothing of member `m`'s figures (the link may bring a new strong value, or a
+    harvest template's evidence)."""
     return Summary(acct, m.org, m.first_ms, m.young, False, m.n, m.flagged, m.pivot, m.risky, m.own, False, m.block)
 
 
@@ -90,8 +91,8 @@ def _again(m: Member, acct: str) -> Summary:
 def test_reach_with_its_index_is_reach_by_definition(seed):
     """A cluster's reach index (the members a pass walks, the flagged values) gives exactly the decisions and
     member records of passes that make every tie afresh, on random links (some changing only a member's
-    strong values), removals, merges, lifts, new live decisions, rules and allowlists, and passes between
-    them."""
+    strong values, some with a payment ring or a harvest template's evidence), removals, merges, lifts, new
+    live decisions, rules and allowlists, and passes between them."""
     rng = random.Random(seed)
     rule_sets = [rules("challenge", "challenge", "block", "challenge"), rules("throttle", "none", "block", "block"),
                  rules("challenge", "throttle", "challenge", "throttle")]
@@ -107,11 +108,13 @@ def test_reach_with_its_index_is_reach_by_definition(seed):
             tie = rng.choice(("payment_fp", "device_id", "harness", "ip_prefix", "ja4", "template"))
             strong = tie in ("payment_fp", "device_id", "harness")
             fp = f"{'template:sys' if tie == 'harness' else tie}:v{rng.randrange(12)}"
-            c.add(_summary(rng, pool), max_members, tie, fp if strong else "", ts, strong and rng.random() < 0.1)
+            c.add(_summary(rng, pool), max_members, tie, fp if strong else "", ts, strong and rng.random() < 0.1,
+                  rng.random() < 0.1)
         elif x < 0.4 and c.members:
             acct = rng.choice(sorted(c.members))
             m = c.members[acct]
-            c.add(_again(m, acct), max_members, "device_id", f"device_id:v{rng.randrange(12)}", max(ts, m.seen_ms))
+            c.add(_again(m, acct), max_members, "device_id", f"device_id:v{rng.randrange(12)}", max(ts, m.seen_ms),
+                  False, rng.random() < 0.2)
         elif x < 0.44 and c.members:
             c.remove(rng.choice(sorted(c.members)))
         elif x < 0.48 and c.members:
