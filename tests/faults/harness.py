@@ -372,8 +372,9 @@ def cleanup_topics(w: FaultWorker) -> None:
 
 
 def release(w: FaultWorker) -> None:
-    """A test's teardown: stop the worker if it still runs, then delete the topics it used."""
-    if w.proc is not None and w.proc.poll() is None:
+    """A test's teardown: stop the worker if it still runs (and close its log file, also when it died on
+    its own: an open log would fail the next test with a ResourceWarning), then delete the topics it used."""
+    if w.proc is not None:
         w.stop()
     cleanup_topics(w)
 
