@@ -161,7 +161,8 @@ class AccountState:
         return out
 
     # -- update
-    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float) -> None:
+    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float) -> bool:
+        """Take the event into the account's figures; whether its request was content-flagged."""
         ts = ev.ts_ms
         if self.n:
             gap = max(0.0, (ts - self.last_ms) / 1000.0)
@@ -182,12 +183,16 @@ class AccountState:
         self.w1h.add(ts, 1, out)
         if ev.thinking and (ev.thinking_tokens or 0) > 0:
             self.thinking_n += 1
+        hit = False
         if cf.trace_elicit >= flag_min:
             self.trace_n += 1
+            hit = True
         if cf.rubric_grading >= flag_min:
             self.rubric_n += 1
+            hit = True
         if cf.censor_rewrite >= flag_min:
             self.rewrite_n += 1
+            hit = True
         if cf.skeleton_hash:
             sk = cf.skeleton_hash[:8]
             if sk in self.recent:
@@ -219,6 +224,7 @@ class AccountState:
                     del models[0], self.model_first[0]
             elif model == models[-1]:
                 self.latest_n += 1
+        return hit
 
     # -- figures shared with the other stages
     def age_ms(self, now_ms: int) -> int | None:

@@ -110,6 +110,15 @@ def _linkable(members: dict[str, FpMember]) -> list[str]:
     return [a for a, r in members.items() if r.linkable]
 
 
+def _may_link(r: FpMember, strong_scope: bool, everyone: bool, camp: bool, harvest: bool) -> int:
+    """Whether the value may link member `r` (as of its last observation): everyone on a payment method or a
+    device, or on a campaign prompt that links established members; its new or unverified users on a
+    campaign prompt; otherwise a risky member with evidence of its own, or, on a harvest template, with a
+    flagged request on it."""
+    return int(strong_scope or everyone or (camp and bool(r.eligible))
+               or (bool(r.risky) and bool(r.own or (harvest and r.hit))))
+
+
 def is_system_prompt(scope: str, value: str) -> bool:
     return scope == "template" and value.startswith("sys:")
 
@@ -238,24 +247,23 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     # a prompt template whose users' requests on it are mostly flagged, its users mostly new: a harvest
     # prompt, through which a risky user with a flagged request on it is linkable (kept once judged so)
     ht = fr.harvest_template
+    changed = False
     if (ht is not None and not fp.harvest and not strong and obs.scope == "template"
-            and not obs.value.startswith("sys:") and _harvest_like(fp, ht)):
-        fp.harvest = True
-        fp.linking = False
-        for r in members.values():
-            r.level = -1
-            r.linkable = int(bool(r.risky) and bool(r.own or r.hit))
+            and not is_system_prompt(obs.scope, obs.value) and _harvest_like(fp, ht)):
+        fp.harvest = changed = True
     harvest = fp.harvest
     if strong != fp.strong:
-        # the value changed kind (a system prompt turned campaign-like): every member is linked again as
-        # what the value is now
+        # the value changed kind (a system prompt turned campaign-like)
         fp.strong = strong
+        changed = True
+    if changed:
+        # every member is linked again as what the value is now
         fp.linking = False
         for r in members.values():
             r.level = -1
-            r.linkable = int(strong_scope or everyone or (bool(r.eligible) and camp) or (bool(r.risky) and bool(r.own)))
-    m.linkable = int(strong_scope or everyone or (s.eligible and camp)
-                     or (s.risky and (bool(s.own) or (harvest and bool(m.hit)))))
+            r.linkable = _may_link(r, strong_scope, everyone, camp, harvest)
+    else:
+        m.linkable = _may_link(m, strong_scope, everyone, camp, harvest)
     # the linkable list, the org count and the links are built only when this call can use them: most
     # observations of a linking value come from a member already linked at its current level
     linkable = None

@@ -103,15 +103,22 @@ _SPEC: dict[str | None, tuple[tuple[str, str, str, Any], ...]] = {
 _I64 = 2.0**63  # orjson reads integers up to 64 bits; a float converted to an int is held to the signed range
 
 
+def _integral(value: Any) -> Any:
+    """An int for a float without a fractional part inside the signed 64-bit range (JSON Schema's integer:
+    1.0 and 1.7e12 are integers; 1e308 is no value to keep in state), else `value` as it is."""
+    if isinstance(value, float) and value.is_integer() and -_I64 <= value < _I64:
+        return int(value)
+    return value
+
+
 def parse_ts(value: Any, field: str) -> int:
     """RFC 3339 string with an offset, or integer epoch milliseconds, to epoch milliseconds; `BadField`
     when it is neither."""
     if isinstance(value, bool):
         raise BadField("wrong_type", f"{field}: expected RFC 3339 string or epoch milliseconds, got bool")
+    value = _integral(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer() and -_I64 <= value < _I64:  # JSON Schema: 1.7e12 is one
-        return int(value)  # bounded like the integers orjson reads: 1e308 is no timestamp to keep in state
     if isinstance(value, str):
         if len(value) < 20 or len(value) > 40 or value[10] not in "Tt":
             raise BadField("bad_timestamp", f"{field}: not an RFC 3339 date-time: {value[:40]!r}")
@@ -184,8 +191,7 @@ def _check(kind: str, arg: Any, value: Any, field: str) -> Any:
             raise BadField("bad_value", f"{field}: longer than {arg} characters")
         return value
     if kind == "int":
-        if isinstance(value, float) and value.is_integer() and -_I64 <= value < _I64:
-            value = int(value)  # JSON Schema's integer: a number without a fractional part (1.0 is one)
+        value = _integral(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise BadField("wrong_type", f"{field}: expected integer, got {type(value).__name__}")
         lo, hi = arg

@@ -50,7 +50,7 @@ class AccountStage(Stage):
         st = self.store.get(key)
         if st is None or ev.ts_ms - st.last_ms > rules.account.ttl_ms:
             st = AccountState(ev.ts_ms)
-        st.observe(ev, cf, rules.content_flag_min)
+        flagged_now = st.observe(ev, cf, rules.content_flag_min)
         allow = self.allow if self.allow else None  # an empty allowlist allows nothing: skip the look-ups
         allowed = allow is not None and (
             allow.allows("account", key, ev.ts_ms) or allow.allows("org", ev.org_id, ev.ts_ms))
@@ -112,8 +112,4 @@ class AccountStage(Stage):
             values += [("template", tk) for tk in cf.template_keys if tk[0] == "m"]
         values = st.unreported(values, summary.signature, ts, fr.refresh_ms)
         self.store.put(key, st, prov)
-        if values:
-            fm = rules.content_flag_min
-            flagged_now = cf.trace_elicit >= fm or cf.rubric_grading >= fm or cf.censor_rewrite >= fm
-            out.observations += [Observation(scope, value, ts, event_id, summary, flagged_now)
-                                 for scope, value in values]
+        out.observations += [Observation(scope, value, ts, event_id, summary, flagged_now) for scope, value in values]
