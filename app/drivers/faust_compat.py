@@ -100,8 +100,22 @@ def committed_offset(consumer: Any, tp: Any) -> int | None:
 
 
 def read_offset(consumer: Any, tp: Any) -> int | None:
-    """The last offset of `tp` the consumer has handed to the streams (Consumer._read_offset), or None."""
-    return getattr(consumer, "_read_offset", {}).get(tp)
+    """The last offset of `tp` the consumer has read from the broker, or None: the later of what Faust
+    recorded handing to the streams (Consumer._read_offset) and what aiokafka handed to Faust (its
+    position less one: AIOKafkaConsumerThread._consumer, the subscription's TopicPartitionState). Faust
+    drops records aiokafka returned for a partition whose flow it suspended without recording them; when
+    that is every record since an assignment, its own record stays empty, and only the position shows
+    that they were read."""
+    faust_read = getattr(consumer, "_read_offset", {}).get(tp)
+    ak = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    sub = getattr(getattr(ak, "_subscription", None), "subscription", None)
+    assignment = getattr(sub, "assignment", None)
+    position = None
+    if assignment is not None and tp in assignment.tps:
+        position = assignment.state_value(tp)._position  # None until the consumer has a position
+    if position is None:
+        return faust_read
+    return position - 1 if faust_read is None else max(faust_read, position - 1)
 
 
 def take_over_gaps(consumer: Any) -> Callable[[Any, int, int], Awaitable[None]] | None:

@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import re
 import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -103,9 +104,42 @@ def test_the_internals_it_reaches_are_there() -> None:
     assert callable(faust_aiokafka.Producer._ensure_producer)
     assert callable(aiokafka.AIOKafkaProducer.create_batch) and callable(aiokafka.AIOKafkaProducer.send_batch)
     assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.__init__)
+    # read_offset: the aiokafka consumer under Faust's consumer thread, and its partitions' positions
+    assert "self._consumer = self._create_consumer(" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread)
+    assert "self._subscription = SubscriptionState(" in inspect.getsource(aiokafka.AIOKafkaConsumer.__init__)
+    from aiokafka.consumer.subscription_state import Assignment, SubscriptionState, TopicPartitionState
+    assert isinstance(SubscriptionState.subscription, property) and isinstance(Assignment.tps, property)
+    assert callable(Assignment.state_value)
+    assert "self._position = None" in inspect.getsource(TopicPartitionState.__init__)
     for name in ("_create_worker_consumer", "_new_consumer_thread"):
         assert hasattr(faust_aiokafka.AIOKafkaConsumerThread if name.startswith("_create") else
                        faust_aiokafka.Consumer, name), name
+
+
+def test_read_offset_takes_the_later_of_faust_s_record_and_aiokafka_s_position() -> None:
+    """Faust can drop every record aiokafka returned for a partition since an assignment (its flow was
+    suspended meanwhile): its own record of what it read stays empty, the position shows they were read."""
+    import asyncio
+
+    from aiokafka.consumer.subscription_state import SubscriptionState
+    from aiokafka.structs import TopicPartition
+
+    async def check() -> None:  # aiokafka's subscription state makes futures: it needs a running loop
+        tp, other = TopicPartition("t", 0), TopicPartition("t", 1)
+        sub = SubscriptionState()
+        sub.assign_from_user({tp})
+        ak = types.SimpleNamespace(_subscription=sub)
+        consumer = types.SimpleNamespace(_read_offset={}, _thread=types.SimpleNamespace(_consumer=ak))
+        assert fc.read_offset(consumer, tp) is None  # no position yet, nothing recorded
+        sub.subscription.assignment.state_value(tp).reset_to(2056)
+        assert fc.read_offset(consumer, tp) == 2055  # Faust recorded nothing: the position says 2055 was read
+        consumer._read_offset[tp] = 2100
+        assert fc.read_offset(consumer, tp) == 2100
+        consumer._read_offset[other] = 7  # not assigned to the aiokafka consumer: Faust's record alone
+        assert fc.read_offset(consumer, other) == 7
+        assert fc.read_offset(types.SimpleNamespace(_read_offset={other: 3}), other) == 3  # no thread yet
+
+    asyncio.run(check())
 
 
 def test_take_over_gaps_switches_faust_s_recording_off_once() -> None:
