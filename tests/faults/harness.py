@@ -6,6 +6,7 @@ Everything here talks to 127.0.0.1 only and is bounded: every wait has a deadlin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -278,26 +279,35 @@ def end_offsets(topics: list[str]) -> dict[TopicPartition, int]:
         c.close()
 
 
-def group_lag(group: str, topics: list[str]) -> int:
-    """Records on `topics` not yet committed by consumer group `group` (a partition never committed
-    counts in full)."""
+def group_behind(group: str, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    """Partitions of `topics` that consumer group `group` has not committed to their end: (topic,
+    partition) -> (committed offset, end offset); a partition never committed counts from 0."""
     ends = end_offsets(topics)
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000)
     try:
         committed = admin.list_group_offsets({group: None}).get(group, {})
     finally:
         admin.close()
-    lag = 0
+    behind = {}
     for tp, end in ends.items():
         meta = committed.get(tp)
         done = meta.offset if meta is not None and meta.offset >= 0 else 0
-        lag += max(0, end - done)
-    return lag
+        if end > done:
+            behind[(tp.topic, tp.partition)] = (done, end)
+    return behind
+
+
+def group_lag(group: str, topics: list[str]) -> int:
+    """Records on `topics` not yet committed by consumer group `group` (a partition never committed
+    counts in full)."""
+    return sum(end - done for done, end in group_behind(group, topics).values())
 
 
 def wait_group_done(w: FaultWorker, topics: list[str], timeout_s: float, stable_checks: int = 2) -> float:
     """Until the worker's group has committed everything on `topics` (checked `stable_checks` times in a
-    row); returns the seconds it took. Fails if the worker dies or the deadline passes."""
+    row); returns the seconds it took. Fails if the worker dies or the deadline passes; then the error
+    names the partitions behind, and the worker (still running) is asked to write the stacks of its
+    tasks to its log (mode's SIGUSR1 handler) for the post-mortem."""
     t0 = time.monotonic()
     ok = 0
     lag = -1
@@ -313,7 +323,16 @@ def wait_group_done(w: FaultWorker, topics: list[str], timeout_s: float, stable_
         if ok >= stable_checks:
             return time.monotonic() - t0
         time.sleep(1.0)
-    raise HarnessError(f"group {w.app_id} still {lag} records behind after {timeout_s}s: {w.tail()}")
+    try:
+        behind = ", ".join(f"{t}/{p} {done}..{end}" for (t, p), (done, end) in
+                           sorted(group_behind(w.app_id, topics).items()))
+    except KafkaError as exc:
+        behind = repr(exc)
+    tail = w.tail()  # before the stacks are written after it
+    with contextlib.suppress(OSError):
+        os.kill(w.proc.pid, signal.SIGUSR1)
+    raise HarnessError(f"group {w.app_id} still {lag} records behind after {timeout_s}s (committed..end: "
+                       f"{behind}; task stacks in {w.log_path}): {tail}")
 
 
 def read_all(topic: str, timeout_s: float = 60) -> list:
