@@ -1,5 +1,6 @@
 """`distill-guard backtest` on a small simulated world (`simulate --world 3 --world-size small`, its first
-10,000 events): identical rules change nothing; FP_PAYMENT_SHARED needing 3 orgs instead of 2 changes exactly
+10,000 events), against the packaged rules with the harness-prompt threshold pinned at five users (the
+scenario's): identical rules change nothing; FP_PAYMENT_SHARED needing 3 orgs instead of 2 changes exactly
 the accounts two plain replays say it does; with labels, recall and benign FPR under both rule sets are
 `metrics.evaluate` on each plain replay's decisions; the report names the changed accounts."""
 
@@ -15,7 +16,6 @@ import yaml
 
 from app.evaluate.metrics import evaluate
 from app.ingest.parse import parse_ts
-from app.settings import DEFAULT_RULES
 from tests.backtest.case import rules_doc
 from tests.backtest.conftest import (
     backtest,
@@ -37,6 +37,7 @@ NOW = "2026-03-01T00:00:00Z"  # after the simulated day: the pipeline clock of e
 class World:
     events: Path
     labels: Path
+    base_rules: Path
     fp3: Path
     plain_base: Path      # the plain replays' directories
     plain_new: Path
@@ -57,18 +58,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             if i == EVENTS:
                 break
             dst.write(line)
+    # the base: the packaged rules with the one knob this scenario was built on pinned (a system prompt links
+    # as a campaign's harness from five users): with it the change below moves accounts both to no action and
+    # to a weaker one, whatever the packaged default of that knob
     doc = rules_doc()
+    doc["fingerprints"]["campaign_prompt"]["min_accounts"] = 5
+    base_rules = d / "base.yaml"
+    base_rules.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     doc["signals"]["FP_PAYMENT_SHARED"]["threshold"] = 3
     fp3 = d / "fp3.yaml"
     fp3.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     now_ms = parse_ts(NOW, "now")
-    base_decisions = plain_replay(events, DEFAULT_RULES, d / "plain-base", now_ms)
+    base_decisions = plain_replay(events, base_rules, d / "plain-base", now_ms)
     new_decisions = plain_replay(events, fp3, d / "plain-new", now_ms)
     base, new = plain_outcomes(base_decisions), plain_outcomes(new_decisions)
     first_base, first_new = plain_first_enforced(base_decisions), plain_first_enforced(new_decisions)
     timing = {a: (first_base[a], first_new[a]) for a in base
               if new.get(a) == base[a] and first_base[a] != first_new[a]}
-    return World(events, d / "sim" / "labels.json", fp3, d / "plain-base", d / "plain-new",
+    return World(events, d / "sim" / "labels.json", base_rules, fp3, d / "plain-base", d / "plain-new",
                  expected_changes(base, new), base, new, timing)
 
 
@@ -76,7 +83,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def fp3_run(world: World, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, str, Path]:
     """The backtest of fp3.yaml with labels, a report and JSON, its replays in two processes."""
     d = tmp_path_factory.mktemp("backtest-fp3")
-    code, stdout, stderr = backtest(world.events, "--rules", str(world.fp3), "--labels", str(world.labels),
+    code, stdout, stderr = backtest(world.events, "--rules", str(world.fp3), "--base-rules", str(world.base_rules),
+                                    "--labels", str(world.labels),
                                     "--now", NOW, "--json", str(d / "bt.json"), "--report", str(d / "r.html"),
                                     "--processes", "2", "--content-jobs", "0", fast=False)
     assert code == 0, stderr
@@ -145,7 +153,8 @@ def test_report_names_the_changed_accounts(world: World, fp3_run) -> None:
 
 def test_identical_rules_change_nothing_on_the_world(world: World, tmp_path: Path) -> None:
     out = tmp_path / "same.json"
-    code, _, stderr = backtest(world.events, "--rules", str(DEFAULT_RULES), "--now", NOW, "--json", str(out),
+    code, _, stderr = backtest(world.events, "--rules", str(world.base_rules), "--base-rules", str(world.base_rules),
+                               "--now", NOW, "--json", str(out),
                                "--fail-on-new-blocks", "0", "--processes", "2", "--content-jobs", "0", fast=False)
     assert code == 0, stderr
     doc = orjson.loads(out.read_bytes())

@@ -173,16 +173,17 @@ def test_value_used_by_more_than_popular_accounts_is_popular(rules):
 
 def test_a_system_prompt_that_turns_campaign_like_links_everyone_again_as_a_strong_value(rules):
     cp = rules.fingerprints.campaign_prompt
-    assert cp is not None and cp.min_accounts == 5
+    assert cp is not None and cp.min_accounts >= 3
     # before min_accounts users it is an ordinary (weak) value: only the accounts with evidence link
     items = [obs("template", "sys:harness", summary(f"y{k}", f"org-{k}", own=OWN_CONTENT if k < 2 else 0), T0 + k)
              for k in range(cp.min_accounts - 1)]
     stage, links = observe_all(rules, items)
     assert [(lk.summary.account_id, lk.strong) for lk in links] == [("y0", False), ("y1", False)]
-    # the fifth new account makes it a campaign's harness: every member is linked again, strongly
+    # the min_accounts-th new account makes it a campaign's harness: every member is linked again, strongly
     out = Output()
-    stage.process(obs("template", "sys:harness", summary("y4", "org-4"), T0 + 10), out)
-    assert {lk.summary.account_id for lk in out.links} == {f"y{k}" for k in range(5)}
+    last = cp.min_accounts - 1
+    stage.process(obs("template", "sys:harness", summary(f"y{last}", f"org-{last}"), T0 + 10), out)
+    assert {lk.summary.account_id for lk in out.links} == {f"y{k}" for k in range(cp.min_accounts)}
     assert {lk.strong for lk in out.links} == {True}
 
 
