@@ -110,9 +110,8 @@ def read_offset(consumer: Any, tp: Any) -> int | None:
     ak = getattr(getattr(consumer, "_thread", None), "_consumer", None)
     sub = getattr(getattr(ak, "_subscription", None), "subscription", None)
     assignment = getattr(sub, "assignment", None)
-    position = None
-    if assignment is not None and tp in assignment.tps:
-        position = assignment.state_value(tp)._position  # None until the consumer has a position
+    state = assignment.state_value(tp) if assignment is not None else None  # None: not assigned to it
+    position = state._position if state is not None else None  # None until the consumer has a position
     if position is None:
         return faust_read
     return position - 1 if faust_read is None else max(faust_read, position - 1)

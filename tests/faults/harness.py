@@ -311,28 +311,27 @@ def wait_group_done(w: FaultWorker, topics: list[str], timeout_s: float, stable_
     t0 = time.monotonic()
     ok = 0
     lag = -1
+    behind: dict[tuple[str, int], tuple[int, int]] | str = "not read"
     while time.monotonic() - t0 < timeout_s:
         if not w.alive():
             raise HarnessError(f"worker died (exit {w.proc.returncode}): {w.tail()}")
         try:
-            lag = group_lag(w.app_id, topics)
+            behind = group_behind(w.app_id, topics)
+            lag = sum(end - done for done, end in behind.values())
         except KafkaError as exc:  # broker briefly busy or group coordinator moving: try again
             print(f"group_lag: {exc!r}")
-            lag = -1
+            behind, lag = repr(exc), -1
         ok = ok + 1 if lag == 0 else 0
         if ok >= stable_checks:
             return time.monotonic() - t0
         time.sleep(1.0)
-    try:
-        behind = ", ".join(f"{t}/{p} {done}..{end}" for (t, p), (done, end) in
-                           sorted(group_behind(w.app_id, topics).items()))
-    except KafkaError as exc:
-        behind = repr(exc)
+    if isinstance(behind, dict):
+        behind = ", ".join(f"{t}/{p} {done}..{end}" for (t, p), (done, end) in sorted(behind.items()))
     tail = w.tail()  # before the stacks are written after it
     with contextlib.suppress(OSError):
         os.kill(w.proc.pid, signal.SIGUSR1)
-    raise HarnessError(f"group {w.app_id} still {lag} records behind after {timeout_s}s (committed..end: "
-                       f"{behind}; task stacks in {w.log_path}): {tail}")
+    raise HarnessError(f"group {w.app_id} still {lag} records behind after {timeout_s}s (committed..end, at "
+                       f"the last check: {behind}; task stacks in {w.log_path}): {tail}")
 
 
 def read_all(topic: str, timeout_s: float = 60) -> list:
