@@ -176,10 +176,12 @@ class ClusterState:
         "members",
         "n_sum",
         "network",
+        "nonet_blocks",
         "own",
         "pay_key",
         "pay_orgs",
         "pivoted",
+        "plain_blocks",
         "pol_action",
         "pol_alert_ms",
         "pol_level",
@@ -214,6 +216,8 @@ class ClusterState:
         self.hosted = 0         # members with a hosting block (the sum of `blocks`)
         self.hosted_plain = 0   # members with a hosting block and no own evidence otherwise
         self.hosted_no_net = 0  # members with a hosting block and no egress evidence of their own
+        self.plain_blocks: dict[int, int] = {}  # hosting block -> its members counted in hosted_plain
+        self.nonet_blocks: dict[int, int] = {}  # hosting block -> its members counted in hosted_no_net
         self.pay_orgs = 0       # risky orgs behind the best shared payment method, and its key
         self.pay_key = ""
         self.infra_orgs = 0     # orgs behind the best shared JA4 / IP block / device, and its key
@@ -323,15 +327,14 @@ class ClusterState:
         self.network += sign * bool(m.own & OWN_NETWORK)
         self.pivoted += sign * m.pivot
         if m.block:
-            b = self.blocks
-            n = b.get(m.block, 0) + sign
-            if n > 0:
-                b[m.block] = n
-            else:
-                b.pop(m.block, None)
+            _bump(self.blocks, m.block, sign)
             self.hosted += sign
-            self.hosted_plain += sign * (not m.evidence)
-            self.hosted_no_net += sign * (not m.own & OWN_NETWORK)
+            if not m.evidence:
+                self.hosted_plain += sign
+                _bump(self.plain_blocks, m.block, sign)
+            if not m.own & OWN_NETWORK:
+                self.hosted_no_net += sign
+                _bump(self.nonet_blocks, m.block, sign)
 
     # -- serialisation --------------------------------------------------------------------------------
     def snapshot(self) -> list:
@@ -489,7 +492,7 @@ class ClusterState:
         self.n_sum = self.flagged_sum = self.young = self.risky = self.own = self.network = self.pivoted = 0
         self.flagged_members = 0
         self.hosted = self.hosted_plain = self.hosted_no_net = 0
-        self.blocks = {}
+        self.blocks, self.plain_blocks, self.nonet_blocks = {}, {}, {}
         for m in self.members.values():
             self._count(m, 1)
 
@@ -531,12 +534,17 @@ class ClusterState:
         self.first_ms = min(self.first_ms, other.first_ms)
         self.last_ms = max(self.last_ms, other.last_ms)
 
-    def egress_spread(self, min_blocks: int, min_ratio: float) -> bool:
+    def egress_spread(self, min_blocks: int, min_ratio: float, min_block_members: int = 1) -> int:
         """Whether the members' hosting egress is spread the way a proxy pool spreads it: at least
         `min_blocks` different IP blocks, and at least `min_ratio` of a block per member that has one. A
-        hackathon behind its venue's cloud NAT, a company's office or a tool's servers are one or a few."""
+        hackathon behind its venue's cloud NAT, a company's office or a tool's servers are one or a few.
+        0 when it is not; else `min_block_members`, the members a hosting block needs for those behind it to
+        have egress evidence (a pool's addresses are reused across its accounts), which is what
+        `evidence_of`, `own_count` and `network_count` take as `spread`."""
         hosted = self.hosted
-        return hosted > 0 and len(self.blocks) >= max(min_blocks, min_ratio * hosted)
+        if hosted > 0 and len(self.blocks) >= max(min_blocks, min_ratio * hosted):
+            return max(1, min_block_members)
+        return 0
 
     def content_pool(self, min_members: int, min_requests: int, min_share: float) -> bool:
         """Whether the members' requests, pooled, are flagged content: at least `min_share` of at least
@@ -545,20 +553,34 @@ class ClusterState:
         return (0 < min_members <= self.flagged_members and n >= min_requests
                 and self.flagged_sum >= min_share * n)
 
-    def evidence_of(self, m: Member, spread: bool, pool_share: float | None = None) -> int:
-        """A member's own evidence with the cluster's: egress from a spread pool counts as its egress; with
-        `pool_share` (the community's pooled content is flagged), a strongly tied member's own flagged
-        requests count as content evidence from one on, at that share of its requests."""
-        bits = m.evidence | (OWN_NETWORK if spread and m.block else 0)
+    def evidence_of(self, m: Member, spread: int, pool_share: float | None = None) -> int:
+        """A member's own evidence with the cluster's: egress from a spread pool (`egress_spread`) counts as
+        its egress when at least `spread` members send from its block; with `pool_share` (the community's
+        pooled content is flagged), a strongly tied member's own flagged requests count as content evidence
+        from one on, at that share of its requests."""
+        bits = m.evidence
+        if spread and m.block and (spread == 1 or self.blocks.get(m.block, 0) >= spread):
+            bits |= OWN_NETWORK
         if pool_share is not None and m.flagged and m.flagged >= pool_share * m.n and m.ties & STRONG_TIES:
             bits |= OWN_CONTENT
         return bits
 
-    def own_count(self, spread: bool) -> int:
-        return self.own + (self.hosted_plain if spread else 0)
+    def own_count(self, spread: int) -> int:
+        """Members with own evidence, egress from a spread pool (`egress_spread`) included."""
+        return self.own + self._pooled(self.hosted_plain, self.plain_blocks, spread)
 
-    def network_count(self, spread: bool) -> int:
-        return self.network + (self.hosted_no_net if spread else 0)
+    def network_count(self, spread: int) -> int:
+        """Members with egress evidence, egress from a spread pool included."""
+        return self.network + self._pooled(self.hosted_no_net, self.nonet_blocks, spread)
+
+    def _pooled(self, total: int, by_block: dict[int, int], spread: int) -> int:
+        """Of `total` hosted members (`by_block`: per block), those behind a block with `spread` members."""
+        if not spread:
+            return 0
+        if spread == 1:
+            return total
+        blocks = self.blocks
+        return sum(n for b, n in by_block.items() if blocks[b] >= spread)
 
     def sync_start(self, window_ms: int) -> int:
         """Largest number of members whose first request falls inside one window (cached until a first
@@ -572,6 +594,14 @@ class ClusterState:
                 self._counts_w = window_ms
             self.sync = max(counts, default=0)
         return self.sync
+
+
+def _bump(counts: dict[int, int], key: int, sign: int) -> None:
+    n = counts.get(key, 0) + sign
+    if n > 0:
+        counts[key] = n
+    else:
+        counts.pop(key, None)
 
 
 def _first_not_in(keys: dict[str, None], kept: set[str], n: int) -> list[str]:
@@ -609,7 +639,7 @@ def cluster_signals(c: ClusterState, rules) -> list[Hit]:
         at_least(s, young / size, lambda: f"{young} of {size} accounts are new at first use", hits)
     s = sig("CL_EGRESS")
     at = rules.policy.attribution
-    net = c.network_count(c.egress_spread(at.egress_min_blocks, at.egress_min_ratio))
+    net = c.network_count(c.egress_spread(at.egress_min_blocks, at.egress_min_ratio, at.egress_min_block_members))
     if s is not None and size >= s.min_requests and net:
         at_least(s, net / size, lambda: f"{net} of {size} accounts send most of their traffic through rotating "
                                 "cloud, data-centre or proxy egress", hits)

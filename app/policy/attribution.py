@@ -127,11 +127,14 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     return None
 
 
-def spread(c: ClusterState, rules: Rules) -> bool:
+def spread(c: ClusterState, rules: Rules) -> int:
     """Whether the cluster's hosting egress is spread like a proxy pool's (`attribution.egress_spread`):
-    then every member sending from a hosting network has egress evidence, however few its own requests."""
+    then every member sending from a hosting block that `min_block_members` members send from has egress
+    evidence, however few its own requests. 0: not spread; else that number (`ClusterState.egress_spread`)."""
     at = rules.policy.attribution
-    return c.kind == "community" and c.egress_spread(at.egress_min_blocks, at.egress_min_ratio)
+    if c.kind != "community":
+        return 0
+    return c.egress_spread(at.egress_min_blocks, at.egress_min_ratio, at.egress_min_block_members)
 
 
 def pooled(c: ClusterState, rules: Rules) -> bool:
@@ -148,10 +151,14 @@ def pooled(c: ClusterState, rules: Rules) -> bool:
 @dataclass(frozen=True, slots=True)
 class View:
     """How a cluster's pooled figures extend its members' own evidence, as of one moment: `spread` (egress
-    from a proxy pool) and `pool_share` (pooled flagged content: the share of its requests a member's own
-    flagged requests must make up; None: no pooled content evidence)."""
-    spread: bool
+    from a proxy pool: 0 none, else the members a hosting block needs), `pool_share` (pooled flagged content:
+    the share of its requests a member's own flagged requests must make up; None: no pooled content
+    evidence) and `shared_blocks` (with `spread` above 1, the hosting blocks that many members send from:
+    a member's egress evidence changes when another member comes to or leaves its block, so a view with
+    other blocks is another view, and the reach index is made again)."""
+    spread: int
     pool_share: float | None
+    shared_blocks: frozenset[int] = frozenset()
 
 
 def view(c: ClusterState, rules: Rules) -> View:
@@ -159,7 +166,9 @@ def view(c: ClusterState, rules: Rules) -> View:
     memo = c.viewed
     if memo is not None and memo[0] == c.rev and memo[1] is rules:
         return memo[2]
-    v = View(spread(c, rules), rules.policy.attribution.own_content_min_share if pooled(c, rules) else None)
+    sp = spread(c, rules)
+    shared = frozenset(b for b, n in c.blocks.items() if n >= sp) if sp > 1 else frozenset()
+    v = View(sp, rules.policy.attribution.own_content_min_share if pooled(c, rules) else None, shared)
     c.viewed = (c.rev, rules, v)
     return v
 

@@ -55,6 +55,9 @@ class Attribution:
     # gives each hosted member egress evidence (a proxy pool, not a venue's or an office's NAT)
     egress_min_blocks: int = 5
     egress_min_ratio: float = 0.5
+    # ... but only to a member whose hosting block at least this many members send from: a pool's addresses
+    # are reused across its accounts; independent users each on their own cloud machine share none (1: any)
+    egress_min_block_members: int = 1
     # a community whose members' requests, pooled, are flagged at this share (over at least pool_min_requests
     # requests, from at least pool_min_members members with a flagged request) gives each strongly tied
     # member with a flagged request of its own, at own_content_min_share of its requests, content evidence

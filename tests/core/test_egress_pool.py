@@ -1,0 +1,108 @@
+"""Egress from a proxy pool as a member's own evidence (`policy.attribution.egress_spread`): a community whose
+members send from hosting networks spread over many IP blocks is run through a pool, but only a member whose
+own hosting block other members send from too has egress evidence (`min_block_members`). Developers trying a
+new agent framework, each on their own cloud machine, share a harness-like system prompt and spread over as
+many blocks as there are of them; the spread is a fact about the community, not about any one of them."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.detect.cluster import ClusterState, cluster_signals
+from app.detect.messages import OWN_CONTENT, OWN_NETWORK, Summary
+from app.errors import RulesError
+from app.policy import attribution
+from app.rules.load import compile_rules
+from tests.core.test_clusters import T0, rules_doc, with_changes
+
+
+def community(blocks: list[int], own: int = 0) -> ClusterState:
+    """New accounts of as many orgs on one harness prompt, member k sending from hosting block `blocks[k]`
+    (0: a residential line); `own`: the account stage's own-evidence bits of every member."""
+    c = ClusterState("c", T0)
+    for k, b in enumerate(blocks):
+        c.add(Summary(f"m{k}", f"org-{k}", T0 + k, True, True, 5, 0, risky=True, own=own, hosting_block=b),
+              2000, "template", "template:sys:h", ts_ms=T0 + k)
+    return c
+
+
+def evidence(c: ClusterState, rules) -> dict[str, int]:
+    v = attribution.view(c, rules)
+    return {a: attribution.member_evidence(c, m, v) for a, m in c.members.items()}
+
+
+def egress_signal(c: ClusterState, rules) -> float | None:
+    return next((h.value for h in cluster_signals(c, rules) if h.signal.code == "CL_EGRESS"), None)
+
+
+def test_the_packaged_rules_want_a_block_shared_by_two_members(rules):
+    assert rules.policy.attribution.egress_min_block_members == 2
+
+
+def test_developers_each_on_their_own_cloud_machine_have_no_egress_evidence(rules):
+    c = community(list(range(1, 31)))  # 30 members, 30 blocks: spread like a pool, reused by nobody
+    assert attribution.spread(c, rules)
+    assert not any(evidence(c, rules).values())
+    assert attribution.own_members(c, attribution.view(c, rules)) == 0
+    assert egress_signal(c, rules) is None
+    gate = attribution.cluster_gate(c, rules)
+    assert gate is not None and gate.code == "NOT_DECIDED_OWN_EVIDENCE"
+
+
+def test_a_pool_reused_across_members_gives_each_member_behind_it_egress_evidence(rules):
+    c = community([1 + k % 6 for k in range(29)])  # a harvester's six data-centre blocks behind 29 accounts
+    assert all(bits & OWN_NETWORK for bits in evidence(c, rules).values())
+    assert attribution.own_members(c, attribution.view(c, rules)) == 29
+    assert egress_signal(c, rules) == 1.0
+    assert attribution.cluster_gate(c, rules) is None
+
+
+def test_only_the_members_behind_a_shared_block_count_and_the_counts_follow_membership(rules):
+    # 4 + 3 members behind two shared blocks, 8 on blocks of their own, 3 on residential lines
+    blocks = [1] * 4 + [2] * 3 + list(range(10, 18)) + [0] * 3
+    c = community(blocks)
+    ev = evidence(c, rules)
+    assert {a for a, bits in ev.items() if bits & OWN_NETWORK} == {f"m{k}" for k in range(7)}
+    v = attribution.view(c, rules)
+    assert attribution.own_members(c, v) == 7
+    assert egress_signal(c, rules) == pytest.approx(7 / 18)
+    # the running per-block counts equal a count over the members, also after a rebuild
+    c.recompute()
+    assert attribution.own_members(c, attribution.view(c, rules)) == 7
+    # block 2 down to one member: that one has nothing left to share it with
+    c.remove("m4")
+    c.remove("m5")
+    ev = evidence(c, rules)
+    assert not ev["m6"] & OWN_NETWORK
+    assert attribution.own_members(c, attribution.view(c, rules)) == 4
+    # a member moving onto a shared block (its latest summary's block) gains it, one leaving loses it
+    c.add(Summary("m10", "org-10", T0 + 10, True, True, 6, 0, risky=True, hosting_block=1), 2000, "template",
+          "template:sys:h", ts_ms=T0 + 100)
+    c.add(Summary("m0", "org-0", T0, True, True, 6, 0, risky=True, hosting_block=99), 2000, "template",
+          "template:sys:h", ts_ms=T0 + 100)
+    ev = evidence(c, rules)
+    assert ev["m10"] & OWN_NETWORK and not ev["m0"] & OWN_NETWORK
+    assert attribution.own_members(c, attribution.view(c, rules)) == 4
+
+
+def test_members_with_evidence_of_their_own_are_counted_once(rules):
+    c = community([1] * 3 + list(range(10, 17)), own=OWN_CONTENT)  # everyone has content evidence already
+    assert attribution.own_members(c, attribution.view(c, rules)) == 10
+    assert egress_signal(c, rules) == pytest.approx(3 / 10)
+
+
+def test_one_member_per_block_is_the_earlier_rule(rules):
+    def one(doc: dict) -> None:
+        doc["policy"]["attribution"]["egress_spread"]["min_block_members"] = 1
+    loose = with_changes(one)
+    c = community(list(range(1, 31)))
+    assert all(bits & OWN_NETWORK for bits in evidence(c, loose).values())
+    assert attribution.cluster_gate(c, loose) is None
+    assert not any(evidence(c, rules).values())
+
+
+def test_the_knob_is_validated():
+    doc = rules_doc()
+    doc["policy"]["attribution"]["egress_spread"]["min_block_members"] = 0
+    with pytest.raises(RulesError, match="min_block_members"):
+        compile_rules(doc, "<test>")
