@@ -1,5 +1,6 @@
 """Benign traps users report as false positives: research labs, classrooms, hackathons, onboarding waves,
-security-research programmes and eval vendors, as populations whose accounts share a site, cards and a start.
+security-research programmes, eval vendors and an agent framework's launch crowd, as populations whose
+accounts share a site, cards and a start.
 
 A trap's accounts are spread over `labs` sites (one for every kind but research_lab). A site has one network
 (`nat_ips` addresses of one ASN, or each account's own home line when `nat_ips` is absent) and one country.
@@ -127,6 +128,23 @@ TRAP_DEFAULTS: dict[str, dict[str, Any]] = {
         "new_model_adoption": {"fraction": 0.5, "within_hours": 6}, "keys_per_account": [2, 6],
         "release_burst": {"share": 0.7, "requests": [200, 1500], "hours": 6, "gap_seconds": [0.5, 3],
                           "new_model_share": 0.95, "thinking": 0.9, "template_families": _BENCH_SWEEP},
+    },
+    # launch day of an open-source agent framework: developers sign up to try it, each their own org, card and
+    # machine (a cloud box or a home line), all running the framework's system prompt with its tools
+    "agent_launch": {
+        "org_per_account": 1.0, "card_scope": "account", "no_card_fraction": 0.3,
+        "countries": {"US": 4, "GB": 1, "DE": 1, "IN": 2, "BR": 1, "CA": 1, "FR": 1, "JP": 1},
+        "asn_types": {"cloud": 0.6, "residential": 0.4}, "v6_share": 0.05,
+        "access_paths": {"api": 0.5, "ide_agent": 0.5},
+        "stacks": {"node_sdk": 0.5, "python_sdk": 0.4, "python_httpx": 0.1}, "tail_stack_share": 0.05,
+        "tiers": {"free": 0.5, "build": 0.5}, "signup_channels": {"standard": 0.8, "startup": 0.2},
+        "kyc": {"card": 0.7, "email": 0.3}, "email_domain_classes": {"freemail": 0.55, "corporate": 0.4,
+                                                                     "disposable": 0.05},
+        "account_age_days": [0.01, 3], "session_length": 15, "session_gap_seconds": [3, 60], "diurnal": "human",
+        "template_families": {"agent_task": 1.0, "dev_question": 0.3}, "followup_family": "agent_followup",
+        "system_prompts": 1, "system_prompt_share": 1.0, "thinking": 0.4, "tools": [5, 25],
+        "models": {"large": 0.6, "medium": 0.4}, "output_tokens": [60, 3000], "context_tokens": [2000, 60000],
+        "cache_read_fraction": 0.8,
     },
 }
 TRAP_KINDS = frozenset(TRAP_DEFAULTS)

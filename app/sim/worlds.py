@@ -324,6 +324,10 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
         "requests_per_account_hour": Num(5, 30, log=True), "release_burst.share": Num(0.3, 0.9),
         "release_burst.requests": Span(100, 600, log=True),
     },
+    "agent_launch": {
+        "accounts": Num(15, 80, integer=True), "requests_per_account_hour": Num(2, 10, log=True),
+        "cloud_share": Num(0.3, 0.9),
+    },
 }
 
 _WORLD: dict[str, Any] = {
@@ -349,6 +353,7 @@ POPULATION_KINDS = tuple(_POPULATIONS)
 GROUP_NAMES = {
     "research_lab": "research_labs", "classroom": "course_session", "hackathon": "hack_weekend",
     "onboarding_wave": "new_hires", "security_research": "red_team_programme", "eval_vendor": "eval_house",
+    "agent_launch": "launch_crowd",
     "stealth": "stealth_trickle", "trace_variant": "trace_coercion",
 }
 
@@ -485,6 +490,9 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
                                   "redteam_reasoning_leak": leak}
     elif kind == "eval_vendor":
         p["orgs"] = g("orgs")
+    elif kind == "agent_launch":
+        cloud = g("cloud_share")
+        p["asn_types"] = {"cloud": cloud, "residential": round(1 - cloud, 4)}
     if "release_burst.share" in _POPULATIONS[kind]:
         burst = dict({**KIND_DEFAULTS, **TRAP_DEFAULTS}[kind]["release_burst"])
         lo, hi = g("release_burst.requests")

@@ -226,3 +226,33 @@ def test_trap_knobs_are_validated(tmp_path: Path, edit, where: str) -> None:
     with pytest.raises(ScenarioError) as info:
         scenario.load(str(path))
     assert f": {where}" in str(info.value), str(info.value)
+
+
+def test_an_agent_launch_crowd_is_new_developers_each_on_their_own_line_on_one_system_prompt() -> None:
+    import json
+
+    from app.sim import generator
+
+    doc = _smoke_doc()
+    doc["populations"] = [{"name": "launch_crowd", "kind": "agent_launch", "accounts": 40,
+                           "requests_per_account_hour": 6}]
+    doc["campaigns"] = []
+    sim = generator.build(scenario.from_dict(doc, "<test>"), 3)
+    evs = [json.loads(data) for _, _, data in sim.events()]
+    accts = _accounts(evs)
+    assert len(accts) >= 20
+    # each its own org and its own card (or none), new, consumer or work email, standard or startup signup
+    assert len({e["org_id"] for e in accts.values()}) == len(accts)
+    cards = [e["account"].get("payment_fp") for e in accts.values()]
+    assert len({c for c in cards if c}) == sum(1 for c in cards if c) > 0 and None in cards
+    assert all(0 <= _age_days(e) <= 3 for e in accts.values())
+    assert {e["account"]["email_domain_class"] for e in accts.values()} <= {"freemail", "corporate", "disposable"}
+    # no shared NAT: each on its own cloud machine or home line, so its addresses are its own
+    owners: dict[str, set[str]] = defaultdict(set)
+    for e in evs:
+        owners[e["client"]["ip"]].add(e["account_id"])
+    assert all(len(a) == 1 for a in owners.values())
+    assert {e["client"]["asn_type"] for e in evs} <= {"cloud", "residential"}
+    # all running the framework's one system prompt, with tools
+    assert len({e["request"]["system_prompt_hash"] for e in evs}) == 1
+    assert all(e["request"]["tools"] >= 5 for e in evs if e["request"]["turn"] == 1)
