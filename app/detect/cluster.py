@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush
 
 from app.detect.hits import Hit, at_least
-from app.detect.messages import OWN_CONTENT, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, Summary
+from app.detect.messages import OWN_CONTENT, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 
 COMMUNITY, RING = "community", "ring"
 # how a member is tied to its cluster: one bit per kind of value it was linked through
@@ -554,13 +554,15 @@ class ClusterState:
                 and self.flagged_sum >= min_share * n)
 
     def evidence_of(self, m: Member, spread: int, pool_share: float | None = None) -> int:
-        """A member's own evidence with the cluster's: egress from a spread pool (`egress_spread`) counts as
-        its egress when at least `spread` members send from its block; with `pool_share` (the community's
-        pooled content is flagged), a strongly tied member's own flagged requests count as content evidence
-        from one on, at that share of its requests."""
+        """A member's own evidence with the cluster's: egress from a spread pool (`egress_spread`) is pool
+        egress evidence (OWN_POOL) when at least `spread` members send from its block and it has no egress
+        evidence of its own; with `pool_share` (the community's pooled content is flagged), a strongly tied
+        member's own flagged requests count as content evidence from one on, at that share of its
+        requests."""
         bits = m.evidence
-        if spread and m.block and (spread == 1 or self.blocks.get(m.block, 0) >= spread):
-            bits |= OWN_NETWORK
+        if (spread and m.block and not bits & OWN_NETWORK
+                and (spread == 1 or self.blocks.get(m.block, 0) >= spread)):
+            bits |= OWN_POOL
         if pool_share is not None and m.flagged and m.flagged >= pool_share * m.n and m.ties & STRONG_TIES:
             bits |= OWN_CONTENT
         return bits

@@ -16,8 +16,14 @@ OWN_PAYMENT = 16
 # flagged request on a prompt template whose users' requests on it are mostly flagged and whose users are
 # mostly new or unverified (fingerprints.harvest_template): a campaign's paraphrased harvest prompt
 OWN_HARVEST = 32
+# given by a cluster, never stored: a member sends from a hosting block that other members of its community,
+# whose egress is spread like a proxy pool's, send from too (policy.attribution.egress_spread)
+OWN_POOL = 64
 OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume", OWN_OTHER: "behaviour",
-             OWN_PAYMENT: "payment ring", OWN_HARVEST: "harvest template"}
+             OWN_PAYMENT: "payment ring", OWN_HARVEST: "harvest template", OWN_POOL: "egress pool"}
+# evidence about how an account pays or connects, not about what it sends: on its own it reaches the account
+# as far as association (policy.attribution.association_max_action), never to a block
+OWN_STRUCTURAL = OWN_PAYMENT | OWN_POOL
 
 
 @dataclass(frozen=True, slots=True)

@@ -310,6 +310,9 @@ def _decision(dt: DecisionTrack, t: AccountTrace, alerts_by_id: dict[str, Alert]
             "PAYMENT_RING": "a throwaway account (disposable email or no KYC) on a card new, disposable or KYC-less "
                             "accounts of other orgs share: reached as far as association "
                             f"({at.association_max_action})",
+            "EGRESS_POOL": "its only evidence is egress from a hosting block its community's proxy-pool-like "
+                           "egress reuses (how it connects, not what it sends): reached as far as association "
+                           f"({at.association_max_action})",
             "ASSOCIATION": "no abuse evidence of its own: the cluster's decision reaches it because it shares a "
                            "payment method, device or harness prompt with members that have, at most "
                            f"{at.association_max_action} ({at.established_association_max_action} for an aged "

@@ -30,6 +30,8 @@ from app.detect.messages import (
     OWN_NETWORK,
     OWN_OTHER,
     OWN_PAYMENT,
+    OWN_POOL,
+    OWN_STRUCTURAL,
     OWN_VOLUME,
 )
 from app.emit.records import Decision, Reason, stable_id
@@ -213,13 +215,19 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
     """`evidence`: the member's own evidence as its cluster sees it (`member_evidence`)."""
     at = rules.policy.attribution
     own = m.evidence if evidence is None else evidence
+    assoc = at.association_max_action if at.association_max_action != "none" else None
     if own == OWN_PAYMENT:
         # a throwaway account on a ring's card: its own doing, but about payment, not about what it sends
-        return Tie("payment_ring", at.association_max_action if at.association_max_action != "none" else None,
+        return Tie("payment_ring", assoc,
                    "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that new, "
                    "disposable or KYC-less accounts of other orgs pay with")
+    if own & OWN_POOL and not own & ~OWN_STRUCTURAL:
+        # it sends from an address its community's pool reuses: about how it connects, not what it sends
+        return Tie("egress_pool", assoc, "EGRESS_POOL",
+                   "sends from a hosting block that other members of its community, spread over many such "
+                   "blocks like a proxy pool, send from too; nothing it sends is evidence")
     if own:
-        if m.strongly_tied and own & ~OWN_HARVEST:
+        if m.strongly_tied and own & ~(OWN_HARVEST | OWN_POOL):
             return Tie("own_strong", at.own_strong_max_action, "OWN_EVIDENCE",
                        f"own evidence ({own_text(own)}) and a strong tie to the cluster")
         if m.strongly_tied:
@@ -499,10 +507,11 @@ def tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
     """`member_tie(m, bad, rules, evidence).cap` for a member tied to the cluster's evidence (own evidence, or
     a strong value in `bad`), without the tie's texts (tests/core/test_reach_pass.py checks the two agree)."""
     at = rules.policy.attribution
-    if evidence == OWN_PAYMENT:
+    if evidence == OWN_PAYMENT or (evidence & OWN_POOL and not evidence & ~OWN_STRUCTURAL):
         return at.association_max_action if at.association_max_action != "none" else None
     if evidence:
-        return at.own_strong_max_action if m.strongly_tied and evidence & ~OWN_HARVEST else at.own_weak_max_action
+        return (at.own_strong_max_action if m.strongly_tied and evidence & ~(OWN_HARVEST | OWN_POOL)
+                else at.own_weak_max_action)
     cap = at.association_max_action if m.risky else at.established_association_max_action
     return None if cap == "none" else cap
 

@@ -1,6 +1,8 @@
 """Egress from a proxy pool as a member's own evidence (`policy.attribution.egress_spread`): a community whose
 members send from hosting networks spread over many IP blocks is run through a pool, but only a member whose
-own hosting block other members send from too has egress evidence (`min_block_members`). Developers trying a
+own hosting block other members send from too has pool egress evidence (`min_block_members`), and that
+evidence, about how it connects and not about what it sends, reaches it at most as far as association
+(a challenge): a bootcamp whose students share a hosted IDE's egress pool looks like that too. Developers trying a
 new agent framework, each on their own cloud machine, share a harness-like system prompt and spread over as
 many blocks as there are of them; the spread is a fact about the community, not about any one of them."""
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from app.detect.cluster import ClusterState, cluster_signals
-from app.detect.messages import OWN_CONTENT, OWN_NETWORK, Summary
+from app.detect.messages import OWN_CONTENT, OWN_NETWORK, OWN_POOL, Summary
 from app.errors import RulesError
 from app.policy import attribution
 from app.rules.load import compile_rules
@@ -22,7 +24,7 @@ def community(blocks: list[int], own: int = 0) -> ClusterState:
     c = ClusterState("c", T0)
     for k, b in enumerate(blocks):
         c.add(Summary(f"m{k}", f"org-{k}", T0 + k, True, True, 5, 0, risky=True, own=own, hosting_block=b),
-              2000, "template", "template:sys:h", ts_ms=T0 + k)
+              2000, "harness", "template:sys:h", ts_ms=T0 + k)
     return c
 
 
@@ -51,7 +53,7 @@ def test_developers_each_on_their_own_cloud_machine_have_no_egress_evidence(rule
 
 def test_a_pool_reused_across_members_gives_each_member_behind_it_egress_evidence(rules):
     c = community([1 + k % 6 for k in range(29)])  # a harvester's six data-centre blocks behind 29 accounts
-    assert all(bits & OWN_NETWORK for bits in evidence(c, rules).values())
+    assert all(bits == OWN_POOL for bits in evidence(c, rules).values())
     assert attribution.own_members(c, attribution.view(c, rules)) == 29
     assert egress_signal(c, rules) == 1.0
     assert attribution.cluster_gate(c, rules) is None
@@ -62,7 +64,7 @@ def test_only_the_members_behind_a_shared_block_count_and_the_counts_follow_memb
     blocks = [1] * 4 + [2] * 3 + list(range(10, 18)) + [0] * 3
     c = community(blocks)
     ev = evidence(c, rules)
-    assert {a for a, bits in ev.items() if bits & OWN_NETWORK} == {f"m{k}" for k in range(7)}
+    assert {a for a, bits in ev.items() if bits & OWN_POOL} == {f"m{k}" for k in range(7)}
     v = attribution.view(c, rules)
     assert attribution.own_members(c, v) == 7
     assert egress_signal(c, rules) == pytest.approx(7 / 18)
@@ -73,7 +75,7 @@ def test_only_the_members_behind_a_shared_block_count_and_the_counts_follow_memb
     c.remove("m4")
     c.remove("m5")
     ev = evidence(c, rules)
-    assert not ev["m6"] & OWN_NETWORK
+    assert not ev["m6"] & OWN_POOL
     assert attribution.own_members(c, attribution.view(c, rules)) == 4
     # a member moving onto a shared block (its latest summary's block) gains it, one leaving loses it
     c.add(Summary("m10", "org-10", T0 + 10, True, True, 6, 0, risky=True, hosting_block=1), 2000, "template",
@@ -81,7 +83,7 @@ def test_only_the_members_behind_a_shared_block_count_and_the_counts_follow_memb
     c.add(Summary("m0", "org-0", T0, True, True, 6, 0, risky=True, hosting_block=99), 2000, "template",
           "template:sys:h", ts_ms=T0 + 100)
     ev = evidence(c, rules)
-    assert ev["m10"] & OWN_NETWORK and not ev["m0"] & OWN_NETWORK
+    assert ev["m10"] & OWN_POOL and not ev["m0"] & OWN_POOL
     assert attribution.own_members(c, attribution.view(c, rules)) == 4
 
 
@@ -96,7 +98,7 @@ def test_one_member_per_block_is_the_earlier_rule(rules):
         doc["policy"]["attribution"]["egress_spread"]["min_block_members"] = 1
     loose = with_changes(one)
     c = community(list(range(1, 31)))
-    assert all(bits & OWN_NETWORK for bits in evidence(c, loose).values())
+    assert all(bits == OWN_POOL for bits in evidence(c, loose).values())
     assert attribution.cluster_gate(c, loose) is None
     assert not any(evidence(c, rules).values())
 
@@ -106,3 +108,22 @@ def test_the_knob_is_validated():
     doc["policy"]["attribution"]["egress_spread"]["min_block_members"] = 0
     with pytest.raises(RulesError, match="min_block_members"):
         compile_rules(doc, "<test>")
+
+
+def test_pool_egress_alone_reaches_a_member_as_far_as_association_and_behaviour_to_a_block(rules):
+    c = community([1 + k % 6 for k in range(12)])
+    bad = attribution.flagged_values(c, rules)
+    v = attribution.view(c, rules)
+    m = c.members["m1"]
+    tie = attribution.member_tie(m, bad, rules, attribution.member_evidence(c, m, v))
+    assert (tie.kind, tie.cap, tie.code) == ("egress_pool", "challenge", "EGRESS_POOL")
+    assert attribution.tie_cap(m, attribution.member_evidence(c, m, v), rules) == "challenge"
+    # the same member with flagged content of its own, or egress that hops between blocks itself
+    for own in (OWN_CONTENT, OWN_NETWORK):
+        c.add(Summary("m1", "org-1", T0 + 1, True, True, 6, 0, risky=True, own=own, hosting_block=2), 2000,
+              "harness", "template:sys:h", ts_ms=T0 + 50 + own)
+        v = attribution.view(c, rules)
+        ev = attribution.member_evidence(c, c.members["m1"], v)
+        tie = attribution.member_tie(c.members["m1"], bad, rules, ev)
+        assert (tie.kind, tie.cap) == ("own_strong", "block"), own
+        assert attribution.tie_cap(c.members["m1"], ev, rules) == "block"

@@ -12,7 +12,7 @@ import yaml
 
 from app.allowlist import Allowlist
 from app.detect.cluster import ClusterState, Live, Member
-from app.detect.messages import OWN_CONTENT, OWN_NETWORK, OWN_PAYMENT, Summary
+from app.detect.messages import OWN_CONTENT, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 from app.policy.attribution import (
     flagged_values,
     member_decision,
@@ -51,7 +51,9 @@ def test_tie_cap_is_member_ties_cap(assoc, established):
     r = rules(assoc, established, "block", "challenge")
     bad = {"payment_fp:x"}
     for ties, risky, ev in itertools.product((1, 8, 9), (True, False),
-                                             (OWN_PAYMENT, OWN_CONTENT, OWN_NETWORK | OWN_PAYMENT, 0)):
+                                             (OWN_PAYMENT, OWN_CONTENT, OWN_NETWORK | OWN_PAYMENT, OWN_POOL,
+                                              OWN_POOL | OWN_PAYMENT, OWN_POOL | OWN_HARVEST,
+                                              OWN_POOL | OWN_CONTENT, 0)):
         m = member(ties, risky, ["payment_fp:x"])
         assert tie_cap(m, ev, r) == member_tie(m, bad, r, ev).cap, (ties, risky, ev)
 
