@@ -12,8 +12,9 @@ it keeps in a cluster alone.
 - a member without own evidence is reached only when a strong value it holds is also held by a member
   with own evidence (*association*), at most `association_max_action`
   (`established_association_max_action` for an aged account without a disposable email); a throwaway
-  account on a card risky orgs share (`payment_ring`) is reached as far as association: that is evidence
-  about how it pays, not about what it sends;
+  account on a card risky orgs share (`payment_ring`), or one whose only evidence is a hosting block its
+  community's pool-like egress reuses (`egress_spread`), is reached as far as association: that is
+  evidence about how it pays or connects, not about what it sends;
 - anyone else in the cluster is not reached at all."""
 
 from __future__ import annotations
@@ -131,8 +132,9 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
 
 def spread(c: ClusterState, rules: Rules) -> int:
     """Whether the cluster's hosting egress is spread like a proxy pool's (`attribution.egress_spread`):
-    then every member sending from a hosting block that `min_block_members` members send from has egress
-    evidence, however few its own requests. 0: not spread; else that number (`ClusterState.egress_spread`)."""
+    then every member sending from a hosting block that `min_block_members` members send from has pool
+    egress evidence (OWN_POOL), however few its own requests. 0: not spread; else that number
+    (`ClusterState.egress_spread`)."""
     at = rules.policy.attribution
     if c.kind != "community":
         return 0
