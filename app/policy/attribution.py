@@ -41,6 +41,14 @@ from app.rules.load import KNOWN_SIGNALS
 from app.rules.model import Rules
 
 _FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOLUME}
+# own evidence that does not by itself take a strongly tied member to `own_strong_max_action`: a flagged
+# request on a harvest template (a ring member's reach) and pool egress (association's)
+_NOT_STRONG = OWN_HARVEST | OWN_POOL
+
+
+def _structural(bits: int) -> bool:
+    """Evidence only about how the member pays or connects (a ring's card, its community's egress pool)."""
+    return bool(bits) and not bits & ~OWN_STRUCTURAL
 
 # Values a cluster decision is also issued for. A fingerprint-scoped decision applies to every request on
 # the value at the rate limiter (contract v1), so it is only issued where every account behind it is
@@ -223,13 +231,13 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
         return Tie("payment_ring", assoc,
                    "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that new, "
                    "disposable or KYC-less accounts of other orgs pay with")
-    if own & OWN_POOL and not own & ~OWN_STRUCTURAL:
+    if _structural(own):
         # it sends from an address its community's pool reuses: about how it connects, not what it sends
         return Tie("egress_pool", assoc, "EGRESS_POOL",
                    "sends from a hosting block that other members of its community, spread over many such "
                    "blocks like a proxy pool, send from too; nothing it sends is evidence")
     if own:
-        if m.strongly_tied and own & ~(OWN_HARVEST | OWN_POOL):
+        if m.strongly_tied and own & ~_NOT_STRONG:
             return Tie("own_strong", at.own_strong_max_action, "OWN_EVIDENCE",
                        f"own evidence ({own_text(own)}) and a strong tie to the cluster")
         if m.strongly_tied:
@@ -509,11 +517,10 @@ def tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
     """`member_tie(m, bad, rules, evidence).cap` for a member tied to the cluster's evidence (own evidence, or
     a strong value in `bad`), without the tie's texts (tests/core/test_reach_pass.py checks the two agree)."""
     at = rules.policy.attribution
-    if evidence == OWN_PAYMENT or (evidence & OWN_POOL and not evidence & ~OWN_STRUCTURAL):
+    if _structural(evidence):
         return at.association_max_action if at.association_max_action != "none" else None
     if evidence:
-        return (at.own_strong_max_action if m.strongly_tied and evidence & ~(OWN_HARVEST | OWN_POOL)
-                else at.own_weak_max_action)
+        return at.own_strong_max_action if m.strongly_tied and evidence & ~_NOT_STRONG else at.own_weak_max_action
     cap = at.association_max_action if m.risky else at.established_association_max_action
     return None if cap == "none" else cap
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 import yaml
 
-from app.sim import scenario
+from app.sim import generator, scenario
 from app.sim.infra import STACKS
 from app.sim.scenario import ScenarioError
 from app.sim.timing import HOUR_MS, parse_ts
@@ -229,10 +230,6 @@ def test_trap_knobs_are_validated(tmp_path: Path, edit, where: str) -> None:
 
 
 def test_an_agent_launch_crowd_is_new_developers_each_on_their_own_line_on_one_system_prompt() -> None:
-    import json
-
-    from app.sim import generator
-
     doc = _smoke_doc()
     doc["populations"] = [{"name": "launch_crowd", "kind": "agent_launch", "accounts": 40,
                            "requests_per_account_hour": 6}]
