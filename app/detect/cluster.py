@@ -399,6 +399,8 @@ class ClusterState:
         m.flagged = max(m.flagged, s.flagged)
         if s.n and ts_ms >= m.seen_ms:
             m.own, m.pivot, m.seen_ms, m.block = s.own, s.pivot, ts_ms, s.hosting_block
+        elif not m.block:
+            m.block = s.hosting_block  # a value's record of a quiet member's egress (fingerprint._stub)
         m.payment = m.payment or payment_ring
         m.harvest = m.harvest or harvest
         m.ties |= bit

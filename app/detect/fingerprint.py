@@ -34,10 +34,11 @@ STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
-    __slots__ = ("eligible", "hit", "last_ms", "level", "linkable", "org", "own", "risky", "throwaway", "young")
+    __slots__ = ("block", "eligible", "hit", "last_ms", "level", "linkable", "org", "own", "risky", "throwaway",
+                 "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
-                 eligible: int, throwaway: int, hit: int = 0) -> None:
+                 eligible: int, throwaway: int, hit: int = 0, block: int = 0) -> None:
         self.last_ms = last_ms        # event time it was last seen on this value
         self.org = org                # "" when none
         self.linkable = linkable      # the value may link it
@@ -48,12 +49,17 @@ class FpMember:
         self.eligible = eligible      # new or unverified (Summary.eligible)
         self.throwaway = throwaway
         self.hit = hit                # it sent a flagged request on this value (kept)
+        # the hosting IP block of its last observation (Summary.hosting_block; 0: none): what a cluster knows of
+        # its egress when this value links it while it is quiet (a one-session account linked once a later
+        # account turns the value linking)
+        self.block = block
 
     def snapshot(self) -> list:
-        """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit` only
-        when set (nine fields otherwise, as before it existed)."""
+        """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit` and
+        `block` only when set (nine fields otherwise, as before they existed)."""
+        tail = [self.hit, self.block] if self.block else [1] if self.hit else []
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
-                self.throwaway] + ([1] if self.hit else [])
+                self.throwaway, *tail]
 
 
 _last_of = attrgetter("last_ms")
@@ -216,7 +222,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         if not eligible:
             fp.established += 1
         m = FpMember(ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible), int(s.throwaway),
-                     int(obs.hit))
+                     int(obs.hit), s.hosting_block)
         members[s.account_id] = m
         fp.hits += obs.hit
         if len(members) > bounds.max_members:
@@ -228,6 +234,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         m.last_ms = max(m.last_ms, ts)
         m.risky, m.young, m.own, m.eligible, m.throwaway = (int(s.risky), int(s.young), s.own, int(s.eligible),
                                                             int(s.throwaway))
+        m.block = s.hosting_block
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
@@ -305,7 +312,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
 
 
 def _stub(acct: str, r: FpMember) -> Summary:
-    """A member known to this fingerprint only by org and eligibility: its full summary reaches the
-    cluster stage with its own next observation."""
+    """A member known to this fingerprint only by org, eligibility and egress: its full summary reaches the
+    cluster stage with its own next observation (never, for an account whose one session is over)."""
     return Summary(acct, r.org or None, r.last_ms, bool(r.young), False, 0, 0, risky=bool(r.risky), own=r.own,
-                   throwaway=bool(r.throwaway))
+                   throwaway=bool(r.throwaway), hosting_block=r.block)

@@ -15,6 +15,7 @@ from app.detect.messages import OWN_CONTENT, OWN_NETWORK, OWN_POOL, Summary
 from app.errors import RulesError
 from app.policy import attribution
 from app.rules.load import compile_rules
+from app.stages.base import Output
 from tests.core.test_clusters import T0, rules_doc, with_changes
 
 
@@ -127,3 +128,25 @@ def test_pool_egress_alone_reaches_a_member_as_far_as_association_and_behaviour_
         tie = attribution.member_tie(c.members["m1"], bad, rules, ev)
         assert (tie.kind, tie.cap) == ("own_strong", "block"), own
         assert attribution.tie_cap(c.members["m1"], ev, rules) == "block"
+
+
+def test_members_a_harness_links_after_their_one_session_carry_their_block(rules):
+    """One-session accounts of a campaign on a harness prompt: the first two send before the prompt has
+    min_accounts users, so the third one's observation links them, from the value's record, while they are
+    quiet. Their hosting blocks come along (they never send again), so the third, which reuses the first's
+    pool address, shares a block with a member."""
+    from app.detect.messages import Observation
+    from app.stages.cluster import ClusterStage
+    from app.stages.fingerprint import FingerprintStage
+
+    fp, cl = FingerprintStage(rules), ClusterStage(rules)
+    for k, block in enumerate((11, 22, 11)):
+        s = Summary(f"a{k}", f"org-{k}", T0 + k * 60_000, True, True, 6, 0, risky=True, hosting_block=block)
+        out = Output()
+        fp.process(Observation("template", "sys:h4rn355", T0 + k * 60_000, f"ev-{k}", s), out)
+        for link in out.links:
+            cl.process(link, out)
+    c = cl.cluster_of_account("a2", T0 + 120_000)
+    assert c is not None and set(c.members) == {"a0", "a1", "a2"}
+    assert {a: m.block for a, m in c.members.items()} == {"a0": 11, "a1": 22, "a2": 11}
+    assert c.blocks == {11: 2, 22: 1}

@@ -45,3 +45,16 @@ def test_the_stage_stores_members_as_lists():
     assert stored[5] == {"a": [T0, "org-a", 1, 0, 1, 1, 2, 1, 1], "b": [T0 + 1, "org-b", 1, stored[5]["b"][3], 1, 1,
                                                                           2, 1, 1]}
     assert orjson.dumps(FpState.restore(stored).snapshot()) == orjson.dumps(stored)
+
+
+def test_a_member_with_a_hosting_block_stores_hit_and_block_after_the_nine_fields():
+    rules = compile_rules(yaml.safe_load(DEFAULT_YAML.read_text()), "default.yaml")
+    stage = FingerprintStage(rules)
+    s = Summary("a", "org-a", T0, True, True, 1, 0, risky=True, hosting_block=77)
+    stage.process(Observation("payment_fp", "pf-2", T0, "ev-0", s), Output())
+    st = stage.store.get("payment_fp:pf-2")
+    stored = orjson.loads(orjson.dumps(st.snapshot()))
+    assert stored[5]["a"][9:] == [0, 77]
+    back = FpState.restore(stored)
+    assert (back.members["a"].hit, back.members["a"].block) == (0, 77)
+    assert orjson.dumps(back.snapshot()) == orjson.dumps(stored)
