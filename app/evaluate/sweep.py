@@ -239,7 +239,10 @@ def worst_benign_overall(worlds: list[WorldResult]) -> dict[str, Any] | None:
     return _worst(list(pooled.values()))
 
 
-# campaign size buckets, by the group's account count; groups under 10 accounts are shown, not targeted
+# campaign size buckets, by the accounts of the group that sent requests in the world (what a detector, or a
+# labelled day from elsewhere, sees of a campaign: a scenario's declared size counts accounts that a short world
+# ends before they send anything, and stays in the group's `size`); groups under 10 accounts are shown, not
+# targeted
 BUCKETS = ((1, 9, "<10"), (10, 29, "10-29"), (30, 99, "30-99"), (100, 299, "100-299"), (300, math.inf, "300+"))
 UNTARGETED_BUCKETS = frozenset({"<10"})
 
@@ -272,7 +275,8 @@ def archetype_buckets(worlds: list[WorldResult]) -> list[BucketCell]:
         for g in w.campaigns():
             if g["accounts"] == 0:
                 continue
-            samples.setdefault((g["archetype"], bucket_of(g["size"])), []).append((g["rate"], w.seed, g["accounts"]))
+            n = g["accounts"]
+            samples.setdefault((g["archetype"], bucket_of(n)), []).append((g["rate"], w.seed, n))
     order = {name: i for i, (_, _, name) in enumerate(BUCKETS)}
     cells = []
     for (arch, bucket), s in sorted(samples.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):

@@ -69,7 +69,7 @@ def _size_plot(sw: Sweep) -> str:
     for w in sw.worlds:
         for g in w.campaigns():
             if g["accounts"]:
-                by_arch.setdefault(g["archetype"], []).append((max(1, g["size"]), g["rate"]))
+                by_arch.setdefault(g["archetype"], []).append((g["accounts"], g["rate"]))
     for arch in sorted(by_arch):
         xs, ys = zip(*by_arch[arch], strict=True)
         ax.scatter(xs, ys, s=22, alpha=0.8, label=arch)
@@ -82,7 +82,7 @@ def _size_plot(sw: Sweep) -> str:
     if t is not None:
         ax.axhline(t, color="#a61b1b", lw=0.8, ls="--")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_xlabel("campaign size (accounts, log scale; dotted: bucket edges 10, 30, 100, 300)")
+    ax.set_xlabel("campaign size (accounts that sent requests, log scale; dotted: bucket edges 10, 30, 100, 300)")
     ax.set_ylabel("recall of the group")
     ax.grid(alpha=0.3)
     return png(fig)

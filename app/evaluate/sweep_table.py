@@ -59,7 +59,8 @@ def render(sw: Sweep) -> str:
         f"{wb['group']} ({wb['caught']} of {wb['accounts']} accounts caught over {wb['worlds']} worlds, "
         f"rate {wb['rate']:.4f})"))
 
-    lines += ["", "recall per campaign archetype by size (accounts): mean/min over n samples (world x group)"]
+    lines += ["", "recall per campaign archetype by size (its accounts that sent requests): mean/min over n samples "
+              "(world x group)"]
     names = [b[2] for b in BUCKETS]
     arch_w = max([len("archetype")] + [len(c.archetype) for c in sw.cells])
     head = f"{'archetype':<{arch_w}} " + " ".join(f"{n:>{_CELL}}" for n in names)

@@ -119,6 +119,16 @@ def test_archetype_cells_mean_min_and_counts() -> None:
     assert not cells[("release_tracker", "<10")].targeted and h.targeted
 
 
+def test_cells_bucket_a_campaign_by_the_accounts_it_used_not_its_declared_size() -> None:
+    # a scenario declares 18 accounts; a short world ends before 13 of them send anything, so the campaign
+    # the detector (or a labelled day from elsewhere) sees is 5 accounts: shown, not targeted
+    worlds = [world(2, [group("a", "campaign", 5, 0, archetype="agentic_harvester", size=18),
+                        group("h", "campaign", 47, 40, archetype="hydra_reseller", size=332)])]
+    cells = {(c.archetype, c.bucket): c for c in archetype_buckets(worlds)}
+    assert set(cells) == {("agentic_harvester", "<10"), ("hydra_reseller", "30-99")}
+    assert not cells[("agentic_harvester", "<10")].targeted
+
+
 def test_describe_groups_prefers_labels_then_the_scenario_then_the_name() -> None:
     sc = Scenario("s", "s", "", 0, 24.0, {}, "m", 1.0,
                   populations=[{"name": "devs", "kind": "developers_coding_agents"}],
