@@ -273,7 +273,10 @@ class BenignPopulation(Group):
         stack = st["stacks"].get(path) or self.pick_stack(path)
         ja4, ua = stack_client(stack, rng)
         home = st["home"]
-        asn, ip = home[0] if rng.random() < 0.75 else home[int(rng.random() * len(home))]
+        if s.get("exit_per_session"):  # a VPN: any of its exits, per connection
+            asn, ip = home[int(rng.random() * len(home))]
+        else:
+            asn, ip = home[0] if rng.random() < 0.75 else home[int(rng.random() * len(home))]
         if asn.type == "mobile" and "nat" not in st["org"]:
             ip = asn.ip(rng, s["v6_share"])  # carrier NAT: a new address every session
         client: dict[str, Any] = {"ip": ip, "asn": asn.number, "asn_type": asn.type, "country": asn.country,

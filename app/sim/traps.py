@@ -3,7 +3,8 @@ security-research programmes, eval vendors and an agent framework's launch crowd
 accounts share a site, cards and a start.
 
 A trap's accounts are spread over `labs` sites (one for every kind but research_lab). A site has one network
-(`nat_ips` addresses of one ASN, or each account's own home line when `nat_ips` is absent) and one country.
+(`nat_ips` addresses of one ASN, or each account's own home line when `nat_ips` is absent) and one country;
+with `exit_per_session` each session leaves from any of the addresses alike (a commercial VPN's exits).
 Each account is its own org with probability `org_per_account`, else one of the population's `orgs` shared
 orgs. Cards follow `card_scope`: `groups` (a site's card holders split into groups of `card_shared_by`
 accounts, one card each: a lab's grant cards, a team's card), `population` (one card for every card holder: a
@@ -146,11 +147,28 @@ TRAP_DEFAULTS: dict[str, dict[str, Any]] = {
         "models": {"large": 0.6, "medium": 0.4}, "output_tokens": [60, 3000], "context_tokens": [2000, 60000],
         "cache_read_fraction": 0.8,
     },
+    # a startup's engineers behind the company's commercial VPN, which hands out one of its exits (a dozen IP
+    # blocks of a VPN provider) per connection: new accounts, each their own org, on team cards, coding work
+    # through the company's agent tooling (one system prompt)
+    "vpn_team": {
+        "org_per_account": 1.0, "card_scope": "groups", "card_shared_by": [3, 8], "shared_payment_fraction": 0.8,
+        "no_card_fraction": 0.3, "nat_ips": 12, "exit_per_session": True,
+        "countries": {"US": 3, "GB": 1, "DE": 1, "NL": 1, "SE": 1, "CA": 1}, "asn_types": {"vpn": 1.0},
+        "v6_share": 0.0, "access_paths": {"api": 0.6, "ide_agent": 0.4},
+        "stacks": {"python_sdk": 0.5, "node_sdk": 0.4, "python_httpx": 0.1}, "tail_stack_share": 0.05,
+        "tiers": {"build": 0.6, "scale": 0.4}, "signup_channels": {"startup": 0.6, "standard": 0.4},
+        "kyc": {"card": 0.8, "email": 0.2}, "email_domain_classes": {"corporate": 0.6, "freemail": 0.4},
+        "account_age_days": [1, 45], "session_length": 12, "session_gap_seconds": [3, 60], "diurnal": "office",
+        "template_families": {"agent_task": 1.0, "dev_question": 0.6}, "followup_family": "agent_followup",
+        "system_prompts": 1, "system_prompt_share": 0.7, "thinking": 0.4, "tools": [5, 25],
+        "models": {"large": 0.6, "medium": 0.4}, "output_tokens": [60, 3000], "context_tokens": [2000, 60000],
+        "cache_read_fraction": 0.7,
+    },
 }
 TRAP_KINDS = frozenset(TRAP_DEFAULTS)
 # knobs only these kinds read (a scenario that sets them on another kind is rejected)
 TRAP_KNOBS = ("labs", "org_per_account", "card_scope", "card_shared_by", "system_prompt_share",
-              "family_per_session", "cohort")
+              "family_per_session", "cohort", "exit_per_session")
 
 
 def split(rng: random.Random, total: int, parts: int) -> list[int]:

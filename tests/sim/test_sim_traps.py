@@ -253,3 +253,28 @@ def test_an_agent_launch_crowd_is_new_developers_each_on_their_own_line_on_one_s
     # all running the framework's one system prompt, with tools
     assert len({e["request"]["system_prompt_hash"] for e in evs}) == 1
     assert all(e["request"]["tools"] >= 5 for e in evs if e["request"]["turn"] == 1)
+
+
+def test_a_vpn_team_leaves_through_its_vpns_exits_one_per_session_on_team_cards() -> None:
+    doc = _smoke_doc()
+    doc["populations"] = [{"name": "vpn_startup", "kind": "vpn_team", "accounts": 30, "nat_ips": 10,
+                           "requests_per_account_hour": 4}]
+    doc["campaigns"] = []
+    sim = generator.build(scenario.from_dict(doc, "<test>"), 5)
+    evs = [json.loads(data) for _, _, data in sim.events()]
+    accts = _accounts(evs)
+    assert len(accts) >= 20
+    assert len({e["org_id"] for e in accts.values()}) == len(accts)
+    # team cards: some card paid for by three or more of them
+    holders: dict[str, set[str]] = defaultdict(set)
+    for a, e in accts.items():
+        if e["account"].get("payment_fp"):
+            holders[e["account"]["payment_fp"]].add(a)
+    assert max(len(h) for h in holders.values()) >= 3
+    # one VPN provider, ten exits, and an account that sends several sessions leaves through several of them
+    assert {e["client"]["asn_type"] for e in evs} == {"vpn"} and len({e["client"]["asn"] for e in evs}) == 1
+    assert len({e["client"]["ip"] for e in evs}) == 10
+    exits: dict[str, set[str]] = defaultdict(set)
+    for e in evs:
+        exits[e["account_id"]].add(e["client"]["ip"])
+    assert max(len(x) for x in exits.values()) >= 3
