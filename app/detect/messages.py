@@ -22,8 +22,10 @@ OWN_POOL = 64
 OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume", OWN_OTHER: "behaviour",
              OWN_PAYMENT: "payment ring", OWN_HARVEST: "harvest template", OWN_POOL: "egress pool"}
 # evidence about how an account pays or connects, not about what it sends: on its own it reaches the account
-# as far as association (policy.attribution.association_max_action), never to a block
-OWN_STRUCTURAL = OWN_PAYMENT | OWN_POOL
+# as far as association (policy.attribution.association_max_action), never to a block. Its own egress
+# rotating through hosting networks (OWN_NETWORK) is a proxy pool's, and also a commercial VPN's that hands
+# out a new exit per connection: a team behind one, on its company card, looks like a ring by that alone
+OWN_STRUCTURAL = OWN_PAYMENT | OWN_POOL | OWN_NETWORK
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,10 @@ it keeps in a cluster alone.
 - a member without own evidence is reached only when a strong value it holds is also held by a member
   with own evidence (*association*), at most `association_max_action`
   (`established_association_max_action` for an aged account without a disposable email); a throwaway
-  account on a card risky orgs share (`payment_ring`), or one whose only evidence is a hosting block its
-  community's pool-like egress reuses (`egress_spread`), is reached as far as association: that is
-  evidence about how it pays or connects, not about what it sends;
+  account on a card risky orgs share (`payment_ring`), or one whose only evidence is its egress (its own
+  rotating through hosting networks, or a hosting block its community's pool-like egress reuses:
+  `egress_spread`), is reached as far as association: that is evidence about how it pays or connects, not
+  about what it sends;
 - anyone else in the cluster is not reached at all."""
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ from app.rules.model import Rules
 
 _FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOLUME}
 # own evidence that does not by itself take a strongly tied member to `own_strong_max_action`: a flagged
-# request on a harvest template (a ring member's reach) and pool egress (association's)
-_NOT_STRONG = OWN_HARVEST | OWN_POOL
+# request on a harvest template (a ring member's reach) and egress, its own or its pool's (association's)
+_NOT_STRONG = OWN_HARVEST | OWN_POOL | OWN_NETWORK
 
 
 def _structural(bits: int) -> bool:
-    """Evidence only about how the member pays or connects (a ring's card, its community's egress pool)."""
+    """Evidence only about how the member pays or connects (a ring's card, its own rotating egress, its
+    community's egress pool)."""
     return bool(bits) and not bits & ~OWN_STRUCTURAL
 
 # Values a cluster decision is also issued for. A fingerprint-scoped decision applies to every request on
@@ -231,6 +233,11 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
         return Tie("payment_ring", assoc,
                    "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that new, "
                    "disposable or KYC-less accounts of other orgs pay with")
+    if _structural(own) and own & OWN_NETWORK:
+        # its requests hop between hosting networks: a proxy pool's exits, or a VPN's
+        return Tie("egress_rotation", assoc, "EGRESS_ROTATION",
+                   "its own egress rotates through hosting networks (a proxy pool's exits, or a VPN's that hands "
+                   "out a new one per connection); nothing it sends is evidence")
     if _structural(own):
         # it sends from an address its community's pool reuses: about how it connects, not what it sends
         return Tie("egress_pool", assoc, "EGRESS_POOL",

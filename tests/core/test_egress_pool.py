@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from app.detect.cluster import ClusterState, cluster_signals
-from app.detect.messages import OWN_CONTENT, OWN_NETWORK, OWN_POOL, Summary
+from app.detect.messages import OWN_CONTENT, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 from app.errors import RulesError
 from app.policy import attribution
 from app.rules.load import compile_rules
@@ -111,7 +111,7 @@ def test_the_knob_is_validated():
         compile_rules(doc, "<test>")
 
 
-def test_pool_egress_alone_reaches_a_member_as_far_as_association_and_behaviour_to_a_block(rules):
+def test_egress_alone_pooled_or_its_own_reaches_a_member_as_far_as_association_and_content_to_a_block(rules):
     c = community([1 + k % 6 for k in range(12)])
     bad = attribution.flagged_values(c, rules)
     v = attribution.view(c, rules)
@@ -119,15 +119,23 @@ def test_pool_egress_alone_reaches_a_member_as_far_as_association_and_behaviour_
     tie = attribution.member_tie(m, bad, rules, attribution.member_evidence(c, m, v))
     assert (tie.kind, tie.cap, tie.code) == ("egress_pool", "challenge", "EGRESS_POOL")
     assert attribution.tie_cap(m, attribution.member_evidence(c, m, v), rules) == "challenge"
-    # the same member with flagged content of its own, or egress that hops between blocks itself
-    for own in (OWN_CONTENT, OWN_NETWORK):
+    # the same member with egress that hops between blocks itself (a proxy pool's exits, or a commercial VPN's
+    # that hands out a new one per connection), with or without the ring's card: how it connects, a challenge;
+    # with flagged content of its own, alone or besides: what it sends, the cluster's block
+    cases = [(OWN_NETWORK, ("egress_rotation", "challenge", "EGRESS_ROTATION")),
+             (OWN_NETWORK | OWN_PAYMENT, ("egress_rotation", "challenge", "EGRESS_ROTATION")),
+             (OWN_NETWORK | OWN_HARVEST, ("own_weak", "challenge", "OWN_EVIDENCE_WEAK_TIE")),
+             (OWN_CONTENT, ("own_strong", "block", "OWN_EVIDENCE")),
+             (OWN_CONTENT | OWN_NETWORK, ("own_strong", "block", "OWN_EVIDENCE"))]
+    for k, (own, want) in enumerate(cases):
         c.add(Summary("m1", "org-1", T0 + 1, True, True, 6, 0, risky=True, own=own, hosting_block=2), 2000,
-              "harness", "template:sys:h", ts_ms=T0 + 50 + own)
+              "harness", "template:sys:h", ts_ms=T0 + 50 + k)
         v = attribution.view(c, rules)
         ev = attribution.member_evidence(c, c.members["m1"], v)
+        assert ev & ~OWN_POOL == own, own  # its block is a shared one: pool egress besides, unless its own egress
         tie = attribution.member_tie(c.members["m1"], bad, rules, ev)
-        assert (tie.kind, tie.cap) == ("own_strong", "block"), own
-        assert attribution.tie_cap(c.members["m1"], ev, rules) == "block"
+        assert (tie.kind, tie.cap, tie.code) == want, own
+        assert attribution.tie_cap(c.members["m1"], ev, rules) == want[1], own
 
 
 def test_members_a_harness_links_after_their_one_session_carry_their_block(rules):
