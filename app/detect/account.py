@@ -23,7 +23,7 @@ _FAMILY_INDEX = {f: i for i, f in enumerate(TASK_FAMILIES)}
 RECENT_SKELETONS = 12
 MAX_REPORTED = 16  # fingerprint values remembered per refresh period (past it, values are reported again)
 MAX_EGRESS = 8  # distinct hosting IP blocks remembered per account
-HOSTING_ASN_TYPES = frozenset({"cloud", "datacenter", "proxy", "vpn"})
+HOSTING_ASN_TYPES = frozenset({"cloud", "datacenter", "proxy", "vpn"})  # rules without fingerprints.hosting_asn_types
 
 
 class AccountState:
@@ -93,7 +93,7 @@ class AccountState:
         self.model_first: list[int] = []       # ... and when each was first used
         self.pre_n = 0                         # requests before the newest model's first use
         self.latest_n = 0                      # requests on the newest model since then
-        self.hosting_n = 0                     # requests from cloud, data-centre, proxy or VPN addresses
+        self.hosting_n = 0                     # requests from hosting addresses (fingerprints.hosting_asn_types)
         self.hosting_block = 0                 # ... the IP block (crc32) of the latest such request
         self.egress: list[int] = []            # ... and their distinct IP blocks (crc32), at most MAX_EGRESS
         self.own = 0                           # own-evidence bits seen so far (app.policy.attribution)
@@ -161,7 +161,8 @@ class AccountState:
         return out
 
     # -- update
-    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float) -> bool:
+    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float,
+                hosting: frozenset[str] = HOSTING_ASN_TYPES) -> bool:
         """Take the event into the account's figures; whether its request was content-flagged."""
         ts = ev.ts_ms
         if self.n:
@@ -206,7 +207,7 @@ class AccountState:
             ev.country and ev.billing_country and ev.country != ev.billing_country
         ):
             self.proxy_n += 1
-        if ev.asn_type in HOSTING_ASN_TYPES:
+        if ev.asn_type in hosting:
             self.hosting_n += 1
             if ev.ip_prefix is not None:
                 h = self.hosting_block = crc32(ev.ip_prefix.encode())
@@ -313,7 +314,8 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
     if s is not None and n >= s.min_requests and len(a.egress) >= s.threshold and a.hosting_n >= s.min_share * n:
         blocks = len(a.egress)
         hosted = a.hosting_n
-        hits.append(Hit(s, blocks, f"{hosted} of {n} requests from cloud, data-centre, proxy or VPN addresses, "
+        hits.append(Hit(s, blocks, f"{hosted} of {n} requests from hosting addresses "
+                                   f"({', '.join(sorted(rules.fingerprints.hosting_asn_types))}), "
                                    f"through {blocks}{'+' if blocks >= MAX_EGRESS else ''} IP blocks"))
     s = sig("ACCT_MODEL_PIVOT")
     piv = a.pivot(now, s)

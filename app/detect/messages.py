@@ -46,7 +46,7 @@ class Summary:
     own: int = 0
     # a disposable email or no KYC at all: nobody's customer record to lose
     throwaway: bool = False
-    # the IP block (crc32) of its latest request from a cloud, data-centre, proxy or VPN address; 0: none
+    # the IP block (crc32) of its latest request from a hosting address (fingerprints.hosting_asn_types); 0: none
     hosting_block: int = 0
 
     @property

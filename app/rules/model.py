@@ -122,6 +122,9 @@ class FingerprintRules:
     # an account reports a fingerprint value it already reported at the same summary level at most once
     # per this many ms (0: every event reports every value); see AccountState.unreported
     refresh_ms: int = 0
+    # the ASN types whose addresses are hosting egress: what ACCT_EGRESS_ROTATION, pool egress and a member's
+    # hosting block count (app.detect.account)
+    hosting_asn_types: frozenset[str] = frozenset({"cloud", "datacenter", "proxy", "vpn"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -328,6 +328,10 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
         "accounts": Num(15, 80, integer=True), "requests_per_account_hour": Num(2, 10, log=True),
         "cloud_share": Num(0.3, 0.9),
     },
+    "vpn_team": {
+        "accounts": Num(8, 40, integer=True), "requests_per_account_hour": Num(1, 6, log=True),
+        "nat_ips": Num(4, 20, integer=True), "shared_payment_fraction": Num(0.4, 1),
+    },
 }
 
 _WORLD: dict[str, Any] = {
@@ -353,7 +357,7 @@ POPULATION_KINDS = tuple(_POPULATIONS)
 GROUP_NAMES = {
     "research_lab": "research_labs", "classroom": "course_session", "hackathon": "hack_weekend",
     "onboarding_wave": "new_hires", "security_research": "red_team_programme", "eval_vendor": "eval_house",
-    "agent_launch": "launch_crowd",
+    "agent_launch": "launch_crowd", "vpn_team": "vpn_startup",
     "stealth": "stealth_trickle", "trace_variant": "trace_coercion",
 }
 
@@ -493,6 +497,8 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
     elif kind == "agent_launch":
         cloud = g("cloud_share")
         p["asn_types"] = {"cloud": cloud, "residential": round(1 - cloud, 4)}
+    elif kind == "vpn_team":
+        p.update(nat_ips=g("nat_ips"), shared_payment_fraction=g("shared_payment_fraction"))
     if "release_burst.share" in _POPULATIONS[kind]:
         burst = dict({**KIND_DEFAULTS, **TRAP_DEFAULTS}[kind]["release_burst"])
         lo, hi = g("release_burst.requests")

@@ -12,6 +12,7 @@ import yaml
 
 from app.detect.account import account_signals
 from app.engine import AccountStage, Engine, Output
+from app.errors import RulesError
 from app.ingest.event import Event
 from app.ingest.parse import Rejection, parse_record
 from app.rules.load import compile_rules
@@ -229,6 +230,38 @@ def test_proxy_geo_silent_for_a_traveller_and_without_billing_country(rules):
     assert fired(trip, rules) == {}  # 1 of 4 abroad
     unknown = [ev(i, client={"country": "SG", "asn_type": "residential"}) for i in range(5)]
     assert fired(unknown, rules) == {}  # no billing country: nothing to compare
+
+
+def _hopping(asn_type: str, n: int = 6) -> list[Event]:
+    """`n` requests, each from a different /24 of addresses of `asn_type`."""
+    return [ev(i, client={"ip": f"203.0.{10 + i}.7", "asn_type": asn_type, "country": "US"}) for i in range(n)]
+
+
+def test_egress_rotation_fires_on_requests_hopping_between_hosting_blocks(rules):
+    got = fired(_hopping("datacenter"), rules)
+    assert got["ACCT_EGRESS_ROTATION"] == (
+        6, "6 of 6 requests from hosting addresses (cloud, datacenter, proxy), through 6 IP blocks")
+    assert "ACCT_EGRESS_ROTATION" not in fired(_hopping("datacenter", 4), rules)  # min_requests 5
+    assert "ACCT_EGRESS_ROTATION" not in fired(_hopping("residential"), rules)
+
+
+def test_a_commercial_vpns_rotating_exits_are_not_hosting_egress_unless_the_rules_say_so(rules):
+    # a VPN hands out a new exit per connection: the product working, not a proxy pool (tests/golden/vpn_team)
+    assert "vpn" not in rules.fingerprints.hosting_asn_types
+    stage, _ = feed(_hopping("vpn"), rules)
+    st = stage.store.get("acct-1")
+    assert (st.hosting_n, st.egress, st.hosting_block) == (0, [], 0)
+    assert "ACCT_EGRESS_ROTATION" not in fired(_hopping("vpn"), rules)
+    doc = yaml.safe_load(DEFAULT_YAML.read_text())
+    doc["fingerprints"]["hosting_asn_types"] = ["cloud", "datacenter", "proxy", "vpn"]
+    with_vpn = compile_rules(doc, "<test>")
+    assert fired(_hopping("vpn"), with_vpn)["ACCT_EGRESS_ROTATION"][0] == 6
+    del doc["fingerprints"]["hosting_asn_types"]  # absent: every hosting type, VPN included, as before the knob
+    assert compile_rules(doc, "<test>").fingerprints.hosting_asn_types == {"cloud", "datacenter", "proxy", "vpn"}
+    doc["fingerprints"]["hosting_asn_types"] = ["cloud", "satellite"]
+    with pytest.raises(RulesError) as info:
+        compile_rules(doc, "<test>")
+    assert "fingerprints.hosting_asn_types" in str(info.value)
 
 
 # ------------------------------------------------------------------------------------------- content
