@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import platform
 import subprocess
@@ -97,15 +98,29 @@ def run_meta() -> dict:
             "load_start": os.getloadavg()[0]}
 
 
+def simulator_digest() -> str:
+    """What the default day is made from: the simulator's sources and its packaged scenarios. The cached day
+    is made again when this changes (a day cached before the scenario gained a population is not it)."""
+    sim = Path(__file__).resolve().parents[1] / "sim"
+    h = hashlib.sha256()
+    for f in sorted(p for p in sim.rglob("*") if p.suffix in (".py", ".yaml", ".json") and p.is_file()):
+        h.update(f.relative_to(sim).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def ensure_events(path: Path | None) -> Path:
     if path is not None:
         return path
     out = BENCH_DIR / "default"
-    events = out / "events.jsonl"
-    if not events.exists():
-        print("generating the default simulated day (once, cached in .bench/) ...", file=sys.stderr)
+    events, stamp = out / "events.jsonl", out / "simulator.sha256"
+    digest = simulator_digest()
+    if not events.exists() or not stamp.exists() or stamp.read_text().strip() != digest:
+        print("generating the default simulated day (cached in .bench/ until the simulator changes) ...",
+              file=sys.stderr)
+        stamp.unlink(missing_ok=True)
         subprocess.run([sys.executable, "-m", "app.cli", "simulate", "--scenario", "default", "--seed", "7",
                         "--out", str(out)], check=True)
+        stamp.write_text(digest + "\n")
     return events
 
 
