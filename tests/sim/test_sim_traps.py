@@ -229,14 +229,19 @@ def test_trap_knobs_are_validated(tmp_path: Path, edit, where: str) -> None:
     assert f": {where}" in str(info.value), str(info.value)
 
 
-def test_an_agent_launch_crowd_is_new_developers_each_on_their_own_line_on_one_system_prompt() -> None:
+def _alone(population: dict, seed: int) -> tuple[list[dict], dict[str, dict]]:
+    """The events of a world holding only `population`, and its accounts (first event each)."""
     doc = _smoke_doc()
-    doc["populations"] = [{"name": "launch_crowd", "kind": "agent_launch", "accounts": 40,
-                           "requests_per_account_hour": 6}]
+    doc["populations"] = [population]
     doc["campaigns"] = []
-    sim = generator.build(scenario.from_dict(doc, "<test>"), 3)
+    sim = generator.build(scenario.from_dict(doc, "<test>"), seed)
     evs = [json.loads(data) for _, _, data in sim.events()]
-    accts = _accounts(evs)
+    return evs, _accounts(evs)
+
+
+def test_an_agent_launch_crowd_is_new_developers_each_on_their_own_line_on_one_system_prompt() -> None:
+    evs, accts = _alone({"name": "launch_crowd", "kind": "agent_launch", "accounts": 40,
+                         "requests_per_account_hour": 6}, 3)
     assert len(accts) >= 20
     # each its own org and its own card (or none), new, consumer or work email, standard or startup signup
     assert len({e["org_id"] for e in accts.values()}) == len(accts)
@@ -256,13 +261,8 @@ def test_an_agent_launch_crowd_is_new_developers_each_on_their_own_line_on_one_s
 
 
 def test_a_vpn_team_leaves_through_its_vpns_exits_one_per_session_on_team_cards() -> None:
-    doc = _smoke_doc()
-    doc["populations"] = [{"name": "vpn_startup", "kind": "vpn_team", "accounts": 30, "nat_ips": 10,
-                           "requests_per_account_hour": 4}]
-    doc["campaigns"] = []
-    sim = generator.build(scenario.from_dict(doc, "<test>"), 5)
-    evs = [json.loads(data) for _, _, data in sim.events()]
-    accts = _accounts(evs)
+    evs, accts = _alone({"name": "vpn_startup", "kind": "vpn_team", "accounts": 30, "nat_ips": 10,
+                         "requests_per_account_hour": 4}, 5)
     assert len(accts) >= 20
     assert len({e["org_id"] for e in accts.values()}) == len(accts)
     # team cards: some card paid for by three or more of them
