@@ -23,7 +23,6 @@ _FAMILY_INDEX = {f: i for i, f in enumerate(TASK_FAMILIES)}
 RECENT_SKELETONS = 12
 MAX_REPORTED = 16  # fingerprint values remembered per refresh period (past it, values are reported again)
 MAX_EGRESS = 8  # distinct hosting IP blocks remembered per account
-HOSTING_ASN_TYPES = frozenset({"cloud", "datacenter", "proxy", "vpn"})  # rules without fingerprints.hosting_asn_types
 
 
 class AccountState:
@@ -161,9 +160,9 @@ class AccountState:
         return out
 
     # -- update
-    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float,
-                hosting: frozenset[str] = HOSTING_ASN_TYPES) -> bool:
-        """Take the event into the account's figures; whether its request was content-flagged."""
+    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float, hosting: frozenset[str]) -> bool:
+        """Take the event into the account's figures; whether its request was content-flagged. `hosting`: the
+        ASN types whose addresses are hosting egress (fingerprints.hosting_asn_types)."""
         ts = ev.ts_ms
         if self.n:
             gap = max(0.0, (ts - self.last_ms) / 1000.0)

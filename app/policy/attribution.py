@@ -233,12 +233,12 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
         return Tie("payment_ring", assoc,
                    "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that new, "
                    "disposable or KYC-less accounts of other orgs pay with")
-    if _structural(own) and own & OWN_NETWORK:
-        # its requests hop between hosting networks: a proxy pool's exits, or a VPN's
-        return Tie("egress_rotation", assoc, "EGRESS_ROTATION",
-                   "its own egress rotates through hosting networks (a proxy pool's exits, or a VPN's that hands "
-                   "out a new one per connection); nothing it sends is evidence")
     if _structural(own):
+        if own & OWN_NETWORK:
+            # its requests hop between hosting networks: a proxy pool's exits, or a VPN's
+            return Tie("egress_rotation", assoc, "EGRESS_ROTATION",
+                       "its own egress rotates through hosting networks (a proxy pool's exits, or a VPN's that "
+                       "hands out a new one per connection); nothing it sends is evidence")
         # it sends from an address its community's pool reuses: about how it connects, not what it sends
         return Tie("egress_pool", assoc, "EGRESS_POOL",
                    "sends from a hosting block that other members of its community, spread over many such "

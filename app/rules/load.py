@@ -14,6 +14,7 @@ import yaml
 from app.errors import RulesError
 from app.ingest.parse import BadField, parse_ts
 from app.rules.model import (
+    ALL_HOSTING_ASN_TYPES,
     ActionStep,
     AllowEntry,
     Attribution,
@@ -154,7 +155,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             campaign_prompt=_campaign_prompt(fp.get("campaign_prompt"), int(fp["popular_accounts"]), source),
             harvest_template=_harvest_template(fp.get("harvest_template"), source),
             refresh_ms=int(float(fp.get("refresh_s", 0)) * 1000),
-            hosting_asn_types=frozenset(fp.get("hosting_asn_types", ["cloud", "datacenter", "proxy", "vpn"])),
+            hosting_asn_types=frozenset(fp.get("hosting_asn_types", ALL_HOSTING_ASN_TYPES)),
         ),
         policy=policy,
         allowlist=_allow_entries(doc.get("allowlist", []), source, "allowlist"),

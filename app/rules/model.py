@@ -109,6 +109,10 @@ class HarvestTemplate:
     min_young_share: float      # new/unverified share of its distinct accounts, at least
 
 
+# every ASN type that is hosting egress: what a rules file without fingerprints.hosting_asn_types counts
+ALL_HOSTING_ASN_TYPES = frozenset({"cloud", "datacenter", "proxy", "vpn"})
+
+
 @dataclass(frozen=True, slots=True)
 class FingerprintRules:
     scopes: tuple[str, ...]
@@ -124,7 +128,7 @@ class FingerprintRules:
     refresh_ms: int = 0
     # the ASN types whose addresses are hosting egress: what ACCT_EGRESS_ROTATION, pool egress and a member's
     # hosting block count (app.detect.account)
-    hosting_asn_types: frozenset[str] = frozenset({"cloud", "datacenter", "proxy", "vpn"})
+    hosting_asn_types: frozenset[str] = ALL_HOSTING_ASN_TYPES
 
 
 @dataclass(frozen=True, slots=True)
