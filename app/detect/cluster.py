@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush
 
 from app.detect.hits import Hit, at_least
-from app.detect.messages import OWN_CONTENT, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
+from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 
 COMMUNITY, RING = "community", "ring"
 # how a member is tied to its cluster: one bit per kind of value it was linked through
@@ -38,14 +38,33 @@ def tie_scope(fp: str, strong: bool) -> str:
 class Member:
     """What a cluster keeps of one member: figures from its latest summary, how it is tied, and the
     decision the cluster last carried to it."""
-    __slots__ = ("block", "dec_level", "dec_until", "first_ms", "flagged", "harvest", "n", "org", "own", "payment",
-                 "pivot", "risky", "seen_ms", "strong", "ties", "young")
+    __slots__ = (
+        "block",
+        "dec_level",
+        "dec_until",
+        "first_ms",
+        "flagged",
+        "harness",
+        "harvest",
+        "n",
+        "org",
+        "own",
+        "payment",
+        "pivot",
+        "risky",
+        "seen_ms",
+        "strong",
+        "throwaway",
+        "ties",
+        "young",
+    )
 
     def __init__(self, s: Summary, ties: int, ts_ms: int = 0) -> None:
         self.first_ms = s.first_ms
         self.org = s.org or ""
         self.young = s.young
         self.risky = s.risky
+        self.throwaway = s.throwaway  # disposable email or no KYC (sticky, like young and risky)
         self.n = s.n
         self.flagged = s.flagged
         self.own = s.own
@@ -54,6 +73,7 @@ class Member:
         self.seen_ms = ts_ms          # event time of the summary its own evidence and pivot flag are from
         self.payment = False          # a throwaway holder of a card shared by risky orgs (kept)
         self.harvest = False          # a risky sender of a flagged request on a harvest template (kept)
+        self.harness = False          # a throwaway user of a harness prompt that throwaway orgs run (kept)
         self.block = s.hosting_block  # the hosting IP block of its latest summary (0: none)
         self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
         self.dec_until = 0            # until when the cluster's decision reached it
@@ -65,32 +85,38 @@ class Member:
 
     @property
     def evidence(self) -> int:
-        """Its own abuse evidence: the account stage's bits, and the payment ring the cluster sees."""
-        return self.own | (OWN_PAYMENT if self.payment else 0) | (OWN_HARVEST if self.harvest else 0)
+        """Its own abuse evidence: the account stage's bits, and the rings the cluster sees."""
+        return (self.own | (OWN_PAYMENT if self.payment else 0) | (OWN_HARVEST if self.harvest else 0)
+                | (OWN_HARNESS if self.harness else 0))
 
     def figures(self) -> tuple:
         """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
         return (self.first_ms, self.young, self.risky, self.n, self.flagged, self.own, self.pivot, self.block,
-                self.payment, self.ties, self.harvest)
+                self.payment, self.ties, self.harvest, self.harness)
 
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
-                int(self.payment), self.block] + ([1] if self.harvest else [])
+                int(self.payment), self.block] + (
+                    [int(self.harvest), int(self.throwaway), int(self.harness)] if self.throwaway
+                    else [1] if self.harvest else [])
 
     @classmethod
     def restore(cls, s: list) -> Member:
         m = cls.__new__(cls)
         (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
          m.dec_level, m.seen_ms, payment, m.block) = s[:15]
+        # a member stored before `harvest` (15 fields) or `throwaway` and `harness` (16) has none of them
         m.harvest = len(s) > 15 and bool(s[15])
+        m.throwaway = len(s) > 16 and bool(s[16])
+        m.harness = len(s) > 17 and bool(s[17])
         m.young, m.risky, m.pivot, m.payment = bool(young), bool(risky), bool(pivot), bool(payment)
         return m
 
 
 class Value:
     """A linking value as the cluster last heard of it from the fingerprint stage."""
-    __slots__ = ("accounts", "decided_until", "last_ms", "orgs", "risky_orgs", "strong")
+    __slots__ = ("accounts", "decided_until", "harness", "last_ms", "orgs", "risky_orgs", "strong")
 
     def __init__(self, accounts: int, orgs: int, risky_orgs: int, last_ms: int, strong: bool = False) -> None:
         self.accounts = accounts
@@ -99,14 +125,17 @@ class Value:
         self.strong = strong
         self.decided_until = 0
         self.last_ms = last_ms
+        self.harness = False  # a harness prompt its throwaway members were marked on (`mark_harness`)
 
     def snapshot(self) -> list:
-        return [self.accounts, self.orgs, self.risky_orgs, int(self.strong), self.decided_until, self.last_ms]
+        return [self.accounts, self.orgs, self.risky_orgs, int(self.strong), self.decided_until, self.last_ms] + (
+            [1] if self.harness else [])
 
     @classmethod
     def restore(cls, s: list) -> Value:
         v = cls(s[0], s[1], s[2], s[5], bool(s[3]))
         v.decided_until = s[4]
+        v.harness = len(s) > 6 and bool(s[6])
         return v
 
 
@@ -361,14 +390,15 @@ class ClusterState:
 
     # -- membership -----------------------------------------------------------------------------------
     def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "", ts_ms: int = 0,
-            payment_ring: bool = False, harvest: bool = False) -> bool:
+            payment_ring: bool = False, harvest: bool = False, harness: bool = False) -> bool:
         """Add or refresh a member tied through `tie` (a SCOPE_BITS name), remembering `strong_value` when
         the tie is strong; True when it is new to the cluster. `ts_ms`: the event time of the summary. Its
         own evidence and pivot flag come and go, so they are taken only from a summary at least as recent
         as the last one (links of one account reach this stage through several partitions, in any order),
         and never from a stub (n == 0: a member a fingerprint knew only by its last observation).
         `payment_ring`: the link says it pays with a card risky orgs share and it is a throwaway account;
-        `harvest`: that it is a risky account with a flagged request on a harvest template (both kept)."""
+        `harvest`: that it is a risky account with a flagged request on a harvest template; `harness`: that it is
+        a throwaway user of a harness prompt that throwaway orgs run (`mark_harness`) (all three kept)."""
         m = self.members.get(s.account_id)
         bit = SCOPE_BITS.get(tie, 0)
         if m is None:
@@ -376,6 +406,7 @@ class ClusterState:
             m = self.members[s.account_id] = Member(s, bit, ts_ms)
             m.payment = payment_ring
             m.harvest = harvest
+            m.harness = harness and m.throwaway
             if strong_value:
                 m.strong.append(strong_value)
             heappush(self._oldest, (s.first_ms, s.account_id))
@@ -395,6 +426,7 @@ class ClusterState:
         m.org = m.org or (s.org or "")
         m.young = m.young or s.young
         m.risky = m.risky or s.risky
+        m.throwaway = m.throwaway or s.throwaway
         m.n = max(m.n, s.n)
         m.flagged = max(m.flagged, s.flagged)
         if s.n and ts_ms >= m.seen_ms:
@@ -403,6 +435,7 @@ class ClusterState:
             m.block = s.hosting_block  # a value's record of a quiet member's egress (fingerprint._stub)
         m.payment = m.payment or payment_ring
         m.harvest = m.harvest or harvest
+        m.harness = m.harness or (harness and m.throwaway)
         m.ties |= bit
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
@@ -422,6 +455,24 @@ class ClusterState:
             self._count(m, -1)
             self.touch(acct)
         return m
+
+    def mark_harness(self, value: str) -> None:
+        """A harness prompt `value` turned out to be run by throwaway orgs (`policy.attribution.harness_ring`):
+        its throwaway users already in the cluster get the evidence a later one gets from its own link (an
+        account whose one agent session is over sends no further link). Once per value (`Value.harness`): a
+        later user gets it from its own link."""
+        v = self.fps.get(value)
+        if v is not None:
+            if v.harness:
+                return
+            v.harness = True
+        for acct, m in self.members.items():
+            if m.throwaway and not m.harness and value in m.strong:
+                self._count(m, -1)
+                m.harness = True
+                self._count(m, 1)
+                self.rev += 1
+                self.touch(acct)
 
     def note_fp(self, key: str, accounts: int, orgs: int, risky_orgs: int, max_values: int, ts_ms: int = 0,
                 strong: bool = False) -> None:
@@ -511,6 +562,8 @@ class ClusterState:
                     mine.own, mine.pivot, mine.seen_ms, mine.block = m.own, m.pivot, m.seen_ms, m.block
                 mine.payment = mine.payment or m.payment
                 mine.harvest = mine.harvest or m.harvest
+                mine.harness = mine.harness or m.harness
+                mine.throwaway = mine.throwaway or m.throwaway
                 mine.young = mine.young or m.young
                 mine.risky = mine.risky or m.risky
                 mine.ties |= m.ties

@@ -100,8 +100,9 @@ class FpState:
         f.hits = sum(m.hit for m in f.members.values())
         return f
 
-    def orgs(self, risky_only: bool = False) -> int:
-        return len({m.org or f"~{acct}" for acct, m in self.members.items() if not risky_only or m.risky})
+    def orgs(self, risky_only: bool = False, throwaway_only: bool = False) -> int:
+        return len({m.org or f"~{acct}" for acct, m in self.members.items()
+                    if (not risky_only or m.risky) and (not throwaway_only or m.throwaway)})
 
 
 def _oldest(members: dict[str, FpMember]) -> str:
@@ -287,7 +288,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         return []
     key = obs.key
     n_org = -1  # members do not change from here on: count orgs once, for the first link
-    n_risky = 0
+    n_risky = n_thr = 0
     links = []
     if is_new or m.level < 0:
         # first link for this member: bring along the linkable members that were waiting for a second org
@@ -298,17 +299,23 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
             if r.level < 0 and acct != s.account_id:
                 r.level = 0
                 if n_org < 0:
-                    n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
+                    n_org, n_risky, n_thr = _org_counts(fp, camp)
                 links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org, strong,
-                                  n_risky, harvest and bool(r.hit) and bool(r.risky)))
+                                  n_risky, harvest and bool(r.hit) and bool(r.risky), n_thr))
     level = s.level
     if link_due(level, m.level, ts, prev_ms, s.first_ms, refresh_ms(rules)):
         m.level = level
         if n_org < 0:
-            n_org, n_risky = fp.orgs(), fp.orgs(risky_only=True)
+            n_org, n_risky, n_thr = _org_counts(fp, camp)
         links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky,
-                          harvest and bool(m.hit) and s.risky))
+                          harvest and bool(m.hit) and s.risky, n_thr))
     return links
+
+
+def _org_counts(fp: FpState, camp: bool) -> tuple[int, int, int]:
+    """(orgs, risky orgs, throwaway orgs) behind the value for its links; throwaway orgs only for a campaign's
+    harness prompt (`Link.fp_throwaway_orgs`), 0 otherwise."""
+    return fp.orgs(), fp.orgs(risky_only=True), fp.orgs(throwaway_only=True) if camp else 0
 
 
 def _stub(acct: str, r: FpMember) -> Summary:

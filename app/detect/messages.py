@@ -19,13 +19,18 @@ OWN_HARVEST = 32
 # given by a cluster, never stored: a member sends from a hosting block that other members of its community,
 # whose egress is spread like a proxy pool's, send from too (policy.attribution.egress_spread)
 OWN_POOL = 64
+# set by the cluster stage: a throwaway account (disposable email or no KYC) running a campaign's harness system
+# prompt whose users are throwaway accounts of at least policy.attribution.harness_ring's orgs and share of its
+# orgs (a launch crowd trying a new agent framework signs up with real emails; a campaign buys throwaways)
+OWN_HARNESS = 128
 OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume", OWN_OTHER: "behaviour",
-             OWN_PAYMENT: "payment ring", OWN_HARVEST: "harvest template", OWN_POOL: "egress pool"}
-# evidence about how an account pays or connects, not about what it sends: on its own it reaches the account
-# as far as association (policy.attribution.association_max_action), never to a block. Its own egress
+             OWN_PAYMENT: "payment ring", OWN_HARVEST: "harvest template", OWN_POOL: "egress pool",
+             OWN_HARNESS: "harness ring"}
+# evidence about how an account pays, connects or signed up, not about what it sends: on its own it reaches the
+# account as far as association (policy.attribution.association_max_action), never to a block. Its own egress
 # rotating through hosting networks (OWN_NETWORK) is a proxy pool's, and also a commercial VPN's that hands
 # out a new exit per connection: a team behind one, on its company card, looks like a ring by that alone
-OWN_STRUCTURAL = OWN_PAYMENT | OWN_POOL | OWN_NETWORK
+OWN_STRUCTURAL = OWN_PAYMENT | OWN_POOL | OWN_NETWORK | OWN_HARNESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +116,9 @@ class Link:
     harness system prompt) and joins their clusters; a weak value (an IP block, a JA4, a prompt template)
     links only accounts with abuse evidence of their own and never joins two clusters.
     `fp_risky_orgs`: orgs behind the value among its risky (new, disposable, KYC-less) holders.
-    `harvest`: the member sent a flagged request on this value, a harvest template (`OWN_HARVEST`)."""
+    `harvest`: the member sent a flagged request on this value, a harvest template (`OWN_HARVEST`).
+    `fp_throwaway_orgs`: orgs behind a campaign's harness prompt among its throwaway (disposable-email or
+    KYC-less) users (`OWN_HARNESS`); 0 for every other value."""
     fp: str
     ts_ms: int
     event_id: str
@@ -122,15 +129,18 @@ class Link:
     strong: bool = False
     fp_risky_orgs: int = 0
     harvest: bool = False
+    fp_throwaway_orgs: int = 0
 
     def wire(self) -> list:
         return [self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor, self.fp_accounts,
-                self.fp_orgs, int(self.strong), self.fp_risky_orgs, int(self.harvest)]
+                self.fp_orgs, int(self.strong), self.fp_risky_orgs, int(self.harvest), self.fp_throwaway_orgs]
 
     def wire_ref(self, ref: int) -> list:
         return [self.fp, self.ts_ms, self.event_id, ref, self.anchor, self.fp_accounts, self.fp_orgs,
-                int(self.strong), self.fp_risky_orgs, int(self.harvest)]
+                int(self.strong), self.fp_risky_orgs, int(self.harvest), self.fp_throwaway_orgs]
 
     @classmethod
     def unwire_ref(cls, w: list, summaries: list[Summary]) -> Link:
-        return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6], bool(w[7]), w[8], len(w) > 9 and bool(w[9]))
+        # a record from before `harvest` (nine fields) or `fp_throwaway_orgs` (ten) carries neither
+        return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6], bool(w[7]), w[8], len(w) > 9 and bool(w[9]),
+                   w[10] if len(w) > 10 else 0)

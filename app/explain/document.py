@@ -310,6 +310,9 @@ def _decision(dt: DecisionTrack, t: AccountTrace, alerts_by_id: dict[str, Alert]
             "PAYMENT_RING": "a throwaway account (disposable email or no KYC) on a card new, disposable or KYC-less "
                             "accounts of other orgs share: reached as far as association "
                             f"({at.association_max_action})",
+            "HARNESS_RING": "a throwaway account (disposable email or no KYC) running a campaign's harness system "
+                            "prompt that throwaway accounts of other orgs run (who signed it up, not what it sends): "
+                            f"reached as far as association ({at.association_max_action})",
             "EGRESS_ROTATION": "its only evidence is its own egress rotating through hosting networks (a proxy "
                                "pool's exits or a VPN's: how it connects, not what it sends): reached as far as "
                                f"association ({at.association_max_action})",

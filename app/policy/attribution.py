@@ -12,10 +12,11 @@ it keeps in a cluster alone.
 - a member without own evidence is reached only when a strong value it holds is also held by a member
   with own evidence (*association*), at most `association_max_action`
   (`established_association_max_action` for an aged account without a disposable email); a throwaway
-  account on a card risky orgs share (`payment_ring`), or one whose only evidence is its egress (its own
+  account on a card risky orgs share (`payment_ring`) or on a harness prompt throwaway orgs run
+  (`harness_ring`), or one whose only evidence is its egress (its own
   rotating through hosting networks, or a hosting block its community's pool-like egress reuses:
-  `egress_spread`), is reached as far as association: that is evidence about how it pays or connects, not
-  about what it sends;
+  `egress_spread`), is reached as far as association: that is evidence about how it pays, connects or signed
+  up, not about what it sends;
 - anyone else in the cluster is not reached at all."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.detect.cluster import ClusterState, Live, Member
 from app.detect.hits import Hit
 from app.detect.messages import (
     OWN_CONTENT,
+    OWN_HARNESS,
     OWN_HARVEST,
     OWN_NAMES,
     OWN_NETWORK,
@@ -43,8 +45,9 @@ from app.rules.model import Rules
 
 _FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOLUME}
 # own evidence that does not by itself take a strongly tied member to `own_strong_max_action`: a flagged
-# request on a harvest template (a ring member's reach) and egress, its own or its pool's (association's)
-_NOT_STRONG = OWN_HARVEST | OWN_POOL | OWN_NETWORK
+# request on a harvest template (a ring member's reach), egress, its own or its pool's, and a harness ring
+# (association's)
+_NOT_STRONG = OWN_HARVEST | OWN_POOL | OWN_NETWORK | OWN_HARNESS
 
 
 def _structural(bits: int) -> bool:
@@ -79,6 +82,16 @@ def payment_ring(link_scope: str, risky_orgs: int, throwaway: bool, rules: Rules
         return False
     s = rules.signal("FP_PAYMENT_SHARED")
     return s is not None and risky_orgs >= s.threshold
+
+
+def harness_ring(tie: str, orgs: int, throwaway_orgs: int, rules: Rules) -> bool:
+    """A campaign's harness system prompt whose users are throwaway accounts (disposable email, no KYC) of at
+    least `harness_ring.min_orgs` orgs and `min_share` of its orgs: its throwaway users have evidence of their
+    own (`OWN_HARNESS`). Developers trying a new agent framework sign up with their own emails, a classroom
+    or a hackathon with email KYC; a campaign's one-session agent accounts are bought throwaways."""
+    a = rules.policy.attribution
+    return (tie == "harness" and a.harness_min_orgs > 0 and throwaway_orgs >= a.harness_min_orgs
+            and throwaway_orgs >= a.harness_min_share * orgs)
 
 
 def content_now(flagged: int, n: int, rules: Rules) -> int:
@@ -228,21 +241,26 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
     at = rules.policy.attribution
     own = m.evidence if evidence is None else evidence
     assoc = at.association_max_action if at.association_max_action != "none" else None
-    if own == OWN_PAYMENT:
-        # a throwaway account on a ring's card: its own doing, but about payment, not about what it sends
-        return Tie("payment_ring", assoc,
-                   "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that new, "
-                   "disposable or KYC-less accounts of other orgs pay with")
     if _structural(own):
         if own & OWN_NETWORK:
             # its requests hop between hosting networks: a proxy pool's exits, or a VPN's
             return Tie("egress_rotation", assoc, "EGRESS_ROTATION",
                        "its own egress rotates through hosting networks (a proxy pool's exits, or a VPN's that "
                        "hands out a new one per connection); nothing it sends is evidence")
-        # it sends from an address its community's pool reuses: about how it connects, not what it sends
-        return Tie("egress_pool", assoc, "EGRESS_POOL",
-                   "sends from a hosting block that other members of its community, spread over many such "
-                   "blocks like a proxy pool, send from too; nothing it sends is evidence")
+        if own & OWN_POOL:
+            # it sends from an address its community's pool reuses: about how it connects, not what it sends
+            return Tie("egress_pool", assoc, "EGRESS_POOL",
+                       "sends from a hosting block that other members of its community, spread over many such "
+                       "blocks like a proxy pool, send from too; nothing it sends is evidence")
+        if own & OWN_PAYMENT:
+            # a throwaway account on a ring's card: its own doing, but about payment, not about what it sends
+            return Tie("payment_ring", assoc,
+                       "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that "
+                       "new, disposable or KYC-less accounts of other orgs pay with")
+        # a throwaway account on a harness prompt that throwaway orgs run: who signed it up, not what it sends
+        return Tie("harness_ring", assoc,
+                   "HARNESS_RING", "a throwaway account (disposable email or no KYC) running a campaign's harness "
+                   "system prompt that throwaway accounts of other orgs run")
     if own:
         if m.strongly_tied and own & ~_NOT_STRONG:
             return Tie("own_strong", at.own_strong_max_action, "OWN_EVIDENCE",

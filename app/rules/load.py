@@ -194,6 +194,8 @@ def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: s
         pool_min_members=int(a.get("content_pool", {}).get("min_members", d.pool_min_members)),
         pool_min_requests=int(a.get("content_pool", {}).get("min_requests", d.pool_min_requests)),
         pool_min_share=float(a.get("content_pool", {}).get("min_share", d.pool_min_share)),
+        harness_min_orgs=int(a.get("harness_ring", {}).get("min_orgs", d.harness_min_orgs)),
+        harness_min_share=float(a.get("harness_ring", {}).get("min_share", d.harness_min_share)),
         own_strong_max_action=a.get("own_strong_max_action", d.own_strong_max_action),
         own_weak_max_action=a.get("own_weak_max_action", d.own_weak_max_action),
         association_max_action=a.get("association_max_action", d.association_max_action),

@@ -65,6 +65,11 @@ class Attribution:
     pool_min_members: int = 0
     pool_min_requests: int = 10
     pool_min_share: float = 0.25
+    # a throwaway account (disposable email or no KYC) on a campaign's harness system prompt whose users are
+    # throwaway accounts of at least harness_min_orgs orgs and harness_min_share of its orgs has evidence of
+    # its own (a harness ring), reaching as far as association. 0 orgs: off
+    harness_min_orgs: int = 0
+    harness_min_share: float = 0.25
     own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
     own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only
     association_max_action: str = "challenge" # a strong tie to a member with own evidence, none of its own
