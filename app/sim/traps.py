@@ -245,6 +245,9 @@ class TrapPopulation(BenignPopulation):
             pool = asns(weighted(rng, s["asn_types"]), country)
             a = pool[int(rng.random() * len(pool))]
             nat = [(a, a.ip(rng, s["v6_share"])) for _ in range(s["nat_ips"])]
+            # the site is where its network is: with no ASN of the type in the drawn country, `asns` falls
+            # back to another country's, and the members' cards are billed where the site is
+            country = a.country
         pinned = None
         cohort = s.get("cohort")
         if cohort:

@@ -302,6 +302,8 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
         "labs": Num(1, 4, integer=True), "students_per_lab": Num(15, 40, integer=True),
         "shared_payment_fraction": Num(0.2, 0.7), "requests_per_account_hour": Num(0.05, 0.3),
         "release_burst.share": Num(0.3, 0.8), "release_burst.requests": Span(80, 400, log=True),
+        # weight of CoT-faithfulness prompts in a release sweep (bench_cot 1.0): what reads as trace elicitation
+        "release_burst.trace_weight": Num(0, 3),
     },
     "classroom": {
         "accounts": Num(20, 80, integer=True), "start_at": Num(0.05, 0.7), "class_hours": Num(0.75, 2),
@@ -503,6 +505,9 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
         burst = dict({**KIND_DEFAULTS, **TRAP_DEFAULTS}[kind]["release_burst"])
         lo, hi = g("release_burst.requests")
         burst.update(share=g("release_burst.share"), requests=[round(lo), round(hi)])
+        if "release_burst.trace_weight" in _POPULATIONS[kind]:
+            burst["template_families"] = {**burst["template_families"],
+                                          "bench_cot_trace": g("release_burst.trace_weight")}
         p["release_burst"] = burst
     return p
 
