@@ -47,6 +47,7 @@ class Member:
         "harness",
         "harvest",
         "n",
+        "net",
         "org",
         "own",
         "payment",
@@ -75,6 +76,7 @@ class Member:
         self.harvest = False          # a risky sender of a flagged request on a harvest template (kept)
         self.harness = False          # a throwaway user of a harness prompt that throwaway orgs run (kept)
         self.block = s.hosting_block  # the hosting IP block of its latest summary (0: none)
+        self.net = s.net              # the IP block of its latest summary, any network (0: none)
         self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
         self.dec_until = 0            # until when the cluster's decision reached it
         self.dec_level = -1           # ... at which level (app.policy.decide.LEVELS index)
@@ -92,24 +94,23 @@ class Member:
     def figures(self) -> tuple:
         """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
         return (self.first_ms, self.young, self.risky, self.n, self.flagged, self.own, self.pivot, self.block,
-                self.payment, self.ties, self.harvest, self.harness)
+                self.payment, self.ties, self.harvest, self.harness, self.net)
 
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
-                int(self.payment), self.block] + (
-                    [int(self.harvest), int(self.throwaway), int(self.harness)] if self.throwaway
-                    else [1] if self.harvest else [])
+                int(self.payment), self.block, int(self.harvest), int(self.throwaway), int(self.harness), self.net]
 
     @classmethod
     def restore(cls, s: list) -> Member:
         m = cls.__new__(cls)
         (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
          m.dec_level, m.seen_ms, payment, m.block) = s[:15]
-        # a member stored before `harvest` (15 fields) or `throwaway` and `harness` (16) has none of them
+        # a member stored before `harvest` (15 fields), `throwaway` and `harness` (16) or `net` (18) has none
         m.harvest = len(s) > 15 and bool(s[15])
         m.throwaway = len(s) > 16 and bool(s[16])
         m.harness = len(s) > 17 and bool(s[17])
+        m.net = s[18] if len(s) > 18 else 0
         m.young, m.risky, m.pivot, m.payment = bool(young), bool(risky), bool(pivot), bool(payment)
         return m
 
@@ -204,6 +205,8 @@ class ClusterState:
         "live",
         "members",
         "n_sum",
+        "nets",
+        "netted",
         "network",
         "nonet_blocks",
         "own",
@@ -247,6 +250,8 @@ class ClusterState:
         self.hosted_no_net = 0  # members with a hosting block and no egress evidence of their own
         self.plain_blocks: dict[int, int] = {}  # hosting block -> its members counted in hosted_plain
         self.nonet_blocks: dict[int, int] = {}  # hosting block -> its members counted in hosted_no_net
+        self.nets: dict[int, int] = {}  # IP blocks (any network) of the members' latest summaries -> members
+        self.netted = 0         # members with a known IP block (the sum of `nets`)
         self.pay_orgs = 0       # risky orgs behind the best shared payment method, and its key
         self.pay_key = ""
         self.infra_orgs = 0     # orgs behind the best shared JA4 / IP block / device, and its key
@@ -355,6 +360,9 @@ class ClusterState:
         self.own += sign * bool(m.evidence)
         self.network += sign * bool(m.own & OWN_NETWORK)
         self.pivoted += sign * m.pivot
+        if m.net:
+            _bump(self.nets, m.net, sign)
+            self.netted += sign
         if m.block:
             _bump(self.blocks, m.block, sign)
             self.hosted += sign
@@ -430,7 +438,7 @@ class ClusterState:
         m.n = max(m.n, s.n)
         m.flagged = max(m.flagged, s.flagged)
         if s.n and ts_ms >= m.seen_ms:
-            m.own, m.pivot, m.seen_ms, m.block = s.own, s.pivot, ts_ms, s.hosting_block
+            m.own, m.pivot, m.seen_ms, m.block, m.net = s.own, s.pivot, ts_ms, s.hosting_block, s.net
         elif not m.block:
             m.block = s.hosting_block  # a value's record of a quiet member's egress (fingerprint._stub)
         m.payment = m.payment or payment_ring
@@ -546,6 +554,7 @@ class ClusterState:
         self.flagged_members = 0
         self.hosted = self.hosted_plain = self.hosted_no_net = 0
         self.blocks, self.plain_blocks, self.nonet_blocks = {}, {}, {}
+        self.nets, self.netted = {}, 0
         for m in self.members.values():
             self._count(m, 1)
 
@@ -559,7 +568,7 @@ class ClusterState:
                 mine.n = max(mine.n, m.n)
                 mine.flagged = max(mine.flagged, m.flagged)
                 if m.seen_ms > mine.seen_ms:
-                    mine.own, mine.pivot, mine.seen_ms, mine.block = m.own, m.pivot, m.seen_ms, m.block
+                    mine.own, mine.pivot, mine.seen_ms, mine.block, mine.net = m.own, m.pivot, m.seen_ms, m.block, m.net
                 mine.payment = mine.payment or m.payment
                 mine.harvest = mine.harvest or m.harvest
                 mine.harness = mine.harness or m.harness

@@ -53,6 +53,9 @@ class Summary:
     throwaway: bool = False
     # the IP block (crc32) of its latest request from a hosting address (fingerprints.hosting_asn_types); 0: none
     hosting_block: int = 0
+    # the IP block (crc32) of its latest request, whatever the network; 0: none. Colleagues share a site's
+    # network (a campus NAT, an office); a campaign's holders of one card each send from their own proxy exit
+    net: int = 0
 
     @property
     def eligible(self) -> bool:
@@ -75,12 +78,13 @@ class Summary:
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
                 self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
-                self.hosting_block]
+                self.hosting_block, self.net]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
+        # a record from before `net` (twelve fields) knows no network
         return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
-                   w[11])
+                   w[11], w[12] if len(w) > 12 else 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,12 +145,31 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
         return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
                       f"{own} of {size} members have abuse evidence of their own: shared values alone are "
                       "not acted on")
-    if size and c.risky < at.cluster_min_risky_share * size:
+    if size and c.risky < at.cluster_min_risky_share * size and not spread_networks(c, rules):
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
                       f"{c.risky} of {size} members are new, disposable or KYC-less: a community of aged, "
                       "verified accounts is not acted on as a cluster, whatever its members' content looks like "
                       "(a lab's benchmark sweeps can read like trace elicitation)")
     return None
+
+
+def spread_networks(c: ClusterState, rules: Rules) -> bool:
+    """Whether the community's members send from spread networks (`attribution.spread_networks`): at least
+    `min_members` of them with a known IP block (that of their latest request, any network), on at least
+    `min_share` distinct blocks per such member. Colleagues share a site's network (a lab's campus NAT, an
+    eval vendor's or a company's network, a household's line); a campaign's aged holders of one card, of
+    different orgs, each send from their own proxy exit."""
+    at = rules.policy.attribution
+    return (at.spread_min_members > 0 and c.kind == "community" and c.netted >= at.spread_min_members
+            and len(c.nets) >= at.spread_min_share * c.netted)
+
+
+def aged_cap(c: ClusterState, rules: Rules) -> str | None:
+    """The most a member that is not risky may get from this cluster: `spread_networks.aged_max_action` when
+    the cluster is below `cluster_min_risky_share` (decided, if at all, on its spread networks); else None."""
+    at = rules.policy.attribution
+    size = len(c.members)
+    return at.spread_aged_max_action if size and c.risky < at.cluster_min_risky_share * size else None
 
 
 def spread(c: ClusterState, rules: Rules) -> int:
@@ -186,6 +205,7 @@ class View:
     spread: int
     pool_share: float | None
     shared_blocks: frozenset[int] = frozenset()
+    aged_cap: str | None = None  # `aged_cap`: the most a member that is not risky may get
 
 
 def view(c: ClusterState, rules: Rules) -> View:
@@ -195,7 +215,8 @@ def view(c: ClusterState, rules: Rules) -> View:
         return memo[2]
     sp = spread(c, rules)
     shared = frozenset(b for b, n in c.blocks.items() if n >= sp) if sp > 1 else frozenset()
-    v = View(sp, rules.policy.attribution.own_content_min_share if pooled(c, rules) else None, shared)
+    v = View(sp, rules.policy.attribution.own_content_min_share if pooled(c, rules) else None, shared,
+             aged_cap(c, rules))
     c.viewed = (c.rev, rules, v)
     return v
 
@@ -236,8 +257,18 @@ class Tie:
     detail: str
 
 
-def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None = None) -> Tie:
-    """`evidence`: the member's own evidence as its cluster sees it (`member_evidence`)."""
+def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None = None,
+               aged: str | None = None) -> Tie:
+    """`evidence`: the member's own evidence as its cluster sees it (`member_evidence`); `aged`: the most a
+    member that is not risky may get (`View.aged_cap`)."""
+    tie = _tie(m, bad_values, rules, evidence)
+    if aged is None or m.risky or tie.cap is None or LEVELS.index(tie.cap) <= LEVELS.index(aged):
+        return tie
+    return Tie(tie.kind, aged, tie.code, f"{tie.detail}; at most {aged}: an aged, verified member of a community of "
+               "mostly aged, verified accounts, decided on its members' spread networks")
+
+
+def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None) -> Tie:
     at = rules.policy.attribution
     own = m.evidence if evidence is None else evidence
     assoc = at.association_max_action if at.association_max_action != "none" else None
@@ -361,16 +392,16 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     """Account decisions for the members the live decision reaches now (all of them, or `only` one), then,
     on a full pass, decisions for the cluster's strong values whose every holder is reached.
 
-    Exactly `member_decision(c, acct, m, member_tie(m, flagged_values(c, rules), rules,
-    member_evidence(c, m, view(c, rules))), ...)` for each member, done with less work, since a link into a
-    decided cluster runs a pass (issue 18): the view, `live_now` and the flagged values are the same for
-    every member of one pass (nothing a pass changes, a member's `dec_until`/`dec_level` or a value's
-    `decided_until`, enters them), so they are made once, and only when needed; a member already holding
-    the live decision at its level is skipped before its tie is made (`_Pass.holds`), and so is one
-    without own evidence and without a flagged strong value (the tie "none", whose cap None reaches
-    nothing) and one holding the live decision at its tie's cap (`_Pass.capped`). A full pass walks only
-    the members its cluster's reach index (`_Index`) has not set aside as holding the live decision at
-    their level or cap; the index also keeps the flagged values."""
+    Exactly `member_decision(c, acct, m, member_tie(m, flagged_values(c, rules), rules, member_evidence(c, m,
+    view(c, rules)), view(c, rules).aged_cap), ...)` for each member, done with less work, since a link into a
+    decided cluster runs a pass (issue 18): the view, `live_now` and the flagged values are the same for every
+    member of one pass (nothing a pass changes, a member's `dec_until`/`dec_level` or a value's `decided_until`,
+    enters them), so they are made once, and only when needed; a member already holding the live decision at its
+    level is skipped before its tie is made (`_Pass.holds`), and so is one without own evidence and without a
+    flagged strong value (the tie "none", whose cap None reaches nothing) and one holding the live decision at its
+    tie's cap (`_Pass.capped`). A full pass walks only the members its cluster's reach index (`_Index`) has not set
+    aside as holding the live decision at their level or cap; the index also keeps the flagged values.
+    """
     live = c.live
     if live is None or ts_ms >= live.until_ms:
         return []
@@ -503,8 +534,8 @@ class _Pass:
         if self.capped(m, ev):
             todo.discard(acct)
             return None
-        d = member_decision(self.c, acct, m, member_tie(m, bad, self.rules, ev), ts_ms, self.rules, allow, late,
-                            now=self.now())
+        d = member_decision(self.c, acct, m, member_tie(m, bad, self.rules, ev, self.view().aged_cap), ts_ms,
+                            self.rules, allow, late, now=self.now())
         if d is not None:
             todo.discard(acct)
         return d
@@ -530,7 +561,7 @@ class _Pass:
         live, now = self.live, self.now()
         if now is None:
             return True  # the live action is no level
-        cap = tie_cap(m, evidence, self.rules)
+        cap = tie_cap(m, evidence, self.rules, self.view().aged_cap)
         if cap is None:
             return True
         if cap not in LEVELS or m.dec_until < live.until_ms:
@@ -538,9 +569,16 @@ class _Pass:
         return m.dec_level >= LEVELS.index(_capped(now[0], cap))
 
 
-def tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
-    """`member_tie(m, bad, rules, evidence).cap` for a member tied to the cluster's evidence (own evidence, or
-    a strong value in `bad`), without the tie's texts (tests/core/test_reach_pass.py checks the two agree)."""
+def tie_cap(m: Member, evidence: int, rules: Rules, aged: str | None = None) -> str | None:
+    """`member_tie(m, bad, rules, evidence, aged).cap` for a member tied to the cluster's evidence (own evidence,
+    or a strong value in `bad`), without the tie's texts (tests/core/test_reach_pass.py checks the two agree)."""
+    cap = _tie_cap(m, evidence, rules)
+    if aged is None or m.risky or cap is None or LEVELS.index(cap) <= LEVELS.index(aged):
+        return cap
+    return aged
+
+
+def _tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
     at = rules.policy.attribution
     if _structural(evidence):
         return at.association_max_action if at.association_max_action != "none" else None

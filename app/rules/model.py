@@ -70,6 +70,14 @@ class Attribution:
     # its own (a harness ring), reaching as far as association. 0 orgs: off
     harness_min_orgs: int = 0
     harness_min_share: float = 0.25
+    # a community below cluster_min_risky_share is still decided (its other gates permitting) when its members
+    # send from spread networks: at least spread_min_members members with a known IP block, on at least
+    # spread_min_share distinct blocks per such member (a lab's students share the campus NAT, an office its
+    # network; a campaign's aged card holders each send from their own proxy exit). Its members that are not
+    # risky are then reached at most as spread_aged_max_action. 0 members: off
+    spread_min_members: int = 0
+    spread_min_share: float = 0.8
+    spread_aged_max_action: str = "challenge"
     own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
     own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only
     association_max_action: str = "challenge" # a strong tie to a member with own evidence, none of its own

@@ -3,6 +3,8 @@ observation per fingerprint value on the event for the fingerprint stage."""
 
 from __future__ import annotations
 
+from zlib import crc32
+
 from app.detect.account import AccountState, account_signals
 from app.detect.messages import OWN_CONTENT, Observation, Summary
 from app.features.content import ContentConfig, ContentFeatures, ContentInput, analyse
@@ -98,6 +100,7 @@ class AccountStage(Stage):
             pivot=any(h.signal.code == "ACCT_MODEL_PIVOT" for h in hits),
             risky=st.risky(young), own=own, throwaway=st.email == "disposable" or st.kyc == "none",
             hosting_block=st.hosting_block,
+            net=crc32(ev.ip_prefix.encode()) if ev.ip_prefix is not None else 0,
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

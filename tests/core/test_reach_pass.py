@@ -12,7 +12,7 @@ import yaml
 
 from app.allowlist import Allowlist
 from app.detect.cluster import ClusterState, Live, Member
-from app.detect.messages import OWN_CONTENT, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
+from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 from app.policy.attribution import (
     flagged_values,
     member_decision,
@@ -53,9 +53,10 @@ def test_tie_cap_is_member_ties_cap(assoc, established):
     for ties, risky, ev in itertools.product((1, 8, 9), (True, False),
                                              (OWN_PAYMENT, OWN_CONTENT, OWN_NETWORK | OWN_PAYMENT, OWN_POOL,
                                               OWN_POOL | OWN_PAYMENT, OWN_POOL | OWN_HARVEST,
-                                              OWN_POOL | OWN_CONTENT, 0)):
+                                              OWN_POOL | OWN_CONTENT, OWN_HARNESS, OWN_HARNESS | OWN_CONTENT, 0)):
         m = member(ties, risky, ["payment_fp:x"])
-        assert tie_cap(m, ev, r) == member_tie(m, bad, r, ev).cap, (ties, risky, ev)
+        for aged in (None, "throttle", "challenge", "block"):
+            assert tie_cap(m, ev, r, aged) == member_tie(m, bad, r, ev, aged).cap, (ties, risky, ev, aged)
 
 
 def naive_reach(c: ClusterState, ts: int, rules, allow: Allowlist, only: str | None = None) -> list:
@@ -66,8 +67,8 @@ def naive_reach(c: ClusterState, ts: int, rules, allow: Allowlist, only: str | N
     bad, v = flagged_values(c, rules), view(c, rules)
     out = []
     for acct, m in ([(only, c.members[only])] if only in c.members else []) if only else sorted(c.members.items()):
-        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v)), ts, rules, allow,
-                            late=only is not None or ts != live.ts_ms)
+        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v), v.aged_cap), ts, rules,
+                            allow, late=only is not None or ts != live.ts_ms)
         if d is not None:
             out.append(d)
             if only is None and len(out) >= rules.policy.fanout_max_accounts:
@@ -80,13 +81,14 @@ def _summary(rng: random.Random, pool: int) -> Summary:
     return Summary(f"a{k:03d}", f"org-{k % 5}", rng.randrange(0, 50) * 1000, rng.random() < 0.5,
                    rng.random() < 0.5, rng.randrange(1, 40), rng.randrange(0, 11), risky=rng.random() < 0.6,
                    own=rng.choice((0, 0, 0, OWN_CONTENT, OWN_NETWORK, OWN_CONTENT | OWN_NETWORK)),
-                   hosting_block=rng.choice((0, 0, k % 3 + 1, k % 9 + 1)))
+                   hosting_block=rng.choice((0, 0, k % 3 + 1, k % 9 + 1)), net=rng.choice((0, 7, k + 1)))
 
 
 def _again(m: Member, acct: str) -> Summary:
     """A summary that changes nothing of member `m`'s figures (the link may bring a new strong value, or a
     harvest template's evidence)."""
-    return Summary(acct, m.org, m.first_ms, m.young, False, m.n, m.flagged, m.pivot, m.risky, m.own, False, m.block)
+    return Summary(acct, m.org, m.first_ms, m.young, False, m.n, m.flagged, m.pivot, m.risky, m.own, False, m.block,
+                   m.net)
 
 
 @pytest.mark.parametrize("seed", range(8))

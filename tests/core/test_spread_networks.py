@@ -1,0 +1,120 @@
+"""A community of aged, verified accounts decided on its members' spread networks
+(`policy.attribution.spread_networks`). A lab's students share grant cards across their own orgs and the campus
+NAT, and their CoT-faithfulness sweeps read as trace elicitation: never decided (`NOT_DECIDED_ESTABLISHED`). A
+campaign's aged card holders of different orgs send the same content, each from its own proxy exit: decided,
+and its aged members reached at most as `aged_max_action` (a challenge), never blocked."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.detect.cluster import ClusterState, Member
+from app.detect.messages import OWN_CONTENT, Summary
+from app.errors import RulesError
+from app.policy import attribution
+from app.rules.load import compile_rules
+from tests.core.test_clusters import T0, Feed, aged, rules_doc, trace, with_changes
+
+
+def students(rules, *, campus: bool, n: int = 10, rounds: int = 4) -> tuple[Feed, list]:
+    """`n` aged accounts of as many orgs (edu email, card KYC) on one shared card, each sending `rounds`
+    trace-eliciting prompts: behind one campus address (`campus`) or each from its own residential line."""
+    feed, outs = Feed(rules), []
+    for r in range(rounds):
+        for k in range(n):
+            ip, asn = ("192.0.2.10", "unknown") if campus else (f"81.{k}.{r}.7", "residential")
+            outs.append(feed(f"s{k}", f"org-{k}", {**aged("grant-card"), "email_domain_class": "edu"},
+                             client={"ip": ip, "asn_type": asn}, request=trace(r * 10 + k)))
+    return feed, outs
+
+
+def decisions(outs) -> dict[str, str]:
+    return {d.value: d.action for o in outs for d in o.decisions if d.scope == "account"}
+
+
+def cluster_codes(outs) -> list[list[str]]:
+    return [[r.code for r in a.reasons] for o in outs for a in o.alerts if a.scope == "cluster"]
+
+
+def test_the_packaged_rules(rules):
+    at = rules.policy.attribution
+    assert (at.spread_min_members, at.spread_min_share, at.spread_aged_max_action) == (2, 0.8, "challenge")
+
+
+def test_a_lab_behind_its_campus_nat_is_never_decided_whatever_its_content(rules):
+    feed, outs = students(rules, campus=True)
+    assert decisions(outs) == {}
+    assert cluster_codes(outs)[-1][-1] == "NOT_DECIDED_ESTABLISHED"
+    c = feed.cluster_of("s0")
+    assert (c.netted, len(c.nets)) == (10, 1)
+    assert not attribution.spread_networks(c, rules)
+
+
+def test_aged_card_holders_each_on_their_own_network_are_decided_and_reached_at_most_as_a_challenge(rules):
+    feed, outs = students(rules, campus=False)
+    got = decisions(outs)
+    assert set(got) == {f"s{k}" for k in range(10)}
+    assert set(got.values()) == {"challenge"}
+    assert "NOT_DECIDED_ESTABLISHED" not in cluster_codes(outs)[-1]
+    c = feed.cluster_of("s0")
+    assert attribution.spread_networks(c, rules)
+    assert attribution.view(c, rules).aged_cap == "challenge"
+
+
+def test_off_with_min_members_zero():
+    rules = with_changes(lambda d: d["policy"]["attribution"].update(
+        spread_networks={"min_members": 0, "min_share": 0.8, "aged_max_action": "challenge"}))
+    _, outs = students(rules, campus=False)
+    assert decisions(outs) == {}
+    assert cluster_codes(outs)[-1][-1] == "NOT_DECIDED_ESTABLISHED"
+
+
+def test_spread_counts_distinct_blocks_per_member_with_one(rules):
+    c = ClusterState("c", T0)
+    for k, net in enumerate([1, 2, 3, 4, 4, 0]):  # five members with a block, four blocks; one unknown
+        c.add(Summary(f"m{k}", f"o{k}", T0, False, False, 5, 0, net=net), 64, "payment_fp", "payment_fp:x", T0)
+    assert (c.netted, len(c.nets)) == (5, 4)
+    assert attribution.spread_networks(c, rules)          # 4 >= 0.8 * 5
+    c.add(Summary("m6", "o6", T0, False, False, 5, 0, net=4), 64, "payment_fp", "payment_fp:x", T0)
+    assert not attribution.spread_networks(c, rules)      # 4 < 0.8 * 6
+    # a member moving to another network is counted there, not twice
+    c.add(Summary("m6", "o6", T0, False, False, 6, 0, net=9), 64, "payment_fp", "payment_fp:x", T0 + 1)
+    assert (c.netted, len(c.nets)) == (6, 5)
+    c.remove("m6")
+    assert (c.netted, len(c.nets)) == (5, 4)
+
+
+def test_a_community_of_risky_members_has_no_aged_cap(rules):
+    c = ClusterState("c", T0)
+    for k in range(4):
+        c.add(Summary(f"m{k}", f"o{k}", T0, True, True, 5, 0, risky=k < 2, net=k + 1), 64, "payment_fp",
+              "payment_fp:x", T0)
+    assert attribution.aged_cap(c, rules) is None          # half risky: the gate is the risky share's
+    c.add(Summary("m9", "o9", T0, False, False, 5, 0, net=9), 64, "payment_fp", "payment_fp:x", T0)
+    assert attribution.aged_cap(c, rules) == "challenge"   # 2 of 5
+
+
+def test_the_aged_cap_lowers_an_aged_member_only(rules):
+    aged_m = Member(Summary("a", "o", T0, False, False, 9, 5, own=OWN_CONTENT), 1)
+    risky_m = Member(Summary("r", "o", T0, True, True, 9, 5, risky=True, own=OWN_CONTENT), 1)
+    assert attribution.member_tie(aged_m, set(), rules, OWN_CONTENT).cap == "block"
+    tie = attribution.member_tie(aged_m, set(), rules, OWN_CONTENT, "challenge")
+    assert (tie.kind, tie.cap, tie.code) == ("own_strong", "challenge", "OWN_EVIDENCE")
+    assert attribution.member_tie(risky_m, set(), rules, OWN_CONTENT, "challenge").cap == "block"
+    assert attribution.tie_cap(aged_m, OWN_CONTENT, rules, "challenge") == "challenge"
+
+
+def test_stored_and_wire_forms_carry_the_network_and_older_ones_read_as_none():
+    s = Summary("x", "o", T0, True, True, 5, 0, risky=True, hosting_block=3, net=77)
+    assert Summary.unwire(s.wire()) == s
+    assert Summary.unwire(s.wire()[:12]).net == 0
+    m = Member(s, 1)
+    assert Member.restore(m.snapshot()).net == 77
+    assert Member.restore(m.snapshot()[:18]).net == 0
+
+
+def test_the_knob_is_validated():
+    doc = rules_doc()
+    doc["policy"]["attribution"]["spread_networks"]["aged_max_action"] = "ban"
+    with pytest.raises(RulesError, match="aged_max_action"):
+        compile_rules(doc, "<test>")
