@@ -136,8 +136,9 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     """Why this cluster may not be decided (the reason its alert carries), or None when it may. Shared
     values alone are not a campaign (a lab's grant card, a company's onboarding card, a hackathon's starter
     prompt): a cluster is decided only with members whose own behaviour is flagged, and only when it is
-    made of new, disposable or KYC-less accounts (aged, verified colleagues are colleagues, whatever they
-    share and whatever a content classifier makes of their prompts)."""
+    made of new, disposable or KYC-less accounts, or its members send from spread networks
+    (`spread_networks`): aged, verified colleagues share a site's network and are colleagues, whatever they
+    share and whatever a content classifier makes of their prompts."""
     at = rules.policy.attribution
     size = len(c.members)
     own = own_members(c, view(c, rules), at.cluster_min_own_members)
@@ -147,9 +148,10 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
                       "not acted on")
     if size and c.risky < at.cluster_min_risky_share * size and not spread_networks(c, rules):
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
-                      f"{c.risky} of {size} members are new, disposable or KYC-less: a community of aged, "
-                      "verified accounts is not acted on as a cluster, whatever its members' content looks like "
-                      "(a lab's benchmark sweeps can read like trace elicitation)")
+                      f"{c.risky} of {size} members are new, disposable or KYC-less, and its {c.netted} members "
+                      f"with a known network send from {len(c.nets)} IP blocks: a community of aged, verified "
+                      "accounts on shared networks is colleagues, whatever its members' content looks like (a "
+                      "lab's benchmark sweeps can read like trace elicitation)")
     return None
 
 
