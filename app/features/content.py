@@ -11,7 +11,7 @@ import re
 import unicodedata
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from itertools import filterfalse, pairwise
 from operator import add, itemgetter
@@ -702,14 +702,28 @@ def _script(cue: str) -> tuple[str, bool, tuple[str, ...]]:
 _SECOND_LANGUAGE_VOTES = 2  # stopwords that bring a further Latin-script language's cue lists along
 
 
-def _latin_language(ws: set[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """Latin-script language by stopword votes over the set of words; English when nothing votes. Every
-    other language with a few votes joins the bundle too: a campaign writes the problem in one language
-    and the instruction in another, and the instruction is what the cues must read."""
+_STOP_LANGS = tuple(lexicon.STOPWORDS)
+_ANY_STOP = frozenset().union(*lexicon.STOPWORDS.values())
+# each stopword's languages, by their index in _STOP_LANGS
+_STOP_VOTES = {w: tuple(i for i, stop in enumerate(lexicon.STOPWORDS.values()) if w in stop) for w in _ANY_STOP}
+
+
+def _latin_language(ws: Collection[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """Latin-script language by stopword votes over the set of words (`ws`: the words, repeats count
+    once); English when nothing votes. Every other language with a few votes joins the bundle too: a
+    campaign writes the problem in one language and the instruction in another, and the instruction is
+    what the cues must read."""
     best, best_n = "en" if ws and min(ws) < _LATIN_END else "other", 0
+    voters = _ANY_STOP.intersection(ws)
+    if not voters:  # no language has a vote: nothing below would change
+        return best, bundle
+    # the count per language of its stopwords among the words, as len(set(ws) & stop) for each
+    votes = [0] * len(_STOP_LANGS)
+    for w in voters:
+        for i in _STOP_VOTES[w]:
+            votes[i] += 1
     also = []
-    for cand, stop in lexicon.STOPWORDS.items():
-        n = len(ws & stop)
+    for cand, n in zip(_STOP_LANGS, votes, strict=True):
         if n > best_n:
             best, best_n = cand, n
         if n >= _SECOND_LANGUAGE_VOTES and cand != "en" and cand not in bundle:
@@ -919,7 +933,7 @@ def _prepare(prompt: str, max_chars: int) -> _Text:
     cue = text.lower()
     if ascii_only:
         words = cue.encode("ascii").translate(_BYTES_NONLETTER).decode("ascii").split()
-        lang, bundle = _latin_language(set(words), ("en",))
+        lang, bundle = _latin_language(words, ("en",))
         return _Text(text, cue, True, False, words, set(), set(), lang, bundle, has_code)
     script_lang, cjk, bundle = _script(cue)
     if cjk and not _NON_ASCII_LETTER.search(cue):
