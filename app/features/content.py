@@ -18,7 +18,7 @@ from operator import add, itemgetter
 from typing import NamedTuple
 
 from app.features import lexicon
-from app.features.minhash import MINHASH_ROWS, hashed, minhash_keys, minhash_of
+from app.features.minhash import MINHASH_ROWS, hashed, minhash_keys, minhash_keys_many, minhash_of
 from app.features.prefilter import AsciiPrefilter
 
 try:  # CPython's regex parser: used once at import to derive cheap pre-filters for the cue regexes
@@ -958,6 +958,18 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     """
     if not prompt:
         return EMPTY
+    return ContentFeatures(*_fields(prompt, tools, images, cfg, None))
+
+
+# The sketches a batch still needs: sketch-cache key -> (what the skeleton's shingles are made of, the
+# field lists waiting for its template keys)
+_Pending = dict[tuple, tuple[list[str] | str, list[list]]]
+
+
+def _fields(prompt: str, tools: int | None, images: int | None, cfg: ContentConfig, pending: _Pending | None) -> list:
+    """ContentFeatures' fields for a non-empty prompt, in order. The template keys (item 1) come from the
+    sketch cache or are computed here; with `pending`, a cache miss is left to the caller instead
+    (item 1 stays None and the list is filed under its sketch key in `pending`)."""
     t = _prepare(prompt, cfg.max_chars)
     text, cue, ascii_only, cjk, words, word_keys, chars, lang, bundle, has_code = t
 
@@ -982,38 +994,49 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         family_hits = _FAMILY.hits(cue, word_keys, chars) if rubric < cfg.flag_min else []
 
     skeleton, part, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
-    keys: tuple[str, ...] = ()
+    keys: tuple[str, ...] | None = ()
+    sketch = None
     if n_tokens:
         skeleton_hash = _digest(skeleton)
         if n_tokens >= cfg.min_template_tokens and cfg.minhash_bands:
-            key = (skeleton_hash, cjk, cfg.max_shingles, cfg.minhash_bands, cfg.minhash_rows)
-            got = _SKETCHES.get(key)
-            if got is None:
+            sketch = (skeleton_hash, cjk, cfg.max_shingles, cfg.minhash_bands, cfg.minhash_rows)
+            keys = _SKETCHES.get(sketch)
+            if keys is not None:
+                _SKETCHES.move_to_end(sketch)
+            elif pending is None:
                 keys = minhash_keys(minhash_of(hashed(_shingles(part))), cfg.minhash_bands, cfg.minhash_rows)
-                _SKETCHES[key] = keys
-                if len(_SKETCHES) > _SKETCHES_MAX:
-                    _SKETCHES.popitem(last=False)
-            else:
-                _SKETCHES.move_to_end(key)
-                keys = got
+                _remember(sketch, keys)
     else:
         skeleton_hash = ""
 
-    return ContentFeatures(
-        skeleton_hash=skeleton_hash,
-        template_keys=keys,
-        trace_elicit=_score("trace", trace_hits, cfg.trace_caps),
-        rubric_grading=rubric,
-        censor_rewrite=_score("censor", censor_hits, cfg.censor_caps),
-        task_family=_family(cue, words, family_hits, rubric, has_code, tools, images, cfg.flag_min),
-        lang=lang,
-        length_bucket=len(prompt).bit_length(),
-        token_count=n_tokens,
-        cues=tuple(
+    fields = [
+        skeleton_hash,
+        keys,
+        _score("trace", trace_hits, cfg.trace_caps),
+        rubric,
+        _score("censor", censor_hits, cfg.censor_caps),
+        _family(cue, words, family_hits, rubric, has_code, tools, images, cfg.flag_min),
+        lang,
+        len(prompt).bit_length(),
+        n_tokens,
+        tuple(
             [f"trace.{g}" for g in trace_hits] + [f"rubric.{g}" for g in rubric_hits]
             + [f"censor.{g}" for g in censor_hits]
         ),
-    )
+    ]
+    if keys is None:
+        waiting = pending.get(sketch)
+        if waiting is None:
+            pending[sketch] = (part, [fields])
+        else:  # the same skeleton earlier in the batch: computed once
+            waiting[1].append(fields)
+    return fields
+
+
+def _remember(sketch: tuple, keys: tuple[str, ...]) -> None:
+    _SKETCHES[sketch] = keys
+    if len(_SKETCHES) > _SKETCHES_MAX:
+        _SKETCHES.popitem(last=False)
 
 
 ContentInput = tuple[str | None, str | None, int | None, int | None]  # prompt, system prompt hash, tools, images
@@ -1021,8 +1044,20 @@ ContentInput = tuple[str | None, str | None, int | None, int | None]  # prompt, 
 
 def analyse_batch(items: list[ContentInput], cfg: ContentConfig) -> list[ContentFeatures]:
     """`analyse` over many requests, in order: the unit of work a driver may hand to another process
-    (the analysis is pure, so where it runs does not change a feature)."""
-    return [analyse(p, s, t, i, cfg) for p, s, t, i in items]
+    (the analysis is pure, so where it runs does not change a feature). The template keys the sketch
+    cache lacks are computed together, once per skeleton, in a few numpy calls for the whole batch
+    (minhash.minhash_keys_many) instead of a few per prompt: the same keys."""
+    pending: _Pending = {}
+    rows = [_fields(p, t, i, cfg, pending) if p else None for p, _, t, i in items]
+    if pending:
+        shingles = [_shingles(part) for part, _ in pending.values()]
+        keys = minhash_keys_many([f for s in shingles for f in s], list(map(len, shingles)), cfg.minhash_bands,
+                                 cfg.minhash_rows)
+        for sketch, (_, waiting), k in zip(pending, pending.values(), keys, strict=True):
+            for fields in waiting:
+                fields[1] = k
+            _remember(sketch, k)
+    return [EMPTY if f is None else ContentFeatures(*f) for f in rows]
 
 
 def flagged(features: ContentFeatures, cfg: ContentConfig) -> tuple[str, ...]:
