@@ -136,3 +136,14 @@ def test_a_worker_warm_up_leaves_no_cue_regex_to_compile_on_a_live_prompt() -> N
     assert not uncompiled, uncompiled[:3]
     for bundle in content._bundles.values():  # the merged sets share the very same pieces
         assert all(p[2] is not None for p in bundle[0]._parts)
+
+
+_MATHY = st.text(st.sampled_from(list("0123456789٣٤+-*/^=×÷()\\ axfracintsumqrt\n\u00a0")), max_size=40)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_MATHY)
+def test_the_math_test_and_digit_test_are_the_single_regex_ones(cue) -> None:
+    digits = content._DIGIT.search(cue) is not None
+    assert content._has_digit(cue, cue.isascii()) is digits
+    assert content._math(cue, digits) is bool(("\\" in cue or digits) and content._MATH_EXPR.search(cue))
