@@ -13,7 +13,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from itertools import filterfalse, pairwise
+from itertools import pairwise
 from operator import add, itemgetter
 from typing import NamedTuple
 
@@ -709,8 +709,14 @@ _SECOND_LANGUAGE_VOTES = 2  # stopwords that bring a further Latin-script langua
 
 _STOP_LANGS = tuple(lexicon.STOPWORDS)
 _ANY_STOP = frozenset().union(*lexicon.STOPWORDS.values())
-# each stopword's languages, by their index in _STOP_LANGS
-_STOP_VOTES = {w: tuple(i for i, stop in enumerate(lexicon.STOPWORDS.values()) if w in stop) for w in _ANY_STOP}
+# Each stopword's votes packed in one int, _VOTE_BITS bits per language in _STOP_LANGS' order (English, the
+# first, lowest): the sum over the voters holds every language's count (a field cannot overflow: no language
+# has 2**_VOTE_BITS stopwords).
+_VOTE_BITS = 16
+_VOTE_MASK = (1 << _VOTE_BITS) - 1
+assert _STOP_LANGS[0] == "en" and all(len(stop) <= _VOTE_MASK for stop in lexicon.STOPWORDS.values())
+_STOP_VOTES = {w: sum(1 << (_VOTE_BITS * i) for i, stop in enumerate(lexicon.STOPWORDS.values()) if w in stop)
+               for w in _ANY_STOP}
 
 
 def _latin_language(ws: Collection[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
@@ -719,16 +725,15 @@ def _latin_language(ws: Collection[str], bundle: tuple[str, ...]) -> tuple[str, 
     campaign writes the problem in one language and the instruction in another, and the instruction is
     what the cues must read."""
     best, best_n = "en" if ws and min(ws) < _LATIN_END else "other", 0
-    voters = _ANY_STOP.intersection(ws)
-    if not voters:  # no language has a vote: nothing below would change
+    # the count per language of its stopwords among the words (as len(set(ws) & stop) for each), packed
+    packed = sum(map(_STOP_VOTES.__getitem__, _ANY_STOP.intersection(ws)))
+    if not packed:  # no language has a vote: nothing below would change
         return best, bundle
-    # the count per language of its stopwords among the words, as len(set(ws) & stop) for each
-    votes = [0] * len(_STOP_LANGS)
-    for w in voters:
-        for i in _STOP_VOTES[w]:
-            votes[i] += 1
+    if packed <= _VOTE_MASK:  # English (the first language) votes alone: it wins, and brings no language
+        return "en", bundle
     also = []
-    for cand, n in zip(_STOP_LANGS, votes, strict=True):
+    for i, cand in enumerate(_STOP_LANGS):
+        n = (packed >> (_VOTE_BITS * i)) & _VOTE_MASK
         if n > best_n:
             best, best_n = cand, n
         if n >= _SECOND_LANGUAGE_VOTES and cand != "en" and cand not in bundle:
@@ -834,6 +839,9 @@ def _hexish(m: re.Match[str]) -> str:
 
 _ASCII_RUN = re.compile(r"[0-9a-z_]+")
 _SYNONYMS, _FILLER = lexicon.SYNONYMS, lexicon.FILLER
+# A token's word in the skeleton, for the tokens that change: its synonym group's first word, or "" when
+# that (or the token) is filler and is dropped; one look-up per token instead of two
+_SKELETON_WORD = {w: "" if _SYNONYMS.get(w, w) in _FILLER else _SYNONYMS.get(w, w) for w in (*_SYNONYMS, *_FILLER)}
 
 
 def _word_char(m: re.Match[str]) -> str:
@@ -872,7 +880,7 @@ def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tu
     """
     tokens = (masked.encode("ascii").translate(_BYTES_NONWORD).decode("ascii") if ascii_only
               else _NONWORD.sub(" ", masked)).split()
-    tokens = list(filterfalse(_FILLER.__contains__, map(_SYNONYMS.get, tokens, tokens)))
+    tokens = list(filter(None, map(_SKELETON_WORD.get, tokens, tokens)))  # synonyms folded, filler dropped
     skeleton = " ".join(tokens)
     if cjk:
         for filler in lexicon.CJK_FILLER:
@@ -1042,10 +1050,8 @@ def _fields(prompt: str, tools: int | None, images: int | None, cfg: ContentConf
         lang,
         len(prompt).bit_length(),
         n_tokens,
-        tuple(
-            [f"trace.{g}" for g in trace_hits] + [f"rubric.{g}" for g in rubric_hits]
-            + [f"censor.{g}" for g in censor_hits]
-        ),
+        (*map(_TRACE_CUE.__getitem__, trace_hits), *map(_RUBRIC_CUE.__getitem__, rubric_hits),
+         *map(_CENSOR_CUE.__getitem__, censor_hits)) if trace_hits or rubric_hits or censor_hits else (),
     ]
     if keys is None:
         waiting = pending.get(sketch)
@@ -1054,6 +1060,11 @@ def _fields(prompt: str, tools: int | None, images: int | None, cfg: ContentConf
         else:  # the same skeleton earlier in the batch: computed once
             waiting[1].append(fields)
     return fields
+
+
+# the names ContentFeatures.cues gives the groups ("trace.hidden_self")
+_TRACE_CUE, _RUBRIC_CUE, _CENSOR_CUE = (
+    {g: f"{signal}.{g}" for g in lexicon.GROUPS[signal]} for signal in ("trace", "rubric", "censor"))
 
 
 def _remember(sketch: tuple, keys: tuple[str, ...]) -> None:

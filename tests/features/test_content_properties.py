@@ -147,3 +147,37 @@ def test_the_math_test_and_digit_test_are_the_single_regex_ones(cue) -> None:
     digits = content._DIGIT.search(cue) is not None
     assert content._has_digit(cue, cue.isascii()) is digits
     assert content._math(cue, digits) is bool(("\\" in cue or digits) and content._MATH_EXPR.search(cue))
+
+
+def _latin_language_by_definition(ws: set[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The vote as first written: one set intersection per language."""
+    best, best_n = "en" if ws and min(ws) < content._LATIN_END else "other", 0
+    also = []
+    for cand, stop in lexicon.STOPWORDS.items():
+        n = len(ws & stop)
+        if n > best_n:
+            best, best_n = cand, n
+        if n >= content._SECOND_LANGUAGE_VOTES and cand != "en" and cand not in bundle:
+            also.append(cand)
+    if best not in ("en", "other") and best not in bundle and best not in also:
+        also.append(best)
+    return best, (*bundle, *also) if also else bundle
+
+
+_STOPS = sorted(frozenset().union(*lexicon.STOPWORDS.values()))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_STOPS), st.sampled_from(["zebra", "ölçü", "день", "über", "ça"]),
+                          st.text(min_size=1, max_size=6)), max_size=30),
+       st.sampled_from([("en",), ("en", "zh"), ("en", "de"), ("en", "ru", "es")]))
+def test_the_language_vote_is_the_one_intersection_per_language_vote(words, bundle) -> None:
+    expected = _latin_language_by_definition(set(words), bundle)
+    assert content._latin_language(words, bundle) == expected
+    assert content._latin_language(set(words), bundle) == expected
+
+
+def test_skeleton_words_fold_synonyms_and_drop_filler_as_two_lookups_did() -> None:
+    vocab = [*lexicon.SYNONYMS, *lexicon.SYNONYMS.values(), *lexicon.FILLER, "zebra", "median"]
+    got = list(filter(None, map(content._SKELETON_WORD.get, vocab, vocab)))
+    assert got == [w for w in (lexicon.SYNONYMS.get(t, t) for t in vocab) if w not in lexicon.FILLER]
