@@ -13,7 +13,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import chain, pairwise
 from operator import add, itemgetter
 from typing import NamedTuple
 
@@ -1006,13 +1006,17 @@ def _fields(prompt: str, tools: int | None, images: int | None, cfg: ContentConf
     trace_cues, _, cue_words = _trace_cues(bundle)
     if ascii_only:  # one Hyperscan scan names the pieces that may match; `re` decides
         ids = (_PREFILTER or _ascii_prefilter()).scan(cue)
-        trace_hits = trace_cues.hits_among(cue, ids, _NEEDS_OBJECT)
-        if "object_jargon" in trace_hits or "object_plain" in trace_hits:
-            trace_hits += trace_cues.hits_among(cue, ids, _OBJECT_FREE)
-        rubric_hits = _RUBRIC.hits_among(cue, ids)
-        censor_hits = _CENSOR.hits_among(cue, ids)
-        rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
-        family_hits = _FAMILY.hits_among(cue, ids) if rubric < cfg.flag_min else []
+        if not ids:  # no piece may match (~4 in 5 ASCII prompts): no group of any cue set hits
+            trace_hits = rubric_hits = censor_hits = family_hits = ()
+            rubric = 0.0
+        else:
+            trace_hits = trace_cues.hits_among(cue, ids, _NEEDS_OBJECT)
+            if "object_jargon" in trace_hits or "object_plain" in trace_hits:
+                trace_hits += trace_cues.hits_among(cue, ids, _OBJECT_FREE)
+            rubric_hits = _RUBRIC.hits_among(cue, ids)
+            censor_hits = _CENSOR.hits_among(cue, ids)
+            rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
+            family_hits = _FAMILY.hits_among(cue, ids) if rubric < cfg.flag_min else []
     else:
         word_keys = word_keys & cue_words  # the few keys any cue looks up: every filter below gets cheaper
         trace_hits = trace_cues.hits(cue, word_keys, chars, _NEEDS_OBJECT)
@@ -1043,9 +1047,9 @@ def _fields(prompt: str, tools: int | None, images: int | None, cfg: ContentConf
     fields = [
         skeleton_hash,
         keys,
-        _score("trace", trace_hits, cfg.trace_caps),
+        _score("trace", trace_hits, cfg.trace_caps) if trace_hits else 0.0,  # as _score gives for no hit
         rubric,
-        _score("censor", censor_hits, cfg.censor_caps),
+        _score("censor", censor_hits, cfg.censor_caps) if censor_hits else 0.0,
         _family(cue, words, family_hits, rubric, has_code, tools, images, cfg.flag_min, digits),
         lang,
         len(prompt).bit_length(),
@@ -1085,7 +1089,7 @@ def analyse_batch(items: list[ContentInput], cfg: ContentConfig) -> list[Content
     rows = [_fields(p, t, i, cfg, pending) if p else None for p, _, t, i in items]
     if pending:
         shingles = [_shingles(part) for part, _ in pending.values()]
-        keys = minhash_keys_many([f for s in shingles for f in s], list(map(len, shingles)), cfg.minhash_bands,
+        keys = minhash_keys_many(list(chain.from_iterable(shingles)), list(map(len, shingles)), cfg.minhash_bands,
                                  cfg.minhash_rows)
         for sketch, (_, waiting), k in zip(pending, pending.values(), keys, strict=True):
             for fields in waiting:

@@ -56,10 +56,10 @@ def hashed(features: list[Feature]) -> list[bytes]:
     """The packed MinHash rows of each feature, cached; input order is kept."""
     cache = _cache
     out = list(map(cache.get, features))
-    if None in out:
-        # the features not cached (found and filled in without a Python loop over every feature: a
-        # batch's call holds thousands)
-        new = {f: _hash(f) for f in compress(features, map(is_, out, repeat(None)))}
+    # the features not cached (found and filled in without a Python loop over every feature: a batch's
+    # call holds thousands)
+    new = {f: _hash(f) for f in compress(features, map(is_, out, repeat(None)))}
+    if new:
         out = list(map(new.get, features, out))  # a cached feature is not in `new`: its rows stay
         if len(cache) + len(new) > _CACHE_MAX:
             cache.clear()
