@@ -28,6 +28,7 @@ _NEVER_MIN = (0xFFFFFFFF,) * MINHASH_ROWS  # rows of a common shingle: it never 
 _NEVER_ROWS = _ROWS.pack(*_NEVER_MIN)
 _SHIFT_RIGHT = bytes(b >> 1 for b in range(256))  # per byte: the digest's 7 high bits of that byte
 _PERSON = b"dg-simhash-v1"  # domain separation from other BLAKE2b uses of the same strings
+_BLAKE2B = hashlib.blake2b(digest_size=_DIGEST_BYTES, person=_PERSON)  # its state before any data
 _CACHE_MAX = 1 << 16  # ~150 bytes an entry: ~10 MB at most, then the cache starts over
 
 Feature = str | tuple[str, ...]
@@ -48,7 +49,9 @@ def _hash(feature: Feature) -> bytes:
     if _common(feature):
         return _NEVER_ROWS
     text = " ".join(feature) if type(feature) is tuple else feature  # a shingle hashes like its joined text
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES, person=_PERSON).digest()
+    h = _BLAKE2B.copy()  # faster than a new hasher with the same parameters, the same digest
+    h.update(text.encode("utf-8", "surrogatepass"))
+    digest = h.digest()
     return digest[: _ROWS.size].translate(_SHIFT_RIGHT)
 
 

@@ -181,3 +181,48 @@ def test_skeleton_words_fold_synonyms_and_drop_filler_as_two_lookups_did() -> No
     vocab = [*lexicon.SYNONYMS, *lexicon.SYNONYMS.values(), *lexicon.FILLER, "zebra", "median"]
     got = list(filter(None, map(content._SKELETON_WORD.get, vocab, vocab)))
     assert got == [w for w in (lexicon.SYNONYMS.get(t, t) for t in vocab) if w not in lexicon.FILLER]
+
+
+def _family_by_definition(cue, words, family_hits, rubric, has_code, tools, images, flag_min) -> str:
+    """The family vote as first written: every count in a dict, then the priority order."""
+    if rubric >= flag_min:
+        return "grading"
+    counts = dict.fromkeys(content._FAMILY_PRIORITY, 0)
+    for word in content._FAMILY_VOCAB.intersection(words):
+        counts[content._FAMILY_OF[word]] += 1
+    for fam in family_hits:
+        counts[fam] += 2
+    if counts["translation"]:
+        return "translation"
+    if tools:
+        return "agentic"
+    if has_code:
+        counts["coding"] += 2
+    if images and counts["agentic"]:
+        counts["agentic"] += 2
+    if ("\\" in cue or content._DIGIT.search(cue)) and content._MATH_EXPR.search(cue):
+        counts["math"] += 1
+    if cue.endswith("?") or (words and words[0] in content._QUESTION_START):
+        counts["qa"] += 1
+    best, best_n = "other", 0
+    for fam in content._FAMILY_PRIORITY:
+        if counts[fam] > best_n:
+            best, best_n = fam, counts[fam]
+    return best
+
+
+_VOCAB = sorted(content._FAMILY_VOCAB)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_VOCAB), st.sampled_from(["what", "how", "zebra", "the"])), max_size=6),
+       st.lists(st.sampled_from(sorted(lexicon.FAMILY_PATTERNS)), max_size=3),
+       st.sampled_from(["", "?", " 3 + 4", " \\frac", " 3+", " 12 = 5?"]),
+       st.sampled_from([0.0, 0.6]), st.booleans(), st.sampled_from([None, 0, 2]), st.sampled_from([None, 0, 1]))
+def test_the_family_vote_is_the_one_written_with_every_count(words, family_hits, tail, rubric, has_code, tools,
+                                                            images) -> None:
+    cue = " ".join(words) + tail
+    words = cue.translate(content._ASCII_NONLETTER).split()
+    expected = _family_by_definition(cue, words, family_hits, rubric, has_code, tools, images, 0.5)
+    digits = content._DIGIT.search(cue) is not None
+    assert content._family(cue, words, family_hits, rubric, has_code, tools, images, 0.5, digits) == expected
