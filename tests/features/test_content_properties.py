@@ -226,3 +226,10 @@ def test_the_family_vote_is_the_one_written_with_every_count(words, family_hits,
     expected = _family_by_definition(cue, words, family_hits, rubric, has_code, tools, images, 0.5)
     digits = content._DIGIT.search(cue) is not None
     assert content._family(cue, words, family_hits, rubric, has_code, tools, images, 0.5, digits) == expected
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(st.sampled_from(list("0123456789.,:/ aZ_-٣中")), max_size=40))
+def test_class_first_regexes_match_as_written_with_plus(text) -> None:
+    assert content._NUMBER.sub("0", text) == re.sub(r"[0-9]+(?:[.,:/][0-9]+)*", "0", text)
+    assert content._ASCII_RUN.findall(text) == re.findall(r"[0-9a-z_]+", text)
