@@ -91,6 +91,8 @@ def minhash_keys_many(features: list[Feature], counts: list[int], bands: int, ro
     (tests/features/test_sketches.py)."""
     if not counts:
         return []
+    if min(counts) < 1:  # reduceat would give an empty set the next set's row, silently
+        raise ValueError("every feature set needs at least one feature")
     if not bands:
         return [()] * len(counts)
     table = _frombuffer(b"".join(hashed(features)), "<u4").reshape(-1, MINHASH_ROWS)

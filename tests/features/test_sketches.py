@@ -343,6 +343,8 @@ def test_batched_keys_on_hashed_shingles() -> None:
         got = minhash_keys_many([f for s in sets for f in s], list(map(len, sets)), bands, rows)
         assert got == [minhash_keys(minhash_of(hashed(s)), bands, rows) for s in sets]
     assert minhash_keys_many([], [], 4, 2) == []
+    with pytest.raises(ValueError):
+        minhash_keys_many([("a1", "b1")], [1, 0], 4, 2)
 
 
 def test_hashed_keeps_its_cache_bounded(monkeypatch) -> None:
