@@ -11,14 +11,14 @@ import re
 import unicodedata
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from itertools import filterfalse, pairwise
+from itertools import chain, pairwise
 from operator import add, itemgetter
 from typing import NamedTuple
 
 from app.features import lexicon
-from app.features.minhash import MINHASH_ROWS, hashed, minhash_keys, minhash_of
+from app.features.minhash import MINHASH_ROWS, hashed, minhash_keys, minhash_keys_many, minhash_of
 from app.features.prefilter import AsciiPrefilter
 
 try:  # CPython's regex parser: used once at import to derive cheap pre-filters for the cue regexes
@@ -623,6 +623,11 @@ _FAMILY_PRIORITY = ("translation", "agentic", "coding", "math", "data", "reasoni
 _FAMILY_OF = {w: fam for fam, vocab in reversed(lexicon.FAMILY_WORDS.items()) for w in vocab}  # first listed wins
 _FAMILY_VOCAB = frozenset(_FAMILY_OF)
 _MATH_EXPR = re.compile(r"\d\s*[-+*/^=×÷]\s*\(?\d|\\(?:frac|int|sum|sqrt)")
+# Without a backslash only _MATH_EXPR's first branch can match; it needs an operator followed by a digit,
+# which a regex starting with a character class finds by a fast scan, where the branch itself is tried at
+# every position: the branch runs only on the texts that pass (~1 in 9 of those with a digit).
+_MATH_NUMERIC = re.compile(r"\d\s*[-+*/^=×÷]\s*\(?\d")
+_MATH_OPERAND = re.compile(r"[-+*/^=×÷]\s*\(?\d")
 _QUESTION_START = lexicon.words("what who when where why how is are does do can which should could would")
 
 # Trace groups that need a reasoning object somewhere in the text: skipped when there is none.
@@ -702,14 +707,37 @@ def _script(cue: str) -> tuple[str, bool, tuple[str, ...]]:
 _SECOND_LANGUAGE_VOTES = 2  # stopwords that bring a further Latin-script language's cue lists along
 
 
-def _latin_language(ws: set[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """Latin-script language by stopword votes over the set of words; English when nothing votes. Every
-    other language with a few votes joins the bundle too: a campaign writes the problem in one language
-    and the instruction in another, and the instruction is what the cues must read."""
-    best, best_n = "en" if ws and min(ws) < _LATIN_END else "other", 0
+_STOP_LANGS = tuple(lexicon.STOPWORDS)
+_ANY_STOP = frozenset().union(*lexicon.STOPWORDS.values())
+# Each stopword's votes packed in one int, _VOTE_BITS bits per language in _STOP_LANGS' order (English, the
+# first, lowest): the sum over the voters holds every language's count (a field cannot overflow: no language
+# has 2**_VOTE_BITS stopwords).
+_VOTE_BITS = 16
+_VOTE_MASK = (1 << _VOTE_BITS) - 1
+assert _STOP_LANGS[0] == "en" and all(len(stop) <= _VOTE_MASK for stop in lexicon.STOPWORDS.values())
+_STOP_VOTES = {w: sum(1 << (_VOTE_BITS * i) for i, stop in enumerate(lexicon.STOPWORDS.values()) if w in stop)
+               for w in _ANY_STOP}
+
+
+def _latin_language(ws: Collection[str], bundle: tuple[str, ...],
+                    latin: bool | None = None) -> tuple[str, tuple[str, ...]]:
+    """Latin-script language by stopword votes over the set of words (`ws`: the words, repeats count
+    once); English when nothing votes. Every other language with a few votes joins the bundle too: a
+    campaign writes the problem in one language and the instruction in another, and the instruction is
+    what the cues must read. `latin`: whether a word starts with a Latin letter, when the caller knows
+    (every word of an ASCII text does)."""
+    if latin is None:
+        latin = bool(ws) and min(ws) < _LATIN_END
+    best, best_n = "en" if latin else "other", 0
+    # the count per language of its stopwords among the words (as len(set(ws) & stop) for each), packed
+    packed = sum(map(_STOP_VOTES.__getitem__, _ANY_STOP.intersection(ws)))
+    if not packed:  # no language has a vote: nothing below would change
+        return best, bundle
+    if packed <= _VOTE_MASK:  # English (the first language) votes alone: it wins, and brings no language
+        return "en", bundle
     also = []
-    for cand, stop in lexicon.STOPWORDS.items():
-        n = len(ws & stop)
+    for i, cand in enumerate(_STOP_LANGS):
+        n = (packed >> (_VOTE_BITS * i)) & _VOTE_MASK
         if n > best_n:
             best, best_n = cand, n
         if n >= _SECOND_LANGUAGE_VOTES and cand != "en" and cand not in bundle:
@@ -720,12 +748,41 @@ def _latin_language(ws: set[str], bundle: tuple[str, ...]) -> tuple[str, tuple[s
 
 
 # ------------------------------------------------------------------------------------------------- family
+def _math(cue: str, digits: bool) -> bool:
+    """("\\" in cue or digits) and _MATH_EXPR.search(cue), `digits` telling whether cue holds an ASCII digit."""
+    if "\\" in cue:
+        return _MATH_EXPR.search(cue) is not None
+    return digits and _MATH_OPERAND.search(cue) is not None and _MATH_NUMERIC.search(cue) is not None
+
+
+def _has_digit(text: str, ascii_only: bool) -> bool:
+    """Does `text` hold an ASCII digit? On ASCII text bytes.translate deleting them answers faster than a
+    regex search."""
+    if ascii_only:
+        return len(text.encode("ascii").translate(None, b"0123456789")) < len(text)
+    return _DIGIT.search(text) is not None
+
+
 def _family(cue: str, words: list[str], family_hits: list[str], rubric: float, has_code: bool,
-            tools: int | None, images: int | None, flag_min: float) -> str:
+            tools: int | None, images: int | None, flag_min: float, digits: bool) -> str:
+    """`digits`: whether `cue` holds an ASCII digit."""
     if rubric >= flag_min:
         return "grading"
+    vocab = _FAMILY_VOCAB.intersection(words)
+    if not vocab and not family_hits:
+        # every count is still 0 (most prompts): the vote below, with only code (2), math (1) and a
+        # question (1) left to count, in the priority order
+        if tools:
+            return "agentic"
+        if has_code:
+            return "coding"
+        if _math(cue, digits):
+            return "math"
+        if cue.endswith("?") or (words and words[0] in _QUESTION_START):
+            return "qa"
+        return "other"
     counts = dict.fromkeys(_FAMILY_PRIORITY, 0)
-    for word in _FAMILY_VOCAB.intersection(words):
+    for word in vocab:
         counts[_FAMILY_OF[word]] += 1
     for fam in family_hits:
         counts[fam] += 2
@@ -737,7 +794,7 @@ def _family(cue: str, words: list[str], family_hits: list[str], rubric: float, h
         counts["coding"] += 2
     if images and counts["agentic"]:
         counts["agentic"] += 2
-    if ("\\" in cue or _DIGIT.search(cue)) and _MATH_EXPR.search(cue):
+    if _math(cue, digits):
         counts["math"] += 1
     if cue.endswith("?") or (words and words[0] in _QUESTION_START):
         counts["qa"] += 1
@@ -767,17 +824,23 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _HEXISH = re.compile(r"\b(?:0x[0-9a-fA-F]+|[0-9a-fA-F]{8,})\b")
 _DQUOTED = re.compile(r"\"[^\"]{1,600}\"|“[^”]{1,600}”|«[^»]{1,600}»|「[^」]{1,600}」|『[^』]{1,600}』|‘[^’\n]{1,300}’")
 _SQUOTED = re.compile(r"'(?<!\w')[^'\n]{1,300}'(?!\w)")  # not an apostrophe: no letter right before it
-_NUMBER = re.compile(r"[0-9]+(?:[.,:/][0-9]+)*")  # ASCII digits: NFKC folded the full-width ones
+# ASCII digits: NFKC folded the full-width ones. Written [0-9][0-9]* rather than [0-9]+ (the same matches):
+# a regex that starts with a character class is searched by a fast scan for that class, one that starts
+# with a repeat is tried at every position (about twice the time on the default day's prompts).
+_NUMBER = re.compile(r"[0-9][0-9]*(?:[.,:/][0-9]+)*")
 _DIGIT = re.compile(r"[0-9]")
-# ASCII fast paths: str.translate + split is ~3x faster than re.findall for words and tokens
-_ASCII_NONWORD = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
+# ASCII fast paths: translate + split is ~3x faster than re.findall for words and tokens, and
+# bytes.translate (a 256-byte table) on the text's ASCII bytes about twice as fast as str.translate (a
+# dict). _ASCII_NONLETTER is the str table that says what _BYTES_NONLETTER does (tests use it).
 _ASCII_NONLETTER = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalpha()})
+_BYTES_NONWORD = bytes(b if b < 128 and (chr(b).isalnum() or b == 0x5F) else 0x20 for b in range(256))
+_BYTES_NONLETTER = bytes(b if b < 128 and chr(b).isalpha() else 0x20 for b in range(256))
 # A capitalised word right after a lowercase word is a cheap proxy for a proper name (a slot). Not after
 # punctuation ("Please, Summarize" is no name), and not all-caps ("JSON" and shouted text stay words).
 _UPPER, _LOWER = "A-ZÀ-ÖØ-ÞА-ЯЁ", "a-zß-öø-ÿа-яё"
 _NAME = re.compile(rf" (?<=[{_LOWER}0-9] )[{_UPPER}][{_LOWER}][\w'’-]*(?: [{_UPPER}][{_LOWER}][\w'’-]*)*")
 _NONWORD = re.compile(r"\W+")
-_HEX_PROBE = str.maketrans({c: ("x" if c in "0123456789abcdefABCDEF" else " ") for c in map(chr, range(128))})
+_HEX_PROBE = bytes(0x78 if chr(b) in "0123456789abcdefABCDEF" else 0x20 for b in range(256))  # on ASCII bytes
 _DQUOTE_CHARS = frozenset("\"“«「『‘")
 
 
@@ -794,8 +857,11 @@ def _hexish(m: re.Match[str]) -> str:
     return " _n " if has_digit and has_alpha else s
 
 
-_ASCII_RUN = re.compile(r"[0-9a-z_]+")
+_ASCII_RUN = re.compile(r"[0-9a-z_][0-9a-z_]*")  # = [0-9a-z_]+, a leading class: see _NUMBER
 _SYNONYMS, _FILLER = lexicon.SYNONYMS, lexicon.FILLER
+# A token's word in the skeleton, for the tokens that change: its synonym group's first word, or "" when
+# that (or the token) is filler and is dropped; one look-up per token instead of two
+_SKELETON_WORD = {w: "" if _SYNONYMS.get(w, w) in _FILLER else _SYNONYMS.get(w, w) for w in (*_SYNONYMS, *_FILLER)}
 
 
 def _word_char(m: re.Match[str]) -> str:
@@ -803,17 +869,18 @@ def _word_char(m: re.Match[str]) -> str:
     return chr(0xE000 + zlib.crc32(m.group().encode("ascii")) % 0x1900)
 
 
-def _mask(s: str, lang: str, ascii_only: bool) -> str:
-    """Replace slot values (ids, quotes, numbers, names) with placeholders; lowercase."""
-    if _DIGIT.search(s):
-        # presence tests run on an ASCII projection: str.translate + `in` scan far faster than a regex
-        probe = s if ascii_only else s.encode("ascii", "replace").decode("ascii")
-        if "xxxxxxxx" in probe.translate(_HEX_PROBE):
+def _mask(s: str, lang: str, ascii_only: bool, digits: bool) -> str:
+    """Replace slot values (ids, quotes, numbers, names) with placeholders; lowercase. `digits`: whether
+    `s` holds an ASCII digit."""
+    if digits:
+        # presence tests run on an ASCII projection: bytes.translate + `in` scan far faster than a regex
+        probe = s.encode("ascii") if ascii_only else s.encode("ascii", "replace")
+        if b"xxxxxxxx" in probe.translate(_HEX_PROBE):
             if "-" in s:
                 s = _UUID.sub(" _n ", s)
             s = _HEXISH.sub(_hexish, s)
         s = _NUMBER.sub("0", s)
-    if not _DQUOTE_CHARS.isdisjoint(s):
+    if ('"' in s) if ascii_only else not _DQUOTE_CHARS.isdisjoint(s):  # '"' is the only ASCII one
         s = _DQUOTED.sub(" _q ", s)
     if "'" in s:
         s = _SQUOTED.sub(" _q ", s)
@@ -831,8 +898,9 @@ def _skeleton(masked: str, ascii_only: bool, cjk: bool, max_shingles: int) -> tu
     text with one character per CJK character and per Latin word, and the token count counts those
     characters. A long prompt keeps its opening 3/4 and its close 1/4 of max_shingles.
     """
-    tokens = (masked.translate(_ASCII_NONWORD) if ascii_only else _NONWORD.sub(" ", masked)).split()
-    tokens = list(filterfalse(_FILLER.__contains__, map(_SYNONYMS.get, tokens, tokens)))
+    tokens = (masked.encode("ascii").translate(_BYTES_NONWORD).decode("ascii") if ascii_only
+              else _NONWORD.sub(" ", masked)).split()
+    tokens = list(filter(None, map(_SKELETON_WORD.get, tokens, tokens)))  # synonyms folded, filler dropped
     skeleton = " ".join(tokens)
     if cjk:
         for filler in lexicon.CJK_FILLER:
@@ -878,8 +946,15 @@ def _nfkc(text: str) -> str:
 
 
 
+# the skeleton hash's BLAKE2b state before any data: copying it is ~3x faster than constructing one with
+# its parameters (keyword parsing), and gives the same digests
+_SKELETON_BLAKE2B = hashlib.blake2b(digest_size=8, person=b"dg-skeleton")
+
+
 def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8, person=b"dg-skeleton").hexdigest()
+    h = _SKELETON_BLAKE2B.copy()
+    h.update(text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 # -------------------------------------------------------------------------------------------------- API
@@ -899,6 +974,9 @@ class _Text(NamedTuple):
     has_code: bool
 
 
+_NO_KEYS: frozenset[str] = frozenset()  # an ASCII text's anchor keys: the pre-filter replaces them
+
+
 def _prepare(prompt: str, max_chars: int) -> _Text:
     text = prompt[:max_chars]
     ascii_only = text.isascii()
@@ -914,13 +992,13 @@ def _prepare(prompt: str, max_chars: int) -> _Text:
     text = " ".join(text.split())  # after code masking (fences need their newlines): fold whitespace
     cue = text.lower()
     if ascii_only:
-        words = cue.translate(_ASCII_NONLETTER).split()
-        lang, bundle = _latin_language(set(words), ("en",))
-        return _Text(text, cue, True, False, words, set(), set(), lang, bundle, has_code)
+        words = cue.encode("ascii").translate(_BYTES_NONLETTER).decode("ascii").split()
+        lang, bundle = _latin_language(words, ("en",), bool(words))  # ASCII words: Latin letters only
+        return _Text(text, cue, True, False, words, _NO_KEYS, _NO_KEYS, lang, bundle, has_code)
     script_lang, cjk, bundle = _script(cue)
     if cjk and not _NON_ASCII_LETTER.search(cue):
         # Latin words in CJK prose are ASCII: project instead of scanning every CJK character
-        words = cue.encode("ascii", "replace").decode("ascii").translate(_ASCII_NONLETTER).split()
+        words = cue.encode("ascii", "replace").translate(_BYTES_NONLETTER).decode("ascii").split()
     else:
         words = _WORD.findall(cue)
     chars = set(_trace_cues(bundle)[1].findall(cue))
@@ -940,19 +1018,35 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
     """
     if not prompt:
         return EMPTY
+    return ContentFeatures(*_fields(prompt, tools, images, cfg, None))
+
+
+# The sketches a batch still needs: sketch-cache key -> (what the skeleton's shingles are made of, the
+# field lists waiting for its template keys)
+_Pending = dict[tuple, tuple[list[str] | str, list[list]]]
+
+
+def _fields(prompt: str, tools: int | None, images: int | None, cfg: ContentConfig, pending: _Pending | None) -> list:
+    """ContentFeatures' fields for a non-empty prompt, in order. The template keys (item 1) come from the
+    sketch cache or are computed here; with `pending`, a cache miss is left to the caller instead
+    (item 1 stays None and the list is filed under its sketch key in `pending`)."""
     t = _prepare(prompt, cfg.max_chars)
     text, cue, ascii_only, cjk, words, word_keys, chars, lang, bundle, has_code = t
 
     trace_cues, _, cue_words = _trace_cues(bundle)
     if ascii_only:  # one Hyperscan scan names the pieces that may match; `re` decides
         ids = (_PREFILTER or _ascii_prefilter()).scan(cue)
-        trace_hits = trace_cues.hits_among(cue, ids, _NEEDS_OBJECT)
-        if "object_jargon" in trace_hits or "object_plain" in trace_hits:
-            trace_hits += trace_cues.hits_among(cue, ids, _OBJECT_FREE)
-        rubric_hits = _RUBRIC.hits_among(cue, ids)
-        censor_hits = _CENSOR.hits_among(cue, ids)
-        rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
-        family_hits = _FAMILY.hits_among(cue, ids) if rubric < cfg.flag_min else []
+        if not ids:  # no piece may match (~4 in 5 ASCII prompts): no group of any cue set hits
+            trace_hits = rubric_hits = censor_hits = family_hits = ()
+            rubric = 0.0
+        else:
+            trace_hits = trace_cues.hits_among(cue, ids, _NEEDS_OBJECT)
+            if "object_jargon" in trace_hits or "object_plain" in trace_hits:
+                trace_hits += trace_cues.hits_among(cue, ids, _OBJECT_FREE)
+            rubric_hits = _RUBRIC.hits_among(cue, ids)
+            censor_hits = _CENSOR.hits_among(cue, ids)
+            rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
+            family_hits = _FAMILY.hits_among(cue, ids) if rubric < cfg.flag_min else []
     else:
         word_keys = word_keys & cue_words  # the few keys any cue looks up: every filter below gets cheaper
         trace_hits = trace_cues.hits(cue, word_keys, chars, _NEEDS_OBJECT)
@@ -963,39 +1057,54 @@ def analyse(prompt: str | None, system_prompt_hash: str | None, tools: int | Non
         rubric = _score("rubric", rubric_hits, cfg.rubric_caps)
         family_hits = _FAMILY.hits(cue, word_keys, chars) if rubric < cfg.flag_min else []
 
-    skeleton, part, n_tokens = _skeleton(_mask(text, lang, ascii_only), ascii_only, cjk, cfg.max_shingles)
-    keys: tuple[str, ...] = ()
+    digits = _has_digit(text, ascii_only)  # the lowercase `cue` has the same ASCII digits
+    skeleton, part, n_tokens = _skeleton(_mask(text, lang, ascii_only, digits), ascii_only, cjk, cfg.max_shingles)
+    keys: tuple[str, ...] | None = ()
+    sketch = None
     if n_tokens:
         skeleton_hash = _digest(skeleton)
         if n_tokens >= cfg.min_template_tokens and cfg.minhash_bands:
-            key = (skeleton_hash, cjk, cfg.max_shingles, cfg.minhash_bands, cfg.minhash_rows)
-            got = _SKETCHES.get(key)
-            if got is None:
+            sketch = (skeleton_hash, cjk, cfg.max_shingles, cfg.minhash_bands, cfg.minhash_rows)
+            keys = _SKETCHES.get(sketch)
+            if keys is not None:
+                _SKETCHES.move_to_end(sketch)
+            elif pending is None:
                 keys = minhash_keys(minhash_of(hashed(_shingles(part))), cfg.minhash_bands, cfg.minhash_rows)
-                _SKETCHES[key] = keys
-                if len(_SKETCHES) > _SKETCHES_MAX:
-                    _SKETCHES.popitem(last=False)
-            else:
-                _SKETCHES.move_to_end(key)
-                keys = got
+                _remember(sketch, keys)
     else:
         skeleton_hash = ""
 
-    return ContentFeatures(
-        skeleton_hash=skeleton_hash,
-        template_keys=keys,
-        trace_elicit=_score("trace", trace_hits, cfg.trace_caps),
-        rubric_grading=rubric,
-        censor_rewrite=_score("censor", censor_hits, cfg.censor_caps),
-        task_family=_family(cue, words, family_hits, rubric, has_code, tools, images, cfg.flag_min),
-        lang=lang,
-        length_bucket=len(prompt).bit_length(),
-        token_count=n_tokens,
-        cues=tuple(
-            [f"trace.{g}" for g in trace_hits] + [f"rubric.{g}" for g in rubric_hits]
-            + [f"censor.{g}" for g in censor_hits]
-        ),
-    )
+    fields = [
+        skeleton_hash,
+        keys,
+        _score("trace", trace_hits, cfg.trace_caps) if trace_hits else 0.0,  # as _score gives for no hit
+        rubric,
+        _score("censor", censor_hits, cfg.censor_caps) if censor_hits else 0.0,
+        _family(cue, words, family_hits, rubric, has_code, tools, images, cfg.flag_min, digits),
+        lang,
+        len(prompt).bit_length(),
+        n_tokens,
+        (*map(_TRACE_CUE.__getitem__, trace_hits), *map(_RUBRIC_CUE.__getitem__, rubric_hits),
+         *map(_CENSOR_CUE.__getitem__, censor_hits)) if trace_hits or rubric_hits or censor_hits else (),
+    ]
+    if keys is None:
+        waiting = pending.get(sketch)
+        if waiting is None:
+            pending[sketch] = (part, [fields])
+        else:  # the same skeleton earlier in the batch: computed once
+            waiting[1].append(fields)
+    return fields
+
+
+# the names ContentFeatures.cues gives the groups ("trace.hidden_self")
+_TRACE_CUE, _RUBRIC_CUE, _CENSOR_CUE = (
+    {g: f"{signal}.{g}" for g in lexicon.GROUPS[signal]} for signal in ("trace", "rubric", "censor"))
+
+
+def _remember(sketch: tuple, keys: tuple[str, ...]) -> None:
+    _SKETCHES[sketch] = keys
+    if len(_SKETCHES) > _SKETCHES_MAX:
+        _SKETCHES.popitem(last=False)
 
 
 ContentInput = tuple[str | None, str | None, int | None, int | None]  # prompt, system prompt hash, tools, images
@@ -1003,8 +1112,20 @@ ContentInput = tuple[str | None, str | None, int | None, int | None]  # prompt, 
 
 def analyse_batch(items: list[ContentInput], cfg: ContentConfig) -> list[ContentFeatures]:
     """`analyse` over many requests, in order: the unit of work a driver may hand to another process
-    (the analysis is pure, so where it runs does not change a feature)."""
-    return [analyse(p, s, t, i, cfg) for p, s, t, i in items]
+    (the analysis is pure, so where it runs does not change a feature). The template keys the sketch
+    cache lacks are computed together, once per skeleton, in a few numpy calls for the whole batch
+    (minhash.minhash_keys_many) instead of a few per prompt: the same keys."""
+    pending: _Pending = {}
+    rows = [_fields(p, t, i, cfg, pending) if p else None for p, _, t, i in items]
+    if pending:
+        shingles = [_shingles(part) for part, _ in pending.values()]
+        keys = minhash_keys_many(list(chain.from_iterable(shingles)), list(map(len, shingles)), cfg.minhash_bands,
+                                 cfg.minhash_rows)
+        for sketch, (_, waiting), k in zip(pending, pending.values(), keys, strict=True):
+            for fields in waiting:
+                fields[1] = k
+            _remember(sketch, k)
+    return [EMPTY if f is None else ContentFeatures(*f) for f in rows]
 
 
 def flagged(features: ContentFeatures, cfg: ContentConfig) -> tuple[str, ...]:

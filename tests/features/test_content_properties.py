@@ -136,3 +136,100 @@ def test_a_worker_warm_up_leaves_no_cue_regex_to_compile_on_a_live_prompt() -> N
     assert not uncompiled, uncompiled[:3]
     for bundle in content._bundles.values():  # the merged sets share the very same pieces
         assert all(p[2] is not None for p in bundle[0]._parts)
+
+
+_MATHY = st.text(st.sampled_from(list("0123456789٣٤+-*/^=×÷()\\ axfracintsumqrt\n\u00a0")), max_size=40)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_MATHY)
+def test_the_math_test_and_digit_test_are_the_single_regex_ones(cue) -> None:
+    digits = content._DIGIT.search(cue) is not None
+    assert content._has_digit(cue, cue.isascii()) is digits
+    assert content._math(cue, digits) is bool(("\\" in cue or digits) and content._MATH_EXPR.search(cue))
+
+
+def _latin_language_by_definition(ws: set[str], bundle: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The vote as first written: one set intersection per language."""
+    best, best_n = "en" if ws and min(ws) < content._LATIN_END else "other", 0
+    also = []
+    for cand, stop in lexicon.STOPWORDS.items():
+        n = len(ws & stop)
+        if n > best_n:
+            best, best_n = cand, n
+        if n >= content._SECOND_LANGUAGE_VOTES and cand != "en" and cand not in bundle:
+            also.append(cand)
+    if best not in ("en", "other") and best not in bundle and best not in also:
+        also.append(best)
+    return best, (*bundle, *also) if also else bundle
+
+
+_STOPS = sorted(frozenset().union(*lexicon.STOPWORDS.values()))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_STOPS), st.sampled_from(["zebra", "ölçü", "день", "über", "ça"]),
+                          st.text(min_size=1, max_size=6)), max_size=30),
+       st.sampled_from([("en",), ("en", "zh"), ("en", "de"), ("en", "ru", "es")]))
+def test_the_language_vote_is_the_one_intersection_per_language_vote(words, bundle) -> None:
+    expected = _latin_language_by_definition(set(words), bundle)
+    assert content._latin_language(words, bundle) == expected
+    assert content._latin_language(set(words), bundle) == expected
+
+
+def test_skeleton_words_fold_synonyms_and_drop_filler_as_two_lookups_did() -> None:
+    vocab = [*lexicon.SYNONYMS, *lexicon.SYNONYMS.values(), *lexicon.FILLER, "zebra", "median"]
+    got = list(filter(None, map(content._SKELETON_WORD.get, vocab, vocab)))
+    assert got == [w for w in (lexicon.SYNONYMS.get(t, t) for t in vocab) if w not in lexicon.FILLER]
+
+
+def _family_by_definition(cue, words, family_hits, rubric, has_code, tools, images, flag_min) -> str:
+    """The family vote as first written: every count in a dict, then the priority order."""
+    if rubric >= flag_min:
+        return "grading"
+    counts = dict.fromkeys(content._FAMILY_PRIORITY, 0)
+    for word in content._FAMILY_VOCAB.intersection(words):
+        counts[content._FAMILY_OF[word]] += 1
+    for fam in family_hits:
+        counts[fam] += 2
+    if counts["translation"]:
+        return "translation"
+    if tools:
+        return "agentic"
+    if has_code:
+        counts["coding"] += 2
+    if images and counts["agentic"]:
+        counts["agentic"] += 2
+    if ("\\" in cue or content._DIGIT.search(cue)) and content._MATH_EXPR.search(cue):
+        counts["math"] += 1
+    if cue.endswith("?") or (words and words[0] in content._QUESTION_START):
+        counts["qa"] += 1
+    best, best_n = "other", 0
+    for fam in content._FAMILY_PRIORITY:
+        if counts[fam] > best_n:
+            best, best_n = fam, counts[fam]
+    return best
+
+
+_VOCAB = sorted(content._FAMILY_VOCAB)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_VOCAB), st.sampled_from(["what", "how", "zebra", "the"])), max_size=6),
+       st.lists(st.sampled_from(sorted(lexicon.FAMILY_PATTERNS)), max_size=3),
+       st.sampled_from(["", "?", " 3 + 4", " \\frac", " 3+", " 12 = 5?"]),
+       st.sampled_from([0.0, 0.6]), st.booleans(), st.sampled_from([None, 0, 2]), st.sampled_from([None, 0, 1]))
+def test_the_family_vote_is_the_one_written_with_every_count(words, family_hits, tail, rubric, has_code, tools,
+                                                            images) -> None:
+    cue = " ".join(words) + tail
+    words = cue.translate(content._ASCII_NONLETTER).split()
+    expected = _family_by_definition(cue, words, family_hits, rubric, has_code, tools, images, 0.5)
+    digits = content._DIGIT.search(cue) is not None
+    assert content._family(cue, words, family_hits, rubric, has_code, tools, images, 0.5, digits) == expected
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(st.sampled_from(list("0123456789.,:/ aZ_-٣中")), max_size=40))
+def test_class_first_regexes_match_as_written_with_plus(text) -> None:
+    assert content._NUMBER.sub("0", text) == re.sub(r"[0-9]+(?:[.,:/][0-9]+)*", "0", text)
+    assert content._ASCII_RUN.findall(text) == re.findall(r"[0-9a-z_]+", text)

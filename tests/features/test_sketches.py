@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.features.content import ContentConfig, analyse
-from app.features.minhash import hashed, minhash_keys, minhash_of
+from app.features.content import ContentConfig, analyse, analyse_batch
+from app.features.minhash import hashed, minhash_keys, minhash_keys_many, minhash_of
 from tests.features.content_corpus import PARAPHRASE_OPS, STANDALONE, TEMPLATES, instances, paraphrase
 
 CFG = ContentConfig()
@@ -306,4 +306,71 @@ def test_the_sketch_cache_is_a_bounded_lru(monkeypatch) -> None:
         feats(prompts[0])  # used after every other prompt: never the least recently used
         assert len(content._SKETCHES) <= 8
     assert feats(prompts[0]).skeleton_hash in {k[0] for k in content._SKETCHES}
+    content._SKETCHES.clear()
+
+
+# ------------------------------------------------------------------------------------------ batched sketches
+_ROW = st.one_of(st.just(b"\xff" * 32), st.binary(min_size=32, max_size=32).map(lambda b: b.translate(
+    bytes(x >> 1 for x in range(256)))), st.binary(min_size=32, max_size=32))
+_BANDS_ROWS = st.sampled_from([(4, 2), (2, 3), (1, 1), (8, 1), (3, 2), (1, 8), (0, 2)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_ROW, min_size=1, max_size=70), min_size=1, max_size=12), _BANDS_ROWS)
+def test_batched_keys_are_the_per_set_keys(sets, bands_rows) -> None:
+    from app.features import minhash
+
+    bands, rows = bands_rows
+    # rows as features: a private cache entry per row (the function reads rows through `hashed`)
+    features = [[(f"\x00row{i}", f"{j}") for j in range(len(s))] for i, s in enumerate(sets)]
+    for fs, s in zip(features, sets, strict=True):
+        minhash._cache.update(zip(fs, s, strict=True))
+    try:
+        expected = [minhash_keys(minhash_of(s), bands, rows) for s in sets]
+        got = minhash_keys_many([f for fs in features for f in fs], [len(s) for s in sets], bands, rows)
+        assert got == expected
+    finally:
+        for fs in features:
+            for f in fs:
+                minhash._cache.pop(f, None)
+
+
+def test_batched_keys_on_hashed_shingles() -> None:
+    rng = random.Random(7)
+    sets = [[(f"w{rng.randrange(40)}", f"v{rng.randrange(40)}") for _ in range(rng.randrange(1, 80))]
+            for _ in range(200)] + [[("the", "of")], [("the", "of"), ("and", "to")], [("the", "of"), ("x1", "y1")]]
+    for bands, rows in ((4, 2), (2, 3), (1, 1)):
+        got = minhash_keys_many([f for s in sets for f in s], list(map(len, sets)), bands, rows)
+        assert got == [minhash_keys(minhash_of(hashed(s)), bands, rows) for s in sets]
+    assert minhash_keys_many([], [], 4, 2) == []
+    with pytest.raises(ValueError):
+        minhash_keys_many([("a1", "b1")], [1, 0], 4, 2)
+
+
+def test_hashed_keeps_its_cache_bounded(monkeypatch) -> None:
+    from app.features import minhash
+
+    monkeypatch.setattr(minhash, "_CACHE_MAX", 50)
+    minhash._cache.clear()
+    for n in (10, 30, 45, 49, 120):
+        feats_ = [(f"b{n}", f"c{i}") for i in range(n)]
+        assert hashed(feats_) == [minhash._hash(f) for f in feats_]
+        assert len(minhash._cache) <= 50
+    minhash._cache.clear()
+
+
+@pytest.mark.parametrize("cfg", [CFG, ContentConfig(minhash_bands=2, minhash_rows=3, max_shingles=8),
+                                 ContentConfig(minhash_bands=0), ContentConfig(min_template_tokens=1)])
+def test_a_batch_gives_what_one_by_one_gives(cfg) -> None:
+    from app.features import content
+
+    prompts = _cache_corpus()
+    items = [(p, None, i % 3 or None, None) for i, p in enumerate([*prompts, None, "", *prompts[::3]])]
+    content._SKETCHES.clear()
+    one = [analyse(*it, cfg) for it in items]
+    content._SKETCHES.clear()
+    assert analyse_batch(items, cfg) == one  # cold cache, the same skeleton twice in the batch
+    assert analyse_batch(items, cfg) == one  # warm cache
+    content._SKETCHES.clear()
+    assert [f for i in range(0, len(items), 7) for f in analyse_batch(items[i:i + 7], cfg)] == one
     content._SKETCHES.clear()
