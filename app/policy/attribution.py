@@ -146,7 +146,7 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
         return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
                       f"{own} of {size} members have abuse evidence of their own: shared values alone are "
                       "not acted on")
-    if size and c.risky < at.cluster_min_risky_share * size and not spread_networks(c, rules):
+    if _established_majority(c, rules) and not spread_networks(c, rules):
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
                       f"{c.risky} of {size} members are new, disposable or KYC-less, and its {c.netted} members "
                       f"with a known network send from {len(c.nets)} IP blocks: a community of aged, verified "
@@ -166,12 +166,21 @@ def spread_networks(c: ClusterState, rules: Rules) -> bool:
             and len(c.nets) >= at.spread_min_share * c.netted)
 
 
+def _established_majority(c: ClusterState, rules: Rules) -> bool:
+    """Fewer than `cluster_min_risky_share` of the cluster's members are risky."""
+    size = len(c.members)
+    return bool(size) and c.risky < rules.policy.attribution.cluster_min_risky_share * size
+
+
 def aged_cap(c: ClusterState, rules: Rules) -> str | None:
     """The most a member that is not risky may get from this cluster: `spread_networks.aged_max_action` when
     the cluster is below `cluster_min_risky_share` (decided, if at all, on its spread networks); else None."""
-    at = rules.policy.attribution
-    size = len(c.members)
-    return at.spread_aged_max_action if size and c.risky < at.cluster_min_risky_share * size else None
+    return rules.policy.attribution.spread_aged_max_action if _established_majority(c, rules) else None
+
+
+def _aged(cap: str | None, m: Member, aged: str | None) -> str | None:
+    """A tie's cap `cap`, lowered to the aged cap `aged` for a member that is not risky."""
+    return cap if aged is None or m.risky or cap is None else _capped(cap, aged)
 
 
 def spread(c: ClusterState, rules: Rules) -> int:
@@ -264,9 +273,10 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
     """`evidence`: the member's own evidence as its cluster sees it (`member_evidence`); `aged`: the most a
     member that is not risky may get (`View.aged_cap`)."""
     tie = _tie(m, bad_values, rules, evidence)
-    if aged is None or m.risky or tie.cap is None or LEVELS.index(tie.cap) <= LEVELS.index(aged):
+    cap = _aged(tie.cap, m, aged)
+    if cap == tie.cap:
         return tie
-    return Tie(tie.kind, aged, tie.code, f"{tie.detail}; at most {aged}: an aged, verified member of a community of "
+    return Tie(tie.kind, cap, tie.code, f"{tie.detail}; at most {cap}: an aged, verified member of a community of "
                "mostly aged, verified accounts, decided on its members' spread networks")
 
 
@@ -574,10 +584,7 @@ class _Pass:
 def tie_cap(m: Member, evidence: int, rules: Rules, aged: str | None = None) -> str | None:
     """`member_tie(m, bad, rules, evidence, aged).cap` for a member tied to the cluster's evidence (own evidence,
     or a strong value in `bad`), without the tie's texts (tests/core/test_reach_pass.py checks the two agree)."""
-    cap = _tie_cap(m, evidence, rules)
-    if aged is None or m.risky or cap is None or LEVELS.index(cap) <= LEVELS.index(aged):
-        return cap
-    return aged
+    return _aged(_tie_cap(m, evidence, rules), m, aged)
 
 
 def _tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
