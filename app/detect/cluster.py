@@ -39,6 +39,7 @@ class Member:
     """What a cluster keeps of one member: figures from its latest summary, how it is tied, and the
     decision the cluster last carried to it."""
     __slots__ = (
+        "asn",
         "block",
         "dec_level",
         "dec_until",
@@ -77,6 +78,7 @@ class Member:
         self.harness = False          # a throwaway user of a harness prompt that throwaway orgs run (kept)
         self.block = s.hosting_block  # the hosting IP block of its latest summary (0: none)
         self.net = s.net              # the IP block of its latest summary, any network (0: none)
+        self.asn = s.asn              # ... and its network's operator (ASN; 0: none)
         self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
         self.dec_until = 0            # until when the cluster's decision reached it
         self.dec_level = -1           # ... at which level (app.policy.decide.LEVELS index)
@@ -94,23 +96,26 @@ class Member:
     def figures(self) -> tuple:
         """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
         return (self.first_ms, self.young, self.risky, self.n, self.flagged, self.own, self.pivot, self.block,
-                self.payment, self.ties, self.harvest, self.harness, self.net)
+                self.payment, self.ties, self.harvest, self.harness, self.net, self.asn)
 
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
-                int(self.payment), self.block, int(self.harvest), int(self.throwaway), int(self.harness), self.net]
+                int(self.payment), self.block, int(self.harvest), int(self.throwaway), int(self.harness), self.net,
+                self.asn]
 
     @classmethod
     def restore(cls, s: list) -> Member:
         m = cls.__new__(cls)
         (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
          m.dec_level, m.seen_ms, payment, m.block) = s[:15]
-        # a member stored before `harvest` (15 fields), `throwaway` and `harness` (16) or `net` (18) has none
+        # a member stored before `harvest` (15 fields), `throwaway` and `harness` (16), `net` (18) or `asn` (19)
+        # has none
         m.harvest = len(s) > 15 and bool(s[15])
         m.throwaway = len(s) > 16 and bool(s[16])
         m.harness = len(s) > 17 and bool(s[17])
         m.net = s[18] if len(s) > 18 else 0
+        m.asn = s[19] if len(s) > 19 else 0
         m.young, m.risky, m.pivot, m.payment = bool(young), bool(risky), bool(pivot), bool(payment)
         return m
 
@@ -188,6 +193,7 @@ class ClusterState:
         "_oldest",
         "_other",
         "_tmpl",
+        "asns",
         "assessed",
         "blocks",
         "cid",
@@ -252,6 +258,7 @@ class ClusterState:
         self.nonet_blocks: dict[int, int] = {}  # hosting block -> its members counted in hosted_no_net
         self.nets: dict[int, int] = {}  # IP blocks (any network) of the members' latest summaries -> members
         self.netted = 0         # members with a known IP block (the sum of `nets`)
+        self.asns: dict[int, int] = {}  # network operators (ASNs) of the members' latest summaries -> members
         self.pay_orgs = 0       # risky orgs behind the best shared payment method, and its key
         self.pay_key = ""
         self.infra_orgs = 0     # orgs behind the best shared JA4 / IP block / device, and its key
@@ -363,6 +370,8 @@ class ClusterState:
         if m.net:
             _bump(self.nets, m.net, sign)
             self.netted += sign
+        if m.asn:
+            _bump(self.asns, m.asn, sign)
         if m.block:
             _bump(self.blocks, m.block, sign)
             self.hosted += sign
@@ -438,7 +447,7 @@ class ClusterState:
         m.n = max(m.n, s.n)
         m.flagged = max(m.flagged, s.flagged)
         if s.n and ts_ms >= m.seen_ms:
-            m.own, m.pivot, m.seen_ms, m.block, m.net = s.own, s.pivot, ts_ms, s.hosting_block, s.net
+            m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn = s.own, s.pivot, ts_ms, s.hosting_block, s.net, s.asn
         elif not m.block:
             m.block = s.hosting_block  # a value's record of a quiet member's egress (fingerprint._stub)
         m.payment = m.payment or payment_ring
@@ -554,7 +563,7 @@ class ClusterState:
         self.flagged_members = 0
         self.hosted = self.hosted_plain = self.hosted_no_net = 0
         self.blocks, self.plain_blocks, self.nonet_blocks = {}, {}, {}
-        self.nets, self.netted = {}, 0
+        self.nets, self.netted, self.asns = {}, 0, {}
         for m in self.members.values():
             self._count(m, 1)
 
@@ -568,7 +577,8 @@ class ClusterState:
                 mine.n = max(mine.n, m.n)
                 mine.flagged = max(mine.flagged, m.flagged)
                 if m.seen_ms > mine.seen_ms:
-                    mine.own, mine.pivot, mine.seen_ms, mine.block, mine.net = m.own, m.pivot, m.seen_ms, m.block, m.net
+                    mine.own, mine.pivot, mine.seen_ms, mine.block, mine.net, mine.asn = (
+                        m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn)
                 mine.payment = mine.payment or m.payment
                 mine.harvest = mine.harvest or m.harvest
                 mine.harness = mine.harness or m.harness

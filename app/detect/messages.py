@@ -56,6 +56,9 @@ class Summary:
     # the IP block (crc32) of its latest request, whatever the network; 0: none. Colleagues share a site's
     # network (a campus NAT, an office); a campaign's holders of one card each send from their own proxy exit
     net: int = 0
+    # the network operator (ASN) of its latest request; 0: none. A site (a campus, an office, an eval vendor's
+    # cloud tenancy) is one operator however many IP blocks it has; a proxy pool's exits are many operators'
+    asn: int = 0
 
     @property
     def eligible(self) -> bool:
@@ -78,13 +81,13 @@ class Summary:
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
                 self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
-                self.hosting_block, self.net]
+                self.hosting_block, self.net, self.asn]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
-        # a record from before `net` (twelve fields) knows no network
+        # a record from before `net` (twelve fields) knows no network, one from before `asn` (thirteen) no operator
         return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
-                   w[11], w[12] if len(w) > 12 else 0)
+                   w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0)
 
 
 @dataclass(frozen=True, slots=True)

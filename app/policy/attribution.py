@@ -149,21 +149,22 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     if _established_majority(c, rules) and not spread_networks(c, rules):
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
                       f"{c.risky} of {size} members are new, disposable or KYC-less, and its {c.netted} members "
-                      f"with a known network send from {len(c.nets)} IP blocks: a community of aged, verified "
-                      "accounts on shared networks is colleagues, whatever its members' content looks like (a "
-                      "lab's benchmark sweeps can read like trace elicitation)")
+                      f"with a known network send from {len(c.nets)} IP blocks of {len(c.asns)} network operators: "
+                      "a community of aged, verified accounts on shared networks is colleagues, whatever its "
+                      "members' content looks like (a lab's benchmark sweeps can read like trace elicitation)")
     return None
 
 
 def spread_networks(c: ClusterState, rules: Rules) -> bool:
     """Whether the community's members send from spread networks (`attribution.spread_networks`): at least
     `min_members` of them with a known IP block (that of their latest request, any network), on at least
-    `min_share` distinct blocks per such member. Colleagues share a site's network (a lab's campus NAT, an
-    eval vendor's or a company's network, a household's line); a campaign's aged holders of one card, of
-    different orgs, each send from their own proxy exit."""
+    `min_share` distinct blocks per such member, of at least `min_asns` network operators (ASNs). Colleagues
+    share a site's network (a lab's campus NAT, an eval vendor's or a company's network, a household's line):
+    one operator, however many blocks a cloud tenancy or an office hands out; a campaign's aged holders of
+    one card, of different orgs, each send from their own proxy exit, its pool spanning many operators."""
     at = rules.policy.attribution
     return (at.spread_min_members > 0 and c.kind == "community" and c.netted >= at.spread_min_members
-            and len(c.nets) >= at.spread_min_share * c.netted)
+            and len(c.nets) >= at.spread_min_share * c.netted and len(c.asns) >= at.spread_min_asns)
 
 
 def _established_majority(c: ClusterState, rules: Rules) -> bool:

@@ -101,6 +101,7 @@ class AccountStage(Stage):
             risky=st.risky(young), own=own, throwaway=st.email == "disposable" or st.kyc == "none",
             hosting_block=st.hosting_block,
             net=crc32(ev.ip_prefix.encode()) if ev.ip_prefix is not None else 0,
+            asn=ev.asn or 0,
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

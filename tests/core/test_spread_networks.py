@@ -2,7 +2,8 @@
 (`policy.attribution.spread_networks`). A lab's students share grant cards across their own orgs and the campus
 NAT, and their CoT-faithfulness sweeps read as trace elicitation: never decided (`NOT_DECIDED_ESTABLISHED`). A
 campaign's aged card holders of different orgs send the same content, each from its own proxy exit: decided,
-and its aged members reached at most as `aged_max_action` (a challenge), never blocked."""
+and its aged members reached at most as `aged_max_action` (a challenge), never blocked. An eval vendor's
+accounts on several blocks of one cloud operator are one site: never decided (`min_asns`)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,28 @@ from tests.core.test_clusters import T0, Feed, aged, rules_doc, trace, with_chan
 
 def students(rules, *, campus: bool, n: int = 10, rounds: int = 4) -> tuple[Feed, list]:
     """`n` aged accounts of as many orgs (edu email, card KYC) on one shared card, each sending `rounds`
-    trace-eliciting prompts: behind one campus address (`campus`) or each from its own residential line."""
+    trace-eliciting prompts: behind one campus address (`campus`) or each from its own residential line
+    (three ISPs)."""
     feed, outs = Feed(rules), []
     for r in range(rounds):
         for k in range(n):
-            ip, asn = ("192.0.2.10", "unknown") if campus else (f"81.{k}.{r}.7", "residential")
+            client = ({"ip": "192.0.2.10", "asn": 3, "asn_type": "unknown"} if campus else
+                      {"ip": f"81.{k}.{r}.7", "asn": (7922, 7018, 701)[k % 3], "asn_type": "residential"})
             outs.append(feed(f"s{k}", f"org-{k}", {**aged("grant-card"), "email_domain_class": "edu"},
-                             client={"ip": ip, "asn_type": asn}, request=trace(r * 10 + k)))
+                             client=client, request=trace(r * 10 + k)))
+    return feed, outs
+
+
+def vendor(rules, *, blocks: int, n: int = 8, rounds: int = 4) -> tuple[Feed, list]:
+    """An eval vendor: `n` aged accounts of four client orgs on the vendor's card, corporate email, sending
+    benchmark prompts that read as trace elicitation from `blocks` NAT addresses of one cloud operator (each
+    in its own /24)."""
+    feed, outs = Feed(rules), []
+    for r in range(rounds):
+        for k in range(n):
+            client = {"ip": f"136.4.{100 + (k + r) % blocks}.9", "asn": 8075, "asn_type": "cloud"}
+            outs.append(feed(f"v{k}", f"client-{k % 4}", {**aged("vendor-card"), "email_domain_class": "corporate"},
+                             client=client, request=trace(r * 10 + k)))
     return feed, outs
 
 
@@ -38,7 +54,8 @@ def cluster_codes(outs) -> list[list[str]]:
 
 def test_the_packaged_rules(rules):
     at = rules.policy.attribution
-    assert (at.spread_min_members, at.spread_min_share, at.spread_aged_max_action) == (2, 0.8, "challenge")
+    assert (at.spread_min_members, at.spread_min_share, at.spread_min_asns, at.spread_aged_max_action) == (
+        2, 0.8, 2, "challenge")
 
 
 def test_a_lab_behind_its_campus_nat_is_never_decided_whatever_its_content(rules):
@@ -61,6 +78,19 @@ def test_aged_card_holders_each_on_their_own_network_are_decided_and_reached_at_
     assert attribution.view(c, rules).aged_cap == "challenge"
 
 
+@pytest.mark.parametrize("blocks", [2, 8])
+def test_an_eval_vendor_on_blocks_of_one_cloud_operator_is_never_decided(rules, blocks):
+    """Its accounts send from as many blocks as members (8) or from two: one operator either way."""
+    feed, outs = vendor(rules, blocks=blocks)
+    assert decisions(outs) == {}
+    assert cluster_codes(outs)[-1][-1] == "NOT_DECIDED_ESTABLISHED"
+    c = feed.cluster_of("v0")
+    assert (c.netted, len(c.nets), len(c.asns)) == (8, blocks, 1)
+    assert not attribution.spread_networks(c, rules)
+    one_operator_enough = with_changes(lambda d: d["policy"]["attribution"]["spread_networks"].update(min_asns=1))
+    assert attribution.spread_networks(c, one_operator_enough) == (blocks == 8)
+
+
 def test_off_with_min_members_zero():
     rules = with_changes(lambda d: d["policy"]["attribution"].update(
         spread_networks={"min_members": 0, "min_share": 0.8, "aged_max_action": "challenge"}))
@@ -72,16 +102,22 @@ def test_off_with_min_members_zero():
 def test_spread_counts_distinct_blocks_per_member_with_one(rules):
     c = ClusterState("c", T0)
     for k, net in enumerate([1, 2, 3, 4, 4, 0]):  # five members with a block, four blocks; one unknown
-        c.add(Summary(f"m{k}", f"o{k}", T0, False, False, 5, 0, net=net), 64, "payment_fp", "payment_fp:x", T0)
-    assert (c.netted, len(c.nets)) == (5, 4)
-    assert attribution.spread_networks(c, rules)          # 4 >= 0.8 * 5
-    c.add(Summary("m6", "o6", T0, False, False, 5, 0, net=4), 64, "payment_fp", "payment_fp:x", T0)
+        c.add(Summary(f"m{k}", f"o{k}", T0, False, False, 5, 0, net=net, asn=100), 64, "payment_fp",
+              "payment_fp:x", T0)
+    assert (c.netted, len(c.nets), len(c.asns)) == (5, 4, 1)
+    assert not attribution.spread_networks(c, rules)      # one operator
+    c.add(Summary("m0", "o0", T0, False, False, 6, 0, net=1, asn=200), 64, "payment_fp", "payment_fp:x", T0 + 1)
+    assert c.asns == {100: 5, 200: 1}
+    assert attribution.spread_networks(c, rules)          # 4 >= 0.8 * 5, two operators
+    c.add(Summary("m6", "o6", T0, False, False, 5, 0, net=4, asn=100), 64, "payment_fp", "payment_fp:x", T0)
     assert not attribution.spread_networks(c, rules)      # 4 < 0.8 * 6
     # a member moving to another network is counted there, not twice
-    c.add(Summary("m6", "o6", T0, False, False, 6, 0, net=9), 64, "payment_fp", "payment_fp:x", T0 + 1)
-    assert (c.netted, len(c.nets)) == (6, 5)
+    c.add(Summary("m6", "o6", T0, False, False, 6, 0, net=9, asn=300), 64, "payment_fp", "payment_fp:x", T0 + 1)
+    assert (c.netted, len(c.nets), len(c.asns)) == (6, 5, 3)
     c.remove("m6")
-    assert (c.netted, len(c.nets)) == (5, 4)
+    assert (c.netted, len(c.nets), len(c.asns)) == (5, 4, 2)
+    c.recompute()
+    assert c.asns == {100: 5, 200: 1}
 
 
 def test_a_community_of_risky_members_has_no_aged_cap(rules):
@@ -105,11 +141,13 @@ def test_the_aged_cap_lowers_an_aged_member_only(rules):
 
 
 def test_stored_and_wire_forms_carry_the_network_and_older_ones_read_as_none():
-    s = Summary("x", "o", T0, True, True, 5, 0, risky=True, hosting_block=3, net=77)
+    s = Summary("x", "o", T0, True, True, 5, 0, risky=True, hosting_block=3, net=77, asn=8075)
     assert Summary.unwire(s.wire()) == s
-    assert Summary.unwire(s.wire()[:12]).net == 0
+    assert (Summary.unwire(s.wire()[:12]).net, Summary.unwire(s.wire()[:12]).asn) == (0, 0)
+    assert (Summary.unwire(s.wire()[:13]).net, Summary.unwire(s.wire()[:13]).asn) == (77, 0)
     m = Member(s, 1)
-    assert Member.restore(m.snapshot()).net == 77
+    assert (Member.restore(m.snapshot()).net, Member.restore(m.snapshot()).asn) == (77, 8075)
+    assert (Member.restore(m.snapshot()[:19]).net, Member.restore(m.snapshot()[:19]).asn) == (77, 0)
     assert Member.restore(m.snapshot()[:18]).net == 0
 
 
@@ -118,3 +156,10 @@ def test_the_knob_is_validated():
     doc["policy"]["attribution"]["spread_networks"]["aged_max_action"] = "ban"
     with pytest.raises(RulesError, match="aged_max_action"):
         compile_rules(doc, "<test>")
+    doc = rules_doc()
+    doc["policy"]["attribution"]["spread_networks"]["min_asns"] = 0
+    with pytest.raises(RulesError, match="min_asns"):
+        compile_rules(doc, "<test>")
+    doc = rules_doc()
+    del doc["policy"]["attribution"]["spread_networks"]["min_asns"]  # a rules file from before it: two
+    assert compile_rules(doc, "<test>").policy.attribution.spread_min_asns == 2
