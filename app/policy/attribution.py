@@ -173,15 +173,25 @@ def _established_majority(c: ClusterState, rules: Rules) -> bool:
     return bool(size) and c.risky < rules.policy.attribution.cluster_min_risky_share * size
 
 
+# `aged_cap` when the community looks like colleagues again: its aged members are reached by nothing
+NOTHING = "nothing"
+
+
 def aged_cap(c: ClusterState, rules: Rules) -> str | None:
-    """The most a member that is not risky may get from this cluster: `spread_networks.aged_max_action` when
-    the cluster is below `cluster_min_risky_share` (decided, if at all, on its spread networks); else None."""
-    return rules.policy.attribution.spread_aged_max_action if _established_majority(c, rules) else None
+    """The most a member that is not risky may get from this cluster, when the cluster is below
+    `cluster_min_risky_share`: `spread_networks.aged_max_action` while its members send from spread networks,
+    and `NOTHING` while they do not (aged, verified accounts sharing a site's network are colleagues: a
+    decision made while the route was open, still live, reaches none of them from then on). None: no cap."""
+    if not _established_majority(c, rules):
+        return None
+    return rules.policy.attribution.spread_aged_max_action if spread_networks(c, rules) else NOTHING
 
 
 def _aged(cap: str | None, m: Member, aged: str | None) -> str | None:
     """A tie's cap `cap`, lowered to the aged cap `aged` for a member that is not risky."""
-    return cap if aged is None or m.risky or cap is None else _capped(cap, aged)
+    if aged is None or m.risky or cap is None:
+        return cap
+    return None if aged == NOTHING else _capped(cap, aged)
 
 
 def spread(c: ClusterState, rules: Rules) -> int:
@@ -277,6 +287,9 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
     cap = _aged(tie.cap, m, aged)
     if cap == tie.cap:
         return tie
+    if cap is None:
+        return Tie(tie.kind, None, tie.code, f"{tie.detail}; at most nothing: an aged, verified member of a community "
+                   "of mostly aged, verified accounts on shared networks, colleagues whatever it was decided on before")
     return Tie(tie.kind, cap, tie.code, f"{tie.detail}; at most {cap}: an aged, verified member of a community of "
                "mostly aged, verified accounts, decided on its members' spread networks")
 

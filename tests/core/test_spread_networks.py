@@ -123,11 +123,15 @@ def test_spread_counts_distinct_blocks_per_member_with_one(rules):
 def test_a_community_of_risky_members_has_no_aged_cap(rules):
     c = ClusterState("c", T0)
     for k in range(4):
-        c.add(Summary(f"m{k}", f"o{k}", T0, True, True, 5, 0, risky=k < 2, net=k + 1), 64, "payment_fp",
-              "payment_fp:x", T0)
+        c.add(Summary(f"m{k}", f"o{k}", T0, True, True, 5, 0, risky=k < 2, net=k + 1, asn=100 + k), 64,
+              "payment_fp", "payment_fp:x", T0)
     assert attribution.aged_cap(c, rules) is None          # half risky: the gate is the risky share's
-    c.add(Summary("m9", "o9", T0, False, False, 5, 0, net=9), 64, "payment_fp", "payment_fp:x", T0)
-    assert attribution.aged_cap(c, rules) == "challenge"   # 2 of 5
+    c.add(Summary("m9", "o9", T0, False, False, 5, 0, net=9, asn=109), 64, "payment_fp", "payment_fp:x", T0)
+    assert attribution.aged_cap(c, rules) == "challenge"   # 2 of 5, on spread networks
+    for k in range(10, 16):                                # six more aged members behind one office address
+        c.add(Summary(f"m{k}", f"o{k}", T0, False, False, 5, 0, net=50, asn=150), 64, "payment_fp",
+              "payment_fp:x", T0)
+    assert attribution.aged_cap(c, rules) == attribution.NOTHING  # 6 blocks for 11 members
 
 
 def test_the_aged_cap_lowers_an_aged_member_only(rules):
@@ -163,3 +167,33 @@ def test_the_knob_is_validated():
     doc = rules_doc()
     del doc["policy"]["attribution"]["spread_networks"]["min_asns"]  # a rules file from before it: two
     assert compile_rules(doc, "<test>").policy.attribution.spread_min_asns == 2
+
+
+def test_a_decision_made_on_spread_networks_does_not_reach_aged_members_once_they_share_a_site(rules):
+    """Five aged card holders each on their own line are decided (a challenge each); five more join from one
+    office address. The first two of them still find it spread (6 blocks for 6 and for 7 members) and are
+    reached; from the third on (6 for 8) it is colleagues again, and its live decision reaches no aged late
+    joiner, while those it reached keep theirs."""
+    feed, outs = Feed(rules), []
+
+    def send(k: int, r: int, client: dict) -> None:
+        outs.append(feed(f"s{k}", f"org-{k}", {**aged("grant-card"), "email_domain_class": "edu"}, client=client,
+                         request=trace(r * 10 + k)))
+
+    for r in range(3):
+        for k in range(5):
+            send(k, r, {"ip": f"81.{k}.{r}.7", "asn": (7922, 7018, 701)[k % 3], "asn_type": "residential"})
+    first = decisions(outs)
+    assert first == {f"s{k}": "challenge" for k in range(5)}
+    for r in range(3):
+        for k in range(5, 10):
+            send(k, r, {"ip": "192.0.2.10", "asn": 3, "asn_type": "unknown"})
+    c = feed.cluster_of("s0")
+    assert len(c.members) == 10 and not attribution.spread_networks(c, rules)
+    assert c.live is not None and c.live.action == "challenge"   # still live: made before the office joined
+    assert attribution.view(c, rules).aged_cap == attribution.NOTHING
+    assert decisions(outs) == {**first, "s5": "challenge", "s6": "challenge"}
+    tie = attribution.member_tie(c.members["s7"], attribution.flagged_values(c, rules), rules,
+                                 attribution.member_evidence(c, c.members["s7"], attribution.view(c, rules)),
+                                 attribution.NOTHING)
+    assert tie.cap is None and "at most nothing" in tie.detail
