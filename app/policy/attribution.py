@@ -158,13 +158,18 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
 def spread_networks(c: ClusterState, rules: Rules) -> bool:
     """Whether the community's members send from spread networks (`attribution.spread_networks`): at least
     `min_members` of them with a known IP block (that of their latest request, any network), on at least
-    `min_share` distinct blocks per such member, of at least `min_asns` network operators (ASNs). Colleagues
-    share a site's network (a lab's campus NAT, an eval vendor's or a company's network, a household's line):
-    one operator, however many blocks a cloud tenancy or an office hands out; a campaign's aged holders of
-    one card, of different orgs, each send from their own proxy exit, its pool spanning many operators."""
+    `min_share` distinct blocks per such member or with no block holding more than `max_block_share` of them
+    (a pool reused by a large campaign's members), of at least `min_asns` network operators (ASNs).
+    Colleagues share a site's network (a lab's campus NAT, an eval vendor's or a company's network, a
+    household's line): one operator, however many blocks a cloud tenancy or an office hands out, and one
+    block most of them send from; a campaign's aged holders of one card, of different orgs, each send from
+    their own proxy exit, its pool spanning many operators."""
     at = rules.policy.attribution
-    return (at.spread_min_members > 0 and c.kind == "community" and c.netted >= at.spread_min_members
-            and len(c.nets) >= at.spread_min_share * c.netted and len(c.asns) >= at.spread_min_asns)
+    netted = c.netted
+    if not (at.spread_min_members > 0 and c.kind == "community" and netted >= at.spread_min_members
+            and len(c.asns) >= at.spread_min_asns):
+        return False
+    return len(c.nets) >= at.spread_min_share * netted or max(c.nets.values()) <= at.spread_max_block_share * netted
 
 
 def _established_majority(c: ClusterState, rules: Rules) -> bool:

@@ -199,6 +199,8 @@ def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: s
         spread_min_members=int(a.get("spread_networks", {}).get("min_members", d.spread_min_members)),
         spread_min_share=float(a.get("spread_networks", {}).get("min_share", d.spread_min_share)),
         spread_min_asns=int(a.get("spread_networks", {}).get("min_asns", d.spread_min_asns)),
+        spread_max_block_share=float(a.get("spread_networks", {}).get("max_block_share",
+                                                                      d.spread_max_block_share)),
         spread_aged_max_action=a.get("spread_networks", {}).get("aged_max_action", d.spread_aged_max_action),
         own_strong_max_action=a.get("own_strong_max_action", d.own_strong_max_action),
         own_weak_max_action=a.get("own_weak_max_action", d.own_weak_max_action),

@@ -72,13 +72,15 @@ class Attribution:
     harness_min_share: float = 0.25
     # a community below cluster_min_risky_share is still decided (its other gates permitting) when its members
     # send from spread networks: at least spread_min_members members with a known IP block, on at least
-    # spread_min_share distinct blocks per such member, of at least spread_min_asns network operators (a
+    # spread_min_share distinct blocks per such member or with no block holding more than
+    # spread_max_block_share of them (0: that test off), of at least spread_min_asns network operators (a
     # lab's students share the campus NAT, an office its network, an eval vendor the blocks of its cloud
     # tenancy; a campaign's aged card holders each send from their own proxy exit). Its members that are not
     # risky are then reached at most as spread_aged_max_action. 0 members: off
     spread_min_members: int = 0
     spread_min_share: float = 0.8
     spread_min_asns: int = 2
+    spread_max_block_share: float = 0.0
     spread_aged_max_action: str = "challenge"
     own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
     own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only

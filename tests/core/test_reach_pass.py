@@ -81,14 +81,15 @@ def _summary(rng: random.Random, pool: int) -> Summary:
     return Summary(f"a{k:03d}", f"org-{k % 5}", rng.randrange(0, 50) * 1000, rng.random() < 0.5,
                    rng.random() < 0.5, rng.randrange(1, 40), rng.randrange(0, 11), risky=rng.random() < 0.6,
                    own=rng.choice((0, 0, 0, OWN_CONTENT, OWN_NETWORK, OWN_CONTENT | OWN_NETWORK)),
-                   hosting_block=rng.choice((0, 0, k % 3 + 1, k % 9 + 1)), net=rng.choice((0, 7, k + 1)))
+                   hosting_block=rng.choice((0, 0, k % 3 + 1, k % 9 + 1)), net=rng.choice((0, 7, k + 1)),
+                   asn=rng.choice((0, 64500, 64500 + k % 4)))
 
 
 def _again(m: Member, acct: str) -> Summary:
     """A summary that changes nothing of member `m`'s figures (the link may bring a new strong value, or a
     harvest template's evidence)."""
     return Summary(acct, m.org, m.first_ms, m.young, False, m.n, m.flagged, m.pivot, m.risky, m.own, False, m.block,
-                   m.net)
+                   m.net, m.asn)
 
 
 @pytest.mark.parametrize("seed", range(8))

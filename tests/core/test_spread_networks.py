@@ -54,8 +54,8 @@ def cluster_codes(outs) -> list[list[str]]:
 
 def test_the_packaged_rules(rules):
     at = rules.policy.attribution
-    assert (at.spread_min_members, at.spread_min_share, at.spread_min_asns, at.spread_aged_max_action) == (
-        2, 0.8, 2, "challenge")
+    assert (at.spread_min_members, at.spread_min_share, at.spread_max_block_share, at.spread_min_asns,
+            at.spread_aged_max_action) == (2, 0.8, 0.2, 2, "challenge")
 
 
 def test_a_lab_behind_its_campus_nat_is_never_decided_whatever_its_content(rules):
@@ -120,6 +120,25 @@ def test_spread_counts_distinct_blocks_per_member_with_one(rules):
     assert c.asns == {100: 5, 200: 1}
 
 
+def test_a_large_community_reusing_a_pool_is_spread_a_site_is_not(rules):
+    """Twenty members, two on each of ten blocks of five operators: half a block per member, below min_share,
+    but no block holds more than a tenth of them (a campaign reusing its pool's exits). A lab of twenty
+    whose students mostly sit behind the campus NAT, a few at home on three ISPs, is not."""
+    pool, lab = ClusterState("pool", T0), ClusterState("lab", T0)
+    for k in range(20):
+        pool.add(Summary(f"p{k}", f"o{k}", T0, False, False, 5, 0, net=1 + k // 2, asn=100 + k % 5), 64,
+                 "payment_fp", "payment_fp:x", T0)
+        home = k >= 16
+        lab.add(Summary(f"s{k}", f"l{k}", T0, False, False, 5, 0, net=50 + k if home else 1,
+                        asn=(7922, 7018, 701)[k % 3] if home else 3), 64, "payment_fp", "payment_fp:g", T0)
+    assert (pool.netted, len(pool.nets), len(pool.asns)) == (20, 10, 5)
+    assert attribution.spread_networks(pool, rules)        # 10 < 0.8 * 20, but the top block holds 2 of 20
+    off = with_changes(lambda d: d["policy"]["attribution"]["spread_networks"].update(max_block_share=0))
+    assert not attribution.spread_networks(pool, off)
+    assert (lab.netted, len(lab.nets), len(lab.asns)) == (20, 5, 4)
+    assert not attribution.spread_networks(lab, rules)     # the campus NAT holds 16 of 20
+
+
 def test_a_community_of_risky_members_has_no_aged_cap(rules):
     c = ClusterState("c", T0)
     for k in range(4):
@@ -163,6 +182,10 @@ def test_the_knob_is_validated():
     doc = rules_doc()
     doc["policy"]["attribution"]["spread_networks"]["min_asns"] = 0
     with pytest.raises(RulesError, match="min_asns"):
+        compile_rules(doc, "<test>")
+    doc = rules_doc()
+    doc["policy"]["attribution"]["spread_networks"]["max_block_share"] = 1.5
+    with pytest.raises(RulesError, match="max_block_share"):
         compile_rules(doc, "<test>")
     doc = rules_doc()
     del doc["policy"]["attribution"]["spread_networks"]["min_asns"]  # a rules file from before it: two
