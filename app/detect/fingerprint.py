@@ -63,6 +63,7 @@ class FpMember:
 
 
 _last_of = attrgetter("last_ms")
+_linkable_of = attrgetter("linkable")
 
 
 class FpState:
@@ -203,38 +204,49 @@ def link_due(level: int, linked_level: int, ts_ms: int, prev_ms: int, first_ms: 
     return (ts_ms - first_ms) // period_ms > (prev_ms - first_ms) // period_ms
 
 
-def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
+def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None) -> list[Link]:
+    """`key`: `obs.key`, when the caller has it already."""
     s = obs.summary
     ts = obs.ts_ms
-    fp.last_ms = max(fp.last_ms, ts)
-    bounds = rules.fingerprint
+    if ts > fp.last_ms:
+        fp.last_ms = ts
     members = fp.members
-    m = members.get(s.account_id)
+    account = s.account_id
+    m = members.get(account)
     is_new = m is None
-    prev_ms = ts if is_new else m.last_ms  # when this member was last seen on this value
+    scope = obs.scope
+    sys_prompt = scope == "template" and obs.value.startswith("sys:")  # is_system_prompt(scope, obs.value)
     # a payment method or a device shared across orgs ties its holders to one operator whoever they are
     # (aged, bought or verified accounts included): for those scopes every account is linkable, and only
     # sheer numbers make the value popular. Weaker values (JA4, IP block, template) link only new, disposable or
     # KYC-less accounts with abuse evidence of their own: sharing a campus NAT or an SDK is not evidence
-    strong_scope = obs.scope in STRONG_SCOPES
-    eligible = strong_scope or s.eligible
+    strong_scope = scope in STRONG_SCOPES
+    # flags are stored as 0/1 ints: `+flag` is int(flag) without a call
+    s_eligible = s.young or s.unverified  # Summary.eligible
     if is_new:
+        prev_ms = ts  # when this member was last seen on this value
         fp.distinct += 1
-        if not eligible:
+        if not (strong_scope or s_eligible):
             fp.established += 1
-        m = FpMember(ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible), int(s.throwaway),
-                     int(obs.hit), s.hosting_block)
-        members[s.account_id] = m
-        fp.hits += obs.hit
-        if len(members) > bounds.max_members:
+        hit = +obs.hit
+        m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
+                     s.hosting_block)
+        members[account] = m
+        fp.hits += hit
+        if len(members) > rules.fingerprint.max_members:
             oldest = _oldest(members)
             fp.hits -= members.pop(oldest).hit
             if oldest == fp.anchor:
                 fp.anchor = None
     else:
-        m.last_ms = max(m.last_ms, ts)
-        m.risky, m.young, m.own, m.eligible, m.throwaway = (int(s.risky), int(s.young), s.own, int(s.eligible),
-                                                            int(s.throwaway))
+        prev_ms = m.last_ms
+        if ts > prev_ms:
+            m.last_ms = ts
+        m.risky = +s.risky
+        m.young = +s.young
+        m.own = s.own
+        m.eligible = +s_eligible
+        m.throwaway = +s.throwaway
         m.block = s.hosting_block
         if obs.hit and not m.hit:
             m.hit = 1
@@ -244,9 +256,10 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     fr = rules.fingerprints
     cp = fr.campaign_prompt
     # a system prompt whose users look like a campaign (mostly new/unverified): judged by who uses it
-    camp = cp is not None and is_system_prompt(obs.scope, obs.value) and _campaign_like(fp, cp)
-    fp.popular = (fp.distinct > fr.popular_accounts and not camp) or (
-        fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct)
+    camp = cp is not None and sys_prompt and _campaign_like(fp, cp)
+    distinct, established = fp.distinct, fp.established
+    fp.popular = (distinct > fr.popular_accounts and not camp) or (
+        established >= fr.popular_established and established * 2 >= distinct)
     if fp.popular:
         return []
     # ... and ties everyone on it, its established members too, like a payment method or a device
@@ -256,8 +269,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     # prompt, through which a risky user with a flagged request on it is linkable (kept once judged so)
     ht = fr.harvest_template
     changed = False
-    if (ht is not None and not fp.harvest and not strong and obs.scope == "template"
-            and not is_system_prompt(obs.scope, obs.value) and _harvest_like(fp, ht)):
+    if (ht is not None and not fp.harvest and not strong and scope == "template"
+            and not sys_prompt and _harvest_like(fp, ht)):
         fp.harvest = changed = True
     harvest = fp.harvest
     if strong != fp.strong:
@@ -276,8 +289,11 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     # observations of a linking value come from a member already linked at its current level
     linkable = None
     if not fp.linking:
+        # most values that do not link yet have fewer than two linkable members: counted without a list
+        if sum(map(_linkable_of, members.values())) < 2:
+            return []
         linkable = _linkable(members)
-        if len(linkable) < 2 or len({members[a].org or f"~{a}" for a in linkable}) < 2:
+        if len({members[a].org or f"~{a}" for a in linkable}) < 2:
             return []
         fp.linking = True
     if fp.anchor is None or fp.anchor not in members or not members[fp.anchor].linkable:
@@ -286,7 +302,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.anchor = min(linkable, key=lambda a: (members[a].last_ms, a)) if linkable else None
     if fp.anchor is None or not m.linkable:
         return []
-    key = obs.key
+    if key is None:
+        key = obs.key
     n_org = -1  # members do not change from here on: count orgs once, for the first link
     n_risky = n_thr = 0
     links = []
@@ -314,8 +331,19 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
 
 def _org_counts(fp: FpState, camp: bool) -> tuple[int, int, int]:
     """(orgs, risky orgs, throwaway orgs) behind the value for its links; throwaway orgs only for a campaign's
-    harness prompt (`Link.fp_throwaway_orgs`), 0 otherwise."""
-    return fp.orgs(), fp.orgs(risky_only=True), fp.orgs(throwaway_only=True) if camp else 0
+    harness prompt (`Link.fp_throwaway_orgs`), 0 otherwise. What `fp.orgs()` counts with each filter, in one
+    pass over the members instead of three."""
+    every: set[str] = set()
+    risky: set[str] = set()
+    throwaway: set[str] = set()
+    for acct, m in fp.members.items():
+        org = m.org or f"~{acct}"
+        every.add(org)
+        if m.risky:
+            risky.add(org)
+        if camp and m.throwaway:
+            throwaway.add(org)
+    return len(every), len(risky), len(throwaway) if camp else 0
 
 
 def _stub(acct: str, r: FpMember) -> Summary:
