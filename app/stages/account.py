@@ -100,7 +100,7 @@ class AccountStage(Stage):
             or (st.channel in fr.abused_channels and st.kyc in fr.unverified_kyc),
             n=st.n, flagged=flagged,
             # account_signals has just tested it for this event
-            pivot=any(h.signal.code == "ACCT_MODEL_PIVOT" for h in hits),
+            pivot="ACCT_MODEL_PIVOT" in [h.signal.code for h in hits],
             risky=st.risky(young), own=own, throwaway=st.email == "disposable" or st.kyc == "none",
             hosting_block=st.hosting_block,
             net=crc32(ev.ip_prefix.encode()) if ev.ip_prefix is not None else 0,

@@ -23,7 +23,11 @@ class FingerprintStage(Stage):
     def process(self, obs: Observation, out: Output, prov: Provenance = NO_PROVENANCE) -> None:
         """`prov`: the observation's provenance, for the state it writes."""
         ts = obs.ts_ms
-        if self._tick(ts):
+        # Stage._tick written out: this runs for every observation, several per event
+        if ts > self.watermark_ms:
+            self.watermark_ms = ts
+        self.seen += 1
+        if self.seen % self.rules.sweep_every_events == 0:
             self.sweep(prov)
         key = f"{obs.scope}:{obs.value}"  # obs.key
         store = self.store
