@@ -22,7 +22,7 @@ the verdict with a reason code and its figures."""
 
 from __future__ import annotations
 
-from itertools import islice
+from heapq import heapify, heappop, heappush
 from operator import attrgetter
 
 from app.detect.messages import Link, Observation, Summary
@@ -34,8 +34,9 @@ STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
-    __slots__ = ("block", "eligible", "hit", "last_ms", "level", "linkable", "org", "own", "risky", "throwaway",
-                 "young")
+    # `seq`: its place in the value's member order, set only while the value keeps an eviction heap (FpState)
+    __slots__ = ("block", "eligible", "hit", "last_ms", "level", "linkable", "org", "own", "risky", "seq",
+                 "throwaway", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
                  eligible: int, throwaway: int, hit: int = 0, block: int = 0) -> None:
@@ -62,13 +63,14 @@ class FpMember:
                 self.throwaway, *tail]
 
 
-_last_of = attrgetter("last_ms")
 _linkable_of = attrgetter("linkable")
 
 
 class FpState:
-    __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "hits", "last_ms", "linking", "members",
-                 "popular", "strong")
+    # `heap` and `next_seq` are not stored: the eviction heap of a value at its member cap (`evict_oldest`),
+    # made again from the members when first needed after a restore
+    __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "heap", "hits", "last_ms", "linking",
+                 "members", "next_seq", "popular", "strong")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -82,6 +84,8 @@ class FpState:
         self.anchor: str | None = None
         self.hits = 0                        # kept members with a flagged request on it
         self.harvest = False                 # judged a harvest template (kept while the value lives)
+        self.heap: list[tuple[int, int, str]] | None = None  # (last_ms, seq, account), see evict_oldest
+        self.next_seq = 0
 
     def snapshot(self) -> list:
         # the harvest verdict only when set: a value without one stores exactly as before it existed
@@ -99,18 +103,47 @@ class FpState:
         f.linking, f.popular, f.strong = bool(linking), bool(popular), bool(strong)
         f.harvest = len(s) > 10 and bool(s[10])
         f.hits = sum(m.hit for m in f.members.values())
+        f.heap = None
+        f.next_seq = 0
         return f
+
+    def evict_oldest(self) -> FpMember:
+        """Drop the member least recently seen, on a tie the first in member (insertion) order: what
+        ``min(members, key=lambda k: members[k].last_ms)`` picks. A value at its member cap evicts one member
+        per new one; instead of scanning its members each time it keeps a heap of (last_ms, seq, account),
+        `seq` being the member's place in insertion order. `note` pushes an entry whenever a member is added
+        or its last_ms grows; entries of evicted members or of an older last_ms are dropped when they come to
+        the top. Made from the members when first needed, and again when stale entries outnumber them."""
+        members = self.members
+        heap = self.heap
+        if heap is None or len(heap) > 2 * len(members) + 16:
+            heap = self.heap = []
+            for seq, (acct, r) in enumerate(members.items()):
+                r.seq = seq
+                heap.append((r.last_ms, seq, acct))
+            heapify(heap)
+            self.next_seq = len(heap)
+        while True:
+            last, seq, acct = heappop(heap)
+            r = members.get(acct)
+            if r is not None and r.seq == seq and r.last_ms == last:
+                del members[acct]
+                if acct == self.anchor:
+                    self.anchor = None
+                return r
+
+    def note(self, acct: str, r: FpMember, is_new: bool) -> None:
+        """Member `acct` was added (`is_new`) or its last_ms grew: its entry in the eviction heap, if kept."""
+        heap = self.heap
+        if heap is not None:
+            if is_new:
+                r.seq = self.next_seq
+                self.next_seq += 1
+            heappush(heap, (r.last_ms, r.seq, acct))
 
     def orgs(self, risky_only: bool = False, throwaway_only: bool = False) -> int:
         return len({m.org or f"~{acct}" for acct, m in self.members.items()
                     if (not risky_only or m.risky) and (not throwaway_only or m.throwaway)})
-
-
-def _oldest(members: dict[str, FpMember]) -> str:
-    """The member least recently seen; on a tie the first in dict order, exactly like
-    ``min(members, key=lambda k: members[k].last_ms)`` but without a Python call per member."""
-    lasts = list(map(_last_of, members.values()))
-    return next(islice(members, lasts.index(min(lasts)), None))
 
 
 def _linkable(members: dict[str, FpMember]) -> list[str]:
@@ -233,15 +266,16 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
                      s.hosting_block)
         members[account] = m
         fp.hits += hit
+        if fp.heap is not None:
+            fp.note(account, m, True)
         if len(members) > rules.fingerprint.max_members:
-            oldest = _oldest(members)
-            fp.hits -= members.pop(oldest).hit
-            if oldest == fp.anchor:
-                fp.anchor = None
+            fp.hits -= fp.evict_oldest().hit
     else:
         prev_ms = m.last_ms
         if ts > prev_ms:
             m.last_ms = ts
+            if fp.heap is not None:
+                fp.note(account, m, False)
         m.risky = +s.risky
         m.young = +s.young
         m.own = s.own
