@@ -23,7 +23,6 @@ the verdict with a reason code and its figures."""
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
-from operator import attrgetter
 
 from app.detect.messages import Link, Observation, Summary
 from app.rules.model import CampaignPrompt, HarvestTemplate, Rules
@@ -63,14 +62,15 @@ class FpMember:
                 self.throwaway, *tail]
 
 
-_linkable_of = attrgetter("linkable")
 
 
 class FpState:
     # `heap` and `next_seq` are not stored: the eviction heap of a value at its member cap (`evict_oldest`),
-    # made again from the members when first needed after a restore
+    # made again from the members when first needed after a restore. Nor is `n_linkable`, the number of
+    # members whose `linkable` is set, made again by `restore` (`observe` and `evict_oldest` keep it: nothing
+    # else changes members)
     __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "heap", "hits", "last_ms", "linking",
-                 "members", "next_seq", "popular", "strong")
+                 "members", "n_linkable", "next_seq", "popular", "strong")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -86,6 +86,7 @@ class FpState:
         self.harvest = False                 # judged a harvest template (kept while the value lives)
         self.heap: list[tuple[int, int, str]] | None = None  # (last_ms, seq, account), see evict_oldest
         self.next_seq = 0
+        self.n_linkable = 0                  # members with `linkable` set
 
     def snapshot(self) -> list:
         # the harvest verdict only when set: a value without one stores exactly as before it existed
@@ -105,6 +106,7 @@ class FpState:
         f.hits = sum(m.hit for m in f.members.values())
         f.heap = None
         f.next_seq = 0
+        f.n_linkable = sum(m.linkable for m in f.members.values())
         return f
 
     def evict_oldest(self) -> FpMember:
@@ -128,6 +130,7 @@ class FpState:
             r = members.get(acct)
             if r is not None and r.seq == seq and r.last_ms == last:
                 del members[acct]
+                self.n_linkable -= r.linkable
                 if acct == self.anchor:
                     self.anchor = None
                 return r
@@ -314,17 +317,23 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     if changed:
         # every member is linked again as what the value is now
         fp.linking = False
+        n_linkable = 0
         for r in members.values():
             r.level = -1
-            r.linkable = _may_link(r, strong_scope, everyone, camp, harvest)
+            r.linkable = lk = _may_link(r, strong_scope, everyone, camp, harvest)
+            n_linkable += lk
+        fp.n_linkable = n_linkable
     else:
-        m.linkable = _may_link(m, strong_scope, everyone, camp, harvest)
+        was = m.linkable
+        m.linkable = now = _may_link(m, strong_scope, everyone, camp, harvest)
+        if now != was:
+            fp.n_linkable += now - was
     # the linkable list, the org count and the links are built only when this call can use them: most
     # observations of a linking value come from a member already linked at its current level
     linkable = None
     if not fp.linking:
-        # most values that do not link yet have fewer than two linkable members: counted without a list
-        if sum(map(_linkable_of, members.values())) < 2:
+        # most values that do not link yet have fewer than two linkable members (`n_linkable`: no scan)
+        if fp.n_linkable < 2:
             return []
         linkable = _linkable(members)
         if len({members[a].org or f"~{a}" for a in linkable}) < 2:

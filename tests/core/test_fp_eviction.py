@@ -68,3 +68,28 @@ def test_observe_keeps_the_most_recent_members_and_drops_the_anchor_it_evicts():
     assert fp.anchor != "a1"
     see("new2", 6_000)
     assert "a2" not in fp.members and len(fp.members) == cap
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_count_of_linkable_members_is_the_count_of_them(seed):
+    """`FpState.n_linkable`, which lets a value that does not link yet skip scanning its members, is the
+    number of members with `linkable` set after every observation: members come, change, turn linkable and
+    back, get evicted at the cap, the value changes kind; and after a restore."""
+    rng = random.Random(seed)
+    rules = load_rules(DEFAULT_RULES)
+    scope, value = rng.choice((("ja4", "t13d"), ("payment_fp", "pm_1"), ("template", "m1:ab"),
+                               ("template", "sys:cafe")))
+    fp = FpState(0)
+    linked = most = 0
+    for step in range(600):
+        acct = f"a{rng.randrange(80)}"
+        young = rng.random() < 0.7
+        s = Summary(acct, f"org-{rng.randrange(30)}", 0, young, rng.random() < 0.5, rng.randrange(1, 40),
+                    rng.randrange(3), risky=young or rng.random() < 0.3, own=rng.choice((0, 0, 1, 2)),
+                    throwaway=rng.random() < 0.3)
+        linked += len(fp_observe(fp, Observation(scope, value, step, f"e{step}", s, rng.random() < 0.3), rules))
+        assert fp.n_linkable == sum(m.linkable for m in fp.members.values()), step
+        most = max(most, fp.n_linkable)
+        if step % 150 == 149:
+            fp = FpState.restore(fp.snapshot())
+    assert (most >= 2 and linked > 0) or fp.popular  # the count was exercised, unless the value went popular
