@@ -23,11 +23,6 @@ _FAMILY_INDEX = {f: i for i, f in enumerate(TASK_FAMILIES)}
 RECENT_SKELETONS = 12
 MAX_REPORTED = 16  # fingerprint values remembered per refresh period (past it, values are reported again)
 MAX_EGRESS = 8  # distinct hosting IP blocks remembered per account
-# (scope, value) -> crc32 of "scope:value", as AccountState.unreported remembers reported values: an account
-# reports mostly the same values event after event, and a look-up costs a third of the hash. Bounded: emptied
-# when full (it only saves work, it holds nothing a result depends on)
-_value_hashes: dict[tuple[str, str], int] = {}
-MAX_VALUE_HASHES = 1 << 17
 
 
 class AccountState:
@@ -155,15 +150,9 @@ class AccountState:
             self.reported_ms, self.reported_sig, self.reported = ts_ms, sig, []
         seen = self.reported
         out = []
-        known = _value_hashes.get
         for pair in values:
-            h = known(pair)
-            if h is None:
-                scope, value = pair
-                h = crc32(f"{scope}:{value}".encode("utf-8", "surrogatepass"))
-                if len(_value_hashes) >= MAX_VALUE_HASHES:
-                    _value_hashes.clear()
-                _value_hashes[pair] = h
+            scope, value = pair
+            h = crc32(f"{scope}:{value}".encode("utf-8", "surrogatepass"))
             if h in seen:
                 continue
             if len(seen) < MAX_REPORTED:
