@@ -8,11 +8,13 @@ because these machines are shared and noisy: absolute events/s mean little, rati
      agent that only takes, parses and acknowledges the same topic (the framework's ceiling);
      the same worker with one content process (DG_CONTENT_JOBS=1); two workers against one on the
      same topic (scale-out)
-  3. produce-to-decision latency p50/p99 at fixed offered loads (default 500, 1,000 and 5,000 events/s,
-     60 s or 100,000 events each), overall and by the stage that decided
+  3. produce-to-decision latency p50/p99 at offered loads (default: half of the events/s one worker reached
+     in pass 2, issue 18's target load, then 500 and 5,000 events/s; 60 s or 100,000 events each), overall
+     and by the stage that decided
   4. state bytes per account / fingerprint after the replay (orjson snapshots, as stored in tables)
   5. the core's cost per event by stage over the first --cost-events records, next to orjson parse-only
-     and the time per event a replay ratio of 0.25 (issue 5's target) would leave (app/bench/costs.py);
+     issue 18's target of 120 us per event and the time per event a replay ratio of 0.03 (its target) would
+     leave (app/bench/costs.py);
      observations and links per gateway event, the cluster stage's cost per link and the gateway input its
      one partition can absorb (issue 18's target). `--skip-replay --skip-kafka` runs this pass alone
 
@@ -39,7 +41,7 @@ from pathlib import Path
 import orjson
 
 from app.bench import markdown
-from app.bench.markdown import TARGET_REPLAY_RATIO
+from app.bench.markdown import TARGET_CORE_US, TARGET_P99_LOAD, TARGET_REPLAY_RATIO
 from app.bench.markdown import ms_text as _ms
 from app.drivers.replay import iter_lines, replay
 from app.rules.load import load_rules
@@ -504,6 +506,21 @@ def _quantile_counts(fams: dict, **match: str) -> float:
     return sum(s.value for s in fam.samples if s.name.endswith("_count") and _matches(s, match)) if fam else 0.0
 
 
+def latency_loads(spec: str, worker_eps: float) -> list[tuple[int, bool]]:
+    """The offered loads of `--latency-rate`, in order, as (events/s, is it the half-capacity load): each
+    item a number of events/s or `half`, half of `worker_eps` (what one worker reached in the throughput
+    pass; issue 18's p99 target is held at that load)."""
+    loads = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        if item == "half":
+            loads.append((max(1, round(worker_eps * TARGET_P99_LOAD)), True))
+        else:
+            loads.append((int(item), False))
+    return loads
+
+
 def _print_replay(r: dict) -> None:
     print(f"replay    {r['events']:>9,} events  parse-only {r['parse_eps']:>10,.0f} ev/s  "
           f"full engine {r['replay_eps']:>9,.0f} ev/s  ratio {r['ratio']:.3f}  (one process)")
@@ -522,8 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kafka-events", type=int, default=100_000)
     ap.add_argument("--skip-kafka", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
-    ap.add_argument("--latency-rate", default="500,1000,5000",
-                    help="offered loads for the latency runs, events/s, comma-separated")
+    ap.add_argument("--latency-rate", default="half,500,5000",
+                    help="offered loads for the latency runs, events/s, comma-separated; `half` is half the "
+                         "events/s one worker reached in the throughput run (issue 18's target load)")
     ap.add_argument("--latency-seconds", type=float, default=60.0,
                     help="how long each load is offered, at most 100,000 events (an offered load "
                          "past capacity takes as long again to drain)")
@@ -552,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
 
         costs = stage_costs(events, rules, args.cost_events, int(time.time() * 1000))
         results["costs"] = costs.as_dict()
-        print("\n".join(describe(costs, TARGET_REPLAY_RATIO)))
+        print("\n".join(describe(costs, TARGET_REPLAY_RATIO, TARGET_CORE_US)))
     if not args.skip_kafka:
         results["kafka"] = k = bench_kafka(events, args.kafka_events)
         print(f"kafka     {k['events']:>9,} events  plain aiokafka {k['plain_eps']:>8,.0f} ev/s  "
@@ -585,9 +603,12 @@ def main(argv: list[str] | None = None) -> int:
             results["scale_out"] = k2 = bench_kafka(events, args.kafka_events, workers=2)
             print(f"scale-out 2 workers {k2['worker_eps']:>8,.0f} ev/s vs 1 worker {k['worker_eps']:>8,.0f} ev/s "
                   f"(x{k2['worker_eps'] / k['worker_eps']:.2f}; {os.cpu_count()} cores shared with the broker)")
-        for rate in (int(r) for r in args.latency_rate.split(",") if r.strip()):
+        for rate, half in latency_loads(args.latency_rate, k["worker_eps"]):
             lat = bench_latency(events, rate, min(args.latency_seconds, LATENCY_MAX_EVENTS / rate))
-            results["latency"].append({"rate": rate, **lat})
+            results["latency"].append({"rate": rate, **lat, **({"half_capacity": True, "capacity_eps": k["worker_eps"]}
+                                                               if half else {})})
+            if half:
+                print(f"latency   half of one worker's {k['worker_eps']:,.0f} ev/s: {rate:,} ev/s offered")
             print(f"latency   offered {lat['offered_eps']:,.0f} ev/s for {lat['events']:,} events, "
                   f"{lat['decisions']:.0f} decisions: produce->decision p50 {_ms(lat['p50_ms'])}, "
                   f"p99 {_ms(lat['p99_ms'])} (one worker; {lat['backlog_end']:,.0f} events behind when the "
@@ -596,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
                 st = lat[stage]
                 print(f"  decided by {stage:<9} {st['decisions']:>6.0f} decisions: p50 {_ms(st['p50_ms'])}, "
                       f"p99 {_ms(st['p99_ms'])}")
+    print("\n".join(markdown.targets(results)))  # issue 18's targets, each with its figure and verdict
     if args.markdown:
         meta["load_end"] = os.getloadavg()[0]  # other work on a shared machine slows every figure
         markdown.write(results, args.markdown)

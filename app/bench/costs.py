@@ -135,22 +135,27 @@ def stage_costs(events: Path, rules: Rules, limit: int, clock_ms: int, keep: boo
     return c
 
 
-def describe(c: Costs, target_ratio: float) -> list[str]:
-    """The bench's lines for `c`: per-stage microseconds per event, the parse-only baseline, and the
-    budget a target replay ratio leaves."""
+def describe(c: Costs, target_ratio: float, target_core_us: float | None = None) -> list[str]:
+    """The bench's lines for `c`: per-stage microseconds per event, the parse-only baseline, the target
+    cost per event (`target_core_us`, when given) and the budget a target replay ratio leaves."""
     if not c.events:
         return [f"cost      no valid event in the first {c.records:,} records: nothing to cost"]
     per = {s: c.us_per_event(s) for s in STAGES}
     obs, links = c.observations / max(1, c.events), c.links / max(1, c.events)
+    target = ""
+    if target_core_us:
+        target = (f"; target <= {target_core_us:g} us per event: "
+                  + ("met" if c.core_us <= target_core_us else f"not met, x{c.core_us / target_core_us:.2f} over"))
     return [
         f"cost      first {c.records:,} records, one process, steady state (regexes compiled), per event: "
         f"parse+validate {per['parse']:.1f} us, content {per['content']:.1f} us, accounts {per['accounts']:.1f} us, "
         f"fingerprints {per['fingerprints']:.1f} us ({obs:.2f} observations), clusters {per['clusters']:.1f} us "
-        f"({links:.2f} links); all {c.core_us:.1f} us",
+        f"({links:.2f} links); all {c.core_us:.1f} us" + target,
         f"cost      orjson parse-only {c.parse_only_us:.2f} us per record: the engine costs "
         f"x{c.core_us / c.parse_only_us:.0f} of it (ratio {c.parse_only_us / c.core_us:.3f}); "
         f"a replay ratio of {target_ratio:g} leaves {c.budget_us(target_ratio):.1f} us per event for all five stages, "
-        f"x{c.core_us / c.budget_us(target_ratio):.0f} less than now",
+        + (f"x{c.core_us / c.budget_us(target_ratio):.1f} less than now" if c.core_us > c.budget_us(target_ratio)
+           else "more than they take"),
         cluster_line(c),
     ]
 

@@ -150,13 +150,14 @@ class AccountState:
             self.reported_ms, self.reported_sig, self.reported = ts_ms, sig, []
         seen = self.reported
         out = []
-        for scope, value in values:
+        for pair in values:
+            scope, value = pair
             h = crc32(f"{scope}:{value}".encode("utf-8", "surrogatepass"))
             if h in seen:
                 continue
             if len(seen) < MAX_REPORTED:
                 seen.append(h)
-            out.append((scope, value))
+            out.append(pair)
         return out
 
     # -- update
@@ -258,74 +259,102 @@ class AccountState:
                        f"{self.models[-1]}, after {self.pre_n} on other models")
 
 
+# the signals account_signals tests, in the order it tests them
+_SIGNAL_CODES = ("ACCT_OUTPUT_TOKENS_1H", "ACCT_OUTPUT_TOKENS_24H", "ACCT_REQUESTS_1H", "ACCT_TRACE_ELICIT",
+                 "ACCT_RUBRIC_GRADING", "ACCT_CENSOR_REWRITE", "ACCT_THINKING_HEAVY", "ACCT_PROXY_GEO",
+                 "ACCT_TEMPLATE_REUSE", "ACCT_NARROW_FOCUS", "ACCT_AUTOMATION", "ACCT_ROUND_THE_CLOCK",
+                 "ACCT_EGRESS_ROTATION", "ACCT_MODEL_PIVOT", "ACCT_NEW_UNVERIFIED")
+_signals_of: dict[int, tuple[Rules, tuple[Signal | None, ...]]] = {}  # id(rules) -> (rules, its signals)
+
+
+def _signals(rules: Rules) -> tuple[Signal | None, ...]:
+    """`rules.signal(code)` of every code in _SIGNAL_CODES, looked up once per rules object (not 15 times an
+    event); the rules object is kept beside them, so a new object at a reused id is looked up afresh."""
+    got = _signals_of.get(id(rules))
+    if got is not None and got[0] is rules:
+        return got[1]
+    if len(_signals_of) >= 8:  # rules change rarely (a reload, explain's variants): keep a few
+        _signals_of.clear()
+    sigs = tuple(map(rules.signal, _SIGNAL_CODES))
+    _signals_of[id(rules)] = (rules, sigs)
+    return sigs
+
+
 def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
     """Every account signal that fires after `ev` was observed, with its figure.
 
     Thresholds are tested before a detail text is formatted: most signals do not fire on most events."""
     hits: list[Hit] = []
     now = ev.ts_ms
-    sig = rules.signal
-    for code, bucket in (("ACCT_OUTPUT_TOKENS_1H", a.w5m), ("ACCT_OUTPUT_TOKENS_24H", a.w1h)):
-        s = sig(code)
+    (tok1h, tok24h, req1h, trace, rubric, rewrite, thinking, proxy, reuse, narrow, automation, clock, egress, pivot,
+     new_unverified) = _signals(rules)
+    w5m = a.w5m
+    got = None  # (window, totals) of the 5-minute buckets, for the request count over the same window
+    for s, bucket in ((tok1h, w5m), (tok24h, a.w1h)):
         if s is not None:
-            _, tok = bucket.totals(now, s.window_ms)
+            totals = bucket.totals(now, s.window_ms)
+            if bucket is w5m:
+                got = (s.window_ms, totals)
+            tok = totals[1]
             if tok >= s.threshold:
                 hits.append(Hit(s, tok, f"{tok} output tokens in the last {s.window_ms // 60000} min"))
-    s = sig("ACCT_REQUESTS_1H")
+    s = req1h
     if s is not None:
-        c, _ = (a.w5m if s.window_ms <= HOUR else a.w1h).totals(now, s.window_ms)
+        if s.window_ms > HOUR:
+            c = a.w1h.totals(now, s.window_ms)[0]
+        else:
+            c = (got[1] if got is not None and got[0] == s.window_ms else w5m.totals(now, s.window_ms))[0]
         if c >= s.threshold:
             hits.append(Hit(s, c, f"{c} requests in the last {s.window_ms // 60000} min"))
     n = a.n
-    for code, count, what in (
-        ("ACCT_TRACE_ELICIT", a.trace_n, "ask the model to expose or reconstruct its reasoning"),
-        ("ACCT_RUBRIC_GRADING", a.rubric_n, "are rubric / reward-model grading prompts"),
-        ("ACCT_CENSOR_REWRITE", a.rewrite_n, "ask for censorship-safe rewrites"),
-        ("ACCT_THINKING_HEAVY", a.thinking_n, "use extended thinking"),
-        ("ACCT_PROXY_GEO", a.proxy_n, "come through proxy/VPN or from outside the billing country"),
+    for s, count, what in (
+        (trace, a.trace_n, "ask the model to expose or reconstruct its reasoning"),
+        (rubric, a.rubric_n, "are rubric / reward-model grading prompts"),
+        (rewrite, a.rewrite_n, "ask for censorship-safe rewrites"),
+        (thinking, a.thinking_n, "use extended thinking"),
+        (proxy, a.proxy_n, "come through proxy/VPN or from outside the billing country"),
     ):
-        if count:
-            s = sig(code)
-            if s is not None and n >= s.min_requests and count / n >= s.threshold:
-                hits.append(Hit(s, count / n, f"{count} of {n} requests {what}"))
-    s = sig("ACCT_TEMPLATE_REUSE")
+        if count and s is not None and n >= s.min_requests and count / n >= s.threshold:
+            hits.append(Hit(s, count / n, f"{count} of {n} requests {what}"))
+    s = reuse
     if s is not None and n >= s.min_requests and a.repeat_n / n >= s.threshold:
         hits.append(Hit(s, a.repeat_n / n, f"{a.repeat_n} of {n} requests repeat a recent prompt skeleton"))
-    s = sig("ACCT_NARROW_FOCUS")
-    fams = a.families
-    total = sum(fams)
-    if s is not None and total >= s.min_requests:
-        top = fams.index(max(fams))  # the first family with the most requests
-        if TASK_FAMILIES[top] not in ("chat", "other") and fams[top] / total >= s.threshold:
-            hits.append(Hit(s, fams[top] / total, f"{fams[top]} of {total} requests are {TASK_FAMILIES[top]}"))
-    s = sig("ACCT_AUTOMATION")
+    s = narrow
+    if s is not None:
+        fams = a.families
+        total = sum(fams)
+        if total >= s.min_requests:
+            top = fams.index(max(fams))  # the first family with the most requests
+            if TASK_FAMILIES[top] not in ("chat", "other") and fams[top] / total >= s.threshold:
+                hits.append(Hit(s, fams[top] / total, f"{fams[top]} of {total} requests are {TASK_FAMILIES[top]}"))
+    s = automation
     if s is not None and a.gap_n + 1 >= s.min_requests and a.gap_mean > 0:
         cv = math.sqrt(a.gap_m2 / a.gap_n) / a.gap_mean
         if cv <= s.threshold:
             hits.append(Hit(s, round(cv, 4), f"inter-arrival coefficient of variation {cv:.3f} "
                                                f"over {a.gap_n} gaps (at most {s.threshold})"))
-    s = sig("ACCT_ROUND_THE_CLOCK")
+    s = clock
     if s is not None and n >= s.min_requests:
         hours = a.w1h.active_buckets(now, DAY)
         if hours >= s.threshold:
             hits.append(Hit(s, hours, f"active in {hours} of the last 24 hours"))
-    s = sig("ACCT_EGRESS_ROTATION")
+    s = egress
     if s is not None and n >= s.min_requests and len(a.egress) >= s.threshold and a.hosting_n >= s.min_share * n:
         blocks = len(a.egress)
         hosted = a.hosting_n
         hits.append(Hit(s, blocks, f"{hosted} of {n} requests from hosting addresses "
                                    f"({', '.join(sorted(rules.fingerprints.hosting_asn_types))}), "
                                    f"through {blocks}{'+' if blocks >= MAX_EGRESS else ''} IP blocks"))
-    s = sig("ACCT_MODEL_PIVOT")
-    piv = a.pivot(now, s)
-    if piv is not None:
-        hits.append(Hit(s, round(piv[0], 4), piv[1]))
-    s = sig("ACCT_NEW_UNVERIFIED")
-    age = a.age_ms(now)
-    fr = rules.fingerprints
-    if s is not None and age is not None and (a.kyc in fr.unverified_kyc or a.email == "disposable"):
-        days = age / DAY
-        if days < s.threshold:
-            hits.append(Hit(s, round(days, 3), f"account {days:.1f} days old, kyc={a.kyc}, "
-                                                f"channel={a.channel}, email={a.email}"))
+    if pivot is not None:
+        piv = a.pivot(now, pivot)
+        if piv is not None:
+            hits.append(Hit(pivot, round(piv[0], 4), piv[1]))
+    s = new_unverified
+    if s is not None and a.created_ms is not None:
+        fr = rules.fingerprints
+        if a.kyc in fr.unverified_kyc or a.email == "disposable":
+            days = (now - a.created_ms) / DAY
+            if days < s.threshold:
+                hits.append(Hit(s, round(days, 3), f"account {days:.1f} days old, kyc={a.kyc}, "
+                                                    f"channel={a.channel}, email={a.email}"))
     return hits

@@ -22,8 +22,7 @@ the verdict with a reason code and its figures."""
 
 from __future__ import annotations
 
-from itertools import islice
-from operator import attrgetter
+from heapq import heapify, heappop, heappush
 
 from app.detect.messages import Link, Observation, Summary
 from app.rules.model import CampaignPrompt, HarvestTemplate, Rules
@@ -34,8 +33,9 @@ STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
-    __slots__ = ("block", "eligible", "hit", "last_ms", "level", "linkable", "org", "own", "risky", "throwaway",
-                 "young")
+    # `seq`: its place in the value's member order, set only while the value keeps an eviction heap (FpState)
+    __slots__ = ("block", "eligible", "hit", "last_ms", "level", "linkable", "org", "own", "risky", "seq",
+                 "throwaway", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
                  eligible: int, throwaway: int, hit: int = 0, block: int = 0) -> None:
@@ -62,12 +62,15 @@ class FpMember:
                 self.throwaway, *tail]
 
 
-_last_of = attrgetter("last_ms")
 
 
 class FpState:
-    __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "hits", "last_ms", "linking", "members",
-                 "popular", "strong")
+    # `heap` and `next_seq` are not stored: the eviction heap of a value at its member cap (`evict_oldest`),
+    # made again from the members when first needed after a restore. Nor is `n_linkable`, the number of
+    # members whose `linkable` is set, made again by `restore` (`observe` and `evict_oldest` keep it: nothing
+    # else changes members)
+    __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "heap", "hits", "last_ms", "linking",
+                 "members", "n_linkable", "next_seq", "popular", "strong")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -81,6 +84,9 @@ class FpState:
         self.anchor: str | None = None
         self.hits = 0                        # kept members with a flagged request on it
         self.harvest = False                 # judged a harvest template (kept while the value lives)
+        self.heap: list[tuple[int, int, str]] | None = None  # (last_ms, seq, account), see evict_oldest
+        self.next_seq = 0
+        self.n_linkable = 0                  # members with `linkable` set
 
     def snapshot(self) -> list:
         # the harvest verdict only when set: a value without one stores exactly as before it existed
@@ -98,18 +104,49 @@ class FpState:
         f.linking, f.popular, f.strong = bool(linking), bool(popular), bool(strong)
         f.harvest = len(s) > 10 and bool(s[10])
         f.hits = sum(m.hit for m in f.members.values())
+        f.heap = None
+        f.next_seq = 0
+        f.n_linkable = sum(m.linkable for m in f.members.values())
         return f
+
+    def evict_oldest(self) -> FpMember:
+        """Drop the member least recently seen, on a tie the first in member (insertion) order: what
+        ``min(members, key=lambda k: members[k].last_ms)`` picks. A value at its member cap evicts one member
+        per new one; instead of scanning its members each time it keeps a heap of (last_ms, seq, account),
+        `seq` being the member's place in insertion order. `note` pushes an entry whenever a member is added
+        or its last_ms grows; entries of evicted members or of an older last_ms are dropped when they come to
+        the top. Made from the members when first needed, and again when stale entries outnumber them."""
+        members = self.members
+        heap = self.heap
+        if heap is None or len(heap) > 2 * len(members) + 16:
+            heap = self.heap = []
+            for seq, (acct, r) in enumerate(members.items()):
+                r.seq = seq
+                heap.append((r.last_ms, seq, acct))
+            heapify(heap)
+            self.next_seq = len(heap)
+        while True:
+            last, seq, acct = heappop(heap)
+            r = members.get(acct)
+            if r is not None and r.seq == seq and r.last_ms == last:
+                del members[acct]
+                self.n_linkable -= r.linkable
+                if acct == self.anchor:
+                    self.anchor = None
+                return r
+
+    def note(self, acct: str, r: FpMember, is_new: bool) -> None:
+        """Member `acct` was added (`is_new`) or its last_ms grew: its entry in the eviction heap, if kept."""
+        heap = self.heap
+        if heap is not None:
+            if is_new:
+                r.seq = self.next_seq
+                self.next_seq += 1
+            heappush(heap, (r.last_ms, r.seq, acct))
 
     def orgs(self, risky_only: bool = False, throwaway_only: bool = False) -> int:
         return len({m.org or f"~{acct}" for acct, m in self.members.items()
                     if (not risky_only or m.risky) and (not throwaway_only or m.throwaway)})
-
-
-def _oldest(members: dict[str, FpMember]) -> str:
-    """The member least recently seen; on a tie the first in dict order, exactly like
-    ``min(members, key=lambda k: members[k].last_ms)`` but without a Python call per member."""
-    lasts = list(map(_last_of, members.values()))
-    return next(islice(members, lasts.index(min(lasts)), None))
 
 
 def _linkable(members: dict[str, FpMember]) -> list[str]:
@@ -203,38 +240,50 @@ def link_due(level: int, linked_level: int, ts_ms: int, prev_ms: int, first_ms: 
     return (ts_ms - first_ms) // period_ms > (prev_ms - first_ms) // period_ms
 
 
-def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
+def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None) -> list[Link]:
+    """`key`: `obs.key`, when the caller has it already."""
     s = obs.summary
     ts = obs.ts_ms
-    fp.last_ms = max(fp.last_ms, ts)
-    bounds = rules.fingerprint
+    if ts > fp.last_ms:
+        fp.last_ms = ts
     members = fp.members
-    m = members.get(s.account_id)
+    account = s.account_id
+    m = members.get(account)
     is_new = m is None
-    prev_ms = ts if is_new else m.last_ms  # when this member was last seen on this value
+    scope = obs.scope
+    sys_prompt = scope == "template" and obs.value.startswith("sys:")  # is_system_prompt(scope, obs.value)
     # a payment method or a device shared across orgs ties its holders to one operator whoever they are
     # (aged, bought or verified accounts included): for those scopes every account is linkable, and only
     # sheer numbers make the value popular. Weaker values (JA4, IP block, template) link only new, disposable or
     # KYC-less accounts with abuse evidence of their own: sharing a campus NAT or an SDK is not evidence
-    strong_scope = obs.scope in STRONG_SCOPES
-    eligible = strong_scope or s.eligible
+    strong_scope = scope in STRONG_SCOPES
+    # flags are stored as 0/1 ints: `+flag` is int(flag) without a call
+    s_eligible = s.young or s.unverified  # Summary.eligible
     if is_new:
+        prev_ms = ts  # when this member was last seen on this value
         fp.distinct += 1
-        if not eligible:
+        if not (strong_scope or s_eligible):
             fp.established += 1
-        m = FpMember(ts, s.org or "", 0, -1, int(s.risky), int(s.young), s.own, int(s.eligible), int(s.throwaway),
-                     int(obs.hit), s.hosting_block)
-        members[s.account_id] = m
-        fp.hits += obs.hit
-        if len(members) > bounds.max_members:
-            oldest = _oldest(members)
-            fp.hits -= members.pop(oldest).hit
-            if oldest == fp.anchor:
-                fp.anchor = None
+        hit = +obs.hit
+        m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
+                     s.hosting_block)
+        members[account] = m
+        fp.hits += hit
+        if fp.heap is not None:
+            fp.note(account, m, True)
+        if len(members) > rules.fingerprint.max_members:
+            fp.hits -= fp.evict_oldest().hit
     else:
-        m.last_ms = max(m.last_ms, ts)
-        m.risky, m.young, m.own, m.eligible, m.throwaway = (int(s.risky), int(s.young), s.own, int(s.eligible),
-                                                            int(s.throwaway))
+        prev_ms = m.last_ms
+        if ts > prev_ms:
+            m.last_ms = ts
+            if fp.heap is not None:
+                fp.note(account, m, False)
+        m.risky = +s.risky
+        m.young = +s.young
+        m.own = s.own
+        m.eligible = +s_eligible
+        m.throwaway = +s.throwaway
         m.block = s.hosting_block
         if obs.hit and not m.hit:
             m.hit = 1
@@ -244,9 +293,10 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     fr = rules.fingerprints
     cp = fr.campaign_prompt
     # a system prompt whose users look like a campaign (mostly new/unverified): judged by who uses it
-    camp = cp is not None and is_system_prompt(obs.scope, obs.value) and _campaign_like(fp, cp)
-    fp.popular = (fp.distinct > fr.popular_accounts and not camp) or (
-        fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct)
+    camp = cp is not None and sys_prompt and _campaign_like(fp, cp)
+    distinct, established = fp.distinct, fp.established
+    fp.popular = (distinct > fr.popular_accounts and not camp) or (
+        established >= fr.popular_established and established * 2 >= distinct)
     if fp.popular:
         return []
     # ... and ties everyone on it, its established members too, like a payment method or a device
@@ -256,8 +306,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     # prompt, through which a risky user with a flagged request on it is linkable (kept once judged so)
     ht = fr.harvest_template
     changed = False
-    if (ht is not None and not fp.harvest and not strong and obs.scope == "template"
-            and not is_system_prompt(obs.scope, obs.value) and _harvest_like(fp, ht)):
+    if (ht is not None and not fp.harvest and not strong and scope == "template"
+            and not sys_prompt and _harvest_like(fp, ht)):
         fp.harvest = changed = True
     harvest = fp.harvest
     if strong != fp.strong:
@@ -267,17 +317,26 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
     if changed:
         # every member is linked again as what the value is now
         fp.linking = False
+        n_linkable = 0
         for r in members.values():
             r.level = -1
-            r.linkable = _may_link(r, strong_scope, everyone, camp, harvest)
+            r.linkable = lk = _may_link(r, strong_scope, everyone, camp, harvest)
+            n_linkable += lk
+        fp.n_linkable = n_linkable
     else:
-        m.linkable = _may_link(m, strong_scope, everyone, camp, harvest)
+        was = m.linkable
+        m.linkable = now = _may_link(m, strong_scope, everyone, camp, harvest)
+        if now != was:
+            fp.n_linkable += now - was
     # the linkable list, the org count and the links are built only when this call can use them: most
     # observations of a linking value come from a member already linked at its current level
     linkable = None
     if not fp.linking:
+        # most values that do not link yet have fewer than two linkable members (`n_linkable`: no scan)
+        if fp.n_linkable < 2:
+            return []
         linkable = _linkable(members)
-        if len(linkable) < 2 or len({members[a].org or f"~{a}" for a in linkable}) < 2:
+        if len({members[a].org or f"~{a}" for a in linkable}) < 2:
             return []
         fp.linking = True
     if fp.anchor is None or fp.anchor not in members or not members[fp.anchor].linkable:
@@ -286,7 +345,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
         fp.anchor = min(linkable, key=lambda a: (members[a].last_ms, a)) if linkable else None
     if fp.anchor is None or not m.linkable:
         return []
-    key = obs.key
+    if key is None:
+        key = obs.key
     n_org = -1  # members do not change from here on: count orgs once, for the first link
     n_risky = n_thr = 0
     links = []
@@ -314,8 +374,19 @@ def observe(fp: FpState, obs: Observation, rules: Rules) -> list[Link]:
 
 def _org_counts(fp: FpState, camp: bool) -> tuple[int, int, int]:
     """(orgs, risky orgs, throwaway orgs) behind the value for its links; throwaway orgs only for a campaign's
-    harness prompt (`Link.fp_throwaway_orgs`), 0 otherwise."""
-    return fp.orgs(), fp.orgs(risky_only=True), fp.orgs(throwaway_only=True) if camp else 0
+    harness prompt (`Link.fp_throwaway_orgs`), 0 otherwise. What `fp.orgs()` counts with each filter, in one
+    pass over the members instead of three."""
+    every: set[str] = set()
+    risky: set[str] = set()
+    throwaway: set[str] = set()
+    for acct, m in fp.members.items():
+        org = m.org or f"~{acct}"
+        every.add(org)
+        if m.risky:
+            risky.add(org)
+        if camp and m.throwaway:
+            throwaway.add(org)
+    return len(every), len(risky), len(throwaway) if camp else 0
 
 
 def _stub(acct: str, r: FpMember) -> Summary:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from app.emit.records import Reason
 from app.rules.model import Signal
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(Struct, frozen=True, gc=False):
+    """A frozen msgspec Struct, not a frozen dataclass: made on every event some signal fires on, and a
+    Struct is ~5x cheaper to make. It holds a Signal (rules), never a cycle (`gc=False`)."""
     signal: Signal
     value: float
     detail: str

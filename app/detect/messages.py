@@ -1,10 +1,16 @@
 """What the stages tell each other. In replay these pass in-process; in the worker they travel over
 internal topics (observations keyed by fingerprint, links to the single cluster partition), encoded
-as compact orjson lists."""
+as compact orjson lists.
+
+They are frozen `msgspec.Struct`s rather than frozen dataclasses: the account stage makes a Summary per
+event and an Observation per reported value, the fingerprint stage a Link per link, and a frozen
+dataclass's `__init__` sets each field through `object.__setattr__` (about 1 µs for an Observation, 0.1 µs
+as a Struct). Same fields, order, defaults, equality and hashing; `gc=False`: they hold only scalars and
+each other, never a cycle."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 # An account's own abuse evidence, as bits in `Summary.own` (which signals set them: rules'
 # policy.attribution.own_signals, by family; flagged requests set OWN_CONTENT too)
@@ -33,8 +39,7 @@ OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume"
 OWN_STRUCTURAL = OWN_PAYMENT | OWN_POOL | OWN_NETWORK | OWN_HARNESS
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(Struct, frozen=True, gc=False):
     """What the fingerprint and cluster stages know of an account (no content, only figures)."""
     account_id: str
     org: str | None
@@ -76,7 +81,9 @@ class Summary:
     def signature(self) -> int:
         """Everything a fingerprint's state keeps of a member besides when it was last seen: its level,
         eligibility and risk. An account re-reports its values at once when this changes."""
-        return ((self.level * 2 + self.eligible) * 2 + self.risky) * 2 + self.throwaway
+        # level and eligible written out (this runs on every event): the same figures without two property calls
+        level = ((self.n.bit_length() * 64 + self.flagged.bit_length()) * 16 + self.own) * 2 + self.pivot
+        return ((level * 2 + (self.young or self.unverified)) * 2 + self.risky) * 2 + self.throwaway
 
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
@@ -90,8 +97,7 @@ class Summary:
                    w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(Struct, frozen=True, gc=False):
     scope: str
     value: str
     ts_ms: int
@@ -116,8 +122,7 @@ class Observation:
         return cls(w[0], w[1], w[2], w[3], summaries[w[4]], len(w) > 5 and bool(w[5]))
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(Struct, frozen=True, gc=False):
     """Account `summary.account_id` shares the rare fingerprint `fp` with `anchor` (its first linkable
     member). `strong`: the value ties its holders to one operator (a payment method, a device, a campaign's
     harness system prompt) and joins their clusters; a weak value (an IP block, a JA4, a prompt template)

@@ -3,13 +3,13 @@ evaluation produces shadow alerts and decisions without changing what is enforce
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from app.detect.hits import Hit
 
 
-@dataclass(frozen=True, slots=True)
-class Assessment:
+class Assessment(Struct, frozen=True, gc=False):
+    """Made on every event with a hit: a frozen msgspec Struct costs a fraction of a frozen dataclass."""
     score_enforce: float
     score_all: float
     families_enforce: frozenset[str]
@@ -17,8 +17,15 @@ class Assessment:
 
 
 def assess(hits: list[Hit]) -> Assessment:
-    enforce = sum(h.signal.weight for h in hits if not h.signal.shadow)
-    total = sum(h.signal.weight for h in hits)
-    fams = frozenset(h.signal.family for h in hits if not h.signal.shadow)
+    # one pass; the sums add the same weights in the same order as sum() would, from the same int 0
+    enforce = total = 0
+    fams = set()
+    for h in hits:
+        sig = h.signal
+        w = sig.weight
+        total += w
+        if not sig.shadow:
+            enforce += w
+            fams.add(sig.family)
     ordered = tuple(sorted(hits, key=lambda h: (-h.signal.weight, h.signal.code)))
-    return Assessment(min(100.0, enforce), min(100.0, total), fams, ordered)
+    return Assessment(min(100.0, enforce), min(100.0, total), frozenset(fams), ordered)

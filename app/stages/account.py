@@ -56,9 +56,10 @@ class AccountStage(Stage):
         allow = self.allow if self.allow else None  # an empty allowlist allows nothing: skip the look-ups
         allowed = allow is not None and (
             allow.allows("account", key, ev.ts_ms) or allow.allows("org", ev.org_id, ev.ts_ms))
-        subj = Subject("account", key, (key,), 1, max(st.first_ms, ev.ts_ms - 86_400_000))
+        subj = None  # made only for a lift or a decision (most events need neither)
         fb = self.feedback if self.feedback else None  # no verdicts: skip the look-ups
         if allowed:
+            subj = Subject("account", key, (key,), 1, max(st.first_ms, ev.ts_ms - 86_400_000))
             verdict = fb.fp_account(key, ev.ts_ms) if fb is not None else None
             d = (feedback.lift_on_verdict(st, subj, ev.ts_ms, verdict, rules) if verdict is not None
                  else lift(st, subj, ev.ts_ms, "ALLOWLISTED", rules))
@@ -75,6 +76,8 @@ class AccountStage(Stage):
         st.own |= bits & ~OWN_CONTENT
         own = st.own | (bits & OWN_CONTENT) | content_now(flagged, st.n, rules)
         if hits:
+            if subj is None:
+                subj = Subject("account", key, (key,), 1, max(st.first_ms, ev.ts_ms - 86_400_000))
             cap, gate = account_limits(age is None or young, st.kyc, st.email, hits, rules)
             alert, decision = decide(st, subj, assess(hits), ev.ts_ms, rules, allowlisted=allowed, max_action=cap,
                                      gate=gate)
@@ -97,7 +100,7 @@ class AccountStage(Stage):
             or (st.channel in fr.abused_channels and st.kyc in fr.unverified_kyc),
             n=st.n, flagged=flagged,
             # account_signals has just tested it for this event
-            pivot=any(h.signal.code == "ACCT_MODEL_PIVOT" for h in hits),
+            pivot="ACCT_MODEL_PIVOT" in [h.signal.code for h in hits],
             risky=st.risky(young), own=own, throwaway=st.email == "disposable" or st.kyc == "none",
             hosting_block=st.hosting_block,
             net=crc32(ev.ip_prefix.encode()) if ev.ip_prefix is not None else 0,

@@ -22,11 +22,19 @@ class FingerprintStage(Stage):
 
     def process(self, obs: Observation, out: Output, prov: Provenance = NO_PROVENANCE) -> None:
         """`prov`: the observation's provenance, for the state it writes."""
-        if self._tick(obs.ts_ms):
+        ts = obs.ts_ms
+        # Stage._tick written out: this runs for every observation, several per event
+        if ts > self.watermark_ms:
+            self.watermark_ms = ts
+        self.seen += 1
+        if self.seen % self.rules.sweep_every_events == 0:
             self.sweep(prov)
-        key = obs.key
-        st = self.store.get(key)
-        if st is None or obs.ts_ms - st.last_ms > self.rules.fingerprint.ttl_ms:
-            st = FpState(obs.ts_ms)
-        out.links.extend(fp_observe(st, obs, self.rules))
-        self.store.put(key, st, prov)
+        key = f"{obs.scope}:{obs.value}"  # obs.key
+        store = self.store
+        st = store.get(key)
+        if st is None or ts - st.last_ms > self.rules.fingerprint.ttl_ms:
+            st = FpState(ts)
+        links = fp_observe(st, obs, self.rules, key)
+        if links:
+            out.links += links
+        store.put(key, st, prov)

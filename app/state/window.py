@@ -15,14 +15,20 @@ class Buckets:
         self.data: list[int] = data if data is not None else []
 
     def add(self, ts_ms: int, count: int, tokens: int) -> None:
-        b = ts_ms // self.res_ms
+        res = self.res_ms
+        b = ts_ms // res
         d = self.data
-        oldest = b - self.span_ms // self.res_ms + 1
-        if d and d[0] < oldest:
-            i = 0
-            while i < len(d) and d[i] < oldest:
-                i += 3
-            del d[:i]
+        oldest = b - self.span_ms // res + 1
+        if d:
+            if d[0] < oldest:
+                i = 0
+                while i < len(d) and d[i] < oldest:
+                    i += 3
+                del d[:i]
+            if d and d[-3] == b:  # the usual case, answered before the loop below
+                d[-2] += count
+                d[-1] += tokens
+                return
         # events arrive nearly in order: the bucket is almost always the last one or a new one
         for i in range(len(d) - 3, -1, -3):
             if d[i] == b:

@@ -78,7 +78,13 @@ def test_the_budget_line_is_the_arithmetic_of_the_figures():
     assert "content 160.0 us" in lines[0] and "(5.00 observations)" in lines[0] and "(0.40 links)" in lines[0]
     assert "all 340.0 us" in lines[0]
     assert "x85 of it (ratio 0.012)" in lines[1]
-    assert "leaves 16.0 us per event" in lines[1] and "x21 less than now" in lines[1]
+    assert "leaves 16.0 us per event" in lines[1] and "x21.2 less than now" in lines[1]
+    assert "target" not in lines[0]
+    assert describe(c, 0.25, 120.0)[0].endswith("all 340.0 us; target <= 120 us per event: not met, x2.83 over")
+    c.seconds["content"] = 0.0  # 180 us: within a ratio of 0.02's 200 us budget
+    lines = describe(c, 0.02, 180.0)
+    assert lines[0].endswith("all 180.0 us; target <= 180 us per event: met")
+    assert "leaves 200.0 us per event for all five stages, more than they take" in lines[1]
 
 
 def test_the_cluster_line_sizes_the_stage_from_its_cost_per_link():

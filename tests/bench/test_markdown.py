@@ -45,6 +45,8 @@ def results() -> dict:
         "content": _kafka(2_100.0, 105_000.0),
         "scale_out": _kafka(3_580.0, 100_000.0, workers=2),
         "latency": [
+            {"rate": 1000, "offered_eps": 999.1, "events": 60_000, "decisions": 1_700.0, "p50_ms": 90.0,
+             "p99_ms": 310.0, "backlog_end": 40.0, "half_capacity": True, "capacity_eps": 2_000.0, **lat},
             {"rate": 500, "offered_eps": 499.6, "events": 30_000, "decisions": 875.0, "p50_ms": 86.0,
              "p99_ms": 213.4, "backlog_end": 10.0, **lat},
             {"rate": 5000, "offered_eps": 4_990.0, "events": 100_000, "decisions": 3_000.0, "p50_ms": 17_000.0,
@@ -68,8 +70,8 @@ def _tables(text: str) -> list[list[list[str]]]:
     return tables
 
 
-def _row(text: str, first_cell: str) -> list[str]:
-    rows = [r for t in _tables(text) for r in t if r[0].startswith(first_cell)]
+def _row(text: str, first_cell: str, exact: bool = False) -> list[str]:
+    rows = [r for t in _tables(text) for r in t if (r[0] == first_cell if exact else r[0].startswith(first_cell))]
     assert len(rows) == 1, (first_cell, rows)
     return rows[0]
 
@@ -114,7 +116,7 @@ def test_every_figure_stands_beside_its_baseline_and_ratio(results):
         "2,100 events/s", "plain consumer on its own topic 105,000 events/s; default worker 2,000 events/s",
         "0.020; x1.05"]
     assert _row(text, "two workers, same topic")[1:] == ["3,580 events/s", "one worker 2,000 events/s", "x1.79"]
-    assert _row(text, "worker CPU")[1] == "0.50 s per 1,000 events (2,000 events per CPU-second)"
+    assert _row(text, "worker CPU", exact=True)[1] == "0.50 s per 1,000 events (2,000 events per CPU-second)"
     assert _row(text, "produce -> decision at 500 events/s")[1] == "p50 86 ms, p99 213 ms"
     assert _row(text, "state per active account")[1] == "470 B (22,630 accounts)"
     assert _row(text, "state per fingerprint value")[1] == "252 B (254,533 values)"
@@ -124,20 +126,82 @@ def test_the_detail_tables_and_targets(results):
     text = markdown.render(results)
     assert _row(text, "content (cues")[1:] == ["150.0", "50%"]
     assert _row(text, "all five")[1:] == ["300.0", "100%"]
-    assert "would leave 12.0 µs per event for all five stages, x25 less" in text
+    assert "would leave 100.0 µs per event for all five stages, x3.0 less than they take" in text
+    assert "The target for the core is 120 µs per event." in text
     assert "5.22 observations, 0.70 links (0.40 of them a new (account, value) edge)" in text
-    assert _row(text, "cluster stage input <= 0.05 links")[1:] == ["0.700", "not met"]
-    assert _row(text, "cluster stage ceiling >= 200,000")[1:] == ["50,000 (28.6 µs per link)", "not met"]
     assert _row(text, "accounts")[1:] == ["504", "198", "27.8", "17.5"]
     assert _row(text, "5,000")[4:] == ["17.0 s", ">= 30 s (top bucket)", "51: 34 ms / 72 ms",
                                        "824: 88 ms / 218 ms", "58,978"]
-    assert _row(text, "replay >= 0.25")[1:] == ["0.012", "not met"]
-    assert _row(text, "worker >= 0.5")[1:] == ["0.020", "not met"]
-    assert _row(text, "p99 <= 250 ms at 5,000")[1:] == [">= 30 s (top bucket)", "not met"]
-    assert _row(text, "state <= 1,024 B")[1:] == ["470 B", "met"]
+    assert "## Targets (issue 18)" in text and "issue 5" not in text
+    assert not any("0.25 of" in r[0] or "worker >= 0.5" in r[0] or "5,000" in r[1] for r in _target_rows(text))
     assert "~50 busy cores of workers; at 70% utilisation ~71 worker processes" in text
     assert ("(0.700 links per input event at 28.6 µs per link) its one consumer follows at most ~50,000 input "
             "events/s") in text
+
+
+def _target_rows(text: str) -> list[list[str]]:
+    table = [t for t in _tables(text) if t[0] == ["target", "this run", ""]]
+    assert len(table) == 1
+    return table[0][2:]
+
+
+def test_the_targets_are_issue_18s_each_with_its_figure_and_verdict(results):
+    """Every target of issue 18 the run measured, in order, with the figure it is held against; the fixture
+    misses all of them but the state per account (x1.79 for two workers misses x1.8 by a hair)."""
+    assert _target_rows(markdown.render(results)) == [
+        ["core cost <= 120 µs per event (cost pass)", "300.0 µs", "not met"],
+        ["replay in one process >= 0.03 of orjson parse-only", "0.012", "not met"],
+        ["worker CPU <= 0.25 s per 1,000 events", "0.50 s", "not met"],
+        ["two workers >= x1.8 one", "x1.79", "not met"],
+        ["p99 <= 250 ms at half of one worker's measured capacity",
+         "310 ms at 1,000 events/s offered of 2,000 events/s", "not met"],
+        ["cluster stage input <= 0.05 links per gateway event", "0.700", "not met"],
+        ["cluster stage ceiling >= 200,000 gateway events/s", "50,000 (28.6 µs per link)", "not met"],
+        ["state <= 1,024 B per active account", "470 B", "met"],
+    ]
+
+
+def test_targets_reached_read_met_and_the_bounds_count_as_met(results):
+    results["costs"].update(core_us=120.0, links=4_000, us_per_link=5.0)  # 0.04 links at 5 µs: 5,000,000/s
+    results["replay"]["ratio"] = 0.03
+    results["kafka"]["cpu_s_per_1k"] = 0.25
+    results["scale_out"]["worker_eps"] = 3_600.0  # x1.80
+    results["latency"][0]["p99_ms"] = 250.0
+    results["replay"]["bytes_per_account"] = 1_100.0
+    rows = {r[0]: r[1:] for r in _target_rows(markdown.render(results))}
+    assert rows == {
+        "core cost <= 120 µs per event (cost pass)": ["120.0 µs", "met"],
+        "replay in one process >= 0.03 of orjson parse-only": ["0.030", "met"],
+        "worker CPU <= 0.25 s per 1,000 events": ["0.25 s", "met"],
+        "two workers >= x1.8 one": ["x1.80", "met"],
+        "p99 <= 250 ms at half of one worker's measured capacity":
+            ["250 ms at 1,000 events/s offered of 2,000 events/s", "met"],
+        "cluster stage input <= 0.05 links per gateway event": ["0.040", "met"],
+        "cluster stage ceiling >= 200,000 gateway events/s": ["5,000,000 (5.0 µs per link)", "met"],
+        "state <= 1,024 B per active account": ["1100 B", "not met"],
+    }
+
+
+def test_the_p99_target_is_held_only_at_the_half_capacity_load(results):
+    """A fixed load, even one at the same rate, is not the target's: without a half-capacity run the row
+    is left out, not judged on another load."""
+    results["latency"][0].pop("half_capacity")
+    text = markdown.render(results)
+    assert not any(r[0].startswith("p99 <=") for r in _target_rows(text))
+    assert "(half of one worker's capacity)" not in text
+
+
+def test_the_half_capacity_load_is_marked_in_the_latency_tables(results):
+    text = markdown.render(results)
+    assert _row(text, "produce -> decision at 1,000 events/s offered (half of one worker's capacity)")[1] == (
+        "p50 90 ms, p99 310 ms")
+    assert _row(text, "1,000 (half of one worker's capacity)")[1:3] == ["999", "60,000"]
+
+
+def test_the_latency_loads_put_half_of_the_measured_capacity_where_asked():
+    assert bench.latency_loads("half,500,5000", 2_347.0) == [(1_174, True), (500, False), (5_000, False)]
+    assert bench.latency_loads("500, 1000,", 2_000.0) == [(500, False), (1_000, False)]
+    assert bench.latency_loads("half", 1.0) == [(1, True)]  # never a load of 0 events/s
 
 
 def test_every_table_is_well_formed(results):
@@ -153,7 +217,9 @@ def test_sections_of_a_partial_run_are_left_out(results):
     assert "worker through Kafka" not in text and "two workers" not in text
     assert "## Produce -> decision latency" not in text and "## Sizing" not in text
     assert "## Where the worker's time goes" not in text
-    assert _row(text, "replay >= 0.25")[2] == "not met"
+    assert _row(text, "replay in one process >= 0.03")[2] == "not met"
+    assert _row(text, "core cost <= 120")[2] == "not met"
+    assert not any(r[0].startswith(("worker CPU", "two workers", "p99")) for r in _target_rows(text))
     kafka_only = {k: copy.deepcopy(results[k]) for k in ("meta", "run", "kafka")}
     kafka_only["kafka"]["take_eps"] = kafka_only["kafka"]["take_worker_transport_eps"] = None
     text = markdown.render(kafka_only)
