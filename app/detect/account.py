@@ -28,6 +28,7 @@ MAX_EGRESS = 8  # distinct hosting IP blocks remembered per account
 class AccountState:
     __slots__ = (
         "channel",
+        "country",
         "created_ms",
         "egress",
         "email",
@@ -43,6 +44,7 @@ class AccountState:
         "latest_n",
         "model_first",
         "models",
+        "multi_country",
         "n",
         "org",
         "own",
@@ -52,6 +54,7 @@ class AccountState:
         "pol_offences",
         "pol_until_ms",
         "pre_n",
+        "proxy_home_n",
         "proxy_n",
         "recent",
         "repeat_n",
@@ -87,7 +90,12 @@ class AccountState:
         self.gap_n = 0                         # Welford over inter-arrival gaps, in seconds
         self.gap_mean = 0.0
         self.gap_m2 = 0.0
-        self.proxy_n = 0
+        self.proxy_n = 0                       # requests through proxy/VPN or from outside the billing country
+        # ... of which from outside it through a home, mobile or office network (not hosting, proxy or VPN):
+        # a student or an expat billed at home, unless the account's requests come from more than one country
+        self.proxy_home_n = 0
+        self.country: str | None = None        # the country of its first request with one
+        self.multi_country = False             # ... and whether a later request came from another
         self.models: list[str] = []            # distinct models used, at most 4 (newest last)
         self.model_first: list[int] = []       # ... and when each was first used
         self.pre_n = 0                         # requests before the newest model's first use
@@ -118,6 +126,7 @@ class AccountState:
             self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action,
             self.model_first, self.pre_n, self.latest_n, self.reported_ms, self.reported_sig,
             self.reported, self.hosting_n, self.egress, self.own, self.hosting_block,
+            self.proxy_home_n, self.country, int(self.multi_country),
         ]
 
     @classmethod
@@ -129,7 +138,10 @@ class AccountState:
          a.thinking_n, a.trace_n, a.rubric_n, a.rewrite_n, a.repeat_n, a.recent, a.families, a.gap_n,
          a.gap_mean, a.gap_m2, a.proxy_n, a.models, a.pol_until_ms, a.pol_level, a.pol_offences,
          a.pol_alert_ms, a.pol_action, a.model_first, a.pre_n, a.latest_n, a.reported_ms, a.reported_sig,
-         a.reported, a.hosting_n, a.egress, a.own, a.hosting_block) = s
+         a.reported, a.hosting_n, a.egress, a.own, a.hosting_block) = s[:38]
+        # an account stored before the home-network count (38 fields) has none, and one country so far
+        a.proxy_home_n, a.country, multi = s[38:41] if len(s) > 38 else (0, None, 0)
+        a.multi_country = bool(multi)
         a.w5m = Buckets(FIVE_MIN, HOUR, w5)
         a.w1h = Buckets(HOUR, DAY, w1)
         return a
@@ -159,6 +171,15 @@ class AccountState:
                 seen.append(h)
             out.append(pair)
         return out
+
+    def proxy_figure(self, s: Signal | None) -> int:
+        """ACCT_PROXY_GEO's count: requests through proxy/VPN or from outside the billing country, without
+        those from one foreign country through a home, mobile or office network unless the signal counts a
+        stable foreign country (`stable_foreign`) or the account's requests came from more than one country.
+        A student at a campus abroad, or an expat, sends from one country; a proxy pool's exits are many."""
+        if self.multi_country or s is None or s.stable_foreign:
+            return self.proxy_n
+        return self.proxy_n - self.proxy_home_n
 
     # -- update
     def observe(self, ev: Event, cf: ContentFeatures, flag_min: float, hosting: frozenset[str]) -> bool:
@@ -203,10 +224,18 @@ class AccountState:
                 if len(self.recent) > RECENT_SKELETONS:
                     del self.recent[0]
             self.families[_FAMILY_INDEX.get(cf.task_family, len(TASK_FAMILIES) - 1)] += 1
-        if ev.asn_type in ("proxy", "vpn") or (
-            ev.country and ev.billing_country and ev.country != ev.billing_country
-        ):
+        cc = ev.country
+        if ev.asn_type in ("proxy", "vpn"):
             self.proxy_n += 1
+        elif cc and ev.billing_country and cc != ev.billing_country:
+            self.proxy_n += 1
+            if ev.asn_type not in hosting:
+                self.proxy_home_n += 1
+        if cc:
+            if self.country is None:
+                self.country = cc
+            elif cc != self.country:
+                self.multi_country = True
         if ev.asn_type in hosting:
             self.hosting_n += 1
             if ev.ip_prefix is not None:
@@ -312,7 +341,7 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
         (rubric, a.rubric_n, "are rubric / reward-model grading prompts"),
         (rewrite, a.rewrite_n, "ask for censorship-safe rewrites"),
         (thinking, a.thinking_n, "use extended thinking"),
-        (proxy, a.proxy_n, "come through proxy/VPN or from outside the billing country"),
+        (proxy, a.proxy_figure(proxy), "come through proxy/VPN or from outside the billing country"),
     ):
         if count and s is not None and n >= s.min_requests and count / n >= s.threshold:
             hits.append(Hit(s, count / n, f"{count} of {n} requests {what}"))

@@ -100,6 +100,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             code=code, family=s["family"], weight=float(s["weight"]), threshold=float(s["threshold"]),
             window_ms=int(s.get("window_s", 0)) * 1000, min_requests=int(s.get("min_requests", 1)),
             min_young_share=float(s.get("min_young_share", 0.0)), min_share=float(s.get("min_share", 0.0)),
+            stable_foreign=s.get("stable_foreign", True),
             enabled=s.get("enabled", True),
             shadow=s.get("shadow", False),
         )

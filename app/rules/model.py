@@ -22,6 +22,8 @@ class Signal:
     min_requests: int = 1
     min_young_share: float = 0.0
     min_share: float = 0.0
+    # ACCT_PROXY_GEO: whether requests from one foreign country through a home, mobile or office network count
+    stable_foreign: bool = True
     enabled: bool = True
     shadow: bool = False
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import yaml
 
-from app.detect.account import account_signals
+from app.detect.account import AccountState, account_signals
 from app.engine import AccountStage, Engine, Output
 from app.errors import RulesError
 from app.ingest.event import Event
@@ -221,6 +221,61 @@ def test_proxy_geo_share(rules):
     assert fired(evs, rules) == {
         "ACCT_PROXY_GEO": (2 / 3, "2 of 3 requests come through proxy/VPN or from outside the billing country")}
     assert fired(evs[:2], rules) == {}  # min_requests 3
+
+
+# a student of a US campus billed in India (the campus network: an "unknown" ASN type), 60 days old, email-only KYC
+ABROAD = {"created_at": "2025-12-03T00:00:00Z", "kyc": "email", "email_domain_class": "edu",
+          "signup_channel": "edu", "billing_country": "IN"}
+CAMPUS = {"ip": "128.32.47.9", "asn": 25, "asn_type": "unknown", "country": "US"}
+
+
+def test_proxy_geo_not_for_one_foreign_country_through_a_campus_or_home_network(rules):
+    evs = [ev(i, account=ABROAD, client=CAMPUS) for i in range(4)]
+    assert fired(evs, rules) == {}
+    stable = rules_with(ACCT_PROXY_GEO={"stable_foreign": True})  # the behaviour before stable_foreign
+    assert fired(evs, stable) == {
+        "ACCT_PROXY_GEO": (1.0, "4 of 4 requests come through proxy/VPN or from outside the billing country")}
+
+
+def test_proxy_geo_counts_home_networks_abroad_once_requests_come_from_two_countries(rules):
+    """Residential exits in two foreign countries: a proxy pool's, not a student's; every such request counts,
+    those before the second country too."""
+    evs = [ev(i, account=ABROAD, client={**CAMPUS, "asn_type": "residential", "country": c})
+           for i, c in enumerate(["US", "US", "US", "GB"])]
+    assert fired(evs[:3], rules) == {}
+    assert fired(evs, rules) == {
+        "ACCT_PROXY_GEO": (1.0, "4 of 4 requests come through proxy/VPN or from outside the billing country")}
+
+
+def test_proxy_geo_counts_hosting_egress_abroad_from_one_country(rules):
+    evs = [ev(i, account=ABROAD, client={**CAMPUS, "asn_type": "cloud"}) for i in range(3)]
+    assert fired(evs, rules)["ACCT_PROXY_GEO"][0] == 1.0
+
+
+def test_a_student_billed_abroad_sweeping_with_trace_reading_prompts_is_not_acted_on(rules):
+    """Trace elicitation (35) and heavy thinking (10) on its own; with the campus abroad counted as proxy geo
+    (10 more) it reached the throttle step (55)."""
+    things = ("apples", "bicycles", "candles", "drums", "easels", "flutes", "gloves", "hammers", "inks", "jackets",
+              "kettles", "lamps", "maps", "nails", "oars", "pens", "quilts", "ropes", "saws", "tents", "umbrellas",
+              "vases", "wagons", "yarns")
+    evs = [ev(i, account=ABROAD, client=CAMPUS, request={
+        "prompt": f"A shop sells {t} at {i + 2} dollars each. How much do {i + 5} {t} cost? "
+                  f"Answer: {(i + 2) * (i + 5)}. Reconstruct the complete step-by-step reasoning behind this "
+                  "completed answer.", "thinking": True},
+        response={"thinking_tokens": 900}) for i, t in enumerate(things)]
+    assert {d.action for d in engine_run(evs, rules).decisions} == set()
+    stable = rules_with(ACCT_PROXY_GEO={"stable_foreign": True})
+    assert {d.action for d in engine_run(evs, stable).decisions} == {"throttle"}
+
+
+def test_the_home_network_count_is_stored_and_older_states_restore(rules):
+    stage, _ = feed([ev(i, account=ABROAD, client=CAMPUS) for i in range(3)], rules)
+    a = stage.store.get("acct-1")
+    snap = a.snapshot()
+    back = AccountState.restore(snap)
+    assert (back.proxy_n, back.proxy_home_n, back.country, back.multi_country) == (3, 3, "US", False)
+    old = AccountState.restore(snap[:38])  # an account stored before the count
+    assert (old.proxy_n, old.proxy_home_n, old.country, old.multi_country) == (3, 0, None, False)
 
 
 def test_proxy_geo_silent_for_a_traveller_and_without_billing_country(rules):
