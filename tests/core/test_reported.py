@@ -170,3 +170,16 @@ def test_rules_files_without_the_option_report_everything():
 def test_a_bad_refresh_is_a_rules_error(bad):
     with pytest.raises(RulesError, match="refresh_s"):
         rules_refresh(bad)
+
+
+def test_a_reported_value_is_remembered_by_the_crc32_of_scope_colon_value():
+    """The stored form of what was reported: crc32 of "scope:value" in UTF-8 with lone surrogates passed
+    through, however it is computed (carried on from "scope:"), for ASCII, non-ASCII and surrogate values."""
+    from zlib import crc32
+
+    values = [("ja4", "t13d1516h2_8daaf6152771_e5627efa2ab1"), ("ip_prefix", "203.0.113.0/24"),
+              ("template", "sys:café"), ("device_id", "dev-\ud800-lone"), ("payment_fp", "")]
+    st = AccountState(T0)
+    assert st.unreported(values, 1, T0, 60_000) == values
+    assert st.reported == [crc32(f"{s}:{v}".encode("utf-8", "surrogatepass")) for s, v in values]
+    assert st.unreported(values, 1, T0 + 1, 60_000) == []
