@@ -141,12 +141,13 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     share and whatever a content classifier makes of their prompts."""
     at = rules.policy.attribution
     size = len(c.members)
-    own = own_members(c, view(c, rules), at.cluster_min_own_members)
+    v = view(c, rules)
+    own = own_members(c, v, at.cluster_min_own_members)
     if own < at.cluster_min_own_members:
         return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
                       f"{own} of {size} members have abuse evidence of their own: shared values alone are "
                       "not acted on")
-    if _established_majority(c, rules) and not spread_networks(c, rules):
+    if v.aged_cap == NOTHING:  # mostly aged, verified members, not on spread networks (`aged_cap`)
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
                       f"{c.risky} of {size} members are new, disposable or KYC-less, and its {c.netted} members "
                       f"with a known network send from {len(c.nets)} IP blocks of {len(c.asns)} network operators: "
