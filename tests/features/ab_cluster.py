@@ -16,7 +16,6 @@ stage into FILE (pstats).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib
 import pickle
@@ -26,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 
 import orjson
-from ab_stages import CHUNK, GC_THRESHOLD, NOW_MS, ROOT, copy_base, interleaved, report
+from ab_stages import CHUNK, GC_THRESHOLD, NOW_MS, ab_parser, copy_base, interleaved, report
 
 
 def make_links(events: Path, records: int) -> list[list]:
@@ -86,11 +85,7 @@ def run_all(fresh, chunks: list[list]) -> tuple[list[bytes], dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--base", required=True, help="the commit to compare the work tree with")
-    ap.add_argument("--records", type=int, default=100_000)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--events", type=Path, default=ROOT / ".bench/default/events.jsonl")
+    ap = ab_parser(reps=3)
     ap.add_argument("--links", type=Path, help="pickle of the links: read when it exists, else written")
     ap.add_argument("--profile", type=Path, help="cProfile one pass of the work tree's stage into this file")
     args = ap.parse_args(argv)

@@ -14,7 +14,6 @@ printed and the run fails."""
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib
 import statistics
@@ -25,7 +24,7 @@ from itertools import islice
 from pathlib import Path
 
 import orjson
-from ab_stages import CHUNK, GC_THRESHOLD, NOW_MS, ROOT, copy_base
+from ab_stages import CHUNK, GC_THRESHOLD, NOW_MS, ab_parser, copy_base
 
 STAGES = ("accounts", "fingerprints", "clusters")
 
@@ -94,11 +93,7 @@ class Side:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--base", required=True, help="the commit to compare the work tree with")
-    ap.add_argument("--records", type=int, default=100_000)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--events", type=Path, default=ROOT / ".bench/default/events.jsonl")
+    ap = ab_parser(reps=3)
     args = ap.parse_args(argv)
     chunks = prepare(args.events, args.records)
     n = sum(len(evs) for evs, _ in chunks)

@@ -101,13 +101,19 @@ def interleaved(chunks: list, a, b, reps: int, fresh=None) -> tuple[list[float],
     return ta, tb
 
 
-def main(argv: list[str] | None = None) -> int:
+def ab_parser(reps: int) -> argparse.ArgumentParser:
+    """The arguments every A/B script here takes: the base commit, how many records, repetitions, the events."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True, help="the commit to compare the work tree with")
-    ap.add_argument("--stage", choices=("content", "parse"), default="content")
     ap.add_argument("--records", type=int, default=100_000)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=reps)
     ap.add_argument("--events", type=Path, default=ROOT / ".bench/default/events.jsonl")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = ab_parser(reps=5)
+    ap.add_argument("--stage", choices=("content", "parse"), default="content")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         old_content, old_parse = load_base(args.base, Path(tmp))
