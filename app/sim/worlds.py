@@ -449,10 +449,13 @@ def _job_length(drawn: float, rate: float, dur: float) -> float:
 
 
 def _shifts(count: int, coverage: float, dur: float) -> list[list[float]]:
-    """`count` synchronized shifts covering `coverage` of the window, one centred in each equal part of it."""
+    """`count` synchronized shifts covering `coverage` of the window, one centred in each equal part of it.
+    Rounded to the hundredth of an hour, an end is kept inside the window (a last shift covering all of its
+    part would otherwise round past a window of 6.9788 hours)."""
     part = dur / count
     on = part * coverage
-    return [[round(i * part + (part - on) / 2, 2), round(i * part + (part + on) / 2, 2)] for i in range(count)]
+    return [[round(i * part + (part - on) / 2, 2), min(dur, round(i * part + (part + on) / 2, 2))]
+            for i in range(count)]
 
 
 def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:

@@ -41,6 +41,16 @@ def test_every_drawn_knob_is_inside_its_documented_range(size: str) -> None:
             assert range_of(key, size).holds(value), f"seed {seed} {size}: {key} = {value!r}"
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_every_drawn_world_is_a_valid_scenario(size: str) -> None:
+    # world 83 (small) once drew a reasoning harvester's last shift ending at 6.98 h in a 6.9788 h window, and
+    # evaluate stopped on it; every world a seed can ask for validates like a scenario file
+    for seed in range(400):
+        sc = worlds.draw(seed, size)
+        for c in sc.campaigns:
+            assert all(0 <= a < b <= sc.duration_hours for a, b in c.get("shifts", [])), (seed, c["name"])
+
+
 def test_ranges_span_their_width_over_seeds() -> None:
     # a range is drawn across, not stuck at one end: numeric knobs reach both halves of their range
     draws = [worlds.draw_knobs(seed, "day") for seed in range(200)]
