@@ -44,9 +44,9 @@ def member_decisions(outs) -> dict[str, tuple[str, str]]:
     return got
 
 
-def test_the_packaged_rules_want_three_throwaway_orgs_and_a_quarter_of_them(rules):
+def test_the_packaged_rules_want_five_throwaway_orgs_and_two_fifths_of_them(rules):
     at = rules.policy.attribution
-    assert (at.harness_min_orgs, at.harness_min_share) == (3, 0.25)
+    assert (at.harness_min_orgs, at.harness_min_share) == (5, 0.4)
 
 
 def test_throwaway_users_of_a_harness_that_throwaway_orgs_run_are_a_ring_reached_at_most_as_association(rules):
@@ -57,7 +57,7 @@ def test_throwaway_users_of_a_harness_that_throwaway_orgs_run_are_a_ring_reached
     assert {a for a, (_, code) in got.items() if code == "ASSOCIATION"} == {"a1", "a3", "a5", "a7", "a9"}
     assert all(action in ("throttle", "challenge") for action, _ in got.values())
     c = feed.cluster_of("a9")
-    # a0 and a2 linked while the prompt had one and two throwaway orgs; a4 made it a ring, which marked them
+    # a0 to a6 linked while the prompt had one to four throwaway orgs; a8 made it a ring, which marked them
     assert [a for a, m in c.members.items() if m.harness] == ["a0", "a2", "a4", "a6", "a8"]
     assert c.members["a0"].evidence == OWN_HARNESS
     assert c.fps[f"template:sys:{HARNESS}"].harness
@@ -70,11 +70,22 @@ def test_a_launch_crowd_with_a_few_disposable_emails_is_no_ring(rules):
     assert not any(m.harness for m in feed.cluster_of("a19").members.values())
 
 
-def test_three_throwaway_orgs_are_not_enough_below_the_share(rules):
-    # 3 throwaway orgs among 16: under a quarter, like a big launch crowd's few disposable emails
-    feed, outs = crowd(rules, 16, throwaway={3, 9, 15})
+def test_five_throwaway_orgs_are_not_enough_below_the_share(rules):
+    # 5 throwaway orgs among 16: under two fifths, like a big launch crowd's few disposable emails
+    feed, outs = crowd(rules, 16, throwaway={3, 6, 9, 12, 15})
     assert member_decisions(outs) == {}
     assert not any(m.harness for m in feed.cluster_of("a15").members.values())
+
+
+def test_a_launch_crowd_whose_first_users_happen_to_be_disposable_is_no_ring(rules):
+    # fresh odd world 83: a crowd 11 % disposable had 4 throwaway orgs among its first 9 users; with 3 orgs and
+    # a quarter that was a ring, and the community of the framework's prompt (new, synchronised, 9 strong) was
+    # throttled on its shape alone. Four is not five, whatever the share
+    feed, outs = crowd(rules, 9, throwaway={1, 3, 5, 7})
+    assert member_decisions(outs) == {}
+    old = with_changes(lambda d: d["policy"]["attribution"].update(harness_ring={"min_orgs": 3, "min_share": 0.25}))
+    _, outs = crowd(old, 9, throwaway={1, 3, 5, 7})
+    assert {code for _, code in member_decisions(outs).values()} >= {"HARNESS_RING"}
 
 
 def test_off_with_min_orgs_zero():
@@ -85,10 +96,11 @@ def test_off_with_min_orgs_zero():
 
 
 @pytest.mark.parametrize(("tie", "orgs", "throwaway_orgs", "ring"), [
-    ("harness", 10, 3, True),          # 3 orgs, 0.30
-    ("harness", 12, 3, True),          # exactly a quarter
-    ("harness", 13, 3, False),         # under a quarter
-    ("harness", 4, 2, False),          # half, but two orgs
+    ("harness", 10, 5, True),          # 5 orgs, half
+    ("harness", 12, 5, True),          # 5 orgs, 0.42
+    ("harness", 13, 5, False),         # under two fifths
+    ("harness", 10, 4, False),         # two fifths, but four orgs
+    ("harness", 4, 4, False),          # all of them, but four orgs
     ("system_prompt", 10, 5, False),   # a system prompt that links weakly is no harness
     ("payment_fp", 10, 5, False),
 ])
