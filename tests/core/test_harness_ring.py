@@ -81,7 +81,7 @@ def test_a_launch_crowd_whose_first_users_happen_to_be_disposable_is_no_ring(rul
     # fresh odd world 83: a crowd 11 % disposable had 4 throwaway orgs among its first 9 users; with 3 orgs and
     # a quarter that was a ring, and the community of the framework's prompt (new, synchronised, 9 strong) was
     # throttled on its shape alone. Four is not five, whatever the share
-    feed, outs = crowd(rules, 9, throwaway={1, 3, 5, 7})
+    _, outs = crowd(rules, 9, throwaway={1, 3, 5, 7})
     assert member_decisions(outs) == {}
     old = with_changes(lambda d: d["policy"]["attribution"].update(harness_ring={"min_orgs": 3, "min_share": 0.25}))
     _, outs = crowd(old, 9, throwaway={1, 3, 5, 7})
