@@ -356,6 +356,35 @@ def fill_topic(events: Path, topic: str, n: int, bootstrap: str, partitions: int
     return sent
 
 
+def broker_load(bootstrap: str, prefix: str) -> dict[str, dict[str, int]]:
+    """What a run wrote to the broker, per topic whose name starts with `prefix` (the run's input, its
+    outputs, the worker's topics between stages and its tables' changelogs): records (the partitions' end
+    offsets) and bytes (the partitions' size in the broker's log directories: record batches as stored, one
+    replica; a compacted changelog is measured before any compaction, its segments being still active)."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        topics = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        sizes: dict[str, int] = {}
+        for broker in admin.describe_log_dirs(topics) if topics else []:
+            for d in broker["log_dirs"]:
+                for t in d["topics"]:
+                    sizes[t["name"]] = sizes.get(t["name"], 0) + sum(p["partition_size"] for p in t["partitions"])
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(parts) if parts else {}
+    finally:
+        consumer.close()
+    records: dict[str, int] = {}
+    for tp, end in ends.items():
+        records[tp.topic] = records.get(tp.topic, 0) + end
+    return {t: {"records": records.get(t, 0), "bytes": sizes.get(t, 0)} for t in topics}
+
+
 def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers: int = 1,
                 extra: dict | None = None) -> dict:
     """Sustained throughput: `n` events already in the topic, drained by `workers` worker processes
@@ -381,12 +410,13 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers
         stages = stage_breakdown(procs)
     finally:
         for w in procs:
-            w.stop()
+            w.stop()  # a graceful stop: the tables' last changes reach their changelogs
     eps = sent / (t1 - t0)
     return {"events": sent, "workers": workers, "plain_eps": plain_eps, "take_eps": take_eps,
             "take_worker_transport_eps": take_w_eps, "worker_eps": eps,
             "ratio": eps / plain_eps, "cpu_s_per_1k": cpu / sent * 1000, "peak_rss_mb": rss,
-            "seconds": t1 - t0, "stages": stages}
+            "seconds": t1 - t0, "stages": stages, "broker": broker_load(bootstrap, f"bench-{uid}"),
+            "topic_prefix": f"bench-{uid}"}
 
 
 def stage_breakdown(workers: list[BenchWorker]) -> dict[str, dict[str, float]]:

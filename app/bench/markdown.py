@@ -208,6 +208,53 @@ def worker_table(k: dict | None) -> list[str]:
             *_table(("stage", "batches", "records per batch", "core s", "waiting for acks s"), rows, right=4)]
 
 
+# what each of a run's topics carries, by the end of its name (the run's worker app id is the prefix)
+TOPIC_ROLES = {
+    ".requests": "gateway events (the input)", "-observations": "observations (account -> fingerprint stage)",
+    "-links": "links (fingerprint -> cluster stage)", ".alerts": "alerts", ".decisions": "decisions",
+    ".dlq": "dead letters"}
+
+
+def topic_role(name: str, prefix: str) -> str:
+    rest = name[len(prefix):] if name.startswith(prefix) else name
+    if rest in TOPIC_ROLES:
+        return TOPIC_ROLES[rest]
+    if rest.endswith("-changelog"):
+        return f"changelog of the {rest[1:-len('-changelog')]} table"
+    return rest.lstrip("-.") or name  # Faust's own (its partition assignor's topic)
+
+
+def broker_load(k: dict | None) -> tuple[list[tuple[str, float, float]], float, float] | None:
+    """(role, records, bytes per gateway event) per topic of the one-worker run, most bytes first, and the
+    totals; None without broker figures."""
+    b = (k or {}).get("broker")
+    if not b or not k.get("events"):
+        return None
+    n = k["events"]
+    rows = sorted(((topic_role(t, k.get("topic_prefix", "")), f["records"] / n, f["bytes"] / n) for t, f in b.items()),
+                  key=lambda r: -r[2])
+    return rows, sum(r[1] for r in rows), sum(r[2] for r in rows)
+
+
+def broker_table(k: dict | None) -> list[str]:
+    load = broker_load(k)
+    if load is None:
+        return []
+    rows, records, size = load
+    mb = SIZING_RPS / 1e6
+    body = [(role, f"{r:.3f}", f"{b:,.0f}", f"{b * mb:,.1f}") for role, r, b in rows]
+    body.append(("all", f"{records:.3f}", f"{size:,.0f}", f"{size * mb:,.1f}"))
+    return ["## Broker load", "",
+            f"What one worker's run of {k['events']:,} events left on the broker, per topic: records (end offsets) "
+            "and bytes (the partitions' size in the broker's log directories: record batches as stored, one "
+            "replica, changelogs before compaction), per gateway event, and what that is at "
+            f"{SIZING_RPS:,} requests/s. Stage messages travel many to a record; the tables' changelogs are "
+            "written once per changed key per flush (`DG_STATE_FLUSH_MS`), so a busier worker writes fewer "
+            "changelog records per event.", "",
+            *_table(("topic", "records per gateway event", "bytes per gateway event",
+                     f"MB/s at {SIZING_RPS:,} requests/s"), body, right=3)]
+
+
 def latency_table(lats: list[dict]) -> list[str]:
     if not lats:
         return []
@@ -297,6 +344,12 @@ def sizing(k: dict | None, c: dict | None) -> list[str]:
         text += (f" The cluster stage is one partition whatever the number of workers: at {c['us']['clusters']:.1f} "
                  f"µs of core time per input event{per_link} its one consumer follows at most "
                  f"~{1e6 / c['us']['clusters']:,.0f} input events/s on this machine.")
+    load = broker_load(k)
+    if load is not None:
+        _, records, size = load
+        text += (f" The broker takes ~{size * SIZING_RPS / 1e6:,.0f} MB/s of writes ({records * SIZING_RPS:,.0f} "
+                 "records/s) at that rate, one replica, the gateway's own records included (Broker load above): "
+                 "times the replication factor on disk and on the network between brokers.")
     return ["## Sizing", "", text, ""]
 
 
@@ -324,7 +377,8 @@ HOW_TO_READ = [
 
 def render(results: dict) -> str:
     parts = [header(results), headline(results), targets(results), cost_table(results.get("costs")),
-             worker_table(results.get("kafka")), latency_table(results.get("latency", [])),
+             worker_table(results.get("kafka")), broker_table(results.get("kafka")),
+             latency_table(results.get("latency", [])),
              sizing(results.get("kafka"), results.get("costs")), HOW_TO_READ]
     return "\n".join(line for part in parts for line in part)
 

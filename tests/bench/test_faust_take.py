@@ -24,3 +24,20 @@ def test_the_take_only_agent_reads_every_record_of_the_topic(kafka_bootstrap, un
     result = orjson.loads(next(tmp_path.glob("faust-take-*.json")).read_bytes())
     assert result["events"] == n  # the last batch ends exactly at the topic's end: nothing more to read
     assert eps == pytest.approx(n / result["seconds"]) and eps > 0
+
+
+def test_broker_load_counts_the_records_and_bytes_of_the_runs_topics_only(kafka_bootstrap, unique, tmp_path):
+    # the bench's broker-load table reads end offsets and the log directories' sizes of the run's topics
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps({"account_id": f"acct_{i % 7}", "pad": "x" * 200}) + b"\n"
+                                for i in range(700)))
+    prefix = f"t{unique}.load"
+    assert bench.fill_topic(events, f"{prefix}.requests", 700, kafka_bootstrap) == 700
+    assert bench.fill_topic(events, f"{prefix}-observations", 300, kafka_bootstrap, partitions=2) == 300
+    assert bench.fill_topic(events, f"t{unique}.other", 50, kafka_bootstrap) == 50  # another run's
+    load = bench.broker_load(kafka_bootstrap, prefix)
+    assert set(load) == {f"{prefix}.requests", f"{prefix}-observations"}
+    assert load[f"{prefix}.requests"]["records"] == 700 and load[f"{prefix}-observations"]["records"] == 300
+    # at least the records' values, at most those with a generous batch overhead each
+    assert 700 * 200 < load[f"{prefix}.requests"]["bytes"] < 700 * 400
+    assert bench.broker_load(kafka_bootstrap, f"t{unique}.none") == {}

@@ -299,3 +299,42 @@ def test_the_cli_writes_what_it_prints(tmp_path, monkeypatch, capsys):
     assert "## Produce -> decision latency" not in text
     assert _row(text, "machine load")[1].startswith("1-minute load average ")
     assert " at the end " in _row(text, "machine load")[1]
+
+
+BROKER = {"bench-ab12.requests": {"records": 100_000, "bytes": 101_900_000},
+          "bench-ab12-fingerprints-changelog": {"records": 245_400, "bytes": 97_800_000},
+          "bench-ab12-observations": {"records": 3_000, "bytes": 85_700_000},
+          "bench-ab12-links": {"records": 300, "bytes": 5_600_000},
+          "bench-ab12.decisions": {"records": 5_400, "bytes": 2_400_000},
+          "bench-ab12-__assignor-__leader": {"records": 0, "bytes": 0}}
+
+
+def test_the_broker_load_table_gives_each_topic_per_event_and_at_the_sizing_rate(results):
+    results["kafka"].update(broker=BROKER, topic_prefix="bench-ab12")
+    text = markdown.render(results)
+    table = next(t for t in _tables(text) if t[0][0] == "topic")
+    assert table[0] == ["topic", "records per gateway event", "bytes per gateway event",
+                        "MB/s at 100,000 requests/s"]
+    body = {r[0]: r[1:] for r in table[2:]}
+    # named by role, most bytes first, per gateway event of the run's 100,000
+    assert [r[0] for r in table[2:]] == ["gateway events (the input)", "changelog of the fingerprints table",
+                                        "observations (account -> fingerprint stage)",
+                                        "links (fingerprint -> cluster stage)", "decisions", "__assignor-__leader",
+                                        "all"]
+    assert body["changelog of the fingerprints table"] == ["2.454", "978", "97.8"]
+    assert body["links (fingerprint -> cluster stage)"] == ["0.003", "56", "5.6"]
+    assert body["all"] == ["3.541", "2,934", "293.4"]  # the sums of the rows
+    sizing = text.split("## Sizing")[1].split("##")[0]
+    assert "~293 MB/s of writes (354,100 records/s)" in sizing
+
+
+def test_a_run_without_broker_figures_has_no_broker_section(results):
+    assert "## Broker load" not in markdown.render(results)
+    assert "MB/s" not in markdown.render(results).split("## Sizing")[1].split("##")[0]
+
+
+def test_topics_are_named_by_what_they_carry():
+    assert markdown.topic_role("bench-x.requests", "bench-x") == "gateway events (the input)"
+    assert markdown.topic_role("bench-x-cluster-index-changelog", "bench-x") == "changelog of the cluster-index table"
+    assert markdown.topic_role("bench-x-links", "bench-x") == "links (fingerprint -> cluster stage)"
+    assert markdown.topic_role("other", "bench-x") == "other"
