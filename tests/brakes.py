@@ -141,26 +141,27 @@ def actors() -> list[Actor]:
     plan += [((130 + j) * MIN, "eh-0", "org-eh0", "eh-card", "192.0.22.20", None, trace(100 + j), 12_000)
              for j in range(14)]
     out.append(Actor("escalation", plan, _account_decision("eh-0", 2), [{"scope": "org", "value": "org-eh0"}]))
-    # cluster: three new accounts of three orgs on one card and one device, each sending trace prompts
+    # cluster: three new accounts of three orgs on one card and one device, each sending trace prompts, each from
+    # its own proxy exit (members of one path behind one address would be a cohort at one site: not decided)
     trace = tracer("cluster")
-    plan = [((r * 3 + k) * MIN, f"cr-{k}", f"org-cr{k}", "cr-card", f"198.51.1.{k + 1}", "cr-dev",
+    plan = [((r * 3 + k) * MIN, f"cr-{k}", f"org-cr{k}", "cr-card", f"198.51.{10 + k}.1", "cr-dev",
              trace(r * 10 + k), 800) for r in range(3) for k in range(3)]
     out.append(Actor("cluster", plan, _reaches("cr-0"),
                      [{"scope": "org", "value": "org-cr0"}, {"scope": "account", "value": "cr-2"},
                       {"scope": "device_id", "value": "cr-dev"}]))
     # late joiner: a decided ring, then a new account of a new org on its card
     trace = tracer("late_joiner")
-    plan = [((r * 3 + k) * MIN, f"lr-{k}", f"org-lr{k}", "lr-card", f"198.51.2.{k + 1}", None, trace(r * 10 + k), 800)
+    plan = [((r * 3 + k) * MIN, f"lr-{k}", f"org-lr{k}", "lr-card", f"198.51.{20 + k}.1", None, trace(r * 10 + k), 800)
             for r in range(2) for k in range(3)]
-    plan += [((30 + j) * MIN, "lr-9", "org-lr9", "lr-card", "198.51.2.9", None, None, 800) for j in range(3)]
+    plan += [((30 + j) * MIN, "lr-9", "org-lr9", "lr-card", "198.51.29.1", None, None, 800) for j in range(3)]
     out.append(Actor("late_joiner", plan, _reaches("lr-9"), [{"scope": "account", "value": "lr-9"}]))
     # reach again: rr-3 (association only) shares a device with an outsider; its own trace prompts come later
     trace = tracer("reach_again")
-    plan = [(0, "rr-3", "org-rr3", "rr-card", "198.51.3.3", "rr-dev", None, 800),
-            (MIN, "rr-out", "org-rrout", "rr-out-card", "198.51.3.9", "rr-dev", None, 800)]
-    plan += [((2 + r * 3 + k) * MIN, f"rr-{k}", f"org-rr{k}", "rr-card", f"198.51.3.{k + 1}", None, trace(r * 10 + k),
+    plan = [(0, "rr-3", "org-rr3", "rr-card", "198.51.33.1", "rr-dev", None, 800),
+            (MIN, "rr-out", "org-rrout", "rr-out-card", "198.51.39.1", "rr-dev", None, 800)]
+    plan += [((2 + r * 3 + k) * MIN, f"rr-{k}", f"org-rr{k}", "rr-card", f"198.51.{30 + k}.1", None, trace(r * 10 + k),
               800) for r in range(2) for k in range(3)]
-    plan += [((20 + j) * MIN, "rr-3", "org-rr3", "rr-card", "198.51.3.3", "rr-dev", trace(50 + j), 800)
+    plan += [((20 + j) * MIN, "rr-3", "org-rr3", "rr-card", "198.51.33.1", "rr-dev", trace(50 + j), 800)
              for j in range(4)]
     out.append(Actor("reach_again", plan, _reaches("rr-out"),
                      [{"scope": "account", "value": "rr-out"}, {"scope": "device_id", "value": "rr-dev"},
@@ -176,9 +177,9 @@ def actors() -> list[Actor]:
                      _reaches("pr-0"), [{"scope": "org", "value": "org-pr0"}], email="disposable"))
     # cluster escalation: a ring decided, its challenge (6 h) over, a new member: decided again, one level up
     trace = tracer("cluster_escalation")
-    plan = [((r * 3 + k) * MIN, f"xr-{k}", f"org-xr{k}", "xr-card", f"198.51.9.{k + 1}", None, trace(r * 10 + k), 800)
+    plan = [((r * 3 + k) * MIN, f"xr-{k}", f"org-xr{k}", "xr-card", f"198.51.{90 + k}.1", None, trace(r * 10 + k), 800)
             for r in range(2) for k in range(3)]
-    plan += [((6 * 60 + 30 + j) * MIN, "xr-9", "org-xr9", "xr-card", "198.51.9.9", None, None, 800) for j in range(2)]
+    plan += [((6 * 60 + 30 + j) * MIN, "xr-9", "org-xr9", "xr-card", "198.51.99.1", None, None, 800) for j in range(2)]
     out.append(Actor("cluster_escalation", plan, _reaches("xr-0", 2), [{"scope": "account", "value": "xr-0"}]))
     return out
 

@@ -34,11 +34,11 @@ class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
     # `seq`: its place in the value's member order, set only while the value keeps an eviction heap (FpState)
-    __slots__ = ("block", "eligible", "hit", "last_ms", "level", "linkable", "org", "own", "risky", "seq",
+    __slots__ = ("block", "eligible", "hit", "last_ms", "level", "linkable", "net", "org", "own", "risky", "seq",
                  "throwaway", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
-                 eligible: int, throwaway: int, hit: int = 0, block: int = 0) -> None:
+                 eligible: int, throwaway: int, hit: int = 0, block: int = 0, net: int = 0) -> None:
         self.last_ms = last_ms        # event time it was last seen on this value
         self.org = org                # "" when none
         self.linkable = linkable      # the value may link it
@@ -53,11 +53,15 @@ class FpMember:
         # its egress when this value links it while it is quiet (a one-session account linked once a later
         # account turns the value linking)
         self.block = block
+        # ... and the IP block of its last observation, whatever the network (Summary.net; 0: none): whether a
+        # quiet member sends from a site's network (a campus NAT) that its cohort shares
+        self.net = net
 
     def snapshot(self) -> list:
         """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit` and
-        `block` only when set (nine fields otherwise, as before they existed)."""
-        tail = [self.hit, self.block] if self.block else [1] if self.hit else []
+        `block` and `net` only when set (nine fields otherwise, as before they existed)."""
+        tail = ([self.hit, self.block, self.net] if self.net else [self.hit, self.block] if self.block
+                else [1] if self.hit else [])
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
                 self.throwaway, *tail]
 
@@ -266,7 +270,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             fp.established += 1
         hit = +obs.hit
         m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
-                     s.hosting_block)
+                     s.hosting_block, s.net)
         members[account] = m
         fp.hits += hit
         if fp.heap is not None:
@@ -285,6 +289,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         m.eligible = +s_eligible
         m.throwaway = +s.throwaway
         m.block = s.hosting_block
+        m.net = s.net
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
@@ -393,4 +398,4 @@ def _stub(acct: str, r: FpMember) -> Summary:
     """A member known to this fingerprint only by org, eligibility and egress: its full summary reaches the
     cluster stage with its own next observation (never, for an account whose one session is over)."""
     return Summary(acct, r.org or None, r.last_ms, bool(r.young), False, 0, 0, risky=bool(r.risky), own=r.own,
-                   throwaway=bool(r.throwaway), hosting_block=r.block)
+                   throwaway=bool(r.throwaway), hosting_block=r.block, net=r.net)

@@ -153,7 +153,37 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
                       f"with a known network send from {len(c.nets)} IP blocks of {len(c.asns)} network operators: "
                       "a community of aged, verified accounts on shared networks is colleagues, whatever its "
                       "members' content looks like (a lab's benchmark sweeps can read like trace elicitation)")
+    if v.aged_cap == COHORT:  # a cohort at one site (`site_cohort`)
+        site = site_cohort(c, rules)
+        return Reason("NOT_DECIDED_SITE_COHORT", round(site / c.netted, 4), at.site_min_share,
+                      f"{site} of its {c.netted} members with a known network send from one IP block that is not "
+                      "hosting egress: a cohort at one site (a hackathon at its venue, a class on its campus, new "
+                      "hires in their office), whatever its members share; each is judged on its own behaviour")
     return None
+
+
+def site_cohort(c: ClusterState, rules: Rules) -> int:
+    """Whether the community is a cohort at one site (`attribution.site_cohort`): the members sending from
+    its most used IP block (that of their latest request), when that block holds at least `min_share` of the
+    members with a known block, at least `min_members` of them, and is not hosting egress (no member sends
+    from it as a hosting address: a campaign's accounts on one cloud machine are no site), and fewer than
+    `max_throwaway_share` of its members are throwaway accounts (disposable email, no KYC): a hackathon's or a
+    class's participants sign up with their own emails, a card ring's bought accounts from one line do not.
+    0: not a cohort."""
+    at = rules.policy.attribution
+    if at.site_min_members <= 0 or c.kind != "community" or c.netted < at.site_min_members or not c.nets:
+        return 0
+    block, n = max(c.nets.items(), key=lambda kv: kv[1])
+    if n < at.site_min_members or n < at.site_min_share * c.netted or block in c.blocks:
+        return 0
+    # counted only for a community on one site's block (rare), stopping at the bound
+    bound = at.site_max_throwaway_share * len(c.members)
+    throwaway = 0
+    for m in c.members.values():
+        throwaway += m.throwaway
+        if throwaway >= bound:
+            return 0
+    return n
 
 
 def spread_networks(c: ClusterState, rules: Rules) -> bool:
@@ -181,21 +211,30 @@ def _established_majority(c: ClusterState, rules: Rules) -> bool:
 
 # `aged_cap` when the community looks like colleagues again: its aged members are reached by nothing
 NOTHING = "nothing"
+# `aged_cap` of a community that is a cohort at one site (`site_cohort`): no member is reached
+COHORT = "cohort"
 
 
 def aged_cap(c: ClusterState, rules: Rules) -> str | None:
     """The most a member that is not risky may get from this cluster, when the cluster is below
     `cluster_min_risky_share`: `spread_networks.aged_max_action` while its members send from spread networks,
     and `NOTHING` while they do not (aged, verified accounts sharing a site's network are colleagues: a
-    decision made while the route was open, still live, reaches none of them from then on). None: no cap."""
+    decision made while the route was open, still live, reaches none of them from then on). Otherwise
+    `COHORT` while the community is a cohort at one site (`site_cohort`): a decision made before it was one
+    reaches none of its members from then on, risky or not. None: no cap."""
     if not _established_majority(c, rules):
-        return None
+        return COHORT if site_cohort(c, rules) else None
     return rules.policy.attribution.spread_aged_max_action if spread_networks(c, rules) else NOTHING
 
 
 def _aged(cap: str | None, m: Member, aged: str | None) -> str | None:
-    """A tie's cap `cap`, lowered to the aged cap `aged` for a member that is not risky."""
-    if aged is None or m.risky or cap is None:
+    """A tie's cap `cap`, lowered to the aged cap `aged` for a member that is not risky (for every member of a
+    cohort at one site: nothing)."""
+    if aged is None or cap is None:
+        return cap
+    if aged == COHORT:
+        return None
+    if m.risky:
         return cap
     return None if aged == NOTHING else _capped(cap, aged)
 
@@ -293,6 +332,10 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
     cap = _aged(tie.cap, m, aged)
     if cap == tie.cap:
         return tie
+    if cap is None and aged == COHORT:
+        return Tie(tie.kind, None, tie.code, f"{tie.detail}; at most nothing: a member of a cohort at one site "
+                   "(most of its members send from one IP block that is not hosting egress), whatever it was decided "
+                   "on before")
     if cap is None:
         return Tie(tie.kind, None, tie.code, f"{tie.detail}; at most nothing: an aged, verified member of a community "
                    "of mostly aged, verified accounts on shared networks, colleagues whatever it was decided on before")

@@ -84,6 +84,16 @@ class Attribution:
     spread_min_asns: int = 2
     spread_max_block_share: float = 0.0
     spread_aged_max_action: str = "challenge"
+    # a community most of whose members (site_min_share of those with a known IP block, at least
+    # site_min_members of them) send from one IP block that is not hosting egress is a cohort at one site (a
+    # hackathon at its venue, a class on its campus, new hires in their office): it is not decided, whatever
+    # it shares and however many of its members have evidence of their own; they are judged on their own
+    # behaviour, unless site_max_throwaway_share or more of its members are throwaway accounts (a card ring's
+    # bought accounts behind one line). A campaign's accounts send through a proxy pool's exits or cloud
+    # machines. 0 members: off
+    site_min_members: int = 0
+    site_min_share: float = 0.5
+    site_max_throwaway_share: float = 0.25
     own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
     own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only
     association_max_action: str = "challenge" # a strong tie to a member with own evidence, none of its own

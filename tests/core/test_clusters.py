@@ -243,11 +243,17 @@ def _ring(feed: Feed, card: str = "card-1", n: int = 3, accounts=None, **groups)
     return [feed(f"ring-{k}", f"org-r{k}", (accounts or young)(card), **groups) for k in range(n)]
 
 
-def _evidence_ring(feed: Feed, card: str = "card-1", n: int = 3, rounds: int = 2, **groups) -> list[Output]:
-    """A card ring whose members each send trace-elicitation prompts: evidence of their own."""
+def _evidence_ring(feed: Feed, card: str = "card-1", n: int = 3, rounds: int = 2, exits: bool = False,
+                   **groups) -> list[Output]:
+    """A card ring whose members each send trace-elicitation prompts: evidence of their own. `exits`: each
+    member sends from its own proxy exit (a residential /24 of its own), as a campaign's accounts do; the same
+    client otherwise (`groups`)."""
     outs = []
     for r in range(rounds):
-        outs += [feed(f"ring-{k}", f"org-r{k}", young(card), request=trace(r * 10 + k), **groups) for k in range(n)]
+        outs += [feed(f"ring-{k}", f"org-r{k}", young(card), request=trace(r * 10 + k),
+                      **({**groups, "client": {**groups.get("client", {}), "ip": f"198.51.{100 + k}.7"}} if exits
+                         else groups))
+                 for k in range(n)]
     return outs
 
 
@@ -281,7 +287,7 @@ def test_throwaway_accounts_on_one_card_are_a_payment_ring(rules):
 
 def test_a_card_ring_with_evidence_of_its_own_is_decided_and_its_card_too(rules):
     feed = Feed(rules)
-    outs = _evidence_ring(feed, client={"ip": "198.51.100.7"})
+    outs = _evidence_ring(feed, exits=True)
     decided = [o for o in outs if o.decisions]
     assert decided and decided[0] is outs[4]  # ring-1's second trace prompt: two members with own evidence
     by_scope = {(d.scope, d.value): d for d in outs[4].decisions}
@@ -353,9 +359,10 @@ def test_a_member_tied_only_through_values_nobody_flagged_holds_is_not_reached(r
 
 def test_weak_values_never_join_two_communities(rules):
     # a campaign's card ring and a lab's card group share the campus NAT and a JA4. The campaign's
-    # accounts have evidence of their own; one student does too (say, a false positive). The NAT links
-    # the flagged accounts, but only as evidence inside their own communities: the lab is never merged
-    # into the campaign, and its other students are never reached
+    # accounts (bought: disposable emails) have evidence of their own; one student does too (say, a false
+    # positive). The NAT links the flagged accounts, but only as evidence inside their own communities: the lab
+    # is never merged into the campaign, and its other students are never reached. (Accounts with their own
+    # emails behind one address would be a cohort at one site, test_site_cohort.py: not decided at all)
     feed = Feed(rules)
     nat = {"ip": "192.0.2.44", "ja4": "t13d-lab"}
     student = {**aged("grant-1"), "kyc": "email", "email_domain_class": "edu"}
@@ -364,8 +371,8 @@ def test_weak_values_never_join_two_communities(rules):
     outs = []
     for r in range(2):
         outs.append(feed("student0", "org-s0", student, client=nat, request=trace(90 + r)))
-        outs += [feed(f"ring-{k}", f"org-r{k}", young("card-1"), client=nat, request=trace(r * 10 + k))
-                 for k in range(4)]
+        outs += [feed(f"ring-{k}", f"org-r{k}", {**young("card-1"), "email_domain_class": "disposable"}, client=nat,
+                      request=trace(r * 10 + k)) for k in range(4)]
     camp, lab = feed.cluster_of("ring-0"), feed.cluster_of("student1")
     assert camp.cid != lab.cid and camp.kind == lab.kind == COMMUNITY
     assert set(camp.members) == {f"ring-{k}" for k in range(4)}
@@ -411,7 +418,7 @@ def test_a_ring_member_tied_to_a_community_by_a_strong_value_moves_there(rules):
 
 def test_device_shared_by_a_decided_ring_is_decided_but_an_ip_block_is_not(rules):
     feed = Feed(rules)
-    outs = _evidence_ring(feed, client={"device_id": "dev-77", "ip": "198.51.100.7"})
+    outs = _evidence_ring(feed, client={"device_id": "dev-77"}, exits=True)
     decided_values = {(d.scope, d.value) for o in outs for d in o.decisions if d.scope != "account"}
     assert decided_values == {("payment_fp", "card-1"), ("device_id", "dev-77")}
 
