@@ -9,7 +9,7 @@ from app.detect.cluster import COMMUNITY, RING, ClusterState, Live, cluster_sign
 from app.detect.messages import Link
 from app.emit.records import stable_id
 from app.policy import attribution, feedback
-from app.policy.decide import Subject, decide
+from app.policy.decide import Subject, decide, settled, step_plan
 from app.rules.model import Rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
@@ -182,19 +182,22 @@ class ClusterStage(Stage):
         rules = self.rules
         memo = c.assessed
         if memo is not None and memo[0] == c.rev and memo[1] is rules and not _infra_stale(c, rules):
-            a, gate = memo[2], memo[3]
+            a, gate, plan = memo[2], memo[3], memo[4]
         else:
             hits = cluster_signals(c, rules)
             a = assess(hits) if hits else None
             gate = attribution.cluster_gate(c, rules) if hits else None
-            c.assessed = (c.rev, rules, a, gate)
+            plan = step_plan(a, rules) if a is not None else None
+            c.assessed = (c.rev, rules, a, gate, plan)
         if a is None:
             return False
-        subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
         if gate is None:
             sup = self._suppressed(c, ts)
             gate = feedback.suppressed_gate(sup) if sup is not None else None
-        alert, decision = decide(c, subj, a, ts, rules, gate=gate)
+        if settled(c, a, plan, ts, rules, gate=gate):
+            return False  # what `decide` would make of it: nothing (the subject is not made)
+        subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
+        alert, decision = decide(c, subj, a, ts, rules, gate=gate, plan=plan)
         if alert is not None:
             out.alerts.append(alert)
         if decision is None:
