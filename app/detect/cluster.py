@@ -147,8 +147,9 @@ class Value:
 
 class Live:
     """The cluster's live decision: a fact about the cluster (its evidence and level), from which each
-    member's decision is made under the rules in force when the member is reached."""
-    __slots__ = ("action", "alert_id", "decision_id", "mode", "reasons", "ts_ms", "ttl_s")
+    member's decision is made under the rules in force when the member is reached. `judged`: attribution's
+    memo of it under the rules in force (`live_now`; not stored)."""
+    __slots__ = ("action", "alert_id", "decision_id", "judged", "mode", "reasons", "ts_ms", "ttl_s")
 
     def __init__(self, decision_id: str, action: str, ttl_s: int, reasons: tuple[str, ...], alert_id: str,
                  mode: str, ts_ms: int) -> None:
@@ -159,6 +160,7 @@ class Live:
         self.alert_id = alert_id
         self.mode = mode
         self.ts_ms = ts_ms
+        self.judged: tuple | None = None
 
     @property
     def until_ms(self) -> int:

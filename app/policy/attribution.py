@@ -367,7 +367,17 @@ def live_now(live: Live, rules: Rules) -> tuple[str, str]:
       enforcing families.
     With unchanged rules this is the live decision's own action and mode (decide chose them that way).
     A live decision with a reason that is no signal code was not made by the score alone (an analyst's
-    verdict, say): it is not re-judged on signal weights and steps, only global shadow applies."""
+    verdict, say): it is not re-judged on signal weights and steps, only global shadow applies.
+    Made again only under other rules (`Live.judged`: a live decision's fields do not change)."""
+    memo = live.judged
+    if memo is not None and memo[0] is rules:
+        return memo[1]
+    now = _live_now(live, rules)
+    live.judged = (rules, now)
+    return now
+
+
+def _live_now(live: Live, rules: Rules) -> tuple[str, str]:
     p = rules.policy
     if not KNOWN_SIGNALS.issuperset(live.reasons):
         return live.action, "shadow" if rules.mode == "shadow" or live.mode == "shadow" else "enforce"
@@ -440,7 +450,7 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     p = _Pass(c, live, rules)
     if only is not None:
         m = c.members.get(only)
-        d = p.visit(only, m, ts_ms, allow, True) if m is not None and not p.holds(m) else None
+        d = p.visit(only, m, ts_ms, allow, True, held=False) if m is not None and not p.holds(m) else None
         return [d] if d is not None else []
     out: list[Decision] = []
     late = ts_ms != live.ts_ms
@@ -508,7 +518,8 @@ class _Index:
 def _index(c: ClusterState, live: Live, rules: Rules, v: View) -> _Index:
     """The cluster's reach index for `live`, `rules` and `v`, up to date."""
     idx, touched = c.reached, c.touched
-    if not isinstance(idx, _Index) or touched is None or idx.rules is not rules or idx.view != v:
+    if not isinstance(idx, _Index) or touched is None or idx.rules is not rules or (idx.view is not v
+                                                                                      and idx.view != v):
         idx = c.reached = _Index(c, live, rules, v)
         c.touched = set()
         return idx
@@ -552,11 +563,13 @@ class _Pass:
             self._bad = set(self.index().counts)
         return self._bad
 
-    def visit(self, acct: str, m: Member, ts_ms: int, allow: Allowlist, late: bool) -> Decision | None:
+    def visit(self, acct: str, m: Member, ts_ms: int, allow: Allowlist, late: bool,
+              held: bool | None = None) -> Decision | None:
         """`member_decision` for member `acct`; it leaves the index's candidates when it holds the live
-        decision at its level or cap (a decision made here gives it that)."""
+        decision at its level or cap (a decision made here gives it that). `held`: `holds(m)` when the caller
+        made it."""
         todo = self.index().todo
-        if self.holds(m):
+        if held if held is not None else self.holds(m):
             todo.discard(acct)
             return None
         ev = member_evidence(self.c, m, self.view())
