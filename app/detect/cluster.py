@@ -361,28 +361,36 @@ class ClusterState:
         return dropped
 
     def _count(self, m: Member, sign: int) -> None:
-        self.n_sum += sign * m.n
-        self.flagged_sum += sign * m.flagged
-        self.flagged_members += sign * (m.flagged > 0)
-        self.young += sign * m.young
-        self.risky += sign * m.risky
-        self.own += sign * bool(m.evidence)
-        self.network += sign * bool(m.own & OWN_NETWORK)
-        self.pivoted += sign * m.pivot
-        if m.net:
-            _bump(self.nets, m.net, sign)
+        self._tally(m.figures(), sign)
+
+    def _tally(self, fig: tuple, sign: int) -> None:
+        """Count a member in (sign 1) or out (-1) of the running figures, from its `Member.figures()` (all
+        they read is there, so a member whose figures did not change need not be counted out and in)."""
+        (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn) = fig
+        evidence = (own | (OWN_PAYMENT if payment else 0) | (OWN_HARVEST if harvest else 0)
+                    | (OWN_HARNESS if harness else 0))  # Member.evidence
+        self.n_sum += sign * n
+        self.flagged_sum += sign * flagged
+        self.flagged_members += sign * (flagged > 0)
+        self.young += sign * young
+        self.risky += sign * risky
+        self.own += sign * bool(evidence)
+        self.network += sign * bool(own & OWN_NETWORK)
+        self.pivoted += sign * pivot
+        if net:
+            _bump(self.nets, net, sign)
             self.netted += sign
-        if m.asn:
-            _bump(self.asns, m.asn, sign)
-        if m.block:
-            _bump(self.blocks, m.block, sign)
+        if asn:
+            _bump(self.asns, asn, sign)
+        if block:
+            _bump(self.blocks, block, sign)
             self.hosted += sign
-            if not m.evidence:
+            if not evidence:
                 self.hosted_plain += sign
-                _bump(self.plain_blocks, m.block, sign)
-            if not m.own & OWN_NETWORK:
+                _bump(self.plain_blocks, block, sign)
+            if not own & OWN_NETWORK:
                 self.hosted_no_net += sign
-                _bump(self.nonet_blocks, m.block, sign)
+                _bump(self.nonet_blocks, block, sign)
 
     # -- serialisation --------------------------------------------------------------------------------
     def snapshot(self) -> list:
@@ -436,7 +444,6 @@ class ClusterState:
                 self._evict_to(max_members)
             return True
         before = m.figures()
-        self._count(m, -1)
         if s.first_ms < m.first_ms:
             self._first_out(m.first_ms)
             self._first_in(s.first_ms)
@@ -459,8 +466,10 @@ class ClusterState:
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
             self.touch(s.account_id)
-        self._count(m, 1)
-        if m.figures() != before:
+        after = m.figures()
+        if after != before:  # counted out as it was and in as it is (the figures read nothing else)
+            self._tally(before, -1)
+            self._tally(after, 1)
             self.rev += 1
             self.touch(s.account_id)
         return False

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from app.detect.cluster import ClusterState, Member, max_values
-from app.detect.messages import Summary
+from app.detect.messages import OWN_NETWORK, OWN_OTHER, Summary
 
 SCOPES = ("payment_fp", "device_id", "template", "ip_prefix", "ja4")
 TIES = ("payment_fp", "device_id", "template", "ip_prefix", "ja4", "harness", "")
@@ -110,7 +110,18 @@ def _figures(c: ClusterState) -> tuple:
             c.infra_orgs, c.infra_key)
 
 
+_TALLIES = ("n_sum", "flagged_sum", "flagged_members", "young", "risky", "own", "network", "pivoted", "blocks",
+            "hosted", "hosted_plain", "hosted_no_net", "plain_blocks", "nonet_blocks", "nets", "netted", "asns")
+
+
+def _tallies(c: ClusterState) -> dict:
+    return {k: getattr(c, k) for k in _TALLIES}
+
+
 def _compare(new: ClusterState, old: Brute, window_ms: int) -> None:
+    # the running figures kept link by link (a member counted out and in only when its figures change) are
+    # those counted afresh over the members
+    assert _tallies(new) == _tallies(ClusterState.restore(new.snapshot()))
     assert {k: m.snapshot() for k, m in new.members.items()} == {k: m.snapshot() for k, m in old.members.items()}
     assert list(new.members) == list(old.members)          # same dict order
     assert [(k, v.snapshot()) for k, v in new.fps.items()] == [(k, v.snapshot()) for k, v in old.fps.items()]
@@ -239,3 +250,29 @@ def test_rev_changes_whenever_what_the_assessment_reads_changes(seed):
         if last is not None and last[0] == c.rev:
             assert now == last, step
         last = now
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_running_figures_follow_members_whose_network_and_evidence_change(seed):
+    """A member already in the cluster is counted out and in again only when its figures change (`add`): the
+    running figures, hosting blocks, networks and operators included, stay those counted afresh, through
+    summaries with new or unchanged egress, evidence, rings and stubs, removals and harness marks."""
+    rng = random.Random(seed)
+    c = ClusterState("c", 0)
+    for step in range(600):
+        k = rng.randrange(12)
+        r = rng.random()
+        if r < 0.85:
+            s = Summary(f"acct-{k:02d}", f"org-{k % 4}", 1000 * k, rng.random() < 0.3, rng.random() < 0.5,
+                        rng.choice([0, rng.randrange(1, 30)]), rng.randrange(0, 3), rng.random() < 0.2,
+                        rng.random() < 0.4, rng.choice([0, 0, OWN_NETWORK, OWN_OTHER, OWN_NETWORK | OWN_OTHER]),
+                        rng.random() < 0.5, rng.choice([0, 0, 11, 22]), rng.choice([0, 5, 6, 7]),
+                        rng.choice([0, 100, 200]))
+            c.add(s, 10, rng.choice(TIES), rng.choice(["", "payment_fp:p1", "template:sys:h1"]),
+                  rng.randrange(0, 50) * 1000, rng.random() < 0.1, rng.random() < 0.1, rng.random() < 0.1)
+        elif r < 0.93 and c.members:
+            c.remove(rng.choice(sorted(c.members)))
+        else:
+            c.note_fp("template:sys:h1", 3, 3, 0, 64, step, True)
+            c.mark_harness("template:sys:h1")
+        assert _tallies(c) == _tallies(ClusterState.restore(c.snapshot())), step
