@@ -12,7 +12,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush
 
-from app.detect.hits import Hit, at_least
+from app.detect.hits import Hit, fired
+from app.detect.hits import at_least as _at_least
 from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 
 COMMUNITY, RING = "community", "ring"
@@ -704,10 +705,12 @@ def _first_not_in(keys: dict[str, None], kept: set[str], n: int) -> list[str]:
     return out
 
 
-def cluster_signals(c: ClusterState, rules) -> list[Hit]:
-    """Every cluster signal that fires on the cluster as it is now, with its figure."""
+def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:
+    """Every cluster signal that fires on the cluster as it is now, with its figure. `texts` False: without
+    their texts (empty details; the same hits otherwise, the same effects on the cluster)."""
     hits: list[Hit] = []
     sig = rules.signal
+    at_least = _at_least if texts else fired
     size = len(c.members)
     n, flagged, young, pivoted = c.n_sum, c.flagged_sum, c.young, c.pivoted
     at_least(sig("CL_SIZE"), size, lambda: f"{size} accounts linked through shared "

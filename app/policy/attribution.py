@@ -132,13 +132,14 @@ def account_limits(young: bool, kyc: str | None, email: str | None, hits: list[H
 
 
 # -- clusters -------------------------------------------------------------------------------------------
-def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
+def cluster_gate(c: ClusterState, rules: Rules, texts: bool = True) -> Reason | None:
     """Why this cluster may not be decided (the reason its alert carries), or None when it may. Shared
     values alone are not a campaign (a lab's grant card, a company's onboarding card, a hackathon's starter
     prompt): a cluster is decided only with members whose own behaviour is flagged, and only when it is
     made of new, disposable or KYC-less accounts, or its members send from spread networks
     (`spread_networks`): aged, verified colleagues share a site's network and are colleagues, whatever they
-    share and whatever a content classifier makes of their prompts."""
+    share and whatever a content classifier makes of their prompts. `texts` False: the reason without its
+    text (an empty detail)."""
     at = rules.policy.attribution
     size = len(c.members)
     v = view(c, rules)
@@ -146,13 +147,14 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     if own < at.cluster_min_own_members:
         return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
                       f"{own} of {size} members have abuse evidence of their own: shared values alone are "
-                      "not acted on")
+                      "not acted on" if texts else "")
     if v.aged_cap == NOTHING:  # mostly aged, verified members, not on spread networks (`aged_cap`)
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
                       f"{c.risky} of {size} members are new, disposable or KYC-less, and its {c.netted} members "
                       f"with a known network send from {len(c.nets)} IP blocks of {len(c.asns)} network operators: "
                       "a community of aged, verified accounts on shared networks is colleagues, whatever its "
-                      "members' content looks like (a lab's benchmark sweeps can read like trace elicitation)")
+                      "members' content looks like (a lab's benchmark sweeps can read like trace elicitation)"
+                      if texts else "")
     return None
 
 

@@ -182,22 +182,34 @@ class ClusterStage(Stage):
         rules = self.rules
         memo = c.assessed
         if memo is not None and memo[0] == c.rev and memo[1] is rules and not _infra_stale(c, rules):
-            a, gate, plan = memo[2], memo[3], memo[4]
+            a, gate, plan, texts = memo[2], memo[3], memo[4], memo[5]
         else:
-            hits = cluster_signals(c, rules)
+            # first without the texts, which only an alert reads: most assessments of a decided cluster
+            # change nothing (`settled`)
+            hits = cluster_signals(c, rules, texts=False)
             a = assess(hits) if hits else None
-            gate = attribution.cluster_gate(c, rules) if hits else None
+            gate = attribution.cluster_gate(c, rules, texts=False) if hits else None
             plan = step_plan(a, rules) if a is not None else None
-            c.assessed = (c.rev, rules, a, gate, plan)
+            texts = False
+            c.assessed = (c.rev, rules, a, gate, plan, texts)
         if a is None:
             return False
-        if gate is None:
+        g = gate
+        if g is None:
             sup = self._suppressed(c, ts)
-            gate = feedback.suppressed_gate(sup) if sup is not None else None
-        if settled(c, a, plan, ts, rules, gate=gate):
+            g = feedback.suppressed_gate(sup) if sup is not None else None
+        if settled(c, a, plan, ts, rules, gate=g):
             return False  # what `decide` would make of it: nothing (the subject is not made)
+        if not texts:
+            # the same signals and gate with their texts: nothing they read changed since (`rev`, and the
+            # kept infra value is fresh), and the step and score are those of the hits without texts
+            a = assess(cluster_signals(c, rules))
+            gate = attribution.cluster_gate(c, rules) if gate is not None else None
+            c.assessed = (c.rev, rules, a, gate, plan, True)
+            if gate is not None:
+                g = gate
         subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
-        alert, decision = decide(c, subj, a, ts, rules, gate=gate, plan=plan)
+        alert, decision = decide(c, subj, a, ts, rules, gate=g, plan=plan)
         if alert is not None:
             out.alerts.append(alert)
         if decision is None:

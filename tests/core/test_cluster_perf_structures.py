@@ -246,6 +246,14 @@ def test_rev_changes_whenever_what_the_assessment_reads_changes(seed):
         now = (c.rev, cluster_signals(fresh, rules), cluster_gate(fresh, rules),
                view(ClusterState.restore(c.snapshot()), rules))
         assert view(c, rules) == now[3]
+        # without texts (the stage's first assessment): the same hits and gate, with empty details
+        bare = ClusterState.restore(c.snapshot())
+        hits, gate = cluster_signals(bare, rules, texts=False), cluster_gate(bare, rules, texts=False)
+        assert [(h.signal, h.value, "") for h in now[1]] == [(h.signal, h.value, h.detail) for h in hits]
+        assert (gate is None) == (now[2] is None)
+        assert gate is None or (gate.code, gate.value, gate.threshold, gate.detail) == (
+            now[2].code, now[2].value, now[2].threshold, "")
+        assert bare.snapshot() == fresh.snapshot() and bare.rev == fresh.rev  # the same effects on the cluster
         assert c.sync_start(60_000) == brute_sync(c, 60_000)  # kept while the first requests stay the same
         if last is not None and last[0] == c.rev:
             assert now == last, step
