@@ -472,7 +472,8 @@ class ClusterState:
             self._tally(before, -1)
             self._tally(after, 1)
             self.rev += 1
-            self.touch(s.account_id)
+            if _reach_moved(before, after):
+                self.touch(s.account_id)
         return False
 
     def remove(self, acct: str) -> Member | None:
@@ -682,6 +683,16 @@ class ClusterState:
                 self._counts_w = window_ms
             self.sync = max(counts, default=0)
         return self.sync
+
+
+def _reach_moved(before: tuple, after: tuple) -> bool:
+    """Whether a member's change of figures (`Member.figures()`: first_ms, young, risky, n, flagged, own, pivot,
+    block, payment, ties, harvest, harness, net, asn) changes what attribution's reach reads of its record (its
+    tie and its evidence as any view sees it: `evidence_of`, `tie_cap`): not its first request, youth, pivot,
+    network or operator (those reach it through the cluster's figures, whose view is another view), nor its
+    request count while it has no flagged request (the count only weighs flagged requests)."""
+    return (before[2] != after[2] or before[4:6] != after[4:6] or before[7:12] != after[7:12]
+            or (before[3] != after[3] and (before[4] or after[4])))
 
 
 def _bump(counts: dict[int, int], key: int, sign: int) -> None:

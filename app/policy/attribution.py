@@ -574,6 +574,8 @@ class _Pass:
         if held if held is not None else self.holds(m):
             todo.discard(acct)
             return None
+        if acct not in todo:
+            return None  # set aside by the index (a pass found it holding the live decision at its level or cap)
         ev = member_evidence(self.c, m, self.view())
         bad = _NONE if ev else self.flagged()
         if not ev and bad.isdisjoint(m.strong):
