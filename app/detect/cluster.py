@@ -716,11 +716,35 @@ def _first_not_in(keys: dict[str, None], kept: set[str], n: int) -> list[str]:
     return out
 
 
+# the signals cluster_signals reads, in the order it reads them
+_SIGNAL_CODES = ("CL_SIZE", "CL_CONTENT", "CL_VOLUME", "CL_YOUNG", "CL_EGRESS", "CL_SYNC_START", "CL_MODEL_PIVOT",
+                 "ACCT_MODEL_PIVOT", "FP_PAYMENT_SHARED", "FP_SHARED_UNRELATED")
+_signals_of: dict[int, tuple] = {}  # id(rules) -> (rules, its signals by code)
+
+
+def _signals(rules) -> dict:
+    """`rules.signal(code)` of every code in _SIGNAL_CODES, looked up once per rules object (not ten times an
+    assessment); the rules object is kept beside them, so a new object at a reused id is looked up afresh."""
+    got = _signals_of.get(id(rules))
+    if got is not None and got[0] is rules:
+        return got[1]
+    if len(_signals_of) >= 8:  # rules change rarely (a reload, explain's variants): keep a few
+        _signals_of.clear()
+    sigs = {code: rules.signal(code) for code in _SIGNAL_CODES}
+    _signals_of[id(rules)] = (rules, sigs)
+    return sigs
+
+
+def cluster_signal(rules, code: str):
+    """`rules.signal(code)` for a code in _SIGNAL_CODES, looked up once per rules object."""
+    return _signals(rules)[code]
+
+
 def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:
     """Every cluster signal that fires on the cluster as it is now, with its figure. `texts` False: without
     their texts (empty details; the same hits otherwise, the same effects on the cluster)."""
     hits: list[Hit] = []
-    sig = rules.signal
+    sig = _signals(rules).__getitem__
     at_least = _at_least if texts else fired
     size = len(c.members)
     n, flagged, young, pivoted = c.n_sum, c.flagged_sum, c.young, c.pivoted

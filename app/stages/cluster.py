@@ -5,7 +5,16 @@ and how far is decided in `app.policy.attribution`."""
 from __future__ import annotations
 
 from app.allowlist import Allowlist
-from app.detect.cluster import COMMUNITY, RING, ClusterState, Live, cluster_signals, max_values, tie_scope
+from app.detect.cluster import (
+    COMMUNITY,
+    RING,
+    ClusterState,
+    Live,
+    cluster_signal,
+    cluster_signals,
+    max_values,
+    tie_scope,
+)
 from app.detect.messages import Link
 from app.emit.records import stable_id
 from app.policy import attribution, feedback
@@ -38,7 +47,7 @@ class IndexEntry:
 def _infra_stale(c: ClusterState, rules: Rules) -> bool:
     """Whether `cluster_signals` may rescan the cluster's infra values now (`fresh_infra`): then what it
     makes depends on the time as well, and an earlier assessment is not reused."""
-    s = rules.signal("FP_SHARED_UNRELATED")
+    s = cluster_signal(rules, "FP_SHARED_UNRELATED")
     return s is not None and bool(s.window_ms) and c.infra_stale(c.last_ms, s.window_ms)
 
 
@@ -80,6 +89,8 @@ class ClusterStage(Stage):
         """Union by size; the absorbed clusters' keys are re-pointed to the one that remains."""
         if not found:
             return None
+        if len(found) == 1:
+            return next(iter(found.values()))  # nothing to merge
         ordered = sorted(found.values(), key=lambda c: (-len(c.members), c.cid))
         c = ordered[0]
         prefix = _STRONG if c.kind == COMMUNITY else _WEAK
@@ -184,10 +195,10 @@ class ClusterStage(Stage):
         if memo is not None and memo[0] == c.rev and memo[1] is rules and not _infra_stale(c, rules):
             a, gate, plan, texts = memo[2], memo[3], memo[4], memo[5]
         else:
-            # first without the texts, which only an alert reads: most assessments of a decided cluster
-            # change nothing (`settled`)
+            # first without the texts, nor the hits in their order, which only an alert reads: most
+            # assessments of a decided cluster change nothing (`settled`)
             hits = cluster_signals(c, rules, texts=False)
-            a = assess(hits) if hits else None
+            a = assess(hits, ordered=False) if hits else None
             gate = attribution.cluster_gate(c, rules, texts=False) if hits else None
             plan = step_plan(a, rules) if a is not None else None
             texts = False

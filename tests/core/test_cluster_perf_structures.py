@@ -284,3 +284,28 @@ def test_running_figures_follow_members_whose_network_and_evidence_change(seed):
             c.note_fp("template:sys:h1", 3, 3, 0, 64, step, True)
             c.mark_harness("template:sys:h1")
         assert _tallies(c) == _tallies(ClusterState.restore(c.snapshot())), step
+
+
+def test_cluster_signals_look_signals_up_again_under_other_rules():
+    """cluster_signals keeps the signals it reads per rules object (`_signals`): under another rules object, at
+    the same id or not, it reads that one's (a threshold raised, a signal disabled)."""
+    import dataclasses
+
+    from app.detect.cluster import _signals_of, cluster_signal, cluster_signals
+    from app.rules.load import load_rules
+    from app.settings import DEFAULT_RULES
+
+    rules = load_rules(DEFAULT_RULES)
+    c = ClusterState("c", 0)
+    for k in range(12):
+        c.add(Summary(f"a{k}", f"org-{k}", 1000 * k, True, True, 5, 0), 50, "device_id", "device_id:d", 1000)
+    size = rules.signals["CL_SIZE"]
+    assert "CL_SIZE" in {h.signal.code for h in cluster_signals(c, rules)}
+    higher = dataclasses.replace(rules, signals={**rules.signals, "CL_SIZE": dataclasses.replace(size, threshold=99)})
+    off = dataclasses.replace(rules, signals={**rules.signals, "CL_SIZE": dataclasses.replace(size, enabled=False)})
+    assert "CL_SIZE" not in {h.signal.code for h in cluster_signals(c, higher)}
+    assert cluster_signal(higher, "CL_SIZE").threshold == 99 and cluster_signal(off, "CL_SIZE") is None
+    assert "CL_SIZE" in {h.signal.code for h in cluster_signals(c, rules)}
+    # a rules object that took a forgotten one's id is not served the old one's signals
+    _signals_of[id(rules)] = (higher, {})
+    assert cluster_signal(rules, "CL_SIZE") is size
