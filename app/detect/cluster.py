@@ -450,20 +450,31 @@ class ClusterState:
             self._first_in(s.first_ms)
             m.first_ms = s.first_ms
             heappush(self._oldest, (s.first_ms, s.account_id))
-        m.org = m.org or (s.org or "")
-        m.young = m.young or s.young
-        m.risky = m.risky or s.risky
-        m.throwaway = m.throwaway or s.throwaway
-        m.n = max(m.n, s.n)
-        m.flagged = max(m.flagged, s.flagged)
+        # each field written only when it changes (a repeated link changes none): sticky flags, maxima
+        if not m.org and s.org:
+            m.org = s.org
+        if s.young and not m.young:
+            m.young = s.young
+        if s.risky and not m.risky:
+            m.risky = s.risky
+        if s.throwaway and not m.throwaway:
+            m.throwaway = s.throwaway
+        if s.n > m.n:
+            m.n = s.n
+        if s.flagged > m.flagged:
+            m.flagged = s.flagged
         if s.n and ts_ms >= m.seen_ms:
             m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn = s.own, s.pivot, ts_ms, s.hosting_block, s.net, s.asn
         elif not m.block:
             m.block = s.hosting_block  # a value's record of a quiet member's egress (fingerprint._stub)
-        m.payment = m.payment or payment_ring
-        m.harvest = m.harvest or harvest
-        m.harness = m.harness or (harness and m.throwaway)
-        m.ties |= bit
+        if payment_ring and not m.payment:
+            m.payment = payment_ring
+        if harvest and not m.harvest:
+            m.harvest = harvest
+        if harness and m.throwaway and not m.harness:
+            m.harness = True
+        if bit & ~m.ties:
+            m.ties |= bit
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
             self.touch(s.account_id)

@@ -136,7 +136,8 @@ class ClusterStage(Stage):
         s = link.summary
         acct = s.account_id
         max_members = rules.cluster.max_members
-        mine = self._cluster_of(_ACCOUNT + acct, ts)
+        key = _ACCOUNT + acct
+        mine = self._cluster_of(key, ts)
         tie = tie_scope(link.fp, link.strong)
         if link.strong:
             # a strong value joins communities: the account's, its anchor's and the value's
@@ -149,20 +150,23 @@ class ClusterStage(Stage):
             c, index_key = mine, ""
         else:
             c, index_key = self._join(RING, mine, link, _WEAK, ts, prov)
-        c.last_ms = max(c.last_ms, ts)
+        if ts > c.last_ms:
+            c.last_ms = ts
         # the member's own evidence before this link, which only a live decision's pass below reads
-        # (nothing between here and there makes a decision live without deciding)
-        m_before = c.members.get(acct) if c.live is not None and ts < c.live.until_ms else None
+        # (nothing between here and there makes a decision live without deciding, nor ends one)
+        live = c.live
+        live = live if live is not None and ts < live.until_ms else None
+        m_before = c.members.get(acct) if live is not None else None
         own_before = (attribution.member_evidence(c, m_before, attribution.view(c, rules)) if m_before is not None
                       else -1)
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules)
-        harness = attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
+        harness = tie == "harness" and attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
         c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring, link.harvest, harness)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
                   link.strong)
         if harness:
             c.mark_harness(link.fp)
-        self.index.put(_ACCOUNT + acct, IndexEntry(c.cid, ts), prov)
+        self.index.put(key, IndexEntry(c.cid, ts), prov)
         if index_key:
             self.index.put(index_key, IndexEntry(c.cid, ts), prov)
         m = c.members.get(acct)
@@ -175,7 +179,7 @@ class ClusterStage(Stage):
         decided = self._assess(c, ts, out)
         if decided:
             out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
-        elif c.live is not None and ts < c.live.until_ms and m is not None and not self._suppressed(c, ts):
+        elif live is not None and m is not None and not self._suppressed(c, ts):
             own_now = attribution.member_evidence(c, m, attribution.view(c, rules))
             if own_now != own_before and own_now:
                 # new own evidence: its strong values now reach their other holders too
