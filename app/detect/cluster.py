@@ -195,6 +195,10 @@ class ClusterState:
         "_firsts",
         "_oldest",
         "_other",
+        "_pool_nonet",
+        "_pool_plain",
+        "_pool_s",
+        "_shared",
         "_tmpl",
         "asns",
         "assessed",
@@ -279,6 +283,11 @@ class ClusterState:
         self._counts_w = 0
         self._tmpl: dict[str, None] = {}
         self._other: dict[str, None] = {}
+        # for a pool's spread `_pool_s` (0: none kept yet): the hosting blocks that many members send from,
+        # and the members of `plain_blocks` and `nonet_blocks` behind them (`_pooled`), kept up to date
+        self._pool_s = 0
+        self._shared: set[int] = set()
+        self._pool_plain = self._pool_nonet = 0
         self.rev = 0
         self.assessed: object = None
         self.viewed: object = None
@@ -384,14 +393,29 @@ class ClusterState:
         if asn:
             _bump(self.asns, asn, sign)
         if block:
-            _bump(self.blocks, block, sign)
+            blocks = self.blocks
+            had = blocks.get(block, 0)
+            _bump(blocks, block, sign)
+            s = self._pool_s
+            if s and (had >= s) != (had + sign >= s):  # the block comes to, or leaves, the pool's spread
+                if sign > 0:
+                    self._shared.add(block)
+                else:
+                    self._shared.discard(block)
+                self._pool_plain += sign * self.plain_blocks.get(block, 0)
+                self._pool_nonet += sign * self.nonet_blocks.get(block, 0)
+            pooled = s and block in self._shared
             self.hosted += sign
             if not evidence:
                 self.hosted_plain += sign
                 _bump(self.plain_blocks, block, sign)
+                if pooled:
+                    self._pool_plain += sign
             if not own & OWN_NETWORK:
                 self.hosted_no_net += sign
                 _bump(self.nonet_blocks, block, sign)
+                if pooled:
+                    self._pool_nonet += sign
 
     # -- serialisation --------------------------------------------------------------------------------
     def snapshot(self) -> list:
@@ -588,6 +612,7 @@ class ClusterState:
         self.hosted = self.hosted_plain = self.hosted_no_net = 0
         self.blocks, self.plain_blocks, self.nonet_blocks = {}, {}, {}
         self.nets, self.netted, self.asns = {}, 0, {}
+        self._pool_s = 0
         for m in self.members.values():
             self._count(m, 1)
 
@@ -667,20 +692,36 @@ class ClusterState:
 
     def own_count(self, spread: int) -> int:
         """Members with own evidence, egress from a spread pool (`egress_spread`) included."""
-        return self.own + self._pooled(self.hosted_plain, self.plain_blocks, spread)
+        if not spread:
+            return self.own
+        if spread == 1:
+            return self.own + self.hosted_plain
+        self._pool(spread)
+        return self.own + self._pool_plain
 
     def network_count(self, spread: int) -> int:
         """Members with egress evidence, egress from a spread pool included."""
-        return self.network + self._pooled(self.hosted_no_net, self.nonet_blocks, spread)
-
-    def _pooled(self, total: int, by_block: dict[int, int], spread: int) -> int:
-        """Of `total` hosted members (`by_block`: per block), those behind a block with `spread` members."""
         if not spread:
-            return 0
+            return self.network
         if spread == 1:
-            return total
-        blocks = self.blocks
-        return sum(n for b, n in by_block.items() if blocks[b] >= spread)
+            return self.network + self.hosted_no_net
+        self._pool(spread)
+        return self.network + self._pool_nonet
+
+    def shared_blocks(self, spread: int) -> set[int]:
+        """The hosting blocks at least `spread` (above 1) members send from (do not change the set)."""
+        self._pool(spread)
+        return self._shared
+
+    def _pool(self, spread: int) -> None:
+        """Keep the blocks with `spread` members, and the plain and no-net members behind them, from now on
+        (`_tally` keeps them up to date; counted afresh for another spread)."""
+        if spread != self._pool_s:
+            blocks = self.blocks
+            self._shared = {b for b, n in blocks.items() if n >= spread}
+            self._pool_plain = sum(n for b, n in self.plain_blocks.items() if blocks[b] >= spread)
+            self._pool_nonet = sum(n for b, n in self.nonet_blocks.items() if blocks[b] >= spread)
+            self._pool_s = spread
 
     def sync_start(self, window_ms: int) -> int:
         """Largest number of members whose first request falls inside one window (cached until a first

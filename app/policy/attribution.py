@@ -244,7 +244,7 @@ def view(c: ClusterState, rules: Rules) -> View:
     if memo is not None and memo[0] == c.rev and memo[1] is rules:
         return memo[2]
     sp = spread(c, rules)
-    shared = frozenset(b for b, n in c.blocks.items() if n >= sp) if sp > 1 else frozenset()
+    shared = frozenset(c.shared_blocks(sp)) if sp > 1 else frozenset()
     v = View(sp, rules.policy.attribution.own_content_min_share if pooled(c, rules) else None, shared,
              aged_cap(c, rules))
     c.viewed = (c.rev, rules, v)

@@ -267,6 +267,7 @@ def test_running_figures_follow_members_whose_network_and_evidence_change(seed):
     summaries with new or unchanged egress, evidence, rings and stubs, removals and harness marks."""
     rng = random.Random(seed)
     c = ClusterState("c", 0)
+    spread = 2 + seed % 3
     for step in range(600):
         k = rng.randrange(12)
         r = rng.random()
@@ -274,7 +275,7 @@ def test_running_figures_follow_members_whose_network_and_evidence_change(seed):
             s = Summary(f"acct-{k:02d}", f"org-{k % 4}", 1000 * k, rng.random() < 0.3, rng.random() < 0.5,
                         rng.choice([0, rng.randrange(1, 30)]), rng.randrange(0, 3), rng.random() < 0.2,
                         rng.random() < 0.4, rng.choice([0, 0, OWN_NETWORK, OWN_OTHER, OWN_NETWORK | OWN_OTHER]),
-                        rng.random() < 0.5, rng.choice([0, 0, 11, 22]), rng.choice([0, 5, 6, 7]),
+                        rng.random() < 0.5, rng.choice([0, 0, 11, 22, 33]), rng.choice([0, 5, 6, 7]),
                         rng.choice([0, 100, 200]))
             c.add(s, 10, rng.choice(TIES), rng.choice(["", "payment_fp:p1", "template:sys:h1"]),
                   rng.randrange(0, 50) * 1000, rng.random() < 0.1, rng.random() < 0.1, rng.random() < 0.1)
@@ -284,6 +285,13 @@ def test_running_figures_follow_members_whose_network_and_evidence_change(seed):
             c.note_fp("template:sys:h1", 3, 3, 0, 64, step, True)
             c.mark_harness("template:sys:h1")
         assert _tallies(c) == _tallies(ClusterState.restore(c.snapshot())), step
+        # the pool's blocks and the members behind them, kept link by link for one spread, are those counted
+        # afresh
+        blocks = c.blocks
+        assert c.shared_blocks(spread) == {b for b, n in blocks.items() if n >= spread}, step
+        assert c.own_count(spread) == c.own + sum(n for b, n in c.plain_blocks.items() if blocks[b] >= spread)
+        assert c.network_count(spread) == c.network + sum(n for b, n in c.nonet_blocks.items()
+                                                          if blocks[b] >= spread)
 
 
 def test_cluster_signals_look_signals_up_again_under_other_rules():
