@@ -12,7 +12,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush
 
-from app.detect.hits import Hit, at_least
+from app.detect.hits import Hit, fired
+from app.detect.hits import at_least as _at_least
 from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 
 COMMUNITY, RING = "community", "ring"
@@ -147,8 +148,9 @@ class Value:
 
 class Live:
     """The cluster's live decision: a fact about the cluster (its evidence and level), from which each
-    member's decision is made under the rules in force when the member is reached."""
-    __slots__ = ("action", "alert_id", "decision_id", "mode", "reasons", "ts_ms", "ttl_s")
+    member's decision is made under the rules in force when the member is reached. `judged`: attribution's
+    memo of it under the rules in force (`live_now`; not stored)."""
+    __slots__ = ("action", "alert_id", "decision_id", "judged", "mode", "reasons", "ts_ms", "ttl_s")
 
     def __init__(self, decision_id: str, action: str, ttl_s: int, reasons: tuple[str, ...], alert_id: str,
                  mode: str, ts_ms: int) -> None:
@@ -159,6 +161,7 @@ class Live:
         self.alert_id = alert_id
         self.mode = mode
         self.ts_ms = ts_ms
+        self.judged: tuple | None = None
 
     @property
     def until_ms(self) -> int:
@@ -192,6 +195,10 @@ class ClusterState:
         "_firsts",
         "_oldest",
         "_other",
+        "_pool_nonet",
+        "_pool_plain",
+        "_pool_s",
+        "_shared",
         "_tmpl",
         "asns",
         "assessed",
@@ -276,6 +283,11 @@ class ClusterState:
         self._counts_w = 0
         self._tmpl: dict[str, None] = {}
         self._other: dict[str, None] = {}
+        # for a pool's spread `_pool_s` (0: none kept yet): the hosting blocks that many members send from,
+        # and the members of `plain_blocks` and `nonet_blocks` behind them (`_pooled`), kept up to date
+        self._pool_s = 0
+        self._shared: set[int] = set()
+        self._pool_plain = self._pool_nonet = 0
         self.rev = 0
         self.assessed: object = None
         self.viewed: object = None
@@ -359,28 +371,51 @@ class ClusterState:
         return dropped
 
     def _count(self, m: Member, sign: int) -> None:
-        self.n_sum += sign * m.n
-        self.flagged_sum += sign * m.flagged
-        self.flagged_members += sign * (m.flagged > 0)
-        self.young += sign * m.young
-        self.risky += sign * m.risky
-        self.own += sign * bool(m.evidence)
-        self.network += sign * bool(m.own & OWN_NETWORK)
-        self.pivoted += sign * m.pivot
-        if m.net:
-            _bump(self.nets, m.net, sign)
+        self._tally(m.figures(), sign)
+
+    def _tally(self, fig: tuple, sign: int) -> None:
+        """Count a member in (sign 1) or out (-1) of the running figures, from its `Member.figures()` (all
+        they read is there, so a member whose figures did not change need not be counted out and in)."""
+        (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn) = fig
+        evidence = (own | (OWN_PAYMENT if payment else 0) | (OWN_HARVEST if harvest else 0)
+                    | (OWN_HARNESS if harness else 0))  # Member.evidence
+        self.n_sum += sign * n
+        self.flagged_sum += sign * flagged
+        self.flagged_members += sign * (flagged > 0)
+        self.young += sign * young
+        self.risky += sign * risky
+        self.own += sign * bool(evidence)
+        self.network += sign * bool(own & OWN_NETWORK)
+        self.pivoted += sign * pivot
+        if net:
+            _bump(self.nets, net, sign)
             self.netted += sign
-        if m.asn:
-            _bump(self.asns, m.asn, sign)
-        if m.block:
-            _bump(self.blocks, m.block, sign)
+        if asn:
+            _bump(self.asns, asn, sign)
+        if block:
+            blocks = self.blocks
+            had = blocks.get(block, 0)
+            _bump(blocks, block, sign)
+            s = self._pool_s
+            if s and (had >= s) != (had + sign >= s):  # the block comes to, or leaves, the pool's spread
+                if sign > 0:
+                    self._shared.add(block)
+                else:
+                    self._shared.discard(block)
+                self._pool_plain += sign * self.plain_blocks.get(block, 0)
+                self._pool_nonet += sign * self.nonet_blocks.get(block, 0)
+            pooled = s and block in self._shared
             self.hosted += sign
-            if not m.evidence:
+            if not evidence:
                 self.hosted_plain += sign
-                _bump(self.plain_blocks, m.block, sign)
-            if not m.own & OWN_NETWORK:
+                _bump(self.plain_blocks, block, sign)
+                if pooled:
+                    self._pool_plain += sign
+            if not own & OWN_NETWORK:
                 self.hosted_no_net += sign
-                _bump(self.nonet_blocks, m.block, sign)
+                _bump(self.nonet_blocks, block, sign)
+                if pooled:
+                    self._pool_nonet += sign
 
     # -- serialisation --------------------------------------------------------------------------------
     def snapshot(self) -> list:
@@ -434,33 +469,46 @@ class ClusterState:
                 self._evict_to(max_members)
             return True
         before = m.figures()
-        self._count(m, -1)
         if s.first_ms < m.first_ms:
             self._first_out(m.first_ms)
             self._first_in(s.first_ms)
             m.first_ms = s.first_ms
             heappush(self._oldest, (s.first_ms, s.account_id))
-        m.org = m.org or (s.org or "")
-        m.young = m.young or s.young
-        m.risky = m.risky or s.risky
-        m.throwaway = m.throwaway or s.throwaway
-        m.n = max(m.n, s.n)
-        m.flagged = max(m.flagged, s.flagged)
+        # each field written only when it changes (a repeated link changes none): sticky flags, maxima
+        if not m.org and s.org:
+            m.org = s.org
+        if s.young and not m.young:
+            m.young = s.young
+        if s.risky and not m.risky:
+            m.risky = s.risky
+        if s.throwaway and not m.throwaway:
+            m.throwaway = s.throwaway
+        if s.n > m.n:
+            m.n = s.n
+        if s.flagged > m.flagged:
+            m.flagged = s.flagged
         if s.n and ts_ms >= m.seen_ms:
             m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn = s.own, s.pivot, ts_ms, s.hosting_block, s.net, s.asn
         elif not m.block:
             m.block = s.hosting_block  # a value's record of a quiet member's egress (fingerprint._stub)
-        m.payment = m.payment or payment_ring
-        m.harvest = m.harvest or harvest
-        m.harness = m.harness or (harness and m.throwaway)
-        m.ties |= bit
+        if payment_ring and not m.payment:
+            m.payment = payment_ring
+        if harvest and not m.harvest:
+            m.harvest = harvest
+        if harness and m.throwaway and not m.harness:
+            m.harness = True
+        if bit & ~m.ties:
+            m.ties |= bit
         if strong_value and strong_value not in m.strong and len(m.strong) < MAX_STRONG_VALUES:
             m.strong.append(strong_value)
             self.touch(s.account_id)
-        self._count(m, 1)
-        if m.figures() != before:
+        after = m.figures()
+        if after != before:  # counted out as it was and in as it is (the figures read nothing else)
+            self._tally(before, -1)
+            self._tally(after, 1)
             self.rev += 1
-            self.touch(s.account_id)
+            if _reach_moved(before, after):
+                self.touch(s.account_id)
         return False
 
     def remove(self, acct: str) -> Member | None:
@@ -564,6 +612,7 @@ class ClusterState:
         self.hosted = self.hosted_plain = self.hosted_no_net = 0
         self.blocks, self.plain_blocks, self.nonet_blocks = {}, {}, {}
         self.nets, self.netted, self.asns = {}, 0, {}
+        self._pool_s = 0
         for m in self.members.values():
             self._count(m, 1)
 
@@ -643,20 +692,36 @@ class ClusterState:
 
     def own_count(self, spread: int) -> int:
         """Members with own evidence, egress from a spread pool (`egress_spread`) included."""
-        return self.own + self._pooled(self.hosted_plain, self.plain_blocks, spread)
+        if not spread:
+            return self.own
+        if spread == 1:
+            return self.own + self.hosted_plain
+        self._pool(spread)
+        return self.own + self._pool_plain
 
     def network_count(self, spread: int) -> int:
         """Members with egress evidence, egress from a spread pool included."""
-        return self.network + self._pooled(self.hosted_no_net, self.nonet_blocks, spread)
-
-    def _pooled(self, total: int, by_block: dict[int, int], spread: int) -> int:
-        """Of `total` hosted members (`by_block`: per block), those behind a block with `spread` members."""
         if not spread:
-            return 0
+            return self.network
         if spread == 1:
-            return total
-        blocks = self.blocks
-        return sum(n for b, n in by_block.items() if blocks[b] >= spread)
+            return self.network + self.hosted_no_net
+        self._pool(spread)
+        return self.network + self._pool_nonet
+
+    def shared_blocks(self, spread: int) -> set[int]:
+        """The hosting blocks at least `spread` (above 1) members send from (do not change the set)."""
+        self._pool(spread)
+        return self._shared
+
+    def _pool(self, spread: int) -> None:
+        """Keep the blocks with `spread` members, and the plain and no-net members behind them, from now on
+        (`_tally` keeps them up to date; counted afresh for another spread)."""
+        if spread != self._pool_s:
+            blocks = self.blocks
+            self._shared = {b for b, n in blocks.items() if n >= spread}
+            self._pool_plain = sum(n for b, n in self.plain_blocks.items() if blocks[b] >= spread)
+            self._pool_nonet = sum(n for b, n in self.nonet_blocks.items() if blocks[b] >= spread)
+            self._pool_s = spread
 
     def sync_start(self, window_ms: int) -> int:
         """Largest number of members whose first request falls inside one window (cached until a first
@@ -670,6 +735,16 @@ class ClusterState:
                 self._counts_w = window_ms
             self.sync = max(counts, default=0)
         return self.sync
+
+
+def _reach_moved(before: tuple, after: tuple) -> bool:
+    """Whether a member's change of figures (`Member.figures()`: first_ms, young, risky, n, flagged, own, pivot,
+    block, payment, ties, harvest, harness, net, asn) changes what attribution's reach reads of its record (its
+    tie and its evidence as any view sees it: `evidence_of`, `tie_cap`): not its first request, youth, pivot,
+    network or operator (those reach it through the cluster's figures, whose view is another view), nor its
+    request count while it has no flagged request (the count only weighs flagged requests)."""
+    return (before[2] != after[2] or before[4:6] != after[4:6] or before[7:12] != after[7:12]
+            or (before[3] != after[3] and (before[4] or after[4])))
 
 
 def _bump(counts: dict[int, int], key: int, sign: int) -> None:
@@ -693,10 +768,36 @@ def _first_not_in(keys: dict[str, None], kept: set[str], n: int) -> list[str]:
     return out
 
 
-def cluster_signals(c: ClusterState, rules) -> list[Hit]:
-    """Every cluster signal that fires on the cluster as it is now, with its figure."""
+# the signals cluster_signals reads, in the order it reads them
+_SIGNAL_CODES = ("CL_SIZE", "CL_CONTENT", "CL_VOLUME", "CL_YOUNG", "CL_EGRESS", "CL_SYNC_START", "CL_MODEL_PIVOT",
+                 "ACCT_MODEL_PIVOT", "FP_PAYMENT_SHARED", "FP_SHARED_UNRELATED")
+_signals_of: dict[int, tuple] = {}  # id(rules) -> (rules, its signals by code)
+
+
+def _signals(rules) -> dict:
+    """`rules.signal(code)` of every code in _SIGNAL_CODES, looked up once per rules object (not ten times an
+    assessment); the rules object is kept beside them, so a new object at a reused id is looked up afresh."""
+    got = _signals_of.get(id(rules))
+    if got is not None and got[0] is rules:
+        return got[1]
+    if len(_signals_of) >= 8:  # rules change rarely (a reload, explain's variants): keep a few
+        _signals_of.clear()
+    sigs = {code: rules.signal(code) for code in _SIGNAL_CODES}
+    _signals_of[id(rules)] = (rules, sigs)
+    return sigs
+
+
+def cluster_signal(rules, code: str):
+    """`rules.signal(code)` for a code in _SIGNAL_CODES, looked up once per rules object."""
+    return _signals(rules)[code]
+
+
+def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:
+    """Every cluster signal that fires on the cluster as it is now, with its figure. `texts` False: without
+    their texts (empty details; the same hits otherwise, the same effects on the cluster)."""
     hits: list[Hit] = []
-    sig = rules.signal
+    sig = _signals(rules).__getitem__
+    at_least = _at_least if texts else fired
     size = len(c.members)
     n, flagged, young, pivoted = c.n_sum, c.flagged_sum, c.young, c.pivoted
     at_least(sig("CL_SIZE"), size, lambda: f"{size} accounts linked through shared "

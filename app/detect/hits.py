@@ -26,3 +26,10 @@ def at_least(sig: Signal | None, value: float, detail: Callable[[], str], out: l
     hit's text, and runs only then (signals are tested on every event, most of them do not fire)."""
     if sig is not None and value >= sig.threshold:
         out.append(Hit(sig, value, detail()))
+
+
+def fired(sig: Signal | None, value: float, detail: Callable[[], str], out: list[Hit]) -> None:
+    """`at_least` without the hit's text (an empty detail): what a score, its families and its action step
+    are made from, for a caller that makes the texts only when something is emitted."""
+    if sig is not None and value >= sig.threshold:
+        out.append(Hit(sig, value, ""))

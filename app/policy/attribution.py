@@ -132,13 +132,14 @@ def account_limits(young: bool, kyc: str | None, email: str | None, hits: list[H
 
 
 # -- clusters -------------------------------------------------------------------------------------------
-def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
+def cluster_gate(c: ClusterState, rules: Rules, texts: bool = True) -> Reason | None:
     """Why this cluster may not be decided (the reason its alert carries), or None when it may. Shared
     values alone are not a campaign (a lab's grant card, a company's onboarding card, a hackathon's starter
     prompt): a cluster is decided only with members whose own behaviour is flagged, and only when it is
     made of new, disposable or KYC-less accounts, or its members send from spread networks
     (`spread_networks`): aged, verified colleagues share a site's network and are colleagues, whatever they
-    share and whatever a content classifier makes of their prompts."""
+    share and whatever a content classifier makes of their prompts. `texts` False: the reason without its
+    text (an empty detail)."""
     at = rules.policy.attribution
     size = len(c.members)
     v = view(c, rules)
@@ -146,35 +147,39 @@ def cluster_gate(c: ClusterState, rules: Rules) -> Reason | None:
     if own < at.cluster_min_own_members:
         return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
                       f"{own} of {size} members have abuse evidence of their own: shared values alone are "
-                      "not acted on")
+                      "not acted on" if texts else "")
     if v.aged_cap == NOTHING:  # mostly aged, verified members, not on spread networks (`aged_cap`)
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
                       f"{c.risky} of {size} members are new, disposable or KYC-less, and its {c.netted} members "
                       f"with a known network send from {len(c.nets)} IP blocks of {len(c.asns)} network operators: "
                       "a community of aged, verified accounts on shared networks is colleagues, whatever its "
-                      "members' content looks like (a lab's benchmark sweeps can read like trace elicitation)")
+                      "members' content looks like (a lab's benchmark sweeps can read like trace elicitation)"
+                      if texts else "")
     if v.aged_cap == COHORT:  # a cohort at one site (`site_cohort`)
         site = site_cohort(c, rules)
         return Reason("NOT_DECIDED_SITE_COHORT", round(site / c.netted, 4), at.site_min_share,
                       f"{site} of its {c.netted} members with a known network send from one IP block that is not "
                       "hosting egress: a cohort at one site (a hackathon at its venue, a class on its campus, new "
-                      "hires in their office), whatever its members share; each is judged on its own behaviour")
+                      "hires in their office), whatever its members share; each is judged on its own behaviour"
+                      if texts else "")
     return None
 
 
 def site_cohort(c: ClusterState, rules: Rules) -> int:
     """Whether the community is a cohort at one site (`attribution.site_cohort`): the members sending from
-    its most used IP block (that of their latest request), when that block holds at least `min_share` of the
-    members with a known block, at least `min_members` of them, and is not hosting egress (no member sends
-    from it as a hosting address: a campaign's accounts on one cloud machine are no site), and fewer than
+    its most used IP block that is not hosting egress (that of their latest request; no member sends from it
+    as a hosting address: a campaign's accounts on one cloud machine are no site), when that block holds at
+    least `min_share` of the members with a known block and at least `min_members` of them, and fewer than
     `max_throwaway_share` of its members are throwaway accounts (disposable email, no KYC): a hackathon's or a
     class's participants sign up with their own emails, a card ring's bought accounts from one line do not.
     0: not a cohort."""
     at = rules.policy.attribution
     if at.site_min_members <= 0 or c.kind != "community" or c.netted < at.site_min_members or not c.nets:
         return 0
-    block, n = max(c.nets.items(), key=lambda kv: kv[1])
-    if n < at.site_min_members or n < at.site_min_share * c.netted or block in c.blocks:
+    # the most used block that is not hosting egress (a count, whichever block holds it: no order to depend on)
+    blocks = c.blocks
+    n = max((k for b, k in c.nets.items() if b not in blocks), default=0)
+    if n < at.site_min_members or n < at.site_min_share * c.netted:
         return 0
     # counted only for a community on one site's block (rare), stopping at the bound
     bound = at.site_max_throwaway_share * len(c.members)
@@ -281,7 +286,7 @@ def view(c: ClusterState, rules: Rules) -> View:
     if memo is not None and memo[0] == c.rev and memo[1] is rules:
         return memo[2]
     sp = spread(c, rules)
-    shared = frozenset(b for b, n in c.blocks.items() if n >= sp) if sp > 1 else frozenset()
+    shared = frozenset(c.shared_blocks(sp)) if sp > 1 else frozenset()
     v = View(sp, rules.policy.attribution.own_content_min_share if pooled(c, rules) else None, shared,
              aged_cap(c, rules))
     c.viewed = (c.rev, rules, v)
@@ -410,7 +415,17 @@ def live_now(live: Live, rules: Rules) -> tuple[str, str]:
       enforcing families.
     With unchanged rules this is the live decision's own action and mode (decide chose them that way).
     A live decision with a reason that is no signal code was not made by the score alone (an analyst's
-    verdict, say): it is not re-judged on signal weights and steps, only global shadow applies."""
+    verdict, say): it is not re-judged on signal weights and steps, only global shadow applies.
+    Made again only under other rules (`Live.judged`: a live decision's fields do not change)."""
+    memo = live.judged
+    if memo is not None and memo[0] is rules:
+        return memo[1]
+    now = _live_now(live, rules)
+    live.judged = (rules, now)
+    return now
+
+
+def _live_now(live: Live, rules: Rules) -> tuple[str, str]:
     p = rules.policy
     if not KNOWN_SIGNALS.issuperset(live.reasons):
         return live.action, "shadow" if rules.mode == "shadow" or live.mode == "shadow" else "enforce"
@@ -483,7 +498,7 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     p = _Pass(c, live, rules)
     if only is not None:
         m = c.members.get(only)
-        d = p.visit(only, m, ts_ms, allow, True) if m is not None and not p.holds(m) else None
+        d = p.visit(only, m, ts_ms, allow, True, held=False) if m is not None and not p.holds(m) else None
         return [d] if d is not None else []
     out: list[Decision] = []
     late = ts_ms != live.ts_ms
@@ -551,7 +566,8 @@ class _Index:
 def _index(c: ClusterState, live: Live, rules: Rules, v: View) -> _Index:
     """The cluster's reach index for `live`, `rules` and `v`, up to date."""
     idx, touched = c.reached, c.touched
-    if not isinstance(idx, _Index) or touched is None or idx.rules is not rules or idx.view != v:
+    if not isinstance(idx, _Index) or touched is None or idx.rules is not rules or (idx.view is not v
+                                                                                      and idx.view != v):
         idx = c.reached = _Index(c, live, rules, v)
         c.touched = set()
         return idx
@@ -595,13 +611,17 @@ class _Pass:
             self._bad = set(self.index().counts)
         return self._bad
 
-    def visit(self, acct: str, m: Member, ts_ms: int, allow: Allowlist, late: bool) -> Decision | None:
+    def visit(self, acct: str, m: Member, ts_ms: int, allow: Allowlist, late: bool,
+              held: bool | None = None) -> Decision | None:
         """`member_decision` for member `acct`; it leaves the index's candidates when it holds the live
-        decision at its level or cap (a decision made here gives it that)."""
+        decision at its level or cap (a decision made here gives it that). `held`: `holds(m)` when the caller
+        made it."""
         todo = self.index().todo
-        if self.holds(m):
+        if held if held is not None else self.holds(m):
             todo.discard(acct)
             return None
+        if acct not in todo:
+            return None  # set aside by the index (a pass found it holding the live decision at its level or cap)
         ev = member_evidence(self.c, m, self.view())
         bad = _NONE if ev else self.flagged()
         if not ev and bad.isdisjoint(m.strong):

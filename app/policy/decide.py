@@ -79,31 +79,59 @@ def lift(mem: PolicyMemory, subj: Subject, ts_ms: int, reason: str, rules: Rules
     )
 
 
-def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: Rules,
-           allowlisted: bool = False, max_action: str | None = None,
-           gate: Reason | None = None) -> tuple[Alert | None, Decision | None]:
-    """`max_action` caps the action (an established, verified customer is never blocked automatically
-    on behaviour alone: `policy.established_max_action`). `gate`: why the subject may not be acted on
-    whatever its score (a cluster without members of its own evidence): the alert is evidence only and
-    carries that reason."""
-    p = rules.policy
-    if a.score_all < p.alert_min_score:
-        return None, None
+def step_plan(a: Assessment, rules: Rules) -> tuple[ActionStep | None, bool]:
+    """The action step `decide` takes for assessment `a` before a gate and the cooldown (None: evidence only),
+    and whether the assessment alone makes it shadow (only shadow signals reach the step, or lift the score
+    to the alert level). A function of `a` and the rules only, so a caller that keeps an assessment may keep
+    this too (`decide`'s `plan`)."""
     enforce_step = step_for(a.score_enforce, rules)
     all_step = step_for(a.score_all, rules)
     enforce_step = _capped(enforce_step, a.families_enforce, rules) if enforce_step else None
     if all_step is not None:
         all_fams = frozenset(h.signal.family for h in a.hits)
         all_step = _capped(all_step, all_fams, rules)
-
-    shadow = rules.mode == "shadow" or allowlisted
     if enforce_step is not None:
-        step = enforce_step
-    elif all_step is not None:  # only shadow signals reach an action: show what the rule would do
-        step, shadow = all_step, True
-    else:  # evidence only: a shadow alert when only shadow signals lift the score to the alert level
-        step = None
-        shadow = shadow or a.score_enforce < p.alert_min_score
+        return enforce_step, False
+    if all_step is not None:  # only shadow signals reach an action: show what the rule would do
+        return all_step, True
+    # evidence only: a shadow alert when only shadow signals lift the score to the alert level
+    return None, a.score_enforce < rules.policy.alert_min_score
+
+
+def settled(mem: PolicyMemory, a: Assessment, plan: tuple[ActionStep | None, bool], ts_ms: int, rules: Rules,
+            allowlisted: bool = False, max_action: str | None = None, gate: Reason | None = None) -> bool:
+    """True when `decide` with these arguments (`plan`: `step_plan(a, rules)`) returns (None, None) and leaves
+    `mem` as it is: below the alert level, an alert inside the cooldown, a live decision that already covers
+    the step or is inside the cooldown, a shadow decision not stronger than the last inside its cooldown.
+    Lets a caller skip making the subject (tests/core/test_decide_settled.py checks the two agree)."""
+    p = rules.policy
+    if a.score_all < p.alert_min_score:
+        return True
+    cooling = ts_ms < mem.pol_alert_ms + p.cooldown_ms
+    step, shadow = plan
+    if step is None or gate is not None:
+        return cooling
+    level = LEVELS.index(step.action)
+    if max_action:
+        level = min(level, LEVELS.index(max_action))
+    if ts_ms < mem.pol_until_ms:
+        return level <= mem.pol_level or cooling
+    return ((shadow or rules.mode == "shadow" or allowlisted) and cooling and level <= mem.pol_level)
+
+
+def decide(mem: PolicyMemory, subj: Subject, a: Assessment, ts_ms: int, rules: Rules,
+           allowlisted: bool = False, max_action: str | None = None,
+           gate: Reason | None = None,
+           plan: tuple[ActionStep | None, bool] | None = None) -> tuple[Alert | None, Decision | None]:
+    """`max_action` caps the action (an established, verified customer is never blocked automatically
+    on behaviour alone: `policy.established_max_action`). `gate`: why the subject may not be acted on
+    whatever its score (a cluster without members of its own evidence): the alert is evidence only and
+    carries that reason. `plan`: `step_plan(a, rules)` when the caller keeps it."""
+    p = rules.policy
+    if a.score_all < p.alert_min_score:
+        return None, None
+    step, shadow = plan if plan is not None else step_plan(a, rules)
+    shadow = shadow or rules.mode == "shadow" or allowlisted
     if gate is not None:
         step = None
     live = ts_ms < mem.pol_until_ms

@@ -16,7 +16,9 @@ class Assessment(Struct, frozen=True, gc=False):
     hits: tuple[Hit, ...]
 
 
-def assess(hits: list[Hit]) -> Assessment:
+def assess(hits: list[Hit], ordered: bool = True) -> Assessment:
+    """`ordered` False: the hits are kept in the order given, not by weight (for a caller that reads only the
+    scores and families)."""
     # one pass; the sums add the same weights in the same order as sum() would, from the same int 0
     enforce = total = 0
     fams = set()
@@ -27,5 +29,5 @@ def assess(hits: list[Hit]) -> Assessment:
         if not sig.shadow:
             enforce += w
             fams.add(sig.family)
-    ordered = tuple(sorted(hits, key=lambda h: (-h.signal.weight, h.signal.code)))
-    return Assessment(min(100.0, enforce), min(100.0, total), frozenset(fams), ordered)
+    kept = tuple(sorted(hits, key=lambda h: (-h.signal.weight, h.signal.code))) if ordered else tuple(hits)
+    return Assessment(min(100.0, enforce), min(100.0, total), frozenset(fams), kept)

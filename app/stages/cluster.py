@@ -5,11 +5,20 @@ and how far is decided in `app.policy.attribution`."""
 from __future__ import annotations
 
 from app.allowlist import Allowlist
-from app.detect.cluster import COMMUNITY, RING, ClusterState, Live, cluster_signals, max_values, tie_scope
+from app.detect.cluster import (
+    COMMUNITY,
+    RING,
+    ClusterState,
+    Live,
+    cluster_signal,
+    cluster_signals,
+    max_values,
+    tie_scope,
+)
 from app.detect.messages import Link
 from app.emit.records import stable_id
 from app.policy import attribution, feedback
-from app.policy.decide import Subject, decide
+from app.policy.decide import Subject, decide, settled, step_plan
 from app.rules.model import Rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
@@ -38,7 +47,7 @@ class IndexEntry:
 def _infra_stale(c: ClusterState, rules: Rules) -> bool:
     """Whether `cluster_signals` may rescan the cluster's infra values now (`fresh_infra`): then what it
     makes depends on the time as well, and an earlier assessment is not reused."""
-    s = rules.signal("FP_SHARED_UNRELATED")
+    s = cluster_signal(rules, "FP_SHARED_UNRELATED")
     return s is not None and bool(s.window_ms) and c.infra_stale(c.last_ms, s.window_ms)
 
 
@@ -80,6 +89,8 @@ class ClusterStage(Stage):
         """Union by size; the absorbed clusters' keys are re-pointed to the one that remains."""
         if not found:
             return None
+        if len(found) == 1:
+            return next(iter(found.values()))  # nothing to merge
         ordered = sorted(found.values(), key=lambda c: (-len(c.members), c.cid))
         c = ordered[0]
         prefix = _STRONG if c.kind == COMMUNITY else _WEAK
@@ -125,7 +136,8 @@ class ClusterStage(Stage):
         s = link.summary
         acct = s.account_id
         max_members = rules.cluster.max_members
-        mine = self._cluster_of(_ACCOUNT + acct, ts)
+        key = _ACCOUNT + acct
+        mine = self._cluster_of(key, ts)
         tie = tie_scope(link.fp, link.strong)
         if link.strong:
             # a strong value joins communities: the account's, its anchor's and the value's
@@ -138,20 +150,23 @@ class ClusterStage(Stage):
             c, index_key = mine, ""
         else:
             c, index_key = self._join(RING, mine, link, _WEAK, ts, prov)
-        c.last_ms = max(c.last_ms, ts)
+        if ts > c.last_ms:
+            c.last_ms = ts
         # the member's own evidence before this link, which only a live decision's pass below reads
-        # (nothing between here and there makes a decision live without deciding)
-        m_before = c.members.get(acct) if c.live is not None and ts < c.live.until_ms else None
+        # (nothing between here and there makes a decision live without deciding, nor ends one)
+        live = c.live
+        live = live if live is not None and ts < live.until_ms else None
+        m_before = c.members.get(acct) if live is not None else None
         own_before = (attribution.member_evidence(c, m_before, attribution.view(c, rules)) if m_before is not None
                       else -1)
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules)
-        harness = attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
+        harness = tie == "harness" and attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
         c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring, link.harvest, harness)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
                   link.strong)
         if harness:
             c.mark_harness(link.fp)
-        self.index.put(_ACCOUNT + acct, IndexEntry(c.cid, ts), prov)
+        self.index.put(key, IndexEntry(c.cid, ts), prov)
         if index_key:
             self.index.put(index_key, IndexEntry(c.cid, ts), prov)
         m = c.members.get(acct)
@@ -164,7 +179,7 @@ class ClusterStage(Stage):
         decided = self._assess(c, ts, out)
         if decided:
             out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
-        elif c.live is not None and ts < c.live.until_ms and m is not None and not self._suppressed(c, ts):
+        elif live is not None and m is not None and not self._suppressed(c, ts):
             own_now = attribution.member_evidence(c, m, attribution.view(c, rules))
             if own_now != own_before and own_now:
                 # new own evidence: its strong values now reach their other holders too
@@ -182,19 +197,34 @@ class ClusterStage(Stage):
         rules = self.rules
         memo = c.assessed
         if memo is not None and memo[0] == c.rev and memo[1] is rules and not _infra_stale(c, rules):
-            a, gate = memo[2], memo[3]
+            a, gate, plan, texts = memo[2], memo[3], memo[4], memo[5]
         else:
-            hits = cluster_signals(c, rules)
-            a = assess(hits) if hits else None
-            gate = attribution.cluster_gate(c, rules) if hits else None
-            c.assessed = (c.rev, rules, a, gate)
+            # first without the texts, nor the hits in their order, which only an alert reads: most
+            # assessments of a decided cluster change nothing (`settled`)
+            hits = cluster_signals(c, rules, texts=False)
+            a = assess(hits, ordered=False) if hits else None
+            gate = attribution.cluster_gate(c, rules, texts=False) if hits else None
+            plan = step_plan(a, rules) if a is not None else None
+            texts = False
+            c.assessed = (c.rev, rules, a, gate, plan, texts)
         if a is None:
             return False
-        subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
-        if gate is None:
+        g = gate
+        if g is None:
             sup = self._suppressed(c, ts)
-            gate = feedback.suppressed_gate(sup) if sup is not None else None
-        alert, decision = decide(c, subj, a, ts, rules, gate=gate)
+            g = feedback.suppressed_gate(sup) if sup is not None else None
+        if settled(c, a, plan, ts, rules, gate=g):
+            return False  # what `decide` would make of it: nothing (the subject is not made)
+        if not texts:
+            # the same signals and gate with their texts: nothing they read changed since (`rev`, and the
+            # kept infra value is fresh), and the step and score are those of the hits without texts
+            a = assess(cluster_signals(c, rules))
+            gate = attribution.cluster_gate(c, rules) if gate is not None else None
+            c.assessed = (c.rev, rules, a, gate, plan, True)
+            if gate is not None:
+                g = gate
+        subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
+        alert, decision = decide(c, subj, a, ts, rules, gate=g, plan=plan)
         if alert is not None:
             out.alerts.append(alert)
         if decision is None:

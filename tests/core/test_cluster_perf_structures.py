@@ -9,7 +9,7 @@ import random
 import pytest
 
 from app.detect.cluster import ClusterState, Member, max_values
-from app.detect.messages import Summary
+from app.detect.messages import OWN_NETWORK, OWN_OTHER, Summary
 
 SCOPES = ("payment_fp", "device_id", "template", "ip_prefix", "ja4")
 TIES = ("payment_fp", "device_id", "template", "ip_prefix", "ja4", "harness", "")
@@ -110,7 +110,18 @@ def _figures(c: ClusterState) -> tuple:
             c.infra_orgs, c.infra_key)
 
 
+_TALLIES = ("n_sum", "flagged_sum", "flagged_members", "young", "risky", "own", "network", "pivoted", "blocks",
+            "hosted", "hosted_plain", "hosted_no_net", "plain_blocks", "nonet_blocks", "nets", "netted", "asns")
+
+
+def _tallies(c: ClusterState) -> dict:
+    return {k: getattr(c, k) for k in _TALLIES}
+
+
 def _compare(new: ClusterState, old: Brute, window_ms: int) -> None:
+    # the running figures kept link by link (a member counted out and in only when its figures change) are
+    # those counted afresh over the members
+    assert _tallies(new) == _tallies(ClusterState.restore(new.snapshot()))
     assert {k: m.snapshot() for k, m in new.members.items()} == {k: m.snapshot() for k, m in old.members.items()}
     assert list(new.members) == list(old.members)          # same dict order
     assert [(k, v.snapshot()) for k, v in new.fps.items()] == [(k, v.snapshot()) for k, v in old.fps.items()]
@@ -235,7 +246,74 @@ def test_rev_changes_whenever_what_the_assessment_reads_changes(seed):
         now = (c.rev, cluster_signals(fresh, rules), cluster_gate(fresh, rules),
                view(ClusterState.restore(c.snapshot()), rules))
         assert view(c, rules) == now[3]
+        # without texts (the stage's first assessment): the same hits and gate, with empty details
+        bare = ClusterState.restore(c.snapshot())
+        hits, gate = cluster_signals(bare, rules, texts=False), cluster_gate(bare, rules, texts=False)
+        assert [(h.signal, h.value, "") for h in now[1]] == [(h.signal, h.value, h.detail) for h in hits]
+        assert (gate is None) == (now[2] is None)
+        assert gate is None or (gate.code, gate.value, gate.threshold, gate.detail) == (
+            now[2].code, now[2].value, now[2].threshold, "")
+        assert bare.snapshot() == fresh.snapshot() and bare.rev == fresh.rev  # the same effects on the cluster
         assert c.sync_start(60_000) == brute_sync(c, 60_000)  # kept while the first requests stay the same
         if last is not None and last[0] == c.rev:
             assert now == last, step
         last = now
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_running_figures_follow_members_whose_network_and_evidence_change(seed):
+    """A member already in the cluster is counted out and in again only when its figures change (`add`): the
+    running figures, hosting blocks, networks and operators included, stay those counted afresh, through
+    summaries with new or unchanged egress, evidence, rings and stubs, removals and harness marks."""
+    rng = random.Random(seed)
+    c = ClusterState("c", 0)
+    spread = 2 + seed % 3
+    for step in range(600):
+        k = rng.randrange(12)
+        r = rng.random()
+        if r < 0.85:
+            s = Summary(f"acct-{k:02d}", f"org-{k % 4}", 1000 * k, rng.random() < 0.3, rng.random() < 0.5,
+                        rng.choice([0, rng.randrange(1, 30)]), rng.randrange(0, 3), rng.random() < 0.2,
+                        rng.random() < 0.4, rng.choice([0, 0, OWN_NETWORK, OWN_OTHER, OWN_NETWORK | OWN_OTHER]),
+                        rng.random() < 0.5, rng.choice([0, 0, 11, 22, 33]), rng.choice([0, 5, 6, 7]),
+                        rng.choice([0, 100, 200]))
+            c.add(s, 10, rng.choice(TIES), rng.choice(["", "payment_fp:p1", "template:sys:h1"]),
+                  rng.randrange(0, 50) * 1000, rng.random() < 0.1, rng.random() < 0.1, rng.random() < 0.1)
+        elif r < 0.93 and c.members:
+            c.remove(rng.choice(sorted(c.members)))
+        else:
+            c.note_fp("template:sys:h1", 3, 3, 0, 64, step, True)
+            c.mark_harness("template:sys:h1")
+        assert _tallies(c) == _tallies(ClusterState.restore(c.snapshot())), step
+        # the pool's blocks and the members behind them, kept link by link for one spread, are those counted
+        # afresh
+        blocks = c.blocks
+        assert c.shared_blocks(spread) == {b for b, n in blocks.items() if n >= spread}, step
+        assert c.own_count(spread) == c.own + sum(n for b, n in c.plain_blocks.items() if blocks[b] >= spread)
+        assert c.network_count(spread) == c.network + sum(n for b, n in c.nonet_blocks.items()
+                                                          if blocks[b] >= spread)
+
+
+def test_cluster_signals_look_signals_up_again_under_other_rules():
+    """cluster_signals keeps the signals it reads per rules object (`_signals`): under another rules object, at
+    the same id or not, it reads that one's (a threshold raised, a signal disabled)."""
+    import dataclasses
+
+    from app.detect.cluster import _signals_of, cluster_signal, cluster_signals
+    from app.rules.load import load_rules
+    from app.settings import DEFAULT_RULES
+
+    rules = load_rules(DEFAULT_RULES)
+    c = ClusterState("c", 0)
+    for k in range(12):
+        c.add(Summary(f"a{k}", f"org-{k}", 1000 * k, True, True, 5, 0), 50, "device_id", "device_id:d", 1000)
+    size = rules.signals["CL_SIZE"]
+    assert "CL_SIZE" in {h.signal.code for h in cluster_signals(c, rules)}
+    higher = dataclasses.replace(rules, signals={**rules.signals, "CL_SIZE": dataclasses.replace(size, threshold=99)})
+    off = dataclasses.replace(rules, signals={**rules.signals, "CL_SIZE": dataclasses.replace(size, enabled=False)})
+    assert "CL_SIZE" not in {h.signal.code for h in cluster_signals(c, higher)}
+    assert cluster_signal(higher, "CL_SIZE").threshold == 99 and cluster_signal(off, "CL_SIZE") is None
+    assert "CL_SIZE" in {h.signal.code for h in cluster_signals(c, rules)}
+    # a rules object that took a forgotten one's id is not served the old one's signals
+    _signals_of[id(rules)] = (higher, {})
+    assert cluster_signal(rules, "CL_SIZE") is size

@@ -92,6 +92,14 @@ def _again(m: Member, acct: str) -> Summary:
                    m.net, m.asn)
 
 
+def _more(rng: random.Random, m: Member, acct: str) -> Summary:
+    """A summary that changes only figures a member's reach does not read (`_reach_moved`), and its request
+    count (read only with flagged requests)."""
+    return Summary(acct, m.org, m.first_ms - rng.randrange(0, 2) * 1000, rng.random() < 0.5, False,
+                   m.n + rng.randrange(0, 5), m.flagged, rng.random() < 0.5, m.risky, m.own, False, m.block,
+                   rng.choice((m.net, 7, 8)), rng.choice((m.asn, 64500, 64509)))
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_reach_with_its_index_is_reach_by_definition(seed):
     """A cluster's reach index (the members a pass walks, the flagged values) gives exactly the decisions and
@@ -120,6 +128,10 @@ def test_reach_with_its_index_is_reach_by_definition(seed):
             m = c.members[acct]
             c.add(_again(m, acct), max_members, "device_id", f"device_id:v{rng.randrange(12)}", max(ts, m.seen_ms),
                   False, rng.random() < 0.2)
+        elif x < 0.42 and c.members:  # news of a member that only its cluster's figures read (or its count)
+            acct = rng.choice(sorted(c.members))
+            m = c.members[acct]
+            c.add(_more(rng, m, acct), max_members, "template", "", max(ts, m.seen_ms))
         elif x < 0.44 and c.members:
             c.remove(rng.choice(sorted(c.members)))
         elif x < 0.48 and c.members:
@@ -147,3 +159,33 @@ def test_reach_with_its_index_is_reach_by_definition(seed):
         passes += bool(want)
         views.add(view(ref, r))
     assert passes > 20 and len(views) > 1
+
+
+def test_a_count_that_takes_pooled_content_away_is_noted_for_the_index():
+    """A member's request count reaches its reach only through its flagged requests' share of them (pooled
+    content evidence): a member whose count grows past that share loses its evidence, and the reach index
+    (which notes only changes its passes read: `_reach_moved`) stops counting its strong value as flagged, so a
+    later holder of that value is not reached by association through it."""
+    r = rules("challenge", "challenge", "block", "challenge")
+    allow = Allowlist(())
+    c = ClusterState("c", 0)
+
+    def link(acct: str, n: int, flagged: int, value: str, ts: int) -> None:
+        c.add(Summary(acct, f"org-{acct}", 1000, True, True, n, flagged, risky=True), 50, "device_id", value, ts)
+
+    for acct in ("a1", "a2", "a3"):
+        link(acct, 10, 5, f"device_id:{acct}", 1000)
+    link("x", 10, 2, "device_id:vx", 1000)  # 2 of 10 flagged: content evidence while the community's is pooled
+    link("y", 5, 0, "device_id:vx", 1000)   # no evidence: reached by association through x's value
+    c.live = Live("dc-1", "challenge", 600, ("CL_SIZE", "CL_CONTENT"), "al-1", "enforce", 2000)
+    assert view(c, r).pool_share is not None
+    got = reach(c, 2000, r, allow)
+    assert "y" in {d.value for d in got}
+    v = view(c, r)
+    link("x", 11, 2, "device_id:vx", 3000)  # 2 of 11: below the share now; the pool, and the view, stay
+    assert view(c, r) == v
+    link("z", 1, 0, "device_id:vx", 3000)
+    ref = ClusterState.restore(c.snapshot())
+    want = [d.wire() for d in naive_reach(ref, 4000, r, allow)]
+    assert [d.wire() for d in reach(c, 4000, r, allow)] == want
+    assert "z" not in {d["value"] for d in want}

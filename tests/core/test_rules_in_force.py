@@ -182,6 +182,19 @@ def test_live_now_is_the_live_decision_under_unchanged_rules(default_rules):
     assert live_now(shadow_live, default_rules) == ("challenge", "shadow")
 
 
+def test_live_now_memo_is_made_again_under_other_rules(default_rules):
+    """`live_now` keeps its answer on the live decision (`Live.judged`) for the rules it was made under only:
+    one live decision judged under rules switching back and forth follows them."""
+    live = Live("dc_3", "block", 86_400, LIVE.reasons, "al_3", "enforce", T)
+    shadow = rules_with(shadow_mode)
+    assert live_now(live, default_rules) == ("block", "enforce")
+    assert live.judged is not None and live.judged[0] is default_rules
+    assert live_now(live, shadow) == ("block", "shadow")
+    assert live.judged[0] is shadow
+    assert live_now(live, default_rules) == ("block", "enforce")
+    assert live_now(Live.restore(live.snapshot()), shadow) == ("block", "shadow")  # not stored
+
+
 def test_live_now_follows_global_and_per_signal_shadow():
     assert live_now(LIVE, rules_with(shadow_mode)) == ("block", "shadow")
     assert live_now(LIVE, rules_with(every_signal_shadow))[1] == "shadow"

@@ -109,6 +109,8 @@ def _community(nets: list[int], blocks: list[int] | None = None, throwaway: int 
     ([7, 7, 7], [7, 7, 7], 0, 0),          # a hosting block
     ([7, 7, 7, 7], None, 1, 0),            # a quarter throwaway
     ([7, 7, 7, 7, 7], None, 1, 5),         # a fifth throwaway
+    ([7, 7, 8, 8], [7, 7, 0, 0], 0, 2),    # two blocks of two, one hosting: the other is a site ...
+    ([8, 8, 7, 7], [0, 0, 7, 7], 0, 2),    # ... whichever the members came in first (no order to depend on)
 ])
 def test_the_site_test(rules, nets, blocks, throwaway, site):
     assert attribution.site_cohort(_community(nets, blocks, throwaway), rules) == site
