@@ -53,8 +53,8 @@ class FpMember:
         # its egress when this value links it while it is quiet (a one-session account linked once a later
         # account turns the value linking)
         self.block = block
-        # ... and the IP block of its last observation, whatever the network (Summary.net; 0: none): whether a
-        # quiet member sends from a site's network (a campus NAT) that its cohort shares
+        # ... and the IP block of its last observation, whatever the network (Summary.net; 0: none, and on a
+        # weak value): whether a quiet member sends from a site's network (a campus NAT) that its cohort shares
         self.net = net
 
     def snapshot(self) -> list:
@@ -263,6 +263,9 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     strong_scope = scope in STRONG_SCOPES
     # flags are stored as 0/1 ints: `+flag` is int(flag) without a call
     s_eligible = s.young or s.unverified  # Summary.eligible
+    # a member's network is kept only where a stub of it can join a community (a strong value, or a system
+    # prompt that may turn into one): what a weak value links is a ring, and an IP block is its own network
+    net = s.net if strong_scope or sys_prompt else 0
     if is_new:
         prev_ms = ts  # when this member was last seen on this value
         fp.distinct += 1
@@ -270,7 +273,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             fp.established += 1
         hit = +obs.hit
         m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
-                     s.hosting_block, s.net)
+                     s.hosting_block, net)
         members[account] = m
         fp.hits += hit
         if fp.heap is not None:
@@ -289,7 +292,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         m.eligible = +s_eligible
         m.throwaway = +s.throwaway
         m.block = s.hosting_block
-        m.net = s.net
+        m.net = net
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
