@@ -11,7 +11,7 @@ from zlib import crc32
 from app.detect.hits import Hit
 from app.features.content import ContentFeatures
 from app.ingest.event import Event
-from app.rules.model import Rules, Signal
+from app.rules.model import Rules, Signal, per_rules
 from app.state.window import Buckets
 
 FIVE_MIN = 300_000
@@ -298,15 +298,8 @@ _signals_of: dict[int, tuple[Rules, tuple[Signal | None, ...]]] = {}  # id(rules
 
 def _signals(rules: Rules) -> tuple[Signal | None, ...]:
     """`rules.signal(code)` of every code in _SIGNAL_CODES, looked up once per rules object (not 15 times an
-    event); the rules object is kept beside them, so a new object at a reused id is looked up afresh."""
-    got = _signals_of.get(id(rules))
-    if got is not None and got[0] is rules:
-        return got[1]
-    if len(_signals_of) >= 8:  # rules change rarely (a reload, explain's variants): keep a few
-        _signals_of.clear()
-    sigs = tuple(map(rules.signal, _SIGNAL_CODES))
-    _signals_of[id(rules)] = (rules, sigs)
-    return sigs
+    event: `per_rules`)."""
+    return per_rules(_signals_of, rules, lambda r: tuple(map(r.signal, _SIGNAL_CODES)))
 
 
 def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:

@@ -15,6 +15,7 @@ from heapq import heapify, heappop, heappush
 from app.detect.hits import Hit, fired
 from app.detect.hits import at_least as _at_least
 from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
+from app.rules.model import per_rules
 
 COMMUNITY, RING = "community", "ring"
 # how a member is tied to its cluster: one bit per kind of value it was linked through
@@ -776,15 +777,8 @@ _signals_of: dict[int, tuple] = {}  # id(rules) -> (rules, its signals by code)
 
 def _signals(rules) -> dict:
     """`rules.signal(code)` of every code in _SIGNAL_CODES, looked up once per rules object (not ten times an
-    assessment); the rules object is kept beside them, so a new object at a reused id is looked up afresh."""
-    got = _signals_of.get(id(rules))
-    if got is not None and got[0] is rules:
-        return got[1]
-    if len(_signals_of) >= 8:  # rules change rarely (a reload, explain's variants): keep a few
-        _signals_of.clear()
-    sigs = {code: rules.signal(code) for code in _SIGNAL_CODES}
-    _signals_of[id(rules)] = (rules, sigs)
-    return sigs
+    assessment: `per_rules`)."""
+    return per_rules(_signals_of, rules, lambda r: {code: r.signal(code) for code in _SIGNAL_CODES})
 
 
 def cluster_signal(rules, code: str):

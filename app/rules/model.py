@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+
+def per_rules(cache: dict[int, tuple[Any, Any]], rules: Any, make: Callable[[Any], Any]) -> Any:
+    """`make(rules)`, made once per rules object and kept in `cache` (id -> (rules, value)): the hot paths look
+    their signals up once instead of at every event. The rules object is kept beside its value, so a new
+    object at a reused id is made afresh; rules change rarely (a reload, explain's variants), so a few are
+    kept."""
+    got = cache.get(id(rules))
+    if got is not None and got[0] is rules:
+        return got[1]
+    if len(cache) >= 8:
+        cache.clear()
+    value = make(rules)
+    cache[id(rules)] = (rules, value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
