@@ -98,7 +98,7 @@ class Member:
     def figures(self) -> tuple:
         """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
         return (self.first_ms, self.young, self.risky, self.n, self.flagged, self.own, self.pivot, self.block,
-                self.payment, self.ties, self.harvest, self.harness, self.net, self.asn)
+                self.payment, self.ties, self.harvest, self.harness, self.net, self.asn, self.throwaway)
 
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
@@ -237,6 +237,7 @@ class ClusterState:
         "rev",
         "risky",
         "sync",
+        "throwaways",
         "touched",
         "viewed",
         "young",
@@ -258,6 +259,7 @@ class ClusterState:
         self.own = 0            # members with abuse evidence of their own
         self.network = 0        # ... of which egress through rotating hosting networks
         self.pivoted = 0        # members whose last summary says they pivoted to a new model
+        self.throwaways = 0     # members with a disposable email or without KYC
         self.blocks: dict[int, int] = {}  # hosting IP blocks of the members' latest summaries -> members
         self.hosted = 0         # members with a hosting block (the sum of `blocks`)
         self.hosted_plain = 0   # members with a hosting block and no own evidence otherwise
@@ -377,7 +379,7 @@ class ClusterState:
     def _tally(self, fig: tuple, sign: int) -> None:
         """Count a member in (sign 1) or out (-1) of the running figures, from its `Member.figures()` (all
         they read is there, so a member whose figures did not change need not be counted out and in)."""
-        (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn) = fig
+        (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn, throwaway) = fig
         evidence = (own | (OWN_PAYMENT if payment else 0) | (OWN_HARVEST if harvest else 0)
                     | (OWN_HARNESS if harness else 0))  # Member.evidence
         self.n_sum += sign * n
@@ -388,6 +390,7 @@ class ClusterState:
         self.own += sign * bool(evidence)
         self.network += sign * bool(own & OWN_NETWORK)
         self.pivoted += sign * pivot
+        self.throwaways += sign * throwaway
         if net:
             _bump(self.nets, net, sign)
             self.netted += sign
@@ -609,6 +612,7 @@ class ClusterState:
     def recompute(self) -> None:
         self.rev += 1
         self.n_sum = self.flagged_sum = self.young = self.risky = self.own = self.network = self.pivoted = 0
+        self.throwaways = 0
         self.flagged_members = 0
         self.hosted = self.hosted_plain = self.hosted_no_net = 0
         self.blocks, self.plain_blocks, self.nonet_blocks = {}, {}, {}
@@ -740,10 +744,11 @@ class ClusterState:
 
 def _reach_moved(before: tuple, after: tuple) -> bool:
     """Whether a member's change of figures (`Member.figures()`: first_ms, young, risky, n, flagged, own, pivot,
-    block, payment, ties, harvest, harness, net, asn) changes what attribution's reach reads of its record (its
-    tie and its evidence as any view sees it: `evidence_of`, `tie_cap`): not its first request, youth, pivot,
-    network or operator (those reach it through the cluster's figures, whose view is another view), nor its
-    request count while it has no flagged request (the count only weighs flagged requests)."""
+    block, payment, ties, harvest, harness, net, asn, throwaway) changes what attribution's reach reads of its
+    record (its tie and its evidence as any view sees it: `evidence_of`, `tie_cap`): not its first request,
+    youth, pivot, network, operator or throwaway flag (those reach it through the cluster's figures, whose view
+    is another view), nor its request count while it has no flagged request (the count only weighs flagged
+    requests)."""
     return (before[2] != after[2] or before[4:6] != after[4:6] or before[7:12] != after[7:12]
             or (before[3] != after[3] and (before[4] or after[4])))
 

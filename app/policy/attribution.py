@@ -174,21 +174,14 @@ def site_cohort(c: ClusterState, rules: Rules) -> int:
     class's participants sign up with their own emails, a card ring's bought accounts from one line do not.
     0: not a cohort."""
     at = rules.policy.attribution
-    if at.site_min_members <= 0 or c.kind != "community" or c.netted < at.site_min_members or not c.nets:
+    if at.site_min_members <= 0 or c.kind != "community" or c.netted < at.site_min_members:
         return 0
     # the most used block that is not hosting egress (a count, whichever block holds it: no order to depend on)
     blocks = c.blocks
     n = max((k for b, k in c.nets.items() if b not in blocks), default=0)
     if n < at.site_min_members or n < at.site_min_share * c.netted:
         return 0
-    # counted only for a community on one site's block (rare), stopping at the bound
-    bound = at.site_max_throwaway_share * len(c.members)
-    throwaway = 0
-    for m in c.members.values():
-        throwaway += m.throwaway
-        if throwaway >= bound:
-            return 0
-    return n
+    return 0 if c.throwaways >= at.site_max_throwaway_share * len(c.members) else n
 
 
 def spread_networks(c: ClusterState, rules: Rules) -> bool:

@@ -38,6 +38,7 @@ class Brute(ClusterState):
         m.org = m.org or (s.org or "")
         m.young = m.young or s.young
         m.risky = m.risky or s.risky
+        m.throwaway = m.throwaway or s.throwaway
         m.n = max(m.n, s.n)
         m.flagged = max(m.flagged, s.flagged)
         if s.n and ts_ms >= m.seen_ms:
@@ -69,6 +70,7 @@ class Brute(ClusterState):
                 if m.seen_ms > mine.seen_ms:
                     mine.own, mine.pivot, mine.seen_ms = m.own, m.pivot, m.seen_ms
                 mine.young, mine.risky = mine.young or m.young, mine.risky or m.risky
+                mine.throwaway = mine.throwaway or m.throwaway
                 mine.ties |= m.ties
                 mine.strong = list(dict.fromkeys(mine.strong + m.strong))[:4]
                 if m.dec_until > mine.dec_until:
@@ -98,7 +100,7 @@ def _summary(rng: random.Random, pool: int) -> Summary:
     k = rng.randrange(pool)
     return Summary(f"acct-{k:03d}", rng.choice([None, f"org-{k % 7}"]), rng.randrange(0, 50) * 1000,
                    rng.random() < 0.5, rng.random() < 0.5, rng.randrange(1, 40), rng.randrange(0, 5),
-                   rng.random() < 0.3, rng.random() < 0.5, rng.choice([0, 0, 1, 2, 3]))
+                   rng.random() < 0.3, rng.random() < 0.5, rng.choice([0, 0, 1, 2, 3]), throwaway=rng.random() < 0.2)
 
 
 def _fp(rng: random.Random) -> str:
@@ -111,7 +113,8 @@ def _figures(c: ClusterState) -> tuple:
 
 
 _TALLIES = ("n_sum", "flagged_sum", "flagged_members", "young", "risky", "own", "network", "pivoted", "blocks",
-            "hosted", "hosted_plain", "hosted_no_net", "plain_blocks", "nonet_blocks", "nets", "netted", "asns")
+            "hosted", "hosted_plain", "hosted_no_net", "plain_blocks", "nonet_blocks", "nets", "netted", "asns",
+            "throwaways")
 
 
 def _tallies(c: ClusterState) -> dict:
