@@ -224,7 +224,7 @@ def topic_role(name: str, prefix: str) -> str:
     return rest.lstrip("-.") or name  # Faust's own (its partition assignor's topic)
 
 
-def broker_load(k: dict | None) -> tuple[list[tuple[str, float, float]], float, float] | None:
+def broker_per_event(k: dict | None) -> tuple[list[tuple[str, float, float]], float, float] | None:
     """(role, records, bytes per gateway event) per topic of the one-worker run, most bytes first, and the
     totals; None without broker figures."""
     b = (k or {}).get("broker")
@@ -237,7 +237,7 @@ def broker_load(k: dict | None) -> tuple[list[tuple[str, float, float]], float, 
 
 
 def broker_table(k: dict | None) -> list[str]:
-    load = broker_load(k)
+    load = broker_per_event(k)
     if load is None:
         return []
     rows, records, size = load
@@ -344,7 +344,7 @@ def sizing(k: dict | None, c: dict | None) -> list[str]:
         text += (f" The cluster stage is one partition whatever the number of workers: at {c['us']['clusters']:.1f} "
                  f"µs of core time per input event{per_link} its one consumer follows at most "
                  f"~{1e6 / c['us']['clusters']:,.0f} input events/s on this machine.")
-    load = broker_load(k)
+    load = broker_per_event(k)
     if load is not None:
         _, records, size = load
         text += (f" The broker takes ~{size * SIZING_RPS / 1e6:,.0f} MB/s of writes ({records * SIZING_RPS:,.0f} "

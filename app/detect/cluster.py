@@ -92,8 +92,7 @@ class Member:
     @property
     def evidence(self) -> int:
         """Its own abuse evidence: the account stage's bits, and the rings the cluster sees."""
-        return (self.own | (OWN_PAYMENT if self.payment else 0) | (OWN_HARVEST if self.harvest else 0)
-                | (OWN_HARNESS if self.harness else 0))
+        return _evidence(self.own, self.payment, self.harvest, self.harness)
 
     def figures(self) -> tuple:
         """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
@@ -380,8 +379,7 @@ class ClusterState:
         """Count a member in (sign 1) or out (-1) of the running figures, from its `Member.figures()` (all
         they read is there, so a member whose figures did not change need not be counted out and in)."""
         (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn, throwaway) = fig
-        evidence = (own | (OWN_PAYMENT if payment else 0) | (OWN_HARVEST if harvest else 0)
-                    | (OWN_HARNESS if harness else 0))  # Member.evidence
+        evidence = _evidence(own, payment, harvest, harness)  # Member.evidence, from its figures
         self.n_sum += sign * n
         self.flagged_sum += sign * flagged
         self.flagged_members += sign * (flagged > 0)
@@ -740,6 +738,12 @@ class ClusterState:
                 self._counts_w = window_ms
             self.sync = max(counts, default=0)
         return self.sync
+
+
+def _evidence(own: int, payment: bool, harvest: bool, harness: bool) -> int:
+    """A member's own evidence (`Member.evidence`): the account stage's bits and the rings the cluster sees."""
+    return (own | (OWN_PAYMENT if payment else 0) | (OWN_HARVEST if harvest else 0)
+            | (OWN_HARNESS if harness else 0))
 
 
 def _reach_moved(before: tuple, after: tuple) -> bool:
