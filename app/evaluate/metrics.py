@@ -52,6 +52,10 @@ class GroupRow:
     replacements: int = 0
     replacements_first: int = 0
     ttd_s: list[float] = field(default_factory=list)
+    # a campaign's accounts not caught, by why (MISSED): they add up to accounts - caught
+    missed_undetected: int = 0
+    missed_before_detection: int = 0
+    missed_not_reached: int = 0
 
     @property
     def rate(self) -> float:
@@ -65,7 +69,9 @@ class GroupRow:
         return {"group": self.group, "cls": self.cls, "accounts": self.accounts, "caught": self.caught,
                 "rate": self.rate, "blocked": self.blocked, "events": self.events, "leaked": self.leaked,
                 "median_ttd_s": self.median_ttd_s, "replacements": self.replacements,
-                "replacements_caught_first_request": self.replacements_first}
+                "replacements_caught_first_request": self.replacements_first,
+                "missed": {"undetected": self.missed_undetected, "before_detection": self.missed_before_detection,
+                           "not_reached": self.missed_not_reached}}
 
 
 @dataclass(slots=True)
@@ -118,6 +124,14 @@ DEFINITIONS = {
     "blocked": "like caught, counting only action=block",
     "benign_fpr": "benign accounts caught / benign accounts",
     "leak_ratio": "leaked campaign events / all campaign events",
+    "detected": "a campaign group's detection time: its earliest enforcing account-scoped decision, on any of its "
+                "accounts, whether or not that account was still active",
+    "missed.undetected": "campaign accounts not caught, in a group no enforcing decision ever named",
+    "missed.before_detection": "campaign accounts not caught whose last event came before their group was "
+                               "detected: only a detector that decides earlier, or on that account's own "
+                               "requests, catches them",
+    "missed.not_reached": "campaign accounts not caught that were still active once their group was detected: "
+                          "what the group's decisions did not reach in time",
 }
 
 
@@ -234,6 +248,13 @@ def evaluate(events: Path, labels_path: Path, decisions: Path, bin_minutes: floa
             if leaked:
                 leaked_series[lab["group"]][b] += 1
 
+    # a campaign group is detected at its earliest enforcing decision on any of its accounts (MISSED)
+    detected: dict[str, int] = {}
+    for acct, c in catch.items():
+        lab = labels.get(acct)
+        if lab is not None and lab["cls"] == "campaign" and acct in stats and c < detected.get(lab["group"], INF):
+            detected[lab["group"]] = c
+
     rows: dict[str, GroupRow] = {}
     unlabelled = 0
     for acct, (first, last, n, leaked) in stats.items():
@@ -254,6 +275,14 @@ def evaluate(events: Path, labels_path: Path, decisions: Path, bin_minutes: floa
         if caught:
             row.caught += 1
             row.ttd_s.append(max(0.0, (c - first) / 1000))
+        elif cls == "campaign":
+            at = detected.get(group)
+            if at is None:
+                row.missed_undetected += 1
+            elif last < at:
+                row.missed_before_detection += 1
+            else:
+                row.missed_not_reached += 1
         if block.get(acct, INF) <= last:
             row.blocked += 1
         if lab is not None and lab.get("replacement"):

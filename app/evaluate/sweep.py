@@ -286,6 +286,36 @@ def archetype_buckets(worlds: list[WorldResult]) -> list[BucketCell]:
     return cells
 
 
+@dataclass(slots=True)
+class MissRow:
+    """One archetype's campaign accounts over all worlds, and those missed by why (metrics.DEFINITIONS)."""
+    archetype: str
+    accounts: int = 0
+    caught: int = 0
+    undetected: int = 0
+    before_detection: int = 0
+    not_reached: int = 0
+
+    @property
+    def missed(self) -> int:
+        return self.accounts - self.caught
+
+
+def misses(worlds: list[WorldResult]) -> list[MissRow]:
+    """Per archetype, summed over worlds and groups: what was missed, and why."""
+    rows: dict[str, MissRow] = {}
+    for w in worlds:
+        for g in w.campaigns():
+            r = rows.setdefault(g["archetype"], MissRow(g["archetype"]))
+            m = g.get("missed") or {}
+            r.accounts += g["accounts"]
+            r.caught += g["caught"]
+            r.undetected += m.get("undetected", 0)
+            r.before_detection += m.get("before_detection", 0)
+            r.not_reached += m.get("not_reached", 0)
+    return [rows[a] for a in sorted(rows)]
+
+
 # --- targets (data) ---------------------------------------------------------------------------------------------
 TARGETS: dict[str, float] = {
     "benign_blocked_max": 0,            # benign accounts blocked, in every world
@@ -381,6 +411,9 @@ SWEEP_DEFINITIONS = {
              "(nothing caught counts as the longest TTD); ties go to the first seed",
     "worst_benign_group": "the benign group with the most accounts caught (tie: highest rate); across worlds, "
                           "groups are summed by name",
+    "missed_by_archetype": "campaign accounts per archetype over all worlds, those not caught split by why: "
+                           "undetected (no enforcing decision ever named its group), before_detection (its last "
+                           "event came before its group's first enforcing decision), not_reached (active after it)",
     "archetype_bucket": "campaign groups by archetype and account count (10-29, 30-99, 100-299, 300+; under 10 "
                         "shown, not targeted): mean and min of the groups' recalls, one sample per world and group",
 }
@@ -398,6 +431,7 @@ class Sweep:
     cells: list[BucketCell] = field(default_factory=list)
     targets: list[TargetResult] = field(default_factory=list)
     target_values: dict[str, float] = field(default_factory=dict)
+    misses: list[MissRow] = field(default_factory=list)
 
     @property
     def convention(self) -> str:
@@ -419,7 +453,8 @@ class Sweep:
             "worlds": [w.as_dict() for w in self.worlds],
             "summary": {"figures": {k: asdict(v) for k, v in self.spreads.items()},
                         "worst_benign_group": self.worst_benign,
-                        "archetype_buckets": [{**asdict(c), "targeted": c.targeted} for c in self.cells]},
+                        "archetype_buckets": [{**asdict(c), "targeted": c.targeted} for c in self.cells],
+                        "missed_by_archetype": [{**asdict(r), "missed": r.missed} for r in self.misses]},
             "targets": {"values": self.target_values, "results": [asdict(t) for t in self.targets],
                         "all_passed": not self.failed},
             "definitions": SWEEP_DEFINITIONS,
@@ -431,4 +466,4 @@ def score(worlds: list[WorldResult], seeds: list[int], size: str = "small", sour
     spreads = {m.key: spread(worlds, m) for m in MEASURES}
     cells = archetype_buckets(worlds)
     return Sweep(seeds, size, source, rules, worlds, spreads, worst_benign_overall(worlds), cells,
-                 check_targets(worlds, spreads, cells, targets), dict(targets))
+                 check_targets(worlds, spreads, cells, targets), dict(targets), misses(worlds))

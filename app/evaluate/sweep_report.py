@@ -145,6 +145,9 @@ def render(sw: Sweep, title: str = "distill-guard evaluation over worlds") -> st
         f"<td>{html.escape(c.bucket + ('' if c.targeted else ' (not targeted)'))}</td>"
         f"<td>{c.mean:.4f}</td><td>{c.min:.4f}</td><td>{c.min_seed}</td><td>{c.groups}</td><td>{c.accounts}</td></tr>"
         for c in sw.cells)
+    miss_rows = "".join(
+        f"<tr><td>{html.escape(r.archetype)}</td><td>{r.accounts}</td><td>{r.missed}</td><td>{r.undetected}</td>"
+        f"<td>{r.before_detection}</td><td>{r.not_reached}</td></tr>" for r in sw.misses)
     target_rows = "".join(
         f'<tr><td class="{t.status.replace("/", "")}">{t.status}</td><td>{html.escape(t.text)}</td>'
         f"<td>{html.escape(t.observed)}</td></tr>" for t in sw.targets)
@@ -167,6 +170,12 @@ Worlds from {html.escape(sw.source)}; rules {html.escape(sw.rules)}. {sw.verdict
 <h2>Recall per archetype and size bucket</h2>
 <table id="archetypes"><thead><tr><th>archetype</th><th>size (accounts)</th><th>mean recall</th>
 <th>min recall</th><th>seed of min</th><th>samples</th><th>accounts</th></tr></thead><tbody>{cell_rows}</tbody></table>
+<h2>Campaign accounts missed, by why</h2>
+<p>Over all worlds. A campaign group is detected at its first enforcing decision on any of its accounts:
+<em>before detection</em> accounts had sent their last request by then, <em>not reached</em> accounts were
+still active after it, <em>undetected</em> groups were never decided.</p>
+<table id="misses"><thead><tr><th>archetype</th><th>accounts</th><th>missed</th><th>undetected</th>
+<th>before detection</th><th>not reached</th></tr></thead><tbody>{miss_rows}</tbody></table>
 <h2>Caught benign accounts per benign group and world</h2>
 <img alt="caught benign accounts per benign group and world" src="{_benign_plot(sw)}">
 <h2>Per world</h2>

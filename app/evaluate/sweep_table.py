@@ -75,6 +75,17 @@ def render(sw: Sweep) -> str:
         lines.append(f"{arch:<{arch_w}} " + " ".join(cells))
     lines.append("(groups under 10 accounts are shown, not targeted)")
 
+    if any(r.missed for r in sw.misses):
+        lines += ["", "campaign accounts missed, by why, over all worlds (a group is detected at its first enforcing "
+                  "decision on any of its accounts)"]
+        arch_w = max([len("archetype")] + [len(r.archetype) for r in sw.misses])
+        head = (f"{'archetype':<{arch_w}} {'accounts':>8} {'missed':>7} {'undetected':>10} {'before_detection':>16} "
+                f"{'not_reached':>11}")
+        lines += [head, "-" * len(head)]
+        for r in sw.misses:
+            lines.append(f"{r.archetype:<{arch_w}} {r.accounts:>8} {r.missed:>7} {r.undetected:>10} "
+                         f"{r.before_detection:>16} {r.not_reached:>11}")
+
     lines += ["", "targets"]
     for t in sw.targets:
         lines.append(f"  {t.status:<4}  {t.text:<72} {t.observed}")

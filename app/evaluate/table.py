@@ -23,6 +23,15 @@ def render(ev: Evaluation) -> str:
     for r in ev.groups:
         lines.append(f"{r.group:<28} {r.cls:<8} {r.accounts:>8} {r.caught:>7} {r.rate:>7.4f} {r.blocked:>7} "
                      f"{r.events:>9} {r.leaked:>9} {duration_text(r.median_ttd_s):>10}")
+    camp = [r for r in ev.groups if r.cls == "campaign" and r.caught < r.accounts]
+    if camp:
+        head = (f"{'campaign group':<28} {'missed':>7} {'undetected':>10} {'before_detection':>16} "
+                f"{'not_reached':>11}")
+        lines += ["", "campaign accounts missed, by why (a group is detected at its first enforcing decision on any "
+                  "of its accounts)", head, "-" * len(head)]
+        for r in camp:
+            lines.append(f"{r.group:<28} {r.accounts - r.caught:>7} {r.missed_undetected:>10} "
+                         f"{r.missed_before_detection:>16} {r.missed_not_reached:>11}")
     t = ev.totals
     ttd = "-" if t.median_ttd_s is None else f"{t.median_ttd_s:.4f} s ({duration_text(t.median_ttd_s)})"
     lines += [

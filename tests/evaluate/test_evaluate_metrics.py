@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -79,3 +80,43 @@ def test_bad_lines_name_file_and_line(case) -> None:
         f.write(b"{not json\n")
     with pytest.raises(EvaluateError, match=r"decisions\.jsonl:14"):
         evaluate(e, lab, d)
+
+
+def test_missed_campaign_accounts_are_split_by_why(case) -> None:
+    rows = {r.group: r for r in evaluate(*case).groups}
+    a, b = rows["camp_a"], rows["camp_b"]
+    # camp_a is detected at 20 s (c1's throttle); c2 sent again at 100 s, its own decision came at 150 s
+    assert (a.missed_undetected, a.missed_before_detection, a.missed_not_reached) == (0, 0, 1)
+    # camp_b is detected at 50 s (c3's challenge); c5's one request was at 5 s, its payment_fp decision is no
+    # account decision
+    assert (b.missed_undetected, b.missed_before_detection, b.missed_not_reached) == (0, 1, 0)
+    # benign groups are not split
+    assert (rows["pop_x"].missed_undetected, rows["pop_x"].missed_not_reached) == (0, 0)
+    assert b.as_dict()["missed"] == {"undetected": 0, "before_detection": 1, "not_reached": 0}
+
+
+def test_a_group_no_decision_named_is_undetected_and_the_table_says_why(tmp_path: Path, t0: int) -> None:
+    from app.evaluate.table import render
+
+    e, lab, d = tmp_path / "e.jsonl", tmp_path / "l.json", tmp_path / "d.jsonl"
+    e.write_bytes(b"".join(orjson.dumps({"event_id": f"e{i}", "ts": t0 + i * 1000, "account_id": a}) + b"\n"
+                           for i, a in enumerate(["q1", "q2", "q1", "k1", "k2", "k2"])))
+    lab.write_bytes(orjson.dumps({"q1": {"cls": "campaign", "group": "quiet"},
+                                  "q2": {"cls": "campaign", "group": "quiet"},
+                                  "k1": {"cls": "campaign", "group": "caught"},
+                                  "k2": {"cls": "campaign", "group": "caught"}}))
+    # the only decision on quiet is shadow: it is never detected; k1 is decided after its one request
+    d.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in [
+        {"decision_id": "d1", "ts": t0, "scope": "account", "value": "q1", "action": "block", "mode": "shadow"},
+        {"decision_id": "d2", "ts": t0 + 4000, "scope": "account", "value": "k2", "action": "challenge",
+         "mode": "enforce"},
+        {"decision_id": "d3", "ts": t0 + 9000, "scope": "account", "value": "k1", "action": "challenge",
+         "mode": "enforce"}]))
+    result = evaluate(e, lab, d)
+    rows = {r.group: r for r in result.groups}
+    assert (rows["quiet"].missed_undetected, rows["quiet"].missed_before_detection) == (2, 0)
+    k = rows["caught"]
+    assert (k.caught, k.missed_before_detection, k.missed_not_reached) == (1, 1, 0)
+    text = render(result)
+    assert re.search(r"^quiet\s+2\s+2\s+0\s+0$", text, re.M)
+    assert re.search(r"^caught\s+1\s+0\s+1\s+0$", text, re.M)

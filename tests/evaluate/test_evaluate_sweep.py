@@ -274,6 +274,24 @@ def test_text_table_has_every_part() -> None:
     assert text.rstrip().endswith("3 of 7 targets missed")  # blocked, FPR, leak
 
 
+def test_missed_accounts_are_summed_per_archetype_by_why() -> None:
+    ws = [good(2), good(4)]
+    g1 = group("tracker", "campaign", 10, 6, archetype="release_tracker")
+    g1["missed"] = {"undetected": 0, "before_detection": 3, "not_reached": 1}
+    g2 = group("tracker", "campaign", 5, 0, archetype="release_tracker")
+    g2["missed"] = {"undetected": 5, "before_detection": 0, "not_reached": 0}
+    ws[0].groups.append(g1)
+    ws[1].groups.append(g2)
+    sw = score(ws, [2, 4], "small", "hand-made worlds", "rules.yaml")
+    rt = next(r for r in sw.misses if r.archetype == "release_tracker")
+    assert (rt.accounts, rt.caught, rt.missed) == (15, 6, 9)
+    assert (rt.undetected, rt.before_detection, rt.not_reached) == (5, 3, 1)
+    assert re.search(r"^release_tracker\s+15\s+9\s+5\s+3\s+1$", render_text(sw), re.M)
+    d = sw.as_dict()["summary"]["missed_by_archetype"]
+    assert {"archetype": "release_tracker", "accounts": 15, "caught": 6, "undetected": 5, "before_detection": 3,
+            "not_reached": 1, "missed": 9} in d
+
+
 def test_html_report_is_self_contained_with_every_figure(tmp_path: Path) -> None:
     from app.evaluate.sweep_report import write
 
@@ -291,6 +309,7 @@ def test_html_report_is_self_contained_with_every_figure(tmp_path: Path) -> None
     assert re.search(r'data-metric="worst_benign_group"><div class="v">pop</div>', text)
     assert text.count('<td class="FAIL">FAIL</td>') == 3 and text.count('<td class="PASS">PASS</td>') == 4
     for part in ("release_tracker", "stealth", "10-29", "&lt;10 (not targeted)", "pop 2/1000", "Definitions",
+                 "Campaign accounts missed, by why", "missed_by_archetype",
                  "archetype_bucket", "even: reporting seeds", "3 of 7 targets missed"):
         assert part in text, part
 
