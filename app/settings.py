@@ -7,6 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.yaml"
+# record-batch compression of everything the worker produces (Kafka's compression.type); "none" sends
+# batches as they are. lz4 and zstd come from cramjam (a dependency), gzip from the standard library
+COMPRESSION_TYPES = ("none", "gzip", "lz4", "zstd")
+
+
+def compression_type(value: str) -> str | None:
+    """A `DG_COMPRESSION` value as the producer takes it (None for none). Raises ValueError otherwise."""
+    v = value.strip().lower()
+    if v not in COMPRESSION_TYPES:
+        raise ValueError(f"must be one of {', '.join(COMPRESSION_TYPES)}, got {value!r}")
+    return None if v == "none" else v
 
 
 def _secret_repr(value: str) -> str:
@@ -48,6 +59,9 @@ class Settings:
     # the first (a container's CPU limit counts), 0 (the default) analyses in the worker's own process
     # (no gain measured on 2 cores shared with the broker); replay (no consumer group) uses "auto".
     content_jobs: str = "0"
+    # record-batch compression of everything the worker produces: its outputs, the messages between its
+    # stages and its tables' changelogs (COMPRESSION_TYPES; docs/benchmarks.md has the A/B)
+    compression: str = "zstd"
     # static consumer-group membership (Kafka's group.instance.id): a worker restarted after a crash takes
     # its partitions back at once instead of waiting for the broker to expire the dead member (Faust's
     # broker_session_timeout, 60 s). "" derives one from the host name and the data directory (stable
@@ -93,6 +107,7 @@ class Settings:
             state_flush_ms=int(e.get("DG_STATE_FLUSH_MS", d.state_flush_ms)),
             state_cache=int(e.get("DG_STATE_CACHE", d.state_cache)),
             content_jobs=e.get("DG_CONTENT_JOBS", d.content_jobs),
+            compression=e.get("DG_COMPRESSION", d.compression),
             group_instance_id=e.get("DG_GROUP_INSTANCE_ID", d.group_instance_id),
             sasl_username=e.get("KAFKA_SASL_USERNAME", ""),
             sasl_password=e.get("KAFKA_SASL_PASSWORD", ""),

@@ -416,7 +416,15 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers
             "take_worker_transport_eps": take_w_eps, "worker_eps": eps,
             "ratio": eps / plain_eps, "cpu_s_per_1k": cpu / sent * 1000, "peak_rss_mb": rss,
             "seconds": t1 - t0, "stages": stages, "broker": broker_load(bootstrap, f"bench-{uid}"),
+            "compression": _compression(extra),
             "topic_prefix": f"bench-{uid}"}
+
+
+def _compression(extra: dict | None) -> str:
+    """The record-batch compression the bench's workers produce with (`DG_COMPRESSION`)."""
+    from app.settings import Settings
+
+    return (extra or {}).get("DG_COMPRESSION") or os.environ.get("DG_COMPRESSION") or Settings().compression
 
 
 def stage_breakdown(workers: list[BenchWorker]) -> dict[str, dict[str, float]]:

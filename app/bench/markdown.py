@@ -247,7 +247,10 @@ def broker_table(k: dict | None) -> list[str]:
     return ["## Broker load", "",
             f"What one worker's run of {k['events']:,} events left on the broker, per topic: records (end offsets) "
             "and bytes (the partitions' size in the broker's log directories: record batches as stored, one "
-            "replica, changelogs before compaction), per gateway event, and what that is at "
+            "replica, changelogs before compaction"
+            + (f"; the worker's batches compressed with {k['compression']} (`DG_COMPRESSION`), the gateway's as "
+               "the bench produced them, uncompressed" if k.get("compression") else "")
+            + "), per gateway event, and what that is at "
             f"{SIZING_RPS:,} requests/s. Stage messages travel many to a record; the tables' changelogs are "
             "written once per changed key per flush (`DG_STATE_FLUSH_MS`), so a busier worker writes fewer "
             "changelog records per event.", "",

@@ -58,7 +58,7 @@ from app.metrics import Metrics
 from app.policy.feedback import FeedbackState, Verdict, VerdictRecord
 from app.rules.load import load_rules
 from app.rules.model import Rules
-from app.settings import Settings
+from app.settings import Settings, compression_type
 from app.state.store import Provenance
 
 log = logging.getLogger("distill_guard.worker")
@@ -241,6 +241,7 @@ class Worker:
             topic_replication_factor=s.replication_factor,
             producer_acks=-1,
             producer_linger_ms=2,
+            producer_compression_type=compression_type(s.compression),
             # bounded input buffers: what a stage has not taken yet waits in Kafka, not in memory
             # (Faust's take() stops filling a batch while the previous one is processed; records wait in
             # this buffer meanwhile, and a buffer of one batch paused fetching every batch: 4 batches

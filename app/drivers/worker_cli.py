@@ -31,6 +31,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"distill-guard worker: DG_CONTENT_JOBS: {exc}", file=sys.stderr)
         return 2
+    from app.settings import compression_type
+
+    try:
+        compression_type(s.compression)
+    except ValueError as exc:
+        print(f"distill-guard worker: DG_COMPRESSION: {exc}", file=sys.stderr)
+        return 2
     from app.drivers.worker import Worker, start_warm_up
 
     warm = start_warm_up()  # in a thread, while the topics are checked and the worker joins its group

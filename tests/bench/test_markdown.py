@@ -326,6 +326,13 @@ def test_the_broker_load_table_gives_each_topic_per_event_and_at_the_sizing_rate
     assert body["all"] == ["3.541", "2,934", "293.4"]  # the sums of the rows
     sizing = text.split("## Sizing")[1].split("##")[0]
     assert "~293 MB/s of writes (354,100 records/s)" in sizing
+    assert "compressed with" not in text.split("## Broker load")[1].split("##")[0]  # a run that does not say
+
+
+def test_the_broker_load_names_the_workers_compression(results):
+    results["kafka"].update(broker=BROKER, topic_prefix="bench-ab12", compression="zstd")
+    section = markdown.render(results).split("## Broker load")[1].split("##")[0]
+    assert "the worker's batches compressed with zstd (`DG_COMPRESSION`)" in section
 
 
 def test_a_run_without_broker_figures_has_no_broker_section(results):
