@@ -188,7 +188,8 @@ def spread_networks(c: ClusterState, rules: Rules) -> bool:
     """Whether the community's members send from spread networks (`attribution.spread_networks`): at least
     `min_members` of them with a known IP block (that of their latest request, any network), on at least
     `min_share` distinct blocks per such member or with no block holding more than `max_block_share` of them
-    (a pool reused by a large campaign's members), of at least `min_asns` network operators (ASNs).
+    (a pool reused by a large campaign's members) or on several blocks each shared by members (`pool_blocks`: a
+    small residential pool's exits), of at least `min_asns` network operators (ASNs).
     Colleagues share a site's network (a lab's campus NAT, an eval vendor's or a company's network, a
     household's line): one operator, however many blocks a cloud tenancy or an office hands out, and one
     block most of them send from; a campaign's aged holders of one card, of different orgs, each send from
@@ -198,7 +199,20 @@ def spread_networks(c: ClusterState, rules: Rules) -> bool:
     if not (at.spread_min_members > 0 and c.kind == "community" and netted >= at.spread_min_members
             and len(c.asns) >= at.spread_min_asns):
         return False
-    return len(c.nets) >= at.spread_min_share * netted or max(c.nets.values()) <= at.spread_max_block_share * netted
+    nets = c.nets
+    if len(nets) >= at.spread_min_share * netted or max(nets.values()) <= at.spread_max_block_share * netted:
+        return True
+    return at.spread_pool_min_blocks > 0 and pool_blocks(nets, netted, at) >= at.spread_pool_min_blocks
+
+
+def pool_blocks(nets: dict[int, int], netted: int, at) -> int:
+    """The IP blocks two or more members send from, when they are a pool's exits (`spread_networks.pool_*`):
+    together holding at least `pool_min_share` of the `netted` members with a known block, none of them
+    `site_cohort.min_share` of those members (a site). 0 otherwise."""
+    shared = [k for k in nets.values() if k >= 2]
+    if not shared or sum(shared) < at.spread_pool_min_share * netted or max(shared) >= at.site_min_share * netted:
+        return 0
+    return len(shared)
 
 
 def _established_majority(c: ClusterState, rules: Rules) -> bool:

@@ -202,6 +202,8 @@ def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: s
         spread_min_asns=int(a.get("spread_networks", {}).get("min_asns", d.spread_min_asns)),
         spread_max_block_share=float(a.get("spread_networks", {}).get("max_block_share",
                                                                       d.spread_max_block_share)),
+        spread_pool_min_blocks=int(a.get("spread_networks", {}).get("pool_min_blocks", d.spread_pool_min_blocks)),
+        spread_pool_min_share=float(a.get("spread_networks", {}).get("pool_min_share", d.spread_pool_min_share)),
         spread_aged_max_action=a.get("spread_networks", {}).get("aged_max_action", d.spread_aged_max_action),
         site_min_members=int(a.get("site_cohort", {}).get("min_members", d.site_min_members)),
         site_min_share=float(a.get("site_cohort", {}).get("min_share", d.site_min_share)),

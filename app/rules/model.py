@@ -100,6 +100,12 @@ class Attribution:
     spread_min_share: float = 0.8
     spread_min_asns: int = 2
     spread_max_block_share: float = 0.0
+    # ... or (of as many operators) with at least spread_pool_min_blocks IP blocks each sent from by two or more
+    # members, together holding spread_pool_min_share of the members with a known block, and no block holding
+    # site_min_share of them: a residential proxy pool's few exits, each reused by members of different orgs (a
+    # lab's or an office's members share one block, its site; those at home each their own). 0 blocks: off
+    spread_pool_min_blocks: int = 0
+    spread_pool_min_share: float = 0.8
     spread_aged_max_action: str = "challenge"
     # a community most of whose members (site_min_share of those with a known IP block, at least
     # site_min_members of them) send from one IP block that is not hosting egress is a cohort at one site (a

@@ -56,6 +56,7 @@ def test_the_packaged_rules(rules):
     at = rules.policy.attribution
     assert (at.spread_min_members, at.spread_min_share, at.spread_max_block_share, at.spread_min_asns,
             at.spread_aged_max_action) == (2, 0.8, 0.2, 2, "challenge")
+    assert (at.spread_pool_min_blocks, at.spread_pool_min_share) == (3, 0.8)
 
 
 def test_a_lab_behind_its_campus_nat_is_never_decided_whatever_its_content(rules):
@@ -134,6 +135,9 @@ def test_a_large_community_reusing_a_pool_is_spread_a_site_is_not(rules):
     assert (pool.netted, len(pool.nets), len(pool.asns)) == (20, 10, 5)
     assert attribution.spread_networks(pool, rules)        # 10 < 0.8 * 20, but the top block holds 2 of 20
     off = with_changes(lambda d: d["policy"]["attribution"]["spread_networks"].update(max_block_share=0))
+    assert attribution.spread_networks(pool, off)          # ... and each of its ten exits is shared (a pool)
+    off = with_changes(lambda d: d["policy"]["attribution"]["spread_networks"].update(max_block_share=0,
+                                                                                     pool_min_blocks=0))
     assert not attribution.spread_networks(pool, off)
     assert (lab.netted, len(lab.nets), len(lab.asns)) == (20, 5, 4)
     assert not attribution.spread_networks(lab, rules)     # the campus NAT holds 16 of 20
@@ -220,3 +224,55 @@ def test_a_decision_made_on_spread_networks_does_not_reach_aged_members_once_the
                                  attribution.member_evidence(c, c.members["s7"], attribution.view(c, rules)),
                                  attribution.NOTHING)
     assert tie.cap is None and "at most nothing" in tie.detail
+
+
+def _community(name: str, blocks: list[tuple[int, int, int]]) -> ClusterState:
+    """Aged members of their own orgs on one card: `blocks` as (block, operator, members sending from it)."""
+    c, k = ClusterState(name, T0), 0
+    for net, asn, n in blocks:
+        for _ in range(n):
+            c.add(Summary(f"{name}{k}", f"o{k}", T0, False, False, 5, 0, net=net, asn=asn), 64, "payment_fp",
+                  f"payment_fp:{name}", T0)
+            k += 1
+    return c
+
+
+def test_a_small_residential_pool_each_exit_reused_is_spread(rules):
+    """A release tracker's 31 aged card holders behind a residential proxy pool of six exits (odd small world
+    79): 6 blocks for 31 members, the top one 8 of them, so neither distinct blocks per member nor the block
+    share says spread; but every exit is shared by members of different orgs, of five operators."""
+    c = _community("rt", [(1, 3320, 8), (2, 3320, 7), (3, 12322, 6), (4, 3209, 4), (5, 20115, 3), (6, 3215, 3)])
+    assert (c.netted, len(c.nets), len(c.asns)) == (31, 6, 5)
+    assert attribution.pool_blocks(c.nets, c.netted, rules.policy.attribution) == 6
+    assert attribution.spread_networks(c, rules)
+    off = with_changes(lambda d: d["policy"]["attribution"]["spread_networks"].update(pool_min_blocks=0))
+    assert not attribution.spread_networks(c, off)
+    assert attribution.aged_cap(c, rules) == "challenge"
+
+
+def test_a_site_with_members_at_home_is_not_a_pool(rules):
+    """A lab: 7 of 25 behind the campus NAT, three pairs of flatmates, twelve each on their own line (three
+    ISPs): four shared blocks, but they hold 13 of 25; and a company whose three offices hold most of its
+    aged members is a pool only while no office holds half of them (a site)."""
+    lab = _community("lab", [(1, 3, 7), (2, 7922, 2), (3, 7018, 2), (4, 701, 2)]
+                     + [(10 + k, (7922, 7018, 701)[k % 3], 1) for k in range(12)])
+    assert attribution.pool_blocks(lab.nets, lab.netted, rules.policy.attribution) == 0
+    assert not attribution.spread_networks(lab, rules)
+    office = _community("hq", [(1, 10, 13), (2, 11, 6), (3, 12, 5)])
+    assert attribution.pool_blocks(office.nets, office.netted, rules.policy.attribution) == 0  # 13 of 24 at one
+    assert not attribution.spread_networks(office, rules)
+
+
+def test_the_pool_knobs_are_validated():
+    doc = rules_doc()
+    doc["policy"]["attribution"]["spread_networks"]["pool_min_share"] = 0
+    with pytest.raises(RulesError, match="pool_min_share"):
+        compile_rules(doc, "<test>")
+    doc = rules_doc()
+    doc["policy"]["attribution"]["spread_networks"]["pool_min_blocks"] = -1
+    with pytest.raises(RulesError, match="pool_min_blocks"):
+        compile_rules(doc, "<test>")
+    doc = rules_doc()
+    for key in ("pool_min_blocks", "pool_min_share"):  # a rules file from before them: off
+        doc["policy"]["attribution"]["spread_networks"].pop(key, None)
+    assert compile_rules(doc, "<test>").policy.attribution.spread_pool_min_blocks == 0
