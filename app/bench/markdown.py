@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.metrics import LATENCY_BUCKETS
+from app.settings import Settings
 
 # issue 18's targets (they replace issue 5's), which the figures are held against
 TARGET_CORE_US = 120.0          # the core's cost per event on the cost pass, parse to cluster stage
@@ -105,8 +106,9 @@ def header(results: dict) -> list[str]:
         lines.append(_row("through Kafka", f"{run['kafka_events']:,} events per throughput run; each latency "
                           f"load offered for {run.get('latency_seconds', 0):g} s (at most 100,000 events)"))
     env = run.get("env") or {}
-    settings = ("the defaults (`DG_CONTENT_JOBS=0`, `DG_STATE_FLUSH_MS=1000`, `DG_BATCH_WITHIN_MS=20`, RocksDB "
-                "tables)")
+    d = Settings()  # the worker's defaults, named from the settings themselves
+    settings = (f"the defaults (`DG_CONTENT_JOBS={d.content_jobs}`, `DG_STATE_FLUSH_MS={d.state_flush_ms}`, "
+                f"`DG_BATCH_WITHIN_MS={d.batch_within_ms}`, `DG_COMPRESSION={d.compression}`, RocksDB tables)")
     if env:
         settings += ", except " + ", ".join(f"`{k}={v}`" for k, v in sorted(env.items())) + " (set for the run)"
     lines.append(_row("worker settings", settings + "; the broker on the same machine"))

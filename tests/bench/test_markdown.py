@@ -93,6 +93,9 @@ def test_the_header_names_machine_python_date_and_commit(results):
 
 def test_settings_set_for_the_run_are_named(results):
     assert "except" not in _row(markdown.render(results), "worker settings")[1]
+    # the defaults are named from the settings themselves
+    assert ("the defaults (`DG_CONTENT_JOBS=0`, `DG_STATE_FLUSH_MS=1000`, `DG_BATCH_WITHIN_MS=20`, "
+            "`DG_COMPRESSION=zstd`, RocksDB tables)") in _row(markdown.render(results), "worker settings")[1]
     results["run"]["env"] = {"DG_STATE_FLUSH_MS": "0", "DG_BATCH_WITHIN_MS": "5"}
     cell = _row(markdown.render(results), "worker settings")[1]
     assert "except `DG_BATCH_WITHIN_MS=5`, `DG_STATE_FLUSH_MS=0` (set for the run)" in cell
