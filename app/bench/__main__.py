@@ -421,10 +421,11 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers
 
 
 def _compression(extra: dict | None) -> str:
-    """The record-batch compression the bench's workers produce with (`DG_COMPRESSION`)."""
+    """The record-batch compression the bench's workers produce with (`DG_COMPRESSION`): their environment,
+    read as the worker reads it."""
     from app.settings import Settings
 
-    return (extra or {}).get("DG_COMPRESSION") or os.environ.get("DG_COMPRESSION") or Settings().compression
+    return Settings.from_env({**os.environ, **(extra or {})}).compression
 
 
 def stage_breakdown(workers: list[BenchWorker]) -> dict[str, dict[str, float]]:

@@ -41,7 +41,7 @@ from app.detect.messages import (
 from app.emit.records import Decision, Reason, stable_id
 from app.policy.decide import LEVELS
 from app.rules.load import KNOWN_SIGNALS
-from app.rules.model import Rules
+from app.rules.model import Attribution, Rules
 
 _FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOLUME}
 # own evidence that does not by itself take a strongly tied member to `own_strong_max_action`: a flagged
@@ -205,7 +205,7 @@ def spread_networks(c: ClusterState, rules: Rules) -> bool:
     return at.spread_pool_min_blocks > 0 and pool_blocks(nets, netted, at) >= at.spread_pool_min_blocks
 
 
-def pool_blocks(nets: dict[int, int], netted: int, at) -> int:
+def pool_blocks(nets: dict[int, int], netted: int, at: Attribution) -> int:
     """The IP blocks two or more members send from, when they are a pool's exits (`spread_networks.pool_*`):
     together holding at least `pool_min_share` of the `netted` members with a known block, none of them
     `site_cohort.min_share` of those members (a site). 0 otherwise."""
