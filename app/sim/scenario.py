@@ -170,8 +170,9 @@ def _check_trap_knobs(g: dict[str, Any], at: str, source: str, duration: float) 
         return
     if g.get("labs", 1) > g["accounts"]:
         raise ScenarioError(source, f"{at}.labs", "more labs than accounts")
-    if "labs" in g and g["kind"] != "research_lab":
-        raise ScenarioError(source, f"{at}.labs", "only research_lab has several sites")
+    if "labs" in g and g["kind"] not in ("research_lab", "hosted_agent"):
+        raise ScenarioError(source, f"{at}.labs", "only research_lab (labs) and hosted_agent (clouds) have several "
+                                                  "sites")
     cohort = {**TRAP_DEFAULTS[g["kind"]].get("cohort", {}), **g.get("cohort", {})}
     if not cohort:
         return

@@ -1,6 +1,6 @@
 """Benign traps users report as false positives: research labs, classrooms, hackathons, onboarding waves,
-security-research programmes, eval vendors and an agent framework's launch crowd, as populations whose
-accounts share a site, cards and a start.
+security-research programmes, eval vendors, an agent framework's launch crowd, a team behind a VPN and a hosted
+agent product's customers, as populations whose accounts share a site, cards and a start.
 
 A trap's accounts are spread over `labs` sites (one for every kind but research_lab). A site has one network
 (`nat_ips` addresses of one ASN, or each account's own home line when `nat_ips` is absent) and one country;
@@ -163,6 +163,24 @@ TRAP_DEFAULTS: dict[str, dict[str, Any]] = {
         "system_prompts": 1, "system_prompt_share": 0.7, "thinking": 0.4, "tools": [5, 25],
         "models": {"large": 0.6, "medium": 0.4}, "output_tokens": [60, 3000], "context_tokens": [2000, 60000],
         "cache_read_fraction": 0.7,
+    },
+    # customers of a hosted agent product that calls the API with each customer's own key (bring your own key)
+    # from the vendor's servers: established accounts of their own orgs and cards, all on the product's one
+    # system prompt with tools, every session leaving from any of the vendor's egress addresses (`nat_ips` of
+    # one cloud per site; `labs` sites: a vendor on one or two clouds), so each customer rotates through
+    # several hosting blocks that other customers use too, like a proxy pool's users
+    "hosted_agent": {
+        "labs": 1, "org_per_account": 1.0, "card_scope": "account", "no_card_fraction": 0.2, "nat_ips": 12,
+        "exit_per_session": True, "countries": {"US": 4, "IE": 1, "DE": 1, "SG": 1},
+        "asn_types": {"cloud": 0.8, "datacenter": 0.2}, "v6_share": 0.0, "access_paths": {"api": 1},
+        "stacks": {"node_sdk": 1.0}, "tiers": {"build": 0.5, "scale": 0.4, "enterprise": 0.1},
+        "signup_channels": {"standard": 0.7, "startup": 0.3}, "kyc": {"card": 0.7, "id_verified": 0.3},
+        "email_domain_classes": {"corporate": 0.55, "freemail": 0.45}, "account_age_days": [3, 900],
+        "session_length": 10, "session_gap_seconds": [5, 90], "diurnal": "office",
+        "template_families": {"agent_task": 1.0, "dev_question": 0.5}, "followup_family": "agent_followup",
+        "system_prompts": 1, "system_prompt_share": 1.0, "thinking": 0.4, "tools": [5, 25],
+        "models": {"large": 0.6, "medium": 0.4}, "output_tokens": [60, 3000], "context_tokens": [2000, 60000],
+        "cache_read_fraction": 0.8,
     },
 }
 TRAP_KINDS = frozenset(TRAP_DEFAULTS)

@@ -334,6 +334,10 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
         "accounts": Num(8, 40, integer=True), "requests_per_account_hour": Num(1, 6, log=True),
         "nat_ips": Num(4, 20, integer=True), "shared_payment_fraction": Num(0.4, 1),
     },
+    "hosted_agent": {
+        "accounts": Num(20, 120, integer=True), "requests_per_account_hour": Num(1, 8, log=True),
+        "clouds": Num(1, 2, integer=True), "nat_ips": Num(3, 60, integer=True, log=True),
+    },
 }
 
 _WORLD: dict[str, Any] = {
@@ -359,7 +363,7 @@ POPULATION_KINDS = tuple(_POPULATIONS)
 GROUP_NAMES = {
     "research_lab": "research_labs", "classroom": "course_session", "hackathon": "hack_weekend",
     "onboarding_wave": "new_hires", "security_research": "red_team_programme", "eval_vendor": "eval_house",
-    "agent_launch": "launch_crowd", "vpn_team": "vpn_startup",
+    "agent_launch": "launch_crowd", "vpn_team": "vpn_startup", "hosted_agent": "byok_tool_users",
     "stealth": "stealth_trickle", "trace_variant": "trace_coercion",
 }
 
@@ -504,6 +508,8 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
         p["asn_types"] = {"cloud": cloud, "residential": round(1 - cloud, 4)}
     elif kind == "vpn_team":
         p.update(nat_ips=g("nat_ips"), shared_payment_fraction=g("shared_payment_fraction"))
+    elif kind == "hosted_agent":
+        p.update(labs=g("clouds"), nat_ips=g("nat_ips"))
     if "release_burst.share" in _POPULATIONS[kind]:
         burst = dict({**KIND_DEFAULTS, **TRAP_DEFAULTS}[kind]["release_burst"])
         lo, hi = g("release_burst.requests")

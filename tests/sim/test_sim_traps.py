@@ -278,3 +278,32 @@ def test_a_vpn_team_leaves_through_its_vpns_exits_one_per_session_on_team_cards(
     for e in evs:
         exits[e["account_id"]].add(e["client"]["ip"])
     assert max(len(x) for x in exits.values()) >= 3
+
+
+def test_hosted_agent_customers_rotate_through_their_vendors_egress_of_one_cloud_per_site() -> None:
+    evs, accts = _alone({"name": "byok_tool_users", "kind": "hosted_agent", "accounts": 40, "nat_ips": 20,
+                         "labs": 2, "requests_per_account_hour": 5}, 7)
+    assert len(accts) >= 30
+    # each its own org, its own card (or none), card or ID KYC, no disposable email, mostly aged
+    assert len({e["org_id"] for e in accts.values()}) == len(accts)
+    cards = [e["account"].get("payment_fp") for e in accts.values() if e["account"].get("payment_fp")]
+    assert len(set(cards)) == len(cards) > 0
+    assert {e["account"]["kyc"] for e in accts.values()} <= {"card", "id_verified"}
+    assert "disposable" not in {e["account"]["email_domain_class"] for e in accts.values()}
+    assert sum(_age_days(e) >= 14 for e in accts.values()) > len(accts) / 2
+    # the vendor's egress: hosting addresses of at most two operators (two sites), 20 addresses each at most
+    assert {e["client"]["asn_type"] for e in evs} <= {"cloud", "datacenter"}
+    assert len({e["client"]["asn"] for e in evs}) <= 2
+    assert len({e["client"]["ip"] for e in evs}) <= 40
+    # a customer with several sessions leaves through several of the vendor's blocks, which others use too
+    blocks: dict[str, set[str]] = defaultdict(set)
+    users: dict[str, set[str]] = defaultdict(set)
+    for e in evs:
+        b = e["client"]["ip"].rsplit(".", 1)[0]
+        blocks[e["account_id"]].add(b)
+        users[b].add(e["account_id"])
+    assert max(len(b) for b in blocks.values()) >= 3
+    assert all(len(u) >= 2 for u in users.values())
+    # one system prompt, the product's, with tools, on the API
+    assert len({e["request"]["system_prompt_hash"] for e in evs}) == 1
+    assert {e["client"]["access_path"] for e in evs} == {"api"}
