@@ -17,15 +17,17 @@ of them are new or unverified (a campaign's agentic harness; an IDE's or an SDK'
 established customers, a consumer app's by a majority of them) and it has at most
 `campaign_prompt.max_accounts` users. Such a campaign-like prompt, once it has `campaign_prompt.min_accounts`
 users, is a strong value: it links every member, established ones too, the way a payment method or a device
-does. `popularity()` gives
+does. So is a system prompt used mostly by established accounts whose kept members mostly send from hosting
+networks that rotate, over about as many blocks as members and several operators (`pool_prompt`): a harness
+run by bought, aged accounts through a data-centre proxy pool. `popularity()` gives
 the verdict with a reason code and its figures."""
 
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
 
-from app.detect.messages import Link, Observation, Summary
-from app.rules.model import CampaignPrompt, HarvestTemplate, Rules
+from app.detect.messages import OWN_NETWORK, Link, Observation, Summary
+from app.rules.model import CampaignPrompt, HarvestTemplate, PoolPrompt, Rules
 
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 
@@ -34,11 +36,11 @@ class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
     # `seq`: its place in the value's member order, set only while the value keeps an eviction heap (FpState)
-    __slots__ = ("block", "eligible", "hit", "last_ms", "level", "linkable", "net", "org", "own", "risky", "seq",
-                 "throwaway", "young")
+    __slots__ = ("asn", "block", "eligible", "hit", "last_ms", "level", "linkable", "net", "org", "own", "risky",
+                 "seq", "throwaway", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
-                 eligible: int, throwaway: int, hit: int = 0, block: int = 0, net: int = 0) -> None:
+                 eligible: int, throwaway: int, hit: int = 0, block: int = 0, net: int = 0, asn: int = 0) -> None:
         self.last_ms = last_ms        # event time it was last seen on this value
         self.org = org                # "" when none
         self.linkable = linkable      # the value may link it
@@ -56,12 +58,15 @@ class FpMember:
         # ... and the IP block of its last observation, whatever the network (Summary.net; 0: none, and on a
         # weak value): whether a quiet member sends from a site's network (a campus NAT) that its cohort shares
         self.net = net
+        # ... and the network operator (ASN) of its last observation (Summary.asn; 0: none), on a system prompt
+        # only: whether the members rotating through hosting networks do so over several operators (pool_prompt)
+        self.asn = asn
 
     def snapshot(self) -> list:
-        """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit` and
-        `block` and `net` only when set (nine fields otherwise, as before they existed)."""
-        tail = ([self.hit, self.block, self.net] if self.net else [self.hit, self.block] if self.block
-                else [1] if self.hit else [])
+        """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit`,
+        `block`, `net` and `asn` only when set (nine fields otherwise, as before they existed)."""
+        tail = ([self.hit, self.block, self.net, self.asn] if self.asn else [self.hit, self.block, self.net]
+                if self.net else [self.hit, self.block] if self.block else [1] if self.hit else [])
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
                 self.throwaway, *tail]
 
@@ -72,9 +77,9 @@ class FpState:
     # `heap` and `next_seq` are not stored: the eviction heap of a value at its member cap (`evict_oldest`),
     # made again from the members when first needed after a restore. Nor is `n_linkable`, the number of
     # members whose `linkable` is set, made again by `restore` (`observe` and `evict_oldest` keep it: nothing
-    # else changes members)
+    # else changes members), nor `n_rot`, the number of members whose own egress rotates (OWN_NETWORK)
     __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "heap", "hits", "last_ms", "linking",
-                 "members", "n_linkable", "next_seq", "popular", "strong")
+                 "members", "n_linkable", "n_rot", "next_seq", "popular", "strong")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -91,6 +96,7 @@ class FpState:
         self.heap: list[tuple[int, int, str]] | None = None  # (last_ms, seq, account), see evict_oldest
         self.next_seq = 0
         self.n_linkable = 0                  # members with `linkable` set
+        self.n_rot = 0                       # members whose own egress rotates (OWN_NETWORK in `own`)
 
     def snapshot(self) -> list:
         # the harvest verdict only when set: a value without one stores exactly as before it existed
@@ -111,6 +117,7 @@ class FpState:
         f.heap = None
         f.next_seq = 0
         f.n_linkable = sum(m.linkable for m in f.members.values())
+        f.n_rot = sum(1 for m in f.members.values() if m.own & OWN_NETWORK)
         return f
 
     def evict_oldest(self) -> FpMember:
@@ -135,6 +142,8 @@ class FpState:
             if r is not None and r.seq == seq and r.last_ms == last:
                 del members[acct]
                 self.n_linkable -= r.linkable
+                if r.own & OWN_NETWORK:
+                    self.n_rot -= 1
                 if acct == self.anchor:
                     self.anchor = None
                 return r
@@ -175,12 +184,22 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
     """The verdict `observe` applies to a value, as (code, figure, threshold, detail):
     FP_POPULAR_ACCOUNTS or FP_POPULAR_ESTABLISHED (links nothing), FP_CAMPAIGN_PROMPT (a system prompt
     whose users look like a campaign: linkable past `popular_accounts`, established members included),
+    FP_POOL_PROMPT (a system prompt mostly established accounts use, run through a proxy pool: the same),
     FP_HARVEST_TEMPLATE (a prompt template whose users' requests on it are mostly flagged, its users mostly
     new: links its risky users with a flagged request on it), FP_RARE (linkable by count: new/unverified
     members with evidence of their own only, or everyone for a payment method/device)."""
     fr = rules.fingerprints
     cp = fr.campaign_prompt
     young = fp.distinct - fp.established
+    pp = fr.pool_prompt
+    if pp is not None and is_system_prompt(scope, value) and not (cp is not None and _campaign_like(fp, cp)):
+        pool = _pool_figures(fp, pp)
+        if pool is not None:
+            rot, blocks, asns = pool
+            return ("FP_POOL_PROMPT", round(rot / len(fp.members), 4), pp.min_share,
+                    f"{rot} of the {len(fp.members)} accounts kept send from hosting networks that rotate "
+                    f"(>= {pp.min_share:g}), over {blocks} hosting blocks of {asns} network operators: a harness run "
+                    f"through a proxy pool, not a product's prompt ({fp.established} of {fp.distinct} established)")
     if fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct:
         return ("FP_POPULAR_ESTABLISHED", fp.established, fr.popular_established,
                 f"{fp.established} of {fp.distinct} accounts using it are established (half or more)")
@@ -207,6 +226,25 @@ def _harvest_like(fp: FpState, ht: HarvestTemplate) -> bool:
     n = len(fp.members)
     return (n >= ht.min_accounts and fp.hits >= ht.min_hit_share * n
             and fp.distinct - fp.established >= ht.min_young_share * fp.distinct and fp.orgs() >= ht.min_accounts)
+
+
+def _pool_figures(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
+    """(members whose own egress rotates, their hosting blocks, their operators) when the value's kept members
+    are a proxy pool's users by `pool_prompt`, else None. `n_rot` is kept by `observe`: the members are
+    scanned only when enough of them rotate, which a product's prompt's users rarely do."""
+    rot = fp.n_rot
+    if rot < pp.min_members or rot < pp.min_share * len(fp.members) or fp.distinct > pp.max_accounts:
+        return None
+    blocks = set()
+    asns = set()
+    for m in fp.members.values():
+        if m.own & OWN_NETWORK and m.block:
+            blocks.add(m.block)
+            if m.asn:
+                asns.add(m.asn)
+    if len(blocks) < pp.min_block_share * rot or len(asns) < pp.min_asns:
+        return None
+    return rot, len(blocks), len(asns)
 
 
 def _campaign_like(fp: FpState, cp: CampaignPrompt) -> bool:
@@ -266,6 +304,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     # a member's network is kept only where a stub of it can join a community (a strong value, or a system
     # prompt that may turn into one): what a weak value links is a ring, and an IP block is its own network
     net = s.net if strong_scope or sys_prompt else 0
+    asn = s.asn if sys_prompt else 0
+    rot = 1 if s.own & OWN_NETWORK else 0
     if is_new:
         prev_ms = ts  # when this member was last seen on this value
         fp.distinct += 1
@@ -273,9 +313,10 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             fp.established += 1
         hit = +obs.hit
         m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
-                     s.hosting_block, net)
+                     s.hosting_block, net, asn)
         members[account] = m
         fp.hits += hit
+        fp.n_rot += rot
         if fp.heap is not None:
             fp.note(account, m, True)
         if len(members) > rules.fingerprint.max_members:
@@ -288,11 +329,14 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
                 fp.note(account, m, False)
         m.risky = +s.risky
         m.young = +s.young
+        if rot != (1 if m.own & OWN_NETWORK else 0):
+            fp.n_rot += rot or -1
         m.own = s.own
         m.eligible = +s_eligible
         m.throwaway = +s.throwaway
         m.block = s.hosting_block
         m.net = net
+        m.asn = asn
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
@@ -302,13 +346,21 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     cp = fr.campaign_prompt
     # a system prompt whose users look like a campaign (mostly new/unverified): judged by who uses it
     camp = cp is not None and sys_prompt and _campaign_like(fp, cp)
+    # ... or, used mostly by established accounts, whose users send from a proxy pool (a harness run by aged,
+    # bought accounts): like a campaign's prompt, past popular_established
+    pp = fr.pool_prompt
+    pool = (not camp and sys_prompt and pp is not None and fp.n_rot >= pp.min_members
+            and _pool_figures(fp, pp) is not None)
+    if pool:
+        camp = True
     distinct, established = fp.distinct, fp.established
-    fp.popular = (distinct > fr.popular_accounts and not camp) or (
-        established >= fr.popular_established and established * 2 >= distinct)
+    # (a campaign-like prompt is never half established: its young share is above half)
+    fp.popular = not camp and (distinct > fr.popular_accounts or (
+        established >= fr.popular_established and established * 2 >= distinct))
     if fp.popular:
         return []
     # ... and ties everyone on it, its established members too, like a payment method or a device
-    everyone = camp and cp.link_established
+    everyone = pool or (camp and cp.link_established)
     strong = strong_scope or camp
     # a prompt template whose users' requests on it are mostly flagged, its users mostly new: a harvest
     # prompt, through which a risky user with a flagged request on it is linkable (kept once judged so)

@@ -125,7 +125,7 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
     cp = rules.fingerprints.campaign_prompt
     if tr.scope in STRONG_SCOPES:
         everyone, who = True, "every account behind it (a payment method or device links whoever holds it)"
-    elif code == "FP_CAMPAIGN_PROMPT" and cp is not None and cp.link_established:
+    elif (code == "FP_CAMPAIGN_PROMPT" and cp is not None and cp.link_established) or code == "FP_POOL_PROMPT":
         everyone, who = True, f"every account behind it ({detail})"
     elif code == "FP_HARVEST_TEMPLATE":
         everyone, who = False, (f"the new, disposable or KYC-less accounts behind it with abuse evidence of their own "

@@ -22,6 +22,7 @@ from app.rules.model import (
     FingerprintRules,
     HarvestTemplate,
     Policy,
+    PoolPrompt,
     Rules,
     Signal,
     TableBounds,
@@ -155,6 +156,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             abused_channels=frozenset(fp.get("abused_channels", [])),
             campaign_prompt=_campaign_prompt(fp.get("campaign_prompt"), int(fp["popular_accounts"]), source),
             harvest_template=_harvest_template(fp.get("harvest_template"), source),
+            pool_prompt=_pool_prompt(fp.get("pool_prompt"), int(fp["popular_accounts"]), source),
             refresh_ms=int(float(fp.get("refresh_s", 0)) * 1000),
             hosting_asn_types=frozenset(fp.get("hosting_asn_types", ALL_HOSTING_ASN_TYPES)),
         ),
@@ -242,6 +244,24 @@ def _harvest_template(ht: dict[str, Any] | None, source: str) -> HarvestTemplate
     if out.min_young_share <= 0.5:
         raise RulesError(source, "fingerprints.harvest_template.min_young_share",
                          "must be above 0.5: a value half or more established accounts use is popular")
+    return out
+
+
+def _pool_prompt(pp: dict[str, Any] | None, popular_accounts: int, source: str) -> PoolPrompt | None:
+    if pp is None or int(pp["min_members"]) == 0:
+        return None
+    out = PoolPrompt(min_members=int(pp["min_members"]), min_share=float(pp["min_share"]),
+                     min_block_share=float(pp["min_block_share"]), min_asns=int(pp["min_asns"]),
+                     max_accounts=int(pp["max_accounts"]))
+    if out.min_members < 3:
+        raise RulesError(source, "fingerprints.pool_prompt.min_members",
+                         "must be 0 (off) or at least 3: a pool is judged on several members' egress")
+    if out.min_asns < 2:
+        raise RulesError(source, "fingerprints.pool_prompt.min_asns",
+                         "must be at least 2: one operator's blocks are a site or a vendor's servers, not a pool")
+    if out.max_accounts <= popular_accounts:
+        raise RulesError(source, "fingerprints.pool_prompt.max_accounts",
+                         f"must be above popular_accounts ({popular_accounts})")
     return out
 
 

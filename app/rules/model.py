@@ -152,6 +152,20 @@ class CampaignPrompt:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolPrompt:
+    """When a system prompt used mostly by established accounts is still a campaign's harness: most of the
+    members it keeps send from hosting networks that rotate (their own ACCT_EGRESS_ROTATION evidence), over
+    about as many IP blocks as there are such members and several network operators: a harness run by bought,
+    aged accounts through a data-centre proxy pool. A product's prompt used from its vendor's servers comes
+    from a few blocks of one cloud; customers running a tool on their own cloud machines do not rotate."""
+    min_members: int            # kept members whose egress rotates, at least (0: off)
+    min_share: float            # ... and at least this share of the members kept
+    min_block_share: float      # their hosting blocks, at least this many per such member
+    min_asns: int               # ... of at least this many network operators (ASNs)
+    max_accounts: int           # past this many distinct accounts it is popular whoever uses it
+
+
+@dataclass(frozen=True, slots=True)
 class HarvestTemplate:
     """When a prompt template (a MinHash band key) is a campaign's harvest prompt: its users' requests on it
     are mostly flagged content and its users are mostly new or unverified. A new, disposable or KYC-less
@@ -175,6 +189,7 @@ class FingerprintRules:
     abused_channels: frozenset[str]
     campaign_prompt: CampaignPrompt | None = None
     harvest_template: HarvestTemplate | None = None
+    pool_prompt: PoolPrompt | None = None
     # an account reports a fingerprint value it already reported at the same summary level at most once
     # per this many ms (0: every event reports every value); see AccountState.unreported
     refresh_ms: int = 0

@@ -1,0 +1,165 @@
+"""A system prompt run through a proxy pool (app/detect/fingerprint.py, rules `fingerprints.pool_prompt`): a
+harness that a campaign's aged, bought accounts run from a data-centre pool links its members although most of
+them are established; a product's prompt stays popular when its users send from the vendor's servers (a few
+blocks, or many blocks of one cloud), from their own cloud machines (no rotation), or when only a few of them
+rotate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.detect.fingerprint import FpState, popularity
+from app.detect.messages import OWN_CONTENT, OWN_NETWORK, Observation, Summary
+from app.errors import RulesError
+from app.rules.load import compile_rules
+from app.rules.model import Rules
+from app.stages.base import Output
+from app.stages.fingerprint import FingerprintStage
+from tests.helpers import T0
+
+DEFAULT_YAML = Path(__file__).resolve().parents[2] / "app" / "rules" / "default.yaml"
+SYS = "sys:900dc0ffee000001"
+KEY = "template:" + SYS
+
+
+def doc() -> dict:
+    return yaml.safe_load(DEFAULT_YAML.read_text())
+
+
+@pytest.fixture
+def rules() -> Rules:
+    return compile_rules(doc(), "default.yaml")
+
+
+def member(k: int, *, rotates: bool, block: int, asn: int, young: bool = False, own: int = 0) -> Summary:
+    """Account k of its own org: established (aged, verified) unless `young`; its own egress rotating through
+    hosting networks (OWN_NETWORK) when `rotates`; its last request from hosting block `block` of `asn`."""
+    bits = own | (OWN_NETWORK if rotates else 0)
+    return Summary(f"acct{k:04d}", f"org{k:04d}", T0, young, False, 12, 0, own=bits, hosting_block=block,
+                   net=block, asn=asn)
+
+
+def feed(rules: Rules, summaries: list[Summary], stage: FingerprintStage | None = None) -> tuple[FingerprintStage,
+                                                                                                 list]:
+    stage, out = stage or FingerprintStage(rules), Output()
+    for k, s in enumerate(summaries):
+        stage.process(Observation("template", SYS, T0 + 1000 * k, f"ev{k}", s), out)
+    return stage, out.links
+
+
+def pool_users(n: int, *, asns: int, blocks: int, rotating_every: int = 1) -> list[Summary]:
+    """n established accounts on `blocks` hosting blocks of `asns` operators; every `rotating_every`-th rotates."""
+    return [member(k, rotates=k % rotating_every == 0, block=1000 + k % blocks, asn=64500 + k % asns)
+            for k in range(n)]
+
+
+def test_aged_harness_through_a_data_centre_pool_links_every_member(rules):
+    pp = rules.fingerprints.pool_prompt
+    assert pp is not None and (pp.min_members, pp.min_asns) == (5, 3)
+    # 40 aged, card-verified accounts of 40 orgs, each rotating through a pool of 30 blocks of 6 clouds
+    users = pool_users(40, asns=6, blocks=30)
+    stage, links = feed(rules, users)
+    st = stage.store.get(KEY)
+    assert st.established == 40 and not st.popular and st.strong and st.linking
+    assert {lk.summary.account_id for lk in links} == {s.account_id for s in users}
+    assert all(lk.strong for lk in links)
+    code, figure, threshold, detail = popularity(st, "template", SYS, rules)
+    assert (code, figure, threshold) == ("FP_POOL_PROMPT", 1.0, pp.min_share)
+    assert "40 of the 40 accounts kept" in detail and "30 hosting blocks of 6 network operators" in detail
+
+
+def test_the_same_prompt_without_the_rule_links_nothing(rules):
+    d = doc()
+    d["fingerprints"]["pool_prompt"]["min_members"] = 0
+    off = compile_rules(d, "off.yaml")
+    assert off.fingerprints.pool_prompt is None
+    stage, links = feed(off, pool_users(40, asns=6, blocks=30))
+    st = stage.store.get(KEY)
+    assert st.popular and links == []
+    assert popularity(st, "template", SYS, off)[0] == "FP_POPULAR_ESTABLISHED"
+
+
+@pytest.mark.parametrize("asns,blocks,why", [
+    (1, 4, "a hosted tool's servers: four NAT addresses of one cloud"),
+    (1, 40, "serverless egress: a block per member, one cloud"),
+    (2, 40, "a vendor on two clouds"),
+])
+def test_a_product_prompt_sent_from_its_vendors_servers_stays_popular(rules, asns, blocks, why):
+    # every customer's requests hop between the vendor's egress addresses: each one rotates (OWN_NETWORK)
+    stage, links = feed(rules, pool_users(40, asns=asns, blocks=blocks))
+    st = stage.store.get(KEY)
+    assert st.popular and links == [], why
+    assert popularity(st, "template", SYS, rules)[0] == "FP_POPULAR_ESTABLISHED", why
+
+
+def test_customers_running_a_tool_on_their_own_cloud_machines_do_not_rotate(rules):
+    # 40 established developers, each on its own cloud box (its own block, twelve clouds between them)
+    users = [member(k, rotates=False, block=2000 + k, asn=64500 + k % 12) for k in range(40)]
+    stage, links = feed(rules, users)
+    assert stage.store.get(KEY).popular and links == []
+
+
+def test_a_few_rotating_users_are_not_a_pool(rules):
+    # one in three of the prompt's users rotates (14 of 40, > min_members, < min_share): still a product
+    stage, links = feed(rules, pool_users(40, asns=6, blocks=40, rotating_every=3))
+    st = stage.store.get(KEY)
+    assert st.n_rot == 14 and st.popular and links == []
+
+
+def test_rotating_members_on_a_few_reused_blocks_are_not_a_pool(rules):
+    # 40 rotating members whose last requests came from 12 blocks (of 6 operators): 0.3 per member. Its
+    # first dozen, each on a block of its own, were a pool's users; from the 25th on it is popular again
+    users = pool_users(40, asns=6, blocks=12)
+    stage, links = feed(rules, users)
+    st = stage.store.get(KEY)
+    assert st.popular and popularity(st, "template", SYS, rules)[0] == "FP_POPULAR_ESTABLISHED"
+    linked = {lk.summary.account_id for lk in links}
+    assert linked and not linked & {s.account_id for s in users[24:]}
+
+
+def test_the_count_of_rotating_members_follows_changes_evictions_and_a_restore(rules):
+    cap = rules.fingerprint.max_members
+    users = pool_users(cap + 30, asns=6, blocks=60, rotating_every=2)
+    stage, _ = feed(rules, users)
+    st = stage.store.get(KEY)
+    assert len(st.members) == cap
+    assert st.n_rot == sum(1 for m in st.members.values() if m.own & OWN_NETWORK) == cap // 2
+    # a kept member stops rotating, another starts: the count follows
+    keep = list(st.members)
+    a, b = st.members[keep[0]], st.members[keep[1]]
+    flip = [member(int(keep[0][4:]), rotates=not (a.own & OWN_NETWORK), block=1, asn=64500, own=OWN_CONTENT),
+            member(int(keep[1][4:]), rotates=not (b.own & OWN_NETWORK), block=2, asn=64501)]
+    feed(rules, flip, stage)
+    st = stage.store.get(KEY)
+    assert st.n_rot == sum(1 for m in st.members.values() if m.own & OWN_NETWORK)
+    # the stored form keeps each member's operator; the count is made again on restore
+    back = FpState.restore(st.snapshot())
+    assert back.n_rot == st.n_rot
+    assert {a: m.asn for a, m in back.members.items()} == {a: m.asn for a, m in st.members.items()}
+    assert all(m.asn for m in back.members.values())
+
+
+def test_operators_are_kept_only_for_system_prompts(rules):
+    stage, out = FingerprintStage(rules), Output()
+    s = member(1, rotates=True, block=7, asn=64512)
+    stage.process(Observation("ja4", "t13d_example", T0, "ev1", s), out)
+    stage.process(Observation("payment_fp", "pf_example", T0, "ev1", s), out)
+    assert stage.store.get("ja4:t13d_example").members[s.account_id].asn == 0
+    pm = stage.store.get("payment_fp:pf_example").members[s.account_id]
+    assert pm.asn == 0 and len(pm.snapshot()) == 12  # as stored before operators were kept
+
+
+@pytest.mark.parametrize("knob,value,where", [
+    ("min_members", 2, "fingerprints.pool_prompt.min_members"),
+    ("min_asns", 1, "fingerprints.pool_prompt.min_asns"),
+    ("max_accounts", 150, "fingerprints.pool_prompt.max_accounts"),
+])
+def test_knobs_are_validated(knob, value, where):
+    d = doc()
+    d["fingerprints"]["pool_prompt"][knob] = value
+    with pytest.raises(RulesError) as exc:
+        compile_rules(d, "bad.yaml")
+    assert where in str(exc.value)
