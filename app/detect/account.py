@@ -31,6 +31,7 @@ class AccountState:
         "country",
         "created_ms",
         "egress",
+        "egress_asns",
         "email",
         "families",
         "first_ms",
@@ -103,6 +104,7 @@ class AccountState:
         self.hosting_n = 0                     # requests from hosting addresses (fingerprints.hosting_asn_types)
         self.hosting_block = 0                 # ... the IP block (crc32) of the latest such request
         self.egress: list[int] = []            # ... and their distinct IP blocks (crc32), at most MAX_EGRESS
+        self.egress_asns: list[int] = []       # ... and their distinct network operators (ASNs), at most MAX_EGRESS
         self.own = 0                           # own-evidence bits seen so far (app.policy.attribution)
         # policy state for decisions on this account (cooldown, escalation)
         self.pol_until_ms = 0
@@ -126,7 +128,7 @@ class AccountState:
             self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action,
             self.model_first, self.pre_n, self.latest_n, self.reported_ms, self.reported_sig,
             self.reported, self.hosting_n, self.egress, self.own, self.hosting_block,
-            self.proxy_home_n, self.country, int(self.multi_country),
+            self.proxy_home_n, self.country, int(self.multi_country), self.egress_asns,
         ]
 
     @classmethod
@@ -142,6 +144,8 @@ class AccountState:
         # an account stored before the home-network count (38 fields) has none, and one country so far
         a.proxy_home_n, a.country, multi = s[38:41] if len(s) > 38 else (0, None, 0)
         a.multi_country = bool(multi)
+        # ... and one stored before its hosting operators were kept (41 fields) learns them from its next requests
+        a.egress_asns = s[41] if len(s) > 41 else []
         a.w5m = Buckets(FIVE_MIN, HOUR, w5)
         a.w1h = Buckets(HOUR, DAY, w1)
         return a
@@ -242,6 +246,9 @@ class AccountState:
                 h = self.hosting_block = crc32(ev.ip_prefix.encode())
                 if len(self.egress) < MAX_EGRESS and h not in self.egress:
                     self.egress.append(h)
+            asn = ev.asn
+            if asn and len(self.egress_asns) < MAX_EGRESS and asn not in self.egress_asns:
+                self.egress_asns.append(asn)
         model = ev.model
         if model:
             models = self.models
@@ -361,12 +368,15 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
         if hours >= s.threshold:
             hits.append(Hit(s, hours, f"active in {hours} of the last 24 hours"))
     s = egress
-    if s is not None and n >= s.min_requests and len(a.egress) >= s.threshold and a.hosting_n >= s.min_share * n:
+    if (s is not None and n >= s.min_requests and len(a.egress) >= s.threshold and a.hosting_n >= s.min_share * n
+            and len(a.egress_asns) >= s.min_asns):
         blocks = len(a.egress)
         hosted = a.hosting_n
+        ops = len(a.egress_asns)
         hits.append(Hit(s, blocks, f"{hosted} of {n} requests from hosting addresses "
                                    f"({', '.join(sorted(rules.fingerprints.hosting_asn_types))}), "
-                                   f"through {blocks}{'+' if blocks >= MAX_EGRESS else ''} IP blocks"))
+                                   f"through {blocks}{'+' if blocks >= MAX_EGRESS else ''} IP blocks of "
+                                   f"{ops}{'+' if ops >= MAX_EGRESS else ''} network operators"))
     if pivot is not None:
         piv = a.pivot(now, pivot)
         if piv is not None:

@@ -102,6 +102,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             window_ms=int(s.get("window_s", 0)) * 1000, min_requests=int(s.get("min_requests", 1)),
             min_young_share=float(s.get("min_young_share", 0.0)), min_share=float(s.get("min_share", 0.0)),
             stable_foreign=s.get("stable_foreign", True),
+            min_asns=int(s.get("min_asns", 1)),
             enabled=s.get("enabled", True),
             shadow=s.get("shadow", False),
         )

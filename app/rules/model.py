@@ -41,6 +41,8 @@ class Signal:
     min_share: float = 0.0
     # ACCT_PROXY_GEO: whether requests from one foreign country through a home, mobile or office network count
     stable_foreign: bool = True
+    # ACCT_EGRESS_ROTATION: hosting network operators (ASNs) its blocks must span, at least
+    min_asns: int = 1
     enabled: bool = True
     shadow: bool = False
 

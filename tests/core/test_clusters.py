@@ -230,7 +230,8 @@ def test_own_content_evidence_follows_the_share_and_egress_evidence_stays(rules)
     # egress through rotating hosting networks stays evidence once seen
     feed = Feed(rules)
     for k in range(6):
-        out = feed("hopper", "org-h", young(), client={"ip": f"34.{k}.1.1", "asn_type": "cloud", "ja4": "j"})
+        out = feed("hopper", "org-h", young(),
+                   client={"ip": f"34.{k}.1.1", "asn": 16509 + k % 2, "asn_type": "cloud", "ja4": "j"})
     assert out.observations[0].summary.own == OWN_NETWORK
     for _ in range(20):
         out = feed("hopper", "org-h", young(), client={"ip": "81.2.3.4", "asn_type": "residential", "ja4": "j"})
@@ -432,8 +433,8 @@ def test_egress_through_rotating_hosting_networks_is_evidence_of_its_own(rules):
         for k in range(6):
             ip = f"34.{10 + (k * 7 + r) % 50}.{r * 13 % 250}.{k + 1}"
             outs.append(feed(f"ag{k}", f"org-a{k}", young(f"own-{k}"),
-                             client={"ip": ip, "asn_type": "cloud"}, request={"system_prompt_hash": "harness-7",
-                                                                              "prompt": f"Refactor module {r}{k}"}))
+                             client={"ip": ip, "asn": 16509 + r % 3, "asn_type": "cloud"},
+                             request={"system_prompt_hash": "harness-7", "prompt": f"Refactor module {r}{k}"}))
     c = feed.cluster_of("ag0")
     assert c.kind == COMMUNITY and len(c.members) == 6
     assert all(m.own & OWN_NETWORK for m in c.members.values())

@@ -287,17 +287,38 @@ def test_proxy_geo_silent_for_a_traveller_and_without_billing_country(rules):
     assert fired(unknown, rules) == {}  # no billing country: nothing to compare
 
 
-def _hopping(asn_type: str, n: int = 6) -> list[Event]:
-    """`n` requests, each from a different /24 of addresses of `asn_type`."""
-    return [ev(i, client={"ip": f"203.0.{10 + i}.7", "asn_type": asn_type, "country": "US"}) for i in range(n)]
+def _hopping(asn_type: str, n: int = 6, operators: int = 2) -> list[Event]:
+    """`n` requests, each from a different /24 of addresses of `asn_type`, of `operators` ASNs in turn."""
+    return [ev(i, client={"ip": f"203.0.{10 + i}.7", "asn": 64500 + i % operators, "asn_type": asn_type,
+                          "country": "US"}) for i in range(n)]
 
 
 def test_egress_rotation_fires_on_requests_hopping_between_hosting_blocks(rules):
     got = fired(_hopping("datacenter"), rules)
     assert got["ACCT_EGRESS_ROTATION"] == (
-        6, "6 of 6 requests from hosting addresses (cloud, datacenter, proxy), through 6 IP blocks")
+        6, "6 of 6 requests from hosting addresses (cloud, datacenter, proxy), through 6 IP blocks of 2 network "
+           "operators")
     assert "ACCT_EGRESS_ROTATION" not in fired(_hopping("datacenter", 4), rules)  # min_requests 5
     assert "ACCT_EGRESS_ROTATION" not in fired(_hopping("residential"), rules)
+
+
+def test_egress_rotation_within_one_operators_blocks_is_a_service_not_a_pool(rules):
+    # a hosted tool's servers send each customer's requests through any of the vendor's egress addresses: six
+    # blocks of one cloud (tests/golden/hosted_agent_vendor); a proxy pool's exits span operators
+    assert rules.signals["ACCT_EGRESS_ROTATION"].min_asns == 2
+    assert "ACCT_EGRESS_ROTATION" not in fired(_hopping("cloud", operators=1), rules)
+    assert fired(_hopping("cloud", operators=3), rules)["ACCT_EGRESS_ROTATION"][0] == 6
+    doc = yaml.safe_load(DEFAULT_YAML.read_text())
+    del doc["signals"]["ACCT_EGRESS_ROTATION"]["min_asns"]  # absent: any operators, as before the knob
+    assert fired(_hopping("cloud", operators=1), compile_rules(doc, "<test>"))["ACCT_EGRESS_ROTATION"][0] == 6
+
+
+def test_hosting_operators_are_stored_and_older_states_restore(rules):
+    stage, _ = feed(_hopping("cloud", operators=3), rules)
+    snap = stage.store.get("acct-1").snapshot()
+    assert AccountState.restore(snap).egress_asns == [64500, 64501, 64502]
+    # an account stored before its operators were kept learns them from its next requests
+    assert AccountState.restore(snap[:41]).egress_asns == []
 
 
 def test_a_commercial_vpns_rotating_exits_are_not_hosting_egress_unless_the_rules_say_so(rules):
