@@ -195,6 +195,7 @@ def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: s
         egress_min_ratio=float(a.get("egress_spread", {}).get("min_ratio", d.egress_min_ratio)),
         egress_min_block_members=int(a.get("egress_spread", {}).get("min_block_members",
                                                                     d.egress_min_block_members)),
+        egress_min_asns=int(a.get("egress_spread", {}).get("min_asns", d.egress_min_asns)),
         pool_min_members=int(a.get("content_pool", {}).get("min_members", d.pool_min_members)),
         pool_min_requests=int(a.get("content_pool", {}).get("min_requests", d.pool_min_requests)),
         pool_min_share=float(a.get("content_pool", {}).get("min_share", d.pool_min_share)),

@@ -79,6 +79,9 @@ class Attribution:
     # ... but only to a member whose hosting block at least this many members send from: a pool's addresses
     # are reused across its accounts; independent users each on their own cloud machine share none (1: any)
     egress_min_block_members: int = 1
+    # ... and only when its members send from at least this many network operators (ASNs): a hosted tool's
+    # servers are one or two clouds' blocks, a proxy pool's exits span operators (1: any)
+    egress_min_asns: int = 1
     # a community whose members' requests, pooled, are flagged at this share (over at least pool_min_requests
     # requests, from at least pool_min_members members with a flagged request) gives each strongly tied
     # member with a flagged request of its own, at own_content_min_share of its requests, content evidence

@@ -147,16 +147,18 @@ def test_the_packaged_rules_pool_content_and_count_a_small_proxy_pool_as_spread(
     at = rules.policy.attribution
     assert (at.pool_min_members, at.pool_min_requests, at.pool_min_share) == (3, 10, 0.25)
     assert rules.signals["CL_CONTENT"].min_requests == 10
-    # a harvester's pool of 6 data-centre blocks behind 29 accounts is a proxy pool (0.2 of a block per
-    # hosted member); a hackathon behind its venue's NAT (1 block), an eval vendor's or an office's few
-    # NAT addresses (3 blocks) are not, whatever their size
-    def community(blocks: int, members: int) -> ClusterState:
+    # a harvester's pool of 6 data-centre blocks of three operators behind 29 accounts is a proxy pool (0.2
+    # of a block per hosted member); a hackathon behind its venue's NAT (1 block), an eval vendor's or an
+    # office's few NAT addresses (3 blocks) are not, whatever their size, nor six blocks of one or two clouds
+    def community(blocks: int, members: int, operators: int = 3) -> ClusterState:
         c = ClusterState("c", T0)
         for k in range(members):
-            c.add(Summary(f"m{k}", f"org-{k}", T0, True, True, 5, 0, risky=True, hosting_block=1 + k % blocks),
+            c.add(Summary(f"m{k}", f"org-{k}", T0, True, True, 5, 0, risky=True, hosting_block=1 + k % blocks,
+                          asn=64500 + k % blocks % operators),
                   2000, "template", "template:sys:h")
         return c
     assert attribution.spread(community(6, 29), rules)
+    assert not attribution.spread(community(6, 29, operators=2), rules)
     assert not attribution.spread(community(1, 70), rules)
     assert not attribution.spread(community(3, 40), rules)
     assert not attribution.spread(community(5, 40), rules)  # 0.125 of a block per member

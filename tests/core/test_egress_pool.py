@@ -19,12 +19,14 @@ from app.stages.base import Output
 from tests.core.test_clusters import T0, rules_doc, with_changes
 
 
-def community(blocks: list[int], own: int = 0) -> ClusterState:
+def community(blocks: list[int], own: int = 0, operators: int = 4) -> ClusterState:
     """New accounts of as many orgs on one harness prompt, member k sending from hosting block `blocks[k]`
-    (0: a residential line); `own`: the account stage's own-evidence bits of every member."""
+    (0: a residential line) of one of `operators` network operators in turn; `own`: the account stage's
+    own-evidence bits of every member."""
     c = ClusterState("c", T0)
     for k, b in enumerate(blocks):
-        c.add(Summary(f"m{k}", f"org-{k}", T0 + k, True, True, 5, 0, risky=True, own=own, hosting_block=b),
+        c.add(Summary(f"m{k}", f"org-{k}", T0 + k, True, True, 5, 0, risky=True, own=own, hosting_block=b,
+                      asn=64500 + k % operators),
               2000, "harness", "template:sys:h", ts_ms=T0 + k)
     return c
 
@@ -50,6 +52,20 @@ def test_developers_each_on_their_own_cloud_machine_have_no_egress_evidence(rule
     assert egress_signal(c, rules) is None
     gate = attribution.cluster_gate(c, rules)
     assert gate is not None and gate.code == "NOT_DECIDED_OWN_EVIDENCE"
+
+
+@pytest.mark.parametrize("operators", [1, 2])
+def test_a_hosted_tools_customers_behind_its_servers_of_one_or_two_clouds_are_no_pool(rules, operators):
+    # new customers of a hosted agent product, its system prompt a harness by their age, every request sent
+    # from any of the vendor's twelve egress blocks (tests/golden/hosted_agent_vendor)
+    assert rules.policy.attribution.egress_min_asns == 3
+    c = community([1 + k % 12 for k in range(40)], operators=operators)
+    assert not attribution.spread(c, rules)
+    assert not any(evidence(c, rules).values())
+    assert egress_signal(c, rules) is None
+    # with the operators not counted (min_asns 1) every customer had pool egress evidence
+    any_ops = with_changes(lambda d: d["policy"]["attribution"]["egress_spread"].__setitem__("min_asns", 1))
+    assert all(bits == OWN_POOL for bits in evidence(c, any_ops).values())
 
 
 def test_a_pool_reused_across_members_gives_each_member_behind_it_egress_evidence(rules):
