@@ -1,4 +1,4 @@
-"""`distill-guard backtest` on a small simulated world (`simulate --world 3 --world-size small`, its first
+"""`distill-guard backtest` on a small simulated world (`simulate --world 15 --world-size small`, its first
 10,000 events), against the packaged rules with the harness-prompt threshold pinned at five users (the
 scenario's): identical rules change nothing; FP_PAYMENT_SHARED needing 3 orgs instead of 2 changes exactly
 the accounts two plain replays say it does; with labels, recall and benign FPR under both rule sets are
@@ -28,7 +28,7 @@ from tests.backtest.conftest import (
 
 pytestmark = pytest.mark.slow
 
-SEED = 3
+SEED = 15
 EVENTS = 10_000
 NOW = "2026-03-01T00:00:00Z"  # after the simulated day: the pipeline clock of every replay here
 
