@@ -226,3 +226,22 @@ def test_allowlisted_account_is_explained_as_such(traffic: Traffic, tmp_path, ca
     assert doc["decisions"] and all(x["decision"]["mode"] == "shadow" for x in doc["decisions"])
     assert any("allowlisted" in n for x in doc["decisions"] for n in x["rule"]["notes"])
     assert doc["summary"]["first_enforcing"] is None
+
+
+def test_a_harness_run_through_a_pool_is_explained_with_its_figures(rules) -> None:
+    # twelve aged accounts of a harvester on its harness prompts through a data-centre pool (the golden case
+    # aged_harness_pool): the prompts link every member, and `explain` says why, with the figures
+    from pathlib import Path
+
+    from app.explain.runner import explain_file
+    from app.explain.text import render
+
+    path = Path(__file__).resolve().parents[1] / "golden" / "aged_harness_pool" / "events.jsonl"
+    first = orjson.loads(path.read_bytes().split(b"\n", 1)[0])
+    doc = explain_file(path, first["account_id"], rules, now_ms=1_769_990_400_000)
+    prompts = [f for f in doc["fingerprints"] if f["scope"] == "template" and f["value"].startswith("sys:")]
+    assert prompts and all(f["status"] == "linking" for f in prompts)
+    assert all("links every account behind it" in f["why"] and "rotate" in f["why"]
+               and "network operators: a harness run through a proxy pool" in f["why"] for f in prompts)
+    assert doc["cluster"] is not None and doc["decisions"]
+    assert "a harness run through a proxy pool" in render(doc)
