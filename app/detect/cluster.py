@@ -15,7 +15,7 @@ from heapq import heapify, heappop, heappush
 from app.detect.hits import Hit, fired
 from app.detect.hits import at_least as _at_least
 from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
-from app.rules.model import per_rules
+from app.rules.model import Attribution, per_rules
 
 COMMUNITY, RING = "community", "ring"
 # how a member is tied to its cluster: one bit per kind of value it was linked through
@@ -660,17 +660,18 @@ class ClusterState:
         self.first_ms = min(self.first_ms, other.first_ms)
         self.last_ms = max(self.last_ms, other.last_ms)
 
-    def egress_spread(self, min_blocks: int, min_ratio: float, min_block_members: int = 1, min_asns: int = 1) -> int:
-        """Whether the members' hosting egress is spread the way a proxy pool spreads it: at least
-        `min_blocks` different IP blocks, and at least `min_ratio` of a block per member that has one, its
-        members sending from at least `min_asns` network operators. A hackathon behind its venue's cloud NAT,
-        a company's office or a tool's servers are one or a few blocks, of one or two operators.
-        0 when it is not; else `min_block_members`, the members a hosting block needs for those behind it to
-        have egress evidence (a pool's addresses are reused across its accounts), which is what
-        `evidence_of`, `own_count` and `network_count` take as `spread`."""
+    def egress_spread(self, at: Attribution) -> int:
+        """Whether the members' hosting egress is spread the way a proxy pool spreads it
+        (`attribution.egress_spread`): at least `min_blocks` different IP blocks, and at least `min_ratio` of a
+        block per member that has one, its members sending from at least `min_asns` network operators. A
+        hackathon behind its venue's cloud NAT, a company's office or a tool's servers are one or a few blocks,
+        of one or two operators. 0 when it is not; else `min_block_members`, the members a hosting block needs
+        for those behind it to have egress evidence (a pool's addresses are reused across its accounts), which
+        is what `evidence_of`, `own_count` and `network_count` take as `spread`."""
         hosted = self.hosted
-        if hosted > 0 and len(self.blocks) >= max(min_blocks, min_ratio * hosted) and len(self.asns) >= min_asns:
-            return max(1, min_block_members)
+        if (hosted > 0 and len(self.blocks) >= max(at.egress_min_blocks, at.egress_min_ratio * hosted)
+                and len(self.asns) >= at.egress_min_asns):
+            return max(1, at.egress_min_block_members)
         return 0
 
     def content_pool(self, min_members: int, min_requests: int, min_share: float) -> bool:
@@ -819,9 +820,7 @@ def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:
     if s is not None and size >= s.min_requests:
         at_least(s, young / size, lambda: f"{young} of {size} accounts are new at first use", hits)
     s = sig("CL_EGRESS")
-    at = rules.policy.attribution
-    net = c.network_count(c.egress_spread(at.egress_min_blocks, at.egress_min_ratio, at.egress_min_block_members,
-                                          at.egress_min_asns))
+    net = c.network_count(c.egress_spread(rules.policy.attribution))
     if s is not None and size >= s.min_requests and net:
         at_least(s, net / size, lambda: f"{net} of {size} accounts send most of their traffic through rotating "
                                 "cloud, data-centre or proxy egress", hits)

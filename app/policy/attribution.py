@@ -259,7 +259,7 @@ def spread(c: ClusterState, rules: Rules) -> int:
     at = rules.policy.attribution
     if c.kind != "community":
         return 0
-    return c.egress_spread(at.egress_min_blocks, at.egress_min_ratio, at.egress_min_block_members, at.egress_min_asns)
+    return c.egress_spread(at)
 
 
 def pooled(c: ClusterState, rules: Rules) -> bool:
