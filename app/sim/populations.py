@@ -272,13 +272,7 @@ class BenignPopulation(Group):
         path = "api" if harness else st["paths"][0 if rng.random() < 0.8 else 1]
         stack = st["stacks"].get(path) or self.pick_stack(path)
         ja4, ua = stack_client(stack, rng)
-        home = st["home"]
-        if s.get("exit_per_session"):  # a VPN: any of its exits, per connection
-            asn, ip = home[int(rng.random() * len(home))]
-        else:
-            asn, ip = home[0] if rng.random() < 0.75 else home[int(rng.random() * len(home))]
-        if asn.type == "mobile" and "nat" not in st["org"]:
-            ip = asn.ip(rng, s["v6_share"])  # carrier NAT: a new address every session
+        asn, ip = self._egress(acct, t0)
         client: dict[str, Any] = {"ip": ip, "asn": asn.number, "asn_type": asn.type, "country": asn.country,
                                   "ja4": ja4, "user_agent": ua}
         if path in DEVICE_PATHS:
@@ -296,6 +290,19 @@ class BenignPopulation(Group):
                        prompts[int(rng.random() * len(prompts))] if prompts else None,
                        rng.random() < s["thinking"], rng.randint(lo, hi),
                        int(loguniform(rng, *s["context_tokens"])) if s["context_tokens"][1] else 0, path)
+
+    def _egress(self, acct: Account, t0: int) -> tuple[Asn, str]:
+        """The network and address a session starting at `t0` leaves from: mostly the account's first home
+        address; a phone on a carrier's NAT gets a new address every session."""
+        s, rng, st = self.spec, self.rng, acct.state
+        home = st["home"]
+        if s.get("exit_per_session"):  # a VPN: any of its exits, per connection
+            asn, ip = home[int(rng.random() * len(home))]
+        else:
+            asn, ip = home[0] if rng.random() < 0.75 else home[int(rng.random() * len(home))]
+        if asn.type == "mobile" and "nat" not in st["org"]:
+            ip = asn.ip(rng, s["v6_share"])  # carrier NAT: a new address every session
+        return asn, ip
 
     # -- rendering ---------------------------------------------------------------------------------------
     def render(self, ts: int, session: Session, turn: int) -> bytes:

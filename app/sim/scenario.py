@@ -170,9 +170,18 @@ def _check_trap_knobs(g: dict[str, Any], at: str, source: str, duration: float) 
         return
     if g.get("labs", 1) > g["accounts"]:
         raise ScenarioError(source, f"{at}.labs", "more labs than accounts")
-    if "labs" in g and g["kind"] not in ("research_lab", "hosted_agent"):
-        raise ScenarioError(source, f"{at}.labs", "only research_lab (labs) and hosted_agent (clouds) have several "
-                                                  "sites")
+    if "labs" in g and g["kind"] not in ("research_lab", "hosted_agent", "travellers"):
+        raise ScenarioError(source, f"{at}.labs", "only research_lab (labs), hosted_agent (clouds) and travellers "
+                                                  "(trips) have several sites")
+    trip = {**TRAP_DEFAULTS[g["kind"]].get("trip", {}), **g.get("trip", {})}
+    if "trip" in g and "trip" not in TRAP_DEFAULTS[g["kind"]]:
+        raise ScenarioError(source, f"{at}.trip", f"not a knob of kind {g['kind']!r}")
+    if trip:
+        if trip["depart_at"] >= duration:
+            raise ScenarioError(source, f"{at}.trip.depart_at", f"the trip leaves after the scenario ends ({duration} h)")
+        lo, hi = trip["transit_hours"]
+        if lo > hi:
+            raise ScenarioError(source, f"{at}.trip.transit_hours", f"range {[lo, hi]} has min > max")
     cohort = {**TRAP_DEFAULTS[g["kind"]].get("cohort", {}), **g.get("cohort", {})}
     if not cohort:
         return

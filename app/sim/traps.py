@@ -21,7 +21,7 @@ from typing import Any
 
 from app.sim.accounts import Account, make_account, weighted
 from app.sim.groups import STACKS_BY_PATH, Session
-from app.sim.infra import Stack, asns, pick_stack
+from app.sim.infra import Asn, Stack, asns, pick_stack
 from app.sim.populations import BenignPopulation
 from app.sim.prompts import FAMILIES, Family
 from app.sim.timing import HOUR_MS, geometric, loguniform, session_times
@@ -182,11 +182,36 @@ TRAP_DEFAULTS: dict[str, dict[str, Any]] = {
         "models": {"large": 0.6, "medium": 0.4}, "output_tokens": [60, 3000], "context_tokens": [2000, 60000],
         "cache_read_fraction": 0.8,
     },
+    # colleagues travelling together (a team to a conference or a client site; `labs` trips): established
+    # accounts, each with a home line and a phone of home-country networks, that leave for the airport on the
+    # trip's day (the airport's Wi-Fi, a residential ISP's line; a layover abroad for some trips) and end the
+    # day at a hotel abroad whose Wi-Fi all the trip's members share, alternating with their phones roaming on
+    # the home carrier (a new address every session) or on a local eSIM. So each member sends from several
+    # residential and mobile blocks of several operators in two or three countries within hours, like a
+    # residential proxy pool's user, and a team on one agent tool shares its system prompt and often a card
+    "travellers": {
+        "labs": 1, "org_per_account": 0.3, "orgs": 1, "card_scope": "groups", "card_shared_by": [3, 10],
+        "shared_payment_fraction": 0.5, "no_card_fraction": 0.1,
+        "countries": {"US": 4, "GB": 1, "DE": 1, "FR": 1, "JP": 1, "IN": 1, "CA": 1, "NL": 1, "SG": 1},
+        "asn_types": {"residential": 1.0}, "v6_share": 0.0,
+        "access_paths": {"api": 0.45, "ide_agent": 0.3, "consumer_app": 0.25},
+        "stacks": {"python_sdk": 0.5, "node_sdk": 0.4, "python_httpx": 0.1}, "tail_stack_share": 0.02,
+        "tiers": {"build": 0.5, "scale": 0.3, "free": 0.2}, "signup_channels": {"standard": 0.7, "startup": 0.3},
+        "kyc": {"card": 0.7, "id_verified": 0.2, "email": 0.1},
+        "email_domain_classes": {"corporate": 0.6, "freemail": 0.4}, "account_age_days": [20, 1500],
+        "session_length": 6, "session_gap_seconds": [5, 120], "diurnal": "human",
+        "template_families": {"agent_task": 0.6, "dev_question": 0.8, "explain": 0.5, "writing": 0.4},
+        "followup_family": "agent_followup", "system_prompts": 1, "system_prompt_share": 0.6, "thinking": 0.3,
+        "tools": [0, 15], "models": {"large": 0.5, "medium": 0.5}, "output_tokens": [60, 2500],
+        "context_tokens": [200, 30000], "cache_read_fraction": 0.6,
+        "trip": {"depart_at": 2, "spread_hours": 2, "transit_hours": [2, 9], "layover": 0.3, "hotel_share": 0.55,
+                 "esim_share": 0.25},
+    },
 }
 TRAP_KINDS = frozenset(TRAP_DEFAULTS)
 # knobs only these kinds read (a scenario that sets them on another kind is rejected)
 TRAP_KNOBS = ("labs", "org_per_account", "card_scope", "card_shared_by", "system_prompt_share",
-              "family_per_session", "cohort", "exit_per_session")
+              "family_per_session", "cohort", "exit_per_session", "trip")
 
 
 def split(rng: random.Random, total: int, parts: int) -> list[int]:
@@ -208,9 +233,9 @@ class TrapPopulation(BenignPopulation):
     KINDS = TRAP_DEFAULTS
 
     def __init__(self, spec: dict[str, Any], world, index: int) -> None:
-        # a scenario's cohort or release_burst overrides the kind's defaults key by key, not as a whole
+        # a scenario's cohort, release_burst or trip overrides the kind's defaults key by key, not as a whole
         defaults = TRAP_DEFAULTS[spec["kind"]]
-        spec = {**spec, **{k: {**defaults[k], **spec[k]} for k in ("cohort", "release_burst")
+        spec = {**spec, **{k: {**defaults[k], **spec[k]} for k in ("cohort", "release_burst", "trip")
                            if k in spec and k in defaults}}
         super().__init__(spec, world, index)
 
@@ -247,6 +272,8 @@ class TrapPopulation(BenignPopulation):
                 st["devices"] = [self.ids("dev") for _ in range(rng.randint(1, 2))]
                 st["stacks"] = {p: self.pick_stack(p) for p in dict.fromkeys(st["paths"])}
                 st["home"] = site["nat"] or self._home(acct.country, {})
+                if site.get("trip"):
+                    self._traveller(acct, site["trip"])
                 adopt = s["new_model_adoption"]
                 st["adopt_ms"] = (w.release + int(rng.random() * adopt["within_hours"] * HOUR_MS)
                                   if rng.random() < adopt["fraction"] else None)
@@ -274,7 +301,69 @@ class TrapPopulation(BenignPopulation):
                 k = int(rng.random() * len(base.phrasings))
                 base = Family(base.name, (base.phrasings[k],), base.fill, base.trace, base.images, base.tools)
             pinned = base
-        return {"country": country, "nat": nat, "pinned": pinned}
+        trip = self._trip(country) if s.get("trip") else None
+        return {"country": country, "nat": nat, "pinned": pinned, "trip": trip}
+
+    # -- a trip's networks ------------------------------------------------------------------------------
+    def _trip(self, home: str) -> dict[str, Any]:
+        """A trip from `home`: when it leaves, how long it takes, the airport's, a layover's and the hotel's
+        Wi-Fi (one address of a residential ISP each, shared by the trip's members) and the destination."""
+        s, rng, w = self.spec, self.rng, self.world
+        t = s["trip"]
+        others = {c: x for c, x in s["countries"].items() if c != home} or {"GB": 1.0}
+        dest = weighted(rng, others)
+        dep = w.start + int((t["depart_at"] + rng.random() * t.get("spread_hours", 0)) * HOUR_MS)
+        lo, hi = t["transit_hours"]
+        wifi = lambda cc: self._line("residential", cc)  # noqa: E731
+        layover = None
+        if rng.random() < t["layover"]:
+            third = {c: x for c, x in others.items() if c != dest}
+            if third:
+                layover = wifi(weighted(rng, third))
+        return {"depart": dep, "transit": int((lo + rng.random() * (hi - lo)) * HOUR_MS), "airport": wifi(home),
+                "layover": layover, "hotel": wifi(dest), "dest": dest}
+
+    def _line(self, asn_type: str, country: str) -> tuple[Asn, str]:
+        pool = asns(asn_type, country)
+        a = pool[int(self.rng.random() * len(pool))]
+        return a, a.ip(self.rng)
+
+    def _traveller(self, acct: Account, trip: dict[str, Any]) -> None:
+        """A member's own networks on the trip: a home line and a phone at home (a carrier of the home
+        country where it has one, else the home ISP's mobile brand), a local eSIM abroad for some, and its
+        own moment of leaving (within half an hour of the trip's)."""
+        s, rng, st = self.spec, self.rng, acct.state
+        line = self._line("residential", acct.country)
+        phones = [a for a in asns("mobile", acct.country) if a.country == acct.country]
+        phone = phones[int(rng.random() * len(phones))] if phones else line[0]
+        local = [a for a in asns("mobile", trip["dest"]) if a.country == trip["dest"]]
+        esim = local[int(rng.random() * len(local))] if local and rng.random() < s["trip"]["esim_share"] else None
+        st["home"] = [line]
+        st["trip"] = {**trip, "depart": trip["depart"] + int(rng.random() * 1_800_000), "phone": phone,
+                      "esim": esim}
+
+    def _egress(self, acct: Account, t0: int) -> tuple[Asn, str]:
+        """A traveller's network at `t0`: home (the line, or the phone), in transit (the airport's or the
+        layover's Wi-Fi, or the phone roaming), abroad (the hotel's Wi-Fi, or the phone: roaming on the home
+        carrier or on a local eSIM). A phone gets a new address every session. Others: as at home."""
+        tr = acct.state.get("trip")
+        if tr is None:
+            return super()._egress(acct, t0)
+        rng = self.rng
+        dep, transit = tr["depart"], tr["transit"]
+        if t0 < dep:
+            if rng.random() < 0.7:
+                return acct.state["home"][0]
+            phone = tr["phone"]
+        elif t0 < dep + transit:
+            if rng.random() < 0.5:
+                return tr["layover"] if tr["layover"] and t0 >= dep + transit // 2 else tr["airport"]
+            phone = tr["phone"]
+        else:
+            if rng.random() < self.spec["trip"]["hotel_share"]:
+                return tr["hotel"]
+            phone = tr["esim"] or tr["phone"]
+        return phone, phone.ip(rng)
 
     def _cards(self, size: int, pop_card: str) -> list[str | None]:
         """A card (or None) per member of a site, per `card_scope`."""

@@ -338,6 +338,13 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
         "accounts": Num(20, 120, integer=True), "requests_per_account_hour": Num(1, 8, log=True),
         "clouds": Num(1, 2, integer=True), "nat_ips": Num(3, 60, integer=True, log=True),
     },
+    "travellers": {
+        "trips": Num(1, 6, integer=True), "travellers_per_trip": Num(4, 30, integer=True),
+        "requests_per_account_hour": Num(0.5, 6, log=True), "org_per_account": Num(0, 1),
+        "system_prompt_share": Num(0, 1), "shared_payment_fraction": Num(0, 0.8),
+        "trip.depart_at": Num(0, 0.5), "trip.transit_hours": Num(1, 10), "trip.layover": Num(0, 0.8),
+        "trip.hotel_share": Num(0.3, 0.8), "trip.esim_share": Num(0, 0.6),
+    },
 }
 
 _WORLD: dict[str, Any] = {
@@ -364,6 +371,7 @@ GROUP_NAMES = {
     "research_lab": "research_labs", "classroom": "course_session", "hackathon": "hack_weekend",
     "onboarding_wave": "new_hires", "security_research": "red_team_programme", "eval_vendor": "eval_house",
     "agent_launch": "launch_crowd", "vpn_team": "vpn_startup", "hosted_agent": "byok_tool_users",
+    "travellers": "away_team",
     "stealth": "stealth_trickle", "trace_variant": "trace_coercion",
 }
 
@@ -470,6 +478,8 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
                  shared_payment_fraction=g("shared_payment_fraction"))
     elif kind == "enterprise_batch":
         p.update(accounts=g("orgs") * g("accounts_per_org"), orgs=g("orgs"))
+    elif kind == "travellers":
+        p.update(accounts=g("trips") * g("travellers_per_trip"), labs=g("trips"))
     else:
         p["accounts"] = g("accounts")
     p["requests_per_account_hour"] = g("requests_per_account_hour")
@@ -510,6 +520,14 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
         p.update(nat_ips=g("nat_ips"), shared_payment_fraction=g("shared_payment_fraction"))
     elif kind == "hosted_agent":
         p.update(labs=g("clouds"), nat_ips=g("nat_ips"))
+    elif kind == "travellers":
+        p.update(org_per_account=g("org_per_account"), system_prompt_share=g("system_prompt_share"),
+                 shared_payment_fraction=g("shared_payment_fraction"))
+        transit = g("trip.transit_hours")
+        p["trip"] = {"depart_at": round(g("trip.depart_at") * dur, 2), "spread_hours": round(0.25 * dur, 2),
+                     "transit_hours": [round(transit * 0.75, 2), round(transit * 1.25, 2)],
+                     "layover": g("trip.layover"), "hotel_share": g("trip.hotel_share"),
+                     "esim_share": g("trip.esim_share")}
     if "release_burst.share" in _POPULATIONS[kind]:
         burst = dict({**KIND_DEFAULTS, **TRAP_DEFAULTS}[kind]["release_burst"])
         lo, hi = g("release_burst.requests")

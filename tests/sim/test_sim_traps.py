@@ -307,3 +307,55 @@ def test_hosted_agent_customers_rotate_through_their_vendors_egress_of_one_cloud
     # one system prompt, the product's, with tools, on the API
     assert len({e["request"]["system_prompt_hash"] for e in evs}) == 1
     assert {e["client"]["access_path"] for e in evs} == {"api"}
+
+
+def test_travellers_go_from_home_networks_through_an_airport_to_a_shared_hotel_abroad() -> None:
+    doc = _smoke_doc()
+    trip = {"depart_at": 4, "spread_hours": 1, "transit_hours": [3, 4], "layover": 1.0, "hotel_share": 0.6,
+            "esim_share": 0.0}
+    evs, accts = _alone({"name": "away_team", "kind": "travellers", "accounts": 24, "labs": 2,
+                         "requests_per_account_hour": 4, "trip": trip}, 5)
+    assert doc["duration_hours"] > 12 and len(accts) >= 20
+    # established customers: card or ID KYC for most, none disposable, at least 20 days old
+    assert all(_age_days(e) >= 20 for e in accts.values())
+    assert "disposable" not in {e["account"]["email_domain_class"] for e in accts.values()}
+    # home and phone networks only, in a home country, a layover's and a destination's
+    assert {e["client"]["asn_type"] for e in evs} <= {"residential", "mobile"}
+    countries: dict[str, set[str]] = defaultdict(set)
+    blocks: dict[str, set[str]] = defaultdict(set)
+    by_block: dict[str, set[str]] = defaultdict(set)
+    start = parse_ts(doc["start"])
+    for e in evs:
+        a = e["account_id"]
+        b = e["client"]["ip"].rsplit(".", 1)[0]
+        blocks[a].add(b)
+        by_block[b].add(a)
+        countries[a].add(e["client"]["country"])
+        home = e["account"]["billing_country"]
+        if parse_ts(e["ts"]) < start + 4 * HOUR_MS:  # before the trip leaves: at home
+            assert e["client"]["country"] == home
+    # abroad by the end: most travellers sent from two or three countries, through several blocks
+    assert sum(len(c) >= 2 for c in countries.values()) > len(accts) / 2
+    assert max(len(c) for c in countries.values()) == 3
+    assert all(len(c) <= 3 for c in countries.values())
+    assert max(len(b) for b in blocks.values()) >= 5
+    # the hotel's and the airports' Wi-Fi are shared by the trip's members: two trips, few such blocks
+    shared = [b for b, users in by_block.items() if len(users) >= 5]
+    assert 2 <= len(shared) <= 6
+    # a team: one system prompt for those who use it, at most two orgs' worth of shared orgs
+    assert len({e["request"].get("system_prompt_hash") for e in evs} - {None}) <= 2
+
+
+def test_a_trip_knob_is_checked() -> None:
+    doc = _smoke_doc()
+    doc["populations"] = [{"name": "away_team", "kind": "travellers", "accounts": 10,
+                           "requests_per_account_hour": 1, "trip": {"depart_at": 999}}]
+    with pytest.raises(ScenarioError, match="trip.depart_at"):
+        scenario.from_dict(doc, "<test>")
+    doc["populations"][0]["trip"] = {"depart_at": 1, "transit_hours": [5, 2]}
+    with pytest.raises(ScenarioError, match="trip.transit_hours"):
+        scenario.from_dict(doc, "<test>")
+    doc["populations"][0] = {"name": "lab", "kind": "classroom", "accounts": 10, "requests_per_account_hour": 1,
+                             "trip": {"depart_at": 1}}
+    with pytest.raises(ScenarioError, match="trip"):
+        scenario.from_dict(doc, "<test>")

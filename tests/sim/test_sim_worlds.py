@@ -19,7 +19,7 @@ from app.sim.worlds import RANGES, SIZES, BySize, range_of
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "simulator.md"
 TRAPS = {"research_lab", "classroom", "hackathon", "onboarding_wave", "security_research", "eval_vendor",
-         "agent_launch", "vpn_team", "hosted_agent"}
+         "agent_launch", "vpn_team", "hosted_agent", "travellers"}
 ALL_KINDS = TRAPS | {"casual_consumers", "developers_coding_agents", "enterprise_batch", "university_eval",
                      "llm_judges", "routers_aggregators", "journalists_sensitive", "chinese_language_users"}
 ARCHETYPES = {"reasoning_harvester", "agentic_harvester", "release_tracker", "hydra_reseller", "stealth"}
