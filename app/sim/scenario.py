@@ -178,7 +178,8 @@ def _check_trap_knobs(g: dict[str, Any], at: str, source: str, duration: float) 
         raise ScenarioError(source, f"{at}.trip", f"not a knob of kind {g['kind']!r}")
     if trip:
         if trip["depart_at"] >= duration:
-            raise ScenarioError(source, f"{at}.trip.depart_at", f"the trip leaves after the scenario ends ({duration} h)")
+            raise ScenarioError(source, f"{at}.trip.depart_at",
+                                f"the trip leaves after the scenario ends ({duration} h)")
         lo, hi = trip["transit_hours"]
         if lo > hi:
             raise ScenarioError(source, f"{at}.trip.transit_hours", f"range {[lo, hi]} has min > max")

@@ -350,10 +350,10 @@ def test_a_trip_knob_is_checked() -> None:
     doc = _smoke_doc()
     doc["populations"] = [{"name": "away_team", "kind": "travellers", "accounts": 10,
                            "requests_per_account_hour": 1, "trip": {"depart_at": 999}}]
-    with pytest.raises(ScenarioError, match="trip.depart_at"):
+    with pytest.raises(ScenarioError, match=r"trip\.depart_at"):
         scenario.from_dict(doc, "<test>")
     doc["populations"][0]["trip"] = {"depart_at": 1, "transit_hours": [5, 2]}
-    with pytest.raises(ScenarioError, match="trip.transit_hours"):
+    with pytest.raises(ScenarioError, match=r"trip\.transit_hours"):
         scenario.from_dict(doc, "<test>")
     doc["populations"][0] = {"name": "lab", "kind": "classroom", "accounts": 10, "requests_per_account_hour": 1,
                              "trip": {"depart_at": 1}}
