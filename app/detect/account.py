@@ -23,6 +23,17 @@ _FAMILY_INDEX = {f: i for i, f in enumerate(TASK_FAMILIES)}
 RECENT_SKELETONS = 12
 MAX_REPORTED = 16  # fingerprint values remembered per refresh period (past it, values are reported again)
 MAX_EGRESS = 8  # distinct hosting IP blocks remembered per account
+MAX_ROAM = 8  # residential or mobile IP blocks remembered per account (the most recently seen)
+_ASN_TYPES = ("residential", "mobile", "datacenter", "cloud", "vpn", "proxy", "unknown")
+_CC_MASK = 0xFFFF
+_KIND_MASK = 0xFF << 16
+
+
+def _where(cc: str | None, asn_type: str | None) -> int:
+    """A country's two letters (0: unknown) and an ASN type, as one int: what AccountState.roam keeps."""
+    code = (ord(cc[0]) << 8 | ord(cc[1])) & _CC_MASK if cc and len(cc) == 2 else 0
+    kind = _ASN_TYPES.index(asn_type) + 1 if asn_type in _ASN_TYPES else 0
+    return code | kind << 16
 
 
 class AccountState:
@@ -63,6 +74,8 @@ class AccountState:
         "reported_ms",
         "reported_sig",
         "rewrite_n",
+        "roam",
+        "roam_back",
         "rubric_n",
         "thinking_n",
         "trace_n",
@@ -105,6 +118,13 @@ class AccountState:
         self.hosting_block = 0                 # ... the IP block (crc32) of the latest such request
         self.egress: list[int] = []            # ... and their distinct IP blocks (crc32), at most MAX_EGRESS
         self.egress_asns: list[int] = []       # ... and their distinct network operators (ASNs), at most MAX_EGRESS
+        # the residential or mobile IP blocks it sent from (fingerprints.residential_asn_types), most recently
+        # seen kept, at most MAX_ROAM, flat: [block (crc32), ASN, where (the country's two letters and the ASN
+        # type, as one int: _where), last seen ms] per block
+        self.roam: list[int] = []
+        # ... and when its requests came back to a country they had left on the same type of network (a home
+        # line in a country, another's, the first's again), the latest MAX_ROAM times
+        self.roam_back: list[int] = []
         self.own = 0                           # own-evidence bits seen so far (app.policy.attribution)
         # policy state for decisions on this account (cooldown, escalation)
         self.pol_until_ms = 0
@@ -128,7 +148,8 @@ class AccountState:
             self.pol_until_ms, self.pol_level, self.pol_offences, self.pol_alert_ms, self.pol_action,
             self.model_first, self.pre_n, self.latest_n, self.reported_ms, self.reported_sig,
             self.reported, self.hosting_n, self.egress, self.own, self.hosting_block,
-            self.proxy_home_n, self.country, int(self.multi_country), self.egress_asns,
+            self.proxy_home_n, self.country, int(self.multi_country), self.egress_asns, self.roam,
+            self.roam_back,
         ]
 
     @classmethod
@@ -146,6 +167,8 @@ class AccountState:
         a.multi_country = bool(multi)
         # ... and one stored before its hosting operators were kept (41 fields) learns them from its next requests
         a.egress_asns = s[41] if len(s) > 41 else []
+        # ... and one stored before its residential blocks were kept (42 fields) learns them from its next requests
+        a.roam, a.roam_back = s[42:44] if len(s) > 43 else ([], [])
         a.w5m = Buckets(FIVE_MIN, HOUR, w5)
         a.w1h = Buckets(HOUR, DAY, w1)
         return a
@@ -176,6 +199,58 @@ class AccountState:
             out.append(pair)
         return out
 
+    def _roam(self, block: int, asn: int, where: int, ts: int) -> None:
+        """Note a request from residential or mobile `block` (`where`: its country and ASN type, `_where`): its
+        last-seen time, or a new entry in place of the least recently seen one past MAX_ROAM; and a return
+        when the latest request on this type of network came from another country and an earlier one from
+        this country."""
+        r = self.roam
+        kind = where & _KIND_MASK
+        latest = -1  # the entry of this type of network seen last
+        seen = False  # ... and whether an entry of this type is in this country
+        mine = -1
+        for i in range(0, len(r), 4):
+            w = r[i + 2]
+            if w & _KIND_MASK == kind:
+                if latest < 0 or r[i + 3] > r[latest + 3]:
+                    latest = i
+                if w == where:
+                    seen = True
+            if r[i] == block:
+                mine = i
+        if where & _CC_MASK and seen and latest >= 0 and r[latest + 2] != where:
+            back = self.roam_back
+            back.append(ts)
+            if len(back) > MAX_ROAM:
+                del back[0]
+        if mine >= 0:
+            if ts > r[mine + 3]:
+                r[mine + 3] = ts
+            return
+        if len(r) < 4 * MAX_ROAM:
+            r.extend((block, asn, where, ts))
+            return
+        oldest = min(range(3, len(r), 4), key=r.__getitem__) - 3
+        r[oldest:oldest + 4] = (block, asn, where, ts)
+
+    def roaming(self, now_ms: int, window_ms: int) -> tuple[int, int, int, int]:
+        """(blocks, network operators, countries, returns) of the residential or mobile blocks it sent from, and
+        of its returns to a country on one type of network, within `window_ms` before `now_ms` (0: any time it
+        remembers)."""
+        r = self.roam
+        since = now_ms - window_ms if window_ms else -1
+        blocks = 0
+        asns = set()
+        ccs = set()
+        for i in range(0, len(r), 4):
+            if r[i + 3] >= since:
+                blocks += 1
+                asns.add(r[i + 1])
+                ccs.add(r[i + 2] & _CC_MASK)
+        asns.discard(0)
+        ccs.discard(0)
+        return blocks, len(asns), len(ccs), sum(1 for t in self.roam_back if t >= since)
+
     def proxy_figure(self, s: Signal | None) -> int:
         """ACCT_PROXY_GEO's count: requests through proxy/VPN or from outside the billing country, without
         those from one foreign country through a home, mobile or office network unless the signal counts a
@@ -186,9 +261,11 @@ class AccountState:
         return self.proxy_n - self.proxy_home_n
 
     # -- update
-    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float, hosting: frozenset[str]) -> bool:
+    def observe(self, ev: Event, cf: ContentFeatures, flag_min: float, hosting: frozenset[str],
+                residential: frozenset[str] = frozenset()) -> bool:
         """Take the event into the account's figures; whether its request was content-flagged. `hosting`: the
-        ASN types whose addresses are hosting egress (fingerprints.hosting_asn_types)."""
+        ASN types whose addresses are hosting egress (fingerprints.hosting_asn_types); `residential`: those of
+        home and phone networks (fingerprints.residential_asn_types)."""
         ts = ev.ts_ms
         if self.n:
             gap = max(0.0, (ts - self.last_ms) / 1000.0)
@@ -249,6 +326,8 @@ class AccountState:
             asn = ev.asn
             if asn and len(self.egress_asns) < MAX_EGRESS and asn not in self.egress_asns:
                 self.egress_asns.append(asn)
+        elif ev.asn_type in residential and ev.ip_prefix is not None:
+            self._roam(crc32(ev.ip_prefix.encode()), ev.asn or 0, _where(cc, ev.asn_type), ts)
         model = ev.model
         if model:
             models = self.models
@@ -299,7 +378,7 @@ class AccountState:
 _SIGNAL_CODES = ("ACCT_OUTPUT_TOKENS_1H", "ACCT_OUTPUT_TOKENS_24H", "ACCT_REQUESTS_1H", "ACCT_TRACE_ELICIT",
                  "ACCT_RUBRIC_GRADING", "ACCT_CENSOR_REWRITE", "ACCT_THINKING_HEAVY", "ACCT_PROXY_GEO",
                  "ACCT_TEMPLATE_REUSE", "ACCT_NARROW_FOCUS", "ACCT_AUTOMATION", "ACCT_ROUND_THE_CLOCK",
-                 "ACCT_EGRESS_ROTATION", "ACCT_MODEL_PIVOT", "ACCT_NEW_UNVERIFIED")
+                 "ACCT_EGRESS_ROTATION", "ACCT_MODEL_PIVOT", "ACCT_NEW_UNVERIFIED", "ACCT_RESIDENTIAL_ROTATION")
 _signals_of: dict[int, tuple[Rules, tuple[Signal | None, ...]]] = {}  # id(rules) -> (rules, its signals)
 
 
@@ -316,7 +395,7 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
     hits: list[Hit] = []
     now = ev.ts_ms
     (tok1h, tok24h, req1h, trace, rubric, rewrite, thinking, proxy, reuse, narrow, automation, clock, egress, pivot,
-     new_unverified) = _signals(rules)
+     new_unverified, roaming) = _signals(rules)
     w5m = a.w5m
     got = None  # (window, totals) of the 5-minute buckets, for the request count over the same window
     for s, bucket in ((tok1h, w5m), (tok24h, a.w1h)):
@@ -377,6 +456,15 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
                                    f"({', '.join(sorted(rules.fingerprints.hosting_asn_types))}), "
                                    f"through {blocks}{'+' if blocks >= MAX_EGRESS else ''} IP blocks of "
                                    f"{ops}{'+' if ops >= MAX_EGRESS else ''} network operators"))
+    s = roaming
+    if s is not None and n >= s.min_requests and len(a.roam) >= 4 * s.threshold and len(a.roam_back) >= s.min_returns:
+        blocks, ops, ccs, back = a.roaming(now, s.window_ms)
+        if blocks >= s.threshold and ops >= s.min_asns and ccs >= s.min_countries and back >= s.min_returns:
+            hours = s.window_ms / HOUR
+            hits.append(Hit(s, blocks, f"sent from {blocks}{'+' if blocks >= MAX_ROAM else ''} residential or mobile "
+                                       f"IP blocks of {ops} network operators in {ccs} countries, coming back "
+                                       f"{back}{'+' if back >= MAX_ROAM else ''} times to a country it had left"
+                                       + (f" within {hours:g} h" if hours else "")))
     if pivot is not None:
         piv = a.pivot(now, pivot)
         if piv is not None:

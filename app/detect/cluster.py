@@ -822,8 +822,9 @@ def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:
     s = sig("CL_EGRESS")
     net = c.network_count(c.egress_spread(rules.policy.attribution))
     if s is not None and size >= s.min_requests and net:
-        at_least(s, net / size, lambda: f"{net} of {size} accounts send most of their traffic through rotating "
-                                "cloud, data-centre or proxy egress", hits)
+        at_least(s, net / size, lambda: f"{net} of {size} accounts send through rotating egress (hosting networks, "
+                                "or home and phone networks across countries) or a pool's shared hosting blocks",
+                 hits)
     s = sig("CL_SYNC_START")
     if s is not None and size >= max(3, s.min_requests):
         best = c.sync_start(s.window_ms)

@@ -197,8 +197,9 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
         if pool is not None:
             rot, blocks, asns = pool
             return ("FP_POOL_PROMPT", round(rot / len(fp.members), 4), pp.min_share,
-                    f"{rot} of the {len(fp.members)} accounts kept send from hosting networks that rotate "
-                    f"(>= {pp.min_share:g}), over {blocks} hosting blocks of {asns} network operators: a harness run "
+                    f"{rot} of the {len(fp.members)} accounts kept send from networks that rotate "
+                    f"(>= {pp.min_share:g}), {f'over {blocks} hosting blocks ' if blocks else ''}of {asns} network "
+                    "operators: a harness run "
                     f"through a proxy pool, not a product's prompt ({fp.established} of {fp.distinct} established)")
     if fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct:
         return ("FP_POPULAR_ESTABLISHED", fp.established, fr.popular_established,
@@ -230,19 +231,27 @@ def _harvest_like(fp: FpState, ht: HarvestTemplate) -> bool:
 
 def _pool_figures(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
     """(members whose own egress rotates, their hosting blocks, their operators) when the value's kept members
-    are a proxy pool's users by `pool_prompt`, else None. `n_rot` is kept by `observe`: the members are
+    are a proxy pool's users by `pool_prompt`, else None: at least `min_share` (and `min_members`) of them rotate,
+    their latest operators are at least `min_asns`, and those rotating through hosting networks send from at
+    least `min_block_share` of a hosting block each. `n_rot` is kept by `observe`: the members are
     scanned only when enough of them rotate, which a product's prompt's users rarely do."""
     rot = fp.n_rot
     if rot < pp.min_members or rot < pp.min_share * len(fp.members) or fp.distinct > pp.max_accounts:
         return None
     blocks = set()
     asns = set()
+    hosted = 0
     for m in fp.members.values():
-        if m.own & OWN_NETWORK and m.block:
-            blocks.add(m.block)
+        if m.own & OWN_NETWORK:
+            if m.block:
+                hosted += 1
+                blocks.add(m.block)
             if m.asn:
                 asns.add(m.asn)
-    if len(blocks) < pp.min_block_share * rot or len(asns) < pp.min_asns:
+    # the block share is about hosting egress (a hosted tool's servers are a few blocks of one cloud); a member
+    # rotating through home and phone networks (ACCT_RESIDENTIAL_ROTATION) has no hosting block, and a
+    # residential pool's dozen exits carry hundreds of accounts: its operators are what count
+    if len(blocks) < pp.min_block_share * hosted or len(asns) < pp.min_asns:
         return None
     return rot, len(blocks), len(asns)
 

@@ -313,7 +313,8 @@ def _decision(dt: DecisionTrack, t: AccountTrace, alerts_by_id: dict[str, Alert]
             "HARNESS_RING": "a throwaway account (disposable email or no KYC) running a campaign's harness system "
                             "prompt that throwaway accounts of other orgs run (who signed it up, not what it sends): "
                             f"reached as far as association ({at.association_max_action})",
-            "EGRESS_ROTATION": "its only evidence is its own egress rotating through hosting networks (a proxy "
+            "EGRESS_ROTATION": "its only evidence is its own egress rotating through hosting networks, or back and "
+                               "forth between home and phone networks of several operators and countries (a proxy "
                                "pool's exits or a VPN's: how it connects, not what it sends): reached as far as "
                                f"association ({at.association_max_action})",
             "EGRESS_POOL": "its only evidence is egress from a hosting block its community's proxy-pool-like "

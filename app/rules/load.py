@@ -37,7 +37,7 @@ KNOWN_SIGNALS = frozenset({
     "ACCT_TRACE_ELICIT", "ACCT_RUBRIC_GRADING", "ACCT_CENSOR_REWRITE", "ACCT_TEMPLATE_REUSE",
     "ACCT_NARROW_FOCUS", "FP_SHARED_UNRELATED", "FP_PAYMENT_SHARED", "CL_SIZE", "CL_CONTENT",
     "CL_YOUNG", "CL_SYNC_START", "ACCT_MODEL_PIVOT", "CL_MODEL_PIVOT", "CL_VOLUME", "ACCT_EGRESS_ROTATION",
-    "CL_EGRESS",
+    "CL_EGRESS", "ACCT_RESIDENTIAL_ROTATION",
 })
 
 
@@ -102,7 +102,8 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             window_ms=int(s.get("window_s", 0)) * 1000, min_requests=int(s.get("min_requests", 1)),
             min_young_share=float(s.get("min_young_share", 0.0)), min_share=float(s.get("min_share", 0.0)),
             stable_foreign=s.get("stable_foreign", True),
-            min_asns=int(s.get("min_asns", 1)),
+            min_asns=int(s.get("min_asns", 1)), min_countries=int(s.get("min_countries", 1)),
+            min_returns=int(s.get("min_returns", 0)),
             enabled=s.get("enabled", True),
             shadow=s.get("shadow", False),
         )
@@ -160,6 +161,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             pool_prompt=_pool_prompt(fp.get("pool_prompt"), int(fp["popular_accounts"]), source),
             refresh_ms=int(float(fp.get("refresh_s", 0)) * 1000),
             hosting_asn_types=frozenset(fp.get("hosting_asn_types", ALL_HOSTING_ASN_TYPES)),
+            residential_asn_types=frozenset(fp.get("residential_asn_types", ("residential", "mobile"))),
         ),
         policy=policy,
         allowlist=_allow_entries(doc.get("allowlist", []), source, "allowlist"),

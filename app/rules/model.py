@@ -41,8 +41,12 @@ class Signal:
     min_share: float = 0.0
     # ACCT_PROXY_GEO: whether requests from one foreign country through a home, mobile or office network count
     stable_foreign: bool = True
-    # ACCT_EGRESS_ROTATION: hosting network operators (ASNs) its blocks must span, at least
+    # ACCT_EGRESS_ROTATION, ACCT_RESIDENTIAL_ROTATION: network operators (ASNs) its blocks must span, at least
     min_asns: int = 1
+    # ACCT_RESIDENTIAL_ROTATION: countries its blocks must span, at least, and returns to a country it had left
+    # on the same type of network, at least
+    min_countries: int = 1
+    min_returns: int = 0
     enabled: bool = True
     shadow: bool = False
 
@@ -201,6 +205,8 @@ class FingerprintRules:
     # the ASN types whose addresses are hosting egress: what ACCT_EGRESS_ROTATION, pool egress and a member's
     # hosting block count (app.detect.account)
     hosting_asn_types: frozenset[str] = ALL_HOSTING_ASN_TYPES
+    # the ASN types of home and phone networks: what ACCT_RESIDENTIAL_ROTATION counts (app.detect.account)
+    residential_asn_types: frozenset[str] = frozenset({"residential", "mobile"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,8 @@ class AccountStage(Stage):
         st = self.store.get(key)
         if st is None or ev.ts_ms - st.last_ms > rules.account.ttl_ms:
             st = AccountState(ev.ts_ms)
-        flagged_now = st.observe(ev, cf, rules.content_flag_min, rules.fingerprints.hosting_asn_types)
+        fr = rules.fingerprints
+        flagged_now = st.observe(ev, cf, rules.content_flag_min, fr.hosting_asn_types, fr.residential_asn_types)
         allow = self.allow if self.allow else None  # an empty allowlist allows nothing: skip the look-ups
         allowed = allow is not None and (
             allow.allows("account", key, ev.ts_ms) or allow.allows("org", ev.org_id, ev.ts_ms))
@@ -66,7 +67,6 @@ class AccountStage(Stage):
             if d is not None:
                 out.decisions.append(d)
         age = st.age_ms(ev.ts_ms)
-        fr = rules.fingerprints
         young = age is not None and age < fr.young_ms
         hits = account_signals(st, ev, rules)
         flagged = st.flagged()

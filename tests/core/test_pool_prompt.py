@@ -163,3 +163,32 @@ def test_knobs_are_validated(knob, value, where):
     with pytest.raises(RulesError) as exc:
         compile_rules(d, "bad.yaml")
     assert where in str(exc.value)
+
+
+def home_users(n: int, *, asns: int, nets: int, rotating_every: int = 1) -> list[Summary]:
+    """n established accounts whose last requests came from `nets` residential blocks of `asns` operators (no
+    hosting block); every `rotating_every`-th rotates through home and phone networks across countries
+    (ACCT_RESIDENTIAL_ROTATION, which sets OWN_NETWORK)."""
+    return [Summary(f"acct{k:04d}", f"org{k:04d}", T0, False, False, 12, 0,
+                    own=OWN_NETWORK if k % rotating_every == 0 else 0, net=3000 + k % nets, asn=64600 + k % asns)
+            for k in range(n)]
+
+
+def test_aged_harness_through_a_residential_pool_links_every_member_whatever_its_few_exits(rules):
+    # 224 aged accounts on a residential pool of twelve exits of seven ISPs: 0.05 of a block per member, which
+    # the block share (a hosting tool's test) does not ask of members without a hosting block
+    users = home_users(48, asns=7, nets=12)
+    stage, links = feed(rules, users)
+    st = stage.store.get(KEY)
+    assert not st.popular and st.strong
+    code, figure, _, detail = popularity(st, "template", SYS, rules)
+    assert (code, figure) == ("FP_POOL_PROMPT", 1.0)
+    assert "48 of the 48 accounts kept send from networks that rotate (>= 0.5), of 7 network operators" in detail
+    assert {lk.summary.account_id for lk in links} == {s.account_id for s in users}
+
+
+def test_a_team_whose_members_rotate_on_two_operators_or_a_few_travellers_is_not_a_pool(rules):
+    # the same users on two operators between them (min_asns 3), or a third of them rotating (min_share 0.5)
+    for users in (home_users(48, asns=2, nets=12), home_users(48, asns=7, nets=12, rotating_every=3)):
+        stage, links = feed(rules, users)
+        assert stage.store.get(KEY).popular and links == []

@@ -340,6 +340,84 @@ def test_a_commercial_vpns_rotating_exits_are_not_hosting_egress_unless_the_rule
     assert "fingerprints.hosting_asn_types" in str(info.value)
 
 
+def _roaming(hops: list[tuple[int, str, str]], step_ms: int = 20 * MIN, acct: str = "acct-1") -> list[Event]:
+    """A request per (ASN, country, ASN type) in `hops`, each from its own /24, `step_ms` apart."""
+    return [ev(i, acct, ts_ms=T0 + i * step_ms, account={"billing_country": "US"},
+               client={"ip": f"198.51.{10 + i}.7", "asn": asn, "asn_type": typ, "country": cc})
+            for i, (asn, cc, typ) in enumerate(hops)]
+
+
+# a residential proxy pool's user: a new exit every sticky session, seven ISPs in three countries
+_POOL_HOPS = [(7922, "US", "residential"), (2856, "GB", "residential"), (4713, "JP", "residential"),
+              (20115, "US", "residential"), (5089, "GB", "residential"), (701, "US", "residential"),
+              (2516, "JP", "residential")]
+# a traveller's day: home line, the phone, the airport's Wi-Fi, a layover's, the hotel's abroad, the phone
+# roaming on the home carrier in between (a new address every time): three countries, five operators, one way
+_TRIP_HOPS = [(7922, "US", "residential"), (21928, "US", "mobile"), (7922, "US", "residential"),
+              (20115, "US", "residential"), (21928, "US", "mobile"), (2856, "GB", "residential"),
+              (3215, "FR", "residential"), (21928, "US", "mobile"), (3215, "FR", "residential"),
+              (21928, "US", "mobile")]
+# ... and one whose agent keeps running on a box at home while it works from the hotel: back and forth between
+# two countries' home lines, on three operators
+_HOME_BOX_HOPS = [(7922, "US", "residential"), (3215, "FR", "residential"), (7922, "US", "residential"),
+                  (21928, "US", "mobile"), (3215, "FR", "residential"), (7922, "US", "residential"),
+                  (3215, "FR", "residential"), (21928, "US", "mobile")]
+
+
+def test_residential_rotation_fires_on_a_proxy_pools_hops_across_operators_and_countries(rules):
+    s = rules.signals["ACCT_RESIDENTIAL_ROTATION"]
+    assert (s.threshold, s.min_asns, s.min_countries, s.min_returns, s.window_ms, s.weight) == (
+        4, 4, 2, 2, 6 * HOUR, 0)
+    assert fired(_roaming(_POOL_HOPS), rules)["ACCT_RESIDENTIAL_ROTATION"] == (
+        7, "sent from 7 residential or mobile IP blocks of 7 network operators in 3 countries, coming back 4 times "
+           "to a country it had left within 6 h")
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(_roaming(_POOL_HOPS[:4]), rules)  # min_requests 5
+    # the same hops an hour and a half apart: at most four blocks in any six hours, of fewer operators
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(_roaming(_POOL_HOPS, step_ms=150 * MIN), rules)
+
+
+def test_residential_rotation_silent_for_a_traveller_and_a_phone_on_carrier_nat(rules):
+    # ten blocks of five operators in three countries, but never back to a country it left on a home line
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(_roaming(_TRIP_HOPS), rules)
+    stage, _ = feed(_roaming(_TRIP_HOPS), rules)
+    assert stage.store.get("acct-1").roaming(T0 + 9 * 20 * MIN, 0) == (8, 5, 3, 0)
+    # back and forth four times, between three operators
+    stage, _ = feed(_roaming(_HOME_BOX_HOPS), rules)
+    assert stage.store.get("acct-1").roaming(T0 + 7 * 20 * MIN, 0)[1:] == (3, 2, 4)
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(_roaming(_HOME_BOX_HOPS), rules)
+    # a phone on its carrier's NAT: a new block every session, one operator in one country
+    phone = _roaming([(21928, "US", "mobile")] * 8)
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(phone, rules)
+    # hosting egress is ACCT_EGRESS_ROTATION's, never this signal's
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(_roaming([(a, c, "cloud") for a, c, _ in _POOL_HOPS]), rules)
+
+
+def test_residential_rotation_is_egress_evidence_of_its_own_without_points(rules):
+    stage, out = feed(_roaming(_POOL_HOPS), rules)
+    st = stage.store.get("acct-1")
+    assert st.own & 2  # OWN_NETWORK: what fingerprints.pool_prompt counts
+    assert out.alerts == [] and out.decisions == []  # no points: nothing on the account alone
+    off = rules_with(ACCT_RESIDENTIAL_ROTATION=None)
+    stage, _ = feed(_roaming(_POOL_HOPS), off)
+    assert stage.store.get("acct-1").own == 0
+
+
+def test_residential_blocks_are_bounded_stored_and_older_states_restore(rules):
+    # a phone's carrier NAT gives a new block every session: the account keeps the eight most recently seen
+    stage, _ = feed(_roaming([(21928, "US", "mobile")] * 12 + _POOL_HOPS[:1]), rules)
+    st = stage.store.get("acct-1")
+    assert len(st.roam) == 4 * 8
+    assert st.roaming(T0 + 12 * 20 * MIN, 0) == (8, 2, 1, 0)
+    stage, _ = feed(_roaming(_POOL_HOPS * 3), rules)  # back to a country 18 times: the latest eight kept
+    st = stage.store.get("acct-1")
+    assert len(st.roam_back) == 8 and st.roaming(T0 + 20 * 20 * MIN, 0)[3] == 8
+    snap = st.snapshot()
+    back = AccountState.restore(snap)
+    assert (back.roam, back.roam_back) == (st.roam, st.roam_back)
+    old = AccountState.restore(snap[:42])  # stored before the blocks were kept
+    assert (old.roam, old.roam_back) == ([], [])
+
+
 # ------------------------------------------------------------------------------------------- content
 def _prompts(prompts: list[str], acct: str = "acct-1", account: dict | None = None, step_ms: int = 4 * MIN,
              **request) -> list[Event]:
