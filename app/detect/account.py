@@ -200,38 +200,39 @@ class AccountState:
         return out
 
     def _roam(self, block: int, asn: int, where: int, ts: int) -> None:
-        """Note a request from residential or mobile `block` (`where`: its country and ASN type, `_where`): its
-        last-seen time, or a new entry in place of the least recently seen one past MAX_ROAM; and a return
-        when the latest request on this type of network came from another country and an earlier one from
-        this country."""
+        """Note a request from residential or mobile `block`, not the latest one's (`where`: its country and ASN
+        type, `_where`): its entry moves to the end (entries are kept in the order they were last seen), a new
+        one dropping the least recently seen past MAX_ROAM; and a return when this type of network's latest
+        request came from another country and an earlier one from this country."""
         r = self.roam
         kind = where & _KIND_MASK
-        latest = -1  # the entry of this type of network seen last
-        seen = False  # ... and whether an entry of this type is in this country
+        latest = -1  # where the latest request on this type of network came from
+        seen = False  # ... and whether one came from this country
         mine = -1
-        for i in range(0, len(r), 4):
+        for i in range(len(r) - 4, -1, -4):  # the most recently seen first
             w = r[i + 2]
             if w & _KIND_MASK == kind:
-                if latest < 0 or r[i + 3] > r[latest + 3]:
-                    latest = i
+                if latest < 0:
+                    latest = w
                 if w == where:
                     seen = True
             if r[i] == block:
                 mine = i
-        if where & _CC_MASK and seen and latest >= 0 and r[latest + 2] != where:
+        if seen and latest != where and where & _CC_MASK:
             back = self.roam_back
             back.append(ts)
             if len(back) > MAX_ROAM:
                 del back[0]
         if mine >= 0:
-            if ts > r[mine + 3]:
-                r[mine + 3] = ts
+            entry = r[mine:mine + 4]
+            del r[mine:mine + 4]
+            if ts > entry[3]:
+                entry[3] = ts
+            r.extend(entry)
             return
-        if len(r) < 4 * MAX_ROAM:
-            r.extend((block, asn, where, ts))
-            return
-        oldest = min(range(3, len(r), 4), key=r.__getitem__) - 3
-        r[oldest:oldest + 4] = (block, asn, where, ts)
+        if len(r) >= 4 * MAX_ROAM:
+            del r[:4]
+        r.extend((block, asn, where, ts))
 
     def roaming(self, now_ms: int, window_ms: int) -> tuple[int, int, int, int]:
         """(blocks, network operators, countries, returns) of the residential or mobile blocks it sent from, and
@@ -327,7 +328,13 @@ class AccountState:
             if asn and len(self.egress_asns) < MAX_EGRESS and asn not in self.egress_asns:
                 self.egress_asns.append(asn)
         elif ev.asn_type in residential and ev.ip_prefix is not None:
-            self._roam(crc32(ev.ip_prefix.encode()), ev.asn or 0, _where(cc, ev.asn_type), ts)
+            h = crc32(ev.ip_prefix.encode())
+            r = self.roam
+            if r and r[-4] == h:  # the block of its latest such request (most of them): when it was seen
+                if ts > r[-1]:
+                    r[-1] = ts
+            else:
+                self._roam(h, ev.asn or 0, _where(cc, ev.asn_type), ts)
         model = ev.model
         if model:
             models = self.models
