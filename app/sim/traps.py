@@ -184,10 +184,10 @@ TRAP_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # colleagues travelling together (a team to a conference or a client site; `labs` trips): established
     # accounts, each with a home line and a phone of home-country networks, that leave for the airport on the
-    # trip's day (the airport's Wi-Fi, a residential ISP's line; a layover abroad for some trips) and end the
-    # day at a hotel abroad whose Wi-Fi all the trip's members share, alternating with their phones roaming on
-    # the home carrier (a new address every session) or on a local eSIM. So each member sends from several
-    # residential and mobile blocks of several operators in two or three countries within hours, like a
+    # trip's day (the airport's Wi-Fi, a residential ISP's line; a layover abroad for some trips, two for a few)
+    # and end the day at a hotel abroad whose Wi-Fi all the trip's members share, alternating with their phones
+    # roaming on the home carrier (a new address every session) or on a local eSIM. So each member sends from
+    # several residential and mobile blocks of several operators in two to four countries within hours, like a
     # residential proxy pool's user, and a team on one agent tool shares its system prompt and often a card
     "travellers": {
         "labs": 1, "org_per_account": 0.3, "orgs": 1, "card_scope": "groups", "card_shared_by": [3, 10],
@@ -204,8 +204,8 @@ TRAP_DEFAULTS: dict[str, dict[str, Any]] = {
         "followup_family": "agent_followup", "system_prompts": 1, "system_prompt_share": 0.6, "thinking": 0.3,
         "tools": [0, 15], "models": {"large": 0.5, "medium": 0.5}, "output_tokens": [60, 2500],
         "context_tokens": [200, 30000], "cache_read_fraction": 0.6,
-        "trip": {"depart_at": 2, "spread_hours": 2, "transit_hours": [2, 9], "layover": 0.3, "hotel_share": 0.55,
-                 "esim_share": 0.25},
+        "trip": {"depart_at": 2, "spread_hours": 2, "transit_hours": [2, 9], "layover": 0.3, "second_layover": 0.1,
+                 "hotel_share": 0.55, "esim_share": 0.25},
     },
 }
 TRAP_KINDS = frozenset(TRAP_DEFAULTS)
@@ -306,7 +306,7 @@ class TrapPopulation(BenignPopulation):
 
     # -- a trip's networks ------------------------------------------------------------------------------
     def _trip(self, home: str) -> dict[str, Any]:
-        """A trip from `home`: when it leaves, how long it takes, the airport's, a layover's and the hotel's
+        """A trip from `home`: when it leaves, how long it takes, the airport's, the layovers' and the hotel's
         Wi-Fi (one address of a residential ISP each, shared by the trip's members) and the destination."""
         s, rng, w = self.spec, self.rng, self.world
         t = s["trip"]
@@ -315,13 +315,17 @@ class TrapPopulation(BenignPopulation):
         dep = w.start + int((t["depart_at"] + rng.random() * t.get("spread_hours", 0)) * HOUR_MS)
         lo, hi = t["transit_hours"]
         wifi = lambda cc: self._line("residential", cc)  # noqa: E731
-        layover = None
+        layovers = []  # a layover's airport Wi-Fi abroad, for `layover` of trips; a second for `second_layover` of those
         if rng.random() < t["layover"]:
             third = {c: x for c, x in others.items() if c != dest}
             if third:
-                layover = wifi(weighted(rng, third))
+                first = weighted(rng, third)
+                layovers.append(wifi(first))
+                fourth = {c: x for c, x in third.items() if c != first}
+                if fourth and t.get("second_layover", 0) and rng.random() < t["second_layover"]:
+                    layovers.append(wifi(weighted(rng, fourth)))
         return {"depart": dep, "transit": int((lo + rng.random() * (hi - lo)) * HOUR_MS), "airport": wifi(home),
-                "layover": layover, "hotel": wifi(dest), "dest": dest}
+                "layovers": layovers, "hotel": wifi(dest), "dest": dest}
 
     def _line(self, asn_type: str, country: str) -> tuple[Asn, str]:
         pool = asns(asn_type, country)
@@ -356,8 +360,9 @@ class TrapPopulation(BenignPopulation):
                 return acct.state["home"][0]
             phone = tr["phone"]
         elif t0 < dep + transit:
-            if rng.random() < 0.5:
-                return tr["layover"] if tr["layover"] and t0 >= dep + transit // 2 else tr["airport"]
+            if rng.random() < 0.5:  # the transit in equal legs: the airport, then each layover
+                stops = [tr["airport"], *tr["layovers"]]
+                return stops[(t0 - dep) * len(stops) // transit]
             phone = tr["phone"]
         else:
             if rng.random() < self.spec["trip"]["hotel_share"]:

@@ -343,6 +343,7 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
         "requests_per_account_hour": Num(0.5, 6, log=True), "org_per_account": Num(0, 1),
         "system_prompt_share": Num(0, 1), "shared_payment_fraction": Num(0, 0.8),
         "trip.depart_at": Num(0, 0.5), "trip.transit_hours": Num(1, 10), "trip.layover": Num(0, 0.8),
+        "trip.second_layover": Num(0, 0.5),
         "trip.hotel_share": Num(0.3, 0.8), "trip.esim_share": Num(0, 0.6),
     },
 }
@@ -526,7 +527,8 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
         transit = g("trip.transit_hours")
         p["trip"] = {"depart_at": round(g("trip.depart_at") * dur, 2), "spread_hours": round(0.25 * dur, 2),
                      "transit_hours": [round(transit * 0.75, 2), round(transit * 1.25, 2)],
-                     "layover": g("trip.layover"), "hotel_share": g("trip.hotel_share"),
+                     "layover": g("trip.layover"), "second_layover": g("trip.second_layover"),
+                     "hotel_share": g("trip.hotel_share"),
                      "esim_share": g("trip.esim_share")}
     if "release_burst.share" in _POPULATIONS[kind]:
         burst = dict({**KIND_DEFAULTS, **TRAP_DEFAULTS}[kind]["release_burst"])

@@ -311,8 +311,8 @@ def test_hosted_agent_customers_rotate_through_their_vendors_egress_of_one_cloud
 
 def test_travellers_go_from_home_networks_through_an_airport_to_a_shared_hotel_abroad() -> None:
     doc = _smoke_doc()
-    trip = {"depart_at": 4, "spread_hours": 1, "transit_hours": [3, 4], "layover": 1.0, "hotel_share": 0.6,
-            "esim_share": 0.0}
+    trip = {"depart_at": 4, "spread_hours": 1, "transit_hours": [3, 4], "layover": 1.0, "second_layover": 0.0,
+            "hotel_share": 0.6, "esim_share": 0.0}
     evs, accts = _alone({"name": "away_team", "kind": "travellers", "accounts": 24, "labs": 2,
                          "requests_per_account_hour": 4, "trip": trip}, 5)
     assert doc["duration_hours"] > 12 and len(accts) >= 20
@@ -344,6 +344,21 @@ def test_travellers_go_from_home_networks_through_an_airport_to_a_shared_hotel_a
     assert 2 <= len(shared) <= 6
     # a team: one system prompt for those who use it, at most two orgs' worth of shared orgs
     assert len({e["request"].get("system_prompt_hash") for e in evs} - {None}) <= 2
+
+
+def test_a_trip_with_two_layovers_passes_through_four_countries() -> None:
+    trip = {"depart_at": 2, "spread_hours": 0, "transit_hours": [6, 6], "layover": 1.0, "second_layover": 1.0,
+            "hotel_share": 0.6, "esim_share": 0.0}
+    evs, accts = _alone({"name": "away_team", "kind": "travellers", "accounts": 12, "labs": 1,
+                         "requests_per_account_hour": 8, "trip": trip}, 5)
+    countries: dict[str, set[str]] = defaultdict(set)
+    for e in evs:
+        if e["client"]["asn_type"] == "residential":
+            countries[e["account_id"]].add(e["client"]["country"])
+    # home, two layovers, the destination: the trip's airports and hotel, the same four for everyone (a member
+    # who sent nothing from a leg's Wi-Fi has fewer)
+    assert len(set().union(*countries.values())) == 4
+    assert max(len(c) for c in countries.values()) >= 3
 
 
 def test_a_trip_knob_is_checked() -> None:
