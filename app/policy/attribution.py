@@ -361,10 +361,12 @@ def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None) ->
     assoc = at.association_max_action if at.association_max_action != "none" else None
     if _structural(own):
         if own & OWN_NETWORK:
-            # its requests hop between hosting networks: a proxy pool's exits, or a VPN's
+            # its requests hop between hosting networks, or back and forth between home and phone networks
+            # across countries: a proxy pool's exits, or a VPN's
             return Tie("egress_rotation", assoc, "EGRESS_ROTATION",
-                       "its own egress rotates through hosting networks (a proxy pool's exits, or a VPN's that "
-                       "hands out a new one per connection); nothing it sends is evidence")
+                       "its own egress rotates through hosting networks, or back and forth between home and phone "
+                       "networks of several operators and countries (a proxy pool's exits, or a VPN's that hands "
+                       "out a new one per connection); nothing it sends is evidence")
         if own & OWN_POOL:
             # it sends from an address its community's pool reuses: about how it connects, not what it sends
             return Tie("egress_pool", assoc, "EGRESS_POOL",
