@@ -464,9 +464,11 @@ def account_signals(a: AccountState, ev: Event, rules: Rules) -> list[Hit]:
                                    f"through {blocks}{'+' if blocks >= MAX_EGRESS else ''} IP blocks of "
                                    f"{ops}{'+' if ops >= MAX_EGRESS else ''} network operators"))
     s = roaming
-    if s is not None and n >= s.min_requests and len(a.roam) >= 4 * s.threshold and len(a.roam_back) >= s.min_returns:
+    if s is not None and n >= s.min_requests and len(a.roam) >= 4 * s.threshold and (
+            len(a.roam_back) >= s.min_returns or s.spread_countries):
         blocks, ops, ccs, back = a.roaming(now, s.window_ms)
-        if blocks >= s.threshold and ops >= s.min_asns and ccs >= s.min_countries and back >= s.min_returns:
+        if blocks >= s.threshold and ops >= s.min_asns and ccs >= s.min_countries and (
+                back >= s.min_returns or 0 < s.spread_countries <= ccs):
             hours = s.window_ms / HOUR
             hits.append(Hit(s, blocks, f"sent from {blocks}{'+' if blocks >= MAX_ROAM else ''} residential or mobile "
                                        f"IP blocks of {ops} network operators in {ccs} countries, coming back "

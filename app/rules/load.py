@@ -103,7 +103,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             min_young_share=float(s.get("min_young_share", 0.0)), min_share=float(s.get("min_share", 0.0)),
             stable_foreign=s.get("stable_foreign", True),
             min_asns=int(s.get("min_asns", 1)), min_countries=int(s.get("min_countries", 1)),
-            min_returns=int(s.get("min_returns", 0)),
+            min_returns=int(s.get("min_returns", 0)), spread_countries=int(s.get("spread_countries", 0)),
             enabled=s.get("enabled", True),
             shadow=s.get("shadow", False),
         )

@@ -47,6 +47,8 @@ class Signal:
     # on the same type of network, at least
     min_countries: int = 1
     min_returns: int = 0
+    # ... or, returns or not, at least this many countries (0: off)
+    spread_countries: int = 0
     enabled: bool = True
     shadow: bool = False
 

@@ -418,6 +418,31 @@ def test_residential_blocks_are_bounded_stored_and_older_states_restore(rules):
     assert (old.roam, old.roam_back) == ([], [])
 
 
+# a short-lived pool account: a new exit every sticky session, around the world and never back
+_AROUND_HOPS = [(7922, "US", "residential"), (2856, "GB", "residential"), (4713, "JP", "residential"),
+                (3320, "DE", "residential"), (28573, "BR", "residential")]
+# a traveller with two layovers: the home line and phone, a layover's Wi-Fi, another's, the hotel's
+_TWO_LAYOVERS = [(7922, "US", "residential"), (21928, "US", "mobile"), (2856, "GB", "residential"),
+                 (21928, "US", "mobile"), (3320, "DE", "residential"), (3215, "FR", "residential"),
+                 (21928, "US", "mobile")]
+
+
+def test_residential_rotation_through_four_countries_without_returns_is_an_option_off_by_default(rules):
+    # off: a traveller with two layovers passes through four countries within hours, one way
+    assert rules.signals["ACCT_RESIDENTIAL_ROTATION"].spread_countries == 0
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(_roaming(_AROUND_HOPS), rules)
+    on = rules_with(ACCT_RESIDENTIAL_ROTATION={"spread_countries": 4})
+    assert fired(_roaming(_AROUND_HOPS), on)["ACCT_RESIDENTIAL_ROTATION"] == (
+        5, "sent from 5 residential or mobile IP blocks of 5 network operators in 5 countries, coming back 0 times "
+           "to a country it had left within 6 h")
+    # ... and then the two-layover traveller carries it too: what keeps it off
+    assert "ACCT_RESIDENTIAL_ROTATION" in fired(_roaming(_TWO_LAYOVERS), on)
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(_roaming(_TWO_LAYOVERS), rules)
+    three = [(7922, "US", "residential"), (2856, "GB", "residential"), (5089, "GB", "residential"),
+             (4713, "JP", "residential"), (2516, "JP", "residential")]
+    assert "ACCT_RESIDENTIAL_ROTATION" not in fired(_roaming(three), on)  # three countries, never back
+
+
 # ------------------------------------------------------------------------------------------- content
 def _prompts(prompts: list[str], acct: str = "acct-1", account: dict | None = None, step_ms: int = 4 * MIN,
              **request) -> list[Event]:
