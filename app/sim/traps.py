@@ -315,7 +315,8 @@ class TrapPopulation(BenignPopulation):
         dep = w.start + int((t["depart_at"] + rng.random() * t.get("spread_hours", 0)) * HOUR_MS)
         lo, hi = t["transit_hours"]
         wifi = lambda cc: self._line("residential", cc)  # noqa: E731
-        layovers = []  # a layover's airport Wi-Fi abroad, for `layover` of trips; a second for `second_layover` of those
+        # a layover's airport Wi-Fi abroad, for `layover` of trips; a second for `second_layover` of those
+        layovers = []
         if rng.random() < t["layover"]:
             third = {c: x for c, x in others.items() if c != dest}
             if third:

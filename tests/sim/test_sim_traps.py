@@ -349,8 +349,8 @@ def test_travellers_go_from_home_networks_through_an_airport_to_a_shared_hotel_a
 def test_a_trip_with_two_layovers_passes_through_four_countries() -> None:
     trip = {"depart_at": 2, "spread_hours": 0, "transit_hours": [6, 6], "layover": 1.0, "second_layover": 1.0,
             "hotel_share": 0.6, "esim_share": 0.0}
-    evs, accts = _alone({"name": "away_team", "kind": "travellers", "accounts": 12, "labs": 1,
-                         "requests_per_account_hour": 8, "trip": trip}, 5)
+    evs, _ = _alone({"name": "away_team", "kind": "travellers", "accounts": 12, "labs": 1,
+                     "requests_per_account_hour": 8, "trip": trip}, 5)
     countries: dict[str, set[str]] = defaultdict(set)
     for e in evs:
         if e["client"]["asn_type"] == "residential":
