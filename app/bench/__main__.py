@@ -385,6 +385,26 @@ def broker_load(bootstrap: str, prefix: str) -> dict[str, dict[str, int]]:
     return {t: {"records": records.get(t, 0), "bytes": sizes.get(t, 0)} for t in topics}
 
 
+def drop_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a run's input, outputs, stage topics and
+    changelogs, once measured): a bench run writes ~1 GB to the broker, which repeated runs would keep.
+    The deleted topics' names; a failure is said, not raised (the figures are measured already)."""
+    from kafka import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            topics = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+            if topics:
+                admin.delete_topics(topics)
+        finally:
+            admin.close()
+    except Exception as exc:  # cleaning up after the measurement must not lose it
+        print(f"bench: could not delete the topics {prefix}*: {exc}", file=sys.stderr)
+        return []
+    return topics
+
+
 def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers: int = 1,
                 extra: dict | None = None) -> dict:
     """Sustained throughput: `n` events already in the topic, drained by `workers` worker processes
@@ -397,6 +417,8 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers
     ceiling = workers == 1 and not extra
     take_eps = _faust_take(bootstrap, topic, sent) if ceiling else None
     take_w_eps = _faust_take(bootstrap, topic, sent, worker_transport=True) if ceiling else None
+    if ceiling:
+        drop_topics(bootstrap, "bench-take-")  # the take-only apps' own topics
     procs = [BenchWorker(uid, topic, bootstrap, i, extra) for i in range(workers)]
     try:
         while progress(procs)[0] <= 0:  # CPU counted from the first processed event (not start-up)
@@ -412,10 +434,12 @@ def bench_kafka(events: Path, n: int, bootstrap: str = "127.0.0.1:9092", workers
         for w in procs:
             w.stop()  # a graceful stop: the tables' last changes reach their changelogs
     eps = sent / (t1 - t0)
+    broker = broker_load(bootstrap, f"bench-{uid}")
+    drop_topics(bootstrap, f"bench-{uid}")
     return {"events": sent, "workers": workers, "plain_eps": plain_eps, "take_eps": take_eps,
             "take_worker_transport_eps": take_w_eps, "worker_eps": eps,
             "ratio": eps / plain_eps, "cpu_s_per_1k": cpu / sent * 1000, "peak_rss_mb": rss,
-            "seconds": t1 - t0, "stages": stages, "broker": broker_load(bootstrap, f"bench-{uid}"),
+            "seconds": t1 - t0, "stages": stages, "broker": broker,
             "compression": _compression(extra),
             "topic_prefix": f"bench-{uid}"}
 
@@ -523,6 +547,7 @@ def bench_latency(events: Path, rate: int, seconds: float, bootstrap: str = "127
     finally:
         feed.close()
         w.stop()
+        drop_topics(bootstrap, f"bench-{uid}")
     name = "distill_guard_decision_latency_seconds"
     out = {"offered_eps": offered, "events": len(load), "backlog_end": backlog_end,
            "decisions": _quantile_counts(fams) - _quantile_counts(base),

@@ -41,3 +41,28 @@ def test_broker_load_counts_the_records_and_bytes_of_the_runs_topics_only(kafka_
     # at least the records' values, at most those with a generous batch overhead each
     assert 700 * 200 < load[f"{prefix}.requests"]["bytes"] < 700 * 400
     assert bench.broker_load(kafka_bootstrap, f"t{unique}.none") == {}
+
+
+def test_a_runs_topics_are_deleted_once_measured_and_no_other(kafka_bootstrap, unique, tmp_path):
+    # a bench run writes ~1 GB to the broker: its topics go once its broker load is measured
+    import time
+
+    from kafka import KafkaAdminClient
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps({"account_id": f"acct_{i % 7}"}) + b"\n" for i in range(50)))
+    prefix = f"t{unique}.drop"
+    for name in (f"{prefix}.requests", f"{prefix}-accounts-changelog", f"t{unique}.keep"):
+        assert bench.fill_topic(events, name, 50, kafka_bootstrap, partitions=2) == 50
+    assert bench.drop_topics(kafka_bootstrap, prefix) == [f"{prefix}-accounts-changelog", f"{prefix}.requests"]
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        deadline = time.monotonic() + 30
+        while any(t.startswith(prefix) for t in admin.list_topics()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = set(admin.list_topics())
+    finally:
+        admin.close()
+    assert not any(t.startswith(prefix) for t in left)
+    assert f"t{unique}.keep" in left
+    assert bench.drop_topics(kafka_bootstrap, prefix) == []  # nothing left: nothing to do
