@@ -11,6 +11,7 @@ from zlib import crc32
 from app.detect.hits import Hit
 from app.features.content import ContentFeatures
 from app.ingest.event import Event
+from app.ingest.parse import ASN_TYPES
 from app.rules.model import Rules, Signal, per_rules
 from app.state.window import Buckets
 
@@ -24,7 +25,7 @@ RECENT_SKELETONS = 12
 MAX_REPORTED = 16  # fingerprint values remembered per refresh period (past it, values are reported again)
 MAX_EGRESS = 8  # distinct hosting IP blocks remembered per account
 MAX_ROAM = 8  # residential or mobile IP blocks remembered per account (the most recently seen)
-_ASN_TYPES = ("residential", "mobile", "datacenter", "cloud", "vpn", "proxy", "unknown")
+_KIND_OF = {t: i for i, t in enumerate(sorted(ASN_TYPES), 1)}  # the gateway's ASN types, numbered (0: none)
 _CC_MASK = 0xFFFF
 _KIND_MASK = 0xFF << 16
 
@@ -32,8 +33,7 @@ _KIND_MASK = 0xFF << 16
 def _where(cc: str | None, asn_type: str | None) -> int:
     """A country's two letters (0: unknown) and an ASN type, as one int: what AccountState.roam keeps."""
     code = (ord(cc[0]) << 8 | ord(cc[1])) & _CC_MASK if cc and len(cc) == 2 else 0
-    kind = _ASN_TYPES.index(asn_type) + 1 if asn_type in _ASN_TYPES else 0
-    return code | kind << 16
+    return code | _KIND_OF.get(asn_type, 0) << 16
 
 
 class AccountState:

@@ -15,6 +15,7 @@ from app.errors import RulesError
 from app.ingest.parse import BadField, parse_ts
 from app.rules.model import (
     ALL_HOSTING_ASN_TYPES,
+    RESIDENTIAL_ASN_TYPES,
     ActionStep,
     AllowEntry,
     Attribution,
@@ -161,7 +162,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             pool_prompt=_pool_prompt(fp.get("pool_prompt"), int(fp["popular_accounts"]), source),
             refresh_ms=int(float(fp.get("refresh_s", 0)) * 1000),
             hosting_asn_types=frozenset(fp.get("hosting_asn_types", ALL_HOSTING_ASN_TYPES)),
-            residential_asn_types=frozenset(fp.get("residential_asn_types", ("residential", "mobile"))),
+            residential_asn_types=frozenset(fp.get("residential_asn_types", RESIDENTIAL_ASN_TYPES)),
         ),
         policy=policy,
         allowlist=_allow_entries(doc.get("allowlist", []), source, "allowlist"),

@@ -188,6 +188,8 @@ class HarvestTemplate:
 
 # every ASN type that is hosting egress: what a rules file without fingerprints.hosting_asn_types counts
 ALL_HOSTING_ASN_TYPES = frozenset({"cloud", "datacenter", "proxy", "vpn"})
+# the home and phone networks: what a rules file without fingerprints.residential_asn_types counts
+RESIDENTIAL_ASN_TYPES = frozenset({"residential", "mobile"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +210,7 @@ class FingerprintRules:
     # hosting block count (app.detect.account)
     hosting_asn_types: frozenset[str] = ALL_HOSTING_ASN_TYPES
     # the ASN types of home and phone networks: what ACCT_RESIDENTIAL_ROTATION counts (app.detect.account)
-    residential_asn_types: frozenset[str] = frozenset({"residential", "mobile"})
+    residential_asn_types: frozenset[str] = RESIDENTIAL_ASN_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,6 +214,11 @@ TRAP_KNOBS = ("labs", "org_per_account", "card_scope", "card_shared_by", "system
               "family_per_session", "cohort", "exit_per_session", "trip")
 
 
+def _carriers(country: str) -> list[Asn]:
+    """The mobile operators of `country` itself (`asns` falls back to other countries' when it has none)."""
+    return [a for a in asns("mobile", country) if a.country == country]
+
+
 def split(rng: random.Random, total: int, parts: int) -> list[int]:
     """`total` accounts over `parts` sites, each within a quarter of the mean size (and at least 1)."""
     parts = max(1, min(parts, total))
@@ -339,9 +344,9 @@ class TrapPopulation(BenignPopulation):
         own moment of leaving (within half an hour of the trip's)."""
         s, rng, st = self.spec, self.rng, acct.state
         line = self._line("residential", acct.country)
-        phones = [a for a in asns("mobile", acct.country) if a.country == acct.country]
+        phones = _carriers(acct.country)
         phone = phones[int(rng.random() * len(phones))] if phones else line[0]
-        local = [a for a in asns("mobile", trip["dest"]) if a.country == trip["dest"]]
+        local = _carriers(trip["dest"])
         esim = local[int(rng.random() * len(local))] if local and rng.random() < s["trip"]["esim_share"] else None
         st["home"] = [line]
         st["trip"] = {**trip, "depart": trip["depart"] + int(rng.random() * 1_800_000), "phone": phone,
