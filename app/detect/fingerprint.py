@@ -206,10 +206,11 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
                 f"{fp.established} of {fp.distinct} accounts using it are established (half or more)")
     if cp is not None and is_system_prompt(scope, value) and _campaign_like(fp, cp):
         share = young / fp.distinct
+        bound = (f">= {cp.min_young_share:g}" if share >= cp.min_young_share else
+                 f"judged so at >= {cp.min_young_share:g}, kept while > {cp.keep_young_share:g}")
         return ("FP_CAMPAIGN_PROMPT", round(share, 4), cp.min_young_share,
                 f"{young} of {fp.distinct} accounts using this system prompt are new or unverified "
-                f"(>= {cp.min_young_share:g}, {cp.min_accounts}..{cp.max_accounts} users): a campaign's "
-                "harness, not a product's")
+                f"({bound}, {cp.min_accounts}..{cp.max_accounts} users): a campaign's harness, not a product's")
     if fp.distinct > fr.popular_accounts:
         return ("FP_POPULAR_ACCOUNTS", fp.distinct, fr.popular_accounts,
                 f"{fp.distinct} accounts use it (> popular_accounts {fr.popular_accounts})")
@@ -257,8 +258,15 @@ def _pool_figures(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
 
 
 def _campaign_like(fp: FpState, cp: CampaignPrompt) -> bool:
-    return (cp.min_accounts <= fp.distinct <= cp.max_accounts
-            and fp.distinct - fp.established >= cp.min_young_share * fp.distinct)
+    """A system prompt whose users look like a campaign's: at least `min_young_share` of them new or
+    unverified, or, while it links as a strong value (`fp.strong` and not popular: judged so before), more
+    than `keep_young_share` of them. Without the second bound a prompt whose share hovers about the first flips
+    between strong and weak with each new user, and every flip links its members again."""
+    n = fp.distinct
+    if not cp.min_accounts <= n <= cp.max_accounts:
+        return False
+    young = n - fp.established
+    return young >= cp.min_young_share * n or (fp.strong and not fp.popular and young > cp.keep_young_share * n)
 
 
 def refresh_ms(rules: Rules) -> int:

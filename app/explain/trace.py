@@ -15,7 +15,7 @@ from typing import Any
 
 from app.detect.account import AccountState, account_signals
 from app.detect.cluster import ClusterState, cluster_signals
-from app.detect.fingerprint import FpState
+from app.detect.fingerprint import FpState, popularity
 from app.detect.hits import Hit
 from app.emit.records import Alert, Decision, iso_ms
 from app.engine import Engine, Output
@@ -284,7 +284,7 @@ class AccountTrace:
                 fst = fp_store.get(key)
                 if fst is not None:
                     tr.state = fst
-                    tr.status = (fst.popular, fst.linking)
+                    tr.status = (fst.popular, fst.linking, fst.strong)
                     tr.at_first_use = (fst.distinct, fst.orgs(), fst.popular, fst.linking)
             tr.uses += 1
             tr.last_ms = max(tr.last_ms, ts)
@@ -326,15 +326,10 @@ class AccountTrace:
             if st is None:
                 continue
             tr.state = st
-            status = (st.popular, st.linking)
+            status = (st.popular, st.linking, st.strong)
             if status == tr.status:
                 continue
-            if st.popular and not tr.status[0]:
-                change = "became popular (links nothing from here on)"
-            elif st.linking and not tr.status[1]:
-                change = "started linking"
-            else:
-                change = "state expired and restarted"
+            change = _status_change(tr.status, st, popularity(st, tr.scope, tr.value, self.rules)[3])
             tr.changes.append((obs.ts_ms, change, obs.summary.account_id, st.distinct))
             tr.status = status
 
@@ -460,3 +455,20 @@ class TracingEngine(Engine):
         if self._tick is not None:
             self._tick()
         return out
+
+
+def _status_change(was: tuple[bool, bool, bool], st: FpState, why: str) -> str:
+    """What changed in a value's verdict between two of its observations, as the FINGERPRINTS section names
+    it; `was` is (popular, linking, strong) before, `why` the verdict's detail now (`popularity`)."""
+    popular, linking, strong = was
+    if st.popular and not popular:
+        return "became popular (links nothing from here on)"
+    if popular and not st.popular:
+        return f"no longer popular ({why})"
+    if st.strong != strong:
+        # a system prompt turning campaign-like or back: every member is linked again as what it is now
+        kind = "strong (links every member)" if st.strong else "weak (links members with evidence of their own)"
+        return f"turned {kind}: {why}"
+    if st.linking and not linking:
+        return "started linking"
+    return "stopped linking"

@@ -228,13 +228,17 @@ def _campaign_prompt(cp: dict[str, Any] | None, popular_accounts: int, source: s
     if cp is None:
         return None
     out = CampaignPrompt(min_young_share=float(cp["min_young_share"]), min_accounts=int(cp["min_accounts"]),
-                         max_accounts=int(cp["max_accounts"]), link_established=bool(cp.get("link_established", True)))
+                         max_accounts=int(cp["max_accounts"]), link_established=bool(cp.get("link_established", True)),
+                         keep_young_share=float(cp.get("keep_young_share", 1.0)))
     if not out.min_accounts <= popular_accounts < out.max_accounts:
         raise RulesError(source, "fingerprints.campaign_prompt",
                          f"needs min_accounts <= popular_accounts ({popular_accounts}) < max_accounts")
     if out.min_young_share <= 0.5:
         raise RulesError(source, "fingerprints.campaign_prompt.min_young_share",
                          "must be above 0.5: a value half or more established accounts use is popular")
+    if not 0.5 <= out.keep_young_share <= 1:
+        raise RulesError(source, "fingerprints.campaign_prompt.keep_young_share",
+                         "must be from 0.5 to 1 (1: off): a value half or more established accounts use is popular")
     return out
 
 

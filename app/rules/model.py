@@ -160,6 +160,9 @@ class CampaignPrompt:
     min_accounts: int           # it links established members from this many distinct accounts on
     max_accounts: int           # past this many distinct accounts it is popular whoever uses it
     link_established: bool = True
+    # once judged a campaign's harness, it stays one while more than this share of its accounts are new or
+    # unverified: a verdict that does not flip with each new user near min_young_share (1: off)
+    keep_young_share: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ by established customers stays popular; a university's shared eval prompt may li
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,84 @@ def test_explain_states_the_verdict_the_fingerprint_stage_applies(rules):
     stage, _ = feed(rules, mix(6, 2, "ring"), value="pf-ring", scope="payment_fp")  # a card links everyone
     code, why = status(stage, "payment_fp", "pf-ring")
     assert code == "linking" and "every account behind it" in why and "6 of the 6 kept, 6 orgs" in why
+
+
+# ------------------------------------------------------- a verdict that does not flip near its threshold
+def hover(n: int) -> list[tuple[str, str | None, bool]]:
+    """Five new accounts, then established and new ones in turn, three established to four new: the new or
+    unverified share of the prompt's users hovers about 0.6 (0.56 to 0.64 from the 20th user on), the way
+    a campaign of aged, bought accounts mixed with new ones sits on the threshold."""
+    out = [(f"h{k:04d}", f"org-h{k}", True) for k in range(5)]
+    pattern = [False, True, False, True, False, True, True]
+    for k in range(5, n):
+        out.append((f"h{k:04d}", f"org-h{k}", pattern[(k - 5) % len(pattern)]))
+    return out
+
+
+def verdicts(rules: Rules, users: list[tuple[str, str | None, bool]]) -> tuple[list[bool], list]:
+    stage, out = FingerprintStage(rules), Output()
+    strong = []
+    for k, (acct, org, yg) in enumerate(users):
+        stage.process(Observation("template", SYS, T0 + k, f"e{k}", summary(acct, org, young=yg)), out)
+        st = stage.store.get("template:" + SYS)
+        strong.append(st.strong and not st.popular)
+    return strong, out.links
+
+
+def flips(strong: list[bool]) -> int:
+    return sum(a != b for a, b in pairwise(strong))
+
+
+def test_a_campaign_prompt_near_its_young_share_stays_strong_once_judged_so(rules):
+    cp = rules.fingerprints.campaign_prompt
+    assert cp.keep_young_share == 0.5 < cp.min_young_share
+    users = hover(120)
+    strong, links = verdicts(rules, users)
+    # judged a harness with its third user, kept while more than half of its users are new or unverified
+    assert strong[:2] == [False, False] and all(strong[2:])
+    # each member is linked once: no flip links the value's members again
+    per_member = {}
+    for lk in links:
+        per_member[lk.summary.account_id] = per_member.get(lk.summary.account_id, 0) + 1
+    assert set(per_member) == {a for a, _, _ in users} and max(per_member.values()) == 1
+    st = FingerprintStage(rules)
+    for k, (acct, org, yg) in enumerate(users):
+        st.process(Observation("template", SYS, T0 + k, f"e{k}", summary(acct, org, young=yg)), Output())
+    fp = st.store.get("template:" + SYS)
+    share = (fp.distinct - fp.established) / fp.distinct
+    assert share < cp.min_young_share
+    code, figure, _, detail = popularity(fp, "template", SYS, rules)
+    assert code == "FP_CAMPAIGN_PROMPT" and figure == round(share, 4)
+    assert "judged so at >= 0.6, kept while > 0.5" in detail
+
+
+def test_without_keep_young_share_the_same_prompt_flips_and_links_its_members_again():
+    d = doc()
+    del d["fingerprints"]["campaign_prompt"]["keep_young_share"]
+    r = compile_rules(d)
+    assert r.fingerprints.campaign_prompt.keep_young_share == 1.0
+    strong, links = verdicts(r, hover(120))
+    assert flips(strong) >= 6
+    assert len(links) > len({lk.summary.account_id for lk in links}) + 40
+
+
+def test_a_kept_prompt_goes_popular_once_half_its_users_are_established(rules):
+    # a product's prompt whose first users were new: kept while new users outnumber the established ones,
+    # popular (links nothing) as soon as half are established
+    users = [(f"n{k}", f"org-n{k}", True) for k in range(10)] + [(f"e{k}", f"org-e{k}", False) for k in range(30)]
+    strong, links = verdicts(rules, users)
+    assert all(strong[2:19]) and not any(strong[19:])    # 10 new of 19 users kept; 10 of 20 is half
+    st = FingerprintStage(rules)
+    for k, (acct, org, yg) in enumerate(users):
+        st.process(Observation("template", SYS, T0 + k, f"e{k}", summary(acct, org, young=yg)), Output())
+    assert st.store.get("template:" + SYS).popular
+    assert {lk.summary.account_id for lk in links} <= {a for a, _, _ in users[:19]}
+
+
+@pytest.mark.parametrize("keep", [0.4, 1.5])
+def test_keep_young_share_is_validated(keep):
+    d = doc()
+    d["fingerprints"]["campaign_prompt"]["keep_young_share"] = keep
+    with pytest.raises(RulesError) as e:
+        compile_rules(d, "r.yaml")
+    assert "fingerprints.campaign_prompt" in str(e.value)

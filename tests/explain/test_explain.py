@@ -245,3 +245,25 @@ def test_a_harness_run_through_a_pool_is_explained_with_its_figures(rules) -> No
                and "network operators: a harness run through a proxy pool" in f["why"] for f in prompts)
     assert doc["cluster"] is not None and doc["decisions"]
     assert "a harness run through a proxy pool" in render(doc)
+
+
+def test_a_values_verdict_changes_are_named_for_what_they_are() -> None:
+    """The FINGERPRINTS section's change list (app/explain/trace.py): a system prompt turning strong or weak
+    says so with the verdict's figures; a value that stops linking or stops being popular says that, not that
+    its state expired (what an earlier wording claimed for every change it did not know)."""
+    from app.detect.fingerprint import FpState
+    from app.explain.trace import _status_change
+
+    st = FpState(0)
+    st.linking, st.strong = True, True
+    assert _status_change((False, True, False), st, "7 of 10 new") == (
+        "turned strong (links every member): 7 of 10 new")
+    st.strong = False
+    assert _status_change((False, True, True), st, "11 accounts, 6 new") == (
+        "turned weak (links members with evidence of their own): 11 accounts, 6 new")
+    assert _status_change((False, False, False), st, "") == "started linking"
+    st.linking = False
+    assert _status_change((False, True, False), st, "") == "stopped linking"
+    assert _status_change((True, False, False), st, "3 accounts") == "no longer popular (3 accounts)"
+    st.popular = True
+    assert _status_change((False, True, True), st, "") == "became popular (links nothing from here on)"
