@@ -193,12 +193,15 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
     young = fp.distinct - fp.established
     pp = fr.pool_prompt
     if pp is not None and is_system_prompt(scope, value) and not (cp is not None and _campaign_like(fp, cp)):
-        pool = _pool_figures(fp, pp)
+        pool = _pool_figures(fp, pp, fp.strong and not fp.popular)
         if pool is not None:
             rot, blocks, asns = pool
-            return ("FP_POOL_PROMPT", round(rot / len(fp.members), 4), pp.min_share,
+            share = rot / len(fp.members)
+            bound = (f">= {pp.min_share:g}" if share >= pp.min_share else
+                     f"judged so at >= {pp.min_share:g}, kept while >= {pp.keep_share:g}")
+            return ("FP_POOL_PROMPT", round(share, 4), pp.min_share,
                     f"{rot} of the {len(fp.members)} accounts kept send from networks that rotate "
-                    f"(>= {pp.min_share:g}), {f'over {blocks} hosting blocks ' if blocks else ''}of {asns} network "
+                    f"({bound}), {f'over {blocks} hosting blocks ' if blocks else ''}of {asns} network "
                     "operators: a harness run "
                     f"through a proxy pool, not a product's prompt ({fp.established} of {fp.distinct} established)")
     if fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct:
@@ -230,14 +233,17 @@ def _harvest_like(fp: FpState, ht: HarvestTemplate) -> bool:
             and fp.distinct - fp.established >= ht.min_young_share * fp.distinct and fp.orgs() >= ht.min_accounts)
 
 
-def _pool_figures(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
+def _pool_figures(fp: FpState, pp: PoolPrompt, kept: bool = False) -> tuple[int, int, int] | None:
     """(members whose own egress rotates, their hosting blocks, their operators) when the value's kept members
-    are a proxy pool's users by `pool_prompt`, else None: at least `min_share` (and `min_members`) of them rotate,
+    are a proxy pool's users by `pool_prompt`, else None: at least `min_share` (`keep_share` for a value that
+    links as a harness already, `kept`: new members arrive before their rotation shows, and the share of a
+    pool's users that rotate dips with each) and `min_members` of them rotate,
     their latest operators are at least `min_asns`, and those rotating through hosting networks send from at
     least `min_block_share` of a hosting block each. `n_rot` is kept by `observe`: the members are
     scanned only when enough of them rotate, which a product's prompt's users rarely do."""
     rot = fp.n_rot
-    if rot < pp.min_members or rot < pp.min_share * len(fp.members) or fp.distinct > pp.max_accounts:
+    share = min(pp.keep_share, pp.min_share) if kept else pp.min_share
+    if rot < pp.min_members or rot < share * len(fp.members) or fp.distinct > pp.max_accounts:
         return None
     blocks = set()
     asns = set()
@@ -367,7 +373,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     # bought accounts): like a campaign's prompt, past popular_established
     pp = fr.pool_prompt
     pool = (not camp and sys_prompt and pp is not None and fp.n_rot >= pp.min_members
-            and _pool_figures(fp, pp) is not None)
+            and _pool_figures(fp, pp, fp.strong and not fp.popular) is not None)
     if pool:
         camp = True
     distinct, established = fp.distinct, fp.established

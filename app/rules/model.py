@@ -177,6 +177,8 @@ class PoolPrompt:
     min_block_share: float      # their hosting blocks, at least this many per such member
     min_asns: int               # ... of at least this many network operators (ASNs)
     max_accounts: int           # past this many distinct accounts it is popular whoever uses it
+    # once it links as a harness, it stays one while at least this share of the members kept rotate (1: off)
+    keep_share: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

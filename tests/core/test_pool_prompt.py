@@ -6,6 +6,8 @@ rotate."""
 
 from __future__ import annotations
 
+import random
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,8 @@ def test_operators_are_kept_only_for_system_prompts(rules):
     ("min_members", 2, "fingerprints.pool_prompt.min_members"),
     ("min_asns", 1, "fingerprints.pool_prompt.min_asns"),
     ("max_accounts", 150, "fingerprints.pool_prompt.max_accounts"),
+    ("keep_share", 0, "fingerprints.pool_prompt"),
+    ("keep_share", 1.5, "fingerprints.pool_prompt"),
 ])
 def test_knobs_are_validated(knob, value, where):
     d = doc()
@@ -192,3 +196,63 @@ def test_a_team_whose_members_rotate_on_two_operators_or_a_few_travellers_is_not
     for users in (home_users(48, asns=2, nets=12), home_users(48, asns=7, nets=12, rotating_every=3)):
         stage, links = feed(rules, users)
         assert stage.store.get(KEY).popular and links == []
+
+
+# ------------------------------------------------- a pool's harness whose newest members do not rotate yet
+def arrivals(n: int) -> list[Summary]:
+    """A pool's harness: its first 12 users rotate through 30 blocks of 6 operators (judged a pool's with its
+    fifth), then new users arrive faster than their rotation shows: about every other one rotates yet (a fixed
+    coin-flip sequence), so once the first dozen are evicted from the members kept (48) the share that rotate
+    wanders about min_share, as in odd world 133 (24 of 48, then 23: a new account's first requests come from
+    one exit before its egress rotation fires)."""
+    coin = random.Random(18)
+    out = []
+    for k in range(n):
+        rotates = coin.random() < 0.5 or k < 12
+        out.append(member(k, rotates=rotates, block=1000 + k % 30, asn=64500 + k % 6))
+    return out
+
+
+def verdicts(rules: Rules, users: list[Summary]) -> list[bool]:
+    stage, out = FingerprintStage(rules), Output()
+    strong = []
+    for k, s in enumerate(users):
+        stage.process(Observation("template", SYS, T0 + 1000 * k, f"ev{k}", s), out)
+        st = stage.store.get(KEY)
+        strong.append(st.strong and not st.popular)
+    return strong
+
+
+def test_a_pools_harness_stays_one_while_its_new_members_do_not_rotate_yet(rules):
+    pp = rules.fingerprints.pool_prompt
+    assert pp.keep_share == 0.3 < pp.min_share
+    users = arrivals(120)
+    strong = verdicts(rules, users)
+    first = strong.index(True)
+    assert first == pp.min_members - 1 and all(strong[first:])
+    stage, _ = feed(rules, users)
+    st = stage.store.get(KEY)
+    share = st.n_rot / len(st.members)
+    assert pp.keep_share <= share < pp.min_share
+    code, figure, _, detail = popularity(st, "template", SYS, rules)
+    assert code == "FP_POOL_PROMPT" and figure == round(share, 4)
+    assert f"{st.n_rot} of the 48 accounts kept" in detail and "judged so at >= 0.5, kept while >= 0.3" in detail
+
+
+def test_without_keep_share_the_same_harness_flips_with_each_arrival():
+    d = doc()
+    del d["fingerprints"]["pool_prompt"]["keep_share"]
+    off = compile_rules(d, "off.yaml")
+    assert off.fingerprints.pool_prompt.keep_share == 1.0
+    strong = verdicts(off, arrivals(120))
+    assert sum(a != b for a, b in pairwise(strong)) >= 6 and not strong[-1]
+
+
+def test_a_kept_harness_whose_rotating_members_fall_below_keep_share_is_a_products_prompt(rules):
+    # the same start, then only one in five of the newcomers rotates: the share sinks under 0.3
+    users = arrivals(12) + [member(k, rotates=k % 5 == 0, block=1000 + k % 30, asn=64500 + k % 6)
+                            for k in range(12, 200)]
+    strong = verdicts(rules, users)
+    assert any(strong) and not strong[-1]
+    stage, _ = feed(rules, users)
+    assert stage.store.get(KEY).popular
