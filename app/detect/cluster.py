@@ -123,24 +123,29 @@ class Member:
 
 class Value:
     """A linking value as the cluster last heard of it from the fingerprint stage."""
-    __slots__ = ("accounts", "decided_until", "harness", "last_ms", "orgs", "risky_orgs", "strong")
+    __slots__ = ("accounts", "decided_until", "harness", "last_ms", "orgs", "risky_orgs", "strong", "unrelated")
 
-    def __init__(self, accounts: int, orgs: int, risky_orgs: int, last_ms: int, strong: bool = False) -> None:
+    def __init__(self, accounts: int, orgs: int, risky_orgs: int, last_ms: int, strong: bool = False,
+                 unrelated: bool = False) -> None:
         self.accounts = accounts
         self.orgs = orgs
+        # the orgs of its ring-like holders: new, disposable or KYC-less ones, or all of them on a card whose
+        # holders share no network (`unrelated`, as the fingerprint stage last judged it)
         self.risky_orgs = risky_orgs
         self.strong = strong
         self.decided_until = 0
         self.last_ms = last_ms
         self.harness = False  # a harness prompt its throwaway members were marked on (`mark_harness`)
+        self.unrelated = unrelated
 
     def snapshot(self) -> list:
+        # the two flags only when set: a value without them stores exactly as before they existed
         return [self.accounts, self.orgs, self.risky_orgs, int(self.strong), self.decided_until, self.last_ms] + (
-            [1] if self.harness else [])
+            [int(self.harness), 1] if self.unrelated else [1] if self.harness else [])
 
     @classmethod
     def restore(cls, s: list) -> Value:
-        v = cls(s[0], s[1], s[2], s[5], bool(s[3]))
+        v = cls(s[0], s[1], s[2], s[5], bool(s[3]), len(s) > 7 and bool(s[7]))
         v.decided_until = s[4]
         v.harness = len(s) > 6 and bool(s[6])
         return v
@@ -542,19 +547,23 @@ class ClusterState:
                 self.touch(acct)
 
     def note_fp(self, key: str, accounts: int, orgs: int, risky_orgs: int, max_values: int, ts_ms: int = 0,
-                strong: bool = False) -> None:
+                strong: bool = False, unrelated: bool = False) -> None:
         """Record what a linking value looks like now, keeping the strongest payment and infra values:
-        a payment method by the orgs of its risky holders (a lab's or a team's card among colleagues is
-        normal), infrastructure by the orgs behind it."""
+        a payment method by the orgs of its risky holders, or of all its holders when they share no network
+        (`unrelated`: a lab's or a team's card among colleagues is normal), infrastructure by the orgs behind
+        it."""
         v = self.fps.get(key)
-        if key == self.pay_key and (v is None or accounts != v.accounts):
-            self.rev += 1  # the payment signal's text counts its accounts
+        if key == self.pay_key and (v is None or accounts != v.accounts or unrelated != v.unrelated):
+            self.rev += 1  # the payment signal's text counts its accounts and says whose card it is
+        if unrelated:
+            risky_orgs = max(risky_orgs, orgs)
         if v is None:
-            v = self.fps[key] = Value(accounts, orgs, risky_orgs, ts_ms, strong)
+            v = self.fps[key] = Value(accounts, orgs, risky_orgs, ts_ms, strong, unrelated)
             (self._tmpl if key.startswith("template:") else self._other)[key] = None
         else:
             v.accounts, v.orgs, v.risky_orgs, v.last_ms = accounts, orgs, risky_orgs, max(ts_ms, v.last_ms)
             v.strong = v.strong or strong
+            v.unrelated = unrelated
         if key.startswith("payment_fp:"):
             if risky_orgs >= 2 and risky_orgs > self.pay_orgs:
                 self.pay_orgs, self.pay_key = risky_orgs, key
@@ -780,6 +789,9 @@ def _first_not_in(keys: dict[str, None], kept: set[str], n: int) -> list[str]:
     return out
 
 
+# whose card FP_PAYMENT_SHARED names when its holders share no network (fingerprints.unrelated_card)
+_UNRELATED_HOLDERS = "holders who each send from their own hosting network, none shared"
+
 # the signals cluster_signals reads, in the order it reads them
 _SIGNAL_CODES = ("CL_SIZE", "CL_CONTENT", "CL_VOLUME", "CL_YOUNG", "CL_EGRESS", "CL_SYNC_START", "CL_MODEL_PIVOT",
                  "ACCT_MODEL_PIVOT", "FP_PAYMENT_SHARED", "FP_SHARED_UNRELATED")
@@ -840,8 +852,10 @@ def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:
     if s is not None and c.pay_key:
         pay_orgs, pay_key = c.pay_orgs, c.pay_key
         accounts = c.fps[pay_key].accounts if pay_key in c.fps else pay_orgs
-        at_least(s, pay_orgs, lambda: f"{pay_orgs} different orgs of new, disposable or KYC-less holders "
-                                      f"({accounts} accounts in all) pay with {pay_key}", hits)
+        whose = (_UNRELATED_HOLDERS if pay_key in c.fps and c.fps[pay_key].unrelated
+                 else "new, disposable or KYC-less holders")
+        at_least(s, pay_orgs, lambda: f"{pay_orgs} different orgs of {whose} ({accounts} accounts in all) pay with "
+                                      f"{pay_key}", hits)
     s = sig("FP_SHARED_UNRELATED")
     if s is not None and size and c.infra_key and young / size >= s.min_young_share:
         infra_orgs, infra_key = c.infra_orgs, c.infra_key

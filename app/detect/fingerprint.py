@@ -27,7 +27,7 @@ from __future__ import annotations
 from heapq import heapify, heappop, heappush
 
 from app.detect.messages import OWN_NETWORK, Link, Observation, Summary
-from app.rules.model import CampaignPrompt, HarvestTemplate, PoolPrompt, Rules
+from app.rules.model import CampaignPrompt, HarvestTemplate, PoolPrompt, Rules, UnrelatedCard
 
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 
@@ -36,11 +36,12 @@ class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
     # `seq`: its place in the value's member order, set only while the value keeps an eviction heap (FpState)
-    __slots__ = ("asn", "block", "eligible", "hit", "last_ms", "level", "linkable", "net", "org", "own", "risky",
-                 "seq", "throwaway", "young")
+    __slots__ = ("asn", "block", "cc", "eligible", "hit", "last_ms", "level", "linkable", "net", "org", "own",
+                 "risky", "seq", "throwaway", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
-                 eligible: int, throwaway: int, hit: int = 0, block: int = 0, net: int = 0, asn: int = 0) -> None:
+                 eligible: int, throwaway: int, hit: int = 0, block: int = 0, net: int = 0, asn: int = 0,
+                 cc: str = "") -> None:
         self.last_ms = last_ms        # event time it was last seen on this value
         self.org = org                # "" when none
         self.linkable = linkable      # the value may link it
@@ -61,11 +62,15 @@ class FpMember:
         # ... and the network operator (ASN) of its last observation (Summary.asn; 0: none), on a system prompt
         # only: whether the members rotating through hosting networks do so over several operators (pool_prompt)
         self.asn = asn
+        # ... and the country of its last observation's address, on a payment method only: whether a card's
+        # holders work from one country, as a team does (unrelated_card)
+        self.cc = cc
 
     def snapshot(self) -> list:
         """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit`,
-        `block`, `net` and `asn` only when set (nine fields otherwise, as before they existed)."""
-        tail = ([self.hit, self.block, self.net, self.asn] if self.asn else [self.hit, self.block, self.net]
+        `block`, `net`, `asn` and `cc` only when set (nine fields otherwise, as before they existed)."""
+        tail = ([self.hit, self.block, self.net, self.asn, self.cc] if self.cc else
+                [self.hit, self.block, self.net, self.asn] if self.asn else [self.hit, self.block, self.net]
                 if self.net else [self.hit, self.block] if self.block else [1] if self.hit else [])
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
                 self.throwaway, *tail]
@@ -327,7 +332,10 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     # a member's network is kept only where a stub of it can join a community (a strong value, or a system
     # prompt that may turn into one): what a weak value links is a ring, and an IP block is its own network
     net = s.net if strong_scope or sys_prompt else 0
-    asn = s.asn if sys_prompt else 0
+    # ... and its operator on a system prompt (pool_prompt) and on a payment method (unrelated_card)
+    card = scope == "payment_fp"
+    asn = s.asn if sys_prompt or card else 0
+    cc = s.country if card else ""
     rot = 1 if s.own & OWN_NETWORK else 0
     if is_new:
         prev_ms = ts  # when this member was last seen on this value
@@ -336,7 +344,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             fp.established += 1
         hit = +obs.hit
         m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
-                     s.hosting_block, net, asn)
+                     s.hosting_block, net, asn, cc)
         members[account] = m
         fp.hits += hit
         fp.n_rot += rot
@@ -360,6 +368,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         m.block = s.hosting_block
         m.net = net
         m.asn = asn
+        m.cc = cc
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
@@ -432,6 +441,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         key = obs.key
     n_org = -1  # members do not change from here on: count orgs once, for the first link
     n_risky = n_thr = 0
+    uc = fr.unrelated_card
+    unrelated = uc is not None and scope == "payment_fp" and _unrelated_holders(fp, uc)
     links = []
     if is_new or m.level < 0:
         # first link for this member: bring along the linkable members that were waiting for a second org
@@ -444,15 +455,41 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
                 if n_org < 0:
                     n_org, n_risky, n_thr = _org_counts(fp, camp)
                 links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org, strong,
-                                  n_risky, harvest and bool(r.hit) and bool(r.risky), n_thr))
+                                  n_risky, harvest and bool(r.hit) and bool(r.risky), n_thr, unrelated))
     level = s.level
     if link_due(level, m.level, ts, prev_ms, s.first_ms, refresh_ms(rules)):
         m.level = level
         if n_org < 0:
             n_org, n_risky, n_thr = _org_counts(fp, camp)
         links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky,
-                          harvest and bool(m.hit) and s.risky, n_thr))
+                          harvest and bool(m.hit) and s.risky, n_thr, unrelated))
     return links
+
+
+def _unrelated_holders(fp: FpState, uc: UnrelatedCard) -> bool:
+    """A payment method whose holders share no network (`fingerprints.unrelated_card`): every member it keeps,
+    of at least `min_orgs` orgs, last sent from a hosting block (`FpMember.block`) that no other member sent
+    from, those blocks of at least `min_asns` operators in at least `min_countries` countries. A lab's, a
+    team's or a household's card is held behind one address (a campus NAT, an office, a VPN's shared exits,
+    a home line), a red team's on cloud boxes in one country; a ring's bought accounts each send from their
+    own proxy exit."""
+    members = fp.members
+    if len(members) < uc.min_orgs:
+        return False
+    blocks = set()
+    asns = set()
+    countries = set()
+    orgs = set()
+    for acct, m in members.items():
+        if not m.block or m.block in blocks:
+            return False
+        blocks.add(m.block)
+        asns.add(m.asn)
+        countries.add(m.cc)
+        orgs.add(m.org or acct)
+    asns.discard(0)
+    countries.discard("")
+    return len(orgs) >= uc.min_orgs and len(asns) >= uc.min_asns and len(countries) >= uc.min_countries
 
 
 def _org_counts(fp: FpState, camp: bool) -> tuple[int, int, int]:

@@ -64,6 +64,9 @@ class Summary(Struct, frozen=True, gc=False):
     # the network operator (ASN) of its latest request; 0: none. A site (a campus, an office, an eval vendor's
     # cloud tenancy) is one operator however many IP blocks it has; a proxy pool's exits are many operators'
     asn: int = 0
+    # the country of its latest request's address ("": unknown): a team works from one country; a proxy pool's
+    # exits are spread over several (fingerprints.unrelated_card)
+    country: str = ""
 
     @property
     def eligible(self) -> bool:
@@ -88,13 +91,14 @@ class Summary(Struct, frozen=True, gc=False):
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
                 self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
-                self.hosting_block, self.net, self.asn]
+                self.hosting_block, self.net, self.asn, *((self.country,) if self.country else ())]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
-        # a record from before `net` (twelve fields) knows no network, one from before `asn` (thirteen) no operator
+        # a record from before `net` (twelve fields) knows no network, one from before `asn` (thirteen) no
+        # operator, one without `country` (fourteen) no country
         return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
-                   w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0)
+                   w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0, w[14] if len(w) > 14 else "")
 
 
 class Observation(Struct, frozen=True, gc=False):
@@ -130,7 +134,9 @@ class Link(Struct, frozen=True, gc=False):
     `fp_risky_orgs`: orgs behind the value among its risky (new, disposable, KYC-less) holders.
     `harvest`: the member sent a flagged request on this value, a harvest template (`OWN_HARVEST`).
     `fp_throwaway_orgs`: orgs behind a campaign's harness prompt among its throwaway (disposable-email or
-    KYC-less) users (`OWN_HARNESS`); 0 for every other value."""
+    KYC-less) users (`OWN_HARNESS`); 0 for every other value.
+    `fp_unrelated`: a payment method whose holders share no network, each on its own hosting block
+    (`fingerprints.unrelated_card`: a ring's card, `OWN_PAYMENT` for every holder)."""
     fp: str
     ts_ms: int
     event_id: str
@@ -142,17 +148,21 @@ class Link(Struct, frozen=True, gc=False):
     fp_risky_orgs: int = 0
     harvest: bool = False
     fp_throwaway_orgs: int = 0
+    fp_unrelated: bool = False
 
     def wire(self) -> list:
         return [self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor, self.fp_accounts,
-                self.fp_orgs, int(self.strong), self.fp_risky_orgs, int(self.harvest), self.fp_throwaway_orgs]
+                self.fp_orgs, int(self.strong), self.fp_risky_orgs, int(self.harvest), self.fp_throwaway_orgs,
+                *((1,) if self.fp_unrelated else ())]
 
     def wire_ref(self, ref: int) -> list:
         return [self.fp, self.ts_ms, self.event_id, ref, self.anchor, self.fp_accounts, self.fp_orgs,
-                int(self.strong), self.fp_risky_orgs, int(self.harvest), self.fp_throwaway_orgs]
+                int(self.strong), self.fp_risky_orgs, int(self.harvest), self.fp_throwaway_orgs,
+                *((1,) if self.fp_unrelated else ())]
 
     @classmethod
     def unwire_ref(cls, w: list, summaries: list[Summary]) -> Link:
-        # a record from before `harvest` (nine fields) or `fp_throwaway_orgs` (ten) carries neither
+        # a record from before `harvest` (nine fields) or `fp_throwaway_orgs` (ten) carries neither; one
+        # without `fp_unrelated` (eleven) is not a ring's card
         return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6], bool(w[7]), w[8], len(w) > 9 and bool(w[9]),
-                   w[10] if len(w) > 10 else 0)
+                   w[10] if len(w) > 10 else 0, len(w) > 11 and bool(w[11]))

@@ -307,9 +307,10 @@ def _decision(dt: DecisionTrack, t: AccountTrace, alerts_by_id: dict[str, Alert]
             "OWN_EVIDENCE_WEAK_TIE": "the cluster's decision reaches it for abuse evidence of its own; it is tied "
                                      "by shared infrastructure or templates only, so at most "
                                      f"{at.own_weak_max_action}",
-            "PAYMENT_RING": "a throwaway account (disposable email or no KYC) on a card new, disposable or KYC-less "
-                            "accounts of other orgs share: reached as far as association "
-                            f"({at.association_max_action})",
+            "PAYMENT_RING": "on a ring's card: a throwaway account (disposable email or no KYC) on a card new, "
+                            "disposable or KYC-less accounts of other orgs share, or a holder of a card whose "
+                            "holders of several orgs each send from their own hosting network: reached as far as "
+                            f"association ({at.association_max_action})",
             "HARNESS_RING": "a throwaway account (disposable email or no KYC) running a campaign's harness system "
                             "prompt that throwaway accounts of other orgs run (who signed it up, not what it sends): "
                             f"reached as far as association ({at.association_max_action})",

@@ -74,11 +74,17 @@ def own_bits(hits: list[Hit], rules: Rules) -> int:
     return bits
 
 
-def payment_ring(link_scope: str, risky_orgs: int, throwaway: bool, rules: Rules) -> bool:
+def payment_ring(link_scope: str, risky_orgs: int, throwaway: bool, rules: Rules, unrelated: bool = False) -> bool:
     """A throwaway account (disposable email, no KYC) paying with a card that new, disposable or KYC-less
-    accounts of at least FP_PAYMENT_SHARED's threshold of orgs pay with: own evidence of a payment ring
-    (`attribution.payment_ring`). A company's new hires on its card have corporate emails and KYC."""
-    if not rules.policy.attribution.payment_ring or not throwaway or link_scope != "payment_fp":
+    accounts of at least FP_PAYMENT_SHARED's threshold of orgs pay with (`attribution.payment_ring`), or any
+    holder of a card whose holders share no network, each on its own hosting block (`unrelated`, judged by
+    `fingerprints.unrelated_card`): own evidence of a payment ring. A company's new hires on its card have
+    corporate emails and KYC and sit behind its office; a lab's students behind the campus address."""
+    if link_scope != "payment_fp":
+        return False
+    if unrelated:
+        return True
+    if not rules.policy.attribution.payment_ring or not throwaway:
         return False
     s = rules.signal("FP_PAYMENT_SHARED")
     return s is not None and risky_orgs >= s.threshold
@@ -375,8 +381,9 @@ def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None) ->
         if own & OWN_PAYMENT:
             # a throwaway account on a ring's card: its own doing, but about payment, not about what it sends
             return Tie("payment_ring", assoc,
-                       "PAYMENT_RING", "a throwaway account (disposable email or no KYC) paying with a card that "
-                       "new, disposable or KYC-less accounts of other orgs pay with")
+                       "PAYMENT_RING", "pays with a ring's card: a throwaway account (disposable email or no KYC) "
+                       "on a card new, disposable or KYC-less accounts of other orgs pay with, or a holder of a "
+                       "card whose holders of several orgs each send from their own hosting network")
         # a throwaway account on a harness prompt that throwaway orgs run: who signed it up, not what it sends
         return Tie("harness_ring", assoc,
                    "HARNESS_RING", "a throwaway account (disposable email or no KYC) running a campaign's harness "

@@ -27,6 +27,7 @@ from app.rules.model import (
     Rules,
     Signal,
     TableBounds,
+    UnrelatedCard,
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -160,6 +161,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             campaign_prompt=_campaign_prompt(fp.get("campaign_prompt"), int(fp["popular_accounts"]), source),
             harvest_template=_harvest_template(fp.get("harvest_template"), source),
             pool_prompt=_pool_prompt(fp.get("pool_prompt"), int(fp["popular_accounts"]), source),
+            unrelated_card=_unrelated_card(fp.get("unrelated_card"), source),
             refresh_ms=int(float(fp.get("refresh_s", 0)) * 1000),
             hosting_asn_types=frozenset(fp.get("hosting_asn_types", ALL_HOSTING_ASN_TYPES)),
             residential_asn_types=frozenset(fp.get("residential_asn_types", RESIDENTIAL_ASN_TYPES)),
@@ -253,6 +255,20 @@ def _harvest_template(ht: dict[str, Any] | None, source: str) -> HarvestTemplate
     if out.min_young_share <= 0.5:
         raise RulesError(source, "fingerprints.harvest_template.min_young_share",
                          "must be above 0.5: a value half or more established accounts use is popular")
+    return out
+
+
+def _unrelated_card(uc: dict[str, Any] | None, source: str) -> UnrelatedCard | None:
+    if uc is None or int(uc["min_orgs"]) == 0:
+        return None
+    out = UnrelatedCard(min_orgs=int(uc["min_orgs"]), min_asns=int(uc["min_asns"]),
+                        min_countries=int(uc.get("min_countries", 1)))
+    if out.min_orgs < 3:
+        raise RulesError(source, "fingerprints.unrelated_card.min_orgs",
+                         "must be 0 (off) or at least 3: two holders of a card are a couple or two colleagues")
+    if out.min_asns < 2:
+        raise RulesError(source, "fingerprints.unrelated_card.min_asns",
+                         "must be at least 2: one operator's machines are one company's cloud")
     return out
 
 

@@ -182,6 +182,19 @@ class PoolPrompt:
 
 
 @dataclass(frozen=True, slots=True)
+class UnrelatedCard:
+    """When a payment method shared across orgs ties its holders to a ring whoever they are: every holder it
+    keeps, of at least `min_orgs` orgs, last sent from a hosting block no other holder sends from, the blocks
+    of at least `min_asns` network operators in at least `min_countries` countries. A lab's grant card is held
+    behind the campus address, a team's behind its office or its VPN's shared exits, a household's on one
+    line, a red team's on cloud boxes in one country; a ring's bought accounts each send from their own proxy
+    exit."""
+    min_orgs: int               # orgs behind the card, at least
+    min_asns: int               # network operators behind its holders' blocks, at least
+    min_countries: int = 1      # countries of its holders' addresses, at least (a team works from one)
+
+
+@dataclass(frozen=True, slots=True)
 class HarvestTemplate:
     """When a prompt template (a MinHash band key) is a campaign's harvest prompt: its users' requests on it
     are mostly flagged content and its users are mostly new or unverified. A new, disposable or KYC-less
@@ -208,6 +221,7 @@ class FingerprintRules:
     campaign_prompt: CampaignPrompt | None = None
     harvest_template: HarvestTemplate | None = None
     pool_prompt: PoolPrompt | None = None
+    unrelated_card: UnrelatedCard | None = None
     # an account reports a fingerprint value it already reported at the same summary level at most once
     # per this many ms (0: every event reports every value); see AccountState.unreported
     refresh_ms: int = 0

@@ -159,11 +159,12 @@ class ClusterStage(Stage):
         m_before = c.members.get(acct) if live is not None else None
         own_before = (attribution.member_evidence(c, m_before, attribution.view(c, rules)) if m_before is not None
                       else -1)
-        ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules)
+        ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules,
+                                                        link.fp_unrelated)
         harness = attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
         c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring, link.harvest, harness)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
-                  link.strong)
+                  link.strong, link.fp_unrelated)
         if harness:
             c.mark_harness(link.fp)
         self.index.put(key, IndexEntry(c.cid, ts), prov)

@@ -144,14 +144,18 @@ def test_the_count_of_rotating_members_follows_changes_evictions_and_a_restore(r
     assert all(m.asn for m in back.members.values())
 
 
-def test_operators_are_kept_only_for_system_prompts(rules):
+def test_operators_are_kept_only_for_system_prompts_and_payment_methods(rules):
+    # a system prompt's members' operators for pool_prompt, a card's holders' for unrelated_card; no other
+    # value keeps them (a JA4's, an IP block's, a device's members store as before operators were kept)
     stage, out = FingerprintStage(rules), Output()
     s = member(1, rotates=True, block=7, asn=64512)
-    stage.process(Observation("ja4", "t13d_example", T0, "ev1", s), out)
-    stage.process(Observation("payment_fp", "pf_example", T0, "ev1", s), out)
+    for scope, value in (("ja4", "t13d_example"), ("payment_fp", "pf_example"), ("device_id", "dev_example")):
+        stage.process(Observation(scope, value, T0, "ev1", s), out)
     assert stage.store.get("ja4:t13d_example").members[s.account_id].asn == 0
+    dm = stage.store.get("device_id:dev_example").members[s.account_id]
+    assert dm.asn == 0 and len(dm.snapshot()) == 12
     pm = stage.store.get("payment_fp:pf_example").members[s.account_id]
-    assert pm.asn == 0 and len(pm.snapshot()) == 12  # as stored before operators were kept
+    assert pm.asn == 64512 and len(pm.snapshot()) == 13
 
 
 @pytest.mark.parametrize("knob,value,where", [

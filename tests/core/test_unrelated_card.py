@@ -1,0 +1,144 @@
+"""A card shared across orgs by holders who share no network (rules `fingerprints.unrelated_card`,
+app/detect/fingerprint.py `_unrelated_holders`): every holder it keeps, of three or more orgs, last sent from a
+hosting block no other holder sent from, the blocks of two or more network operators. Each holder then has
+evidence of its own (a payment ring's, `PAYMENT_RING`: a challenge at most for an aged, verified account) and
+FP_PAYMENT_SHARED counts its orgs. A lab's grant card is held behind the campus address, a team's behind the
+office or a VPN's shared exits, a household's on one line, a remote company's new hires' on one provider's
+cloud machines: none of them is such a card (issue 17: "a card shared across orgs is evidence only together
+with new, disposable or otherwise unrelated holders")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.detect.cluster import Value
+from app.detect.messages import Link, Summary
+from app.engine import Engine, Output
+from app.errors import RulesError
+from app.ingest.parse import Rejection, parse_record
+from app.rules.load import compile_rules
+from app.rules.model import Rules
+from tests.helpers import T0, event, line
+
+MIN = 60_000
+NOW = T0 + 40 * 86_400_000
+DEFAULT_YAML = Path(__file__).resolve().parents[2] / "app" / "rules" / "default.yaml"
+AGED = {"created_at": "2025-12-20T00:00:00Z", "kyc": "card", "email_domain_class": "freemail"}
+
+
+def doc() -> dict:
+    return yaml.safe_load(DEFAULT_YAML.read_text())
+
+
+@pytest.fixture
+def rules() -> Rules:
+    return compile_rules(doc(), "default.yaml")
+
+
+def run(rules: Rules, holders: list[tuple[str, dict]], rounds: int = 3, card: str = "card-u") -> list[Output]:
+    """Each holder (account, client) of its own org, aged and card-verified, sends `rounds` requests in turn,
+    a minute apart, paying with `card`."""
+    eng = Engine(rules)
+    outs, i = [], 0
+    for _ in range(rounds):
+        for acct, client in holders:
+            raw = event(i, acct, ts_ms=T0 + i * MIN, account={**AGED, "payment_fp": card},
+                        client={"ja4": "t13d_common", **client}, request={"prompt": f"Refactor module {i}"})
+            raw["org_id"] = "org-" + acct
+            i += 1
+            e = parse_record(line(raw), NOW)
+            assert not isinstance(e, Rejection), e
+            outs.append(eng.process(e))
+    return outs
+
+
+def decided(outs: list[Output]) -> dict[str, tuple[str, str]]:
+    return {d.value: (d.action, d.reasons[-1]) for o in outs for d in o.decisions if d.scope == "account"}
+
+
+def cloud(k: int, asn: int) -> dict:
+    """Holder k's own cloud exit, its own /24 of operator `asn`, in one of three countries."""
+    return {"ip": f"34.{10 + k}.{k}.7", "asn": asn, "asn_type": "cloud", "country": ("US", "DE", "SG")[k % 3]}
+
+
+def test_a_card_whose_holders_each_send_from_their_own_proxy_exit_is_a_ring(rules):
+    uc = rules.fingerprints.unrelated_card
+    assert uc is not None and (uc.min_orgs, uc.min_asns, uc.min_countries) == (3, 2, 2)
+    # four aged, card-verified accounts of four orgs on one card, each on its own cloud exit of two operators:
+    # bought accounts behind a proxy pool's sticky exits (odd world 189's agentic harvester)
+    holders = [(f"ring-{k}", cloud(k, 16509 + k % 2)) for k in range(4)]
+    outs = run(rules, holders)
+    acts = decided(outs)
+    assert set(acts) == {f"ring-{k}" for k in range(4)}
+    # aged and verified: a challenge at most, whatever the cluster's score
+    assert {a for a, _ in acts.values()} <= {"throttle", "challenge"}
+    assert {r for _, r in acts.values()} <= {"PAYMENT_RING", "ASSOCIATION"}
+    alerts = [a for o in outs for a in o.alerts if a.scope == "cluster"]
+    pay = [r for a in alerts for r in a.reasons if r.code == "FP_PAYMENT_SHARED"]
+    assert pay and "holders who each send from their own hosting network, none shared" in pay[-1].detail
+
+
+@pytest.mark.parametrize("why,holders", [
+    ("a lab's grant card behind the campus address",
+     [(f"student-{k}", {"ip": "128.232.0.10", "asn": 786, "asn_type": "unknown", "country": "GB"})
+      for k in range(5)]),
+    ("a team's card behind its VPN's exits (not hosting egress)",
+     [(f"eng-{k}", {"ip": f"185.{k}.4.4", "asn": 9009 + k % 2, "asn_type": "vpn", "country": "NL"})
+      for k in range(5)]),
+    ("a household's card on one home line",
+     [(f"home-{k}", {"ip": "81.2.69.160", "asn": 2856, "asn_type": "residential", "country": "GB"})
+      for k in range(3)]),
+    ("a remote company's new hires, each on a cloud machine of one provider",
+     [(f"hire-{k}", cloud(k, 16509)) for k in range(6)]),
+    ("holders on cloud machines of two providers, two of them behind one block",
+     [(f"dev-{k}", {**cloud(k, 16509 + k % 2), "ip": "34.99.1.1" if k < 2 else cloud(k, 0)["ip"]})
+      for k in range(5)]),
+    ("two orgs' holders only",
+     [(f"pair-{k}", cloud(k, 16509 + k % 2)) for k in range(2)]),
+    ("a red team's card, each researcher on a cloud box of its own provider, all in one country (odd world 131)",
+     [(f"red-{k}", {**cloud(k, 396982 + k), "country": "US"}) for k in range(4)]),
+])
+def test_cards_of_colleagues_households_and_one_providers_machines_are_not_rings(rules, why, holders):
+    outs = run(rules, holders)
+    assert decided(outs) == {}, why
+    pay = [r for o in outs for a in o.alerts for r in a.reasons if r.code == "FP_PAYMENT_SHARED"]
+    assert all("own hosting network" not in r.detail for r in pay), why
+
+
+def test_without_the_rule_the_same_ring_is_left_alone():
+    d = doc()
+    d["fingerprints"]["unrelated_card"]["min_orgs"] = 0
+    off = compile_rules(d, "off.yaml")
+    assert off.fingerprints.unrelated_card is None
+    assert decided(run(off, [(f"ring-{k}", cloud(k, 16509 + k % 2)) for k in range(4)])) == {}
+
+
+@pytest.mark.parametrize("knob,value,where", [
+    ("min_orgs", 2, "fingerprints.unrelated_card.min_orgs"),
+    ("min_asns", 1, "fingerprints.unrelated_card.min_asns"),
+    ("min_countries", 0, "fingerprints.unrelated_card"),
+    ("surplus", 1, "fingerprints.unrelated_card"),
+])
+def test_knobs_are_validated(knob, value, where):
+    d = doc()
+    d["fingerprints"]["unrelated_card"][knob] = value
+    with pytest.raises(RulesError) as e:
+        compile_rules(d, "bad.yaml")
+    assert where in str(e.value)
+
+
+def test_the_flag_travels_on_the_link_and_in_the_clusters_stored_value():
+    s = Summary("a", "o", T0, False, False, 3, 0, country="DE")
+    assert Summary.unwire(s.wire()) == s and Summary.unwire(s.wire()[:14]).country == ""
+    link = Link("payment_fp:c", T0, "e", s, "a", 3, 3, True, 0, False, 0, True)
+    back = Link.unwire_ref(link.wire_ref(0), [s])
+    assert back == link and back.fp_unrelated
+    # a link of an earlier version (eleven fields) is not a ring's card
+    assert not Link.unwire_ref(link.wire_ref(0)[:11], [s]).fp_unrelated
+    v = Value(3, 3, 3, T0, True, True)
+    assert Value.restore(v.snapshot()).unrelated
+    plain = Value(3, 3, 0, T0, True)
+    assert len(plain.snapshot()) == 6 and not Value.restore(plain.snapshot()).unrelated
