@@ -442,7 +442,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     n_org = -1  # members do not change from here on: count orgs once, for the first link
     n_risky = n_thr = 0
     uc = fr.unrelated_card
-    unrelated = uc is not None and scope == "payment_fp" and _unrelated_holders(fp, uc)
+    unrelated = uc is not None and scope == "payment_fp" and unrelated_holders(fp, uc)
     links = []
     if is_new or m.level < 0:
         # first link for this member: bring along the linkable members that were waiting for a second org
@@ -466,7 +466,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     return links
 
 
-def _unrelated_holders(fp: FpState, uc: UnrelatedCard) -> bool:
+def unrelated_holders(fp: FpState, uc: UnrelatedCard) -> bool:
     """A payment method whose holders share no network (`fingerprints.unrelated_card`): every member it keeps,
     of at least `min_orgs` orgs, last sent from a hosting block (`FpMember.block`) that no other member sent
     from, those blocks of at least `min_asns` operators in at least `min_countries` countries. A lab's, a

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from app.detect.cluster import SCOPE_BITS, Member
-from app.detect.fingerprint import STRONG_SCOPES, popularity
+from app.detect.fingerprint import STRONG_SCOPES, popularity, unrelated_holders
 from app.detect.hits import Hit
 from app.emit.records import Alert, Decision, iso_ms
 from app.explain.trace import FP_SCOPES, AccountTrace, ClusterDecision, DecisionTrack, Figures, FpTrack, Point
@@ -136,7 +136,12 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
     eligible = list(st.members) if everyone else [a for a, m in st.members.items() if m.linkable]
     eorgs = len({st.members[a].org or f"~{a}" for a in eligible})
     if st.linking:
-        return "linking", f"links {who}: {len(eligible)} of the {len(st.members)} kept, {eorgs} orgs"
+        ring = ""
+        uc = rules.fingerprints.unrelated_card
+        if tr.scope == "payment_fp" and uc is not None and unrelated_holders(st, uc):
+            ring = ("; its holders each send from their own hosting network, none shared, of several operators "
+                    "and countries: a ring's card, evidence of each holder's own (fingerprints.unrelated_card)")
+        return "linking", f"links {who}: {len(eligible)} of the {len(st.members)} kept, {eorgs} orgs{ring}"
     if st.distinct <= 1:
         return "rare", "only this account uses it"
     need = "accounts" if everyone else "new, disposable or KYC-less accounts with evidence of their own"

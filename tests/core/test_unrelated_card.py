@@ -1,5 +1,5 @@
 """A card shared across orgs by holders who share no network (rules `fingerprints.unrelated_card`,
-app/detect/fingerprint.py `_unrelated_holders`): every holder it keeps, of three or more orgs, last sent from a
+app/detect/fingerprint.py `unrelated_holders`): every holder it keeps, of three or more orgs, last sent from a
 hosting block no other holder sent from, the blocks of two or more network operators. Each holder then has
 evidence of its own (a payment ring's, `PAYMENT_RING`: a challenge at most for an aged, verified account) and
 FP_PAYMENT_SHARED counts its orgs. A lab's grant card is held behind the campus address, a team's behind the
@@ -142,3 +142,34 @@ def test_the_flag_travels_on_the_link_and_in_the_clusters_stored_value():
     assert Value.restore(v.snapshot()).unrelated
     plain = Value(3, 3, 0, T0, True)
     assert len(plain.snapshot()) == 6 and not Value.restore(plain.snapshot()).unrelated
+
+
+def _explain_card(tmp_path, capsys, holders: list[tuple[str, dict]], acct: str) -> str:
+    """`distill-guard explain --json` on `acct` after `run`'s traffic: the card's row's `why`."""
+    import orjson
+
+    from app.cli import main
+
+    path = tmp_path / "events.jsonl"
+    with path.open("wb") as f:
+        i = 0
+        for _ in range(3):
+            for a, client in holders:
+                raw = event(i, a, ts_ms=T0 + i * MIN, account={**AGED, "payment_fp": "card-u"},
+                            client={"ja4": "t13d_common", **client}, request={"prompt": f"Refactor module {i}"})
+                raw["org_id"] = "org-" + a
+                f.write(line(raw) + b"\n")
+                i += 1
+    assert main(["explain", "--json", "--events", str(path), "--now", str(NOW), acct]) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    (row,) = [r for r in doc["fingerprints"] if r["scope"] == "payment_fp"]
+    return row["why"]
+
+
+def test_explain_says_a_rings_card_is_one_and_a_labs_is_not(tmp_path, capsys):
+    ring = [(f"ring-{k}", cloud(k, 16509 + k % 2)) for k in range(4)]
+    assert "a ring's card" in _explain_card(tmp_path, capsys, ring, "ring-0")
+    lab = [(f"student-{k}", {"ip": "128.232.0.10", "asn": 786, "asn_type": "unknown", "country": "GB"})
+           for k in range(4)]
+    why = _explain_card(tmp_path, capsys, lab, "student-0")
+    assert why.startswith("links every account behind it") and "ring" not in why
