@@ -441,8 +441,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         key = obs.key
     n_org = -1  # members do not change from here on: count orgs once, for the first link
     n_risky = n_thr = 0
-    uc = fr.unrelated_card
-    unrelated = uc is not None and scope == "payment_fp" and unrelated_holders(fp, uc)
+    unrelated = False
+    uc = fr.unrelated_card if card else None
     links = []
     if is_new or m.level < 0:
         # first link for this member: bring along the linkable members that were waiting for a second org
@@ -453,14 +453,14 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             if r.level < 0 and acct != s.account_id:
                 r.level = 0
                 if n_org < 0:
-                    n_org, n_risky, n_thr = _org_counts(fp, camp)
+                    n_org, n_risky, n_thr, unrelated = _org_counts(fp, camp, uc)
                 links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org, strong,
                                   n_risky, harvest and bool(r.hit) and bool(r.risky), n_thr, unrelated))
     level = s.level
     if link_due(level, m.level, ts, prev_ms, s.first_ms, refresh_ms(rules)):
         m.level = level
         if n_org < 0:
-            n_org, n_risky, n_thr = _org_counts(fp, camp)
+            n_org, n_risky, n_thr, unrelated = _org_counts(fp, camp, uc)
         links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky,
                           harvest and bool(m.hit) and s.risky, n_thr, unrelated))
     return links
@@ -492,10 +492,11 @@ def unrelated_holders(fp: FpState, uc: UnrelatedCard) -> bool:
     return len(orgs) >= uc.min_orgs and len(asns) >= uc.min_asns and len(countries) >= uc.min_countries
 
 
-def _org_counts(fp: FpState, camp: bool) -> tuple[int, int, int]:
-    """(orgs, risky orgs, throwaway orgs) behind the value for its links; throwaway orgs only for a campaign's
-    harness prompt (`Link.fp_throwaway_orgs`), 0 otherwise. What `fp.orgs()` counts with each filter, in one
-    pass over the members instead of three."""
+def _org_counts(fp: FpState, camp: bool, uc: UnrelatedCard | None = None) -> tuple[int, int, int, bool]:
+    """(orgs, risky orgs, throwaway orgs, unrelated) behind the value for its links; throwaway orgs only for a
+    campaign's harness prompt (`Link.fp_throwaway_orgs`), 0 otherwise; unrelated (`Link.fp_unrelated`) only
+    for a payment method, given `uc`. What `fp.orgs()` counts with each filter, in one pass over the members
+    instead of three."""
     every: set[str] = set()
     risky: set[str] = set()
     throwaway: set[str] = set()
@@ -506,7 +507,7 @@ def _org_counts(fp: FpState, camp: bool) -> tuple[int, int, int]:
             risky.add(org)
         if camp and m.throwaway:
             throwaway.add(org)
-    return len(every), len(risky), len(throwaway) if camp else 0
+    return len(every), len(risky), len(throwaway) if camp else 0, uc is not None and unrelated_holders(fp, uc)
 
 
 def _stub(acct: str, r: FpMember) -> Summary:

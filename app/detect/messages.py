@@ -16,7 +16,8 @@ from msgspec import Struct
 # policy.attribution.own_signals, by family; flagged requests set OWN_CONTENT too)
 OWN_CONTENT, OWN_NETWORK, OWN_VOLUME, OWN_OTHER = 1, 2, 4, 8
 # set by the cluster stage: a throwaway account (disposable email or no KYC) paying with a card that new,
-# disposable or KYC-less accounts of other orgs pay with too (policy.attribution.payment_ring)
+# disposable or KYC-less accounts of other orgs pay with too, or any holder of a card whose holders share no
+# network (policy.attribution.payment_ring, fingerprints.unrelated_card)
 OWN_PAYMENT = 16
 # set by the cluster stage from the fingerprint stage's verdict: a new, disposable or KYC-less account sent a
 # flagged request on a prompt template whose users' requests on it are mostly flagged and whose users are
