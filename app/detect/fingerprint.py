@@ -37,11 +37,11 @@ class FpMember:
     0/1 ints, as stored."""
     # `seq`: its place in the value's member order, set only while the value keeps an eviction heap (FpState)
     __slots__ = ("asn", "block", "cc", "eligible", "hit", "last_ms", "level", "linkable", "net", "org", "own",
-                 "risky", "seq", "throwaway", "young")
+                 "risky", "seq", "throwaway", "verified", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
                  eligible: int, throwaway: int, hit: int = 0, block: int = 0, net: int = 0, asn: int = 0,
-                 cc: str = "") -> None:
+                 cc: str = "", verified: int = 0) -> None:
         self.last_ms = last_ms        # event time it was last seen on this value
         self.org = org                # "" when none
         self.linkable = linkable      # the value may link it
@@ -65,11 +65,15 @@ class FpMember:
         # ... and the country of its last observation's address, on a payment method only: whether a card's
         # holders work from one country, as a team does (unrelated_card)
         self.cc = cc
+        # ... and whether its identity is verified (Summary.verified), on a payment method only: a card that
+        # several verified people share is colleagues' (unrelated_card.max_verified)
+        self.verified = verified
 
     def snapshot(self) -> list:
         """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit`,
-        `block`, `net`, `asn` and `cc` only when set (nine fields otherwise, as before they existed)."""
-        tail = ([self.hit, self.block, self.net, self.asn, self.cc] if self.cc else
+        `block`, `net`, `asn`, `cc` and `verified` only when set (nine fields otherwise, as before they existed)."""
+        tail = ([self.hit, self.block, self.net, self.asn, self.cc, 1] if self.verified else
+                [self.hit, self.block, self.net, self.asn, self.cc] if self.cc else
                 [self.hit, self.block, self.net, self.asn] if self.asn else [self.hit, self.block, self.net]
                 if self.net else [self.hit, self.block] if self.block else [1] if self.hit else [])
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
@@ -84,7 +88,7 @@ class FpState:
     # members whose `linkable` is set, made again by `restore` (`observe` and `evict_oldest` keep it: nothing
     # else changes members), nor `n_rot`, the number of members whose own egress rotates (OWN_NETWORK)
     __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "heap", "hits", "last_ms", "linking",
-                 "members", "n_linkable", "n_rot", "next_seq", "popular", "strong")
+                 "members", "n_linkable", "n_rot", "next_seq", "popular", "strong", "unrelated")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -102,12 +106,17 @@ class FpState:
         self.next_seq = 0
         self.n_linkable = 0                  # members with `linkable` set
         self.n_rot = 0                       # members whose own egress rotates (OWN_NETWORK in `own`)
+        # a payment method's links last said its holders share no network (unrelated_card): when that turns
+        # true, the holders linked before are linked again with it
+        self.unrelated = False
 
     def snapshot(self) -> list:
-        # the harvest verdict only when set: a value without one stores exactly as before it existed
+        # the harvest and unrelated verdicts only when set: a value without them stores exactly as before
+        # they existed
+        tail = [int(self.harvest), 1] if self.unrelated else [1] if self.harvest else []
         return [3, self.first_ms, self.last_ms, self.distinct, self.established,
                 {a: m.snapshot() for a, m in self.members.items()}, int(self.linking), int(self.popular), self.anchor,
-                int(self.strong)] + ([1] if self.harvest else [])
+                int(self.strong), *tail]
 
     @classmethod
     def restore(cls, s: list) -> FpState:
@@ -118,6 +127,7 @@ class FpState:
         f.members = {a: FpMember(*m) for a, m in members.items()}
         f.linking, f.popular, f.strong = bool(linking), bool(popular), bool(strong)
         f.harvest = len(s) > 10 and bool(s[10])
+        f.unrelated = len(s) > 11 and bool(s[11])
         f.hits = sum(m.hit for m in f.members.values())
         f.heap = None
         f.next_seq = 0
@@ -336,6 +346,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     card = scope == "payment_fp"
     asn = s.asn if sys_prompt or card else 0
     cc = s.country if card else ""
+    verified = +s.verified if card else 0
     rot = 1 if s.own & OWN_NETWORK else 0
     if is_new:
         prev_ms = ts  # when this member was last seen on this value
@@ -344,7 +355,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             fp.established += 1
         hit = +obs.hit
         m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
-                     s.hosting_block, net, asn, cc)
+                     s.hosting_block, net, asn, cc, verified)
         members[account] = m
         fp.hits += hit
         fp.n_rot += rot
@@ -369,6 +380,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         m.net = net
         m.asn = asn
         m.cc = cc
+        m.verified = verified
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
@@ -463,6 +475,17 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             n_org, n_risky, n_thr, unrelated = _org_counts(fp, camp, uc)
         links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky,
                           harvest and bool(m.hit) and s.risky, n_thr, unrelated))
+    if uc is not None and n_org >= 0 and unrelated != fp.unrelated:
+        fp.unrelated = unrelated
+        if unrelated:
+            # the card turned a ring's (its third org's holder came, or a holder left a shared block): the
+            # holders linked while it was not are linked again as what it is now, each with a ring's evidence
+            # (a one-session holder is quiet by then, and the community waits for two members with evidence)
+            done = {link.summary.account_id for link in links}
+            for acct, r in members.items():
+                if r.linkable and r.level >= 0 and acct not in done:
+                    links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org,
+                                      strong, n_risky, False, n_thr, True))
     return links
 
 
@@ -472,9 +495,14 @@ def unrelated_holders(fp: FpState, uc: UnrelatedCard) -> bool:
     from, those blocks of at least `min_asns` operators in at least `min_countries` countries. A lab's, a
     team's or a household's card is held behind one address (a campus NAT, an office, a VPN's shared exits,
     a home line), a red team's on cloud boxes in one country; a ring's bought accounts each send from their
-    own proxy exit."""
+    own proxy exit. A card more than `max_verified_share` of whose holders have a verified identity is held by
+    people who know each other (a security programme's researchers of several orgs, each on a cloud box of
+    their own abroad), not by a ring's bought accounts."""
     members = fp.members
     if len(members) < uc.min_orgs:
+        return False
+    if (uc.max_verified_share is not None
+            and sum(m.verified for m in members.values()) > uc.max_verified_share * len(members)):
         return False
     blocks = set()
     asns = set()

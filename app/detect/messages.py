@@ -68,6 +68,9 @@ class Summary(Struct, frozen=True, gc=False):
     # the country of its latest request's address ("": unknown): a team works from one country; a proxy pool's
     # exits are spread over several (fingerprints.unrelated_card)
     country: str = ""
+    # its identity verified (KYC id_verified): a person, whom a ring does not buy by the dozen
+    # (fingerprints.unrelated_card.max_verified)
+    verified: bool = False
 
     @property
     def eligible(self) -> bool:
@@ -92,14 +95,17 @@ class Summary(Struct, frozen=True, gc=False):
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
                 self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
-                self.hosting_block, self.net, self.asn, *((self.country,) if self.country else ())]
+                self.hosting_block, self.net, self.asn,
+                *((self.country, 1) if self.verified else (self.country,) if self.country else ())]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
         # a record from before `net` (twelve fields) knows no network, one from before `asn` (thirteen) no
-        # operator, one without `country` (fourteen) no country
+        # operator, one without `country` (fourteen) no country, one without `verified` (fifteen) no verified
+        # identity
         return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
-                   w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0, w[14] if len(w) > 14 else "")
+                   w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0, w[14] if len(w) > 14 else "",
+                   len(w) > 15 and bool(w[15]))
 
 
 class Observation(Struct, frozen=True, gc=False):

@@ -262,7 +262,9 @@ def _unrelated_card(uc: dict[str, Any] | None, source: str) -> UnrelatedCard | N
     if uc is None or int(uc["min_orgs"]) == 0:
         return None
     out = UnrelatedCard(min_orgs=int(uc["min_orgs"]), min_asns=int(uc["min_asns"]),
-                        min_countries=int(uc.get("min_countries", 1)))
+                        min_countries=int(uc.get("min_countries", 1)),
+                        max_verified_share=(None if uc.get("max_verified_share") is None
+                                            else float(uc["max_verified_share"])))
     if out.min_orgs < 3:
         raise RulesError(source, "fingerprints.unrelated_card.min_orgs",
                          "must be 0 (off) or at least 3: two holders of a card are a couple or two colleagues")

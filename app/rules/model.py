@@ -192,6 +192,9 @@ class UnrelatedCard:
     min_orgs: int               # orgs behind the card, at least
     min_asns: int               # network operators behind its holders' blocks, at least
     min_countries: int = 1      # countries of its holders' addresses, at least (a team works from one)
+    # the share of its holders with a verified identity (KYC id_verified), at most: more is people who know each
+    # other; None: any
+    max_verified_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

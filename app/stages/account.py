@@ -106,6 +106,7 @@ class AccountStage(Stage):
             net=crc32(ev.ip_prefix.encode()) if ev.ip_prefix is not None else 0,
             asn=ev.asn or 0,
             country=ev.country or "",
+            verified=st.kyc == "id_verified",
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

@@ -38,14 +38,16 @@ def rules() -> Rules:
     return compile_rules(doc(), "default.yaml")
 
 
-def run(rules: Rules, holders: list[tuple[str, dict]], rounds: int = 3, card: str = "card-u") -> list[Output]:
-    """Each holder (account, client) of its own org, aged and card-verified, sends `rounds` requests in turn,
-    a minute apart, paying with `card`."""
+def run(rules: Rules, holders: list[tuple[str, dict]], rounds: int = 3, card: str = "card-u",
+        verified: frozenset[str] = frozenset()) -> list[Output]:
+    """Each holder (account, client) of its own org, aged and card-verified (ID-verified if in `verified`),
+    sends `rounds` requests in turn, a minute apart, paying with `card`."""
     eng = Engine(rules)
     outs, i = [], 0
     for _ in range(rounds):
         for acct, client in holders:
-            raw = event(i, acct, ts_ms=T0 + i * MIN, account={**AGED, "payment_fp": card},
+            kyc = {"kyc": "id_verified"} if acct in verified else {}
+            raw = event(i, acct, ts_ms=T0 + i * MIN, account={**AGED, "payment_fp": card, **kyc},
                         client={"ja4": "t13d_common", **client}, request={"prompt": f"Refactor module {i}"})
             raw["org_id"] = "org-" + acct
             i += 1
@@ -108,6 +110,20 @@ def test_cards_of_colleagues_households_and_one_providers_machines_are_not_rings
     assert all("own hosting network" not in r.detail for r in pay), why
 
 
+def test_a_security_programmes_verified_researchers_in_two_countries_are_not_a_ring(rules):
+    # odd world 153: three researchers of a red-team programme, each its own org on a cloud box of its own
+    # provider, in Singapore and the US, two of them ID-verified: every network test of a ring holds
+    team = [("red-0", {**cloud(0, 16509), "country": "SG"}), ("red-1", {**cloud(1, 63949), "country": "US"}),
+            ("red-2", {**cloud(2, 15169), "country": "US"})]
+    assert decided(run(rules, team, verified=frozenset({"red-0", "red-1"}))) == {}
+    # ... and with one of them verified it is one (max_verified_share 0.5): a ring may buy a verified account
+    assert set(decided(run(rules, team, verified=frozenset({"red-0"})))) == {"red-0", "red-1", "red-2"}
+    d = doc()
+    d["fingerprints"]["unrelated_card"]["max_verified_share"] = None
+    anyone = compile_rules(d, "any.yaml")
+    assert set(decided(run(anyone, team, verified=frozenset({"red-0", "red-1"})))) == {"red-0", "red-1", "red-2"}
+
+
 def test_without_the_rule_the_same_ring_is_left_alone():
     d = doc()
     d["fingerprints"]["unrelated_card"]["min_orgs"] = 0
@@ -120,6 +136,7 @@ def test_without_the_rule_the_same_ring_is_left_alone():
     ("min_orgs", 2, "fingerprints.unrelated_card.min_orgs"),
     ("min_asns", 1, "fingerprints.unrelated_card.min_asns"),
     ("min_countries", 0, "fingerprints.unrelated_card"),
+    ("max_verified_share", 1.5, "fingerprints.unrelated_card"),
     ("surplus", 1, "fingerprints.unrelated_card"),
 ])
 def test_knobs_are_validated(knob, value, where):
@@ -133,11 +150,22 @@ def test_knobs_are_validated(knob, value, where):
 def test_the_flag_travels_on_the_link_and_in_the_clusters_stored_value():
     s = Summary("a", "o", T0, False, False, 3, 0, country="DE")
     assert Summary.unwire(s.wire()) == s and Summary.unwire(s.wire()[:14]).country == ""
+    v = Summary("a", "o", T0, False, False, 3, 0, verified=True)
+    assert Summary.unwire(v.wire()) == v and not Summary.unwire(v.wire()[:15]).verified
     link = Link("payment_fp:c", T0, "e", s, "a", 3, 3, True, 0, False, 0, True)
     back = Link.unwire_ref(link.wire_ref(0), [s])
     assert back == link and back.fp_unrelated
     # a link of an earlier version (eleven fields) is not a ring's card
     assert not Link.unwire_ref(link.wire_ref(0)[:11], [s]).fp_unrelated
+    # a card value keeps its holders' verified identity, and its verdict, through a restore
+    from app.detect.fingerprint import FpMember, FpState
+    m = FpMember(T0, "o", 1, 0, 0, 0, 0, 0, 0, verified=1)
+    assert FpMember(*m.snapshot()).verified == 1
+    assert len(FpMember(T0, "o", 1, 0, 0, 0, 0, 0, 0).snapshot()) == 9
+    f = FpState(T0)
+    assert len(f.snapshot()) == 10 and not FpState.restore(f.snapshot()).unrelated
+    f.unrelated = True
+    assert FpState.restore(f.snapshot()).unrelated and not FpState.restore(f.snapshot()).harvest
     v = Value(3, 3, 3, T0, True, True)
     assert Value.restore(v.snapshot()).unrelated
     plain = Value(3, 3, 0, T0, True)
@@ -173,3 +201,34 @@ def test_explain_says_a_rings_card_is_one_and_a_labs_is_not(tmp_path, capsys):
            for k in range(4)]
     why = _explain_card(tmp_path, capsys, lab, "student-0")
     assert why.startswith("links every account behind it") and "ring" not in why
+
+
+def test_the_holders_before_the_card_turned_a_rings_have_its_evidence_too(rules):
+    """One-session holders arriving twenty minutes apart (odd world 195's agentic harvester: 10-17 aged
+    accounts per card, each sending a dozen requests in one two-minute session): the card is a ring's once
+    its third holder's org arrives, and its first two holders, linked while it was not, are linked again as
+    what it is now. The community then has three holders with evidence of their own and is decided while the
+    third holder's session lasts, instead of an hour later when a fourth holder comes."""
+    eng = Engine(rules)
+    seen: dict[str, tuple[int, int]] = {}
+    acts: dict[str, int] = {}
+    i = 0
+    for k in range(3):
+        acct = f"ring-{k}"
+        for j in range(3):
+            ts = T0 + k * 20 * MIN + j * 30_000
+            raw = event(i, acct, ts_ms=ts, account={**AGED, "payment_fp": "card-u"},
+                        client={"ja4": "t13d_common", **cloud(k, 16509 + k % 2)},
+                        request={"prompt": f"Refactor module {i}"})
+            raw["org_id"] = "org-" + acct
+            i += 1
+            e = parse_record(line(raw), NOW)
+            assert not isinstance(e, Rejection), e
+            first, _ = seen.get(acct, (ts, ts))
+            seen[acct] = (first, ts)
+            for d in eng.process(e).decisions:
+                if d.scope == "account":
+                    acts.setdefault(d.value, ts)
+    # every holder is reached, the third within its own session
+    assert set(acts) == {"ring-0", "ring-1", "ring-2"}
+    assert acts["ring-2"] <= seen["ring-2"][1]
