@@ -87,8 +87,25 @@ class FpState:
     # made again from the members when first needed after a restore. Nor is `n_linkable`, the number of
     # members whose `linkable` is set, made again by `restore` (`observe` and `evict_oldest` keep it: nothing
     # else changes members), nor `n_rot`, the number of members whose own egress rotates (OWN_NETWORK)
-    __slots__ = ("anchor", "distinct", "established", "first_ms", "harvest", "heap", "hits", "last_ms", "linking",
-                 "members", "n_linkable", "n_rot", "next_seq", "popular", "strong", "unrelated")
+    __slots__ = (
+        "anchor",
+        "distinct",
+        "established",
+        "exits",
+        "first_ms",
+        "harvest",
+        "heap",
+        "hits",
+        "last_ms",
+        "linking",
+        "members",
+        "n_linkable",
+        "n_rot",
+        "next_seq",
+        "popular",
+        "strong",
+        "unrelated",
+    )
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -109,6 +126,9 @@ class FpState:
         # a payment method's links last said its holders share no network (unrelated_card): when that turns
         # true, the holders linked before are linked again with it
         self.unrelated = False
+        # a system prompt's verdict by pool_prompt's shared exits (`_shared_exits` is not None), made again
+        # when a member joins or moves to another hosting block (None: not made yet; not stored)
+        self.exits: bool | None = None
 
     def snapshot(self) -> list:
         # the harvest and unrelated verdicts only when set: a value without them stores exactly as before
@@ -130,6 +150,7 @@ class FpState:
         f.unrelated = len(s) > 11 and bool(s[11])
         f.hits = sum(m.hit for m in f.members.values())
         f.heap = None
+        f.exits = None
         f.next_seq = 0
         f.n_linkable = sum(m.linkable for m in f.members.values())
         f.n_rot = sum(1 for m in f.members.values() if m.own & OWN_NETWORK)
@@ -219,6 +240,14 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
                     f"({bound}), {f'over {blocks} hosting blocks ' if blocks else ''}of {asns} network "
                     "operators: a harness run "
                     f"through a proxy pool, not a product's prompt ({fp.established} of {fp.distinct} established)")
+        exits = _shared_exits(fp, pp) if pp.shared_members else None
+        if exits is not None:
+            shared, hosted, asns = exits
+            return ("FP_POOL_PROMPT", round(shared / hosted, 4), pp.shared_share,
+                    f"{shared} of the {hosted} accounts kept on hosting networks send from a hosting block that an "
+                    f"account of another org sends from too (>= {pp.shared_members} and {pp.shared_share:g}), of "
+                    f"{asns} network operators: a harness run through a proxy pool's shared exits, not a product's "
+                    f"prompt ({fp.established} of {fp.distinct} established)")
     if fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct:
         return ("FP_POPULAR_ESTABLISHED", fp.established, fr.popular_established,
                 f"{fp.established} of {fp.distinct} accounts using it are established (half or more)")
@@ -278,6 +307,36 @@ def _pool_figures(fp: FpState, pp: PoolPrompt, kept: bool = False) -> tuple[int,
     return rot, len(blocks), len(asns)
 
 
+def _shared_exits(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
+    """(members sending from a shared exit, members on hosting networks, their operators) when the value's
+    kept members are a proxy pool's users by `pool_prompt`'s shared exits, else None: at least `min_share` of
+    them last sent from a hosting block (`FpMember.block`) and do not rotate, of at least `min_asns`
+    operators, and at least `shared_members` of those, and `shared_share` of them, from a block that such a
+    member of another org sent from too. A pool's sticky sessions each hold an exit for hours, and each exit
+    carries several of its accounts; customers running a tool on their own cloud machines each have their
+    own (an agent framework's launch crowd: none shared over five or six providers); a product's vendor sends
+    its customers' requests from any of its addresses, a few blocks of one cloud (its customers rotate, if
+    anything: `_pool_figures` judges those by their blocks per member)."""
+    members = fp.members
+    if not members or fp.distinct > pp.max_accounts:
+        return None
+    orgs: dict[int, set[str]] = {}
+    asns = set()
+    hosted = 0
+    for acct, m in members.items():
+        if m.block and not m.own & OWN_NETWORK:
+            hosted += 1
+            orgs.setdefault(m.block, set()).add(m.org or acct)
+            if m.asn:
+                asns.add(m.asn)
+    if hosted < pp.min_share * len(members) or len(asns) < pp.min_asns:
+        return None
+    shared = sum(1 for m in members.values() if m.block and not m.own & OWN_NETWORK and len(orgs[m.block]) > 1)
+    if shared < pp.shared_members or shared < pp.shared_share * hosted:
+        return None
+    return shared, hosted, len(asns)
+
+
 def _campaign_like(fp: FpState, cp: CampaignPrompt) -> bool:
     """A system prompt whose users look like a campaign's: at least `min_young_share` of them new or
     unverified, or, while it links as a strong value (`fp.strong` and not popular: judged so before), more
@@ -330,6 +389,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     account = s.account_id
     m = members.get(account)
     is_new = m is None
+    moved = False  # an existing member's hosting block changed, or whether its egress rotates
     scope = obs.scope
     sys_prompt = scope == "template" and obs.value.startswith("sys:")  # is_system_prompt(scope, obs.value)
     # a payment method or a device shared across orgs ties its holders to one operator whoever they are
@@ -364,6 +424,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         if len(members) > rules.fingerprint.max_members:
             fp.hits -= fp.evict_oldest().hit
     else:
+        moved = m.block != s.hosting_block
         prev_ms = m.last_ms
         if ts > prev_ms:
             m.last_ms = ts
@@ -373,6 +434,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         m.young = +s.young
         if rot != (1 if m.own & OWN_NETWORK else 0):
             fp.n_rot += rot or -1
+            moved = True
         m.own = s.own
         m.eligible = +s_eligible
         m.throwaway = +s.throwaway
@@ -395,6 +457,12 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     pp = fr.pool_prompt
     pool = (not camp and sys_prompt and pp is not None and fp.n_rot >= pp.min_members
             and _pool_figures(fp, pp, fp.strong and not fp.popular) is not None)
+    if not pool and not camp and sys_prompt and pp is not None and pp.shared_members:
+        # ... or whose users share a proxy pool's exits across orgs, sticky or not (a verdict made again only
+        # when a member joins or moves: the members are scanned then)
+        if fp.exits is None or is_new or moved:
+            fp.exits = _shared_exits(fp, pp) is not None
+        pool = fp.exits
     if pool:
         camp = True
     distinct, established = fp.distinct, fp.established

@@ -179,6 +179,10 @@ class PoolPrompt:
     max_accounts: int           # past this many distinct accounts it is popular whoever uses it
     # once it links as a harness, it stays one while at least this share of the members kept rotate (1: off)
     keep_share: float = 1.0
+    # ... or, whether its users rotate or not, when at least this many of the members kept (0: off), and this
+    # share of those on hosting networks, send from a hosting block a member of another org sends from too
+    shared_members: int = 0
+    shared_share: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,17 +243,28 @@ def test_a_pools_harness_stays_one_while_its_new_members_do_not_rotate_yet(rules
     assert f"{st.n_rot} of the 48 accounts kept" in detail and "judged so at >= 0.5, kept while >= 0.3" in detail
 
 
+def rotation_only() -> Rules:
+    """The packaged rules without the shared-exits route (`shared_members` 0): the tests of keep_share judge
+    the rotating route alone (a pool's newcomers sit on its shared exits, which that route holds a pool
+    by)."""
+    d = doc()
+    d["fingerprints"]["pool_prompt"]["shared_members"] = 0
+    return compile_rules(d, "rotation.yaml")
+
+
 def test_without_keep_share_the_same_harness_flips_with_each_arrival():
     d = doc()
     del d["fingerprints"]["pool_prompt"]["keep_share"]
+    d["fingerprints"]["pool_prompt"]["shared_members"] = 0
     off = compile_rules(d, "off.yaml")
     assert off.fingerprints.pool_prompt.keep_share == 1.0
     strong = verdicts(off, arrivals(120))
     assert sum(a != b for a, b in pairwise(strong)) >= 6 and not strong[-1]
 
 
-def test_a_kept_harness_whose_rotating_members_fall_below_keep_share_is_a_products_prompt(rules):
+def test_a_kept_harness_whose_rotating_members_fall_below_keep_share_is_a_products_prompt():
     # the same start, then only one in five of the newcomers rotates: the share sinks under 0.3
+    rules = rotation_only()
     users = arrivals(12) + [member(k, rotates=k % 5 == 0, block=1000 + k % 30, asn=64500 + k % 6)
                             for k in range(12, 200)]
     strong = verdicts(rules, users)
