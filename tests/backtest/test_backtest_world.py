@@ -1,6 +1,6 @@
 """`distill-guard backtest` on a small simulated world (`simulate --world 15 --world-size small`, its first
 10,000 events), against the packaged rules with the harness-prompt threshold pinned at five users (the
-scenario's): identical rules change nothing; FP_PAYMENT_SHARED needing 3 orgs instead of 2 changes exactly
+scenario's) and cards never a ring's by their holders' networks: identical rules change nothing; FP_PAYMENT_SHARED needing 3 orgs instead of 2 changes exactly
 the accounts two plain replays say it does; with labels, recall and benign FPR under both rule sets are
 `metrics.evaluate` on each plain replay's decisions; the report names the changed accounts."""
 
@@ -58,11 +58,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             if i == EVENTS:
                 break
             dst.write(line)
-    # the base: the packaged rules with the one knob this scenario was built on pinned (a system prompt links
-    # as a campaign's harness from five users): with it the change below moves accounts both to no action and
-    # to a weaker one, whatever the packaged default of that knob
+    # the base: the packaged rules with the knobs this scenario was built on pinned (a system prompt links as a
+    # campaign's harness from five users; no card is a ring's by its holders' networks, which since 299e206
+    # gives this world's card holders evidence of their own whatever FP_PAYMENT_SHARED's threshold): with them
+    # the change below moves accounts both to no action and to a weaker one, whatever the packaged defaults
     doc = rules_doc()
     doc["fingerprints"]["campaign_prompt"]["min_accounts"] = 5
+    doc["fingerprints"]["unrelated_card"]["min_orgs"] = 0
     base_rules = d / "base.yaml"
     base_rules.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     doc["signals"]["FP_PAYMENT_SHARED"]["threshold"] = 3
