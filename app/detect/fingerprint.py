@@ -311,8 +311,12 @@ def _shared_exits(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
     """(members sending from a shared exit, members on hosting networks, their operators) when the value's
     kept members are a proxy pool's users by `pool_prompt`'s shared exits, else None: at least `min_share` of
     them last sent from a hosting block (`FpMember.block`) and do not rotate, of at least `min_asns`
-    operators, and at least `shared_members` of those, and `shared_share` of them, from a block that such a
-    member of another org sent from too. A pool's sticky sessions each hold an exit for hours, and each exit
+    operators, of at least `shared_org_share` as many orgs as members, and at least `shared_members` of those,
+    and `shared_share` of them, from a block that such a member of another org sent from too. A pool's bought
+    accounts are each their own org, a company's employees behind its security vendor's shared cloud egress
+    many of one org (companies of several vendors, their exits shared with other companies: while the first
+    employees of many companies arrive one by one, the orgs are as many as the members, and the prompt reads
+    as a pool's until the companies' others come). A pool's sticky sessions each hold an exit for hours, and each exit
     carries several of its accounts; customers running a tool on their own cloud machines each have their
     own (an agent framework's launch crowd: none shared over five or six providers); a product's vendor sends
     its customers' requests from any of its addresses, a few blocks of one cloud (its customers rotate, if
@@ -321,15 +325,19 @@ def _shared_exits(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
     if not members or fp.distinct > pp.max_accounts:
         return None
     orgs: dict[int, set[str]] = {}
+    every: set[str] = set()
     asns = set()
     hosted = 0
     for acct, m in members.items():
         if m.block and not m.own & OWN_NETWORK:
             hosted += 1
-            orgs.setdefault(m.block, set()).add(m.org or acct)
+            org = m.org or acct
+            orgs.setdefault(m.block, set()).add(org)
+            every.add(org)
             if m.asn:
                 asns.add(m.asn)
-    if hosted < pp.min_share * len(members) or len(asns) < pp.min_asns:
+    if (hosted < pp.min_share * len(members) or len(asns) < pp.min_asns
+            or len(every) < pp.shared_org_share * hosted):
         return None
     shared = sum(1 for m in members.values() if m.block and not m.own & OWN_NETWORK and len(orgs[m.block]) > 1)
     if shared < pp.shared_members or shared < pp.shared_share * hosted:

@@ -280,7 +280,8 @@ def _pool_prompt(pp: dict[str, Any] | None, popular_accounts: int, source: str) 
     out = PoolPrompt(min_members=int(pp["min_members"]), min_share=float(pp["min_share"]),
                      min_block_share=float(pp["min_block_share"]), min_asns=int(pp["min_asns"]),
                      max_accounts=int(pp["max_accounts"]), keep_share=float(pp.get("keep_share", 1.0)),
-                     shared_members=int(pp.get("shared_members", 0)), shared_share=float(pp.get("shared_share", 1.0)))
+                     shared_members=int(pp.get("shared_members", 0)), shared_share=float(pp.get("shared_share", 1.0)),
+                     shared_org_share=float(pp.get("shared_org_share", 0.5)))
     if out.min_members < 3:
         raise RulesError(source, "fingerprints.pool_prompt.min_members",
                          "must be 0 (off) or at least 3: a pool is judged on several members' egress")
@@ -291,6 +292,8 @@ def _pool_prompt(pp: dict[str, Any] | None, popular_accounts: int, source: str) 
                          "must be 0 (off) or at least 3: two accounts on one exit are a pair of colleagues")
     if not 0 < out.shared_share <= 1:
         raise RulesError(source, "fingerprints.pool_prompt.shared_share", "must be above 0 and at most 1")
+    if not 0 < out.shared_org_share <= 1:
+        raise RulesError(source, "fingerprints.pool_prompt.shared_org_share", "must be above 0 and at most 1")
     if out.min_asns < 2:
         raise RulesError(source, "fingerprints.pool_prompt.min_asns",
                          "must be at least 2: one operator's blocks are a site or a vendor's servers, not a pool")

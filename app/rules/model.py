@@ -183,6 +183,8 @@ class PoolPrompt:
     # share of those on hosting networks, send from a hosting block a member of another org sends from too
     shared_members: int = 0
     shared_share: float = 1.0
+    # ... their orgs at least this share of their number (a company's employees are many of one org)
+    shared_org_share: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,12 @@ def rules() -> Rules:
     return compile_rules(doc(), "default.yaml")
 
 
-def member(k: int, *, rotates: bool, block: int, asn: int, young: bool = False, own: int = 0) -> Summary:
-    """Account k of its own org: established (aged, verified) unless `young`; its own egress rotating through
-    hosting networks (OWN_NETWORK) when `rotates`; its last request from hosting block `block` of `asn`."""
+def member(k: int, *, rotates: bool, block: int, asn: int, young: bool = False, own: int = 0,
+           org: str | None = None) -> Summary:
+    """Account k of its own org (or `org`): established (aged, verified) unless `young`; its own egress rotating
+    through hosting networks (OWN_NETWORK) when `rotates`; its last request from hosting block `block` of `asn`."""
     bits = own | (OWN_NETWORK if rotates else 0)
-    return Summary(f"acct{k:04d}", f"org{k:04d}", T0, young, False, 12, 0, own=bits, hosting_block=block,
+    return Summary(f"acct{k:04d}", org or f"org{k:04d}", T0, young, False, 12, 0, own=bits, hosting_block=block,
                    net=block, asn=asn)
 
 

@@ -57,6 +57,9 @@ def test_aged_accounts_on_a_pools_shared_sticky_exits_run_a_harness(rules):
      "a hosted tool's customers pinned to four egress addresses of one cloud"),
     ([member(k, rotates=False, block=8000 + k % 6, asn=16509 + k % 2) for k in range(60)],
      "a vendor on two clouds (fewer operators than min_asns)"),
+    ([member(k, rotates=False, block=9100 + k % 6, asn=64500 + k % 3, org=f"company{k // 5}") for k in range(60)],
+     "twelve companies' employees behind three security vendors' shared cloud egress, five per company, each "
+     "company's starting their day together"),
     ([member(k, rotates=False, block=5000 + k if k % 10 else 9000 + k % 20, asn=64500 + k % 6)
       for k in range(60)],
      "two pairs of colleagues among developers on their own boxes (2 of 48 share an exit: under the share)"),
@@ -103,6 +106,7 @@ def test_the_verdict_is_made_again_after_a_restore(rules):
     ("shared_members", 2, "fingerprints.pool_prompt.shared_members"),
     ("shared_share", 0, "fingerprints.pool_prompt"),
     ("shared_share", 1.5, "fingerprints.pool_prompt"),
+    ("shared_org_share", 0, "fingerprints.pool_prompt"),
 ])
 def test_knobs_are_validated(knob, value, where):
     d = doc()
