@@ -1,8 +1,8 @@
-"""`distill-guard backtest` on a small simulated world (`simulate --world 15 --world-size small`, its first
-10,000 events), against the packaged rules with the harness-prompt threshold pinned at five users (the
-scenario's) and cards never a ring's by their holders' networks: identical rules change nothing; FP_PAYMENT_SHARED needing 3 orgs instead of 2 changes exactly
-the accounts two plain replays say it does; with labels, recall and benign FPR under both rule sets are
-`metrics.evaluate` on each plain replay's decisions; the report names the changed accounts."""
+"""`distill-guard backtest` on a small simulated world (`simulate --world 15 --world-size small`, its first 10,000
+events), against the packaged rules with the harness-prompt threshold pinned at five users (the scenario's) and
+cards never a ring's by their holders' networks: identical rules change nothing; FP_PAYMENT_SHARED needing 3 orgs
+instead of 2 changes exactly the accounts two plain replays say it does; with labels, recall and benign FPR under
+both rule sets are `metrics.evaluate` on each plain replay's decisions; the report names the changed accounts."""
 
 from __future__ import annotations
 

@@ -165,6 +165,11 @@ def test_operators_are_kept_only_for_system_prompts_and_payment_methods(rules):
     ("max_accounts", 150, "fingerprints.pool_prompt.max_accounts"),
     ("keep_share", 0, "fingerprints.pool_prompt"),
     ("keep_share", 1.5, "fingerprints.pool_prompt"),
+    # the shared-exits route (tests/core/test_pool_shared_exits.py)
+    ("shared_members", 2, "fingerprints.pool_prompt.shared_members"),
+    ("shared_share", 0, "fingerprints.pool_prompt"),
+    ("shared_share", 1.5, "fingerprints.pool_prompt"),
+    ("shared_org_share", 0, "fingerprints.pool_prompt"),
 ])
 def test_knobs_are_validated(knob, value, where):
     d = doc()

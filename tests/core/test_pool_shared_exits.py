@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 
 from app.detect.fingerprint import popularity
-from app.errors import RulesError
 from app.rules.load import compile_rules
 from app.rules.model import Rules
 from app.stages.fingerprint import FingerprintStage
@@ -100,17 +99,3 @@ def test_the_verdict_is_made_again_after_a_restore(rules):
     _, links = feed(rules, sticky_pool(1, exits=10, asns=5, first=30), restored)
     st = restored.store.get(KEY)
     assert st.exits is True and st.strong and links
-
-
-@pytest.mark.parametrize("knob,value,where", [
-    ("shared_members", 2, "fingerprints.pool_prompt.shared_members"),
-    ("shared_share", 0, "fingerprints.pool_prompt"),
-    ("shared_share", 1.5, "fingerprints.pool_prompt"),
-    ("shared_org_share", 0, "fingerprints.pool_prompt"),
-])
-def test_knobs_are_validated(knob, value, where):
-    d = doc()
-    d["fingerprints"]["pool_prompt"][knob] = value
-    with pytest.raises(RulesError) as e:
-        compile_rules(d, "bad.yaml")
-    assert where in str(e.value)
