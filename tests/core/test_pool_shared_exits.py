@@ -99,3 +99,68 @@ def test_the_verdict_is_made_again_after_a_restore(rules):
     _, links = feed(rules, sticky_pool(1, exits=10, asns=5, first=30), restored)
     st = restored.store.get(KEY)
     assert st.exits is True and st.strong and links
+
+
+def _sessions(rules, users: list[tuple[str, dict, dict]], system_prompt: str = "5a5a5a5a5a5a5a5a"):
+    """End to end: each user (account, account fields, client) of its own org sends one session of six requests,
+    ten seconds apart, on `system_prompt`, the sessions a minute apart; -> {account: first action} and the
+    last request time of each."""
+    from app.engine import Engine
+    from app.ingest.parse import Rejection, parse_record
+    from tests.helpers import T0, event, line
+
+    eng = Engine(rules)
+    acted: dict[str, tuple[int, str]] = {}
+    last: dict[str, int] = {}
+    i = 0
+    for k, (acct, account, client) in enumerate(users):
+        for j in range(6):
+            ts = T0 + k * 60_000 + j * 10_000
+            raw = event(i, acct, ts_ms=ts, account=account, client=client,
+                        request={"prompt": f"Run the test suite for module {i} and fix what fails",
+                                 "system_prompt_hash": system_prompt, "tools": 3})
+            raw["org_id"] = "org-" + acct
+            i += 1
+            e = parse_record(line(raw), T0 + 40 * 86_400_000)
+            assert not isinstance(e, Rejection), e
+            last[acct] = ts
+            for d in eng.process(e).decisions:
+                if d.scope == "account" and d.mode == "enforce":
+                    acted.setdefault(d.value, (ts, d.action))
+    return acted, last
+
+
+AGED_CARD = {"created_at": "2025-12-20T00:00:00Z", "kyc": "card", "email_domain_class": "freemail"}
+
+
+def test_end_to_end_a_harness_on_a_pools_sticky_exits_is_challenged_at_most_and_a_launch_crowd_left_alone(rules):
+    # 40 aged, card-verified one-session accounts on one harness, each on one exit of a pool of ten /24s of five
+    # data-centre operators in three countries, three cards held by three of them each: the prompt links every
+    # member, the community is decided on its pool's shared exits (each member's egress-pool evidence), and
+    # its aged members are challenged at most, most of them during their session
+    def pool_client(k: int) -> dict:
+        x = k % 10
+        return {"ip": f"45.{60 + x}.{x}.{9 + k % 7}", "asn": 64500 + x % 5, "asn_type": "datacenter",
+                "country": ("US", "DE", "NL")[x % 3], "ja4": "t13d_common"}
+
+    users = []
+    for k in range(40):
+        card = {"payment_fp": f"pf_ring{k % 3}"} if k < 9 else {"payment_fp": f"pf_own{k}"}
+        users.append((f"pool-{k}", {**AGED_CARD, **card}, pool_client(k)))
+    acted, last = _sessions(rules, users)
+    assert len(acted) >= 30
+    assert {a for _, a in acted.values()} <= {"throttle", "challenge"}
+    in_session = sum(1 for acct, (ts, _) in acted.items() if ts <= last[acct])
+    assert in_session >= 25
+    # (without the shared-exits route nothing links them but their cards, and nobody is acted on: each card's
+    # three holders send from one country, so none is a ring's by unrelated_card, and none of them rotates)
+    d = doc()
+    d["fingerprints"]["pool_prompt"]["shared_members"] = 0
+    assert _sessions(compile_rules(d, "off.yaml"), users)[0] == {}
+    # the same harness run by an agent framework's launch crowd, each user on a cloud box of its own of six
+    # providers: nothing links them, nobody is acted on
+    crowd = [(f"dev-{k}", {**AGED_CARD, "payment_fp": f"pf_dev{k}"},
+              {"ip": f"34.{100 + k}.{k}.5", "asn": 16509 + k % 6, "asn_type": "cloud", "country": "US",
+               "ja4": "t13d_common"}) for k in range(40)]
+    acted, _ = _sessions(rules, crowd)
+    assert acted == {}
