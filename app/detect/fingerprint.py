@@ -66,7 +66,7 @@ class FpMember:
         # holders work from one country, as a team does (unrelated_card)
         self.cc = cc
         # ... and whether its identity is verified (Summary.verified), on a payment method only: a card that
-        # several verified people share is colleagues' (unrelated_card.max_verified)
+        # mostly verified people share is colleagues' (unrelated_card.max_verified_share)
         self.verified = verified
 
     def snapshot(self) -> list:
@@ -87,25 +87,8 @@ class FpState:
     # made again from the members when first needed after a restore. Nor is `n_linkable`, the number of
     # members whose `linkable` is set, made again by `restore` (`observe` and `evict_oldest` keep it: nothing
     # else changes members), nor `n_rot`, the number of members whose own egress rotates (OWN_NETWORK)
-    __slots__ = (
-        "anchor",
-        "distinct",
-        "established",
-        "exits",
-        "first_ms",
-        "harvest",
-        "heap",
-        "hits",
-        "last_ms",
-        "linking",
-        "members",
-        "n_linkable",
-        "n_rot",
-        "next_seq",
-        "popular",
-        "strong",
-        "unrelated",
-    )
+    __slots__ = ("anchor", "distinct", "established", "exits", "first_ms", "harvest", "heap", "hits", "last_ms",
+                 "linking", "members", "n_linkable", "n_rot", "next_seq", "popular", "strong", "unrelated")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -312,15 +295,16 @@ def _shared_exits(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
     kept members are a proxy pool's users by `pool_prompt`'s shared exits, else None: at least `min_share` of
     them last sent from a hosting block (`FpMember.block`) and do not rotate, of at least `min_asns`
     operators, of at least `shared_org_share` as many orgs as members, and at least `shared_members` of those,
-    and `shared_share` of them, from a block that such a member of another org sent from too. A pool's bought
-    accounts are each their own org, a company's employees behind its security vendor's shared cloud egress
-    many of one org (companies of several vendors, their exits shared with other companies: while the first
-    employees of many companies arrive one by one, the orgs are as many as the members, and the prompt reads
-    as a pool's until the companies' others come). A pool's sticky sessions each hold an exit for hours, and each exit
-    carries several of its accounts; customers running a tool on their own cloud machines each have their
-    own (an agent framework's launch crowd: none shared over five or six providers); a product's vendor sends
-    its customers' requests from any of its addresses, a few blocks of one cloud (its customers rotate, if
-    anything: `_pool_figures` judges those by their blocks per member)."""
+    and `shared_share` of them, from a block that such a member of another org sent from too.
+    A pool's sticky sessions each hold an exit for hours, and each exit carries several of its accounts;
+    customers running a tool on their own cloud machines each have their own (an agent framework's launch
+    crowd: none shared over five or six providers); a product's vendor sends its customers' requests from any
+    of its addresses, a few blocks of one cloud (its customers rotate, if anything: `_pool_figures` judges
+    those by their blocks per member). A pool's bought accounts are each their own org, a company's
+    employees behind its security vendor's shared cloud egress many of one (companies of several vendors,
+    their exits shared with other companies; while the first employees of many companies arrive one by one
+    the orgs are as many as the members, and the prompt reads as a pool's until the companies' others
+    come)."""
     members = fp.members
     if not members or fp.distinct > pp.max_accounts:
         return None
