@@ -53,6 +53,14 @@ def feed(rules: Rules, summaries: list[Summary], stage: FingerprintStage | None 
     return stage, out.links
 
 
+def assert_products_prompt(rules: Rules, users: list[Summary], why: str = "") -> None:
+    """The prompt these users run stays a product's: popular by its established users, nothing linked."""
+    stage, links = feed(rules, users)
+    st = stage.store.get(KEY)
+    assert st.popular and links == [], why
+    assert popularity(st, "template", SYS, rules)[0] == "FP_POPULAR_ESTABLISHED", why
+
+
 def pool_users(n: int, *, asns: int, blocks: int, rotating_every: int = 1) -> list[Summary]:
     """n established accounts on `blocks` hosting blocks of `asns` operators; every `rotating_every`-th rotates."""
     return [member(k, rotates=k % rotating_every == 0, block=1000 + k % blocks, asn=64500 + k % asns)
@@ -92,10 +100,7 @@ def test_the_same_prompt_without_the_rule_links_nothing(rules):
 ])
 def test_a_product_prompt_sent_from_its_vendors_servers_stays_popular(rules, asns, blocks, why):
     # every customer's requests hop between the vendor's egress addresses: each one rotates (OWN_NETWORK)
-    stage, links = feed(rules, pool_users(40, asns=asns, blocks=blocks))
-    st = stage.store.get(KEY)
-    assert st.popular and links == [], why
-    assert popularity(st, "template", SYS, rules)[0] == "FP_POPULAR_ESTABLISHED", why
+    assert_products_prompt(rules, pool_users(40, asns=asns, blocks=blocks), why)
 
 
 def test_customers_running_a_tool_on_their_own_cloud_machines_do_not_rotate(rules):

@@ -16,7 +16,7 @@ from app.detect.fingerprint import popularity
 from app.rules.load import compile_rules
 from app.rules.model import Rules
 from app.stages.fingerprint import FingerprintStage
-from tests.core.test_pool_prompt import KEY, SYS, doc, feed, member
+from tests.core.test_pool_prompt import KEY, SYS, assert_products_prompt, doc, feed, member
 
 
 @pytest.fixture
@@ -64,10 +64,7 @@ def test_aged_accounts_on_a_pools_shared_sticky_exits_run_a_harness(rules):
      "two pairs of colleagues among developers on their own boxes (2 of 48 share an exit: under the share)"),
 ])
 def test_a_products_users_on_their_own_a_venues_or_a_vendors_machines_are_not_a_pool(rules, users, why):
-    stage, links = feed(rules, users)
-    st = stage.store.get(KEY)
-    assert st.popular and links == [], why
-    assert popularity(st, "template", SYS, rules)[0] == "FP_POPULAR_ESTABLISHED", why
+    assert_products_prompt(rules, users, why)
 
 
 def test_the_verdict_is_made_again_when_members_move_onto_shared_exits(rules):
