@@ -308,22 +308,23 @@ def _shared_exits(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
     members = fp.members
     if not members or fp.distinct > pp.max_accounts:
         return None
-    orgs: dict[int, set[str]] = {}
+    orgs: dict[int, set[str]] = {}  # hosting block -> orgs of the members on it
     every: set[str] = set()
     asns = set()
-    hosted = 0
+    blocks = []  # the hosting block of each member that does not rotate
     for acct, m in members.items():
         if m.block and not m.own & OWN_NETWORK:
-            hosted += 1
+            blocks.append(m.block)
             org = m.org or acct
             orgs.setdefault(m.block, set()).add(org)
             every.add(org)
             if m.asn:
                 asns.add(m.asn)
+    hosted = len(blocks)
     if (hosted < pp.min_share * len(members) or len(asns) < pp.min_asns
             or len(every) < pp.shared_org_share * hosted):
         return None
-    shared = sum(1 for m in members.values() if m.block and not m.own & OWN_NETWORK and len(orgs[m.block]) > 1)
+    shared = sum(1 for b in blocks if len(orgs[b]) > 1)
     if shared < pp.shared_members or shared < pp.shared_share * hosted:
         return None
     return shared, hosted, len(asns)

@@ -69,7 +69,7 @@ class Summary(Struct, frozen=True, gc=False):
     # exits are spread over several (fingerprints.unrelated_card)
     country: str = ""
     # its identity verified (KYC id_verified): a person, whom a ring does not buy by the dozen
-    # (fingerprints.unrelated_card.max_verified)
+    # (fingerprints.unrelated_card.max_verified_share)
     verified: bool = False
 
     @property
