@@ -49,6 +49,7 @@ class AccountState:
         "gap_m2",
         "gap_mean",
         "gap_n",
+        "home_n",
         "hosting_block",
         "hosting_n",
         "kyc",
@@ -115,6 +116,9 @@ class AccountState:
         self.pre_n = 0                         # requests before the newest model's first use
         self.latest_n = 0                      # requests on the newest model since then
         self.hosting_n = 0                     # requests from hosting addresses (fingerprints.hosting_asn_types)
+        # requests from a home or phone network (fingerprints.residential_asn_types) in its billing country: an
+        # account all of whose requests are such is at home (Summary.home)
+        self.home_n = 0
         self.hosting_block = 0                 # ... the IP block (crc32) of the latest such request
         self.egress: list[int] = []            # ... and their distinct IP blocks (crc32), at most MAX_EGRESS
         self.egress_asns: list[int] = []       # ... and their distinct network operators (ASNs), at most MAX_EGRESS
@@ -149,7 +153,7 @@ class AccountState:
             self.model_first, self.pre_n, self.latest_n, self.reported_ms, self.reported_sig,
             self.reported, self.hosting_n, self.egress, self.own, self.hosting_block,
             self.proxy_home_n, self.country, int(self.multi_country), self.egress_asns, self.roam,
-            self.roam_back,
+            self.roam_back, self.home_n,
         ]
 
     @classmethod
@@ -169,6 +173,8 @@ class AccountState:
         a.egress_asns = s[41] if len(s) > 41 else []
         # ... and one stored before its residential blocks were kept (42 fields) learns them from its next requests
         a.roam, a.roam_back = s[42:44] if len(s) > 43 else ([], [])
+        # ... and one stored before its requests at home were counted (44 fields) is not at home from then on
+        a.home_n = s[44] if len(s) > 44 else 0
         a.w5m = Buckets(FIVE_MIN, HOUR, w5)
         a.w1h = Buckets(HOUR, DAY, w1)
         return a
@@ -328,6 +334,8 @@ class AccountState:
             if asn and len(self.egress_asns) < MAX_EGRESS and asn not in self.egress_asns:
                 self.egress_asns.append(asn)
         elif ev.asn_type in residential and ev.ip_prefix is not None:
+            if cc and cc == ev.billing_country:
+                self.home_n += 1
             h = crc32(ev.ip_prefix.encode())
             r = self.roam
             if r and r[-4] == h:  # the block of its latest such request (most of them): when it was seen

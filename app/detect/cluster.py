@@ -49,6 +49,7 @@ class Member:
         "flagged",
         "harness",
         "harvest",
+        "home",
         "n",
         "net",
         "org",
@@ -81,6 +82,7 @@ class Member:
         self.block = s.hosting_block  # the hosting IP block of its latest summary (0: none)
         self.net = s.net              # the IP block of its latest summary, any network (0: none)
         self.asn = s.asn              # ... and its network's operator (ASN; 0: none)
+        self.home = s.home            # at home: every request from its billing country, no proxy or hosting
         self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
         self.dec_until = 0            # until when the cluster's decision reached it
         self.dec_level = -1           # ... at which level (app.policy.decide.LEVELS index)
@@ -97,26 +99,27 @@ class Member:
     def figures(self) -> tuple:
         """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
         return (self.first_ms, self.young, self.risky, self.n, self.flagged, self.own, self.pivot, self.block,
-                self.payment, self.ties, self.harvest, self.harness, self.net, self.asn, self.throwaway)
+                self.payment, self.ties, self.harvest, self.harness, self.net, self.asn, self.throwaway, self.home)
 
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
                 int(self.payment), self.block, int(self.harvest), int(self.throwaway), int(self.harness), self.net,
-                self.asn]
+                self.asn, *((1,) if self.home else ())]
 
     @classmethod
     def restore(cls, s: list) -> Member:
         m = cls.__new__(cls)
         (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
          m.dec_level, m.seen_ms, payment, m.block) = s[:15]
-        # a member stored before `harvest` (15 fields), `throwaway` and `harness` (16), `net` (18) or `asn` (19)
-        # has none
+        # a member stored before `harvest` (15 fields), `throwaway` and `harness` (16), `net` (18), `asn` (19)
+        # or `home` (20) has none
         m.harvest = len(s) > 15 and bool(s[15])
         m.throwaway = len(s) > 16 and bool(s[16])
         m.harness = len(s) > 17 and bool(s[17])
         m.net = s[18] if len(s) > 18 else 0
         m.asn = s[19] if len(s) > 19 else 0
+        m.home = len(s) > 20 and bool(s[20])
         m.young, m.risky, m.pivot, m.payment = bool(young), bool(risky), bool(pivot), bool(payment)
         return m
 
@@ -213,6 +216,7 @@ class ClusterState:
         "flagged_members",
         "flagged_sum",
         "fps",
+        "home_nets",
         "hosted",
         "hosted_no_net",
         "hosted_plain",
@@ -272,6 +276,7 @@ class ClusterState:
         self.nonet_blocks: dict[int, int] = {}  # hosting block -> its members counted in hosted_no_net
         self.nets: dict[int, int] = {}  # IP blocks (any network) of the members' latest summaries -> members
         self.netted = 0         # members with a known IP block (the sum of `nets`)
+        self.home_nets: dict[int, int] = {}  # ... of those at home (`Member.home`) -> members
         self.asns: dict[int, int] = {}  # network operators (ASNs) of the members' latest summaries -> members
         self.pay_orgs = 0       # risky orgs behind the best shared payment method, and its key
         self.pay_key = ""
@@ -383,7 +388,7 @@ class ClusterState:
     def _tally(self, fig: tuple, sign: int) -> None:
         """Count a member in (sign 1) or out (-1) of the running figures, from its `Member.figures()` (all
         they read is there, so a member whose figures did not change need not be counted out and in)."""
-        (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn, throwaway) = fig
+        (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn, throwaway, home) = fig
         evidence = _evidence(own, payment, harvest, harness)  # Member.evidence, from its figures
         self.n_sum += sign * n
         self.flagged_sum += sign * flagged
@@ -397,6 +402,8 @@ class ClusterState:
         if net:
             _bump(self.nets, net, sign)
             self.netted += sign
+            if home:
+                _bump(self.home_nets, net, sign)
         if asn:
             _bump(self.asns, asn, sign)
         if block:
@@ -495,7 +502,8 @@ class ClusterState:
         if s.flagged > m.flagged:
             m.flagged = s.flagged
         if s.n and ts_ms >= m.seen_ms:
-            m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn = s.own, s.pivot, ts_ms, s.hosting_block, s.net, s.asn
+            m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn, m.home = (s.own, s.pivot, ts_ms, s.hosting_block, s.net,
+                                                                        s.asn, s.home)
         elif not m.block:
             m.block = s.hosting_block  # a value's record of a quiet member's egress (fingerprint._stub)
         if payment_ring and not m.payment:
@@ -623,7 +631,7 @@ class ClusterState:
         self.flagged_members = 0
         self.hosted = self.hosted_plain = self.hosted_no_net = 0
         self.blocks, self.plain_blocks, self.nonet_blocks = {}, {}, {}
-        self.nets, self.netted, self.asns = {}, 0, {}
+        self.nets, self.netted, self.asns, self.home_nets = {}, 0, {}, {}
         self._pool_s = 0
         for m in self.members.values():
             self._count(m, 1)
@@ -638,8 +646,8 @@ class ClusterState:
                 mine.n = max(mine.n, m.n)
                 mine.flagged = max(mine.flagged, m.flagged)
                 if m.seen_ms > mine.seen_ms:
-                    mine.own, mine.pivot, mine.seen_ms, mine.block, mine.net, mine.asn = (
-                        m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn)
+                    mine.own, mine.pivot, mine.seen_ms, mine.block, mine.net, mine.asn, mine.home = (
+                        m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn, m.home)
                 mine.payment = mine.payment or m.payment
                 mine.harvest = mine.harvest or m.harvest
                 mine.harness = mine.harness or m.harness
@@ -759,13 +767,14 @@ def _evidence(own: int, payment: bool, harvest: bool, harness: bool) -> int:
 
 def _reach_moved(before: tuple, after: tuple) -> bool:
     """Whether a member's change of figures (`Member.figures()`: first_ms, young, risky, n, flagged, own, pivot,
-    block, payment, ties, harvest, harness, net, asn, throwaway) changes what attribution's reach reads of its
-    record (its tie and its evidence as any view sees it: `evidence_of`, `tie_cap`): not its first request,
-    youth, pivot, network, operator or throwaway flag (those reach it through the cluster's figures, whose view
-    is another view), nor its request count while it has no flagged request (the count only weighs flagged
-    requests)."""
+    block, payment, ties, harvest, harness, net, asn, throwaway, home) changes what attribution's reach reads of
+    its record (its tie and its evidence as any view sees it: `evidence_of`, `tie_cap`): not its first request,
+    youth, pivot, operator or throwaway flag (those reach it through the cluster's figures, whose view is another
+    view), nor its network unless it is at home (`at_home` reads the network of a member at home), nor its request
+    count while it has no flagged request (the count only weighs flagged requests)."""
     return (before[2] != after[2] or before[4:6] != after[4:6] or before[7:12] != after[7:12]
-            or (before[3] != after[3] and (before[4] or after[4])))
+            or (before[3] != after[3] and (before[4] or after[4])) or before[15] != after[15]
+            or (after[15] and before[12] != after[12]))
 
 
 def _bump(counts: dict[int, int], key: int, sign: int) -> None:

@@ -71,6 +71,10 @@ class Summary(Struct, frozen=True, gc=False):
     # its identity verified (KYC id_verified): a person, whom a ring does not buy by the dozen
     # (fingerprints.unrelated_card.max_verified_share)
     verified: bool = False
+    # every request so far from a home or phone network (fingerprints.residential_asn_types) in its billing
+    # country, so none through a proxy, a VPN or a hosting network: a person at home or on a phone
+    # (policy.attribution.home_cohort, home_weak_max_action). Once lost, not regained
+    home: bool = False
 
     @property
     def eligible(self) -> bool:
@@ -80,32 +84,35 @@ class Summary(Struct, frozen=True, gc=False):
 
     @property
     def level(self) -> int:
-        """Changes when n or flagged crosses a power of two, or the pivot flag flips: when an update is
-        worth forwarding."""
-        return ((self.n.bit_length() * 64 + self.flagged.bit_length()) * 16 + self.own) * 2 + self.pivot
+        """Changes when n or flagged crosses a power of two, the own-evidence bits change, or the pivot or home
+        flag flips: when an update is worth forwarding."""
+        return ((((self.n.bit_length() * 64 + self.flagged.bit_length()) * 16 + self.own) * 2 + self.pivot) * 2
+                + self.home)
 
     @property
     def signature(self) -> int:
         """Everything a fingerprint's state keeps of a member besides when it was last seen: its level,
         eligibility and risk. An account re-reports its values at once when this changes."""
         # level and eligible written out (this runs on every event): the same figures without two property calls
-        level = ((self.n.bit_length() * 64 + self.flagged.bit_length()) * 16 + self.own) * 2 + self.pivot
+        level = ((((self.n.bit_length() * 64 + self.flagged.bit_length()) * 16 + self.own) * 2 + self.pivot) * 2
+                 + self.home)
         return ((level * 2 + (self.young or self.unverified)) * 2 + self.risky) * 2 + self.throwaway
 
     def wire(self) -> list:
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
                 self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
                 self.hosting_block, self.net, self.asn,
-                *((self.country, 1) if self.verified else (self.country,) if self.country else ())]
+                *((self.country, int(self.verified), 1) if self.home else (self.country, 1) if self.verified
+                  else (self.country,) if self.country else ())]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
         # a record from before `net` (twelve fields) knows no network, one from before `asn` (thirteen) no
         # operator, one without `country` (fourteen) no country, one without `verified` (fifteen) no verified
-        # identity
+        # identity, one without `home` (sixteen) no home
         return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
                    w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0, w[14] if len(w) > 14 else "",
-                   len(w) > 15 and bool(w[15]))
+                   len(w) > 15 and bool(w[15]), len(w) > 16 and bool(w[16]))
 
 
 class Observation(Struct, frozen=True, gc=False):

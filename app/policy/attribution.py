@@ -48,6 +48,14 @@ _FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOL
 # request on a harvest template (a ring member's reach), egress, its own or its pool's, and a harness ring
 # (association's)
 _NOT_STRONG = OWN_HARVEST | OWN_POOL | OWN_NETWORK | OWN_HARNESS
+# own evidence that is only what the account sends (its flagged requests, on a harvest template or not)
+_SENT_ONLY = OWN_CONTENT | OWN_HARVEST
+
+
+def _home_weak(home: bool, own: int) -> bool:
+    """A member at home on a line of its own (`at_home`) whose own evidence is only what it sends, reached
+    through a ring's evidence or a harvest template (a weak tie): `home_weak_max_action` caps it."""
+    return home and not own & ~_SENT_ONLY
 
 
 def _structural(bits: int) -> bool:
@@ -161,13 +169,20 @@ def cluster_gate(c: ClusterState, rules: Rules, texts: bool = True) -> Reason | 
                       "a community of aged, verified accounts on shared networks is colleagues, whatever its "
                       "members' content looks like (a lab's benchmark sweeps can read like trace elicitation)"
                       if texts else "")
-    if v.aged_cap == COHORT:  # a cohort at one site (`site_cohort`)
+    if v.aged_cap == COHORT:  # a cohort at one site (`site_cohort`) or at home (`home_cohort`)
         site = site_cohort(c, rules)
-        return Reason("NOT_DECIDED_SITE_COHORT", round(site / c.netted, 4), at.site_min_share,
-                      f"{site} of its {c.netted} members with a known network send from one IP block that is not "
-                      "hosting egress: a cohort at one site (a hackathon at its venue, a class on its campus, new "
-                      "hires in their office), whatever its members share; each is judged on its own behaviour"
-                      if texts else "")
+        if site:
+            return Reason("NOT_DECIDED_SITE_COHORT", round(site / c.netted, 4), at.site_min_share,
+                          f"{site} of its {c.netted} members with a known network send from one IP block that is "
+                          "not hosting egress: a cohort at one site (a hackathon at its venue, a class on its "
+                          "campus, new hires in their office), whatever its members share; each is judged on its "
+                          "own behaviour" if texts else "")
+        home = home_cohort(c, rules)
+        return Reason("NOT_DECIDED_HOME_COHORT", round(home / c.netted, 4), at.home_min_share,
+                      f"{home} of its {c.netted} members with a known network each send from an IP block of their "
+                      "own, every request from their billing country and none through a proxy, a VPN or a hosting "
+                      "network: a cohort at home (an online course's live lesson, its students each on their own "
+                      "line), whatever its members share; each is judged on its own behaviour" if texts else "")
     return None
 
 
@@ -188,6 +203,24 @@ def site_cohort(c: ClusterState, rules: Rules) -> int:
     if n < at.site_min_members or n < at.site_min_share * c.netted:
         return 0
     return 0 if c.throwaways >= at.site_max_throwaway_share * len(c.members) else n
+
+
+def home_cohort(c: ClusterState, rules: Rules) -> int:
+    """Whether the community is a cohort at home (`attribution.home_cohort`): its members at home
+    (`Member.home`: every request of theirs from their billing country, none through a proxy, a VPN or a
+    hosting network) each on an IP block no other member sends from (that of their latest request), when they
+    are at least `min_share` of the members with a known block and at least `min_members` of them, and fewer
+    than `max_throwaway_share` of its members are throwaway accounts: an online course's students in a live
+    lesson, each on their own home line or phone. A campaign's accounts share a proxy pool's exits, rotate
+    through them, or send from abroad or from clouds. 0: not a cohort."""
+    at = rules.policy.attribution
+    if at.home_min_members <= 0 or c.kind != "community" or c.netted < at.home_min_members:
+        return 0
+    nets = c.nets
+    alone = sum(1 for b, k in c.home_nets.items() if k == 1 and nets[b] == 1)
+    if alone < at.home_min_members or alone < at.home_min_share * c.netted:
+        return 0
+    return 0 if c.throwaways >= at.home_max_throwaway_share * len(c.members) else alone
 
 
 def spread_networks(c: ClusterState, rules: Rules) -> bool:
@@ -229,7 +262,8 @@ def _established_majority(c: ClusterState, rules: Rules) -> bool:
 
 # `aged_cap` when the community looks like colleagues again: its aged members are reached by nothing
 NOTHING = "nothing"
-# `aged_cap` of a community that is a cohort at one site (`site_cohort`): no member is reached
+# `aged_cap` of a community that is a cohort at one site (`site_cohort`) or at home (`home_cohort`): no member
+# is reached
 COHORT = "cohort"
 
 
@@ -238,10 +272,11 @@ def aged_cap(c: ClusterState, rules: Rules) -> str | None:
     `cluster_min_risky_share`: `spread_networks.aged_max_action` while its members send from spread networks,
     and `NOTHING` while they do not (aged, verified accounts sharing a site's network are colleagues: a
     decision made while the route was open, still live, reaches none of them from then on). Otherwise
-    `COHORT` while the community is a cohort at one site (`site_cohort`): a decision made before it was one
+    `COHORT` while the community is a cohort at one site (`site_cohort`) or at home (`home_cohort`): a decision
+    made before it was one
     reaches none of its members from then on, risky or not. None: no cap."""
     if not _established_majority(c, rules):
-        return COHORT if site_cohort(c, rules) else None
+        return COHORT if site_cohort(c, rules) or home_cohort(c, rules) else None
     return rules.policy.attribution.spread_aged_max_action if spread_networks(c, rules) else NOTHING
 
 
@@ -286,11 +321,14 @@ class View:
     the share of its requests a member's own flagged requests must make up; None: no pooled content
     evidence) and `shared_blocks` (with `spread` above 1, the hosting blocks that many members send from:
     a member's egress evidence changes when another member comes to or leaves its block, so a view with
-    other blocks is another view, and the reach index is made again)."""
+    other blocks is another view, and the reach index is made again) and `home_shared` (with
+    `home_weak_max_action` in force, the IP blocks members at home send from that members away from home send
+    from too: a proxy exit some of whose users are billed where it is, `at_home`)."""
     spread: int
     pool_share: float | None
     shared_blocks: frozenset[int] = frozenset()
     aged_cap: str | None = None  # `aged_cap`: the most a member that is not risky may get
+    home_shared: frozenset[int] = frozenset()
 
 
 def view(c: ClusterState, rules: Rules) -> View:
@@ -300,10 +338,20 @@ def view(c: ClusterState, rules: Rules) -> View:
         return memo[2]
     sp = spread(c, rules)
     shared = frozenset(c.shared_blocks(sp)) if sp > 1 else frozenset()
-    v = View(sp, rules.policy.attribution.own_content_min_share if pooled(c, rules) else None, shared,
-             aged_cap(c, rules))
+    at = rules.policy.attribution
+    home = (frozenset(b for b, k in c.home_nets.items() if c.nets[b] > k)
+            if at.home_weak_max_action != at.own_weak_max_action else frozenset())
+    v = View(sp, at.own_content_min_share if pooled(c, rules) else None, shared, aged_cap(c, rules), home)
     c.viewed = (c.rev, rules, v)
     return v
+
+
+def at_home(m: Member, v: View) -> bool:
+    """Whether member `m` is at home (`Member.home`, `home_weak_max_action`) on an IP block no member of its
+    cluster away from home sends from (`View.home_shared`), and is no throwaway account: a proxy exit carries
+    accounts billed in other countries too, while neighbours on one ISP's block (two students of a city) are
+    all at home; a disposable email or no KYC is nobody's customer record to protect."""
+    return m.home and not m.throwaway and bool(m.net) and m.net not in v.home_shared
 
 
 def member_evidence(c: ClusterState, m: Member, v: View) -> int:
@@ -343,17 +391,19 @@ class Tie:
 
 
 def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None = None,
-               aged: str | None = None) -> Tie:
+               aged: str | None = None, home: bool | None = None) -> Tie:
     """`evidence`: the member's own evidence as its cluster sees it (`member_evidence`); `aged`: the most a
-    member that is not risky may get (`View.aged_cap`)."""
-    tie = _tie(m, bad_values, rules, evidence)
+    member that is not risky may get (`View.aged_cap`); `home`: whether it is at home on a line of its own
+    (`at_home`; None: `Member.home`)."""
+    tie = _tie(m, bad_values, rules, evidence, m.home if home is None else home)
     cap = _aged(tie.cap, m, aged)
     if cap == tie.cap:
         return tie
     if cap is None and aged == COHORT:
         return Tie(tie.kind, None, tie.code, f"{tie.detail}; at most nothing: a member of a cohort at one site "
-                   "(most of its members send from one IP block that is not hosting egress), whatever it was decided "
-                   "on before")
+                   "(most of its members send from one IP block that is not hosting egress) or at home (most of its "
+                   "members each on a home line or phone of their own in their billing country), whatever it was "
+                   "decided on before")
     if cap is None:
         return Tie(tie.kind, None, tie.code, f"{tie.detail}; at most nothing: an aged, verified member of a community "
                    "of mostly aged, verified accounts on shared networks, colleagues whatever it was decided on before")
@@ -361,7 +411,7 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
                "mostly aged, verified accounts, decided on its members' spread networks")
 
 
-def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None) -> Tie:
+def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None, home: bool) -> Tie:
     at = rules.policy.attribution
     own = m.evidence if evidence is None else evidence
     assoc = at.association_max_action if at.association_max_action != "none" else None
@@ -393,18 +443,31 @@ def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None) ->
             return Tie("own_strong", at.own_strong_max_action, "OWN_EVIDENCE",
                        f"own evidence ({own_text(own)}) and a strong tie to the cluster")
         if m.strongly_tied:
-            return Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
-                       "own evidence only a flagged request on a harvest template: acted on as a ring member, "
-                       "whatever its strong ties")
-        return Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
-                   f"own evidence ({own_text(own)}), tied to the cluster by shared infrastructure or "
-                   "templates only")
+            tie = Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
+                      "own evidence only a flagged request on a harvest template: acted on as a ring member, "
+                      "whatever its strong ties")
+        else:
+            tie = Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
+                      f"own evidence ({own_text(own)}), tied to the cluster by shared infrastructure or "
+                      "templates only")
+        if _home_weak(home, own):
+            cap = _capped(at.own_weak_max_action, _action_or_none(at.home_weak_max_action))
+            if cap != tie.cap:
+                return Tie("own_weak", cap, "OWN_EVIDENCE_WEAK_TIE",
+                           f"{tie.detail}; at most {cap or 'nothing'}: at home (every request from its billing "
+                           "country, none through a proxy, a VPN or a hosting network), its own evidence only "
+                           "what it sends")
+        return tie
     shared = [v for v in m.strong if v in bad_values]
     if shared:
         cap = at.association_max_action if m.risky else at.established_association_max_action
         return Tie("association", None if cap == "none" else cap, "ASSOCIATION",
                    f"no abuse evidence of its own; shares {shared[0]} with members that have")
     return Tie("none", None, "", "no abuse evidence of its own and no strong value shared with a member that has")
+
+
+def _action_or_none(action: str) -> str | None:
+    return None if action == "none" else action
 
 
 def _capped(action: str, cap: str | None) -> str | None:
@@ -499,14 +562,15 @@ def reach(c: ClusterState, ts_ms: int, rules: Rules, allow: Allowlist, only: str
     on a full pass, decisions for the cluster's strong values whose every holder is reached.
 
     Exactly `member_decision(c, acct, m, member_tie(m, flagged_values(c, rules), rules, member_evidence(c, m,
-    view(c, rules)), view(c, rules).aged_cap), ...)` for each member, done with less work, since a link into a
-    decided cluster runs a pass (issue 18): the view, `live_now` and the flagged values are the same for every
-    member of one pass (nothing a pass changes, a member's `dec_until`/`dec_level` or a value's `decided_until`,
-    enters them), so they are made once, and only when needed; a member already holding the live decision at its
-    level is skipped before its tie is made (`_Pass.holds`), and so is one without own evidence and without a
-    flagged strong value (the tie "none", whose cap None reaches nothing) and one holding the live decision at its
-    tie's cap (`_Pass.capped`). A full pass walks only the members its cluster's reach index (`_Index`) has not set
-    aside as holding the live decision at their level or cap; the index also keeps the flagged values.
+    view(c, rules)), view(c, rules).aged_cap, at_home(m, view(c, rules))), ...)` for each member, done with
+    less work, since a link into a decided cluster runs a pass (issue 18): the view, `live_now` and the flagged
+    values are the same for every member of one pass (nothing a pass changes, a member's `dec_until`/`dec_level`
+    or a value's `decided_until`, enters them), so they are made once, and only when needed; a member already
+    holding the live decision at its level is skipped before its tie is made (`_Pass.holds`), and so is one
+    without own evidence and without a flagged strong value (the tie "none", whose cap None reaches nothing) and
+    one holding the live decision at its tie's cap (`_Pass.capped`). A full pass walks only the members its
+    cluster's reach index (`_Index`) has not set aside as holding the live decision at their level or cap; the
+    index also keeps the flagged values.
     """
     live = c.live
     if live is None or ts_ms >= live.until_ms:
@@ -645,7 +709,8 @@ class _Pass:
         if self.capped(m, ev):
             todo.discard(acct)
             return None
-        d = member_decision(self.c, acct, m, member_tie(m, bad, self.rules, ev, self.view().aged_cap), ts_ms,
+        v = self.view()
+        d = member_decision(self.c, acct, m, member_tie(m, bad, self.rules, ev, v.aged_cap, at_home(m, v)), ts_ms,
                             self.rules, allow, late, now=self.now())
         if d is not None:
             todo.discard(acct)
@@ -672,7 +737,8 @@ class _Pass:
         live, now = self.live, self.now()
         if now is None:
             return True  # the live action is no level
-        cap = tie_cap(m, evidence, self.rules, self.view().aged_cap)
+        v = self.view()
+        cap = tie_cap(m, evidence, self.rules, v.aged_cap, at_home(m, v))
         if cap is None:
             return True
         if cap not in LEVELS or m.dec_until < live.until_ms:
@@ -680,18 +746,22 @@ class _Pass:
         return m.dec_level >= LEVELS.index(_capped(now[0], cap))
 
 
-def tie_cap(m: Member, evidence: int, rules: Rules, aged: str | None = None) -> str | None:
+def tie_cap(m: Member, evidence: int, rules: Rules, aged: str | None = None, home: bool | None = None) -> str | None:
     """`member_tie(m, bad, rules, evidence, aged).cap` for a member tied to the cluster's evidence (own evidence,
     or a strong value in `bad`), without the tie's texts (tests/core/test_reach_pass.py checks the two agree)."""
-    return _aged(_tie_cap(m, evidence, rules), m, aged)
+    return _aged(_tie_cap(m, evidence, rules, m.home if home is None else home), m, aged)
 
 
-def _tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
+def _tie_cap(m: Member, evidence: int, rules: Rules, home: bool) -> str | None:
     at = rules.policy.attribution
     if _structural(evidence):
         return at.association_max_action if at.association_max_action != "none" else None
     if evidence:
-        return at.own_strong_max_action if m.strongly_tied and evidence & ~_NOT_STRONG else at.own_weak_max_action
+        if m.strongly_tied and evidence & ~_NOT_STRONG:
+            return at.own_strong_max_action
+        if _home_weak(home, evidence):
+            return _capped(at.own_weak_max_action, _action_or_none(at.home_weak_max_action))
+        return at.own_weak_max_action
     cap = at.association_max_action if m.risky else at.established_association_max_action
     return None if cap == "none" else cap
 

@@ -128,6 +128,20 @@ class Attribution:
     site_min_members: int = 0
     site_min_share: float = 0.5
     site_max_throwaway_share: float = 0.25
+    # ... and so is a community most of whose members (home_min_share of those with a known IP block, at least
+    # home_min_members of them) each send from an IP block of their own that no other member uses, every
+    # request of theirs from their billing country and none through a proxy, a VPN or a hosting network
+    # (`Summary.home`): a cohort at home (an online course's live lesson, its students each on their own home
+    # line or phone), unless home_max_throwaway_share or more of its members are throwaway accounts. A
+    # campaign's accounts share a proxy pool's exits, rotate, or send from abroad or from clouds. 0 members: off
+    home_min_members: int = 0
+    home_min_share: float = 0.7
+    home_max_throwaway_share: float = 0.25
+    # a member at home (`Summary.home`) whose own evidence is only what it sends (flagged requests, on a harvest
+    # template or not), reached through a weak tie (a ring's evidence, or a harvest template), gets at most
+    # this ("none": nothing; it is judged on its own behaviour): a student's chain-of-thought exercise reads
+    # like trace elicitation and shares a campaign's phrasing. The default: own_weak_max_action's
+    home_weak_max_action: str = "challenge"
     own_strong_max_action: str = "block"      # own evidence plus a strong tie to the cluster
     own_weak_max_action: str = "challenge"    # own evidence, tied to the cluster by weak values only
     association_max_action: str = "challenge" # a strong tie to a member with own evidence, none of its own
@@ -239,6 +253,9 @@ class FingerprintRules:
     hosting_asn_types: frozenset[str] = ALL_HOSTING_ASN_TYPES
     # the ASN types of home and phone networks: what ACCT_RESIDENTIAL_ROTATION counts (app.detect.account)
     residential_asn_types: frozenset[str] = RESIDENTIAL_ASN_TYPES
+    # the system prompt hashes that are the provider's own (its consumer app's default prompt): not a value
+    # that links anyone (app.stages.account)
+    first_party_prompts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

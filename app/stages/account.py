@@ -107,6 +107,7 @@ class AccountStage(Stage):
             asn=ev.asn or 0,
             country=ev.country or "",
             verified=st.kyc == "id_verified",
+            home=st.home_n == st.n,
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id
@@ -114,7 +115,7 @@ class AccountStage(Stage):
             ("payment_fp", ev.payment_fp), ("ja4", ev.ja4), ("ip_prefix", ev.ip_prefix), ("device_id", ev.device_id))
             if value is not None and scope in scopes and (allow is None or not allow.allows(scope, value, ts))]
         if "template" in scopes:
-            if ev.system_prompt_hash:
+            if ev.system_prompt_hash and ev.system_prompt_hash not in fr.first_party_prompts:
                 values.append(("template", "sys:" + ev.system_prompt_hash))
             # 16-bit SimHash band keys fill up with unrelated prompts at volume; only the MinHash band keys
             # ("m...") are selective enough to link accounts

@@ -14,6 +14,7 @@ from app.allowlist import Allowlist
 from app.detect.cluster import ClusterState, Live, Member
 from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 from app.policy.attribution import (
+    at_home,
     flagged_values,
     member_decision,
     member_evidence,
@@ -31,9 +32,9 @@ from app.settings import DEFAULT_RULES
 CAPS = ("none", "throttle", "challenge", "block")
 
 
-def member(ties: int, risky: bool, strong: list[str]) -> Member:
+def member(ties: int, risky: bool, strong: list[str], home: bool = False) -> Member:
     m = Member.__new__(Member)
-    m.ties, m.risky, m.strong, m.own, m.payment = ties, risky, strong, 0, False
+    m.ties, m.risky, m.strong, m.own, m.payment, m.home = ties, risky, strong, 0, False, home
     return m
 
 
@@ -50,11 +51,12 @@ def rules(assoc: str, established: str, strong: str, weak: str):
 def test_tie_cap_is_member_ties_cap(assoc, established):
     r = rules(assoc, established, "block", "challenge")
     bad = {"payment_fp:x"}
-    for ties, risky, ev in itertools.product((1, 8, 9), (True, False),
-                                             (OWN_PAYMENT, OWN_CONTENT, OWN_NETWORK | OWN_PAYMENT, OWN_POOL,
-                                              OWN_POOL | OWN_PAYMENT, OWN_POOL | OWN_HARVEST,
-                                              OWN_POOL | OWN_CONTENT, OWN_HARNESS, OWN_HARNESS | OWN_CONTENT, 0)):
-        m = member(ties, risky, ["payment_fp:x"])
+    for ties, risky, home, ev in itertools.product((1, 8, 9), (True, False), (False, True),
+                                                   (OWN_PAYMENT, OWN_CONTENT, OWN_NETWORK | OWN_PAYMENT, OWN_POOL,
+                                                    OWN_POOL | OWN_PAYMENT, OWN_POOL | OWN_HARVEST, OWN_HARVEST,
+                                                    OWN_CONTENT | OWN_HARVEST, OWN_POOL | OWN_CONTENT, OWN_HARNESS,
+                                                    OWN_HARNESS | OWN_CONTENT, 0)):
+        m = member(ties, risky, ["payment_fp:x"], home)
         for aged in (None, "throttle", "challenge", "block"):
             assert tie_cap(m, ev, r, aged) == member_tie(m, bad, r, ev, aged).cap, (ties, risky, ev, aged)
 
@@ -67,7 +69,8 @@ def naive_reach(c: ClusterState, ts: int, rules, allow: Allowlist, only: str | N
     bad, v = flagged_values(c, rules), view(c, rules)
     out = []
     for acct, m in ([(only, c.members[only])] if only in c.members else []) if only else sorted(c.members.items()):
-        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v), v.aged_cap), ts, rules,
+        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v), v.aged_cap,
+                                                   at_home(m, v)), ts, rules,
                             allow, late=only is not None or ts != live.ts_ms)
         if d is not None:
             out.append(d)
@@ -82,22 +85,28 @@ def _summary(rng: random.Random, pool: int) -> Summary:
                    rng.random() < 0.5, rng.randrange(1, 40), rng.randrange(0, 11), risky=rng.random() < 0.6,
                    own=rng.choice((0, 0, 0, OWN_CONTENT, OWN_NETWORK, OWN_CONTENT | OWN_NETWORK)),
                    hosting_block=rng.choice((0, 0, k % 3 + 1, k % 9 + 1)), net=rng.choice((0, 7, k + 1)),
-                   asn=rng.choice((0, 64500, 64500 + k % 4)))
+                   asn=rng.choice((0, 64500, 64500 + k % 4)), home=rng.random() < 0.4)
 
 
 def _again(m: Member, acct: str) -> Summary:
     """A summary that changes nothing of member `m`'s figures (the link may bring a new strong value, or a
     harvest template's evidence)."""
     return Summary(acct, m.org, m.first_ms, m.young, False, m.n, m.flagged, m.pivot, m.risky, m.own, False, m.block,
-                   m.net, m.asn)
+                   m.net, m.asn, home=m.home)
 
 
 def _more(rng: random.Random, m: Member, acct: str) -> Summary:
     """A summary that changes only figures a member's reach does not read (`_reach_moved`), and its request
-    count (read only with flagged requests)."""
+    count (read only with flagged requests): its network too, unless it is at home."""
     return Summary(acct, m.org, m.first_ms - rng.randrange(0, 2) * 1000, rng.random() < 0.5, False,
                    m.n + rng.randrange(0, 5), m.flagged, rng.random() < 0.5, m.risky, m.own, False, m.block,
-                   rng.choice((m.net, 7, 8)), rng.choice((m.asn, 64500, 64509)))
+                   m.net if m.home else rng.choice((m.net, 7, 8)), rng.choice((m.asn, 64500, 64509)), home=m.home)
+
+
+def _moved(rng: random.Random, m: Member, acct: str) -> Summary:
+    """A summary that changes only whether member `m` is at home and its network (`at_home` reads both)."""
+    return Summary(acct, m.org, m.first_ms, m.young, False, m.n, m.flagged, m.pivot, m.risky, m.own, False, m.block,
+                   rng.choice((m.net, 7, 8, 9)), m.asn, home=m.home if rng.random() < 0.5 else not m.home)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -132,6 +141,10 @@ def test_reach_with_its_index_is_reach_by_definition(seed):
             acct = rng.choice(sorted(c.members))
             m = c.members[acct]
             c.add(_more(rng, m, acct), max_members, "template", "", max(ts, m.seen_ms))
+        elif x < 0.43 and c.members:  # a member that goes away from home, or moves to another line
+            acct = rng.choice(sorted(c.members))
+            m = c.members[acct]
+            c.add(_moved(rng, m, acct), max_members, "template", "", max(ts, m.seen_ms))
         elif x < 0.44 and c.members:
             c.remove(rng.choice(sorted(c.members)))
         elif x < 0.48 and c.members:
@@ -189,3 +202,28 @@ def test_a_count_that_takes_pooled_content_away_is_noted_for_the_index():
     want = [d.wire() for d in naive_reach(ref, 4000, r, allow)]
     assert [d.wire() for d in reach(c, 4000, r, allow)] == want
     assert "z" not in {d["value"] for d in want}
+
+
+@pytest.mark.parametrize("move", ["leaves_home", "shares_a_line"])
+def test_a_member_at_home_that_leaves_or_meets_another_on_its_line_is_noted_for_the_index(move):
+    """A ring member at home on a line of its own with content evidence only is not reached (`at_home`,
+    `home_weak_max_action`); once it sends from elsewhere (a VPN: not at home) or moves to a line another member
+    sends from, its tie's cap is the ring's, and the reach index (which a pass set it aside in) takes it up again:
+    a summary changing only its home flag or its network is noted (`_reach_moved`)."""
+    r = rules("challenge", "challenge", "block", "challenge")
+    assert r.policy.attribution.home_weak_max_action == "none"
+    allow = Allowlist(())
+    c = ClusterState("c", 0, "ring")
+    for k in range(4):
+        c.add(Summary(f"r{k}", f"org-{k}", 1000, True, True, 10, 5, risky=True, own=OWN_CONTENT, net=10 + k,
+                      home=k == 0), 50, "template", "", 1000)
+    c.live = Live("dc-1", "challenge", 600, ("CL_SIZE", "CL_CONTENT"), "al-1", "enforce", 2000)
+    first = {d.value for d in reach(c, 2000, r, allow)}
+    assert first == {"r1", "r2", "r3"}  # r0 is at home on its own line
+    home, net = (False, 10) if move == "leaves_home" else (True, 11)
+    c.add(Summary("r0", "org-0", 1000, True, True, 10, 5, risky=True, own=OWN_CONTENT, net=net, home=home), 50,
+          "template", "", 3000)
+    ref = ClusterState.restore(c.snapshot())
+    want = [d.wire() for d in naive_reach(ref, 4000, r, allow)]
+    assert [d["value"] for d in want] == ["r0"]
+    assert [d.wire() for d in reach(c, 4000, r, allow)] == want
