@@ -223,9 +223,14 @@ class BenignPopulation(Group):
         if "nat" in org:
             return org["nat"]
         s, rng = self.spec, self.rng
+        types = s["asn_types"]
+        if s.get("local_networks"):
+            # only kinds of network with an operator in the account's country (`asns` would fall back to
+            # another country's: a student at home abroad)
+            types = {t: w for t, w in types.items() if asns(t, country)[0].country == country} or types
         out = []
         for _ in range(rng.randint(1, 2)):
-            typ = weighted(rng, s["asn_types"])
+            typ = weighted(rng, types)
             pool = asns(typ, country)
             a = pool[int(rng.random() * len(pool))]
             out.append((a, a.ip(rng, s["v6_share"])))

@@ -170,9 +170,9 @@ def _check_trap_knobs(g: dict[str, Any], at: str, source: str, duration: float) 
         return
     if g.get("labs", 1) > g["accounts"]:
         raise ScenarioError(source, f"{at}.labs", "more labs than accounts")
-    if "labs" in g and g["kind"] not in ("research_lab", "hosted_agent", "travellers"):
-        raise ScenarioError(source, f"{at}.labs", "only research_lab (labs), hosted_agent (clouds) and travellers "
-                                                  "(trips) have several sites")
+    if "labs" in g and g["kind"] not in ("research_lab", "hosted_agent", "travellers", "online_course"):
+        raise ScenarioError(source, f"{at}.labs", "only research_lab (labs), hosted_agent (clouds), travellers "
+                                                  "(trips) and online_course (countries) have several sites")
     trip = {**TRAP_DEFAULTS[g["kind"]].get("trip", {}), **g.get("trip", {})}
     if "trip" in g and "trip" not in TRAP_DEFAULTS[g["kind"]]:
         raise ScenarioError(source, f"{at}.trip", f"not a knob of kind {g['kind']!r}")

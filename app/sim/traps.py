@@ -63,6 +63,27 @@ TRAP_DEFAULTS: dict[str, dict[str, Any]] = {
                    "gap_seconds": [40, 400], "sessions": [0, 2], "template_families": {"class_exercise": 1},
                    "pin_phrasing": True},
     },
+    # a live lesson of an online course on reasoning models: new accounts, each student at home (their own
+    # home line or phone, in their own country: no shared network), the course notebook's system prompt,
+    # opening the lesson's chain-of-thought exercises within minutes of each other, exercises a content
+    # classifier reads as trace elicitation ("write out your complete chain of thought"). `labs`: the
+    # countries the cohort comes from (one site each, with no NAT)
+    "online_course": {
+        "labs": 3, "org_per_account": 1.0, "card_scope": "account", "no_card_fraction": 0.7, "local_networks": True,
+        "countries": {"US": 3, "IN": 2, "GB": 1, "DE": 1, "BR": 1, "CA": 1, "FR": 1, "JP": 1},
+        "asn_types": {"residential": 0.8, "mobile": 0.2}, "v6_share": 0.1,
+        "access_paths": {"api": 0.7, "consumer_app": 0.3}, "stacks": _SDK, "tiers": {"free": 0.8, "build": 0.2},
+        "signup_channels": {"edu": 0.4, "standard": 0.6}, "kyc": {"email": 0.8, "card": 0.2},
+        "email_domain_classes": {"freemail": 0.65, "edu": 0.3, "disposable": 0.05}, "account_age_days": [0.02, 5],
+        "session_length": 5, "session_gap_seconds": [20, 300], "diurnal": "human",
+        "template_families": {"homework": 1.0, "explain": 0.6, "dev_question": 0.4},
+        "followup_family": "class_followup", "system_prompts": 1, "system_prompt_share": 0.8,
+        "thinking": 0.6, "models": {"large": 0.5, "medium": 0.5}, "output_tokens": [150, 2500],
+        "thinking_tokens": [300, 6000], "context_tokens": [0, 2000], "keys_per_account": [1, 1],
+        "cohort": {"at_hours": 1, "spread_minutes": 8, "hours": 1.5, "first_requests": [3, 10],
+                   "gap_seconds": [30, 300], "sessions": [0, 2],
+                   "template_families": {"bench_cot_trace": 1.0, "bench_cot": 1.0}, "pin_phrasing": False},
+    },
     # a hackathon: new accounts behind the venue NAT, the organisers' starter kit, coding agents all night
     "hackathon": {
         "org_per_account": 1.0, "card_scope": "account", "no_card_fraction": 1.0, "nat_ips": 1,

@@ -346,6 +346,13 @@ _POPULATIONS: dict[str, dict[str, Any]] = {
         "trip.second_layover": Num(0, 0.5),
         "trip.hotel_share": Num(0.3, 0.8), "trip.esim_share": Num(0, 0.6),
     },
+    "online_course": {
+        "accounts": Num(20, 120, integer=True), "countries": Num(1, 5, integer=True), "start_at": Num(0.05, 0.7),
+        "class_hours": Num(0.75, 2), "system_prompt_share": Num(0.3, 0.95),
+        "requests_per_account_hour": Num(0.02, 0.2),
+        # weight of the chain-of-thought exercises that read as trace elicitation (bench_cot 1.0)
+        "trace_weight": Num(0.2, 2),
+    },
 }
 
 _WORLD: dict[str, Any] = {
@@ -372,7 +379,7 @@ GROUP_NAMES = {
     "research_lab": "research_labs", "classroom": "course_session", "hackathon": "hack_weekend",
     "onboarding_wave": "new_hires", "security_research": "red_team_programme", "eval_vendor": "eval_house",
     "agent_launch": "launch_crowd", "vpn_team": "vpn_startup", "hosted_agent": "byok_tool_users",
-    "travellers": "away_team",
+    "travellers": "away_team", "online_course": "online_lesson",
     "stealth": "stealth_trickle", "trace_variant": "trace_coercion",
 }
 
@@ -481,6 +488,8 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
         p.update(accounts=g("orgs") * g("accounts_per_org"), orgs=g("orgs"))
     elif kind == "travellers":
         p.update(accounts=g("trips") * g("travellers_per_trip"), labs=g("trips"))
+    elif kind == "online_course":
+        p.update(accounts=max(g("accounts"), g("countries")), labs=g("countries"))
     else:
         p["accounts"] = g("accounts")
     p["requests_per_account_hour"] = g("requests_per_account_hour")
@@ -499,6 +508,10 @@ def _population(kind: str, k: dict[str, Any], dur: float) -> dict[str, Any]:
     elif kind == "classroom":
         p["system_prompt_share"] = g("system_prompt_share")
         p["cohort"] = {"at_hours": round(g("start_at") * dur, 2), "hours": g("class_hours")}
+    elif kind == "online_course":
+        p["system_prompt_share"] = g("system_prompt_share")
+        p["cohort"] = {"at_hours": round(g("start_at") * dur, 2), "hours": g("class_hours"),
+                       "template_families": {"bench_cot_trace": g("trace_weight"), "bench_cot": 1.0}}
     elif kind == "hackathon":
         lo, hi = g("sessions")
         p["cohort"] = {"at_hours": round(g("start_at") * dur, 2), "hours": g("event_hours"),

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 SEEDS = [1001, 1003, 1005]
 TRAPS = {"research_lab", "classroom", "hackathon", "onboarding_wave", "security_research", "eval_vendor",
-         "agent_launch", "vpn_team", "hosted_agent", "travellers"}
+         "agent_launch", "vpn_team", "hosted_agent", "travellers", "online_course"}
 RECALL_FLOOR = 0.9       # every world
 RECALL_MEAN = 0.95
 FPR_MAX = 0.001          # issue 17's target, every world

@@ -19,7 +19,7 @@ from app.sim.worlds import RANGES, SIZES, BySize, range_of
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "simulator.md"
 TRAPS = {"research_lab", "classroom", "hackathon", "onboarding_wave", "security_research", "eval_vendor",
-         "agent_launch", "vpn_team", "hosted_agent", "travellers"}
+         "agent_launch", "vpn_team", "hosted_agent", "travellers", "online_course"}
 ALL_KINDS = TRAPS | {"casual_consumers", "developers_coding_agents", "enterprise_batch", "university_eval",
                      "llm_judges", "routers_aggregators", "journalists_sensitive", "chinese_language_users"}
 ARCHETYPES = {"reasoning_harvester", "agentic_harvester", "release_tracker", "hydra_reseller", "stealth"}
@@ -97,8 +97,11 @@ def test_scenario_values_follow_the_knobs() -> None:
             for kind in ("classroom", "hackathon", "onboarding_wave"):
                 assert 20 <= pops[kind]["accounts"] <= 80
             assert 0 <= pops["onboarding_wave"]["org_per_account"] <= 1
-            for kind in ("classroom", "hackathon"):
+            for kind in ("classroom", "hackathon", "online_course"):
                 assert 0 <= pops[kind]["cohort"]["at_hours"] < sc.duration_hours
+            course = pops["online_course"]
+            assert 1 <= course["labs"] <= 5 and 20 <= course["accounts"] <= 120
+            assert 0.2 <= course["cohort"]["template_families"]["bench_cot_trace"] <= 2
 
 
 def test_same_seed_same_world_other_seed_other_knobs() -> None:
