@@ -136,7 +136,7 @@ class Attribution:
     # campaign's accounts share a proxy pool's exits, rotate, or send from abroad or from clouds. 0 members: off
     home_min_members: int = 0
     home_min_share: float = 0.7
-    home_max_throwaway_share: float = 0.25
+    home_max_throwaway_share: float = 0.5
     # a member at home (`Summary.home`) whose own evidence is only what it sends (flagged requests, on a harvest
     # template or not), reached through a weak tie (a ring's evidence, or a harvest template), gets at most
     # this ("none": nothing; it is judged on its own behaviour): a student's chain-of-thought exercise reads

@@ -52,7 +52,7 @@ def lesson(rules, n: int = 10, requests: int = 5, asn_type: str = "residential",
 
 def test_the_packaged_rules_hold_cohorts_at_home_and_weak_ties_at_home(rules):
     at = rules.policy.attribution
-    assert (at.home_min_members, at.home_min_share, at.home_max_throwaway_share) == (2, 0.7, 0.25)
+    assert (at.home_min_members, at.home_min_share, at.home_max_throwaway_share) == (2, 0.7, 0.5)
     assert at.home_weak_max_action == "none"
 
 
@@ -81,7 +81,7 @@ def test_without_the_rules_the_lesson_is_decided_and_its_students_blocked():
 def test_the_same_lesson_through_a_vpn_from_abroad_on_shared_exits_or_of_throwaways_is_decided(rules, how):
     feed, outs = lesson(rules, asn_type="vpn" if how == "vpn" else "residential", abroad=how == "abroad",
                         shared_exits=how == "shared_exits",
-                        disposable=frozenset({0, 1, 2}) if how == "throwaways" else frozenset())
+                        disposable=frozenset(range(5)) if how == "throwaways" else frozenset())
     assert attribution.home_cohort(feed.cluster_of("s0"), rules) == 0
     assert "NOT_DECIDED_HOME_COHORT" not in _gate_codes(outs)
     assert len(member_decisions(outs)) == 10
@@ -104,8 +104,8 @@ def _community(homes: list[int], nets: list[int], throwaway: int = 0) -> Cluster
     ([1, 1, 0, 0], [7, 8, 9, 10], 0, 0),         # half of them
     ([1, 1, 1, 1], [7, 8, 9, 9], 0, 0),          # two of four alone
     ([1, 1, 1, 0], [7, 8, 9, 9], 0, 0),          # one at home shares a block with one not at home
-    ([1, 1, 1, 1], [7, 8, 9, 10], 1, 0),         # a quarter throwaway
-    ([1, 1, 1, 1, 1], [7, 8, 9, 10, 11], 1, 5),  # a fifth throwaway
+    ([1, 1, 1, 1], [7, 8, 9, 10], 2, 0),         # half of them throwaway
+    ([1, 1, 1, 1, 1, 1, 1], [7, 8, 9, 10, 11, 12, 13], 2, 7),  # two of seven throwaway (a lesson's first seven)
 ])
 def test_the_home_test(rules, homes, nets, throwaway, alone):
     assert attribution.home_cohort(_community(homes, nets, throwaway), rules) == alone
