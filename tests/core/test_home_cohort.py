@@ -21,7 +21,7 @@ from app.policy import attribution
 from app.rules.load import compile_rules
 from tests.core.test_clusters import T0, Feed, rules_doc, with_changes, young
 from tests.core.test_harness_ring import member_decisions
-from tests.core.test_site_cohort import _gate_codes
+from tests.core.test_site_cohort import _gate_codes, undecided_cohort
 from tests.traffic import TRACE_PROMPTS
 
 NOTEBOOK = "course-notebook-1"
@@ -58,10 +58,7 @@ def test_the_packaged_rules_hold_cohorts_at_home_and_weak_ties_at_home(rules):
 
 def test_an_online_lesson_is_not_decided_and_nobody_in_it_is_acted_on(rules):
     feed, outs = lesson(rules)
-    assert member_decisions(outs) == {}
-    assert not any(d.scope == "account" for o in outs for d in o.decisions)
-    assert "NOT_DECIDED_HOME_COHORT" in _gate_codes(outs)
-    c = feed.cluster_of("s0")
+    c = undecided_cohort(feed, outs, "NOT_DECIDED_HOME_COHORT", "s0")
     assert len(c.members) == 10 and attribution.home_cohort(c, rules) == 10
     assert attribution.site_cohort(c, rules) == 0  # no shared site: ten lines
     # they have evidence of their own: it is their being at home, not their behaviour, that keeps it undecided

@@ -43,6 +43,14 @@ def _gate_codes(outs) -> set[str]:
             if r.code.startswith("NOT_DECIDED")}
 
 
+def undecided_cohort(feed, outs, code: str, acct: str):
+    """The community of `acct` after `outs`: nobody was acted on, and its cluster alerts said why (`code`)."""
+    assert member_decisions(outs) == {}
+    assert not any(d.scope == "account" for o in outs for d in o.decisions)
+    assert code in _gate_codes(outs)
+    return feed.cluster_of(acct)
+
+
 def test_the_packaged_rules_hold_cohorts_of_two_on_one_block_with_few_throwaways(rules):
     at = rules.policy.attribution
     assert (at.site_min_members, at.site_min_share, at.site_max_throwaway_share) == (2, 0.5, 0.25)
@@ -50,10 +58,7 @@ def test_the_packaged_rules_hold_cohorts_of_two_on_one_block_with_few_throwaways
 
 def test_a_hackathon_whose_two_curious_participants_ask_for_hidden_reasoning_is_not_decided(rules):
     feed, outs = hackathon(rules)
-    assert member_decisions(outs) == {}
-    assert not any(d.scope == "account" for o in outs for d in o.decisions)
-    assert "NOT_DECIDED_SITE_COHORT" in _gate_codes(outs)
-    c = feed.cluster_of("h0")
+    c = undecided_cohort(feed, outs, "NOT_DECIDED_SITE_COHORT", "h0")
     assert len(c.members) == 12 and attribution.site_cohort(c, rules) == 12
     # the two have evidence of their own: it is the site, not their behaviour, that keeps the cohort undecided
     view = attribution.view(c, rules)
