@@ -273,8 +273,7 @@ def aged_cap(c: ClusterState, rules: Rules) -> str | None:
     and `NOTHING` while they do not (aged, verified accounts sharing a site's network are colleagues: a
     decision made while the route was open, still live, reaches none of them from then on). Otherwise
     `COHORT` while the community is a cohort at one site (`site_cohort`) or at home (`home_cohort`): a decision
-    made before it was one
-    reaches none of its members from then on, risky or not. None: no cap."""
+    made before it was one reaches none of its members from then on, risky or not. None: no cap."""
     if not _established_majority(c, rules):
         return COHORT if site_cohort(c, rules) or home_cohort(c, rules) else None
     return rules.policy.attribution.spread_aged_max_action if spread_networks(c, rules) else NOTHING

@@ -204,12 +204,13 @@ def test_a_count_that_takes_pooled_content_away_is_noted_for_the_index():
     assert "z" not in {d["value"] for d in want}
 
 
-@pytest.mark.parametrize("move", ["leaves_home", "shares_a_line"])
+@pytest.mark.parametrize("move", ["leaves_home", "shares_a_line", "turns_throwaway"])
 def test_a_member_at_home_that_leaves_or_meets_another_on_its_line_is_noted_for_the_index(move):
     """A ring member at home on a line of its own with content evidence only is not reached (`at_home`,
     `home_weak_max_action`); once it sends from elsewhere (a VPN: not at home) or moves to a line another member
-    sends from, its tie's cap is the ring's, and the reach index (which a pass set it aside in) takes it up again:
-    a summary changing only its home flag or its network is noted (`_reach_moved`)."""
+    sends from, or turns out a throwaway account (a disposable email), its tie's cap is the ring's, and the reach
+    index (which a pass set it aside in) takes it up again: a summary changing only its home flag, its network or
+    its throwaway flag is noted (`_reach_moved`)."""
     r = rules("challenge", "challenge", "block", "challenge")
     assert r.policy.attribution.home_weak_max_action == "none"
     allow = Allowlist(())
@@ -220,9 +221,9 @@ def test_a_member_at_home_that_leaves_or_meets_another_on_its_line_is_noted_for_
     c.live = Live("dc-1", "challenge", 600, ("CL_SIZE", "CL_CONTENT"), "al-1", "enforce", 2000)
     first = {d.value for d in reach(c, 2000, r, allow)}
     assert first == {"r1", "r2", "r3"}  # r0 is at home on its own line
-    home, net = (False, 10) if move == "leaves_home" else (True, 11)
-    c.add(Summary("r0", "org-0", 1000, True, True, 10, 5, risky=True, own=OWN_CONTENT, net=net, home=home), 50,
-          "template", "", 3000)
+    home, net = (False, 10) if move == "leaves_home" else (True, 11) if move == "shares_a_line" else (True, 10)
+    c.add(Summary("r0", "org-0", 1000, True, True, 10, 5, risky=True, own=OWN_CONTENT, net=net, home=home,
+                  throwaway=move == "turns_throwaway"), 50, "template", "", 3000)
     ref = ClusterState.restore(c.snapshot())
     want = [d.wire() for d in naive_reach(ref, 4000, r, allow)]
     assert [d["value"] for d in want] == ["r0"]
