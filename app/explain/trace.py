@@ -400,8 +400,7 @@ class AccountTrace:
                              if a != self.account_id and attribution.member_evidence(c, o, view) and v in o.strong)
             path.append((v, holders[:5]))
         evidence = attribution.member_evidence(c, m, view)
-        return (attribution.member_tie(m, bad, self.rules, evidence, view.aged_cap, attribution.at_home(m, view)),
-                path, evidence)
+        return attribution.member_tie(m, bad, self.rules, evidence, view.aged_cap), path, evidence
 
     def _alerts(self, out: Output) -> None:
         me = self.account_id

@@ -188,21 +188,12 @@ def test_the_knobs_are_validated():
             compile_rules(doc, "<test>")
 
 
-def test_at_home_on_a_block_only_neighbours_at_home_share(rules):
-    # s0 and s1 at home on one ISP's block (two students of a city); s2 at home on a block that s3, billed
-    # abroad, sends from too (a proxy exit): s2 is not at home on it
+def test_at_home_is_the_members_own_record(rules):
+    # at home and no throwaway: whoever else sends from its block (neighbours on one ISP's block, a proxy exit)
     c = ClusterState("c", T0, "ring")
-    for k, (home, net) in enumerate(((True, 7), (True, 7), (True, 8), (False, 8))):
-        c.add(Summary(f"s{k}", f"o{k}", T0, True, True, 5, 2, risky=True, own=OWN_CONTENT, net=net, home=home),
-              64, "template", "", T0)
-    v = attribution.view(c, rules)
-    assert v.home_shared == frozenset({8})
-    assert {a: attribution.at_home(m, v) for a, m in c.members.items()} == {
-        "s0": True, "s1": True, "s2": False, "s3": False}
-    # a throwaway account (a disposable email) at home on a line of its own is not protected
-    c.add(Summary("s4", "o4", T0, True, True, 5, 2, risky=True, own=OWN_CONTENT, net=9, home=True, throwaway=True),
-          64, "template", "", T0)
-    assert not attribution.at_home(c.members["s4"], attribution.view(c, rules))
-    # with home_weak_max_action the ring's own (off), no view keeps the blocks
-    off = with_changes(lambda d: d["policy"]["attribution"].update(home_weak_max_action="challenge"))
-    assert attribution.view(c, off).home_shared == frozenset()
+    for k, (home, net, throwaway) in enumerate(((True, 7, False), (True, 7, False), (True, 8, False),
+                                                (False, 8, False), (True, 9, True))):
+        c.add(Summary(f"s{k}", f"o{k}", T0, True, True, 5, 2, risky=True, own=OWN_CONTENT, net=net, home=home,
+                      throwaway=throwaway), 64, "template", "", T0)
+    assert {a: attribution.at_home(m) for a, m in c.members.items()} == {
+        "s0": True, "s1": True, "s2": True, "s3": False, "s4": False}

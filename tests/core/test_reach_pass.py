@@ -14,7 +14,6 @@ from app.allowlist import Allowlist
 from app.detect.cluster import ClusterState, Live, Member
 from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
 from app.policy.attribution import (
-    at_home,
     flagged_values,
     member_decision,
     member_evidence,
@@ -34,7 +33,7 @@ CAPS = ("none", "throttle", "challenge", "block")
 
 def member(ties: int, risky: bool, strong: list[str], home: bool = False) -> Member:
     m = Member.__new__(Member)
-    m.ties, m.risky, m.strong, m.own, m.payment, m.home = ties, risky, strong, 0, False, home
+    m.ties, m.risky, m.strong, m.own, m.payment, m.home, m.throwaway = ties, risky, strong, 0, False, home, False
     return m
 
 
@@ -69,8 +68,7 @@ def naive_reach(c: ClusterState, ts: int, rules, allow: Allowlist, only: str | N
     bad, v = flagged_values(c, rules), view(c, rules)
     out = []
     for acct, m in ([(only, c.members[only])] if only in c.members else []) if only else sorted(c.members.items()):
-        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v), v.aged_cap,
-                                                   at_home(m, v)), ts, rules,
+        d = member_decision(c, acct, m, member_tie(m, bad, rules, member_evidence(c, m, v), v.aged_cap), ts, rules,
                             allow, late=only is not None or ts != live.ts_ms)
         if d is not None:
             out.append(d)
@@ -97,14 +95,14 @@ def _again(m: Member, acct: str) -> Summary:
 
 def _more(rng: random.Random, m: Member, acct: str) -> Summary:
     """A summary that changes only figures a member's reach does not read (`_reach_moved`), and its request
-    count (read only with flagged requests): its network too, unless it is at home."""
+    count (read only with flagged requests), and its network."""
     return Summary(acct, m.org, m.first_ms - rng.randrange(0, 2) * 1000, rng.random() < 0.5, False,
                    m.n + rng.randrange(0, 5), m.flagged, rng.random() < 0.5, m.risky, m.own, False, m.block,
-                   m.net if m.home else rng.choice((m.net, 7, 8)), rng.choice((m.asn, 64500, 64509)), home=m.home)
+                   rng.choice((m.net, 7, 8)), rng.choice((m.asn, 64500, 64509)), home=m.home)
 
 
 def _moved(rng: random.Random, m: Member, acct: str) -> Summary:
-    """A summary that changes only whether member `m` is at home and its network (`at_home` reads both)."""
+    """A summary that changes only whether member `m` is at home (`at_home` reads it) and its network."""
     return Summary(acct, m.org, m.first_ms, m.young, False, m.n, m.flagged, m.pivot, m.risky, m.own, False, m.block,
                    rng.choice((m.net, 7, 8, 9)), m.asn, home=m.home if rng.random() < 0.5 else not m.home)
 
@@ -204,13 +202,12 @@ def test_a_count_that_takes_pooled_content_away_is_noted_for_the_index():
     assert "z" not in {d["value"] for d in want}
 
 
-@pytest.mark.parametrize("move", ["leaves_home", "shares_a_line", "turns_throwaway"])
-def test_a_member_at_home_that_leaves_or_meets_another_on_its_line_is_noted_for_the_index(move):
-    """A ring member at home on a line of its own with content evidence only is not reached (`at_home`,
-    `home_weak_max_action`); once it sends from elsewhere (a VPN: not at home) or moves to a line another member
-    sends from, or turns out a throwaway account (a disposable email), its tie's cap is the ring's, and the reach
-    index (which a pass set it aside in) takes it up again: a summary changing only its home flag, its network or
-    its throwaway flag is noted (`_reach_moved`)."""
+@pytest.mark.parametrize("move", ["leaves_home", "turns_throwaway"])
+def test_a_member_at_home_that_leaves_or_turns_out_a_throwaway_is_noted_for_the_index(move):
+    """A ring member at home with content evidence only is not reached (`at_home`, `home_weak_max_action`); once
+    it sends from elsewhere (a VPN: not at home) or turns out a throwaway account (a disposable email), its tie's
+    cap is the ring's, and the reach index (which a pass set it aside in) takes it up again: a summary changing
+    only its home or throwaway flag is noted (`_reach_moved`)."""
     r = rules("challenge", "challenge", "block", "challenge")
     assert r.policy.attribution.home_weak_max_action == "none"
     allow = Allowlist(())
@@ -221,8 +218,8 @@ def test_a_member_at_home_that_leaves_or_meets_another_on_its_line_is_noted_for_
     c.live = Live("dc-1", "challenge", 600, ("CL_SIZE", "CL_CONTENT"), "al-1", "enforce", 2000)
     first = {d.value for d in reach(c, 2000, r, allow)}
     assert first == {"r1", "r2", "r3"}  # r0 is at home on its own line
-    home, net = (False, 10) if move == "leaves_home" else (True, 11) if move == "shares_a_line" else (True, 10)
-    c.add(Summary("r0", "org-0", 1000, True, True, 10, 5, risky=True, own=OWN_CONTENT, net=net, home=home,
+    home = move != "leaves_home"
+    c.add(Summary("r0", "org-0", 1000, True, True, 10, 5, risky=True, own=OWN_CONTENT, net=10, home=home,
                   throwaway=move == "turns_throwaway"), 50, "template", "", 3000)
     ref = ClusterState.restore(c.snapshot())
     want = [d.wire() for d in naive_reach(ref, 4000, r, allow)]
