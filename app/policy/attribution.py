@@ -52,10 +52,10 @@ _NOT_STRONG = OWN_HARVEST | OWN_POOL | OWN_NETWORK | OWN_HARNESS
 _SENT_ONLY = OWN_CONTENT | OWN_HARVEST
 
 
-def _home_weak(home: bool, own: int) -> bool:
-    """A member at home on a line of its own (`at_home`) whose own evidence is only what it sends, reached
-    through a ring's evidence or a harvest template (a weak tie): `home_weak_max_action` caps it."""
-    return home and not own & ~_SENT_ONLY
+def _home_weak(m: Member, own: int) -> bool:
+    """A member at home (`at_home`) whose own evidence `own` is only what it sends, reached through a ring's
+    evidence or a harvest template (a weak tie): `home_weak_max_action` caps it."""
+    return not own & ~_SENT_ONLY and at_home(m)
 
 
 def _structural(bits: int) -> bool:
@@ -216,8 +216,12 @@ def home_cohort(c: ClusterState, rules: Rules) -> int:
     at = rules.policy.attribution
     if at.home_min_members <= 0 or c.kind != "community" or c.netted < at.home_min_members:
         return 0
+    home_nets = c.home_nets
+    # a member alone on its block holds a block of its own: too few such blocks, and no need to count them
+    if len(home_nets) < at.home_min_members or len(home_nets) < at.home_min_share * c.netted:
+        return 0
     nets = c.nets
-    alone = sum(1 for b, k in c.home_nets.items() if k == 1 and nets[b] == 1)
+    alone = sum(1 for b, k in home_nets.items() if k == 1 and nets[b] == 1)
     if alone < at.home_min_members or alone < at.home_min_share * c.netted:
         return 0
     return 0 if c.throwaways >= at.home_max_throwaway_share * len(c.members) else alone
@@ -389,7 +393,7 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
                aged: str | None = None) -> Tie:
     """`evidence`: the member's own evidence as its cluster sees it (`member_evidence`); `aged`: the most a
     member that is not risky may get (`View.aged_cap`)."""
-    tie = _tie(m, bad_values, rules, evidence, at_home(m))
+    tie = _tie(m, bad_values, rules, evidence)
     cap = _aged(tie.cap, m, aged)
     if cap == tie.cap:
         return tie
@@ -405,7 +409,7 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
                "mostly aged, verified accounts, decided on its members' spread networks")
 
 
-def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None, home: bool) -> Tie:
+def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None) -> Tie:
     at = rules.policy.attribution
     own = m.evidence if evidence is None else evidence
     assoc = at.association_max_action if at.association_max_action != "none" else None
@@ -444,7 +448,7 @@ def _tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | None, ho
             tie = Tie("own_weak", at.own_weak_max_action, "OWN_EVIDENCE_WEAK_TIE",
                       f"own evidence ({own_text(own)}), tied to the cluster by shared infrastructure or "
                       "templates only")
-        if _home_weak(home, own):
+        if _home_weak(m, own):
             cap = _capped(at.own_weak_max_action, _action_or_none(at.home_weak_max_action))
             if cap != tie.cap:
                 return Tie("own_weak", cap, "OWN_EVIDENCE_WEAK_TIE",
@@ -740,17 +744,17 @@ class _Pass:
 def tie_cap(m: Member, evidence: int, rules: Rules, aged: str | None = None) -> str | None:
     """`member_tie(m, bad, rules, evidence, aged).cap` for a member tied to the cluster's evidence (own evidence,
     or a strong value in `bad`), without the tie's texts (tests/core/test_reach_pass.py checks the two agree)."""
-    return _aged(_tie_cap(m, evidence, rules, at_home(m)), m, aged)
+    return _aged(_tie_cap(m, evidence, rules), m, aged)
 
 
-def _tie_cap(m: Member, evidence: int, rules: Rules, home: bool) -> str | None:
+def _tie_cap(m: Member, evidence: int, rules: Rules) -> str | None:
     at = rules.policy.attribution
     if _structural(evidence):
         return at.association_max_action if at.association_max_action != "none" else None
     if evidence:
         if m.strongly_tied and evidence & ~_NOT_STRONG:
             return at.own_strong_max_action
-        if _home_weak(home, evidence):
+        if _home_weak(m, evidence):
             return _capped(at.own_weak_max_action, _action_or_none(at.home_weak_max_action))
         return at.own_weak_max_action
     cap = at.association_max_action if m.risky else at.established_association_max_action
