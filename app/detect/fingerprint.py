@@ -36,12 +36,12 @@ class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
     # `seq`: its place in the value's member order, set only while the value keeps an eviction heap (FpState)
-    __slots__ = ("asn", "block", "cc", "eligible", "hit", "last_ms", "level", "linkable", "net", "org", "own",
-                 "risky", "seq", "throwaway", "verified", "young")
+    __slots__ = ("asn", "block", "cc", "eligible", "hit", "home", "last_ms", "level", "linkable", "net", "org",
+                 "own", "risky", "seq", "throwaway", "verified", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
                  eligible: int, throwaway: int, hit: int = 0, block: int = 0, net: int = 0, asn: int = 0,
-                 cc: str = "", verified: int = 0) -> None:
+                 cc: str = "", verified: int = 0, home: int = 0) -> None:
         self.last_ms = last_ms        # event time it was last seen on this value
         self.org = org                # "" when none
         self.linkable = linkable      # the value may link it
@@ -68,14 +68,17 @@ class FpMember:
         # ... and whether its identity is verified (Summary.verified), on a payment method only: a card that
         # mostly verified people share is colleagues' (unrelated_card.max_verified_share)
         self.verified = verified
+        # ... and whether it is at home (Summary.home), on every value: a weak value links a quiet member by
+        # this record alone (`_stub`), and a member at home is capped on a weak tie (home_weak_max_action)
+        self.home = home
 
     def snapshot(self) -> list:
         """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit`,
-        `block`, `net`, `asn`, `cc` and `verified` only when set (nine fields otherwise, as before they existed)."""
-        tail = ([self.hit, self.block, self.net, self.asn, self.cc, 1] if self.verified else
-                [self.hit, self.block, self.net, self.asn, self.cc] if self.cc else
-                [self.hit, self.block, self.net, self.asn] if self.asn else [self.hit, self.block, self.net]
-                if self.net else [self.hit, self.block] if self.block else [1] if self.hit else [])
+        `block`, `net`, `asn`, `cc`, `verified` and `home` only up to the last one set (nine fields when none
+        is, as before they existed)."""
+        tail = [self.hit, self.block, self.net, self.asn, self.cc, self.verified, self.home]
+        while tail and not tail[-1]:
+            tail.pop()
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
                 self.throwaway, *tail]
 
@@ -408,7 +411,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             fp.established += 1
         hit = +obs.hit
         m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
-                     s.hosting_block, net, asn, cc, verified)
+                     s.hosting_block, net, asn, cc, verified, +s.home)
         members[account] = m
         fp.hits += hit
         fp.n_rot += rot
@@ -436,6 +439,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         m.asn = asn
         m.cc = cc
         m.verified = verified
+        m.home = +s.home
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
@@ -603,4 +607,4 @@ def _stub(acct: str, r: FpMember) -> Summary:
     """A member known to this fingerprint only by org, eligibility and egress: its full summary reaches the
     cluster stage with its own next observation (never, for an account whose one session is over)."""
     return Summary(acct, r.org or None, r.last_ms, bool(r.young), False, 0, 0, risky=bool(r.risky), own=r.own,
-                   throwaway=bool(r.throwaway), hosting_block=r.block, net=r.net)
+                   throwaway=bool(r.throwaway), hosting_block=r.block, net=r.net, home=bool(r.home))

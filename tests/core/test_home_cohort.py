@@ -29,11 +29,11 @@ COUNTRIES = ("US", "IN", "GB", "DE", "BR", "CA", "FR", "JP")
 
 
 def lesson(rules, n: int = 10, requests: int = 5, asn_type: str = "residential", abroad: bool = False,
-           shared_exits: bool = False, disposable: frozenset[int] = frozenset()):
-    """`n` new students of as many orgs, email KYC, on the notebook's system prompt, in turns of one request
-    each, every request a chain-of-thought exercise that reads as trace elicitation. Each on its own line in
-    its billing country; `abroad`: billed elsewhere; `shared_exits`: two students per IP block (a pool's exits);
-    `asn_type`: their networks' kind."""
+           shared_exits: bool = False, disposable: frozenset[int] = frozenset(), notebook: bool = True):
+    """`n` new students of as many orgs, email KYC, on the notebook's system prompt (`notebook`; else none),
+    in turns of one request each, every request a chain-of-thought exercise that reads as trace elicitation.
+    Each on its own line in its billing country; `abroad`: billed elsewhere; `shared_exits`: two students per IP
+    block (a pool's exits); `asn_type`: their networks' kind."""
     feed, outs = Feed(rules), []
     for r in range(requests):
         for k in range(n):
@@ -45,7 +45,7 @@ def lesson(rules, n: int = 10, requests: int = 5, asn_type: str = "residential",
             outs.append(feed(f"s{k}", f"org-{k}", acct,
                              client={"ip": f"{81 + block}.{block}.9.{7 + k}", "asn_type": asn_type,
                                      "asn": 64500 + block, "country": cc},
-                             request={"system_prompt_hash": NOTEBOOK, "thinking": True,
+                             request={"system_prompt_hash": NOTEBOOK if notebook else None, "thinking": True,
                                       "prompt": TRACE_PROMPTS[(k + r) % 2].format(n=17 + r + k)}))
     return feed, outs
 
@@ -145,6 +145,32 @@ def test_a_weak_tie_at_home(rules, home, own, ties, cap):
     assert tie.cap == cap and attribution.tie_cap(m, own, rules) == cap
     if home and cap is None:
         assert "at home" in tie.detail
+
+
+@pytest.mark.parametrize("requests", [1, 2, 3])
+def test_students_linked_while_quiet_are_known_at_home(rules, requests):
+    # without the notebook the lesson is a ring on its exercises' templates (weak values). A value turns linking
+    # after most students have sent on it, and links them from what it kept of each (`fingerprint._stub`):
+    # that record carries whether the student is at home, or the ring's evidence throttled all of them
+    # (eight of ten before it did)
+    feed, outs = lesson(rules, requests=requests, notebook=False)
+    c = feed.cluster_of("s0")
+    assert c is not None and c.kind == "ring" and len(c.members) >= 5
+    assert all(attribution.at_home(m) for m in c.members.values())
+    assert member_decisions(outs) == {}
+    # ... and the same students, half of them on disposable emails, are acted on as before
+    _, outs = lesson(rules, requests=requests, notebook=False, disposable=frozenset(range(0, 10, 2)))
+    assert {int(a[1:]) % 2 for a in member_decisions(outs)} == {0}
+
+
+def test_a_values_record_of_a_member_keeps_its_home_flag():
+    from app.detect.fingerprint import FpMember, _stub
+
+    m = FpMember(T0, "org-1", 1, 0, 1, 1, 0, 1, 0, home=1)
+    assert FpMember(*m.snapshot()).home == 1 and _stub("a", m).home is True
+    assert len(m.snapshot()) == 16
+    assert FpMember(*m.snapshot()[:15]).home == 0  # stored before it: not at home
+    assert len(FpMember(T0, "org-1", 1, 0, 1, 1, 0, 1, 0, 1, 5).snapshot()) == 11  # the rest stored as before
 
 
 def test_stored_forms_round_trip_and_older_ones_restore():
