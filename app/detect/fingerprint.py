@@ -62,8 +62,10 @@ class FpMember:
         # ... and the network operator (ASN) of its last observation (Summary.asn; 0: none), on a system prompt
         # only: whether the members rotating through hosting networks do so over several operators (pool_prompt)
         self.asn = asn
-        # ... and the country of its last observation's address, on a payment method only: whether a card's
-        # holders work from one country, as a team does (unrelated_card)
+        # ... and the country of its last observation's address, on a payment method: whether a card's holders
+        # work from one country, as a team does (unrelated_card); on a system prompt only when that address is a
+        # home or phone network outside its billing country (Summary.abroad): whether its users send from a
+        # residential proxy pool's exits abroad (pool_prompt.abroad_countries)
         self.cc = cc
         # ... and whether its identity is verified (Summary.verified), on a payment method only: a card that
         # mostly verified people share is colleagues' (unrelated_card.max_verified_share)
@@ -89,9 +91,11 @@ class FpState:
     # `heap` and `next_seq` are not stored: the eviction heap of a value at its member cap (`evict_oldest`),
     # made again from the members when first needed after a restore. Nor is `n_linkable`, the number of
     # members whose `linkable` is set, made again by `restore` (`observe` and `evict_oldest` keep it: nothing
-    # else changes members), nor `n_rot`, the number of members whose own egress rotates (OWN_NETWORK)
-    __slots__ = ("anchor", "distinct", "established", "exits", "first_ms", "harvest", "heap", "hits", "last_ms",
-                 "linking", "members", "n_linkable", "n_rot", "next_seq", "popular", "strong", "unrelated")
+    # else changes members), nor `n_rot`, the number of members whose own egress rotates (OWN_NETWORK), nor
+    # `n_cc`, the number with a country kept (`FpMember.cc`: a card's holders, a system prompt's users abroad)
+    __slots__ = ("abroad", "anchor", "distinct", "established", "exits", "first_ms", "harvest", "heap", "hits",
+                 "last_ms", "linking", "members", "n_cc", "n_linkable", "n_rot", "next_seq", "popular", "strong",
+                 "unrelated")
 
     def __init__(self, ts_ms: int) -> None:
         self.first_ms = ts_ms
@@ -109,12 +113,16 @@ class FpState:
         self.next_seq = 0
         self.n_linkable = 0                  # members with `linkable` set
         self.n_rot = 0                       # members whose own egress rotates (OWN_NETWORK in `own`)
+        self.n_cc = 0                        # members with a country kept (`FpMember.cc`)
         # a payment method's links last said its holders share no network (unrelated_card): when that turns
         # true, the holders linked before are linked again with it
         self.unrelated = False
         # a system prompt's verdict by pool_prompt's shared exits (`_shared_exits` is not None), made again
         # when a member joins or moves to another hosting block (None: not made yet; not stored)
         self.exits: bool | None = None
+        # ... and by its users abroad (`_abroad_pool` is not None), made again when a member joins or its
+        # country abroad changes (None: not made yet; not stored)
+        self.abroad: bool | None = None
 
     def snapshot(self) -> list:
         # the harvest and unrelated verdicts only when set: a value without them stores exactly as before
@@ -137,9 +145,11 @@ class FpState:
         f.hits = sum(m.hit for m in f.members.values())
         f.heap = None
         f.exits = None
+        f.abroad = None
         f.next_seq = 0
         f.n_linkable = sum(m.linkable for m in f.members.values())
         f.n_rot = sum(1 for m in f.members.values() if m.own & OWN_NETWORK)
+        f.n_cc = sum(1 for m in f.members.values() if m.cc)
         return f
 
     def evict_oldest(self) -> FpMember:
@@ -166,6 +176,8 @@ class FpState:
                 self.n_linkable -= r.linkable
                 if r.own & OWN_NETWORK:
                     self.n_rot -= 1
+                if r.cc:
+                    self.n_cc -= 1
                 if acct == self.anchor:
                     self.anchor = None
                 return r
@@ -218,14 +230,9 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
         pool = _pool_figures(fp, pp, fp.strong and not fp.popular)
         if pool is not None:
             rot, blocks, asns = pool
-            share = rot / len(fp.members)
-            bound = (f">= {pp.min_share:g}" if share >= pp.min_share else
-                     f"judged so at >= {pp.min_share:g}, kept while >= {pp.keep_share:g}")
-            return ("FP_POOL_PROMPT", round(share, 4), pp.min_share,
-                    f"{rot} of the {len(fp.members)} accounts kept send from networks that rotate "
-                    f"({bound}), {f'over {blocks} hosting blocks ' if blocks else ''}of {asns} network "
-                    "operators: a harness run "
-                    f"through a proxy pool, not a product's prompt ({fp.established} of {fp.distinct} established)")
+            return _pool_verdict(fp, pp, rot, "send from networks that rotate", (
+                f"{f'over {blocks} hosting blocks ' if blocks else ''}of {asns} network operators: a harness run "
+                "through a proxy pool"))
         exits = _shared_exits(fp, pp) if pp.shared_members else None
         if exits is not None:
             shared, hosted, asns = exits
@@ -234,6 +241,12 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
                     f"account of another org sends from too (>= {pp.shared_members} and {pp.shared_share:g}), of "
                     f"{asns} network operators: a harness run through a proxy pool's shared exits, not a product's "
                     f"prompt ({fp.established} of {fp.distinct} established)")
+        abroad = _abroad_pool(fp, pp, fp.strong and not fp.popular) if pp.abroad_countries else None
+        if abroad is not None:
+            n, asns, countries = abroad
+            return _pool_verdict(fp, pp, n, "last sent from a home or phone network outside their billing country", (
+                f"of {asns} network operators in {countries} countries (>= {pp.abroad_asns} and "
+                f"{pp.abroad_countries}): a harness run through a residential proxy pool's exits abroad"))
     if fp.established >= fr.popular_established and fp.established * 2 >= fp.distinct:
         return ("FP_POPULAR_ESTABLISHED", fp.established, fr.popular_established,
                 f"{fp.established} of {fp.distinct} accounts using it are established (half or more)")
@@ -255,6 +268,17 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
     return ("FP_RARE", fp.distinct, fr.popular_accounts, f"{fp.distinct} accounts, {young} new or unverified")
 
 
+def _pool_verdict(fp: FpState, pp: PoolPrompt, n: int, what: str, how: str) -> tuple[str, float, float, str]:
+    """`popularity`'s FP_POOL_PROMPT verdict: `n` of the members kept do `what` (their share against
+    `min_share`, or `keep_share` once judged), `how` the pool shows."""
+    share = n / len(fp.members)
+    bound = (f">= {pp.min_share:g}" if share >= pp.min_share else
+             f"judged so at >= {pp.min_share:g}, kept while >= {pp.keep_share:g}")
+    return ("FP_POOL_PROMPT", round(share, 4), pp.min_share,
+            f"{n} of the {len(fp.members)} accounts kept {what} ({bound}), {how}, not a product's prompt "
+            f"({fp.established} of {fp.distinct} established)")
+
+
 def _harvest_like(fp: FpState, ht: HarvestTemplate) -> bool:
     """A prompt template most of whose users sent flagged requests on it, most of them new or unverified,
     from `ht.min_accounts` orgs or more (`fingerprints.harvest_template`)."""
@@ -272,8 +296,7 @@ def _pool_figures(fp: FpState, pp: PoolPrompt, kept: bool = False) -> tuple[int,
     least `min_block_share` of a hosting block each. `n_rot` is kept by `observe`: the members are
     scanned only when enough of them rotate, which a product's prompt's users rarely do."""
     rot = fp.n_rot
-    share = min(pp.keep_share, pp.min_share) if kept else pp.min_share
-    if rot < pp.min_members or rot < share * len(fp.members) or fp.distinct > pp.max_accounts:
+    if not _enough(fp, pp, rot, kept):
         return None
     blocks = set()
     asns = set()
@@ -291,6 +314,40 @@ def _pool_figures(fp: FpState, pp: PoolPrompt, kept: bool = False) -> tuple[int,
     if len(blocks) < pp.min_block_share * hosted or len(asns) < pp.min_asns:
         return None
     return rot, len(blocks), len(asns)
+
+
+def _enough(fp: FpState, pp: PoolPrompt, n: int, kept: bool) -> bool:
+    """Whether `n` of the value's kept members are enough for a pool test: `min_members`, and `min_share` of
+    them (`keep_share` for a value that links as a harness already, `kept`), on a value of at most
+    `max_accounts` distinct accounts."""
+    share = min(pp.keep_share, pp.min_share) if kept else pp.min_share
+    return n >= pp.min_members and n >= share * len(fp.members) and fp.distinct <= pp.max_accounts
+
+
+def _abroad_pool(fp: FpState, pp: PoolPrompt, kept: bool = False) -> tuple[int, int, int] | None:
+    """(members abroad, their operators, their countries) when the value's kept members are a residential
+    proxy pool's users by `pool_prompt`'s abroad test, else None: at least `min_members` and `min_share`
+    (`keep_share` for a value that links as a harness already, `kept`) of them last sent from a home or phone
+    network outside their billing country (`FpMember.cc`), of at least `abroad_asns` operators in at least
+    `abroad_countries` countries, their orgs at least `shared_org_share` of their number. A pool's bought,
+    aged accounts each send from the pool's exits in whatever country; a product's users are mostly at home;
+    a team on a trip shares its hotel's and airport's few networks, and is a few orgs. `n_cc` is kept by
+    `observe`: the members are scanned only when enough of them are abroad."""
+    n = fp.n_cc
+    if not _enough(fp, pp, n, kept):
+        return None
+    asns = set()
+    countries = set()
+    orgs = set()
+    for m in fp.members.values():
+        if m.cc:
+            asns.add(m.asn)
+            countries.add(m.cc)
+            orgs.add(m.org)
+    asns.discard(0)
+    if len(countries) < pp.abroad_countries or len(asns) < pp.abroad_asns or len(orgs) < pp.shared_org_share * n:
+        return None
+    return n, len(asns), len(countries)
 
 
 def _shared_exits(fp: FpState, pp: PoolPrompt) -> tuple[int, int, int] | None:
@@ -386,6 +443,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     m = members.get(account)
     is_new = m is None
     moved = False  # an existing member's hosting block changed, or whether its egress rotates
+    cc_moved = False  # ... or its country kept (`FpMember.cc`)
     scope = obs.scope
     sys_prompt = scope == "template" and obs.value.startswith("sys:")  # is_system_prompt(scope, obs.value)
     # a payment method or a device shared across orgs ties its holders to one operator whoever they are
@@ -401,7 +459,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     # ... and its operator on a system prompt (pool_prompt) and on a payment method (unrelated_card)
     card = scope == "payment_fp"
     asn = s.asn if sys_prompt or card else 0
-    cc = s.country if card else ""
+    # ... and its country on a payment method, or abroad on a system prompt (pool_prompt.abroad_countries)
+    cc = s.country if card or (sys_prompt and s.abroad) else ""
     verified = +s.verified if card else 0
     rot = 1 if s.own & OWN_NETWORK else 0
     if is_new:
@@ -415,6 +474,8 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         members[account] = m
         fp.hits += hit
         fp.n_rot += rot
+        if cc:
+            fp.n_cc += 1
         if fp.heap is not None:
             fp.note(account, m, True)
         if len(members) > rules.fingerprint.max_members:
@@ -437,7 +498,10 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         m.block = s.hosting_block
         m.net = net
         m.asn = asn
-        m.cc = cc
+        if cc != m.cc:
+            fp.n_cc += (1 if cc else 0) - (1 if m.cc else 0)
+            m.cc = cc
+            cc_moved = True
         m.verified = verified
         m.home = +s.home
         if obs.hit and not m.hit:
@@ -460,6 +524,13 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         if fp.exits is None or is_new or moved:
             fp.exits = _shared_exits(fp, pp) is not None
         pool = fp.exits
+    if not pool and not camp and sys_prompt and pp is not None and pp.abroad_countries:
+        # ... or most of whose users send from home or phone networks abroad, of several operators in several
+        # countries (a residential proxy pool's exits: a verdict made again only when a member joins or its
+        # country abroad changes)
+        if fp.abroad is None or is_new or cc_moved:
+            fp.abroad = _abroad_pool(fp, pp, fp.strong and not fp.popular) is not None
+        pool = fp.abroad
     if pool:
         camp = True
     distinct, established = fp.distinct, fp.established

@@ -75,6 +75,9 @@ class Summary(Struct, frozen=True, gc=False):
     # country, so none through a proxy, a VPN or a hosting network: a person at home or on a phone
     # (policy.attribution.home_cohort, home_weak_max_action). Once lost, not regained
     home: bool = False
+    # its latest request from a home or phone network outside its billing country: a residential proxy's exit
+    # abroad, or a traveller at a hotel (fingerprints.pool_prompt.abroad_countries)
+    abroad: bool = False
 
     @property
     def eligible(self) -> bool:
@@ -102,17 +105,18 @@ class Summary(Struct, frozen=True, gc=False):
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
                 self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
                 self.hosting_block, self.net, self.asn,
-                *((self.country, int(self.verified), 1) if self.home else (self.country, 1) if self.verified
+                *((self.country, int(self.verified), int(self.home), 1) if self.abroad else
+                  (self.country, int(self.verified), 1) if self.home else (self.country, 1) if self.verified
                   else (self.country,) if self.country else ())]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
         # a record from before `net` (twelve fields) knows no network, one from before `asn` (thirteen) no
         # operator, one without `country` (fourteen) no country, one without `verified` (fifteen) no verified
-        # identity, one without `home` (sixteen) no home
+        # identity, one without `home` (sixteen) no home, one without `abroad` (seventeen) is not abroad
         return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
                    w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0, w[14] if len(w) > 14 else "",
-                   len(w) > 15 and bool(w[15]), len(w) > 16 and bool(w[16]))
+                   len(w) > 15 and bool(w[15]), len(w) > 16 and bool(w[16]), len(w) > 17 and bool(w[17]))
 
 
 class Observation(Struct, frozen=True, gc=False):

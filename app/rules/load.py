@@ -287,7 +287,8 @@ def _pool_prompt(pp: dict[str, Any] | None, popular_accounts: int, source: str) 
                      min_block_share=float(pp["min_block_share"]), min_asns=int(pp["min_asns"]),
                      max_accounts=int(pp["max_accounts"]), keep_share=float(pp.get("keep_share", 1.0)),
                      shared_members=int(pp.get("shared_members", 0)), shared_share=float(pp.get("shared_share", 1.0)),
-                     shared_org_share=float(pp.get("shared_org_share", 0.5)))
+                     shared_org_share=float(pp.get("shared_org_share", 0.5)),
+                     abroad_countries=int(pp.get("abroad_countries", 0)), abroad_asns=int(pp.get("abroad_asns", 4)))
     if out.min_members < 3:
         raise RulesError(source, "fingerprints.pool_prompt.min_members",
                          "must be 0 (off) or at least 3: a pool is judged on several members' egress")
@@ -300,6 +301,12 @@ def _pool_prompt(pp: dict[str, Any] | None, popular_accounts: int, source: str) 
         raise RulesError(source, "fingerprints.pool_prompt.shared_share", "must be above 0 and at most 1")
     if not 0 < out.shared_org_share <= 1:
         raise RulesError(source, "fingerprints.pool_prompt.shared_org_share", "must be above 0 and at most 1")
+    if out.abroad_countries == 1 or out.abroad_countries < 0:
+        raise RulesError(source, "fingerprints.pool_prompt.abroad_countries",
+                         "must be 0 (off) or at least 2: a trip abroad is one country, a pool's exits are several")
+    if out.abroad_asns < 2:
+        raise RulesError(source, "fingerprints.pool_prompt.abroad_asns",
+                         "must be at least 2: one operator's networks are a hotel's or a campus's, not a pool")
     if out.min_asns < 2:
         raise RulesError(source, "fingerprints.pool_prompt.min_asns",
                          "must be at least 2: one operator's blocks are a site or a vendor's servers, not a pool")

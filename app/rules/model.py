@@ -199,6 +199,11 @@ class PoolPrompt:
     shared_share: float = 1.0
     # ... their orgs at least this share of their number (a company's employees are many of one org)
     shared_org_share: float = 0.5
+    # ... or when at least min_members, and min_share, of the members kept last sent from a home or phone
+    # network outside their billing country, in at least this many countries (0: off) ...
+    abroad_countries: int = 0
+    # ... through at least this many network operators, their orgs at least shared_org_share of their number
+    abroad_asns: int = 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,8 @@ class AccountStage(Stage):
             country=ev.country or "",
             verified=st.kyc == "id_verified",
             home=st.home_n == st.n,
+            abroad=bool(ev.country and ev.billing_country and ev.country != ev.billing_country
+                        and ev.asn_type in fr.residential_asn_types),
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

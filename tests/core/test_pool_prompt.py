@@ -67,18 +67,24 @@ def pool_users(n: int, *, asns: int, blocks: int, rotating_every: int = 1) -> li
             for k in range(n)]
 
 
+def assert_links_every_member(rules: Rules, users: list[Summary]) -> str:
+    """The prompt these established users run links every one of them as a pool's harness (`FP_POOL_PROMPT`,
+    all of the members kept counted); its detail."""
+    stage, links = feed(rules, users)
+    st = stage.store.get(KEY)
+    assert st.established == len(users) and not st.popular and st.strong and st.linking
+    assert {lk.summary.account_id for lk in links} == {s.account_id for s in users}
+    assert all(lk.strong for lk in links)
+    code, figure, threshold, detail = popularity(st, "template", SYS, rules)
+    assert (code, figure, threshold) == ("FP_POOL_PROMPT", 1.0, rules.fingerprints.pool_prompt.min_share)
+    return detail
+
+
 def test_aged_harness_through_a_data_centre_pool_links_every_member(rules):
     pp = rules.fingerprints.pool_prompt
     assert pp is not None and (pp.min_members, pp.min_asns) == (5, 3)
     # 40 aged, card-verified accounts of 40 orgs, each rotating through a pool of 30 blocks of 6 clouds
-    users = pool_users(40, asns=6, blocks=30)
-    stage, links = feed(rules, users)
-    st = stage.store.get(KEY)
-    assert st.established == 40 and not st.popular and st.strong and st.linking
-    assert {lk.summary.account_id for lk in links} == {s.account_id for s in users}
-    assert all(lk.strong for lk in links)
-    code, figure, threshold, detail = popularity(st, "template", SYS, rules)
-    assert (code, figure, threshold) == ("FP_POOL_PROMPT", 1.0, pp.min_share)
+    detail = assert_links_every_member(rules, pool_users(40, asns=6, blocks=30))
     assert "40 of the 40 accounts kept" in detail and "30 hosting blocks of 6 network operators" in detail
 
 
