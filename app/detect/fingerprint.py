@@ -205,9 +205,12 @@ def _may_link(r: FpMember, strong_scope: bool, everyone: bool, camp: bool, harve
     """Whether the value may link member `r` (as of its last observation): everyone on a payment method or a
     device, or on a campaign prompt that links established members; its new or unverified users on a
     campaign prompt; otherwise a risky member with evidence of its own, or, on a harvest template, with a
-    flagged request on it."""
+    flagged request on it; or any member whose own egress rotates through home and phone networks only
+    (`OWN_NETWORK` and never a hosting block: `ACCT_RESIDENTIAL_ROTATION`, a residential pool's exits; a
+    router or a hosted tool's customer rotates through hosting networks)."""
     return int(strong_scope or everyone or (camp and bool(r.eligible))
-               or (bool(r.risky) and bool(r.own or (harvest and r.hit))))
+               or (bool(r.risky) and bool(r.own or (harvest and r.hit)))
+               or (bool(r.own & OWN_NETWORK) and not r.block))
 
 
 def is_system_prompt(scope: str, value: str) -> bool:
