@@ -519,19 +519,25 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     # ... or, used mostly by established accounts, whose users send from a proxy pool (a harness run by aged,
     # bought accounts): like a campaign's prompt, past popular_established
     pp = fr.pool_prompt
+    # the cached pool verdicts below are stale once a member joins or moves, whether or not an earlier test
+    # holds this time and skips them: cleared here, made again when next asked
+    if is_new or moved:
+        fp.exits = None
+    if is_new or cc_moved:
+        fp.abroad = None
     pool = (not camp and sys_prompt and pp is not None and fp.n_rot >= pp.min_members
             and _pool_figures(fp, pp, fp.strong and not fp.popular) is not None)
     if not pool and not camp and sys_prompt and pp is not None and pp.shared_members:
         # ... or whose users share a proxy pool's exits across orgs, sticky or not (a verdict made again only
         # when a member joins or moves: the members are scanned then)
-        if fp.exits is None or is_new or moved:
+        if fp.exits is None:
             fp.exits = _shared_exits(fp, pp) is not None
         pool = fp.exits
     if not pool and not camp and sys_prompt and pp is not None and pp.abroad_countries:
         # ... or most of whose users send from home or phone networks abroad, of several operators in several
         # countries (a residential proxy pool's exits: a verdict made again only when a member joins or its
         # country abroad changes)
-        if fp.abroad is None or is_new or cc_moved:
+        if fp.abroad is None:
             fp.abroad = _abroad_pool(fp, pp, fp.strong and not fp.popular) is not None
         pool = fp.abroad
     if pool:

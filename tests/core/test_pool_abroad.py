@@ -150,3 +150,30 @@ def test_the_knobs_are_validated(knob, value):
     with pytest.raises(RulesError) as exc:
         compile_rules(d, "bad.yaml")
     assert "fingerprints.pool_prompt" in str(exc.value)
+
+
+
+def test_a_verdict_skipped_while_an_earlier_test_holds_is_made_again_after(rules):
+    # The abroad verdict is cached and made again when a member joins or its country abroad changes. Members
+    # that join while the rotation test holds skip it, so the cache must not outlive them: once that test
+    # stops holding (its rotating members crowd onto two hosting blocks, no member joining), the verdict
+    # counts everyone abroad who joined meanwhile.
+    from tests.core.test_pool_prompt import member
+    pp = rules.fingerprints.pool_prompt
+    first = user(0, abroad=True, asn=64600, country="GB")             # the verdict is made: one member, none
+    rotating = [member(10 + k, rotates=True, block=9000 + k, asn=64500 + k % 3) for k in range(5)]
+    abroad = [user(20 + k, abroad=True, asn=64600 + k % 8, country=COUNTRIES[k % 5]) for k in range(9)]
+    stage, _ = feed(rules, [first, *rotating, *abroad])
+    st = stage.store.get(KEY)
+    assert st.strong and st.n_rot == 5 and st.n_cc == 10 and len(st.members) == 15
+    assert popularity(st, "template", SYS, rules)[0] == "FP_POOL_PROMPT"
+    assert "rotate" in popularity(st, "template", SYS, rules)[3]  # the rotation test, not the abroad one
+    # three rotating members move onto the others' blocks: 2 blocks for 5 rotating members, below
+    # min_block_share, so the rotation test fails; nobody joined and no country changed
+    moves = [member(10 + k, rotates=True, block=9000 + k % 2, asn=64500 + k % 3) for k in (2, 3, 4)]
+    stage, _ = feed(rules, moves, stage)
+    st = stage.store.get(KEY)
+    assert pp.min_block_share * 5 > 2
+    assert st.abroad is True and st.strong and not st.popular
+    code, _, _, detail = popularity(st, "template", SYS, rules)
+    assert code == "FP_POOL_PROMPT" and "outside their billing country" in detail
