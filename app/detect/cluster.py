@@ -769,12 +769,11 @@ def _reach_moved(before: tuple, after: tuple) -> bool:
     """Whether a member's change of figures (`Member.figures()`: first_ms, young, risky, n, flagged, own, pivot,
     block, payment, ties, harvest, harness, net, asn, throwaway, home) changes what attribution's reach reads of
     its record (its tie and its evidence as any view sees it: `evidence_of`, `tie_cap`): not its first request,
-    youth, pivot, network or operator (those reach it through the cluster's figures, whose view is another view),
-    nor its throwaway flag unless it is at home (`at_home` reads it of a member at home), nor its request count
-    while it has no flagged request (the count only weighs flagged requests)."""
+    youth, pivot, network, operator (those reach it through the cluster's figures, whose view is another view)
+    or throwaway flag, nor its request count while it has no flagged request (the count only weighs flagged
+    requests)."""
     return (before[2] != after[2] or before[4:6] != after[4:6] or before[7:12] != after[7:12]
-            or (before[3] != after[3] and (before[4] or after[4])) or before[15] != after[15]
-            or (after[15] and before[14] != after[14]))
+            or (before[3] != after[3] and (before[4] or after[4])) or before[15] != after[15])
 
 
 def _bump(counts: dict[int, int], key: int, sign: int) -> None:

@@ -345,12 +345,17 @@ def view(c: ClusterState, rules: Rules) -> View:
 
 
 def at_home(m: Member) -> bool:
-    """Whether member `m` is at home (`Member.home`, `home_weak_max_action`) and no throwaway account: a
-    disposable email or no KYC is nobody's customer record to protect. A function of its own record only, so
-    the reach index stays exact (`_Index`). Whether another member shares its block is not asked: over 48 odd
-    worlds that test kept 17 more campaign accounts of 24,955 in reach and cost the cluster stage a quarter more
-    per link (a view per change of the shared blocks, and the index made again with it)."""
-    return m.home and not m.throwaway
+    """Whether member `m` is at home (`Member.home`, `home_weak_max_action`): every request of its from its
+    billing country on home or phone networks, none through a proxy, a VPN or a hosting network. Throwaway
+    accounts (disposable email, no KYC) too: an online lesson's students sign up with whatever email they
+    have, and throwaway students whose chain-of-thought exercises the classifier flags were throttled through
+    their lesson's ring in 20 of 84 odd worlds (29 students, 1 to 4 a world) until they were held at home too;
+    the cost over those worlds, 26 campaign accounts of 47,265, mostly a stealth campaign's throwaways on
+    residential exits in their billing countries. A function of its own record only, so the reach index stays exact
+    (`_Index`). Whether another member shares its block is not asked: over 48 odd worlds that test kept 17
+    more campaign accounts of 24,955 in reach and cost the cluster stage a quarter more per link (a view per
+    change of the shared blocks, and the index made again with it)."""
+    return bool(m.home)
 
 
 def member_evidence(c: ClusterState, m: Member, v: View) -> int:
