@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Protocol
+
+from msgspec import Struct
 
 from app.emit.records import Alert, Decision, Reason, stable_id
 from app.rules.model import ActionStep, Rules
@@ -28,8 +29,11 @@ class PolicyMemory(Protocol):
     pol_action: str
 
 
-@dataclass(frozen=True, slots=True)
-class Subject:
+class Subject(Struct, frozen=True):
+    """Who a decision is about. A frozen msgspec Struct, not a frozen dataclass: the account stage makes one
+    on most events (every event some signal fires on), and a frozen dataclass sets each field through
+    `object.__setattr__` (about 0.7 us for these five, 0.1 us as a Struct). Tracked by the collector: a
+    cluster's subject holds its member dict."""
     scope: str
     value: str
     accounts: Collection[str]  # any collection (a cluster passes its member dict): sorted only for an alert
