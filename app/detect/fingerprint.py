@@ -342,11 +342,11 @@ def _abroad_pool(fp: FpState, pp: PoolPrompt, kept: bool = False) -> tuple[int, 
     asns = set()
     countries = set()
     orgs = set()
-    for m in fp.members.values():
+    for acct, m in fp.members.items():
         if m.cc:
             asns.add(m.asn)
             countries.add(m.cc)
-            orgs.add(m.org)
+            orgs.add(m.org or acct)  # an account without an org is its own, as in `FpState.orgs`
     asns.discard(0)
     if len(countries) < pp.abroad_countries or len(asns) < pp.abroad_asns or len(orgs) < pp.shared_org_share * n:
         return None

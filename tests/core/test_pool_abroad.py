@@ -50,6 +50,15 @@ def test_an_aged_harness_through_a_residential_pool_abroad_links_every_member(ru
     assert "of 8 network operators in 5 countries" in detail
 
 
+def test_accounts_without_an_org_count_as_their_own_org_abroad(rules):
+    """An account that carries no org is its own operator for the abroad test, as for the shared-exits test and
+    `FpState.orgs`: forty such accounts are forty orgs, not one."""
+    orgless = [Summary(u.account_id, None, u.first_ms, False, False, 2, 0, net=u.net, asn=u.asn, country=u.country,
+                       abroad=True) for u in pool(40)]
+    assert all(u.org is None for u in orgless)
+    assert_links_every_member(rules, orgless)
+
+
 def test_without_the_rule_the_same_prompt_is_a_products(rules):
     d = doc()
     d["fingerprints"]["pool_prompt"]["abroad_countries"] = 0
