@@ -197,12 +197,18 @@ def site_cohort(c: ClusterState, rules: Rules) -> int:
     at = rules.policy.attribution
     if at.site_min_members <= 0 or c.kind != "community" or c.netted < at.site_min_members:
         return 0
+    # the cheap tests first (this runs whenever a community's figures change): a campaign's throwaway
+    # accounts, or no block at all holding enough members, rule it out without a scan of its blocks
+    if c.throwaways >= at.site_max_throwaway_share * len(c.members):
+        return 0
+    nets = c.nets
+    need = max(at.site_min_members, at.site_min_share * c.netted)
+    if max(nets.values()) < need:
+        return 0
     # the most used block that is not hosting egress (a count, whichever block holds it: no order to depend on)
     blocks = c.blocks
-    n = max((k for b, k in c.nets.items() if b not in blocks), default=0)
-    if n < at.site_min_members or n < at.site_min_share * c.netted:
-        return 0
-    return 0 if c.throwaways >= at.site_max_throwaway_share * len(c.members) else n
+    n = max((k for b, k in nets.items() if b not in blocks), default=0)
+    return 0 if n < need else n
 
 
 def home_cohort(c: ClusterState, rules: Rules) -> int:
