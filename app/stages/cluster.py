@@ -19,7 +19,7 @@ from app.detect.messages import Link
 from app.emit.records import stable_id
 from app.policy import attribution, feedback
 from app.policy.decide import Subject, decide, settled, step_plan
-from app.rules.model import Rules
+from app.rules.model import Rules, per_rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
 from app.state.store import NO_PROVENANCE, DictStore, Provenance, StateStore
@@ -42,6 +42,14 @@ class IndexEntry:
     @classmethod
     def restore(cls, s: list) -> IndexEntry:
         return cls(s[0], s[1])
+
+
+# id(rules) -> (rules, {signal codes that fired, in cluster_signals' order: (assessment without texts, plan)})
+_plans_of: dict[int, tuple] = {}
+
+
+def _new_plans(rules: Rules) -> dict:
+    return {}
 
 
 def _infra_stale(c: ClusterState, rules: Rules) -> bool:
@@ -203,9 +211,19 @@ class ClusterStage(Stage):
             # first without the texts, nor the hits in their order, which only an alert reads: most
             # assessments of a decided cluster change nothing (`settled`)
             hits = cluster_signals(c, rules, texts=False)
-            a = assess(hits, ordered=False) if hits else None
-            gate = attribution.cluster_gate(c, rules, texts=False) if hits else None
-            plan = step_plan(a, rules) if a is not None else None
+            if hits:
+                # the scores, families and step are those of which signals fired, whatever their figures:
+                # made once per set of signals (and rules), not again whenever a figure moves
+                plans = per_rules(_plans_of, rules, _new_plans)
+                key = tuple([h.signal.code for h in hits])
+                got = plans.get(key)
+                if got is None:
+                    a = assess(hits, ordered=False)
+                    got = plans[key] = (a, step_plan(a, rules))
+                a, plan = got
+                gate = attribution.cluster_gate(c, rules, texts=False)
+            else:
+                a = gate = plan = None
             texts = False
             c.assessed = (c.rev, rules, a, gate, plan, texts)
         if a is None:
