@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.allowlist import Allowlist
-from app.detect.cluster import ClusterState, Live, Member
+from app.detect.cluster import ClusterState, Live, Member, quiet
 from app.detect.hits import Hit
 from app.detect.messages import (
     OWN_CONTENT,
@@ -340,13 +340,21 @@ class View:
 def view(c: ClusterState, rules: Rules) -> View:
     """Made again only when the cluster's figures or the rules changed (`ClusterState.rev`)."""
     memo = c.viewed
-    if memo is not None and memo[0] == c.rev and memo[1] is rules:
-        return memo[2]
+    if memo is not None and memo[1] is rules:
+        if memo[0] == c.rev:
+            return memo[2]
+        if memo[3] == quiet(c):
+            # only members' request counts moved (`quiet`): the view reads them through the pooled content
+            # verdict alone
+            pool = pooled(c, rules)
+            if pool == memo[4]:
+                c.viewed = (c.rev, rules, memo[2], memo[3], pool)
+                return memo[2]
     sp = spread(c, rules)
     shared = frozenset(c.shared_blocks(sp)) if sp > 1 else frozenset()
-    v = View(sp, rules.policy.attribution.own_content_min_share if pooled(c, rules) else None, shared,
-             aged_cap(c, rules))
-    c.viewed = (c.rev, rules, v)
+    pool = pooled(c, rules)
+    v = View(sp, rules.policy.attribution.own_content_min_share if pool else None, shared, aged_cap(c, rules))
+    c.viewed = (c.rev, rules, v, quiet(c), pool)
     return v
 
 

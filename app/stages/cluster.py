@@ -13,6 +13,8 @@ from app.detect.cluster import (
     cluster_signal,
     cluster_signals,
     max_values,
+    quiet,
+    request_outcome,
     tie_scope,
 )
 from app.detect.messages import Link
@@ -50,6 +52,12 @@ _plans_of: dict[int, tuple] = {}
 
 def _new_plans(rules: Rules) -> dict:
     return {}
+
+
+def _outcome(c: ClusterState, rules: Rules) -> tuple:
+    """What a quiet change of request counts (`ClusterState.rev_n`) can change of an assessment: whether the
+    signals that read the cluster's request total fire, and the pooled content verdict (the view's)."""
+    return request_outcome(c, rules), attribution.pooled(c, rules)
 
 
 def _infra_stale(c: ClusterState, rules: Rules) -> bool:
@@ -170,7 +178,8 @@ class ClusterStage(Stage):
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules,
                                                         link.fp_unrelated)
         harness = attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
-        c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring, link.harvest, harness)
+        c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring, link.harvest, harness,
+              rules.policy.attribution.own_content_min_share)
         c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
                   link.strong, link.fp_unrelated)
         if harness:
@@ -205,6 +214,14 @@ class ClusterStage(Stage):
         depends on the time)."""
         rules = self.rules
         memo = c.assessed
+        if memo is not None and memo[1] is rules and memo[0] != c.rev and memo[6] == quiet(c):
+            # only members' request counts moved since (`quiet`): when no signal that reads the cluster's request
+            # totals, nor the pooled content verdict, changed (nor, under pooled content, a flagged member's
+            # counts), the same signals fire and the same gate holds. Their texts, which give the figures, are
+            # made again when something is emitted
+            out_now = _outcome(c, rules)
+            if memo[7] == out_now and (not out_now[1] or memo[8] == c.rev_f) and not _infra_stale(c, rules):
+                memo = c.assessed = (c.rev, rules, memo[2], memo[3], memo[4], False, memo[6], memo[7], c.rev_f)
         if memo is not None and memo[0] == c.rev and memo[1] is rules and not _infra_stale(c, rules):
             a, gate, plan, texts = memo[2], memo[3], memo[4], memo[5]
         else:
@@ -225,7 +242,7 @@ class ClusterStage(Stage):
             else:
                 a = gate = plan = None
             texts = False
-            c.assessed = (c.rev, rules, a, gate, plan, texts)
+            c.assessed = (c.rev, rules, a, gate, plan, texts, quiet(c), _outcome(c, rules), c.rev_f)
         if a is None:
             return False
         g = gate
@@ -239,7 +256,7 @@ class ClusterStage(Stage):
             # kept infra value is fresh), and the step and score are those of the hits without texts
             a = assess(cluster_signals(c, rules))
             gate = attribution.cluster_gate(c, rules) if gate is not None else None
-            c.assessed = (c.rev, rules, a, gate, plan, True)
+            c.assessed = (c.rev, rules, a, gate, plan, True, *c.assessed[6:])
             if gate is not None:
                 g = gate
         subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)
