@@ -20,7 +20,7 @@ from app.detect.cluster import (
 from app.detect.messages import Link
 from app.emit.records import stable_id
 from app.policy import attribution, feedback
-from app.policy.decide import Subject, decide, settled, step_plan
+from app.policy.decide import LEVELS, Subject, decide, settled, step_plan
 from app.rules.model import Rules, per_rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
@@ -45,6 +45,8 @@ class IndexEntry:
     def restore(cls, s: list) -> IndexEntry:
         return cls(s[0], s[1])
 
+
+_LEVEL = {action: i for i, action in enumerate(LEVELS)}
 
 # id(rules) -> (rules, {signal codes that fired, in cluster_signals' order: (assessment without texts, plan)})
 _plans_of: dict[int, tuple] = {}
@@ -202,7 +204,9 @@ class ClusterStage(Stage):
             if own_now != own_before and own_now:
                 # new own evidence: its strong values now reach their other holders too
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
-            else:
+            elif m.dec_until < live.until_ms or m.dec_level < _LEVEL.get(live.action, len(LEVELS)):
+                # (a member holding the live decision at its action's level until its end gets nothing from
+                # a pass: `_Pass.holds`, tested here before a pass is set up for it)
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow, only=acct))
         self.clusters.put(c.cid, c, prov)
 
