@@ -62,13 +62,6 @@ def _outcome(c: ClusterState, rules: Rules) -> tuple:
     return request_outcome(c, rules), attribution.pooled(c, rules)
 
 
-def _infra_stale(c: ClusterState, rules: Rules) -> bool:
-    """Whether `cluster_signals` may rescan the cluster's infra values now (`fresh_infra`): then what it
-    makes depends on the time as well, and an earlier assessment is not reused."""
-    s = cluster_signal(rules, "FP_SHARED_UNRELATED")
-    return s is not None and bool(s.window_ms) and c.infra_stale(c.last_ms, s.window_ms)
-
-
 class ClusterStage(Stage):
     def __init__(self, rules: Rules, clusters: StateStore | None = None,
                  index: StateStore | None = None, verdicts: StateStore | None = None) -> None:
@@ -77,6 +70,18 @@ class ClusterStage(Stage):
         self.index = index if index is not None else DictStore("cluster_index")
         # analysts' verdicts as applied (VerdictRecord by verdict id): the worker's `feedback` table
         self.verdicts = verdicts if verdicts is not None else DictStore("verdicts")
+
+    def set_rules(self, rules: Rules) -> None:
+        super().set_rules(rules)
+        # FP_SHARED_UNRELATED's window (0: none), which `_infra_stale` reads on every link
+        s = cluster_signal(rules, "FP_SHARED_UNRELATED")
+        self._infra_window = s.window_ms if s is not None else 0
+
+    def _infra_stale(self, c: ClusterState) -> bool:
+        """Whether `cluster_signals` may rescan the cluster's infra values now (`fresh_infra`): then what it
+        makes depends on the time as well, and an earlier assessment is not reused."""
+        w = self._infra_window
+        return bool(w) and c.infra_stale(c.last_ms, w)
 
     @staticmethod
     def account_key(acct: str) -> str:
@@ -177,6 +182,7 @@ class ClusterStage(Stage):
         m_before = c.members.get(acct) if live is not None else None
         own_before = (attribution.member_evidence(c, m_before, attribution.view(c, rules)) if m_before is not None
                       else -1)
+        rev = c.rev
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules,
                                                         link.fp_unrelated)
         harness = attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
@@ -200,7 +206,9 @@ class ClusterStage(Stage):
         if decided:
             out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
         elif live is not None and m is not None and not self._suppressed(c, ts):
-            own_now = attribution.member_evidence(c, m, attribution.view(c, rules))
+            # the same as before when the link changed nothing the member's evidence or the view reads (`rev`)
+            own_now = (own_before if m is m_before and c.rev == rev
+                       else attribution.member_evidence(c, m, attribution.view(c, rules)))
             if own_now != own_before and own_now:
                 # new own evidence: its strong values now reach their other holders too
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
@@ -224,9 +232,9 @@ class ClusterStage(Stage):
             # counts), the same signals fire and the same gate holds. Their texts, which give the figures, are
             # made again when something is emitted
             out_now = _outcome(c, rules)
-            if memo[7] == out_now and (not out_now[1] or memo[8] == c.rev_f) and not _infra_stale(c, rules):
+            if memo[7] == out_now and (not out_now[1] or memo[8] == c.rev_f) and not self._infra_stale(c):
                 memo = c.assessed = (c.rev, rules, memo[2], memo[3], memo[4], False, memo[6], memo[7], c.rev_f)
-        if memo is not None and memo[0] == c.rev and memo[1] is rules and not _infra_stale(c, rules):
+        if memo is not None and memo[0] == c.rev and memo[1] is rules and not self._infra_stale(c):
             a, gate, plan, texts = memo[2], memo[3], memo[4], memo[5]
         else:
             # first without the texts, nor the hits in their order, which only an alert reads: most
