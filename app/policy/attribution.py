@@ -790,6 +790,14 @@ def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Ru
     live = c.live
     if live is None or c.kind != "community":
         return []
+    until = live.until_ms
+    fps = c.fps
+    # the values not decided yet until the live decision's end first (most of a pass's flagged values are
+    # decided already, or are no payment method or device), then those in key order
+    todo = [key for key in bad_values if (v := fps.get(key)) is not None and v.decided_until < until and v.orgs >= 2
+            and key.partition(":")[0] in DECISION_SCOPES]
+    if not todo:
+        return []
     at = rules.policy.attribution
     now_action, mode = live_now(live, rules)
     action = _capped(now_action, None if at.association_max_action == "none" else at.association_max_action)
@@ -801,12 +809,9 @@ def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Ru
             if _allowed(allow, acct, m.org, ts_ms):
                 allowed_holders.update(m.strong)
     out = []
-    until = live.until_ms
-    for key in sorted(bad_values):
-        v = c.fps.get(key)
+    for key in sorted(todo):
+        v = fps[key]
         scope, _, value = key.partition(":")
-        if v is None or scope not in DECISION_SCOPES or v.decided_until >= until or v.orgs < 2:
-            continue
         if allow and (key in allowed_holders or allow.allows(scope, value, ts_ms)):
             continue
         v.decided_until = until
