@@ -73,9 +73,14 @@ class ClusterStage(Stage):
 
     def set_rules(self, rules: Rules) -> None:
         super().set_rules(rules)
-        # FP_SHARED_UNRELATED's window (0: none), which `_infra_stale` reads on every link
+        # FP_SHARED_UNRELATED's window (0: none), which `_infra_stale` reads on every link, and the figures
+        # `process` reads of the rules on every link
         s = cluster_signal(rules, "FP_SHARED_UNRELATED")
         self._infra_window = s.window_ms if s is not None else 0
+        self._max_members = rules.cluster.max_members
+        self._max_values = max_values(rules.cluster.max_members)
+        self._ttl_ms = rules.cluster.ttl_ms
+        self._pool_share = rules.policy.attribution.own_content_min_share
 
     def _infra_stale(self, c: ClusterState) -> bool:
         """Whether `cluster_signals` may rescan the cluster's infra values now (`fresh_infra`): then what it
@@ -153,15 +158,28 @@ class ClusterStage(Stage):
         """`prov`: the link's provenance, for the state it writes."""
         rules = self.rules
         ts = link.ts_ms
-        if self._tick(ts):
+        # Stage._tick and _sync_feedback written out: this runs on every link
+        if ts > self.watermark_ms:
+            self.watermark_ms = ts
+        self.seen += 1
+        if self.seen % rules.sweep_every_events == 0:
             self.sweep(prov)
-        self._sync_feedback()
+        fb = self.feedback
+        if fb is not None and fb.version != self._feedback_seen:
+            self._merge_allow()
         s = link.summary
         acct = s.account_id
-        max_members = rules.cluster.max_members
+        max_members = self._max_members
         key = _ACCOUNT + acct
-        mine = self._cluster_of(key, ts)
-        tie = tie_scope(link.fp, link.strong)
+        # _cluster_of written out
+        mine = None
+        ix = self.index.get(key)
+        if ix is not None and ts - ix.last_ms <= self._ttl_ms:
+            mine = self.clusters.get(ix.cid)
+            if mine is not None and ts - mine.last_ms > self._ttl_ms:
+                mine = None
+        fp = link.fp
+        tie = tie_scope(fp, link.strong)
         if link.strong:
             # a strong value joins communities: the account's, its anchor's and the value's
             if mine is not None and mine.kind == RING:
@@ -185,16 +203,22 @@ class ClusterStage(Stage):
         rev = c.rev
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules,
                                                         link.fp_unrelated)
-        harness = attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
-        c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring, link.harvest, harness,
-              rules.policy.attribution.own_content_min_share)
-        c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
-                  link.strong, link.fp_unrelated)
+        harness = tie == "harness" and attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
+        c.add(s, max_members, tie, fp if link.strong else "", ts, ring, link.harvest, harness, self._pool_share)
+        c.note_fp(fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, self._max_values, ts, link.strong,
+                  link.fp_unrelated)
         if harness:
-            c.mark_harness(link.fp)
-        self.index.put(key, IndexEntry(c.cid, ts), prov)
+            c.mark_harness(fp)
+        cid = c.cid
+        index = self.index
+        # the account's entry is made again only when it points elsewhere (its time is all that changes)
+        if ix is not None and ix.cid == cid:
+            ix.last_ms = ts
+        else:
+            ix = IndexEntry(cid, ts)
+        index.put(key, ix, prov)
         if index_key:
-            self.index.put(index_key, IndexEntry(c.cid, ts), prov)
+            index.put(index_key, IndexEntry(cid, ts), prov)
         m = c.members.get(acct)
         if m is not None and m.dec_until > ts and (
                 self.allow.allows("account", acct, ts) or self.allow.allows("org", m.org, ts)):
