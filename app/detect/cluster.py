@@ -392,6 +392,26 @@ class ClusterState:
     def _count(self, m: Member, sign: int) -> None:
         self._tally(m.figures(), sign)
 
+    def _retally(self, before: tuple, after: tuple) -> None:
+        """`_tally(before, -1)` then `_tally(after, 1)`. Most changes of a member's figures are its request
+        counts (a new level of its summary): when its evidence, egress and home figures (own, block, payment,
+        harvest, harness, net, asn, home) are the same, only the plain sums move and the per-block counts are
+        left as they are (counted out and in they would come back to the same counts)."""
+        if before[5] == after[5] and before[7:9] == after[7:9] and before[10:14] == after[10:14] and (
+                before[15] == after[15]):
+            _, young0, risky0, n0, flagged0, _, pivot0, _, _, _, _, _, _, _, throwaway0, _ = before
+            _, young1, risky1, n1, flagged1, _, pivot1, _, _, _, _, _, _, _, throwaway1, _ = after
+            self.n_sum += n1 - n0
+            self.flagged_sum += flagged1 - flagged0
+            self.flagged_members += (flagged1 > 0) - (flagged0 > 0)
+            self.young += young1 - young0
+            self.risky += risky1 - risky0
+            self.pivoted += pivot1 - pivot0
+            self.throwaways += throwaway1 - throwaway0
+            return
+        self._tally(before, -1)
+        self._tally(after, 1)
+
     def _tally(self, fig: tuple, sign: int) -> None:
         """Count a member in (sign 1) or out (-1) of the running figures, from its `Member.figures()` (all
         they read is there, so a member whose figures did not change need not be counted out and in)."""
@@ -530,8 +550,7 @@ class ClusterState:
             self.touch(s.account_id)
         after = m.figures()
         if after != before:  # counted out as it was and in as it is (the figures read nothing else)
-            self._tally(before, -1)
-            self._tally(after, 1)
+            self._retally(before, after)
             self.rev += 1
             if before[:3] == after[:3] and before[5:] == after[5:]:
                 self.rev_n += 1  # only the member's request counts (`quiet`)
