@@ -552,8 +552,9 @@ class ClusterState:
         if after != before:  # counted out as it was and in as it is (the figures read nothing else)
             self._retally(before, after)
             self.rev += 1
-            if before[:3] == after[:3] and before[5:] == after[5:]:
-                self.rev_n += 1  # only the member's request counts (`quiet`)
+            if before[:3] == after[:3] and before[5:9] == after[5:9] and before[10:] == after[10:] and (
+                    before[9] == after[9] or (before[9] & STRONG_TIES) == (after[9] & STRONG_TIES)):
+                self.rev_n += 1  # only the member's request counts, or a weak tie (`quiet`)
                 if (before[4] or after[4]) and (pool_share is None or (
                         bool(before[4]) and before[4] >= pool_share * before[3]) != (
                         bool(after[4]) and after[4] >= pool_share * after[3])):
@@ -854,12 +855,14 @@ def cluster_signal(rules, code: str):
 
 
 def quiet(c: ClusterState) -> int:
-    """The count of the cluster's changes other than a member's request counts alone (`rev` less `rev_n`):
-    while it stays the same, the members' records are the same but for their request and flagged request
-    counts. Those are read by the cluster's request totals (CL_CONTENT, CL_VOLUME: `request_outcome`; the
-    pooled content verdict, `content_pool`) and, under pooled content only, by a flagged member's evidence
-    (`evidence_of`, changed only with `rev_f`): with those the same, the same signals fire and the gate and
-    the view are the same; only the texts' figures differ."""
+    """The count of the cluster's changes other than a member's request counts or weak ties alone (`rev` less
+    `rev_n`): while it stays the same, the members' records are the same but for their request and flagged
+    request counts and the weak values they are tied through (a JA4, an IP block, a template: the signals,
+    the gate and the view read only whether a member is tied through a strong value). The counts are read by
+    the cluster's request totals (CL_CONTENT, CL_VOLUME: `request_outcome`; the pooled content verdict,
+    `content_pool`) and, under pooled content only, by a flagged member's evidence (`evidence_of`, changed
+    only with `rev_f`): with those the same, the same signals fire and the gate and the view are the same;
+    only the texts' figures differ."""
     return c.rev - c.rev_n
 
 

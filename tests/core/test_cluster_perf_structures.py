@@ -236,14 +236,16 @@ def test_rev_changes_whenever_what_the_assessment_reads_changes(seed):
             c.add(s, max_members, tie, _fp(rng) if tie in ("payment_fp", "device_id", "harness") else "",
                   rng.randrange(0, 400) * 1000, rng.random() < 0.1, pool_share=share)
         elif r < 0.8 and c.members:
-            # a member's request counts alone move (a new level of its summary): `quiet` stays the same
+            # a member's request counts alone move (a new level of its summary), maybe with a new weak tie:
+            # `quiet` stays the same
             acct = rng.choice(sorted(c.members))
             m = c.members[acct]
             n = m.n + rng.choice([0, 1, 5, 40, 400, 3000])  # the totals cross CL_VOLUME's and CL_CONTENT's
             s = Summary(acct, m.org or None, m.first_ms, m.young, True, n,
                         min(n, m.flagged + rng.choice([0, 0, 1, 4, 30, 300])), m.pivot, m.risky, m.own,
                         throwaway=m.throwaway, hosting_block=m.block, net=m.net, asn=m.asn, home=m.home)
-            c.add(s, max_members, "", "", m.seen_ms, pool_share=share)
+            tie = rng.choice(["", "", "template", "ip_prefix", "ja4", "payment_fp"])  # a weak tie is quiet too
+            c.add(s, max_members, tie, _fp(rng) if tie == "payment_fp" else "", m.seen_ms, pool_share=share)
         elif r < 0.83 and c.members:
             c.remove(rng.choice(sorted(c.members)))
         elif r < 0.97:
