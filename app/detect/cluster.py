@@ -193,7 +193,10 @@ class ClusterState:
     as members come and go; `_tmpl` and `_other`, the template and the other linking values in the
     order of `fps`, for `cap_fps`. `rev` counts the changes of what `cluster_signals` and the
     attribution gate read (the members' `figures`, membership, the payment and infra values) except
-    time, so that the stage assesses a cluster again only when it changed; `assessed` is the stage's
+    time, so that the stage assesses a cluster again only when it changed; `rev_n` counts those of the
+    changes that moved only a member's request counts (`quiet`: what they can change is read through
+    `request_outcome` and the pooled content verdict), `rev_f` those of a member with a flagged request
+    (which, under pooled content, can change its evidence); `assessed` is the stage's
     memo of that assessment and `viewed` attribution's of its view; `reached` is attribution's reach
     index and `touched` the members whose record changed, or who came or went, since it last read them
     (None: no index kept; none of these is stored)."""
@@ -243,6 +246,8 @@ class ClusterState:
         "pol_until_ms",
         "reached",
         "rev",
+        "rev_f",
+        "rev_n",
         "risky",
         "sync",
         "throwaways",
@@ -301,6 +306,8 @@ class ClusterState:
         self._shared: set[int] = set()
         self._pool_plain = self._pool_nonet = 0
         self.rev = 0
+        self.rev_n = 0
+        self.rev_f = 0
         self.assessed: object = None
         self.viewed: object = None
         self.reached: object = None
@@ -385,6 +392,26 @@ class ClusterState:
     def _count(self, m: Member, sign: int) -> None:
         self._tally(m.figures(), sign)
 
+    def _retally(self, before: tuple, after: tuple) -> None:
+        """`_tally(before, -1)` then `_tally(after, 1)`. Most changes of a member's figures are its request
+        counts (a new level of its summary): when its evidence, egress and home figures (own, block, payment,
+        harvest, harness, net, asn, home) are the same, only the plain sums move and the per-block counts are
+        left as they are (counted out and in they would come back to the same counts)."""
+        if before[5] == after[5] and before[7:9] == after[7:9] and before[10:14] == after[10:14] and (
+                before[15] == after[15]):
+            _, young0, risky0, n0, flagged0, _, pivot0, _, _, _, _, _, _, _, throwaway0, _ = before
+            _, young1, risky1, n1, flagged1, _, pivot1, _, _, _, _, _, _, _, throwaway1, _ = after
+            self.n_sum += n1 - n0
+            self.flagged_sum += flagged1 - flagged0
+            self.flagged_members += (flagged1 > 0) - (flagged0 > 0)
+            self.young += young1 - young0
+            self.risky += risky1 - risky0
+            self.pivoted += pivot1 - pivot0
+            self.throwaways += throwaway1 - throwaway0
+            return
+        self._tally(before, -1)
+        self._tally(after, 1)
+
     def _tally(self, fig: tuple, sign: int) -> None:
         """Count a member in (sign 1) or out (-1) of the running figures, from its `Member.figures()` (all
         they read is there, so a member whose figures did not change need not be counted out and in)."""
@@ -456,7 +483,8 @@ class ClusterState:
 
     # -- membership -----------------------------------------------------------------------------------
     def add(self, s: Summary, max_members: int, tie: str = "", strong_value: str = "", ts_ms: int = 0,
-            payment_ring: bool = False, harvest: bool = False, harness: bool = False) -> bool:
+            payment_ring: bool = False, harvest: bool = False, harness: bool = False,
+            pool_share: float | None = None) -> bool:
         """Add or refresh a member tied through `tie` (a SCOPE_BITS name), remembering `strong_value` when
         the tie is strong; True when it is new to the cluster. `ts_ms`: the event time of the summary. Its
         own evidence and pivot flag come and go, so they are taken only from a summary at least as recent
@@ -464,7 +492,10 @@ class ClusterState:
         and never from a stub (n == 0: a member a fingerprint knew only by its last observation).
         `payment_ring`: the link says it pays with a card risky orgs share and it is a throwaway account;
         `harvest`: that it is a risky account with a flagged request on a harvest template; `harness`: that it is
-        a throwaway user of a harness prompt that throwaway orgs run (`mark_harness`) (all three kept)."""
+        a throwaway user of a harness prompt that throwaway orgs run (`mark_harness`) (all three kept).
+        `pool_share`: the share of its requests a member's flagged requests make up for pooled content evidence
+        (`evidence_of`), when the caller has it: a change of a flagged member's counts that leaves it on the
+        same side of it is not counted in `rev_f`."""
         m = self.members.get(s.account_id)
         bit = SCOPE_BITS.get(tie, 0)
         if m is None:
@@ -519,9 +550,15 @@ class ClusterState:
             self.touch(s.account_id)
         after = m.figures()
         if after != before:  # counted out as it was and in as it is (the figures read nothing else)
-            self._tally(before, -1)
-            self._tally(after, 1)
+            self._retally(before, after)
             self.rev += 1
+            if before[:3] == after[:3] and before[5:9] == after[5:9] and before[10:] == after[10:] and (
+                    before[9] == after[9] or (before[9] & STRONG_TIES) == (after[9] & STRONG_TIES)):
+                self.rev_n += 1  # only the member's request counts, or a weak tie (`quiet`)
+                if (before[4] or after[4]) and (pool_share is None or (
+                        bool(before[4]) and before[4] >= pool_share * before[3]) != (
+                        bool(after[4]) and after[4] >= pool_share * after[3])):
+                    self.rev_f += 1  # ... of a member with a flagged request, whose pooled content evidence may move
             if _reach_moved(before, after):
                 self.touch(s.account_id)
         return False
@@ -815,6 +852,30 @@ def _signals(rules) -> dict:
 def cluster_signal(rules, code: str):
     """`rules.signal(code)` for a code in _SIGNAL_CODES, looked up once per rules object."""
     return _signals(rules)[code]
+
+
+def quiet(c: ClusterState) -> int:
+    """The count of the cluster's changes other than a member's request counts or weak ties alone (`rev` less
+    `rev_n`): while it stays the same, the members' records are the same but for their request and flagged
+    request counts and the weak values they are tied through (a JA4, an IP block, a template: the signals,
+    the gate and the view read only whether a member is tied through a strong value). The counts are read by
+    the cluster's request totals (CL_CONTENT, CL_VOLUME: `request_outcome`; the pooled content verdict,
+    `content_pool`) and, under pooled content only, by a flagged member's evidence (`evidence_of`, changed
+    only with `rev_f`): with those the same, the same signals fire and the gate and the view are the same;
+    only the texts' figures differ."""
+    return c.rev - c.rev_n
+
+
+def request_outcome(c: ClusterState, rules) -> tuple[bool, bool]:
+    """Whether CL_CONTENT and CL_VOLUME fire, as `cluster_signals` tests them (the two signals that read the
+    cluster's request totals; see `quiet`)."""
+    sig = _signals(rules)
+    n, flagged = c.n_sum, c.flagged_sum
+    s = sig["CL_CONTENT"]
+    content = s is not None and n >= s.min_requests and bool(flagged) and flagged / n >= s.threshold
+    s = sig["CL_VOLUME"]
+    volume = s is not None and len(c.members) >= s.min_requests and n >= s.threshold
+    return content, volume
 
 
 def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.allowlist import Allowlist
-from app.detect.cluster import ClusterState, Live, Member
+from app.detect.cluster import ClusterState, Live, Member, quiet
 from app.detect.hits import Hit
 from app.detect.messages import (
     OWN_CONTENT,
@@ -197,12 +197,18 @@ def site_cohort(c: ClusterState, rules: Rules) -> int:
     at = rules.policy.attribution
     if at.site_min_members <= 0 or c.kind != "community" or c.netted < at.site_min_members:
         return 0
+    # the cheap tests first (this runs whenever a community's figures change): a campaign's throwaway
+    # accounts, or no block at all holding enough members, rule it out without a scan of its blocks
+    if c.throwaways >= at.site_max_throwaway_share * len(c.members):
+        return 0
+    nets = c.nets
+    need = max(at.site_min_members, at.site_min_share * c.netted)
+    if max(nets.values()) < need:
+        return 0
     # the most used block that is not hosting egress (a count, whichever block holds it: no order to depend on)
     blocks = c.blocks
-    n = max((k for b, k in c.nets.items() if b not in blocks), default=0)
-    if n < at.site_min_members or n < at.site_min_share * c.netted:
-        return 0
-    return 0 if c.throwaways >= at.site_max_throwaway_share * len(c.members) else n
+    n = max((k for b, k in nets.items() if b not in blocks), default=0)
+    return 0 if n < need else n
 
 
 def home_cohort(c: ClusterState, rules: Rules) -> int:
@@ -334,13 +340,21 @@ class View:
 def view(c: ClusterState, rules: Rules) -> View:
     """Made again only when the cluster's figures or the rules changed (`ClusterState.rev`)."""
     memo = c.viewed
-    if memo is not None and memo[0] == c.rev and memo[1] is rules:
-        return memo[2]
+    if memo is not None and memo[1] is rules:
+        if memo[0] == c.rev:
+            return memo[2]
+        if memo[3] == quiet(c):
+            # only members' request counts moved (`quiet`): the view reads them through the pooled content
+            # verdict alone
+            pool = pooled(c, rules)
+            if pool == memo[4]:
+                c.viewed = (c.rev, rules, memo[2], memo[3], pool)
+                return memo[2]
     sp = spread(c, rules)
     shared = frozenset(c.shared_blocks(sp)) if sp > 1 else frozenset()
-    v = View(sp, rules.policy.attribution.own_content_min_share if pooled(c, rules) else None, shared,
-             aged_cap(c, rules))
-    c.viewed = (c.rev, rules, v)
+    pool = pooled(c, rules)
+    v = View(sp, rules.policy.attribution.own_content_min_share if pool else None, shared, aged_cap(c, rules))
+    c.viewed = (c.rev, rules, v, quiet(c), pool)
     return v
 
 
@@ -776,6 +790,14 @@ def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Ru
     live = c.live
     if live is None or c.kind != "community":
         return []
+    until = live.until_ms
+    fps = c.fps
+    # the values not decided yet until the live decision's end first (most of a pass's flagged values are
+    # decided already, or are no payment method or device), then those in key order
+    todo = [key for key in bad_values if (v := fps.get(key)) is not None and v.decided_until < until and v.orgs >= 2
+            and key.partition(":")[0] in DECISION_SCOPES]
+    if not todo:
+        return []
     at = rules.policy.attribution
     now_action, mode = live_now(live, rules)
     action = _capped(now_action, None if at.association_max_action == "none" else at.association_max_action)
@@ -787,12 +809,9 @@ def value_decisions(c: ClusterState, bad_values: set[str], ts_ms: int, rules: Ru
             if _allowed(allow, acct, m.org, ts_ms):
                 allowed_holders.update(m.strong)
     out = []
-    until = live.until_ms
-    for key in sorted(bad_values):
-        v = c.fps.get(key)
+    for key in sorted(todo):
+        v = fps[key]
         scope, _, value = key.partition(":")
-        if v is None or scope not in DECISION_SCOPES or v.decided_until >= until or v.orgs < 2:
-            continue
         if allow and (key in allowed_holders or allow.allows(scope, value, ts_ms)):
             continue
         v.decided_until = until

@@ -13,13 +13,15 @@ from app.detect.cluster import (
     cluster_signal,
     cluster_signals,
     max_values,
+    quiet,
+    request_outcome,
     tie_scope,
 )
 from app.detect.messages import Link
 from app.emit.records import stable_id
 from app.policy import attribution, feedback
-from app.policy.decide import Subject, decide, settled, step_plan
-from app.rules.model import Rules
+from app.policy.decide import LEVELS, Subject, decide, settled, step_plan
+from app.rules.model import Rules, per_rules
 from app.score.assess import assess
 from app.stages.base import Output, Stage
 from app.state.store import NO_PROVENANCE, DictStore, Provenance, StateStore
@@ -44,11 +46,20 @@ class IndexEntry:
         return cls(s[0], s[1])
 
 
-def _infra_stale(c: ClusterState, rules: Rules) -> bool:
-    """Whether `cluster_signals` may rescan the cluster's infra values now (`fresh_infra`): then what it
-    makes depends on the time as well, and an earlier assessment is not reused."""
-    s = cluster_signal(rules, "FP_SHARED_UNRELATED")
-    return s is not None and bool(s.window_ms) and c.infra_stale(c.last_ms, s.window_ms)
+_LEVEL = {action: i for i, action in enumerate(LEVELS)}
+
+# id(rules) -> (rules, {signal codes that fired, in cluster_signals' order: (assessment without texts, plan)})
+_plans_of: dict[int, tuple] = {}
+
+
+def _new_plans(rules: Rules) -> dict:
+    return {}
+
+
+def _outcome(c: ClusterState, rules: Rules) -> tuple:
+    """What a quiet change of request counts (`ClusterState.rev_n`) can change of an assessment: whether the
+    signals that read the cluster's request total fire, and the pooled content verdict (the view's)."""
+    return request_outcome(c, rules), attribution.pooled(c, rules)
 
 
 class ClusterStage(Stage):
@@ -59,6 +70,23 @@ class ClusterStage(Stage):
         self.index = index if index is not None else DictStore("cluster_index")
         # analysts' verdicts as applied (VerdictRecord by verdict id): the worker's `feedback` table
         self.verdicts = verdicts if verdicts is not None else DictStore("verdicts")
+
+    def set_rules(self, rules: Rules) -> None:
+        super().set_rules(rules)
+        # FP_SHARED_UNRELATED's window (0: none), which `_infra_stale` reads on every link, and the figures
+        # `process` reads of the rules on every link
+        s = cluster_signal(rules, "FP_SHARED_UNRELATED")
+        self._infra_window = s.window_ms if s is not None else 0
+        self._max_members = rules.cluster.max_members
+        self._max_values = max_values(rules.cluster.max_members)
+        self._ttl_ms = rules.cluster.ttl_ms
+        self._pool_share = rules.policy.attribution.own_content_min_share
+
+    def _infra_stale(self, c: ClusterState) -> bool:
+        """Whether `cluster_signals` may rescan the cluster's infra values now (`fresh_infra`): then what it
+        makes depends on the time as well, and an earlier assessment is not reused."""
+        w = self._infra_window
+        return bool(w) and c.infra_stale(c.last_ms, w)
 
     @staticmethod
     def account_key(acct: str) -> str:
@@ -130,15 +158,28 @@ class ClusterStage(Stage):
         """`prov`: the link's provenance, for the state it writes."""
         rules = self.rules
         ts = link.ts_ms
-        if self._tick(ts):
+        # Stage._tick and _sync_feedback written out: this runs on every link
+        if ts > self.watermark_ms:
+            self.watermark_ms = ts
+        self.seen += 1
+        if self.seen % rules.sweep_every_events == 0:
             self.sweep(prov)
-        self._sync_feedback()
+        fb = self.feedback
+        if fb is not None and fb.version != self._feedback_seen:
+            self._merge_allow()
         s = link.summary
         acct = s.account_id
-        max_members = rules.cluster.max_members
+        max_members = self._max_members
         key = _ACCOUNT + acct
-        mine = self._cluster_of(key, ts)
-        tie = tie_scope(link.fp, link.strong)
+        # _cluster_of written out
+        mine = None
+        ix = self.index.get(key)
+        if ix is not None and ts - ix.last_ms <= self._ttl_ms:
+            mine = self.clusters.get(ix.cid)
+            if mine is not None and ts - mine.last_ms > self._ttl_ms:
+                mine = None
+        fp = link.fp
+        tie = tie_scope(fp, link.strong)
         if link.strong:
             # a strong value joins communities: the account's, its anchor's and the value's
             if mine is not None and mine.kind == RING:
@@ -159,17 +200,25 @@ class ClusterStage(Stage):
         m_before = c.members.get(acct) if live is not None else None
         own_before = (attribution.member_evidence(c, m_before, attribution.view(c, rules)) if m_before is not None
                       else -1)
+        rev = c.rev
         ring = link.strong and attribution.payment_ring(tie, link.fp_risky_orgs, s.throwaway, rules,
                                                         link.fp_unrelated)
-        harness = attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
-        c.add(s, max_members, tie, link.fp if link.strong else "", ts, ring, link.harvest, harness)
-        c.note_fp(link.fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, max_values(max_members), ts,
-                  link.strong, link.fp_unrelated)
+        harness = tie == "harness" and attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
+        c.add(s, max_members, tie, fp if link.strong else "", ts, ring, link.harvest, harness, self._pool_share)
+        c.note_fp(fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, self._max_values, ts, link.strong,
+                  link.fp_unrelated)
         if harness:
-            c.mark_harness(link.fp)
-        self.index.put(key, IndexEntry(c.cid, ts), prov)
+            c.mark_harness(fp)
+        cid = c.cid
+        index = self.index
+        # the account's entry is made again only when it points elsewhere (its time is all that changes)
+        if ix is not None and ix.cid == cid:
+            ix.last_ms = ts
+        else:
+            ix = IndexEntry(cid, ts)
+        index.put(key, ix, prov)
         if index_key:
-            self.index.put(index_key, IndexEntry(c.cid, ts), prov)
+            index.put(index_key, IndexEntry(cid, ts), prov)
         m = c.members.get(acct)
         if m is not None and m.dec_until > ts and (
                 self.allow.allows("account", acct, ts) or self.allow.allows("org", m.org, ts)):
@@ -181,11 +230,15 @@ class ClusterStage(Stage):
         if decided:
             out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
         elif live is not None and m is not None and not self._suppressed(c, ts):
-            own_now = attribution.member_evidence(c, m, attribution.view(c, rules))
+            # the same as before when the link changed nothing the member's evidence or the view reads (`rev`)
+            own_now = (own_before if m is m_before and c.rev == rev
+                       else attribution.member_evidence(c, m, attribution.view(c, rules)))
             if own_now != own_before and own_now:
                 # new own evidence: its strong values now reach their other holders too
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow))
-            else:
+            elif m.dec_until < live.until_ms or m.dec_level < _LEVEL.get(live.action, len(LEVELS)):
+                # (a member holding the live decision at its action's level until its end gets nothing from
+                # a pass: `_Pass.holds`, tested here before a pass is set up for it)
                 out.decisions.extend(attribution.reach(c, ts, rules, self.allow, only=acct))
         self.clusters.put(c.cid, c, prov)
 
@@ -197,17 +250,35 @@ class ClusterStage(Stage):
         depends on the time)."""
         rules = self.rules
         memo = c.assessed
-        if memo is not None and memo[0] == c.rev and memo[1] is rules and not _infra_stale(c, rules):
+        if memo is not None and memo[1] is rules and memo[0] != c.rev and memo[6] == quiet(c):
+            # only members' request counts moved since (`quiet`): when no signal that reads the cluster's request
+            # totals, nor the pooled content verdict, changed (nor, under pooled content, a flagged member's
+            # counts), the same signals fire and the same gate holds. Their texts, which give the figures, are
+            # made again when something is emitted
+            out_now = _outcome(c, rules)
+            if memo[7] == out_now and (not out_now[1] or memo[8] == c.rev_f) and not self._infra_stale(c):
+                memo = c.assessed = (c.rev, rules, memo[2], memo[3], memo[4], False, memo[6], memo[7], c.rev_f)
+        if memo is not None and memo[0] == c.rev and memo[1] is rules and not self._infra_stale(c):
             a, gate, plan, texts = memo[2], memo[3], memo[4], memo[5]
         else:
             # first without the texts, nor the hits in their order, which only an alert reads: most
             # assessments of a decided cluster change nothing (`settled`)
             hits = cluster_signals(c, rules, texts=False)
-            a = assess(hits, ordered=False) if hits else None
-            gate = attribution.cluster_gate(c, rules, texts=False) if hits else None
-            plan = step_plan(a, rules) if a is not None else None
+            if hits:
+                # the scores, families and step are those of which signals fired, whatever their figures:
+                # made once per set of signals (and rules), not again whenever a figure moves
+                plans = per_rules(_plans_of, rules, _new_plans)
+                key = tuple([h.signal.code for h in hits])
+                got = plans.get(key)
+                if got is None:
+                    a = assess(hits, ordered=False)
+                    got = plans[key] = (a, step_plan(a, rules))
+                a, plan = got
+                gate = attribution.cluster_gate(c, rules, texts=False)
+            else:
+                a = gate = plan = None
             texts = False
-            c.assessed = (c.rev, rules, a, gate, plan, texts)
+            c.assessed = (c.rev, rules, a, gate, plan, texts, quiet(c), _outcome(c, rules), c.rev_f)
         if a is None:
             return False
         g = gate
@@ -221,7 +292,7 @@ class ClusterStage(Stage):
             # kept infra value is fresh), and the step and score are those of the hits without texts
             a = assess(cluster_signals(c, rules))
             gate = attribution.cluster_gate(c, rules) if gate is not None else None
-            c.assessed = (c.rev, rules, a, gate, plan, True)
+            c.assessed = (c.rev, rules, a, gate, plan, True, *c.assessed[6:])
             if gate is not None:
                 g = gate
         subj = Subject("cluster", c.cid, c.members, len(c.members), c.first_ms, cluster_id=c.cid)

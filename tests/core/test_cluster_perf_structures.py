@@ -215,8 +215,8 @@ def test_sync_start_from_the_sorted_list_equals_a_fresh_sort():
 def test_rev_changes_whenever_what_the_assessment_reads_changes(seed):
     """The cluster stage reuses a cluster's signals, assessment and attribution gate, and attribution its
     view, while `rev` stays the same: whatever those read must not change without it changing."""
-    from app.detect.cluster import cluster_signals
-    from app.policy.attribution import cluster_gate, view
+    from app.detect.cluster import cluster_signals, quiet, request_outcome
+    from app.policy.attribution import cluster_gate, pooled, view
     from app.rules.load import load_rules
     from app.settings import DEFAULT_RULES
 
@@ -226,14 +226,27 @@ def test_rev_changes_whenever_what_the_assessment_reads_changes(seed):
     pool = max_members * 2
     c = ClusterState("c", 0)
     last: tuple | None = None
+    last_quiet: tuple | None = None
+    share = rules.policy.attribution.own_content_min_share
     for step in range(400):
         r = rng.random()
         if r < 0.7:
             s = _summary(rng, pool)
             tie = rng.choice(TIES)
             c.add(s, max_members, tie, _fp(rng) if tie in ("payment_fp", "device_id", "harness") else "",
-                  rng.randrange(0, 400) * 1000, rng.random() < 0.1)
-        elif r < 0.75 and c.members:
+                  rng.randrange(0, 400) * 1000, rng.random() < 0.1, pool_share=share)
+        elif r < 0.8 and c.members:
+            # a member's request counts alone move (a new level of its summary), maybe with a new weak tie:
+            # `quiet` stays the same
+            acct = rng.choice(sorted(c.members))
+            m = c.members[acct]
+            n = m.n + rng.choice([0, 1, 5, 40, 400, 3000])  # the totals cross CL_VOLUME's and CL_CONTENT's
+            s = Summary(acct, m.org or None, m.first_ms, m.young, True, n,
+                        min(n, m.flagged + rng.choice([0, 0, 1, 4, 30, 300])), m.pivot, m.risky, m.own,
+                        throwaway=m.throwaway, hosting_block=m.block, net=m.net, asn=m.asn, home=m.home)
+            tie = rng.choice(["", "", "template", "ip_prefix", "ja4", "payment_fp"])  # a weak tie is quiet too
+            c.add(s, max_members, tie, _fp(rng) if tie == "payment_fp" else "", m.seen_ms, pool_share=share)
+        elif r < 0.83 and c.members:
             c.remove(rng.choice(sorted(c.members)))
         elif r < 0.97:
             orgs = rng.randrange(1, 6)
@@ -261,6 +274,16 @@ def test_rev_changes_whenever_what_the_assessment_reads_changes(seed):
         if last is not None and last[0] == c.rev:
             assert now == last, step
         last = now
+        # ... and reuses them (their texts made again) while only members' request counts moved (`quiet`) and
+        # what reads them gives the same: the signals on the request totals, the pooled content verdict and,
+        # under it, the flagged members' pooled evidence (`rev_f`)
+        content = pooled(fresh, rules)
+        key = (quiet(c), request_outcome(fresh, rules), content, c.rev_f if content else None)
+        got = ([h.signal.code for h in now[1]], None if now[2] is None else (now[2].code, now[2].value), now[3],
+               {a: fresh.evidence_of(m, now[3].spread, now[3].pool_share) for a, m in fresh.members.items()})
+        if last_quiet is not None and last_quiet[0] == key:
+            assert got == last_quiet[1], step
+        last_quiet = (key, got)
 
 
 @pytest.mark.parametrize("seed", range(8))

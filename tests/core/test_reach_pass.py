@@ -226,3 +226,50 @@ def test_a_member_at_home_that_leaves_is_noted_for_the_index_and_a_throwaway_sta
     want = [d.wire() for d in naive_reach(ref, 4000, r, allow)]
     assert [d["value"] for d in want] == ([] if home else ["r0"])
     assert [d.wire() for d in reach(c, 4000, r, allow)] == want
+
+
+@pytest.mark.parametrize("holds", [True, False])
+def test_a_link_of_a_member_holding_the_live_decision_sets_up_no_pass(holds, monkeypatch):
+    """The cluster stage tests `_Pass.holds` itself before a one-member pass: a member holding the live decision
+    at its action's level until its end gets no pass (it would give nothing); one that does not gets its pass,
+    and its decision."""
+    import app.stages.cluster as stage_mod
+    from app.detect.messages import Link
+    from app.stages.base import Output
+    from app.stages.cluster import ClusterStage, IndexEntry
+
+    r = compile_rules(yaml.safe_load(DEFAULT_RULES.read_text()), "<test>")
+    t0 = 1_769_947_200_000
+    st = ClusterStage(r)
+    c = ClusterState("cl-x", t0)
+    card = "payment_fp:v"
+
+    def summ(acct: str, own: int) -> Summary:
+        # not throwaway: the card is no payment ring, and b's link brings no evidence (no full pass)
+        return Summary(acct, f"org-{acct}", t0, True, True, 3, 0, risky=True, own=own)
+
+    for acct, own in (("a", OWN_CONTENT), ("b", 0)):
+        c.add(summ(acct, own), 2000, "payment_fp", card, t0)
+        st.index.put("a:" + acct, IndexEntry(c.cid, t0))
+    c.note_fp(card, 2, 2, 2, 64, t0, True)
+    st.index.put("f:" + card, IndexEntry(c.cid, t0))
+    c.live = live = Live("dc-x", "block", 86_400, ("CL_SIZE",), "al-x", "enforce", t0)
+    c.pol_until_ms, c.pol_level, c.pol_alert_ms, c.pol_action = live.until_ms, LEVELS.index("block"), t0, "block"
+    st.clusters.put(c.cid, c)
+    b = c.members["b"]
+    if holds:  # association reaches b at most as a challenge; holding the block, it holds anything less
+        b.dec_until, b.dec_level = live.until_ms, LEVELS.index("block")
+    calls = []
+
+    def counted(*args, **kw):
+        calls.append(kw.get("only"))
+        return reach(*args, **kw)
+
+    monkeypatch.setattr(stage_mod.attribution, "reach", counted)
+    out = Output()
+    st.process(Link(card, t0 + 60_000, "ev-1", summ("b", 0), "a", 2, 2, True, 2), out)
+    if holds:
+        assert calls == [] and out.decisions == []
+    else:
+        assert calls == ["b"]
+        assert [(d.value, d.action) for d in out.decisions] == [("b", "challenge")]
