@@ -61,6 +61,7 @@ class Member:
         "strong",
         "throwaway",
         "ties",
+        "verified",
         "young",
     )
 
@@ -83,6 +84,7 @@ class Member:
         self.net = s.net              # the IP block of its latest summary, any network (0: none)
         self.asn = s.asn              # ... and its network's operator (ASN; 0: none)
         self.home = s.home            # at home: every request from its billing country, no proxy or hosting
+        self.verified = s.verified    # its identity verified (KYC id_verified), as of its latest summary
         self.strong: list[str] = []   # strong values it was linked through, at most MAX_STRONG_VALUES
         self.dec_until = 0            # until when the cluster's decision reached it
         self.dec_level = -1           # ... at which level (app.policy.decide.LEVELS index)
@@ -99,13 +101,14 @@ class Member:
     def figures(self) -> tuple:
         """What the cluster's figures, signals and attribution gate read of it (`ClusterState.rev`)."""
         return (self.first_ms, self.young, self.risky, self.n, self.flagged, self.own, self.pivot, self.block,
-                self.payment, self.ties, self.harvest, self.harness, self.net, self.asn, self.throwaway, self.home)
+                self.payment, self.ties, self.harvest, self.harness, self.net, self.asn, self.throwaway, self.home,
+                self.verified)
 
     def snapshot(self) -> list:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
                 int(self.payment), self.block, int(self.harvest), int(self.throwaway), int(self.harness), self.net,
-                self.asn, *((1,) if self.home else ())]
+                self.asn, *((int(self.home), 1) if self.verified else (1,) if self.home else ())]
 
     @classmethod
     def restore(cls, s: list) -> Member:
@@ -113,13 +116,14 @@ class Member:
         (m.first_ms, m.org, young, risky, m.n, m.flagged, m.own, pivot, m.ties, m.strong, m.dec_until,
          m.dec_level, m.seen_ms, payment, m.block) = s[:15]
         # a member stored before `harvest` (15 fields), `throwaway` and `harness` (16), `net` (18), `asn` (19)
-        # or `home` (20) has none
+        # `home` (20) or `verified` (21) has none
         m.harvest = len(s) > 15 and bool(s[15])
         m.throwaway = len(s) > 16 and bool(s[16])
         m.harness = len(s) > 17 and bool(s[17])
         m.net = s[18] if len(s) > 18 else 0
         m.asn = s[19] if len(s) > 19 else 0
         m.home = len(s) > 20 and bool(s[20])
+        m.verified = len(s) > 21 and bool(s[21])
         m.young, m.risky, m.pivot, m.payment = bool(young), bool(risky), bool(pivot), bool(payment)
         return m
 
@@ -398,9 +402,9 @@ class ClusterState:
         harvest, harness, net, asn, home) are the same, only the plain sums move and the per-block counts are
         left as they are (counted out and in they would come back to the same counts)."""
         if before[5] == after[5] and before[7:9] == after[7:9] and before[10:14] == after[10:14] and (
-                before[15] == after[15]):
-            _, young0, risky0, n0, flagged0, _, pivot0, _, _, _, _, _, _, _, throwaway0, _ = before
-            _, young1, risky1, n1, flagged1, _, pivot1, _, _, _, _, _, _, _, throwaway1, _ = after
+                before[15:] == after[15:]):
+            _, young0, risky0, n0, flagged0, _, pivot0, _, _, _, _, _, _, _, throwaway0, _, _ = before
+            _, young1, risky1, n1, flagged1, _, pivot1, _, _, _, _, _, _, _, throwaway1, _, _ = after
             self.n_sum += n1 - n0
             self.flagged_sum += flagged1 - flagged0
             self.flagged_members += (flagged1 > 0) - (flagged0 > 0)
@@ -415,7 +419,8 @@ class ClusterState:
     def _tally(self, fig: tuple, sign: int) -> None:
         """Count a member in (sign 1) or out (-1) of the running figures, from its `Member.figures()` (all
         they read is there, so a member whose figures did not change need not be counted out and in)."""
-        (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn, throwaway, home) = fig
+        (_, young, risky, n, flagged, own, pivot, block, payment, _, harvest, harness, net, asn, throwaway, home,
+         _) = fig  # the last: verified, read by the gate from the members (`new_card_community`)
         evidence = _evidence(own, payment, harvest, harness)  # Member.evidence, from its figures
         self.n_sum += sign * n
         self.flagged_sum += sign * flagged
@@ -535,6 +540,7 @@ class ClusterState:
         if s.n and ts_ms >= m.seen_ms:
             m.own, m.pivot, m.seen_ms, m.block, m.net, m.asn, m.home = (s.own, s.pivot, ts_ms, s.hosting_block, s.net,
                                                                         s.asn, s.home)
+            m.verified = s.verified
         elif not m.block:
             m.block = s.hosting_block  # a value's record of a quiet member's egress (fingerprint._stub)
         if payment_ring and not m.payment:

@@ -684,7 +684,9 @@ def _org_counts(fp: FpState, camp: bool, uc: UnrelatedCard | None = None) -> tup
 
 
 def _stub(acct: str, r: FpMember) -> Summary:
-    """A member known to this fingerprint only by org, eligibility and egress: its full summary reaches the
-    cluster stage with its own next observation (never, for an account whose one session is over)."""
+    """A member known to this fingerprint only by org, eligibility, egress and (on a payment method) identity:
+    its full summary reaches the cluster stage with its own next observation (never, for an account whose one
+    session is over)."""
     return Summary(acct, r.org or None, r.last_ms, bool(r.young), False, 0, 0, risky=bool(r.risky), own=r.own,
-                   throwaway=bool(r.throwaway), hosting_block=r.block, net=r.net, home=bool(r.home))
+                   throwaway=bool(r.throwaway), hosting_block=r.block, net=r.net, home=bool(r.home),
+                   verified=bool(r.verified))

@@ -3,8 +3,9 @@
 it keeps in a cluster alone.
 
 - own evidence: the account's own abuse signals (`own_signals`) or flagged requests (`own_content`);
-- a cluster is decided only with `cluster_min_own_members` members with own evidence, and only when at
-  least `cluster_min_risky_share` of its members are risky (new, disposable email, no KYC);
+- a cluster is decided only with `cluster_min_own_members` members with own evidence (a community of new
+  accounts tied by a card or a device: `new_card_community`), and only when at least
+  `cluster_min_risky_share` of its members are risky (new, disposable email, no KYC);
 - a member with own evidence and a strong tie (payment method, device, harness prompt) gets the
   cluster's decision, up to `own_strong_max_action`; tied by weak values only (a ring), or with no own
   evidence but a flagged request on a harvest template (`fingerprints.harvest_template`), up to
@@ -24,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.allowlist import Allowlist
-from app.detect.cluster import ClusterState, Live, Member, quiet
+from app.detect.cluster import COMMUNITY, SCOPE_BITS, ClusterState, Live, Member, quiet
 from app.detect.hits import Hit
 from app.detect.messages import (
     OWN_CONTENT,
@@ -44,6 +45,8 @@ from app.rules.load import KNOWN_SIGNALS
 from app.rules.model import Attribution, Rules
 
 _FAMILY_BIT = {"content": OWN_CONTENT, "network": OWN_NETWORK, "volume": OWN_VOLUME}
+# a member tied by a payment method or a device (`new_card_community`)
+CARD_TIES = SCOPE_BITS["payment_fp"] | SCOPE_BITS["device_id"]
 # own evidence that does not by itself take a strongly tied member to `own_strong_max_action`: a flagged
 # request on a harvest template (a ring member's reach), egress, its own or its pool's, and a harness ring
 # (association's)
@@ -158,7 +161,7 @@ def cluster_gate(c: ClusterState, rules: Rules, texts: bool = True) -> Reason | 
     size = len(c.members)
     v = view(c, rules)
     own = own_members(c, v, at.cluster_min_own_members)
-    if own < at.cluster_min_own_members:
+    if own < at.cluster_min_own_members and not new_card_community(c, v, own, at):
         return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
                       f"{own} of {size} members have abuse evidence of their own: shared values alone are "
                       "not acted on" if texts else "")
@@ -184,6 +187,35 @@ def cluster_gate(c: ClusterState, rules: Rules, texts: bool = True) -> Reason | 
                       "network: a cohort at home (an online course's live lesson, its students each on their own "
                       "line), whatever its members share; each is judged on its own behaviour" if texts else "")
     return None
+
+
+def new_card_community(c: ClusterState, v: View, own: int, at: Attribution) -> bool:
+    """Whether the community is decided on fewer members with own evidence than `cluster_min_own_members`
+    (`own` of them): at least `new_card_min_own_members` (`new_card_community.min_own_members`; 0: never) of
+    them not at home (`at_home`), in a community of two or more members, every one new at first use and tied
+    to it by a payment method or a device. A hydra replaces each banned account with a new one of another org
+    on the same card: a card's holders come in pairs, the predecessor with evidence, the replacement on its
+    first request. Colleagues on a lab's or a company's card are held at a site (`site_cohort`, asked after
+    this); a teammate with flagged probes from home does not decide the pair, nor do members more than
+    `new_card_max_verified_share` of whom have a verified identity (people who know each other: a security
+    programme's researchers); new accounts that share only a system prompt (a hackathon's, an agent framework's
+    launch crowd) are not this community."""
+    need = at.new_card_min_own_members
+    members = c.members
+    if not need or own < need or c.kind != COMMUNITY or len(members) < 2 or c.young < len(members):
+        return False
+    if not all(m.ties & CARD_TIES for m in members.values()):
+        return False
+    share = at.new_card_max_verified_share
+    if share is not None and sum(1 for m in members.values() if m.verified) > share * len(members):
+        return False
+    away = 0
+    for m in members.values():
+        if not at_home(m) and member_evidence(c, m, v):
+            away += 1
+            if away >= need:
+                return True
+    return False
 
 
 def site_cohort(c: ClusterState, rules: Rules) -> int:

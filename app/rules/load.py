@@ -195,6 +195,9 @@ def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: s
         own_content_min_flagged=int(oc.get("min_flagged", d.own_content_min_flagged)),
         own_content_min_share=float(oc.get("min_share", d.own_content_min_share)),
         cluster_min_own_members=int(a["cluster_min_own_members"]),
+        new_card_min_own_members=_new_card_min_own(a, source),
+        new_card_max_verified_share=(None if a.get("new_card_community", {}).get("max_verified_share") is None
+                                     else float(a["new_card_community"]["max_verified_share"])),
         cluster_min_risky_share=float(a["cluster_min_risky_share"]),
         payment_ring=bool(a.get("payment_ring", d.payment_ring)),
         egress_min_blocks=int(a.get("egress_spread", {}).get("min_blocks", d.egress_min_blocks)),
@@ -230,6 +233,17 @@ def _attribution(a: dict[str, Any] | None, signals: dict[str, Signal], source: s
         established_association_max_action=a.get("established_association_max_action",
                                                  d.established_association_max_action),
     )
+
+
+def _new_card_min_own(a: dict[str, Any], source: str) -> int:
+    """`attribution.new_card_community.min_own_members`: 0 (off) up to `cluster_min_own_members` (a lower bar
+    for a narrower kind of community; a higher one would never be asked)."""
+    n = int(a.get("new_card_community", {}).get("min_own_members", 0))
+    if not 0 <= n <= int(a["cluster_min_own_members"]):
+        raise RulesError(source, "policy.attribution.new_card_community.min_own_members",
+                         f"{n} must be between 0 (off) and cluster_min_own_members "
+                         f"({a['cluster_min_own_members']})")
+    return n
 
 
 def _campaign_prompt(cp: dict[str, Any] | None, popular_accounts: int, source: str) -> CampaignPrompt | None:

@@ -77,6 +77,13 @@ class Attribution:
     own_content_min_share: float = 0.05  # ... making up at least this share of the account's requests
     cluster_min_own_members: int = 2     # a cluster is decided only with this many members with own evidence
     cluster_min_risky_share: float = 0.5 # ... and when at least this share of its members is risky
+    # ... but a community of two or more members, every one new at first use and tied by a payment method or a
+    # device, is decided with this many members with own evidence when that many of them are not at home
+    # (`Summary.home`): a hydra's replacement on its predecessor's card (app.policy.attribution.new_card_community),
+    # unless more than new_card_max_verified_share of its members have a verified identity (people who know each
+    # other; None: any share). 0: off (cluster_min_own_members alone)
+    new_card_min_own_members: int = 0
+    new_card_max_verified_share: float | None = None
     payment_ring: bool = True            # a throwaway holder of a card risky orgs share: own evidence
     # a community whose members' hosting egress spans this many IP blocks, and this many per hosted member,
     # gives each hosted member egress evidence (a proxy pool, not a venue's or an office's NAT)

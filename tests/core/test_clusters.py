@@ -290,15 +290,17 @@ def test_a_card_ring_with_evidence_of_its_own_is_decided_and_its_card_too(rules)
     feed = Feed(rules)
     outs = _evidence_ring(feed, exits=True)
     decided = [o for o in outs if o.decisions]
-    assert decided and decided[0] is outs[4]  # ring-1's second trace prompt: two members with own evidence
-    by_scope = {(d.scope, d.value): d for d in outs[4].decisions}
-    (alert,) = [a for a in outs[4].alerts if a.scope == "cluster"]
-    # ring-0 and ring-1 for their own evidence; ring-2 (one flagged request so far) by association: it
-    # shares the card with them. The card too; not the IP block (bystanders behind it)
+    # ring-0's second trace prompt: one member with own evidence, on an exit of its own (not at home), in a
+    # community of new accounts tied by their card (`new_card_community`; two members otherwise)
+    assert decided and decided[0] is outs[3]
+    by_scope = {(d.scope, d.value): d for d in outs[3].decisions}
+    (alert,) = [a for a in outs[3].alerts if a.scope == "cluster"]
+    # ring-0 for its own evidence; ring-1 and ring-2 (one flagged request each so far) by association: they
+    # share the card with it. The card too; not the IP block (bystanders behind it)
     assert set(by_scope) == {("account", "ring-0"), ("account", "ring-1"), ("account", "ring-2"),
                              ("payment_fp", "card-1")}
     assert {k: d.reasons[-1] for k, d in by_scope.items()} == {
-        ("account", "ring-0"): "OWN_EVIDENCE", ("account", "ring-1"): "OWN_EVIDENCE",
+        ("account", "ring-0"): "OWN_EVIDENCE", ("account", "ring-1"): "ASSOCIATION",
         ("account", "ring-2"): "ASSOCIATION", ("payment_fp", "card-1"): "CLUSTER_FP"}
     for d in by_scope.values():
         assert (d.action, d.alert_id, d.mode) == ("challenge", alert.alert_id, "enforce")
@@ -318,13 +320,14 @@ def test_association_is_capped_and_own_evidence_plus_a_strong_tie_gets_the_block
         for d in o.decisions:
             if d.scope == "account":
                 first.setdefault(d.value, d)
-    # decided on ring-1's second trace prompt: ring-0 and ring-1 have evidence of their own by then,
-    # ring-2 (one flagged request) and the two without any are reached by association
+    # decided on ring-0's second trace prompt (evidence of its own, not at home, in a community of new
+    # accounts on one card: `new_card_community`): ring-1 and ring-2 (one flagged request each) and the two
+    # without any are reached by association
     assert {a: d.action for a, d in first.items()} == {
-        "ring-0": "block", "ring-1": "block", "ring-2": "challenge", "ring-3": "challenge", "ring-4": "challenge"}
+        "ring-0": "block", "ring-1": "challenge", "ring-2": "challenge", "ring-3": "challenge", "ring-4": "challenge"}
     assert first["ring-3"].reasons[-3:] == ("CLUSTER_MEMBER", "ASSOCIATION", "MEMBER_CAP")
-    # ring-2's second trace prompt: the block on top of its challenge
-    assert account_decisions(outs)["ring-2"] == "block"
+    # ring-1's and ring-2's second trace prompts: the block on top of their challenges
+    assert account_decisions(outs)["ring-1"] == account_decisions(outs)["ring-2"] == "block"
     # the card is decided at the association level: the rate limiter applies it to every holder
     (card,) = [d for o in outs for d in o.decisions if d.scope == "payment_fp"]
     assert card.action == "challenge" and card.reasons[-2:] == ("CLUSTER_FP", "MEMBER_CAP")

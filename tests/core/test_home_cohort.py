@@ -185,7 +185,12 @@ def test_stored_forms_round_trip_and_older_ones_restore():
     m = Member(s, 4, T0)
     assert Member.restore(m.snapshot()).home is True
     assert Member.restore(m.snapshot()[:20]).home is False
-    assert len(Member(v, 4, T0).snapshot()) == 20  # not at home: stored as before
+    assert len(Member(Summary("a", "o", T0, True, False, 3, 1), 4, T0).snapshot()) == 20  # as before
+    # verified (new_card_community): stored after `home`; a member stored before it is not verified
+    mv = Member(v, 4, T0)
+    assert len(mv.snapshot()) == 22 and Member.restore(mv.snapshot()).verified is True
+    assert Member.restore(mv.snapshot()).home is False and Member.restore(mv.snapshot()[:21]).verified is False
+    assert Member.restore(m.snapshot()).verified is False
     a = AccountState(T0)
     a.home_n = 3
     assert AccountState.restore(a.snapshot()).home_n == 3
