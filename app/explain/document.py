@@ -223,11 +223,16 @@ def _cluster(t: AccountTrace) -> dict[str, Any] | None:
         own = set(t.fps)
         m = c.members.get(t.account_id)
         tie, path, evidence = t.tie(c) if m is not None else (None, [], None)
+        at = t.rules.policy.attribution
+        own_n = attribution.own_members(c, attribution.view(c, t.rules))
         out.update({
             "kind": c.kind,
             "first_seen": _ts(c.first_ms), "last_activity": _ts(c.last_ms), "size": len(c.members),
             "orgs": len({m.org or f"~{a}" for a, m in c.members.items()}),
-            "members_with_own_evidence": attribution.own_members(c, attribution.view(c, t.rules)),
+            "members_with_own_evidence": own_n,
+            # decided on fewer members with own evidence than cluster_min_own_members (new_card_community)
+            "new_card_community": own_n < at.cluster_min_own_members and attribution.new_card_community(
+                c, attribution.view(c, t.rules), own_n, at),
             "risky_members": c.risky,
             "linking_values": [{"value": k, "accounts": v.accounts, "orgs": v.orgs, "strong": v.strong,
                                 "its_own": k in own}

@@ -189,6 +189,10 @@ def _cluster(doc: dict[str, Any]) -> list[str]:
                    f"{c['members_with_own_evidence']} with abuse evidence of their own, {c['risky_members']} new, "
                    f"disposable or KYC-less; first seen {c['first_seen']}, last activity {c['last_activity']}; "
                    f"{_score(c)}")
+        if c.get("new_card_community"):
+            out.append(f"  decidable on {c['members_with_own_evidence']} member(s) with evidence of their own: a "
+                       "community of new accounts tied by a card or a device, the member with evidence not at home "
+                       "(policy.attribution.new_card_community)")
         mem = c["member"]
         if mem is not None:
             out.append(f"  its membership: linked through {', '.join(mem['linked_through']) or '-'}; "

@@ -137,3 +137,24 @@ def test_new_accounts_tied_by_a_system_prompt_only_are_not_a_new_card_community(
     own = attribution.own_members(c, v)
     assert own == 1 and not attribution.new_card_community(c, v, own, rules.policy.attribution)
     assert acts(outs) == {}
+
+
+def test_explain_says_when_a_cluster_is_decidable_on_one_member(capsys):
+    # the golden case new_card_pair: the hydra pair is such a community, the researchers' pair is not
+    from pathlib import Path
+
+    import orjson
+
+    from app.cli import main
+
+    events = Path(__file__).resolve().parents[1] / "golden" / "new_card_pair" / "events.jsonl"
+
+    def doc(acct: str) -> dict:
+        assert main(["explain", "--json", "--events", str(events), "--now", "2026-02-02T00:00:00Z", acct]) == 0
+        return orjson.loads(capsys.readouterr().out)
+
+    hydra, researcher = doc("hydra-r")["cluster"], doc("rt-cloud")["cluster"]
+    assert (hydra["members_with_own_evidence"], hydra["new_card_community"]) == (1, True)
+    assert (researcher["members_with_own_evidence"], researcher["new_card_community"]) == (1, False)
+    assert main(["explain", "--events", str(events), "--now", "2026-02-02T00:00:00Z", "hydra-r"]) == 0
+    assert "(policy.attribution.new_card_community)" in capsys.readouterr().out
