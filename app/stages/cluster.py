@@ -101,14 +101,18 @@ class ClusterStage(Stage):
         return (self.clusters.sweep(self.watermark_ms, b.ttl_ms, b.max_keys, prov)
                 + self.index.sweep(self.watermark_ms, b.ttl_ms, b.max_keys * 20, prov))
 
-    def _cluster_of(self, key: str, ts_ms: int) -> ClusterState | None:
+    def _lookup(self, key: str, ts_ms: int) -> tuple[IndexEntry | None, ClusterState | None]:
+        """The index entry under `key` (whatever its age) and its cluster, when both are within the TTL."""
         ix = self.index.get(key)
-        if ix is None or ts_ms - ix.last_ms > self.rules.cluster.ttl_ms:
-            return None
+        if ix is None or ts_ms - ix.last_ms > self._ttl_ms:
+            return ix, None
         c = self.clusters.get(ix.cid)
-        if c is None or ts_ms - c.last_ms > self.rules.cluster.ttl_ms:
-            return None
-        return c
+        if c is None or ts_ms - c.last_ms > self._ttl_ms:
+            return ix, None
+        return ix, c
+
+    def _cluster_of(self, key: str, ts_ms: int) -> ClusterState | None:
+        return self._lookup(key, ts_ms)[1]
 
     def cluster_of_account(self, acct: str, ts_ms: int) -> ClusterState | None:
         return self._cluster_of(_ACCOUNT + acct, ts_ms)
@@ -158,26 +162,14 @@ class ClusterStage(Stage):
         """`prov`: the link's provenance, for the state it writes."""
         rules = self.rules
         ts = link.ts_ms
-        # Stage._tick and _sync_feedback written out: this runs on every link
-        if ts > self.watermark_ms:
-            self.watermark_ms = ts
-        self.seen += 1
-        if self.seen % rules.sweep_every_events == 0:
+        if self._tick(ts):
             self.sweep(prov)
-        fb = self.feedback
-        if fb is not None and fb.version != self._feedback_seen:
-            self._merge_allow()
+        self._sync_feedback()
         s = link.summary
         acct = s.account_id
         max_members = self._max_members
         key = _ACCOUNT + acct
-        # _cluster_of written out
-        mine = None
-        ix = self.index.get(key)
-        if ix is not None and ts - ix.last_ms <= self._ttl_ms:
-            mine = self.clusters.get(ix.cid)
-            if mine is not None and ts - mine.last_ms > self._ttl_ms:
-                mine = None
+        ix, mine = self._lookup(key, ts)  # the entry is kept: made again below only when it points elsewhere
         fp = link.fp
         tie = tie_scope(fp, link.strong)
         if link.strong:
