@@ -224,7 +224,8 @@ def _cluster(t: AccountTrace) -> dict[str, Any] | None:
         m = c.members.get(t.account_id)
         tie, path, evidence = t.tie(c) if m is not None else (None, [], None)
         at = t.rules.policy.attribution
-        own_n = attribution.own_members(c, attribution.view(c, t.rules))
+        view = attribution.view(c, t.rules)
+        own_n = attribution.own_members(c, view)
         out.update({
             "kind": c.kind,
             "first_seen": _ts(c.first_ms), "last_activity": _ts(c.last_ms), "size": len(c.members),
@@ -232,7 +233,7 @@ def _cluster(t: AccountTrace) -> dict[str, Any] | None:
             "members_with_own_evidence": own_n,
             # decided on fewer members with own evidence than cluster_min_own_members (new_card_community)
             "new_card_community": own_n < at.cluster_min_own_members and attribution.new_card_community(
-                c, attribution.view(c, t.rules), own_n, at),
+                c, view, own_n, at),
             "risky_members": c.risky,
             "linking_values": [{"value": k, "accounts": v.accounts, "orgs": v.orgs, "strong": v.strong,
                                 "its_own": k in own}
