@@ -36,12 +36,12 @@ class FpMember:
     """What a value keeps of one account behind it, as of the account's last observation on it. Flags are
     0/1 ints, as stored."""
     # `seq`: its place in the value's member order, set only while the value keeps an eviction heap (FpState)
-    __slots__ = ("asn", "block", "cc", "eligible", "hit", "home", "last_ms", "level", "linkable", "net", "org",
-                 "own", "risky", "seq", "throwaway", "verified", "young")
+    __slots__ = ("asn", "block", "cc", "created", "eligible", "hit", "home", "last_ms", "level", "linkable", "net",
+                 "org", "own", "risky", "seq", "throwaway", "verified", "young")
 
     def __init__(self, last_ms: int, org: str, linkable: int, level: int, risky: int, young: int, own: int,
                  eligible: int, throwaway: int, hit: int = 0, block: int = 0, net: int = 0, asn: int = 0,
-                 cc: str = "", verified: int = 0, home: int = 0) -> None:
+                 cc: str = "", verified: int = 0, home: int = 0, created: int = 0) -> None:
         self.last_ms = last_ms        # event time it was last seen on this value
         self.org = org                # "" when none
         self.linkable = linkable      # the value may link it
@@ -73,12 +73,16 @@ class FpMember:
         # ... and whether it is at home (Summary.home), on every value: a weak value links a quiet member by
         # this record alone (`_stub`), and a member at home is capped on a weak tie (home_weak_max_action)
         self.home = home
+        # ... and the day its account was opened (Summary.created_day; 0: unknown), on a payment method only: a
+        # card held by established accounts opened months apart is a programme's, not a ring's batch
+        # (unrelated_card.max_established_spread_days)
+        self.created = created
 
     def snapshot(self) -> list:
         """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit`,
-        `block`, `net`, `asn`, `cc`, `verified` and `home` only up to the last one set (nine fields when none
-        is, as before they existed)."""
-        tail = [self.hit, self.block, self.net, self.asn, self.cc, self.verified, self.home]
+        `block`, `net`, `asn`, `cc`, `verified`, `home` and `created` only up to the last one set (nine fields
+        when none is, as before they existed)."""
+        tail = [self.hit, self.block, self.net, self.asn, self.cc, self.verified, self.home, self.created]
         while tail and not tail[-1]:
             tail.pop()
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
@@ -465,6 +469,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     # ... and its country on a payment method, or abroad on a system prompt (pool_prompt.abroad_countries)
     cc = s.country if card or (sys_prompt and s.abroad) else ""
     verified = +s.verified if card else 0
+    created = s.created_day if card else 0
     rot = 1 if s.own & OWN_NETWORK else 0
     if is_new:
         prev_ms = ts  # when this member was last seen on this value
@@ -473,7 +478,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             fp.established += 1
         hit = +obs.hit
         m = FpMember(ts, s.org or "", 0, -1, +s.risky, +s.young, s.own, +s_eligible, +s.throwaway, hit,
-                     s.hosting_block, net, asn, cc, verified, +s.home)
+                     s.hosting_block, net, asn, cc, verified, +s.home, created)
         members[account] = m
         fp.hits += hit
         fp.n_rot += rot
@@ -507,6 +512,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             cc_moved = True
         m.verified = verified
         m.home = +s.home
+        m.created = created
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
@@ -640,15 +646,22 @@ def unrelated_holders(fp: FpState, uc: UnrelatedCard) -> bool:
     from, those blocks of at least `min_asns` operators in at least `min_countries` countries. A lab's, a
     team's or a household's card is held behind one address (a campus NAT, an office, a VPN's shared exits,
     a home line), a red team's on cloud boxes in one country; a ring's bought accounts each send from their
-    own proxy exit. A card more than `max_verified_share` of whose holders have a verified identity is held by
-    people who know each other (a security programme's researchers of several orgs, each on a cloud box of
-    their own abroad), not by a ring's bought accounts."""
+    own proxy exit. A card more than `max_verified_share` of whose holders have a verified identity, or held
+    only by established accounts (none new, on a disposable email or without KYC: `FpMember.risky`) opened
+    more than `max_established_spread_days` apart, is held by people who know each other (a security
+    programme's researchers of several orgs, each on a cloud box of their own abroad), not by a ring's
+    accounts, which are opened or bought in a batch."""
     members = fp.members
     if len(members) < uc.min_orgs:
         return False
     if (uc.max_verified_share is not None
             and sum(m.verified for m in members.values()) > uc.max_verified_share * len(members)):
         return False
+    spread = uc.max_established_spread_days
+    if spread is not None and not any(m.risky for m in members.values()):
+        days = [m.created for m in members.values() if m.created]
+        if days and max(days) - min(days) > spread:
+            return False
     blocks = set()
     asns = set()
     countries = set()

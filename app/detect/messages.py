@@ -40,6 +40,14 @@ OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume"
 OWN_STRUCTURAL = OWN_PAYMENT | OWN_POOL | OWN_NETWORK | OWN_HARNESS
 
 
+def _trimmed(tail: list) -> list:
+    """`tail` without its trailing unset fields: a record stores only up to the last one set, so a record
+    without the newer fields is stored exactly as before they existed."""
+    while tail and not tail[-1]:
+        tail.pop()
+    return tail
+
+
 class Summary(Struct, frozen=True, gc=False):
     """What the fingerprint and cluster stages know of an account (no content, only figures)."""
     account_id: str
@@ -78,6 +86,10 @@ class Summary(Struct, frozen=True, gc=False):
     # its latest request from a home or phone network outside its billing country: a residential proxy's exit
     # abroad, or a traveller at a hotel (fingerprints.pool_prompt.abroad_countries)
     abroad: bool = False
+    # the day its account was opened (days since 1970; 0: unknown), on an event paying with a card only: a
+    # ring's accounts are opened or bought in a batch, a programme's members over months or years
+    # (fingerprints.unrelated_card.max_established_spread_days)
+    created_day: int = 0
 
     @property
     def eligible(self) -> bool:
@@ -105,18 +117,18 @@ class Summary(Struct, frozen=True, gc=False):
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
                 self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
                 self.hosting_block, self.net, self.asn,
-                *((self.country, int(self.verified), int(self.home), 1) if self.abroad else
-                  (self.country, int(self.verified), 1) if self.home else (self.country, 1) if self.verified
-                  else (self.country,) if self.country else ())]
+                *_trimmed([self.country, int(self.verified), int(self.home), int(self.abroad), self.created_day])]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
         # a record from before `net` (twelve fields) knows no network, one from before `asn` (thirteen) no
         # operator, one without `country` (fourteen) no country, one without `verified` (fifteen) no verified
-        # identity, one without `home` (sixteen) no home, one without `abroad` (seventeen) is not abroad
+        # identity, one without `home` (sixteen) no home, one without `abroad` (seventeen) is not abroad, one
+        # without `created_day` (eighteen) has no opening day
         return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
                    w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0, w[14] if len(w) > 14 else "",
-                   len(w) > 15 and bool(w[15]), len(w) > 16 and bool(w[16]), len(w) > 17 and bool(w[17]))
+                   len(w) > 15 and bool(w[15]), len(w) > 16 and bool(w[16]), len(w) > 17 and bool(w[17]),
+                   w[18] if len(w) > 18 else 0)
 
 
 class Observation(Struct, frozen=True, gc=False):

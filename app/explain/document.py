@@ -140,7 +140,8 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
         uc = rules.fingerprints.unrelated_card
         if tr.scope == "payment_fp" and uc is not None and unrelated_holders(st, uc):
             ring = ("; its holders each send from their own hosting network, none shared, of several operators "
-                    "and countries: a ring's card, evidence of each holder's own (fingerprints.unrelated_card)")
+                    "and countries, opened in a batch or new: a ring's card, evidence of each holder's own "
+                    "(fingerprints.unrelated_card)")
         return "linking", f"links {who}: {len(eligible)} of the {len(st.members)} kept, {eorgs} orgs{ring}"
     if st.distinct <= 1:
         return "rare", "only this account uses it"

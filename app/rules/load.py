@@ -284,7 +284,9 @@ def _unrelated_card(uc: dict[str, Any] | None, source: str) -> UnrelatedCard | N
     out = UnrelatedCard(min_orgs=int(uc["min_orgs"]), min_asns=int(uc["min_asns"]),
                         min_countries=int(uc.get("min_countries", 1)),
                         max_verified_share=(None if uc.get("max_verified_share") is None
-                                            else float(uc["max_verified_share"])))
+                                            else float(uc["max_verified_share"])),
+                        max_established_spread_days=(None if uc.get("max_established_spread_days") is None
+                                                     else int(uc["max_established_spread_days"])))
     if out.min_orgs < 3:
         raise RulesError(source, "fingerprints.unrelated_card.min_orgs",
                          "must be 0 (off) or at least 3: two holders of a card are a couple or two colleagues")

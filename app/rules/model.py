@@ -227,6 +227,10 @@ class UnrelatedCard:
     # the share of its holders with a verified identity (KYC id_verified), at most: more is people who know each
     # other; None: any
     max_verified_share: float | None = None
+    # a card held only by established accounts (none new, on a disposable email or without KYC) opened more
+    # than this many days apart, at most: a ring opens or buys its accounts in a batch, a security programme's
+    # researchers signed up over months or years; None: any
+    max_established_spread_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

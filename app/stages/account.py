@@ -110,6 +110,7 @@ class AccountStage(Stage):
             home=st.home_n == st.n,
             abroad=bool(ev.country and ev.billing_country and ev.country != ev.billing_country
                         and ev.asn_type in fr.residential_asn_types),
+            created_day=st.created_ms // 86_400_000 if ev.payment_fp and st.created_ms is not None else 0,
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

@@ -39,14 +39,17 @@ def rules() -> Rules:
 
 
 def run(rules: Rules, holders: list[tuple[str, dict]], rounds: int = 3, card: str = "card-u",
-        verified: frozenset[str] = frozenset()) -> list[Output]:
-    """Each holder (account, client) of its own org, aged and card-verified (ID-verified if in `verified`),
-    sends `rounds` requests in turn, a minute apart, paying with `card`."""
+        verified: frozenset[str] = frozenset(), opened: dict[str, str] | None = None) -> list[Output]:
+    """Each holder (account, client) of its own org, aged (opened on `opened`'s day if given) and
+    card-verified (ID-verified if in `verified`), sends `rounds` requests in turn, a minute apart, paying with
+    `card`."""
     eng = Engine(rules)
     outs, i = [], 0
     for _ in range(rounds):
         for acct, client in holders:
             kyc = {"kyc": "id_verified"} if acct in verified else {}
+            if opened and acct in opened:
+                kyc["created_at"] = opened[acct]
             raw = event(i, acct, ts_ms=T0 + i * MIN, account={**AGED, "payment_fp": card, **kyc},
                         client={"ja4": "t13d_common", **client}, request={"prompt": f"Refactor module {i}"})
             raw["org_id"] = "org-" + acct
@@ -124,6 +127,33 @@ def test_a_security_programmes_verified_researchers_in_two_countries_are_not_a_r
     assert set(decided(run(anyone, team, verified=frozenset({"red-0", "red-1"})))) == {"red-0", "red-1", "red-2"}
 
 
+# odd world 369: a security programme's researchers of four orgs on one programme card, three on cloud boxes of
+# their own in the US (billed in Canada), one of them ID-verified, and one abroad (here a cloud box in the
+# Netherlands), their accounts opened 616, 212, 116 and 20 days before (T0 is 2026-02-01)
+PROGRAMME = [("res-0", {**cloud(0, 16509), "country": "US"}), ("res-1", {**cloud(1, 63949), "country": "US"}),
+             ("res-2", {**cloud(2, 15169), "country": "US"}), ("res-3", {**cloud(3, 14061), "country": "NL"})]
+OPENED = {"res-0": "2024-05-31T00:00:00Z", "res-1": "2025-07-04T00:00:00Z", "res-2": "2025-10-08T00:00:00Z",
+          "res-3": "2026-01-12T00:00:00Z"}
+
+
+def test_established_researchers_opened_months_apart_are_not_a_ring(rules):
+    uc = rules.fingerprints.unrelated_card
+    assert uc is not None and uc.max_established_spread_days == 90
+    assert decided(run(rules, PROGRAMME, verified=frozenset({"res-1"}), opened=OPENED)) == {}
+    # the same holders opened within a month of each other are a ring's batch (odd world 195's agentic
+    # harvester: established accounts opened 17 to 20 days apart, each on its own cloud exit)
+    batch = {a: f"2025-12-{10 + 5 * k:02d}T00:00:00Z" for k, a in enumerate(OPENED)}
+    assert set(decided(run(rules, PROGRAMME, verified=frozenset({"res-1"}), opened=batch))) == set(OPENED)
+    # ... and so are holders opened months apart of whom one is new: a ring's fresh account among bought ones
+    fresh = {**OPENED, "res-3": "2026-01-30T00:00:00Z"}
+    assert set(decided(run(rules, PROGRAMME, verified=frozenset({"res-1"}), opened=fresh))) == set(OPENED)
+    # without the knob the programme's card is a ring's
+    d = doc()
+    d["fingerprints"]["unrelated_card"]["max_established_spread_days"] = None
+    anyone = compile_rules(d, "any.yaml")
+    assert set(decided(run(anyone, PROGRAMME, verified=frozenset({"res-1"}), opened=OPENED))) == set(OPENED)
+
+
 def test_without_the_rule_the_same_ring_is_left_alone():
     d = doc()
     d["fingerprints"]["unrelated_card"]["min_orgs"] = 0
@@ -137,6 +167,7 @@ def test_without_the_rule_the_same_ring_is_left_alone():
     ("min_asns", 1, "fingerprints.unrelated_card.min_asns"),
     ("min_countries", 0, "fingerprints.unrelated_card"),
     ("max_verified_share", 1.5, "fingerprints.unrelated_card"),
+    ("max_established_spread_days", -1, "fingerprints.unrelated_card"),
     ("surplus", 1, "fingerprints.unrelated_card"),
 ])
 def test_knobs_are_validated(knob, value, where):
@@ -152,6 +183,10 @@ def test_the_flag_travels_on_the_link_and_in_the_clusters_stored_value():
     assert Summary.unwire(s.wire()) == s and Summary.unwire(s.wire()[:14]).country == ""
     v = Summary("a", "o", T0, False, False, 3, 0, verified=True)
     assert Summary.unwire(v.wire()) == v and not Summary.unwire(v.wire()[:15]).verified
+    # the opening day travels after `abroad`, which is stored unset then; a record without it has none
+    c = Summary("a", "o", T0, False, False, 3, 0, country="DE", created_day=20_500)
+    assert c.wire()[14:] == ["DE", 0, 0, 0, 20_500] and Summary.unwire(c.wire()) == c
+    assert Summary.unwire(c.wire()[:18]).created_day == 0
     link = Link("payment_fp:c", T0, "e", s, "a", 3, 3, True, 0, False, 0, True)
     back = Link.unwire_ref(link.wire_ref(0), [s])
     assert back == link and back.fp_unrelated
@@ -161,6 +196,8 @@ def test_the_flag_travels_on_the_link_and_in_the_clusters_stored_value():
     from app.detect.fingerprint import FpMember, FpState
     m = FpMember(T0, "o", 1, 0, 0, 0, 0, 0, 0, verified=1)
     assert FpMember(*m.snapshot()).verified == 1
+    opened = FpMember(T0, "o", 1, 0, 0, 0, 0, 0, 0, created=20_500)
+    assert len(opened.snapshot()) == 17 and FpMember(*opened.snapshot()).created == 20_500
     assert len(FpMember(T0, "o", 1, 0, 0, 0, 0, 0, 0).snapshot()) == 9
     f = FpState(T0)
     assert len(f.snapshot()) == 10 and not FpState.restore(f.snapshot()).unrelated
