@@ -14,7 +14,16 @@ from heapq import heapify, heappop, heappush
 
 from app.detect.hits import Hit, fired
 from app.detect.hits import at_least as _at_least
-from app.detect.messages import OWN_CONTENT, OWN_HARNESS, OWN_HARVEST, OWN_NETWORK, OWN_PAYMENT, OWN_POOL, Summary
+from app.detect.messages import (
+    OWN_CONTENT,
+    OWN_HARNESS,
+    OWN_HARVEST,
+    OWN_NETWORK,
+    OWN_PAYMENT,
+    OWN_POOL,
+    Summary,
+    trimmed,
+)
 from app.rules.model import Attribution, per_rules
 
 COMMUNITY, RING = "community", "ring"
@@ -130,10 +139,11 @@ class Member:
 
 class Value:
     """A linking value as the cluster last heard of it from the fingerprint stage."""
-    __slots__ = ("accounts", "decided_until", "harness", "last_ms", "orgs", "risky_orgs", "strong", "unrelated")
+    __slots__ = ("accounts", "decided_until", "exit", "harness", "last_ms", "orgs", "risky_orgs", "strong",
+                 "unrelated")
 
     def __init__(self, accounts: int, orgs: int, risky_orgs: int, last_ms: int, strong: bool = False,
-                 unrelated: bool = False) -> None:
+                 unrelated: bool = False, exit_: bool = False) -> None:
         self.accounts = accounts
         self.orgs = orgs
         # the orgs of its ring-like holders: new, disposable or KYC-less ones, or all of them on a card whose
@@ -144,15 +154,18 @@ class Value:
         self.last_ms = last_ms
         self.harness = False  # a harness prompt its throwaway members were marked on (`mark_harness`)
         self.unrelated = unrelated
+        # an IP block whose users are mostly accounts of several orgs with flagged requests through it (`exit`,
+        # as the fingerprint stage last judged it: fingerprints.exit_ring)
+        self.exit = exit_
 
     def snapshot(self) -> list:
-        # the two flags only when set: a value without them stores exactly as before they existed
-        return [self.accounts, self.orgs, self.risky_orgs, int(self.strong), self.decided_until, self.last_ms] + (
-            [int(self.harness), 1] if self.unrelated else [1] if self.harness else [])
+        # the three flags only when set: a value without them stores exactly as before they existed
+        return [self.accounts, self.orgs, self.risky_orgs, int(self.strong), self.decided_until, self.last_ms,
+                *trimmed([int(self.harness), int(self.unrelated), int(self.exit)])]
 
     @classmethod
     def restore(cls, s: list) -> Value:
-        v = cls(s[0], s[1], s[2], s[5], bool(s[3]), len(s) > 7 and bool(s[7]))
+        v = cls(s[0], s[1], s[2], s[5], bool(s[3]), len(s) > 7 and bool(s[7]), len(s) > 8 and bool(s[8]))
         v.decided_until = s[4]
         v.harness = len(s) > 6 and bool(s[6])
         return v
@@ -219,6 +232,7 @@ class ClusterState:
         "assessed",
         "blocks",
         "cid",
+        "exits",
         "first_ms",
         "flagged_members",
         "flagged_sum",
@@ -267,6 +281,7 @@ class ClusterState:
         self.last_ms = ts_ms
         self.members: dict[str, Member] = {}
         self.fps: dict[str, Value] = {}      # "scope:value" -> Value
+        self.exits = 0                       # of those, IP blocks judged a ring's exit (`Value.exit`; not stored)
         # running figures, so a link costs O(1) instead of a scan of members and values
         self.n_sum = 0          # requests across members (each as of its last summary)
         self.flagged_sum = 0    # flagged requests across members
@@ -480,6 +495,7 @@ class ClusterState:
          c.pol_alert_ms, c.pol_action) = s
         c.members = {k: Member.restore(m) for k, m in members.items()}
         c.fps = {k: Value.restore(v) for k, v in fps.items()}
+        c.exits = sum(1 for v in c.fps.values() if v.exit)
         c.pay_orgs, c.pay_key, c.infra_orgs, c.infra_key = best
         c.live = Live.restore(live) if live is not None else None
         c.recompute()
@@ -598,23 +614,27 @@ class ClusterState:
                 self.touch(acct)
 
     def note_fp(self, key: str, accounts: int, orgs: int, risky_orgs: int, max_values: int, ts_ms: int = 0,
-                strong: bool = False, unrelated: bool = False) -> None:
+                strong: bool = False, unrelated: bool = False, exit_: bool = False) -> None:
         """Record what a linking value looks like now, keeping the strongest payment and infra values:
         a payment method by the orgs of its risky holders, or of all its holders when they share no network
         (`unrelated`: a lab's or a team's card among colleagues is normal), infrastructure by the orgs behind
-        it."""
+        it. `exit_`: an IP block judged a ring's exit (the attribution view reads it: `exit_linked`)."""
         v = self.fps.get(key)
+        if exit_ != (v is not None and v.exit):
+            self.rev += 1
+            self.exits += 1 if exit_ else -1
         if key == self.pay_key and (v is None or accounts != v.accounts or unrelated != v.unrelated):
             self.rev += 1  # the payment signal's text counts its accounts and says whose card it is
         if unrelated:
             risky_orgs = max(risky_orgs, orgs)
         if v is None:
-            v = self.fps[key] = Value(accounts, orgs, risky_orgs, ts_ms, strong, unrelated)
+            v = self.fps[key] = Value(accounts, orgs, risky_orgs, ts_ms, strong, unrelated, exit_)
             (self._tmpl if key.startswith("template:") else self._other)[key] = None
         else:
             v.accounts, v.orgs, v.risky_orgs, v.last_ms = accounts, orgs, risky_orgs, max(ts_ms, v.last_ms)
             v.strong = v.strong or strong
             v.unrelated = unrelated
+            v.exit = exit_
         if key.startswith("payment_fp:"):
             if risky_orgs >= 2 and risky_orgs > self.pay_orgs:
                 self.pay_orgs, self.pay_key = risky_orgs, key
@@ -635,6 +655,9 @@ class ClusterState:
         if len(drop) < over:
             drop += _first_not_in(self._other, kept, over - len(drop))
         for k in drop:
+            if self.fps[k].exit:
+                self.rev += 1  # the view and FP_SHARED_UNRELATED read whether a ring's exit links it (`exits`)
+                self.exits -= 1
             del self.fps[k]
             if k.startswith("template:"):
                 del self._tmpl[k]
@@ -703,6 +726,7 @@ class ClusterState:
                     mine.dec_until, mine.dec_level = m.dec_until, m.dec_level
         for k, v in other.fps.items():
             self.fps.setdefault(k, v)
+        self.exits = sum(1 for v in self.fps.values() if v.exit)
         self._reindex()
         self.recompute()
         self._evict_to(max_members)
@@ -932,10 +956,12 @@ def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:
         at_least(s, pay_orgs, lambda: f"{pay_orgs} different orgs of {whose} ({accounts} accounts in all) pay with "
                                       f"{pay_key}", hits)
     s = sig("FP_SHARED_UNRELATED")
-    if s is not None and size and c.infra_key and young / size >= s.min_young_share:
+    # shared by mostly new or unverified accounts, or through a ring's exit (fingerprints.exit_ring: an IP block
+    # whose users are mostly accounts of several orgs with flagged requests through it), whoever they are
+    if s is not None and size and c.infra_key and (young / size >= s.min_young_share or c.exits):
         infra_orgs, infra_key = c.infra_orgs, c.infra_key
         if s.window_ms:
             infra_orgs, infra_key = c.fresh_infra(c.last_ms, s.window_ms)
-        if infra_key:
+        if infra_key and (young / size >= s.min_young_share or getattr(c.fps.get(infra_key), "exit", False)):
             at_least(s, infra_orgs, lambda: f"{infra_key} is shared by accounts of {infra_orgs} different orgs", hits)
     return hits

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
 
-from app.detect.messages import OWN_NETWORK, Link, Observation, Summary
-from app.rules.model import CampaignPrompt, HarvestTemplate, PoolPrompt, Rules, UnrelatedCard
+from app.detect.messages import OWN_NETWORK, Link, Observation, Summary, trimmed
+from app.rules.model import CampaignPrompt, ExitRing, HarvestTemplate, PoolPrompt, Rules, UnrelatedCard
 
 STRONG_SCOPES = frozenset({"payment_fp", "device_id"})
 
@@ -97,7 +97,7 @@ class FpState:
     # members whose `linkable` is set, made again by `restore` (`observe` and `evict_oldest` keep it: nothing
     # else changes members), nor `n_rot`, the number of members whose own egress rotates (OWN_NETWORK), nor
     # `n_cc`, the number with a country kept (`FpMember.cc`: a card's holders, a system prompt's users abroad)
-    __slots__ = ("abroad", "anchor", "distinct", "established", "exits", "first_ms", "harvest", "heap", "hits",
+    __slots__ = ("abroad", "anchor", "distinct", "established", "exit", "exits", "first_ms", "harvest", "heap", "hits",
                  "last_ms", "linking", "members", "n_cc", "n_linkable", "n_rot", "next_seq", "popular", "strong",
                  "unrelated")
 
@@ -121,6 +121,8 @@ class FpState:
         # a payment method's links last said its holders share no network (unrelated_card): when that turns
         # true, the holders linked before are linked again with it
         self.unrelated = False
+        # an IP block judged a ring's exit (exit_ring): its flagged members are linked whoever they are
+        self.exit = False
         # a system prompt's verdict by pool_prompt's shared exits (`_shared_exits` is not None), made again
         # when a member joins or moves to another hosting block (None: not made yet; not stored)
         self.exits: bool | None = None
@@ -129,9 +131,9 @@ class FpState:
         self.abroad: bool | None = None
 
     def snapshot(self) -> list:
-        # the harvest and unrelated verdicts only when set: a value without them stores exactly as before
+        # the harvest, unrelated and exit verdicts only when set: a value without them stores exactly as before
         # they existed
-        tail = [int(self.harvest), 1] if self.unrelated else [1] if self.harvest else []
+        tail = trimmed([int(self.harvest), int(self.unrelated), int(self.exit)])
         return [3, self.first_ms, self.last_ms, self.distinct, self.established,
                 {a: m.snapshot() for a, m in self.members.items()}, int(self.linking), int(self.popular), self.anchor,
                 int(self.strong), *tail]
@@ -146,6 +148,7 @@ class FpState:
         f.linking, f.popular, f.strong = bool(linking), bool(popular), bool(strong)
         f.harvest = len(s) > 10 and bool(s[10])
         f.unrelated = len(s) > 11 and bool(s[11])
+        f.exit = len(s) > 12 and bool(s[12])
         f.hits = sum(m.hit for m in f.members.values())
         f.heap = None
         f.exits = None
@@ -205,16 +208,30 @@ def _linkable(members: dict[str, FpMember]) -> list[str]:
     return [a for a, r in members.items() if r.linkable]
 
 
-def _may_link(r: FpMember, strong_scope: bool, everyone: bool, camp: bool, harvest: bool) -> int:
+def _may_link(r: FpMember, strong_scope: bool, everyone: bool, camp: bool, harvest: bool,
+              exit_: bool = False) -> int:
     """Whether the value may link member `r` (as of its last observation): everyone on a payment method or a
     device, or on a campaign prompt that links established members; its new or unverified users on a
     campaign prompt; otherwise a risky member with evidence of its own, or, on a harvest template, with a
     flagged request on it; or any member whose own egress rotates through home and phone networks only
     (`OWN_NETWORK` and never a hosting block: `ACCT_RESIDENTIAL_ROTATION`, a residential pool's exits; a
-    router or a hosted tool's customer rotates through hosting networks)."""
+    router or a hosted tool's customer rotates through hosting networks); or, on a ring's exit (`exit_ring`),
+    any member with a flagged request through it."""
     return int(strong_scope or everyone or (camp and bool(r.eligible))
                or (bool(r.risky) and bool(r.own or (harvest and r.hit)))
-               or (bool(r.own & OWN_NETWORK) and not r.block))
+               or (bool(r.own & OWN_NETWORK) and not r.block)
+               or (exit_ and bool(r.hit)))
+
+
+def exit_ring(fp: FpState, er: ExitRing) -> bool:
+    """Whether an IP block is a ring's exit (`fingerprints.exit_ring`), as of its kept members: those with a
+    flagged request through it (`FpMember.hit`) are at least `min_share` of them, of at least `min_orgs` orgs.
+    Asked only of a block of a VPN or a proxy (`Summary.veiled`)."""
+    hits = fp.hits
+    if hits < er.min_orgs or hits < er.min_share * len(fp.members):
+        return False
+    orgs = {m.org or acct for acct, m in fp.members.items() if m.hit}
+    return len(orgs) >= er.min_orgs
 
 
 def is_system_prompt(scope: str, value: str) -> bool:
@@ -227,9 +244,18 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
     whose users look like a campaign: linkable past `popular_accounts`, established members included),
     FP_POOL_PROMPT (a system prompt mostly established accounts use, run through a proxy pool: the same),
     FP_HARVEST_TEMPLATE (a prompt template whose users' requests on it are mostly flagged, its users mostly
-    new: links its risky users with a flagged request on it), FP_RARE (linkable by count: new/unverified
-    members with evidence of their own only, or everyone for a payment method/device)."""
+    new: links its risky users with a flagged request on it), FP_EXIT_RING (an IP block of a VPN, a proxy or a
+    hosting network whose users are mostly accounts of several orgs with flagged requests through it: links
+    those, established ones too), FP_RARE (linkable by count: new/unverified members with evidence of their
+    own only, or everyone for a payment method/device)."""
     fr = rules.fingerprints
+    er = fr.exit_ring
+    if fp.exit and er is not None:
+        orgs = len({m.org or acct for acct, m in fp.members.items() if m.hit})
+        return ("FP_EXIT_RING", round(fp.hits / len(fp.members), 4) if fp.members else 0.0, er.min_share,
+                f"a ring's exit: {fp.hits} of the {len(fp.members)} accounts kept sent flagged requests through "
+                f"this block of a VPN or a proxy, of {orgs} orgs (>= {er.min_share:g} and "
+                f"{er.min_orgs}); links those, established ones too")
     cp = fr.campaign_prompt
     young = fp.distinct - fp.established
     pp = fr.pool_prompt
@@ -471,6 +497,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
     verified = +s.verified if card else 0
     created = s.created_day if card else 0
     rot = 1 if s.own & OWN_NETWORK else 0
+    hit_new = False  # an existing member's first flagged request on this value
     if is_new:
         prev_ms = ts  # when this member was last seen on this value
         fp.distinct += 1
@@ -516,6 +543,7 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         if obs.hit and not m.hit:
             m.hit = 1
             fp.hits += 1
+            hit_new = True
     # popular while mostly established accounts use it (a common SDK, an IDE's system prompt); a value
     # that a campaign's aged accounts share with its new ones stays linkable
     fr = rules.fingerprints
@@ -548,9 +576,17 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         pool = fp.abroad
     if pool:
         camp = True
+    # an IP block of a VPN or a proxy: a ring's exit when its users are mostly accounts of
+    # several orgs with flagged requests through it (a verdict made again when a member joins or first sends a
+    # flagged request through it; a block's network is the block's, so the verdict stands between them)
+    er = fr.exit_ring
+    exit_ = fp.exit
+    if er is not None and s.veiled and scope == "ip_prefix" and (is_new or hit_new):
+        exit_ = exit_ring(fp, er)
     distinct, established = fp.distinct, fp.established
-    # (a campaign-like prompt is never half established: its young share is above half)
-    fp.popular = not camp and (distinct > fr.popular_accounts or (
+    # (a campaign-like prompt is never half established: its young share is above half; a ring's exit is
+    # its ring's, however many of its members are established)
+    fp.popular = not camp and not exit_ and (distinct > fr.popular_accounts or (
         established >= fr.popular_established and established * 2 >= distinct))
     if fp.popular:
         return []
@@ -565,9 +601,10 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
             and not sys_prompt and _harvest_like(fp, ht)):
         fp.harvest = changed = True
     harvest = fp.harvest
-    if strong != fp.strong:
-        # the value changed kind (a system prompt turned campaign-like)
+    if strong != fp.strong or exit_ != fp.exit:
+        # the value changed kind (a system prompt turned campaign-like, an IP block a ring's exit)
         fp.strong = strong
+        fp.exit = exit_
         changed = True
     if changed:
         # every member is linked again as what the value is now
@@ -575,12 +612,12 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         n_linkable = 0
         for r in members.values():
             r.level = -1
-            r.linkable = lk = _may_link(r, strong_scope, everyone, camp, harvest)
+            r.linkable = lk = _may_link(r, strong_scope, everyone, camp, harvest, exit_)
             n_linkable += lk
         fp.n_linkable = n_linkable
     else:
         was = m.linkable
-        m.linkable = now = _may_link(m, strong_scope, everyone, camp, harvest)
+        m.linkable = now = _may_link(m, strong_scope, everyone, camp, harvest, exit_)
         if now != was:
             fp.n_linkable += now - was
     # the linkable list, the org count and the links are built only when this call can use them: most
@@ -618,14 +655,14 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
                 if n_org < 0:
                     n_org, n_risky, n_thr, unrelated = _org_counts(fp, camp, uc)
                 links.append(Link(key, ts, obs.event_id, _stub(acct, r), fp.anchor, len(members), n_org, strong,
-                                  n_risky, harvest and bool(r.hit) and bool(r.risky), n_thr, unrelated))
+                                  n_risky, harvest and bool(r.hit) and bool(r.risky), n_thr, unrelated, exit_))
     level = s.level
     if link_due(level, m.level, ts, prev_ms, s.first_ms, refresh_ms(rules)):
         m.level = level
         if n_org < 0:
             n_org, n_risky, n_thr, unrelated = _org_counts(fp, camp, uc)
         links.append(Link(key, ts, obs.event_id, s, fp.anchor, len(members), n_org, strong, n_risky,
-                          harvest and bool(m.hit) and s.risky, n_thr, unrelated))
+                          harvest and bool(m.hit) and s.risky, n_thr, unrelated, exit_))
     if uc is not None and n_org >= 0 and unrelated != fp.unrelated:
         fp.unrelated = unrelated
         if unrelated:

@@ -40,7 +40,7 @@ OWN_NAMES = {OWN_CONTENT: "content", OWN_NETWORK: "egress", OWN_VOLUME: "volume"
 OWN_STRUCTURAL = OWN_PAYMENT | OWN_POOL | OWN_NETWORK | OWN_HARNESS
 
 
-def _trimmed(tail: list) -> list:
+def trimmed(tail: list) -> list:
     """`tail` without its trailing unset fields: a record stores only up to the last one set, so a record
     without the newer fields is stored exactly as before they existed."""
     while tail and not tail[-1]:
@@ -90,6 +90,9 @@ class Summary(Struct, frozen=True, gc=False):
     # ring's accounts are opened or bought in a batch, a programme's members over months or years
     # (fingerprints.unrelated_card.max_established_spread_days)
     created_day: int = 0
+    # its latest request through a VPN or a proxy (fingerprints.exit_ring.asn_types; False
+    # when the rules have no exit ring): whether its IP block may be a ring's exit
+    veiled: bool = False
 
     @property
     def eligible(self) -> bool:
@@ -117,18 +120,19 @@ class Summary(Struct, frozen=True, gc=False):
         return [self.account_id, self.org, self.first_ms, int(self.young), int(self.unverified),
                 self.n, self.flagged, int(self.pivot), int(self.risky), self.own, int(self.throwaway),
                 self.hosting_block, self.net, self.asn,
-                *_trimmed([self.country, int(self.verified), int(self.home), int(self.abroad), self.created_day])]
+                *trimmed([self.country, int(self.verified), int(self.home), int(self.abroad), self.created_day,
+                           int(self.veiled)])]
 
     @classmethod
     def unwire(cls, w: list) -> Summary:
         # a record from before `net` (twelve fields) knows no network, one from before `asn` (thirteen) no
         # operator, one without `country` (fourteen) no country, one without `verified` (fifteen) no verified
         # identity, one without `home` (sixteen) no home, one without `abroad` (seventeen) is not abroad, one
-        # without `created_day` (eighteen) has no opening day
+        # without `created_day` (eighteen) has no opening day, one without `veiled` (nineteen) is not veiled
         return cls(w[0], w[1], w[2], bool(w[3]), bool(w[4]), w[5], w[6], bool(w[7]), bool(w[8]), w[9], bool(w[10]),
                    w[11], w[12] if len(w) > 12 else 0, w[13] if len(w) > 13 else 0, w[14] if len(w) > 14 else "",
                    len(w) > 15 and bool(w[15]), len(w) > 16 and bool(w[16]), len(w) > 17 and bool(w[17]),
-                   w[18] if len(w) > 18 else 0)
+                   w[18] if len(w) > 18 else 0, len(w) > 19 and bool(w[19]))
 
 
 class Observation(Struct, frozen=True, gc=False):
@@ -166,7 +170,9 @@ class Link(Struct, frozen=True, gc=False):
     `fp_throwaway_orgs`: orgs behind a campaign's harness prompt among its throwaway (disposable-email or
     KYC-less) users (`OWN_HARNESS`); 0 for every other value.
     `fp_unrelated`: a payment method whose holders share no network, each on its own hosting block
-    (`fingerprints.unrelated_card`: a ring's card, `OWN_PAYMENT` for every holder)."""
+    (`fingerprints.unrelated_card`: a ring's card, `OWN_PAYMENT` for every holder).
+    `fp_exit`: an IP block of a VPN or a proxy whose users are mostly accounts of several
+    orgs with content-flagged requests through it (`fingerprints.exit_ring`: a ring's exit)."""
     fp: str
     ts_ms: int
     event_id: str
@@ -179,20 +185,21 @@ class Link(Struct, frozen=True, gc=False):
     harvest: bool = False
     fp_throwaway_orgs: int = 0
     fp_unrelated: bool = False
+    fp_exit: bool = False
 
     def wire(self) -> list:
         return [self.fp, self.ts_ms, self.event_id, self.summary.wire(), self.anchor, self.fp_accounts,
                 self.fp_orgs, int(self.strong), self.fp_risky_orgs, int(self.harvest), self.fp_throwaway_orgs,
-                *((1,) if self.fp_unrelated else ())]
+                *trimmed([int(self.fp_unrelated), int(self.fp_exit)])]
 
     def wire_ref(self, ref: int) -> list:
         return [self.fp, self.ts_ms, self.event_id, ref, self.anchor, self.fp_accounts, self.fp_orgs,
                 int(self.strong), self.fp_risky_orgs, int(self.harvest), self.fp_throwaway_orgs,
-                *((1,) if self.fp_unrelated else ())]
+                *trimmed([int(self.fp_unrelated), int(self.fp_exit)])]
 
     @classmethod
     def unwire_ref(cls, w: list, summaries: list[Summary]) -> Link:
         # a record from before `harvest` (nine fields) or `fp_throwaway_orgs` (ten) carries neither; one
-        # without `fp_unrelated` (eleven) is not a ring's card
+        # without `fp_unrelated` (eleven) is not a ring's card, one without `fp_exit` (twelve) not a ring's exit
         return cls(w[0], w[1], w[2], summaries[w[3]], w[4], w[5], w[6], bool(w[7]), w[8], len(w) > 9 and bool(w[9]),
-                   w[10] if len(w) > 10 else 0, len(w) > 11 and bool(w[11]))
+                   w[10] if len(w) > 10 else 0, len(w) > 11 and bool(w[11]), len(w) > 12 and bool(w[12]))

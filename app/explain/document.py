@@ -127,6 +127,9 @@ def _fp_status(tr: FpTrack, rules: Rules) -> tuple[str, str]:
         everyone, who = True, "every account behind it (a payment method or device links whoever holds it)"
     elif (code == "FP_CAMPAIGN_PROMPT" and cp is not None and cp.link_established) or code == "FP_POOL_PROMPT":
         everyone, who = True, f"every account behind it ({detail})"
+    elif code == "FP_EXIT_RING":
+        everyone, who = False, (f"the accounts behind it with a flagged request through it ({detail}; a weak "
+                                "value: it never joins two clusters)")
     elif code == "FP_HARVEST_TEMPLATE":
         everyone, who = False, (f"the new, disposable or KYC-less accounts behind it with abuse evidence of their own "
                                 f"or a flagged request on it ({detail}; a weak value: it never joins two clusters)")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.allowlist import Allowlist
-from app.detect.cluster import COMMUNITY, SCOPE_BITS, ClusterState, Live, Member, quiet
+from app.detect.cluster import COMMUNITY, RING, SCOPE_BITS, ClusterState, Live, Member, quiet
 from app.detect.hits import Hit
 from app.detect.messages import (
     OWN_CONTENT,
@@ -315,10 +315,14 @@ def aged_cap(c: ClusterState, rules: Rules) -> str | None:
     and `NOTHING` while they do not (aged, verified accounts sharing a site's network are colleagues: a
     decision made while the route was open, still live, reaches none of them from then on). Otherwise
     `COHORT` while the community is a cohort at one site (`site_cohort`) or at home (`home_cohort`): a decision
-    made before it was one reaches none of its members from then on, risky or not. None: no cap."""
+    made before it was one reaches none of its members from then on, risky or not. A ring linked through a
+    ring's exit (`fingerprints.exit_ring`: an IP block of a VPN or a proxy whose users are
+    mostly accounts of several orgs with flagged requests through it) is such a pool too. None: no cap."""
     if not _established_majority(c, rules):
         return COHORT if site_cohort(c, rules) or home_cohort(c, rules) else None
-    return rules.policy.attribution.spread_aged_max_action if spread_networks(c, rules) else NOTHING
+    if spread_networks(c, rules) or (c.kind == RING and c.exits):
+        return rules.policy.attribution.spread_aged_max_action
+    return NOTHING
 
 
 def _aged(cap: str | None, m: Member, aged: str | None) -> str | None:

@@ -20,6 +20,7 @@ from app.rules.model import (
     AllowEntry,
     Attribution,
     CampaignPrompt,
+    ExitRing,
     FingerprintRules,
     HarvestTemplate,
     Policy,
@@ -162,6 +163,7 @@ def compile_rules(doc: Any, source: str = "<memory>") -> Rules:
             harvest_template=_harvest_template(fp.get("harvest_template"), source),
             pool_prompt=_pool_prompt(fp.get("pool_prompt"), int(fp["popular_accounts"]), source),
             unrelated_card=_unrelated_card(fp.get("unrelated_card"), source),
+            exit_ring=_exit_ring(fp.get("exit_ring"), source),
             refresh_ms=int(float(fp.get("refresh_s", 0)) * 1000),
             hosting_asn_types=frozenset(fp.get("hosting_asn_types", ALL_HOSTING_ASN_TYPES)),
             residential_asn_types=frozenset(fp.get("residential_asn_types", RESIDENTIAL_ASN_TYPES)),
@@ -293,6 +295,22 @@ def _unrelated_card(uc: dict[str, Any] | None, source: str) -> UnrelatedCard | N
     if out.min_asns < 2:
         raise RulesError(source, "fingerprints.unrelated_card.min_asns",
                          "must be at least 2: one operator's machines are one company's cloud")
+    return out
+
+
+def _exit_ring(er: dict[str, Any] | None, source: str) -> ExitRing | None:
+    if er is None or int(er["min_orgs"]) == 0:
+        return None
+    out = ExitRing(min_orgs=int(er["min_orgs"]), min_share=float(er["min_share"]),
+                   asn_types=frozenset(er.get("asn_types", ("vpn", "proxy", "datacenter", "cloud"))))
+    if out.min_orgs < 3:
+        raise RulesError(source, "fingerprints.exit_ring.min_orgs",
+                         "must be 0 (off) or at least 3: two orgs behind one exit are two customers of a VPN")
+    if not 0 < out.min_share <= 1:
+        raise RulesError(source, "fingerprints.exit_ring.min_share", "must be above 0 and at most 1")
+    if out.asn_types & {"residential", "mobile"}:
+        raise RulesError(source, "fingerprints.exit_ring.asn_types",
+                         "must not name home or phone networks: a household's or a carrier's block is no exit")
     return out
 
 

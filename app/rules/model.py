@@ -243,6 +243,19 @@ class HarvestTemplate:
     min_young_share: float      # new/unverified share of its distinct accounts, at least
 
 
+@dataclass(frozen=True, slots=True)
+class ExitRing:
+    """When an IP block of a VPN or a proxy (`asn_types`) is a ring's exit: accounts of at
+    least `min_orgs` orgs sent content-flagged requests through it, and they are at least `min_share` of the
+    accounts it keeps. Its flagged members are linked whoever they are (aged, verified accounts included) and
+    a ring cluster it links is decided like a community on spread networks (aged members: a challenge at
+    most). A commercial VPN's exit serves many unrelated customers, few of them flagged; a campaign's aged
+    accounts harvesting through a handful of exits are most of their users."""
+    min_orgs: int               # orgs of its flagged members, at least
+    min_share: float            # its flagged members' share of the accounts it keeps, at least
+    asn_types: frozenset[str]   # the networks whose blocks may be a ring's exit
+
+
 # every ASN type that is hosting egress: what a rules file without fingerprints.hosting_asn_types counts
 ALL_HOSTING_ASN_TYPES = frozenset({"cloud", "datacenter", "proxy", "vpn"})
 # the home and phone networks: what a rules file without fingerprints.residential_asn_types counts
@@ -261,6 +274,7 @@ class FingerprintRules:
     harvest_template: HarvestTemplate | None = None
     pool_prompt: PoolPrompt | None = None
     unrelated_card: UnrelatedCard | None = None
+    exit_ring: ExitRing | None = None
     # an account reports a fingerprint value it already reported at the same summary level at most once
     # per this many ms (0: every event reports every value); see AccountState.unreported
     refresh_ms: int = 0

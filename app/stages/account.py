@@ -111,6 +111,7 @@ class AccountStage(Stage):
             abroad=bool(ev.country and ev.billing_country and ev.country != ev.billing_country
                         and ev.asn_type in fr.residential_asn_types),
             created_day=st.created_ms // 86_400_000 if ev.payment_fp and st.created_ms is not None else 0,
+            veiled=fr.exit_ring is not None and ev.asn_type in fr.exit_ring.asn_types,
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

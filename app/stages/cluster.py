@@ -198,7 +198,7 @@ class ClusterStage(Stage):
         harness = tie == "harness" and attribution.harness_ring(tie, link.fp_orgs, link.fp_throwaway_orgs, rules)
         c.add(s, max_members, tie, fp if link.strong else "", ts, ring, link.harvest, harness, self._pool_share)
         c.note_fp(fp, link.fp_accounts, link.fp_orgs, link.fp_risky_orgs, self._max_values, ts, link.strong,
-                  link.fp_unrelated)
+                  link.fp_unrelated, link.fp_exit)
         if harness:
             c.mark_harness(fp)
         cid = c.cid
