@@ -174,11 +174,13 @@ class Value:
 class Live:
     """The cluster's live decision: a fact about the cluster (its evidence and level), from which each
     member's decision is made under the rules in force when the member is reached. `judged`: attribution's
-    memo of it under the rules in force (`live_now`; not stored)."""
-    __slots__ = ("action", "alert_id", "decision_id", "judged", "mode", "reasons", "ts_ms", "ttl_s")
+    memo of it under the rules in force (`live_now`; not stored). `new_card`: made on fewer members with own
+    evidence than `cluster_min_own_members`, as a community of new accounts on one card (`new_card_community`):
+    it reaches members that are not risky only while the community is one."""
+    __slots__ = ("action", "alert_id", "decision_id", "judged", "mode", "new_card", "reasons", "ts_ms", "ttl_s")
 
     def __init__(self, decision_id: str, action: str, ttl_s: int, reasons: tuple[str, ...], alert_id: str,
-                 mode: str, ts_ms: int) -> None:
+                 mode: str, ts_ms: int, new_card: bool = False) -> None:
         self.decision_id = decision_id
         self.action = action
         self.ttl_s = ttl_s
@@ -186,6 +188,7 @@ class Live:
         self.alert_id = alert_id
         self.mode = mode
         self.ts_ms = ts_ms
+        self.new_card = new_card
         self.judged: tuple | None = None
 
     @property
@@ -193,11 +196,13 @@ class Live:
         return self.ts_ms + self.ttl_s * 1000
 
     def snapshot(self) -> list:
-        return [self.decision_id, self.action, self.ttl_s, list(self.reasons), self.alert_id, self.mode, self.ts_ms]
+        # `new_card` only when set: a decision made otherwise stores exactly as before it existed
+        return [self.decision_id, self.action, self.ttl_s, list(self.reasons), self.alert_id, self.mode, self.ts_ms,
+                *([1] if self.new_card else [])]
 
     @classmethod
     def restore(cls, s: list) -> Live:
-        return cls(s[0], s[1], s[2], tuple(s[3]), s[4], s[5], s[6])
+        return cls(s[0], s[1], s[2], tuple(s[3]), s[4], s[5], s[6], len(s) > 7 and bool(s[7]))
 
 
 class ClusterState:

@@ -162,9 +162,12 @@ def cluster_gate(c: ClusterState, rules: Rules, texts: bool = True) -> Reason | 
     v = view(c, rules)
     own = own_members(c, v, at.cluster_min_own_members)
     if own < at.cluster_min_own_members and not new_card_community(c, v, own, at):
+        # (with fewer members with evidence than even that route needs, the count says it all)
+        why = new_card_miss(c, v, own, at) if texts and 0 < at.new_card_min_own_members <= own else None
         return Reason("NOT_DECIDED_OWN_EVIDENCE", own, at.cluster_min_own_members,
                       f"{own} of {size} members have abuse evidence of their own: shared values alone are "
-                      "not acted on" if texts else "")
+                      f"not acted on{f' (not a community of new accounts on one card: {why})' if why else ''}"
+                      if texts else "")
     if v.aged_cap == NOTHING:  # mostly aged, verified members, not on spread networks (`aged_cap`)
         return Reason("NOT_DECIDED_ESTABLISHED", round(c.risky / size, 4), at.cluster_min_risky_share,
                       f"{c.risky} of {size} members are new, disposable or KYC-less, and its {c.netted} members "
@@ -200,22 +203,37 @@ def new_card_community(c: ClusterState, v: View, own: int, at: Attribution) -> b
     `new_card_max_verified_share` of whom have a verified identity (people who know each other: a security
     programme's researchers); new accounts that share only a system prompt (a hackathon's, an agent framework's
     launch crowd) are not this community."""
+    return new_card_miss(c, v, own, at) is None
+
+
+def new_card_miss(c: ClusterState, v: View, own: int, at: Attribution) -> str | None:
+    """Why the cluster is not a community of new accounts on one card decidable on `own` members with own
+    evidence (`new_card_community`), in words for its alert; None when it is one. The tests in the order
+    `new_card_community` asks them, the cheap ones first."""
     need = at.new_card_min_own_members
     members = c.members
-    if not need or own < need or c.kind != COMMUNITY or len(members) < 2 or c.young < len(members):
-        return False
+    if not need:
+        return "off"
+    if own < need:
+        return f"{own} members with evidence of their own, fewer than {need}"
+    if c.kind != COMMUNITY or len(members) < 2:
+        return "not a community of two or more members"
+    if c.young < len(members):
+        return f"{len(members) - c.young} of its {len(members)} members not new at first use"
     if not all(m.ties & CARD_TIES for m in members.values()):
-        return False
+        return "a member not tied to it by a payment method or a device"
     share = at.new_card_max_verified_share
-    if share is not None and sum(1 for m in members.values() if m.verified) > share * len(members):
-        return False
+    verified = sum(1 for m in members.values() if m.verified) if share is not None else 0
+    if share is not None and verified > share * len(members):
+        return f"{verified} of its {len(members)} members ID-verified, more than {share:g}"
     away = 0
     for m in members.values():
         if not at_home(m) and member_evidence(c, m, v):
             away += 1
             if away >= need:
-                return True
-    return False
+                return None
+    return ("its members with evidence of their own send from home, each on a home line or phone in its billing "
+            "country")
 
 
 def site_cohort(c: ClusterState, rules: Rules) -> int:
@@ -307,6 +325,12 @@ NOTHING = "nothing"
 # `aged_cap` of a community that is a cohort at one site (`site_cohort`) or at home (`home_cohort`): no member
 # is reached
 COHORT = "cohort"
+# `View.aged_cap` of a cluster whose live decision was made as a community of new accounts on one card
+# (`Live.new_card`: on fewer members with own evidence than `cluster_min_own_members`) and that is no longer
+# one, nor decidable otherwise: the live decision reaches none of its members that are not risky (an aged,
+# verified account that pays with a hydra pair's card after the pair was decided on one member's evidence is
+# no new account, and a decision made for new accounts does not carry over to it)
+UNDECIDABLE = "undecidable"
 
 
 def aged_cap(c: ClusterState, rules: Rules) -> str | None:
@@ -334,7 +358,7 @@ def _aged(cap: str | None, m: Member, aged: str | None) -> str | None:
         return None
     if m.risky:
         return cap
-    return None if aged == NOTHING else _capped(cap, aged)
+    return None if aged in (NOTHING, UNDECIDABLE) else _capped(cap, aged)
 
 
 def spread(c: ClusterState, rules: Rules) -> int:
@@ -376,7 +400,8 @@ class View:
 def view(c: ClusterState, rules: Rules) -> View:
     """Made again only when the cluster's figures or the rules changed (`ClusterState.rev`)."""
     memo = c.viewed
-    if memo is not None and memo[1] is rules:
+    # (the live decision too: whether it was made as a community of new accounts on one card, `UNDECIDABLE`)
+    if memo is not None and memo[1] is rules and memo[5] is c.live:
         if memo[0] == c.rev:
             return memo[2]
         if memo[3] == quiet(c):
@@ -384,14 +409,30 @@ def view(c: ClusterState, rules: Rules) -> View:
             # verdict alone
             pool = pooled(c, rules)
             if pool == memo[4]:
-                c.viewed = (c.rev, rules, memo[2], memo[3], pool)
+                c.viewed = (c.rev, rules, memo[2], memo[3], pool, c.live)
                 return memo[2]
     sp = spread(c, rules)
     shared = frozenset(c.shared_blocks(sp)) if sp > 1 else frozenset()
     pool = pooled(c, rules)
-    v = View(sp, rules.policy.attribution.own_content_min_share if pool else None, shared, aged_cap(c, rules))
-    c.viewed = (c.rev, rules, v, quiet(c), pool)
+    at = rules.policy.attribution
+    aged = aged_cap(c, rules)
+    v = View(sp, at.own_content_min_share if pool else None, shared, aged)
+    live = c.live
+    if aged not in (NOTHING, COHORT) and live is not None and live.new_card:
+        # decided as a community of new accounts on one card: while it is not one, nor decidable otherwise,
+        # its members that are not risky get nothing
+        own = own_members(c, v, at.cluster_min_own_members)
+        if own < at.cluster_min_own_members and not new_card_community(c, v, own, at):
+            v = View(sp, v.pool_share, shared, UNDECIDABLE)
+    c.viewed = (c.rev, rules, v, quiet(c), pool, live)
     return v
+
+
+def decided_as_new_card(c: ClusterState, rules: Rules) -> bool:
+    """Whether a decision made on the cluster now is made as a community of new accounts on one card: on
+    fewer members with own evidence than `cluster_min_own_members` (`Live.new_card`)."""
+    at = rules.policy.attribution
+    return own_members(c, view(c, rules), at.cluster_min_own_members) < at.cluster_min_own_members
 
 
 def at_home(m: Member) -> bool:
@@ -457,6 +498,10 @@ def member_tie(m: Member, bad_values: set[str], rules: Rules, evidence: int | No
                    "(most of its members send from one IP block that is not hosting egress) or at home (most of its "
                    "members each on a home line or phone of their own in their billing country), whatever it was "
                    "decided on before")
+    if cap is None and aged == UNDECIDABLE:
+        return Tie(tie.kind, None, tie.code, f"{tie.detail}; at most nothing: an aged, verified member of a cluster "
+                   "that has fewer members with abuse evidence of their own than a decision needs now, whatever it "
+                   "was decided on before")
     if cap is None:
         return Tie(tie.kind, None, tie.code, f"{tie.detail}; at most nothing: an aged, verified member of a community "
                    "of mostly aged, verified accounts on shared networks, colleagues whatever it was decided on before")

@@ -294,7 +294,7 @@ class ClusterStage(Stage):
         if decision is None:
             return False
         c.live = Live(decision.decision_id, decision.action, decision.ttl_s, decision.reasons, decision.alert_id,
-                      decision.mode, decision.ts_ms)
+                      decision.mode, decision.ts_ms, attribution.decided_as_new_card(c, rules))
         return True
 
     # -- analysts' verdicts (app.policy.feedback decides what each does)

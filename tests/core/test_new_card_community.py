@@ -79,20 +79,68 @@ def test_without_the_rule_the_pair_waits_for_a_second_member_with_evidence():
     assert gate is not None and (gate.code, gate.value, gate.threshold) == ("NOT_DECIDED_OWN_EVIDENCE", 1, 2)
 
 
-@pytest.mark.parametrize(("kw", "why"), [
-    ({"where": HOME}, "the member with evidence sends from its home line in its billing country"),
-    ({"second": aged()}, "an aged, verified holder: not a community of new accounts"),
-    ({"first": aged()}, "the member with evidence is aged"),
+def test_an_aged_holder_joining_the_decided_pairs_card_is_not_reached(rules):
+    # the pair is decided on the predecessor's evidence alone; then an aged, card-verified customer of a third
+    # org pays with the same card (its owner, say): the community is no longer one of new accounts, it has one
+    # member with evidence of its own, so it is not decidable now, and its live decision reaches no member
+    # that is not risky (before: a challenge by association)
+    feed, outs = pair(rules)
+    assert set(acts(outs)) == {"pred", "repl"}
+    owner = {**aged(), "billing_country": "US", "payment_fp": "card-1"}
+    later = [feed("owner", "org-c", owner, client=HOME, request={"prompt": f"Plan a trip, day {k}"})
+             for k in range(3)]
+    assert "owner" not in acts(later)
+    c = feed.cluster_of("owner")
+    assert c is feed.cluster_of("pred") and c.live is not None and c.live.new_card
+    v = attribution.view(c, rules)
+    assert v.aged_cap == attribution.UNDECIDABLE
+    tie = attribution.member_tie(c.members["owner"], attribution.flagged_values(c, rules), rules,
+                                 attribution.member_evidence(c, c.members["owner"], v), v.aged_cap)
+    assert tie.cap is None and "fewer members with abuse evidence of their own" in tie.detail
+    # a new, risky holder joining the same card is still reached by association
+    later = [feed("third", "org-d", {**young(), "billing_country": "US", "payment_fp": "card-1"}, client=exit_(3),
+                  request={"prompt": f"Hello again {k}"}) for k in range(2)]
+    assert acts(later)["third"][1] == "ASSOCIATION"
+    # the live decision keeps how it was made through a restore; one made otherwise stores as before
+    from app.detect.cluster import Live
+    assert Live.restore(c.live.snapshot()).new_card and len(c.live.snapshot()) == 8
+    assert len(Live("d", "block", 60, ("CL_SIZE",), "a", "enforce", 0).snapshot()) == 7
+
+
+def test_a_decision_made_on_two_members_with_evidence_is_not_a_new_card_decision():
+    # the same pair with the replacement sending trace reconstruction too, and the route for one member off:
+    # decided on two members with own evidence, so an aged holder joining later is reached by association as
+    # in any community
+    rules = with_changes(lambda d: d["policy"]["attribution"].update(new_card_community={"min_own_members": 0}))
+    feed, outs = Feed(rules), []
+    for acct, org, where in (("pred", "org-a", exit_(1)), ("repl", "org-b", exit_(2))):
+        for k in range(3):
+            outs.append(feed(acct, org, {**young(), "billing_country": "US", "payment_fp": "card-1"}, client=where,
+                             request=trace(k)))
+    c = feed.cluster_of("pred")
+    assert c.live is not None and not c.live.new_card
+    later = [feed("owner", "org-c", {**aged(), "billing_country": "US", "payment_fp": "card-1"}, client=HOME,
+                  request={"prompt": f"Plan a trip, day {k}"}) for k in range(3)]
+    assert acts(later)["owner"][1] == "ASSOCIATION"
+
+
+@pytest.mark.parametrize(("kw", "why", "said"), [
+    ({"where": HOME}, "the member with evidence sends from its home line in its billing country",
+     "its members with evidence of their own send from home"),
+    ({"second": aged()}, "an aged, verified holder: not a community of new accounts",
+     "1 of its 2 members not new at first use"),
+    ({"first": aged()}, "the member with evidence is aged", "1 of its 2 members not new at first use"),
 ])
-def test_who_is_not_a_new_card_community(rules, kw, why):
+def test_who_is_not_a_new_card_community(rules, kw, why, said):
     feed, outs = pair(rules, **kw)
     assert "repl" not in acts(outs), why
     c = feed.cluster_of("repl")
-    if c is not None:
-        gate = attribution.cluster_gate(c, rules)
-        assert gate is not None, why
-        v = attribution.view(c, rules)
-        assert not attribution.new_card_community(c, v, attribution.own_members(c, v), rules.policy.attribution)
+    gate = attribution.cluster_gate(c, rules)
+    assert gate is not None and gate.code == "NOT_DECIDED_OWN_EVIDENCE", why
+    v = attribution.view(c, rules)
+    assert not attribution.new_card_community(c, v, attribution.own_members(c, v), rules.policy.attribution)
+    # the alert says why the route for a community of new accounts on one card did not apply
+    assert f"(not a community of new accounts on one card: {said}" in gate.detail, gate.detail
 
 
 def test_a_pair_of_verified_identities_is_people_who_know_each_other(rules):
