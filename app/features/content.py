@@ -12,10 +12,12 @@ import unicodedata
 import zlib
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain, pairwise
 from operator import add, itemgetter
 from typing import NamedTuple
+
+from msgspec import Struct
 
 from app.features import lexicon
 from app.features.minhash import MINHASH_ROWS, hashed, minhash_keys, minhash_keys_many, minhash_of
@@ -86,8 +88,14 @@ class ContentConfig:
             object.__setattr__(self, name, caps)
 
 
-@dataclass(frozen=True, slots=True)
-class ContentFeatures:
+class ContentFeatures(Struct, frozen=True, gc=False):
+    """What the content stage tells the account stage of one prompt (never its text).
+
+    A frozen `msgspec.Struct` rather than a frozen dataclass, as the stages' messages are
+    (app/detect/messages.py): one is made per event, and a frozen dataclass's `__init__` sets each of its
+    ten fields through `object.__setattr__` (about 1 µs, 0.1 µs as a Struct). Same fields, order,
+    defaults, equality and hashing; `gc=False`: it holds only strings, numbers and tuples of strings."""
+
     skeleton_hash: str  # 16 hex chars of the masked, folded skeleton; "" when the prompt has no tokens
     # LSH keys shared by near-duplicates: MinHash bands of the skeleton's shingles ("m0:9c1e02ab",
     # minhash_bands of them); () when the prompt is too short to be a template
@@ -99,7 +107,7 @@ class ContentFeatures:
     lang: str
     length_bucket: int  # bit length of the prompt's length in chars: 0 empty, 1 one char, 9 for 256..511
     token_count: int = 0  # skeleton tokens (words; one per CJK character)
-    cues: tuple[str, ...] = field(default=())  # matched cue groups, e.g. "trace.hidden_self" (fixed names)
+    cues: tuple[str, ...] = ()  # matched cue groups, e.g. "trace.hidden_self" (fixed names)
 
 
 EMPTY = ContentFeatures(
