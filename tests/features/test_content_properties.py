@@ -4,10 +4,10 @@ stay in [0, 1], nothing of the prompt leaks into the output, and the cue pre-fil
 from __future__ import annotations
 
 import re
-from dataclasses import astuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import astuple
 
 from app.features import content, lexicon
 from app.features.content import LANGS, SIGNALS, TASK_FAMILIES, ContentConfig, analyse

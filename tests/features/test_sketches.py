@@ -165,7 +165,7 @@ _PROBE = [
 
 
 def _dump(prompts: list[str]) -> list[dict]:
-    from dataclasses import asdict
+    from msgspec.structs import asdict
 
     return [asdict(analyse(p, None, None, None, CFG)) for p in prompts]
 
