@@ -117,7 +117,7 @@ class Member:
         return [self.first_ms, self.org, int(self.young), int(self.risky), self.n, self.flagged, self.own,
                 int(self.pivot), self.ties, self.strong, self.dec_until, self.dec_level, self.seen_ms,
                 int(self.payment), self.block, int(self.harvest), int(self.throwaway), int(self.harness), self.net,
-                self.asn, *((int(self.home), 1) if self.verified else (1,) if self.home else ())]
+                self.asn, *trimmed([int(self.home), int(self.verified)])]
 
     @classmethod
     def restore(cls, s: list) -> Member:
@@ -623,7 +623,8 @@ class ClusterState:
         """Record what a linking value looks like now, keeping the strongest payment and infra values:
         a payment method by the orgs of its risky holders, or of all its holders when they share no network
         (`unrelated`: a lab's or a team's card among colleagues is normal), infrastructure by the orgs behind
-        it. `exit_`: an IP block judged a ring's exit (the attribution view reads it: `exit_linked`)."""
+        it. `exit_`: an IP block judged a ring's exit (counted in `exits`, which the attribution view and
+        FP_SHARED_UNRELATED read)."""
         v = self.fps.get(key)
         if exit_ != (v is not None and v.exit):
             self.rev += 1
@@ -967,6 +968,7 @@ def cluster_signals(c: ClusterState, rules, texts: bool = True) -> list[Hit]:
         infra_orgs, infra_key = c.infra_orgs, c.infra_key
         if s.window_ms:
             infra_orgs, infra_key = c.fresh_infra(c.last_ms, s.window_ms)
-        if infra_key and (young / size >= s.min_young_share or getattr(c.fps.get(infra_key), "exit", False)):
+        infra = c.fps.get(infra_key)
+        if infra_key and (young / size >= s.min_young_share or (infra is not None and infra.exit)):
             at_least(s, infra_orgs, lambda: f"{infra_key} is shared by accounts of {infra_orgs} different orgs", hits)
     return hits

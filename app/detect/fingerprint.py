@@ -82,9 +82,7 @@ class FpMember:
         """The stored form: a list in constructor order, so that `FpMember(*snapshot)` restores it; `hit`,
         `block`, `net`, `asn`, `cc`, `verified`, `home` and `created` only up to the last one set (nine fields
         when none is, as before they existed)."""
-        tail = [self.hit, self.block, self.net, self.asn, self.cc, self.verified, self.home, self.created]
-        while tail and not tail[-1]:
-            tail.pop()
+        tail = trimmed([self.hit, self.block, self.net, self.asn, self.cc, self.verified, self.home, self.created])
         return [self.last_ms, self.org, self.linkable, self.level, self.risky, self.young, self.own, self.eligible,
                 self.throwaway, *tail]
 
@@ -230,8 +228,12 @@ def exit_ring(fp: FpState, er: ExitRing) -> bool:
     hits = fp.hits
     if hits < er.min_orgs or hits < er.min_share * len(fp.members):
         return False
-    orgs = {m.org or acct for acct, m in fp.members.items() if m.hit}
-    return len(orgs) >= er.min_orgs
+    return _hit_orgs(fp) >= er.min_orgs
+
+
+def _hit_orgs(fp: FpState) -> int:
+    """Orgs of the value's kept members with a flagged request on it (an org-less account is its own)."""
+    return len({m.org or acct for acct, m in fp.members.items() if m.hit})
 
 
 def is_system_prompt(scope: str, value: str) -> bool:
@@ -244,14 +246,14 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
     whose users look like a campaign: linkable past `popular_accounts`, established members included),
     FP_POOL_PROMPT (a system prompt mostly established accounts use, run through a proxy pool: the same),
     FP_HARVEST_TEMPLATE (a prompt template whose users' requests on it are mostly flagged, its users mostly
-    new: links its risky users with a flagged request on it), FP_EXIT_RING (an IP block of a VPN, a proxy or a
-    hosting network whose users are mostly accounts of several orgs with flagged requests through it: links
-    those, established ones too), FP_RARE (linkable by count: new/unverified members with evidence of their
+    new: links its risky users with a flagged request on it), FP_EXIT_RING (an IP block of a VPN or a proxy
+    whose users are mostly accounts of several orgs with flagged requests through it: links those, established
+    ones too), FP_RARE (linkable by count: new/unverified members with evidence of their
     own only, or everyone for a payment method/device)."""
     fr = rules.fingerprints
     er = fr.exit_ring
     if fp.exit and er is not None:
-        orgs = len({m.org or acct for acct, m in fp.members.items() if m.hit})
+        orgs = _hit_orgs(fp)
         return ("FP_EXIT_RING", round(fp.hits / len(fp.members), 4) if fp.members else 0.0, er.min_share,
                 f"a ring's exit: {fp.hits} of the {len(fp.members)} accounts kept sent flagged requests through "
                 f"this block of a VPN or a proxy, of {orgs} orgs (>= {er.min_share:g} and "
