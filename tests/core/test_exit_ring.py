@@ -139,6 +139,13 @@ def test_a_commercial_vpn_exit_with_some_other_customers_is_still_a_ring_while_t
     assert set(acts) == {f"h{k}" for k in range(5)}
 
 
+def test_a_rules_file_without_asn_types_counts_vpn_and_proxy_blocks_only():
+    d = doc()
+    del d["fingerprints"]["exit_ring"]["asn_types"]
+    er = compile_rules(d, "no-types.yaml").fingerprints.exit_ring
+    assert er is not None and er.asn_types == {"vpn", "proxy"}
+
+
 @pytest.mark.parametrize("knob,value,where", [
     ("min_orgs", 2, "fingerprints.exit_ring.min_orgs"),
     ("min_share", 0, "fingerprints.exit_ring.min_share"),
