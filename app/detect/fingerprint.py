@@ -224,7 +224,7 @@ def _may_link(r: FpMember, strong_scope: bool, everyone: bool, camp: bool, harve
 def exit_ring(fp: FpState, er: ExitRing) -> bool:
     """Whether an IP block is a ring's exit (`fingerprints.exit_ring`), as of its kept members: those with a
     flagged request through it (`FpMember.hit`) are at least `min_share` of them, of at least `min_orgs` orgs.
-    Asked only of a block of a VPN or a proxy (`Summary.veiled`)."""
+    Asked only of a block of a VPN or a proxy, or a home network's sent from abroad (`Summary.veiled`)."""
     hits = fp.hits
     if hits < er.min_orgs or hits < er.min_share * len(fp.members):
         return False
@@ -246,17 +246,17 @@ def popularity(fp: FpState, scope: str, value: str, rules: Rules) -> tuple[str, 
     whose users look like a campaign: linkable past `popular_accounts`, established members included),
     FP_POOL_PROMPT (a system prompt mostly established accounts use, run through a proxy pool: the same),
     FP_HARVEST_TEMPLATE (a prompt template whose users' requests on it are mostly flagged, its users mostly
-    new: links its risky users with a flagged request on it), FP_EXIT_RING (an IP block of a VPN or a proxy
-    whose users are mostly accounts of several orgs with flagged requests through it: links those, established
-    ones too), FP_RARE (linkable by count: new/unverified members with evidence of their
-    own only, or everyone for a payment method/device)."""
+    new: links its risky users with a flagged request on it), FP_EXIT_RING (an IP block of a VPN, a proxy or
+    a home network abroad whose users are mostly accounts of several orgs with flagged requests through it:
+    links those, established ones too), FP_RARE (linkable by count: new/unverified members with evidence of
+    their own only, or everyone for a payment method/device)."""
     fr = rules.fingerprints
     er = fr.exit_ring
     if fp.exit and er is not None:
         orgs = _hit_orgs(fp)
         return ("FP_EXIT_RING", round(fp.hits / len(fp.members), 4) if fp.members else 0.0, er.min_share,
                 f"a ring's exit: {fp.hits} of the {len(fp.members)} accounts kept sent flagged requests through "
-                f"this block of a VPN or a proxy, of {orgs} orgs (>= {er.min_share:g} and "
+                f"this block of a VPN, a proxy or a home network abroad, of {orgs} orgs (>= {er.min_share:g} and "
                 f"{er.min_orgs}); links those, established ones too")
     cp = fr.campaign_prompt
     young = fp.distinct - fp.established
@@ -578,12 +578,13 @@ def observe(fp: FpState, obs: Observation, rules: Rules, key: str | None = None)
         pool = fp.abroad
     if pool:
         camp = True
-    # an IP block of a VPN or a proxy: a ring's exit when its users are mostly accounts of
-    # several orgs with flagged requests through it (a verdict made again when a member joins or first sends a
-    # flagged request through it; a block's network is the block's, so the verdict stands between them)
+    # an IP block of a VPN or a proxy, or a home network's sent from abroad: a ring's exit when its users are
+    # mostly accounts of several orgs with flagged requests through it (a verdict made again when a member joins
+    # or first sends a flagged request through it: asked by a member through a VPN, a proxy or from abroad, and
+    # of an exit by anyone, a person at home on a residential proxy's block counting among its users)
     er = fr.exit_ring
     exit_ = fp.exit
-    if er is not None and s.veiled and scope == "ip_prefix" and (is_new or hit_new):
+    if er is not None and (s.veiled or exit_) and scope == "ip_prefix" and (is_new or hit_new):
         exit_ = exit_ring(fp, er)
     distinct, established = fp.distinct, fp.established
     # (a campaign-like prompt is never half established: its young share is above half; a ring's exit is

@@ -90,7 +90,8 @@ class Summary(Struct, frozen=True, gc=False):
     # ring's accounts are opened or bought in a batch, a programme's members over months or years
     # (fingerprints.unrelated_card.max_established_spread_days)
     created_day: int = 0
-    # its latest request through a VPN or a proxy (fingerprints.exit_ring.asn_types; False
+    # its latest request through a VPN or a proxy (fingerprints.exit_ring.asn_types), or from a home or phone
+    # network abroad (exit_ring.abroad and `abroad`; False
     # when the rules have no exit ring): whether its IP block may be a ring's exit
     veiled: bool = False
 
@@ -171,7 +172,7 @@ class Link(Struct, frozen=True, gc=False):
     KYC-less) users (`OWN_HARNESS`); 0 for every other value.
     `fp_unrelated`: a payment method whose holders share no network, each on its own hosting block
     (`fingerprints.unrelated_card`: a ring's card, `OWN_PAYMENT` for every holder).
-    `fp_exit`: an IP block of a VPN or a proxy whose users are mostly accounts of several
+    `fp_exit`: an IP block of a VPN, a proxy or a home network abroad whose users are mostly accounts of several
     orgs with content-flagged requests through it (`fingerprints.exit_ring`: a ring's exit)."""
     fp: str
     ts_ms: int

@@ -340,7 +340,7 @@ def aged_cap(c: ClusterState, rules: Rules) -> str | None:
     decision made while the route was open, still live, reaches none of them from then on). Otherwise
     `COHORT` while the community is a cohort at one site (`site_cohort`) or at home (`home_cohort`): a decision
     made before it was one reaches none of its members from then on, risky or not. A ring linked through a
-    ring's exit (`fingerprints.exit_ring`: an IP block of a VPN or a proxy whose users are
+    ring's exit (`fingerprints.exit_ring`: an IP block of a VPN, a proxy or a home network abroad whose users are
     mostly accounts of several orgs with flagged requests through it) is such a pool too. None: no cap."""
     if not _established_majority(c, rules):
         return COHORT if site_cohort(c, rules) or home_cohort(c, rules) else None

@@ -303,7 +303,7 @@ def _exit_ring(er: dict[str, Any] | None, source: str) -> ExitRing | None:
         return None
     out = ExitRing(min_orgs=int(er["min_orgs"]), min_share=float(er["min_share"]),
                    # by default a VPN's or a proxy's blocks: a cloud or data-centre block is a tenant's network
-                   asn_types=frozenset(er.get("asn_types", ("vpn", "proxy"))))
+                   asn_types=frozenset(er.get("asn_types", ("vpn", "proxy"))), abroad=bool(er.get("abroad", False)))
     if out.min_orgs < 3:
         raise RulesError(source, "fingerprints.exit_ring.min_orgs",
                          "must be 0 (off) or at least 3: two orgs behind one exit are two customers of a VPN")

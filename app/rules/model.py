@@ -245,7 +245,8 @@ class HarvestTemplate:
 
 @dataclass(frozen=True, slots=True)
 class ExitRing:
-    """When an IP block of a VPN or a proxy (`asn_types`) is a ring's exit: accounts of at
+    """When an IP block of a VPN or a proxy (`asn_types`), or a home or phone network's block its users send
+    from abroad (`abroad`: a residential proxy's exit), is a ring's exit: accounts of at
     least `min_orgs` orgs sent content-flagged requests through it, and they are at least `min_share` of the
     accounts it keeps. Its flagged members are linked whoever they are (aged, verified accounts included) and
     a ring cluster it links is decided like a community on spread networks (aged members: a challenge at
@@ -254,6 +255,9 @@ class ExitRing:
     min_orgs: int               # orgs of its flagged members, at least
     min_share: float            # its flagged members' share of the accounts it keeps, at least
     asn_types: frozenset[str]   # the networks whose blocks may be a ring's exit
+    # ... and a home or phone network's block its member sends from abroad (`Summary.abroad`): a residential
+    # proxy pool's exit
+    abroad: bool = False
 
 
 # every ASN type that is hosting egress: what a rules file without fingerprints.hosting_asn_types counts

@@ -92,6 +92,9 @@ class AccountStage(Stage):
             if hit is not None:
                 out.alerts.append(hit[0])
                 out.decisions.append(hit[1])
+        abroad = bool(ev.country and ev.billing_country and ev.country != ev.billing_country
+                      and ev.asn_type in fr.residential_asn_types)
+        er = fr.exit_ring
         summary = Summary(
             account_id=key, org=st.org, first_ms=st.first_ms,
             young=young,
@@ -108,10 +111,9 @@ class AccountStage(Stage):
             country=ev.country or "",
             verified=st.kyc == "id_verified",
             home=st.home_n == st.n,
-            abroad=bool(ev.country and ev.billing_country and ev.country != ev.billing_country
-                        and ev.asn_type in fr.residential_asn_types),
+            abroad=abroad,
             created_day=st.created_ms // 86_400_000 if ev.payment_fp and st.created_ms is not None else 0,
-            veiled=fr.exit_ring is not None and ev.asn_type in fr.exit_ring.asn_types,
+            veiled=er is not None and (ev.asn_type in er.asn_types or (er.abroad and abroad)),
         )
         scopes = fr.scopes
         ts, event_id = ev.ts_ms, ev.event_id

@@ -4,8 +4,10 @@ requests through it. A campaign's aged, card-verified accounts harvesting reason
 exits (odd worlds 185, 221, 357) each score an alert and nothing more: established customers are never acted
 on for what they share, and an IP block links only new, disposable or KYC-less accounts. Through a ring's exit
 their flagged members are linked whoever they are, into a ring (a weak value: it never joins two clusters)
-decided like a community on spread networks: aged members get a challenge at most. A commercial VPN's exit
-serves many unrelated customers, few of them flagged; a home line or a campus NAT is no exit."""
+decided like a community on spread networks: aged members get a challenge at most. A residential proxy's exit
+is a home or phone network's block its users send from abroad (`exit_ring.abroad`: a stealth campaign's aged
+accounts, odd worlds 195 and 203). A commercial VPN's exit serves many unrelated customers, few of them
+flagged; a home line at home or a campus NAT is no exit."""
 
 from __future__ import annotations
 
@@ -51,11 +53,12 @@ def block(asn_type: str, k: int, exits: int = 1) -> dict:
 
 
 def run(rules: Rules, n: int = 5, asn_type: str = "vpn", orgs: int | None = None, bystanders: int = 0,
-        rounds: int = 4, cards: dict[str, str] | None = None, exits: int = 1) -> list[Output]:
+        rounds: int = 4, cards: dict[str, str] | None = None, exits: int = 1, billing: str = "US") -> list[Output]:
     """`n` aged accounts (of `orgs` orgs, their own each by default), each on its own card, send `rounds`
     trace-elicitation requests in turn, a minute apart, through one /24 of kind `asn_type`; `bystanders` more
     accounts of their own orgs send ordinary requests through it in the same turns, each turn first (the exit's
-    other customers). `cards`: an account's card, when not its own; `exits`: the /24s they take in turn."""
+    other customers). `cards`: an account's card, when not its own; `exits`: the /24s they take in turn;
+    `billing`: the accounts' billing country (the blocks are in the Netherlands)."""
     eng = Engine(rules)
     outs, i = [], 0
     for r in range(rounds):
@@ -64,7 +67,7 @@ def run(rules: Rules, n: int = 5, asn_type: str = "vpn", orgs: int | None = None
             prompt = (TRACE_PROMPTS[(k + r) % 2].format(n=31 + 7 * r + k) if k < n
                       else BENIGN_PROMPTS[(k + r) % 4].format(n=3 + r + k, c="DE"))
             card = (cards or {}).get(acct, "card-" + acct)
-            raw = event(i, acct, ts_ms=T0 + i * MIN, account={**AGED, "payment_fp": card},
+            raw = event(i, acct, ts_ms=T0 + i * MIN, account={**AGED, "payment_fp": card, "billing_country": billing},
                         client={"ja4": "t13d_common", **block(asn_type, k, exits)},
                         request={"prompt": prompt, "thinking": True})
             raw["org_id"] = f"org-{k % orgs}" if orgs and k < n else "org-" + acct
@@ -123,7 +126,10 @@ def test_without_the_rule_each_is_an_alert_and_nothing_more():
 
 
 @pytest.mark.parametrize("why,kw", [
-    ("the same accounts each on a home line of one provider's /24 (no exit)", {"asn_type": "residential"}),
+    ("the same accounts each on a home line of one provider's /24 at home (no exit)",
+     {"asn_type": "residential", "billing": "NL"}),
+    ("... or on their phones at home (no exit)", {"asn_type": "mobile", "billing": "NL"}),
+    ("a hotel's block abroad whose guests are mostly unflagged", {"asn_type": "residential", "bystanders": 7}),
     ("a campus NAT's block (no exit)", {"asn_type": "unknown"}),
     ("a cloud tenancy's block (an eval vendor's NAT carrying its client projects' orgs)", {"asn_type": "cloud"}),
     ("two orgs' accounts only (a team behind its VPN)", {"orgs": 2}),
@@ -133,17 +139,33 @@ def test_no_ring_without_an_exit_mostly_flagged_accounts_of_three_orgs_use(rules
     assert decided(run(rules, **kw)) == {}, why
 
 
+@pytest.mark.parametrize("asn_type", ["residential", "mobile"])
+def test_aged_harvesters_through_a_residential_proxy_exit_abroad_are_challenged_at_most(rules, asn_type):
+    # a stealth campaign's aged, card-verified accounts, billed in the US, each sending from a home or phone
+    # network's block in the Netherlands that they are most of the users of (odd world 203)
+    assert rules.fingerprints.exit_ring is not None and rules.fingerprints.exit_ring.abroad
+    acts = decided(run(rules, asn_type=asn_type))
+    assert set(acts) == {f"h{k}" for k in range(5)}
+    assert set(acts.values()) <= {"throttle", "challenge"}
+    d = doc()
+    d["fingerprints"]["exit_ring"]["abroad"] = False
+    assert decided(run(compile_rules(d, "home-only.yaml"), asn_type=asn_type)) == {}
+
+
 def test_a_commercial_vpn_exit_with_some_other_customers_is_still_a_ring_while_they_are_fewer(rules):
     # five flagged accounts of five orgs and three ordinary customers: 5 of 8 kept are flagged (>= 0.5)
     acts = decided(run(rules, bystanders=3))
     assert set(acts) == {f"h{k}" for k in range(5)}
 
 
-def test_a_rules_file_without_asn_types_counts_vpn_and_proxy_blocks_only():
+def test_a_rules_file_without_asn_types_counts_vpn_and_proxy_blocks_only_and_no_block_abroad():
     d = doc()
     del d["fingerprints"]["exit_ring"]["asn_types"]
     er = compile_rules(d, "no-types.yaml").fingerprints.exit_ring
     assert er is not None and er.asn_types == {"vpn", "proxy"}
+    del d["fingerprints"]["exit_ring"]["abroad"]
+    er = compile_rules(d, "no-abroad.yaml").fingerprints.exit_ring
+    assert er is not None and not er.abroad  # a home or phone network's block is an exit only when told
 
 
 @pytest.mark.parametrize("knob,value,where", [
@@ -152,6 +174,7 @@ def test_a_rules_file_without_asn_types_counts_vpn_and_proxy_blocks_only():
     ("min_share", 1.5, "fingerprints.exit_ring"),
     ("asn_types", ["vpn", "residential"], "fingerprints.exit_ring.asn_types"),
     ("surplus", 1, "fingerprints.exit_ring"),
+    ("abroad", "yes", "fingerprints.exit_ring.abroad"),
 ])
 def test_knobs_are_validated(knob, value, where):
     d = doc()
