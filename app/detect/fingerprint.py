@@ -224,7 +224,8 @@ def _may_link(r: FpMember, strong_scope: bool, everyone: bool, camp: bool, harve
 def exit_ring(fp: FpState, er: ExitRing) -> bool:
     """Whether an IP block is a ring's exit (`fingerprints.exit_ring`), as of its kept members: those with a
     flagged request through it (`FpMember.hit`) are at least `min_share` of them, of at least `min_orgs` orgs.
-    Asked only of a block of a VPN or a proxy, or a home network's sent from abroad (`Summary.veiled`)."""
+    Asked when a member joins or first sends a flagged request through it: by one sending through a VPN, a proxy
+    or a home network abroad (`Summary.veiled`), and by anyone once the block is an exit."""
     hits = fp.hits
     if hits < er.min_orgs or hits < er.min_share * len(fp.members):
         return False

@@ -91,8 +91,8 @@ class Summary(Struct, frozen=True, gc=False):
     # (fingerprints.unrelated_card.max_established_spread_days)
     created_day: int = 0
     # its latest request through a VPN or a proxy (fingerprints.exit_ring.asn_types), or from a home or phone
-    # network abroad (exit_ring.abroad and `abroad`; False
-    # when the rules have no exit ring): whether its IP block may be a ring's exit
+    # network abroad (exit_ring.abroad and `abroad`); False when the rules have no exit ring: whether its IP
+    # block may be a ring's exit
     veiled: bool = False
 
     @property
